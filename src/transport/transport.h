@@ -1,0 +1,195 @@
+/* The one internal interface every RPC transport implements (gRPC core over
+ * HTTP/2, Connect over libcurl), plus plain HTTP for /files.
+ *
+ * Rules shared by every implementation:
+ *  - start() either fails (returns non-OK, no callback ever runs) or succeeds
+ *    and then on_done runs exactly once, last, after every on_message.
+ *  - Callbacks run on engine threads, in order for one call, never
+ *    concurrently for one call. They must not block for long.
+ *  - The caller owns one reference to the call returned by start() and drops
+ *    it with release() exactly once (it may do so inside on_done). cancel()
+ *    may be called from any thread, any number of times, until release();
+ *    after on_done it is a no-op.
+ *  - Request data passed to start()/send() is copied (or fully consumed)
+ *    before the function returns.
+ *  - Header names are lower case. The transport adds its own protocol
+ *    headers (content-type, te, user-agent ...); the caller's list carries
+ *    envd's (authorization, x-access-token, e2b-sandbox-id, ...). A transport
+ *    never sends Connect-Timeout-Ms or grpc-timeout on its own for a stream:
+ *    envd reads Connect-Timeout-Ms on Start as the process lifetime. Timeouts
+ *    are enforced on the client side instead.
+ */
+#ifndef ENVD_TRANSPORT_H
+#define ENVD_TRANSPORT_H
+
+#include "envd/envd.h"
+#include "core/error.h"
+#include "core/timer.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct envd_kv {
+    const char *name;
+    const char *value;
+} envd_kv;
+
+/* Where calls go. Immutable once built; shared by reference. */
+typedef struct envd_endpoint {
+    char *base_url;      /* "http://127.0.0.1:49983" or "https://gw:443/prefix"; no trailing '/' */
+    char *authority;     /* "127.0.0.1:49983": host[:port] as the gRPC target */
+    int tls;             /* 1 for https */
+    char *ca_file;       /* PEM bundle to trust instead of the system roots; NULL = system */
+    int insecure;        /* 1 = skip TLS peer verification (tests only) */
+} envd_endpoint;
+
+typedef enum envd_rpc_kind {
+    ENVD_RPC_UNARY = 0,
+    ENVD_RPC_SERVER_STREAM = 1,
+    ENVD_RPC_CLIENT_STREAM = 2
+} envd_rpc_kind;
+
+typedef struct envd_rpc_request {
+    const envd_endpoint *ep;
+    const char *method;          /* "/process.Process/Start" */
+    envd_rpc_kind kind;
+    const envd_kv *headers;
+    size_t n_headers;
+    /* Unary and server stream: the request message (serialized protobuf).
+     * Client stream: ignored; messages go through send(). */
+    const uint8_t *body;
+    size_t body_len;
+    /* Unary: the whole call. Streams: until the response headers / first
+     * message arrive. 0 = none. Fires as ENVD_DEADLINE_EXCEEDED. */
+    int64_t timeout_ms;
+    /* Streams: longest gap between two received messages (keepalives count)
+     * before the stream is declared dead (ENVD_E_IDLE_TIMEOUT). 0 = none. */
+    int64_t idle_timeout_ms;
+} envd_rpc_request;
+
+typedef struct envd_rpc_callbacks {
+    /* One response message: serialized protobuf, valid only during the call.
+     * Return 0 to go on; non-zero cancels the call (on_done then reports
+     * ENVD_CANCELED). */
+    int (*on_message)(void *ud, const uint8_t *msg, size_t len);
+    /* Exactly once, last. err is NULL on success; otherwise the callee owns
+     * it (frees it or keeps it). */
+    void (*on_done)(void *ud, envd_error *err);
+    void *ud;
+} envd_rpc_callbacks;
+
+typedef struct envd_rpc envd_rpc;
+
+typedef struct envd_rpc_transport envd_rpc_transport;
+
+typedef struct envd_rpc_ops {
+    envd_transport_kind kind;
+    envd_status (*start)(envd_rpc_transport *t, const envd_rpc_request *req,
+                         const envd_rpc_callbacks *cb, envd_rpc **out);
+    /* Client stream only: queue one message, sent in order. Copies msg. */
+    envd_status (*send)(envd_rpc *call, const uint8_t *msg, size_t len);
+    /* Client stream only: no more messages; the response follows. */
+    envd_status (*close_send)(envd_rpc *call);
+    void (*cancel)(envd_rpc *call);
+    void (*release)(envd_rpc *call);
+} envd_rpc_ops;
+
+/* Every transport object starts with this header, so the API layer can call
+ * through t->ops without knowing the implementation. */
+struct envd_rpc_transport {
+    const envd_rpc_ops *ops;
+};
+
+/* ---- gRPC core (src/transport/grpc.c) ---------------------------------- */
+
+typedef struct envd_grpc_engine envd_grpc_engine;
+
+/* Starts `workers` threads, each draining its own completion queue. Calls
+ * grpc_init(). Channels are created lazily, one per (authority, tls, ca),
+ * shared by every call to that endpoint. */
+envd_status envd_grpc_engine_new(int workers, envd_timers *timers, envd_grpc_engine **out);
+/* Cancels every call in flight (their on_done report ENVD_CANCELED), tears
+ * down in the documented order and calls grpc_shutdown(). Must not be called
+ * from an engine thread. */
+void envd_grpc_engine_free(envd_grpc_engine *e);
+envd_rpc_transport *envd_grpc_engine_transport(envd_grpc_engine *e);
+
+/* ---- libcurl (src/transport/curl_engine.c, connect.c, http.c) ----------- */
+
+typedef struct envd_curl_engine envd_curl_engine;
+
+/* Starts the I/O thread that drives one curl multi handle. */
+envd_status envd_curl_engine_new(envd_timers *timers, envd_curl_engine **out);
+/* Cancels every transfer (on_done with ENVD_CANCELED), joins the thread. */
+void envd_curl_engine_free(envd_curl_engine *e);
+/* The Connect protocol (binary proto codec). */
+envd_rpc_transport *envd_curl_engine_connect(envd_curl_engine *e);
+
+/* Plain HTTP for /files. */
+typedef struct envd_http_part {
+    const char *name;            /* form field name: "file" */
+    const char *filename;        /* may be NULL */
+    const char *content_type;    /* NULL = application/octet-stream */
+    /* Either data/len, or read() with size (-1 when unknown). */
+    const uint8_t *data;
+    size_t len;
+    /* Fill buf with up to cap bytes; return the count, 0 at end, or
+     * (size_t)-1 on a local error (the transfer fails with ENVD_E_IO). */
+    size_t (*read)(void *ud, uint8_t *buf, size_t cap);
+    void *read_ud;
+    int64_t size;
+} envd_http_part;
+
+typedef struct envd_http_request {
+    const envd_endpoint *ep;
+    const char *method;          /* "GET" or "POST" */
+    const char *path;            /* "/files?path=...&username=..." already encoded */
+    const envd_kv *headers;
+    size_t n_headers;
+    /* POST body, one of: parts (multipart/form-data), or a single raw body
+     * (data/len or read()/size, sent as content_type). */
+    const envd_http_part *parts;
+    size_t n_parts;
+    const envd_http_part *raw;
+    int gzip_request;            /* compress the raw body with gzip on the fly */
+    int accept_gzip;             /* ask for gzip and decode it transparently */
+    int64_t timeout_ms;          /* until the response headers; 0 = none */
+    int64_t idle_timeout_ms;     /* longest stall in either direction; 0 = none */
+} envd_http_request;
+
+typedef struct envd_http_callbacks {
+    /* Response status known (headers done). content_length is -1 when
+     * unknown. Return non-zero to abort (on_done gets ENVD_CANCELED). */
+    int (*on_status)(void *ud, int status, int64_t content_length);
+    /* Response body bytes, as they arrive (decoded if gzip). Return non-zero
+     * to abort. */
+    int (*on_data)(void *ud, const uint8_t *data, size_t len);
+    /* Upload progress (bytes sent so far, total or -1); may be NULL. */
+    void (*on_progress)(void *ud, int64_t sent, int64_t total);
+    /* Exactly once, last. err is NULL when an HTTP response was received in
+     * full (whatever its status: the caller judges the status); the callee
+     * owns err. */
+    void (*on_done)(void *ud, envd_error *err);
+    void *ud;
+} envd_http_callbacks;
+
+typedef struct envd_http envd_http;
+
+envd_status envd_http_start(envd_curl_engine *e, const envd_http_request *req,
+                            const envd_http_callbacks *cb, envd_http **out);
+void envd_http_cancel(envd_http *h);
+void envd_http_release(envd_http *h);
+
+/* ---- error mapping shared by transports (src/transport/errmap.c) ------- */
+
+/* Builds the error for a non-2xx HTTP response from its (possibly partial)
+ * body: Connect JSON {"code":"not_found","message":...} wins; envd's own
+ * {"code":401,"message":...} and plain proxy replies map from the status. */
+envd_error *envd_error_from_http_body(int http_status, const uint8_t *body, size_t len,
+                                      envd_transport_kind transport);
+
+/* Builds the error from a Connect end-of-stream JSON payload; returns NULL
+ * when it reports success ({} or without "error"). */
+envd_error *envd_error_from_connect_end(const uint8_t *json, size_t len);
+
+#endif
