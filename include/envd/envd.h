@@ -166,8 +166,6 @@ ENVD_API envd_status envd_config_set_workers(envd_config *cfg, int workers);
 ENVD_API envd_status envd_config_set_max_inflight(envd_config *cfg, int max_inflight,
                                                   int fail_fast);
 
-/* Reads back the effective runtime URL the config would produce. */
-
 /* --------------------------------------------------------------- runtime */
 
 typedef struct envd_runtime envd_runtime;
@@ -210,6 +208,182 @@ ENVD_API void envd_future_cancel(envd_future *f);
  * (with ENVD_CANCELED) but must not touch f after... it receives f only for
  * reading the status. */
 ENVD_API void envd_future_free(envd_future *f);
+
+
+/* ---------------------------------------------------------------- client */
+
+typedef struct envd_client envd_client;
+
+/* A client for one sandbox. sandbox_id is sent as e2b-sandbox-id (may be
+ * NULL or "" for a direct envd). cfg may be NULL (defaults); it is copied.
+ * Caller frees with envd_client_free, before the runtime. */
+ENVD_API envd_status envd_client_new(envd_runtime *rt, const char *sandbox_id,
+                                     const envd_config *cfg, envd_client **out,
+                                     envd_error **err);
+ENVD_API void envd_client_free(envd_client *c);
+/* <scheme>://<domain>, or the sandbox base URL when set, as the Go client's
+ * SandboxURL. Valid as long as the client. */
+ENVD_API const char *envd_client_runtime_url(const envd_client *c);
+/* The RPC transport calls use: GRPC or CONNECT once known; AUTO while the
+ * endpoint has not been probed yet. */
+ENVD_API envd_transport_kind envd_client_transport(const envd_client *c);
+
+/* -------------------------------------------------------------- commands */
+
+/* Output callback: raw bytes (not NUL-terminated), valid only during the
+ * call. Runs on an engine thread. */
+typedef void (*envd_output_cb)(void *ud, const uint8_t *data, size_t len);
+
+typedef struct envd_cmd_opts envd_cmd_opts;
+
+/* Options for run/start. Caller frees with envd_cmd_opts_free; the options
+ * are copied by the call that takes them. */
+ENVD_API envd_cmd_opts *envd_cmd_opts_new(void);
+ENVD_API void envd_cmd_opts_free(envd_cmd_opts *o);
+ENVD_API envd_status envd_cmd_opts_set_env(envd_cmd_opts *o, const char *name, const char *value);
+ENVD_API envd_status envd_cmd_opts_set_cwd(envd_cmd_opts *o, const char *cwd);
+/* Pipe stdin (default off: /dev/null, encoded explicitly as envd needs). */
+ENVD_API envd_status envd_cmd_opts_set_stdin(envd_cmd_opts *o, int enabled);
+ENVD_API envd_status envd_cmd_opts_set_tag(envd_cmd_opts *o, const char *tag);
+/* Run as this user instead of the client's. */
+ENVD_API envd_status envd_cmd_opts_set_user(envd_cmd_opts *o, const char *user);
+/* Process timeout: envd SIGKILLs the process after ms (sent as
+ * Connect-Timeout-Ms on Start). 0 (default) = none. */
+ENVD_API envd_status envd_cmd_opts_set_timeout_ms(envd_cmd_opts *o, int64_t ms);
+ENVD_API envd_status envd_cmd_opts_on_stdout(envd_cmd_opts *o, envd_output_cb cb, void *ud);
+ENVD_API envd_status envd_cmd_opts_on_stderr(envd_cmd_opts *o, envd_output_cb cb, void *ud);
+/* Keep at most this many bytes of stdout and of stderr in the result
+ * (callbacks still see everything). Default 64 MiB each; 0 = keep none. */
+ENVD_API envd_status envd_cmd_opts_set_max_output(envd_cmd_opts *o, size_t bytes);
+
+typedef struct envd_command_result envd_command_result;
+
+/* Output kept in the result; *len gets its length. NUL-terminated. */
+ENVD_API const char *envd_command_result_stdout(const envd_command_result *r, size_t *len);
+ENVD_API const char *envd_command_result_stderr(const envd_command_result *r, size_t *len);
+ENVD_API int envd_command_result_exit_code(const envd_command_result *r);
+/* envd's error text for a non-zero exit ("exit status 1"), or "". */
+ENVD_API const char *envd_command_result_error(const envd_command_result *r);
+/* Non-zero if output beyond the max-output cap was dropped from r. */
+ENVD_API int envd_command_result_truncated(const envd_command_result *r);
+ENVD_API void envd_command_result_free(envd_command_result *r);
+
+/* Runs `/bin/bash -l -c cmd` and waits for it. On a non-zero exit both *res
+ * and *err are set (ENVD_E_COMMAND_EXIT), as the Go client returns both.
+ * Caller frees *res and *err. */
+ENVD_API envd_status envd_commands_run(envd_client *c, const char *cmd, const envd_cmd_opts *o,
+                                       envd_command_result **res, envd_error **err);
+/* The future's result: envd_future_command_result. */
+ENVD_API envd_status envd_commands_run_async(envd_client *c, const char *cmd,
+                                             const envd_cmd_opts *o, envd_future **out);
+/* The result of a run or handle-wait future, also when it failed with
+ * ENVD_E_COMMAND_EXIT. Valid until the future is freed. */
+ENVD_API const envd_command_result *envd_future_command_result(const envd_future *f);
+
+typedef struct envd_handle envd_handle;
+
+/* Starts a command and returns once envd reported its pid. Output goes to
+ * the callbacks in o and into the result of envd_handle_wait. */
+ENVD_API envd_status envd_commands_start(envd_client *c, const char *cmd, const envd_cmd_opts *o,
+                                         envd_handle **out, envd_error **err);
+ENVD_API envd_status envd_commands_start_async(envd_client *c, const char *cmd,
+                                               const envd_cmd_opts *o, envd_future **out);
+/* Attaches to a running process by pid (output from now on). */
+ENVD_API envd_status envd_commands_connect(envd_client *c, uint32_t pid, const envd_cmd_opts *o,
+                                           envd_handle **out, envd_error **err);
+ENVD_API envd_status envd_commands_connect_async(envd_client *c, uint32_t pid,
+                                                 const envd_cmd_opts *o, envd_future **out);
+/* Moves the handle out of a start/connect future; caller frees it. */
+ENVD_API envd_handle *envd_future_take_handle(envd_future *f);
+
+ENVD_API uint32_t envd_handle_pid(const envd_handle *h);
+/* Waits for the end of the process (timeout_ms < 0: forever; ENVD_E_TIMEOUT
+ * leaves the handle usable). Same result/error rules as envd_commands_run.
+ * The result can be taken once. */
+ENVD_API envd_status envd_handle_wait(envd_handle *h, int64_t timeout_ms,
+                                      envd_command_result **res, envd_error **err);
+/* A future that completes when the process ends (owned by the handle: do
+ * not free it; valid until the handle is freed). */
+ENVD_API envd_future *envd_handle_future(envd_handle *h);
+/* Stops receiving output; the process keeps running. */
+ENVD_API void envd_handle_disconnect(envd_handle *h);
+/* SIGKILL. Returns 1 if killed, 0 if it was already gone. */
+ENVD_API int envd_handle_kill(envd_handle *h);
+/* Disconnects if needed and frees. */
+ENVD_API void envd_handle_free(envd_handle *h);
+
+/* SIGKILL to pid: *killed = 0 when envd does not know the pid. */
+ENVD_API envd_status envd_commands_kill(envd_client *c, uint32_t pid, int *killed,
+                                        envd_error **err);
+ENVD_API envd_status envd_commands_send_stdin(envd_client *c, uint32_t pid, const void *data,
+                                              size_t len, envd_error **err);
+
+typedef struct envd_process_list envd_process_list;
+ENVD_API envd_status envd_commands_list(envd_client *c, envd_process_list **out,
+                                        envd_error **err);
+ENVD_API size_t envd_process_list_count(const envd_process_list *l);
+ENVD_API uint32_t envd_process_list_pid(const envd_process_list *l, size_t i);
+/* "" when the process has no tag. */
+ENVD_API const char *envd_process_list_tag(const envd_process_list *l, size_t i);
+ENVD_API const char *envd_process_list_cmd(const envd_process_list *l, size_t i);
+ENVD_API size_t envd_process_list_argc(const envd_process_list *l, size_t i);
+ENVD_API const char *envd_process_list_arg(const envd_process_list *l, size_t i, size_t j);
+ENVD_API const char *envd_process_list_cwd(const envd_process_list *l, size_t i);
+ENVD_API void envd_process_list_free(envd_process_list *l);
+
+/* ------------------------------------------------------------ filesystem */
+
+typedef enum envd_file_type {
+    ENVD_FILE_TYPE_UNKNOWN = 0,
+    ENVD_FILE_TYPE_FILE = 1,
+    ENVD_FILE_TYPE_DIRECTORY = 2,
+    ENVD_FILE_TYPE_SYMLINK = 3
+} envd_file_type;
+
+/* One file's metadata. Strings are valid as long as the entry. */
+typedef struct envd_entry_info {
+    const char *name;
+    envd_file_type type;
+    const char *path;
+    int64_t size;
+    uint32_t mode;           /* permission bits */
+    const char *permissions; /* "-rw-r--r--" */
+    const char *owner;
+    const char *group;
+    int64_t modified_sec;    /* Unix time; 0 when unknown */
+    int32_t modified_nsec;
+    const char *symlink_target; /* NULL when not a symlink */
+} envd_entry_info;
+
+ENVD_API void envd_entry_info_free(envd_entry_info *e);
+
+/* Stat. Caller frees *out with envd_entry_info_free. */
+ENVD_API envd_status envd_fs_get_info(envd_client *c, const char *path, envd_entry_info **out,
+                                      envd_error **err);
+ENVD_API envd_status envd_fs_get_info_async(envd_client *c, const char *path,
+                                            envd_future **out);
+/* The entry of a get_info future; valid until the future is freed. */
+ENVD_API const envd_entry_info *envd_future_entry(const envd_future *f);
+/* *exists = 0 on not_found (no error). */
+ENVD_API envd_status envd_fs_exists(envd_client *c, const char *path, int *exists,
+                                    envd_error **err);
+
+/* ----------------------------------------------------------------- files */
+
+/* Reads a whole file into memory (*data is NUL-terminated for convenience;
+ * caller frees with free()). user NULL = the client's user. */
+ENVD_API envd_status envd_files_read(envd_client *c, const char *path, const char *user,
+                                     uint8_t **data, size_t *len, envd_error **err);
+ENVD_API envd_status envd_files_read_async(envd_client *c, const char *path, const char *user,
+                                           envd_future **out);
+/* The bytes of a read future (NUL-terminated); valid until it is freed. */
+ENVD_API const uint8_t *envd_future_bytes(const envd_future *f, size_t *len);
+/* Writes (creates or overwrites; parents are created). */
+ENVD_API envd_status envd_files_write(envd_client *c, const char *path, const void *data,
+                                      size_t len, const char *user, envd_error **err);
+/* data must stay valid until the future completes (it is not copied). */
+ENVD_API envd_status envd_files_write_async(envd_client *c, const char *path, const void *data,
+                                            size_t len, const char *user, envd_future **out);
 
 #ifdef __cplusplus
 }

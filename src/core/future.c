@@ -108,10 +108,8 @@ void envd_future_complete(envd_future *f, void *result, envd_free_fn free_fn, en
     }
     f->done = 1;
     f->has_hook = 0;
-    f->result = err ? NULL : result;
+    f->result = result; /* kept with an error too: a failed command has output */
     f->result_free = free_fn;
-    if (err && result && free_fn)
-        free_fn(result);
     f->err = err;
     envd_future_cb cb = f->cb;
     void *cb_ud = f->cb_ud;
@@ -135,7 +133,7 @@ void *envd_future_result(const envd_future *f, int kind)
         return NULL;
     envd_future *m = (envd_future *)f;
     pthread_mutex_lock(&m->mu);
-    void *r = (m->done && !m->err && m->kind == kind) ? m->result : NULL;
+    void *r = (m->done && m->kind == kind) ? m->result : NULL;
     pthread_mutex_unlock(&m->mu);
     return r;
 }
@@ -146,7 +144,7 @@ void *envd_future_take_result(envd_future *f, int kind)
         return NULL;
     pthread_mutex_lock(&f->mu);
     void *r = NULL;
-    if (f->done && !f->err && f->kind == kind) {
+    if (f->done && f->kind == kind) {
         r = f->result;
         f->result = NULL;
     }

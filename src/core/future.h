@@ -27,12 +27,12 @@ envd_future *envd_future_create(int kind);
  * caller already asked for cancellation, hook.cancel runs right away. */
 void envd_future_set_cancel(envd_future *f, const envd_cancel_hook *hook);
 
-/* Completes f with either a result (owned by f, released with free_fn) or an
- * error (owned by f). Runs the completion callback, wakes waiters, and drops
+/* Completes f with a result (owned by f, released with free_fn; may be NULL)
+ * and/or an error (owned by f). Runs the completion callback, wakes waiters, and drops
  * the operation's reference: f must not be touched by the operation after. */
 void envd_future_complete(envd_future *f, void *result, envd_free_fn free_fn, envd_error *err);
 
-/* The result if f is done, succeeded and has this kind; else NULL. */
+/* The result if f is done and has this kind (also when it failed); else NULL. */
 void *envd_future_result(const envd_future *f, int kind);
 
 /* Moves the result out (f keeps no result afterwards). */

@@ -1,0 +1,191 @@
+/* envd_client: URL, endpoint and the headers every request carries. */
+#include "api/internal.h"
+
+#include <curl/curl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static envd_status parse_endpoint(const char *url, envd_endpoint *ep, char **files_path,
+                                  envd_error **err)
+{
+    CURLU *u = curl_url();
+    if (!u)
+        return ENVD_E_NOMEM;
+    char *scheme = NULL, *host = NULL, *port = NULL, *path = NULL;
+    envd_status s = ENVD_OK;
+    if (curl_url_set(u, CURLUPART_URL, url, 0) != CURLUE_OK ||
+        curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
+        curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK) {
+        if (err)
+            *err = envd_error_new(ENVD_E_CONFIG, ENVD_TRANSPORT_NONE, 0,
+                                  "invalid runtime URL '%s'", url);
+        s = ENVD_E_CONFIG;
+        goto out;
+    }
+    if (strcmp(scheme, "http") != 0 && strcmp(scheme, "https") != 0) {
+        if (err)
+            *err = envd_error_new(ENVD_E_CONFIG, ENVD_TRANSPORT_NONE, 0,
+                                  "runtime URL '%s': scheme must be http or https", url);
+        s = ENVD_E_CONFIG;
+        goto out;
+    }
+    ep->tls = strcmp(scheme, "https") == 0;
+    curl_url_get(u, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT);
+    curl_url_get(u, CURLUPART_PATH, &path, 0);
+    size_t plen = path ? strlen(path) : 0;
+    while (plen > 0 && path[plen - 1] == '/')
+        plen--;
+    size_t need = strlen(scheme) + 3 + strlen(host) + 1 + (port ? strlen(port) : 0) + plen + 1;
+    ep->base_url = malloc(need);
+    ep->authority = malloc(strlen(host) + 1 + (port ? strlen(port) : 0) + 1);
+    *files_path = malloc(plen + sizeof("/files"));
+    if (!ep->base_url || !ep->authority || !*files_path) {
+        s = ENVD_E_NOMEM;
+        goto out;
+    }
+    sprintf(ep->authority, "%s%s%s", host, port ? ":" : "", port ? port : "");
+    sprintf(ep->base_url, "%s://%s%.*s", scheme, ep->authority, (int)plen, path ? path : "");
+    sprintf(*files_path, "%.*s/files", (int)plen, path ? path : "");
+out:
+    curl_free(scheme);
+    curl_free(host);
+    curl_free(port);
+    curl_free(path);
+    curl_url_cleanup(u);
+    return s;
+}
+
+static int has_custom(const envd_config *cfg, const char *name)
+{
+    for (size_t i = 0; i < cfg->n_headers; i++)
+        if (strcmp(cfg->header_names[i], name) == 0)
+            return 1;
+    return 0;
+}
+
+static envd_status build_headers(envd_client *c)
+{
+    const envd_config *cfg = c->cfg;
+    size_t cap = 5 + cfg->n_headers;
+    c->headers = calloc(cap, sizeof(envd_kv));
+    char *auth = cfg->auth_header ? strdup(cfg->auth_header) : envd_basic_auth(cfg->user);
+    char *port = malloc(16);
+    if (!c->headers || !auth || !port) {
+        free(auth);
+        free(port);
+        return ENVD_E_NOMEM;
+    }
+    snprintf(port, 16, "%d", cfg->runtime_port > 0 ? cfg->runtime_port : 49983);
+    c->own_auth = auth;
+    c->own_port = port;
+    size_t n = 0;
+    c->auth_index = SIZE_MAX;
+    if (!has_custom(cfg, "authorization")) {
+        c->auth_index = n;
+        c->headers[n++] = (envd_kv){"authorization", auth};
+    }
+    if (cfg->api_key && !has_custom(cfg, "x-api-key"))
+        c->headers[n++] = (envd_kv){"x-api-key", cfg->api_key};
+    if (cfg->runtime_token && !has_custom(cfg, "x-access-token"))
+        c->headers[n++] = (envd_kv){"x-access-token", cfg->runtime_token};
+    if (c->sandbox_id && !has_custom(cfg, "e2b-sandbox-id"))
+        c->headers[n++] = (envd_kv){"e2b-sandbox-id", c->sandbox_id};
+    if (!has_custom(cfg, "e2b-sandbox-port"))
+        c->headers[n++] = (envd_kv){"e2b-sandbox-port", port};
+    for (size_t i = 0; i < cfg->n_headers; i++)
+        c->headers[n++] = (envd_kv){cfg->header_names[i], cfg->header_values[i]};
+    c->n_headers = n;
+    return ENVD_OK;
+}
+
+envd_status envd_client_new(envd_runtime *rt, const char *sandbox_id, const envd_config *cfg,
+                            envd_client **out, envd_error **err)
+{
+    if (err)
+        *err = NULL;
+    if (!rt || !out)
+        return ENVD_E_USAGE;
+    *out = NULL;
+    envd_client *c = calloc(1, sizeof(*c));
+    if (!c)
+        return ENVD_E_NOMEM;
+    c->rt = rt;
+    c->cfg = envd_config_dup(cfg);
+    c->sandbox_id = sandbox_id && *sandbox_id ? strdup(sandbox_id) : strdup("");
+    c->keepalive = malloc(16);
+    if (!c->cfg || !c->sandbox_id || !c->keepalive) {
+        envd_client_free(c);
+        return ENVD_E_NOMEM;
+    }
+    snprintf(c->keepalive, 16, "%d", c->cfg->keepalive_s);
+    if (c->cfg->sandbox_base_url) {
+        c->runtime_url = strdup(c->cfg->sandbox_base_url);
+    } else {
+        size_t n = strlen(c->cfg->scheme) + 3 + strlen(c->cfg->domain) + 1;
+        c->runtime_url = malloc(n);
+        if (c->runtime_url)
+            snprintf(c->runtime_url, n, "%s://%s", c->cfg->scheme, c->cfg->domain);
+    }
+    if (!c->runtime_url) {
+        envd_client_free(c);
+        return ENVD_E_NOMEM;
+    }
+    envd_status s = parse_endpoint(c->runtime_url, &c->ep, &c->files_path, err);
+    if (s == ENVD_OK) {
+        if (c->cfg->ca_file && !(c->ep.ca_file = strdup(c->cfg->ca_file)))
+            s = ENVD_E_NOMEM;
+    }
+    if (s == ENVD_OK)
+        s = build_headers(c);
+    if (s != ENVD_OK) {
+        envd_client_free(c);
+        return s;
+    }
+    atomic_init(&c->transport, c->cfg->transport);
+    *out = c;
+    return ENVD_OK;
+}
+
+void envd_client_free(envd_client *c)
+{
+    if (!c)
+        return;
+    free(c->headers);
+    free(c->own_auth);
+    free(c->own_port);
+    envd_config_free(c->cfg);
+    free(c->sandbox_id);
+    free(c->runtime_url);
+    free(c->keepalive);
+    free(c->files_path);
+    free(c->ep.base_url);
+    free(c->ep.authority);
+    free(c->ep.ca_file);
+    free(c);
+}
+
+const char *envd_client_runtime_url(const envd_client *c) { return c ? c->runtime_url : NULL; }
+
+envd_transport_kind envd_client_transport(const envd_client *c)
+{
+    return c ? (envd_transport_kind)atomic_load(&c->transport) : ENVD_TRANSPORT_NONE;
+}
+
+size_t envd_call_headers(envd_client *c, const char *user, envd_kv *out, char **owned)
+{
+    *owned = NULL;
+    memcpy(out, c->headers, c->n_headers * sizeof(envd_kv));
+    size_t n = c->n_headers;
+    if (user && *user) {
+        char *auth = envd_basic_auth(user);
+        if (auth) {
+            *owned = auth;
+            if (c->auth_index != SIZE_MAX)
+                out[c->auth_index].value = auth;
+            else
+                out[n++] = (envd_kv){"authorization", auth};
+        }
+    }
+    return n;
+}

@@ -1,0 +1,108 @@
+/* What the API layer's files share: runtime, client, and the generic unary
+ * operation that turns one RPC into one future. */
+#ifndef ENVD_API_INTERNAL_H
+#define ENVD_API_INTERNAL_H
+
+#include "config/config.h"
+#include "core/error.h"
+#include "core/future.h"
+#include "core/timer.h"
+#include "transport/transport.h"
+
+#include <protobuf-c/protobuf-c.h>
+#include <pthread.h>
+#include <stdatomic.h>
+
+/* Result kinds carried by futures (for the typed accessors). */
+enum {
+    ENVD_FK_NONE = 0,
+    ENVD_FK_ENTRY,
+    ENVD_FK_BOOL,
+    ENVD_FK_COMMAND,
+    ENVD_FK_HANDLE,
+    ENVD_FK_PROCESS_LIST,
+    ENVD_FK_BYTES,
+    ENVD_FK_ENTRY_LIST,
+    ENVD_FK_WRITE_INFO,
+    ENVD_FK_PROBE
+};
+
+typedef struct envd_endpoint_choice {
+    char *key; /* base URL */
+    envd_transport_kind kind;
+    struct envd_endpoint_choice *next;
+} envd_endpoint_choice;
+
+struct envd_runtime {
+    envd_timers *timers;
+    envd_grpc_engine *grpc;
+    envd_curl_engine *curl;
+    pthread_mutex_t mu;
+    pthread_cond_t slot_cv;
+    int inflight;
+    int max_inflight;
+    int fail_fast;
+    int closing;
+    /* transport auto: what each endpoint turned out to speak */
+    envd_endpoint_choice *choices;
+    pthread_cond_t probe_cv;
+    int probing;
+};
+
+struct envd_client {
+    envd_runtime *rt;
+    envd_config *cfg;
+    char *sandbox_id;
+    char *runtime_url;
+    envd_endpoint ep;
+    /* Headers every request carries, built once: the Go client's set, in
+     * its order, custom headers last and overriding. */
+    envd_kv *headers;
+    size_t n_headers;
+    size_t auth_index;  /* position of authorization in headers, or SIZE_MAX */
+    char *own_auth;     /* header values the client made itself */
+    char *own_port;
+    char *keepalive;    /* "50" */
+    char *files_path;   /* path prefix of the runtime URL ("" or "/x") + "/files" */
+    atomic_int transport; /* envd_transport_kind: GRPC, CONNECT or AUTO (unknown) */
+};
+
+/* In-flight cap. acquire returns ENVD_E_BUSY (fail-fast) or ENVD_E_SHUTDOWN. */
+envd_status envd_rt_acquire(envd_runtime *rt);
+void envd_rt_release(envd_runtime *rt);
+
+/* The transport for RPCs of this client, probing once when auto. */
+envd_rpc_transport *envd_client_rpc_transport(envd_client *c);
+
+/* Headers for a call: the client's, with authorization replaced for `user`
+ * (NULL = keep), plus up to `extra` more the caller appends. Returns the
+ * count written to out (capacity c->n_headers + 1 + extra). *owned gets a
+ * string the caller frees after the call starts (may be NULL). */
+size_t envd_call_headers(envd_client *c, const char *user, envd_kv *out, char **owned);
+
+/* Converts a unary response. On success sets *result and *free_fn (result may
+ * be NULL). err is the transport's error (owned by finish: it frees it or
+ * returns it, possibly changed, through *out_err). */
+typedef void (*envd_unary_finish)(void *ctx, const uint8_t *resp, size_t len, envd_error *err,
+                                  void **result, envd_free_fn *free_fn, envd_error **out_err);
+
+typedef struct envd_unary_spec {
+    const char *method;
+    int kind; /* ENVD_FK_* of the future */
+    envd_unary_finish finish;
+    void *ctx;                 /* passed to finish; freed with ctx_free */
+    envd_free_fn ctx_free;
+    const char *user;          /* per-call user, or NULL */
+} envd_unary_spec;
+
+/* Starts a unary RPC whose request is `msg` (packed here). On error nothing
+ * was started and ctx was freed. */
+envd_status envd_unary_start(envd_client *c, const envd_unary_spec *spec,
+                             const ProtobufCMessage *msg, envd_future **out);
+
+/* Waits for f, then moves its result and error out and frees f. */
+envd_status envd_sync_finish(envd_future *f, void **result, envd_error **err);
+
+char *envd_strdup0(const char *s); /* strdup that maps NULL to "" */
+
+#endif

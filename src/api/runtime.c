@@ -1,0 +1,106 @@
+/* The runtime: timer thread, gRPC workers, curl I/O thread, in-flight cap. */
+#include "api/internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+const char *envd_version(void) { return ENVD_VERSION_STRING; }
+
+envd_status envd_runtime_new(const envd_config *cfg, envd_runtime **out)
+{
+    if (!out)
+        return ENVD_E_USAGE;
+    *out = NULL;
+    envd_config *defaults = NULL;
+    if (!cfg) {
+        defaults = envd_config_new();
+        if (!defaults)
+            return ENVD_E_NOMEM;
+        cfg = defaults;
+    }
+    int workers = cfg->workers;
+    if (workers <= 0) {
+        long n = sysconf(_SC_NPROCESSORS_ONLN);
+        workers = n > 0 ? (int)n : 1;
+    }
+    envd_runtime *rt = calloc(1, sizeof(*rt));
+    if (!rt) {
+        envd_config_free(defaults);
+        return ENVD_E_NOMEM;
+    }
+    rt->max_inflight = cfg->max_inflight;
+    rt->fail_fast = cfg->fail_fast;
+    envd_config_free(defaults);
+    pthread_mutex_init(&rt->mu, NULL);
+    pthread_cond_init(&rt->slot_cv, NULL);
+    pthread_cond_init(&rt->probe_cv, NULL);
+    envd_status s = ENVD_OK;
+    if (envd_timers_new(&rt->timers) != 0)
+        s = ENVD_E_NOMEM;
+    if (s == ENVD_OK)
+        s = envd_grpc_engine_new(workers, rt->timers, &rt->grpc);
+    if (s == ENVD_OK)
+        s = envd_curl_engine_new(rt->timers, &rt->curl);
+    if (s != ENVD_OK) {
+        envd_runtime_free(rt);
+        return s;
+    }
+    *out = rt;
+    return ENVD_OK;
+}
+
+void envd_runtime_free(envd_runtime *rt)
+{
+    if (!rt)
+        return;
+    pthread_mutex_lock(&rt->mu);
+    rt->closing = 1;
+    pthread_cond_broadcast(&rt->slot_cv);
+    pthread_mutex_unlock(&rt->mu);
+    /* Engines cancel what is in flight; every future completes. */
+    if (rt->curl)
+        envd_curl_engine_free(rt->curl);
+    if (rt->grpc)
+        envd_grpc_engine_free(rt->grpc);
+    if (rt->timers)
+        envd_timers_free(rt->timers);
+    for (envd_endpoint_choice *c = rt->choices, *n; c; c = n) {
+        n = c->next;
+        free(c->key);
+        free(c);
+    }
+    pthread_mutex_destroy(&rt->mu);
+    pthread_cond_destroy(&rt->slot_cv);
+    pthread_cond_destroy(&rt->probe_cv);
+    free(rt);
+}
+
+envd_status envd_rt_acquire(envd_runtime *rt)
+{
+    pthread_mutex_lock(&rt->mu);
+    while (!rt->closing && rt->inflight >= rt->max_inflight) {
+        if (rt->fail_fast) {
+            pthread_mutex_unlock(&rt->mu);
+            return ENVD_E_BUSY;
+        }
+        pthread_cond_wait(&rt->slot_cv, &rt->mu);
+    }
+    if (rt->closing) {
+        pthread_mutex_unlock(&rt->mu);
+        return ENVD_E_SHUTDOWN;
+    }
+    rt->inflight++;
+    pthread_mutex_unlock(&rt->mu);
+    return ENVD_OK;
+}
+
+void envd_rt_release(envd_runtime *rt)
+{
+    pthread_mutex_lock(&rt->mu);
+    rt->inflight--;
+    pthread_cond_signal(&rt->slot_cv);
+    pthread_mutex_unlock(&rt->mu);
+}
+
+char *envd_strdup0(const char *s) { return strdup(s ? s : ""); }

@@ -1,0 +1,37 @@
+/* Test harness: starts the reference envd server (tests/peer) on loopback
+ * for one test process, with its own temporary root, and stops it. */
+#ifndef ENVD_TEST_HARNESS_H
+#define ENVD_TEST_HARNESS_H
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <sys/types.h>
+
+#include "envd/envd.h"
+
+typedef struct test_server {
+    pid_t pid;
+    int port;
+    char addr[64];  /* "127.0.0.1:PORT" */
+    char root[256]; /* the server's --root */
+} test_server;
+
+/* http: "h1" or "both"; token may be NULL. Returns 0 or -1 (message printed). */
+int test_server_start(test_server *s, const char *http, const char *token);
+void test_server_stop(test_server *s);
+
+/* A runtime + client on s with the given transport (and token). */
+envd_client *test_client(envd_runtime *rt, const test_server *s, envd_transport_kind kind,
+                         const char *token);
+
+/* Fails the test with the error's text when st != ENVD_OK. */
+#define assert_envd_ok(st, err)                                                                   \
+    do {                                                                                           \
+        if ((st) != ENVD_OK)                                                                       \
+            fail_msg("%s: %s", envd_strerror(st), (err) ? envd_error_message(err) : "(no error)"); \
+    } while (0)
+
+#endif

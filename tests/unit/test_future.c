@@ -1,0 +1,221 @@
+/* Futures and timers: completion exactly once, waits, wait-any/all,
+ * callbacks, cancel hooks, and timers firing, resetting and cancelling. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "core/error.h"
+#include "core/future.h"
+#include "core/timer.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+static void counting_cb(envd_future *f, void *ud)
+{
+    (void)f;
+    atomic_fetch_add((atomic_int *)ud, 1);
+}
+
+static void complete_once(void **state)
+{
+    (void)state;
+    envd_future *f = envd_future_create(7);
+    atomic_int calls = 0;
+    assert_int_equal(envd_future_on_complete(f, counting_cb, &calls), ENVD_OK);
+    assert_int_equal(envd_future_wait(f, 10), ENVD_E_TIMEOUT);
+    assert_false(envd_future_done(f));
+    int *v = malloc(sizeof(int));
+    *v = 42;
+    /* the second complete must be ignored, and free what it was given */
+    envd_future_complete(f, v, free, NULL);
+    assert_int_equal(atomic_load(&calls), 1);
+    assert_true(envd_future_done(f));
+    int *again = malloc(sizeof(int));
+    *again = 7;
+    envd_future_complete(f, again, free, NULL);
+    assert_int_equal(atomic_load(&calls), 1);
+    assert_int_equal(envd_future_status(f), ENVD_OK);
+    assert_int_equal(*(int *)envd_future_result(f, 7), 42);
+    assert_null(envd_future_result(f, 8)); /* wrong kind */
+    assert_int_equal(envd_future_wait(f, 0), ENVD_OK);
+    envd_future_free(f);
+}
+
+static void error_and_late_callback(void **state)
+{
+    (void)state;
+    envd_future *f = envd_future_create(1);
+    envd_future_complete(f, NULL, NULL,
+                         envd_error_new(ENVD_NOT_FOUND, ENVD_TRANSPORT_CONNECT, 404, "gone %d", 5));
+    atomic_int calls = 0;
+    /* registering after completion runs the callback right away */
+    assert_int_equal(envd_future_on_complete(f, counting_cb, &calls), ENVD_OK);
+    assert_int_equal(atomic_load(&calls), 1);
+    assert_int_equal(envd_future_status(f), ENVD_NOT_FOUND);
+    const envd_error *e = envd_future_error(f);
+    assert_non_null(e);
+    assert_string_equal(envd_error_message(e), "gone 5");
+    assert_int_equal(envd_error_http_status(e), 404);
+    assert_int_equal(envd_error_transport(e), ENVD_TRANSPORT_CONNECT);
+    envd_error *taken = envd_future_take_error(f);
+    assert_int_equal(envd_error_code(taken), ENVD_NOT_FOUND);
+    envd_error_free(taken);
+    envd_future_free(f);
+    envd_future_free(NULL);
+    envd_error_free(NULL);
+}
+
+typedef struct {
+    envd_future *f;
+    int delay_ms;
+    int value;
+} completer;
+
+static void *complete_later(void *arg)
+{
+    completer *c = arg;
+    usleep((useconds_t)c->delay_ms * 1000);
+    int *v = malloc(sizeof(int));
+    *v = c->value;
+    envd_future_complete(c->f, v, free, NULL);
+    return NULL;
+}
+
+static void wait_any_and_all(void **state)
+{
+    (void)state;
+    enum { N = 8 };
+    envd_future *fs[N];
+    completer cs[N];
+    pthread_t th[N];
+    for (int i = 0; i < N; i++) {
+        fs[i] = envd_future_create(3);
+        cs[i] = (completer){fs[i], 20 + (N - i) * 15, i};
+    }
+    size_t idx = 99;
+    assert_int_equal(envd_future_wait_any(fs, N, 5, &idx), ENVD_E_TIMEOUT);
+    for (int i = 0; i < N; i++)
+        pthread_create(&th[i], NULL, complete_later, &cs[i]);
+    assert_int_equal(envd_future_wait_any(fs, N, 5000, &idx), ENVD_OK);
+    assert_int_equal(idx, N - 1); /* the shortest delay */
+    assert_int_equal(envd_future_wait_all(fs, N, 5000), ENVD_OK);
+    for (int i = 0; i < N; i++) {
+        pthread_join(th[i], NULL);
+        assert_int_equal(*(int *)envd_future_result(fs[i], 3), i);
+        envd_future_free(fs[i]);
+    }
+    assert_int_equal(envd_future_wait_any(NULL, 0, 0, &idx), ENVD_E_USAGE);
+}
+
+typedef struct fake_op {
+    atomic_int refs;
+    atomic_int cancels;
+    envd_future *f;
+} fake_op;
+
+static void fop_ref(void *p) { atomic_fetch_add(&((fake_op *)p)->refs, 1); }
+static void fop_unref(void *p) { atomic_fetch_sub(&((fake_op *)p)->refs, 1); }
+static void fop_cancel(void *p)
+{
+    fake_op *op = p;
+    atomic_fetch_add(&op->cancels, 1);
+    envd_future_complete(op->f, NULL, NULL,
+                         envd_error_new(ENVD_CANCELED, ENVD_TRANSPORT_NONE, 0, "canceled"));
+}
+
+static void cancel_hook(void **state)
+{
+    (void)state;
+    fake_op op = {0};
+    atomic_init(&op.refs, 1);
+    op.f = envd_future_create(1);
+    envd_cancel_hook h = {fop_cancel, fop_ref, fop_unref, &op};
+    envd_future_set_cancel(op.f, &h);
+    atomic_int calls = 0;
+    envd_future_on_complete(op.f, counting_cb, &calls);
+    envd_future_cancel(op.f);
+    envd_future_cancel(op.f); /* no-op the second time */
+    assert_int_equal(atomic_load(&op.cancels), 1);
+    assert_int_equal(atomic_load(&calls), 1);
+    assert_int_equal(envd_future_status(op.f), ENVD_CANCELED);
+    assert_int_equal(atomic_load(&op.refs), 1); /* refs balanced */
+    envd_future_free(op.f);
+
+    /* cancel requested before the hook exists: the hook runs on install */
+    fake_op op2 = {0};
+    atomic_init(&op2.refs, 1);
+    op2.f = envd_future_create(1);
+    envd_future_cancel(op2.f);
+    envd_cancel_hook h2 = {fop_cancel, fop_ref, fop_unref, &op2};
+    envd_future_set_cancel(op2.f, &h2);
+    assert_int_equal(atomic_load(&op2.cancels), 1);
+    assert_int_equal(envd_future_status(op2.f), ENVD_CANCELED);
+    envd_future_free(op2.f);
+}
+
+static void free_pending_then_complete(void **state)
+{
+    (void)state;
+    /* the caller drops a pending future; the operation completes later */
+    envd_future *f = envd_future_create(1);
+    atomic_int calls = 0;
+    envd_future_on_complete(f, counting_cb, &calls);
+    envd_future_free(f);
+    assert_int_equal(atomic_load(&calls), 0);
+    int *v = malloc(sizeof(int));
+    envd_future_complete(f, v, free, NULL); /* frees f and v; LSan checks */
+    assert_int_equal(atomic_load(&calls), 1);
+}
+
+static void fire_cb(void *ud) { atomic_fetch_add((atomic_int *)ud, 1); }
+
+static void timers(void **state)
+{
+    (void)state;
+    envd_timers *ts;
+    assert_int_equal(envd_timers_new(&ts), 0);
+    atomic_int a = 0, b = 0, c = 0;
+    int64_t t0 = envd_now_ms();
+    envd_timer *ta = envd_timer_start(ts, 30, fire_cb, &a);
+    envd_timer *tb = envd_timer_start(ts, 40, fire_cb, &b);
+    envd_timer *tc = envd_timer_start(ts, 5000, fire_cb, &c);
+    /* keep b alive by resetting it, as an idle timer fed by traffic */
+    for (int i = 0; i < 6; i++) {
+        usleep(20000);
+        envd_timer_reset(tb, 40);
+    }
+    assert_int_equal(atomic_load(&a), 1);
+    assert_int_equal(atomic_load(&b), 0);
+    usleep(100000);
+    assert_int_equal(atomic_load(&b), 1);
+    assert_true(envd_now_ms() - t0 >= 150);
+    assert_int_equal(envd_timer_cancel(ta), 0); /* had fired */
+    assert_int_equal(envd_timer_cancel(tb), 0);
+    assert_int_equal(envd_timer_cancel(tc), 1); /* disarmed */
+    assert_int_equal(atomic_load(&c), 0);
+    /* an earlier deadline set by reset is honoured */
+    envd_timer *td = envd_timer_start(ts, 5000, fire_cb, &c);
+    envd_timer_reset(td, 10);
+    usleep(100000);
+    assert_int_equal(atomic_load(&c), 1);
+    envd_timer_cancel(td);
+    envd_timers_free(ts);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(complete_once),
+        cmocka_unit_test(error_and_late_callback),
+        cmocka_unit_test(wait_any_and_all),
+        cmocka_unit_test(cancel_hook),
+        cmocka_unit_test(free_pending_then_complete),
+        cmocka_unit_test(timers),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
