@@ -157,6 +157,10 @@ ENVD_API envd_status envd_config_set_transport(envd_config *cfg, envd_transport_
 ENVD_API envd_status envd_config_set_keepalive_s(envd_config *cfg, int seconds);
 /* A stream with no message for this long is dead; 0 = none. */
 ENVD_API envd_status envd_config_set_idle_timeout_ms(envd_config *cfg, int64_t ms);
+/* Speak cleartext HTTP/2 with prior knowledge (h2c) for Connect and /files
+ * on http:// URLs, for gateways that accept only HTTP/2. Default off: stock
+ * envd speaks HTTP/1.1 only. (gRPC is always HTTP/2.) */
+ENVD_API envd_status envd_config_set_h2c(envd_config *cfg, int enabled);
 /* PEM bundle to trust for https instead of the system store. */
 ENVD_API envd_status envd_config_set_ca_file(envd_config *cfg, const char *path);
 /* Runtime options (read by envd_runtime_new). workers <= 0: online CPUs. */
@@ -388,4 +392,7 @@ ENVD_API envd_status envd_files_write_async(envd_client *c, const char *path, co
 #ifdef __cplusplus
 }
 #endif
+/* Kubernetes lookup (NewFromK8s) and configuration files. */
+#include "envd_k8s.h"
+
 #endif

@@ -136,6 +136,7 @@ envd_status envd_client_new(envd_runtime *rt, const char *sandbox_id, const envd
         if (c->cfg->ca_file && !(c->ep.ca_file = strdup(c->cfg->ca_file)))
             s = ENVD_E_NOMEM;
     }
+    c->ep.h2c_prior_knowledge = c->cfg->h2c && !c->ep.tls;
     if (s == ENVD_OK)
         s = build_headers(c);
     if (s != ENVD_OK) {

@@ -28,6 +28,7 @@ struct envd_handle {
     uint32_t pid;
     int started;
     int got_end;
+    int bad_first; /* event case of a first event that was not start */
     envd_command_result *res;
 };
 
@@ -105,17 +106,14 @@ static int on_event(void *ud, const uint8_t *msg, size_t len)
     if (!ev) {
         /* the Go client skips messages without an event */
     } else if (!h->started) {
-        if (ev->event_case != PROCESS__PROCESS_EVENT__EVENT_START) {
-            envd_future_complete(h->start_f, NULL, NULL,
-                                 envd_error_new(ENVD_E_PROTOCOL, h->t->ops->kind, 0,
-                                                "expected start event, got event %d",
-                                                (int)ev->event_case));
-            h->start_f = NULL;
-            rc = -1;
+        if (ev->event_case != PROCESS__PROCESS_EVENT__EVENT_START || !ev->start) {
+            h->bad_first = (int)ev->event_case;
+            rc = -1; /* on_done reports it */
         } else {
             h->pid = ev->start->pid;
             h->started = 1;
-            envd_future_complete(h->start_f, h, handle_result_free, NULL);
+            if (h->start_f) /* run has no start future */
+                envd_future_complete(h->start_f, h, handle_result_free, NULL);
             h->start_f = NULL;
         }
     } else if (ev->event_case == PROCESS__PROCESS_EVENT__EVENT_DATA && ev->data) {
@@ -161,7 +159,18 @@ static void on_stream_done(void *ud, envd_error *err)
 {
     envd_handle *h = ud;
     envd_transport_kind tk = h->t->ops->kind;
-    if (!h->started) {
+    /* Free the slot first: once a future completes its caller may free the
+     * client. */
+    envd_rt_release(h->c->rt);
+    if (!h->started && h->bad_first) {
+        envd_error_free(err);
+        err = envd_error_new(ENVD_E_PROTOCOL, tk, 0, "expected start event, got event %d",
+                             h->bad_first);
+        if (h->start_f)
+            envd_future_complete(h->start_f, NULL, NULL, envd_error_dup(err));
+        h->start_f = NULL;
+        envd_future_complete(h->done_f, NULL, NULL, err);
+    } else if (!h->started) {
         if (!err)
             err = envd_error_new(ENVD_E_PROTOCOL, tk, 0, "stream closed without %s event", h->what);
         else
@@ -190,7 +199,6 @@ static void on_stream_done(void *ud, envd_error *err)
                              r->exit_code != 0 ? exit_error(r, tk) : NULL);
     }
     int drop_user = !h->started && h->has_user_ref;
-    envd_rt_release(h->c->rt);
     if (drop_user) { /* no handle reached the caller */
         envd_future_free(h->done_f);
         handle_unref(h);
@@ -475,7 +483,8 @@ envd_status envd_commands_start(envd_client *c, const char *cmd, const envd_cmd_
         return ENVD_E_USAGE;
     *out = NULL;
     envd_future *f = NULL;
-    return sync_handle(envd_commands_start_async(c, cmd, o, &f), f, out, err);
+    envd_status s = envd_commands_start_async(c, cmd, o, &f);
+    return sync_handle(s, f, out, err);
 }
 
 envd_status envd_commands_connect(envd_client *c, uint32_t pid, const envd_cmd_opts *o,
@@ -487,7 +496,8 @@ envd_status envd_commands_connect(envd_client *c, uint32_t pid, const envd_cmd_o
         return ENVD_E_USAGE;
     *out = NULL;
     envd_future *f = NULL;
-    return sync_handle(envd_commands_connect_async(c, pid, o, &f), f, out, err);
+    envd_status s = envd_commands_connect_async(c, pid, o, &f);
+    return sync_handle(s, f, out, err);
 }
 
 uint32_t envd_handle_pid(const envd_handle *h)

@@ -132,9 +132,8 @@ static void on_done(void *ud, envd_error *err)
             free_fn = bytes_free;
         }
     }
-    envd_runtime *rt = op->c->rt;
+    envd_rt_release(op->c->rt); /* before completing: the caller may free the client */
     envd_future_complete(op->f, result, free_fn, err);
-    envd_rt_release(rt);
     op_unref(op);
 }
 

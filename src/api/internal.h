@@ -24,7 +24,8 @@ enum {
     ENVD_FK_BYTES,
     ENVD_FK_ENTRY_LIST,
     ENVD_FK_WRITE_INFO,
-    ENVD_FK_PROBE
+    ENVD_FK_PROBE,
+    ENVD_FK_CLIENT /* envd_client_from_k8s_async: an envd_client */
 };
 
 typedef struct envd_endpoint_choice {

@@ -66,9 +66,8 @@ static void on_done(void *ud, envd_error *err)
     envd_free_fn free_fn = NULL;
     envd_error *out_err = NULL;
     op->spec.finish(op->spec.ctx, op->resp, op->resp_len, err, &result, &free_fn, &out_err);
-    envd_runtime *rt = op->c->rt;
+    envd_rt_release(op->c->rt); /* before completing: the caller may free the client */
     envd_future_complete(op->f, result, free_fn, out_err);
-    envd_rt_release(rt);
     op_unref(op);
 }
 

@@ -286,6 +286,14 @@ envd_status envd_config_set_keepalive_s(envd_config *cfg, int seconds)
     return ENVD_OK;
 }
 
+envd_status envd_config_set_h2c(envd_config *cfg, int enabled)
+{
+    if (!cfg)
+        return ENVD_E_USAGE;
+    cfg->h2c = enabled != 0;
+    return ENVD_OK;
+}
+
 envd_status envd_config_set_idle_timeout_ms(envd_config *cfg, int64_t ms)
 {
     if (!cfg)

@@ -23,6 +23,7 @@ struct envd_config {
     int64_t request_timeout_ms;
     envd_transport_kind transport;
     int keepalive_s;
+    int h2c;
     int64_t idle_timeout_ms;
     int workers;
     int max_inflight;

@@ -41,6 +41,9 @@ typedef struct envd_endpoint {
     int tls;             /* 1 for https */
     char *ca_file;       /* PEM bundle to trust instead of the system roots; NULL = system */
     int insecure;        /* 1 = skip TLS peer verification (tests only) */
+    int h2c_prior_knowledge; /* 1 = Connect/HTTP over cleartext HTTP/2 without
+                              * upgrade (h2c servers and gateways); 0 = HTTP/1.1
+                              * for http:// (stock envd) */
 } envd_endpoint;
 
 typedef enum envd_rpc_kind {
@@ -60,7 +63,9 @@ typedef struct envd_rpc_request {
     const uint8_t *body;
     size_t body_len;
     /* Unary: the whole call. Streams: until the response headers / first
-     * message arrive. 0 = none. Fires as ENVD_DEADLINE_EXCEEDED. */
+     * message arrive. 0 = none. Fires as ENVD_DEADLINE_EXCEEDED. (Connect
+     * client stream: this and the idle clock start at close_send(), as the
+     * response cannot come before.) */
     int64_t timeout_ms;
     /* Streams: longest gap between two received messages (keepalives count)
      * before the stream is declared dead (ENVD_E_IDLE_TIMEOUT). 0 = none. */
@@ -113,6 +118,11 @@ envd_status envd_grpc_engine_new(int workers, envd_timers *timers, envd_grpc_eng
  * from an engine thread. */
 void envd_grpc_engine_free(envd_grpc_engine *e);
 envd_rpc_transport *envd_grpc_engine_transport(envd_grpc_engine *e);
+/* Non-zero when err says the peer does not speak gRPC end to end (an
+ * HTTP/1.1-only server, a gateway that drops trailers), as opposed to a
+ * real answer (a grpc-status, a 401) or an unreachable peer. Transport auto
+ * falls back to Connect on it. */
+int envd_grpc_error_is_protocol_mismatch(const envd_error *err);
 
 /* ---- libcurl (src/transport/curl_engine.c, connect.c, http.c) ----------- */
 

@@ -8,6 +8,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #ifndef ENVD_SOURCE_DIR
@@ -125,5 +128,173 @@ envd_client *test_client(envd_runtime *rt, const test_server *s, envd_transport_
         envd_error_free(err);
         return NULL;
     }
+    return c;
+}
+
+static int free_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof(a);
+    int port = -1;
+    if (fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0 &&
+        getsockname(fd, (struct sockaddr *)&a, &len) == 0)
+        port = ntohs(a.sin_port);
+    if (fd >= 0)
+        close(fd);
+    return port;
+}
+
+static int port_open(int port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    int ok = fd >= 0 && connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0;
+    if (fd >= 0)
+        close(fd);
+    return ok;
+}
+
+static char *read_all(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *b = malloc((size_t)n + 1);
+    if (b && fread(b, 1, (size_t)n, f) != (size_t)n) {
+        free(b);
+        b = NULL;
+    }
+    if (b)
+        b[n] = 0;
+    fclose(f);
+    return b;
+}
+
+/* Replaces every @KEY@ in *s with val (reallocates). */
+static void subst(char **s, const char *key, const char *val)
+{
+    char pat[64];
+    snprintf(pat, sizeof(pat), "@%s@", key);
+    char *p;
+    while ((p = strstr(*s, pat))) {
+        size_t pre = (size_t)(p - *s), kl = strlen(pat), vl = strlen(val);
+        char *n = malloc(strlen(*s) - kl + vl + 1);
+        memcpy(n, *s, pre);
+        memcpy(n + pre, val, vl);
+        strcpy(n + pre + vl, p + kl);
+        free(*s);
+        *s = n;
+    }
+}
+
+int test_gateway_start(test_gateway *g, const test_server *servers, const char *const *ids,
+                       size_t n)
+{
+    memset(g, 0, sizeof(*g));
+    snprintf(g->dir, sizeof(g->dir), "/tmp/envd-gw-XXXXXX");
+    if (!mkdtemp(g->dir))
+        return -1;
+    char *conf = read_all(ENVD_SOURCE_DIR "/tests/gateway/nginx.conf.in");
+    if (!conf)
+        return -1;
+    char ups[4096] = "", map[4096] = "", port[16];
+    for (size_t i = 0; i < n; i++) {
+        char line[256];
+        snprintf(line, sizeof(line),
+                 "  upstream sbx_%zu { server %s; keepalive 64; }\n"
+                 "  upstream gsbx_%zu { server %s; keepalive 64; }\n",
+                 i, servers[i].addr, i, servers[i].addr);
+        strncat(ups, line, sizeof(ups) - strlen(ups) - 1);
+        snprintf(line, sizeof(line), "    %s sbx_%zu;\n", ids[i], i);
+        strncat(map, line, sizeof(map) - strlen(map) - 1);
+    }
+    g->h1_port = free_port();
+    g->h2_port = free_port();
+    while (g->h2_port == g->h1_port)
+        g->h2_port = free_port();
+    g->grpc_port = free_port();
+    while (g->grpc_port == g->h1_port || g->grpc_port == g->h2_port)
+        g->grpc_port = free_port();
+    subst(&conf, "DIR", g->dir);
+    subst(&conf, "UPSTREAMS", ups);
+    subst(&conf, "MAP", map);
+    snprintf(port, sizeof(port), "%d", g->h1_port);
+    subst(&conf, "H1_PORT", port);
+    snprintf(port, sizeof(port), "%d", g->h2_port);
+    subst(&conf, "H2_PORT", port);
+    snprintf(port, sizeof(port), "%d", g->grpc_port);
+    subst(&conf, "GRPC_PORT", port);
+    char path[300];
+    snprintf(path, sizeof(path), "%s/nginx.conf", g->dir);
+    FILE *f = fopen(path, "w");
+    if (!f) {
+        free(conf);
+        return -1;
+    }
+    fputs(conf, f);
+    fclose(f);
+    free(conf);
+    pid_t pid = fork();
+    if (pid < 0)
+        return -1;
+    if (pid == 0) {
+        execlp("nginx", "nginx", "-p", g->dir, "-c", path, (char *)NULL);
+        execl("/usr/sbin/nginx", "nginx", "-p", g->dir, "-c", path, (char *)NULL);
+        _exit(127);
+    }
+    g->pid = pid;
+    for (int i = 0; i < 100; i++) {
+        if (port_open(g->h1_port) && port_open(g->h2_port) && port_open(g->grpc_port))
+            return 0;
+        usleep(50000);
+    }
+    fprintf(stderr, "nginx did not start (see %s/error.log)\n", g->dir);
+    test_gateway_stop(g);
+    return -1;
+}
+
+void test_gateway_stop(test_gateway *g)
+{
+    if (g->pid > 0) {
+        kill(g->pid, SIGQUIT);
+        int st;
+        for (int i = 0; i < 50 && waitpid(g->pid, &st, WNOHANG) != g->pid; i++)
+            usleep(100000);
+        kill(g->pid, SIGKILL);
+        waitpid(g->pid, &st, WNOHANG);
+        g->pid = 0;
+    }
+    if (g->dir[0]) {
+        char cmd[300];
+        snprintf(cmd, sizeof(cmd), "rm -rf '%s'", g->dir);
+        if (system(cmd) != 0)
+            fprintf(stderr, "could not remove %s\n", g->dir);
+        g->dir[0] = 0;
+    }
+}
+
+envd_client *test_gateway_client(envd_runtime *rt, int port, const char *id,
+                                 envd_transport_kind kind, int h2c)
+{
+    test_server s;
+    memset(&s, 0, sizeof(s));
+    snprintf(s.addr, sizeof(s.addr), "127.0.0.1:%d", port);
+    envd_config *cfg = envd_config_new();
+    envd_config_set_domain(cfg, s.addr);
+    envd_config_set_transport(cfg, kind);
+    envd_config_set_request_timeout_ms(cfg, 20000);
+    envd_config_set_h2c(cfg, h2c);
+    envd_client *c = NULL;
+    envd_error *err = NULL;
+    if (envd_client_new(rt, id, cfg, &c, &err) != ENVD_OK) {
+        fprintf(stderr, "client: %s\n", err ? envd_error_message(err) : "?");
+        envd_error_free(err);
+    }
+    envd_config_free(cfg);
     return c;
 }

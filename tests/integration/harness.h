@@ -23,9 +23,25 @@ typedef struct test_server {
 int test_server_start(test_server *s, const char *http, const char *token);
 void test_server_stop(test_server *s);
 
+typedef struct test_gateway {
+    pid_t pid;
+    int h1_port, h2_port, grpc_port;
+    char dir[256];
+} test_gateway;
+
+/* nginx from tests/gateway/nginx.conf.in, routing sandbox ids[i] to
+ * servers[i]. Returns 0 or -1. */
+int test_gateway_start(test_gateway *g, const test_server *servers, const char *const *ids,
+                       size_t n);
+void test_gateway_stop(test_gateway *g);
+
 /* A runtime + client on s with the given transport (and token). */
 envd_client *test_client(envd_runtime *rt, const test_server *s, envd_transport_kind kind,
                          const char *token);
+/* A client for sandbox `id` behind a gateway port (h2c: Connect and /files
+ * over cleartext HTTP/2). */
+envd_client *test_gateway_client(envd_runtime *rt, int port, const char *id,
+                                 envd_transport_kind kind, int h2c);
 
 /* Fails the test with the error's text when st != ENVD_OK. */
 #define assert_envd_ok(st, err)                                                                   \

@@ -1,0 +1,262 @@
+/*
+ * libenvd: sandboxes found through Kubernetes, and configuration files.
+ *
+ *   envd_client_from_k8s   the Go client's NewFromK8s: reads the OpenKruise
+ *                          Agents Sandbox object <namespace>/<name> from the
+ *                          Kubernetes API and returns a client for it, with
+ *                          the runtime access token from its annotations.
+ *   envd_k8s_options       where the Kubernetes credentials come from
+ *                          (kubeconfig files, context, in-cluster) and how
+ *                          strict the lookup is.
+ *   envd_config_file       a YAML file holding every envd_config option,
+ *                          the Kubernetes options, named sandboxes and
+ *                          per-environment overrides.
+ *
+ * Kubeconfig resolution (ENVD_K8S_SOURCE_AUTO, the default):
+ *   1. the files named by envd_k8s_options_set_kubeconfig, else by
+ *      $KUBECONFIG (a colon-separated list, merged as kubectl merges it:
+ *      the first file to define a cluster, user or context name wins, the
+ *      first current-context wins, missing files are skipped);
+ *   2. else ~/.kube/config if it exists;
+ *   3. else the in-cluster configuration: $KUBERNETES_SERVICE_HOST and
+ *      $KUBERNETES_SERVICE_PORT, the service-account token and ca.crt under
+ *      /var/run/secrets/kubernetes.io/serviceaccount/ (overridable).
+ * Unlike the Go client, a kubeconfig that exists but cannot be used is an
+ * error (with the file and line) rather than a silent fall-back.
+ *
+ * Supported kubeconfig credentials: client certificates (files or -data),
+ * bearer token, tokenFile, username/password, exec credential plugins
+ * (client.authentication.k8s.io v1 and v1beta1; their results are cached
+ * until they expire), and impersonation (as, as-groups, as-uid). An
+ * auth-provider entry is rejected with an error naming it.
+ *
+ * Environment variables are read when a resolution runs (for the async
+ * forms: on the resolver thread); do not change them concurrently.
+ */
+#ifndef ENVD_ENVD_K8S_H
+#define ENVD_ENVD_K8S_H
+
+#include "envd.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ----------------------------------------------------------- k8s options */
+
+typedef enum envd_k8s_source {
+    ENVD_K8S_SOURCE_AUTO = 0,       /* kubeconfig files, else in-cluster */
+    ENVD_K8S_SOURCE_KUBECONFIG = 1, /* kubeconfig files only */
+    ENVD_K8S_SOURCE_IN_CLUSTER = 2  /* the in-cluster service account only */
+} envd_k8s_source;
+
+typedef struct envd_k8s_options envd_k8s_options;
+
+/* Defaults: source auto, $KUBECONFIG, the kubeconfig's current context,
+ * the standard service-account directory, a 30 s timeout, and a sandbox
+ * that is not running is an error. Caller frees with envd_k8s_options_free.
+ * NULL on out of memory. */
+ENVD_API envd_k8s_options *envd_k8s_options_new(void);
+/* Copy (defaults for NULL); caller frees. */
+ENVD_API envd_k8s_options *envd_k8s_options_dup(const envd_k8s_options *o);
+ENVD_API void envd_k8s_options_free(envd_k8s_options *o);
+
+ENVD_API envd_status envd_k8s_options_set_source(envd_k8s_options *o, envd_k8s_source source);
+/* Kubeconfig file(s), colon-separated, used instead of $KUBECONFIG and
+ * ~/.kube/config. NULL or "" restores the default. */
+ENVD_API envd_status envd_k8s_options_set_kubeconfig(envd_k8s_options *o, const char *paths);
+/* The kubeconfig context to use instead of current-context. NULL or ""
+ * restores the default. */
+ENVD_API envd_status envd_k8s_options_set_context(envd_k8s_options *o, const char *context);
+/* The directory holding the service account's token, ca.crt and namespace
+ * for the in-cluster configuration. NULL or "" restores
+ * /var/run/secrets/kubernetes.io/serviceaccount. */
+ENVD_API envd_status envd_k8s_options_set_in_cluster_dir(envd_k8s_options *o, const char *dir);
+/* Bound on one resolution: the API request, and an exec plugin's run.
+ * 0 = none. Default 30000. */
+ENVD_API envd_status envd_k8s_options_set_timeout_ms(envd_k8s_options *o, int64_t ms);
+/* When on (default), envd_client_from_k8s fails with
+ * ENVD_FAILED_PRECONDITION for a sandbox the gateway would not route (not
+ * phase Running, Ready condition not True, being deleted, paused, or still
+ * in a SandboxSet pool), reporting what it found, instead of failing later
+ * at the gateway. Off: the Go client's behaviour (no check). */
+ENVD_API envd_status envd_k8s_options_set_require_running(envd_k8s_options *o, int on);
+
+/* -------------------------------------------------------- sandbox lookup */
+
+/* What one Sandbox object says, as read from the API server. */
+typedef struct envd_k8s_sandbox envd_k8s_sandbox;
+
+/* Reads the Sandbox <ns>/<name> (ns NULL or "": the context's namespace,
+ * else "default"). o may be NULL (defaults). Does not check that it runs.
+ * Errors: ENVD_E_CONFIG / ENVD_E_IO (kubeconfig), ENVD_E_TRANSPORT
+ * (connection or TLS), ENVD_UNAUTHENTICATED (401), ENVD_PERMISSION_DENIED
+ * (403), ENVD_NOT_FOUND (404), others by HTTP status. Caller frees *out
+ * with envd_k8s_sandbox_free and *err with envd_error_free. */
+ENVD_API envd_status envd_k8s_sandbox_get(const envd_k8s_options *o, const char *ns,
+                                          const char *name, envd_k8s_sandbox **out,
+                                          envd_error **err);
+/* The strings below are valid as long as s. */
+ENVD_API const char *envd_k8s_sandbox_namespace(const envd_k8s_sandbox *s);
+ENVD_API const char *envd_k8s_sandbox_name(const envd_k8s_sandbox *s);
+/* The ID the gateway routes by: label agents.kruise.io/sandbox-id when
+ * set, else "<namespace>--<name>". */
+ENVD_API const char *envd_k8s_sandbox_id(const envd_k8s_sandbox *s);
+/* Annotation agents.kruise.io/runtime-access-token, else the legacy
+ * e2b.agents.kruise.io/envd-access-token; NULL when neither is set. */
+ENVD_API const char *envd_k8s_sandbox_token(const envd_k8s_sandbox *s);
+/* status.phase ("Running", "Pending", ...), "" when absent. */
+ENVD_API const char *envd_k8s_sandbox_phase(const envd_k8s_sandbox *s);
+/* The Ready condition's status: "True", "False", "Unknown", or "" when
+ * absent. */
+ENVD_API const char *envd_k8s_sandbox_ready(const envd_k8s_sandbox *s);
+/* status.podInfo.podIP, "" when absent. */
+ENVD_API const char *envd_k8s_sandbox_pod_ip(const envd_k8s_sandbox *s);
+/* 1 if the gateway would route to it (see set_require_running), else 0. */
+ENVD_API int envd_k8s_sandbox_is_running(const envd_k8s_sandbox *s);
+ENVD_API void envd_k8s_sandbox_free(envd_k8s_sandbox *s);
+
+/* ------------------------------------------------------- client from k8s */
+
+/* NewFromK8s: reads the Sandbox <ns>/<name> with the default options and
+ * returns a client for its sandbox ID (envd_k8s_sandbox_id). cfg may be
+ * NULL (defaults); it is copied, and the token from the annotation, when
+ * there is one, replaces its runtime token (as in the Go client). Errors
+ * are those of envd_k8s_sandbox_get plus ENVD_FAILED_PRECONDITION for a
+ * sandbox that is not running; messages start "failed to create k8s
+ * client:" or "failed to get sandbox <ns>/<name>:" as the Go client's do.
+ * Blocks for up to the options' timeout. Caller frees *out with
+ * envd_client_free (before the runtime) and *err with envd_error_free. */
+ENVD_API envd_status envd_client_from_k8s(envd_runtime *rt, const char *ns, const char *name,
+                                          const envd_config *cfg, envd_client **out,
+                                          envd_error **err);
+/* The same with options (k8s NULL: defaults; copied). */
+ENVD_API envd_status envd_client_from_k8s_opts(envd_runtime *rt, const char *ns, const char *name,
+                                               const envd_config *cfg, const envd_k8s_options *k8s,
+                                               envd_client **out, envd_error **err);
+
+/* Asynchronous forms, for resolving many sandboxes at once: the lookups run
+ * on a small shared pool of resolver threads (at most 16 at a time; the
+ * rest queue), each keeping its connection to the API server across
+ * lookups. The future completes on a resolver thread; take the client with
+ * envd_future_take_client. Cancelling aborts the request (ENVD_CANCELED).
+ * Free or wait for these futures before freeing the runtime. Returns an
+ * error (and no future) only for bad arguments or out of memory. Caller
+ * frees *out with envd_future_free. */
+ENVD_API envd_status envd_client_from_k8s_async(envd_runtime *rt, const char *ns, const char *name,
+                                                const envd_config *cfg, envd_future **out);
+ENVD_API envd_status envd_client_from_k8s_opts_async(envd_runtime *rt, const char *ns,
+                                                     const char *name, const envd_config *cfg,
+                                                     const envd_k8s_options *k8s,
+                                                     envd_future **out);
+/* Moves the client out of a completed from_k8s (or config-file client)
+ * future; NULL if it failed, is pending, or was taken. Caller frees it with
+ * envd_client_free. */
+ENVD_API envd_client *envd_future_take_client(envd_future *f);
+
+/* ---------------------------------------------------- configuration file */
+
+/*
+ * A YAML configuration file. Every key is optional; '-' and '_' are
+ * interchangeable in key names; unknown keys and values of the wrong type
+ * are errors reported as file:line:column. Relative paths are relative to
+ * the file's directory. In string values ${VAR} is replaced by the
+ * environment variable VAR (an error when unset), ${VAR:-default} by VAR or
+ * the default, and $$ by $.
+ *
+ *   domain: sandbox-gateway.sandbox-system.svc:7788
+ *   scheme: http                      # http | https
+ *   runtime_token: ${ENVD_TOKEN}
+ *   runtime_port: 49983
+ *   api_key: ...
+ *   auth_header: Basic cm9vdDo=        # or user: root
+ *   sandbox_base_url: ...
+ *   ca_file: ca.pem
+ *   headers: {X-Team: infra}
+ *   request_timeout_ms: 60000
+ *   transport: auto                   # grpc | connect | auto
+ *   keepalive_s: 50
+ *   idle_timeout_ms: 110000
+ *   workers: 0
+ *   max_inflight: 4096
+ *   fail_fast: false
+ *   kubernetes:
+ *     source: auto                    # auto | kubeconfig | in-cluster
+ *     kubeconfig: ~/.kube/config      # colon-separated list allowed
+ *     context: prod
+ *     in_cluster_dir: /var/run/secrets/kubernetes.io/serviceaccount
+ *     timeout_ms: 30000
+ *     require_running: true
+ *   sandboxes:
+ *     - name: builder                 # required, unique
+ *       id: sbx-1234                  # a sandbox ID, or:
+ *     - name: agent
+ *       k8s: team-a/agent-7           # namespace/name of a Sandbox object
+ *       runtime_token: ...            # optional, this sandbox only
+ *   environment: staging              # the overlay used by default
+ *   environments:
+ *     staging: {domain: gw.staging:7788, kubernetes: {context: staging}}
+ *     prod:    {domain: gw.prod:7788, sandboxes: [{name: agent, id: x}]}
+ *
+ * An environment overlay may hold any top-level key but environment and
+ * environments; its values replace the base ones, headers merge by name,
+ * sandboxes merge by name. The overlay used is, in order: the one named
+ * when loading, $ENVD_ENVIRONMENT, the file's `environment`, none.
+ */
+typedef struct envd_config_file envd_config_file;
+
+/* Loads and checks the file. environment NULL: the default selection
+ * above. Caller frees *out with envd_config_file_free and *err with
+ * envd_error_free. */
+ENVD_API envd_status envd_config_file_load(const char *path, const char *environment,
+                                           envd_config_file **out, envd_error **err);
+/* Shortcut: loads the file (default environment) and returns a copy of its
+ * options in *out (caller frees with envd_config_free), and the file
+ * itself in *file when file is not NULL (caller frees with
+ * envd_config_file_free). */
+ENVD_API envd_status envd_config_load_file(const char *path, envd_config **out,
+                                           envd_config_file **file, envd_error **err);
+ENVD_API void envd_config_file_free(envd_config_file *f);
+
+/* The following results are valid as long as f. */
+ENVD_API const char *envd_config_file_path(const envd_config_file *f);
+/* The environment overlay applied, or NULL. */
+ENVD_API const char *envd_config_file_environment(const envd_config_file *f);
+ENVD_API const envd_config *envd_config_file_config(const envd_config_file *f);
+ENVD_API const envd_k8s_options *envd_config_file_k8s_options(const envd_config_file *f);
+
+/* One entry of `sandboxes`. */
+typedef struct envd_sandbox_entry envd_sandbox_entry;
+
+ENVD_API size_t envd_config_file_sandbox_count(const envd_config_file *f);
+/* Entries in file order; NULL when i is out of range. */
+ENVD_API const envd_sandbox_entry *envd_config_file_sandbox_at(const envd_config_file *f, size_t i);
+/* NULL when no entry has that name. */
+ENVD_API const envd_sandbox_entry *envd_config_file_sandbox_find(const envd_config_file *f,
+                                                                 const char *name);
+ENVD_API const char *envd_sandbox_entry_name(const envd_sandbox_entry *e);
+/* The sandbox ID for an `id` entry, NULL for a `k8s` one. */
+ENVD_API const char *envd_sandbox_entry_id(const envd_sandbox_entry *e);
+/* Namespace and name for a `k8s` entry (NULL for an `id` one; the namespace
+ * is also NULL when the entry gives only a name: the context's is used). */
+ENVD_API const char *envd_sandbox_entry_k8s_namespace(const envd_sandbox_entry *e);
+ENVD_API const char *envd_sandbox_entry_k8s_name(const envd_sandbox_entry *e);
+/* The entry's own runtime token, or NULL. */
+ENVD_API const char *envd_sandbox_entry_runtime_token(const envd_sandbox_entry *e);
+
+/* A client for the sandbox named `name` in f (NULL: the first entry; a
+ * client without sandbox ID when the file lists none), with the file's
+ * options: an `id` entry directly, a `k8s` entry through
+ * envd_client_from_k8s_opts with the file's kubernetes options. Caller
+ * frees *out with envd_client_free and *err with envd_error_free. */
+ENVD_API envd_status envd_config_file_client(envd_runtime *rt, const envd_config_file *f,
+                                             const char *name, envd_client **out, envd_error **err);
+/* The same as a future (envd_future_take_client); f may be freed once this
+ * returns. */
+ENVD_API envd_status envd_config_file_client_async(envd_runtime *rt, const envd_config_file *f,
+                                                   const char *name, envd_future **out);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

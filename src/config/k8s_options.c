@@ -1,0 +1,102 @@
+/* envd_k8s_options: where Kubernetes credentials come from. */
+#include "config/k8s_options.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static int set_str(char **slot, const char *v)
+{
+    char *c = NULL;
+    if (v && *v && !(c = strdup(v)))
+        return -1;
+    free(*slot);
+    *slot = c;
+    return 0;
+}
+
+envd_k8s_options *envd_k8s_options_new(void)
+{
+    envd_k8s_options *o = calloc(1, sizeof(*o));
+    if (!o)
+        return NULL;
+    o->source = ENVD_K8S_SOURCE_AUTO;
+    o->timeout_ms = 30000;
+    o->require_running = 1;
+    return o;
+}
+
+envd_k8s_options *envd_k8s_options_dup(const envd_k8s_options *src)
+{
+    envd_k8s_options *o = envd_k8s_options_new();
+    if (!o || !src)
+        return o;
+    o->source = src->source;
+    o->timeout_ms = src->timeout_ms;
+    o->require_running = src->require_running;
+    if (set_str(&o->kubeconfig, src->kubeconfig) || set_str(&o->context, src->context) ||
+        set_str(&o->in_cluster_dir, src->in_cluster_dir)) {
+        envd_k8s_options_free(o);
+        return NULL;
+    }
+    return o;
+}
+
+void envd_k8s_options_free(envd_k8s_options *o)
+{
+    if (!o)
+        return;
+    free(o->kubeconfig);
+    free(o->context);
+    free(o->in_cluster_dir);
+    free(o);
+}
+
+envd_status envd_k8s_options_set_source(envd_k8s_options *o, envd_k8s_source source)
+{
+    if (!o)
+        return ENVD_E_USAGE;
+    if (source != ENVD_K8S_SOURCE_AUTO && source != ENVD_K8S_SOURCE_KUBECONFIG &&
+        source != ENVD_K8S_SOURCE_IN_CLUSTER)
+        return ENVD_INVALID_ARGUMENT;
+    o->source = source;
+    return ENVD_OK;
+}
+
+envd_status envd_k8s_options_set_kubeconfig(envd_k8s_options *o, const char *paths)
+{
+    if (!o)
+        return ENVD_E_USAGE;
+    return set_str(&o->kubeconfig, paths) ? ENVD_E_NOMEM : ENVD_OK;
+}
+
+envd_status envd_k8s_options_set_context(envd_k8s_options *o, const char *context)
+{
+    if (!o)
+        return ENVD_E_USAGE;
+    return set_str(&o->context, context) ? ENVD_E_NOMEM : ENVD_OK;
+}
+
+envd_status envd_k8s_options_set_in_cluster_dir(envd_k8s_options *o, const char *dir)
+{
+    if (!o)
+        return ENVD_E_USAGE;
+    return set_str(&o->in_cluster_dir, dir) ? ENVD_E_NOMEM : ENVD_OK;
+}
+
+envd_status envd_k8s_options_set_timeout_ms(envd_k8s_options *o, int64_t ms)
+{
+    if (!o)
+        return ENVD_E_USAGE;
+    if (ms < 0)
+        return ENVD_INVALID_ARGUMENT;
+    o->timeout_ms = ms;
+    return ENVD_OK;
+}
+
+envd_status envd_k8s_options_set_require_running(envd_k8s_options *o, int on)
+{
+    if (!o)
+        return ENVD_E_USAGE;
+    o->require_running = on != 0;
+    return ENVD_OK;
+}

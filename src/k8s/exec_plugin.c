@@ -1,0 +1,532 @@
+/* Exec credential plugins: spawn, collect, parse, cache. */
+#include "k8s/exec_plugin.h"
+#include "core/error.h"
+#include "core/timer.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <openssl/evp.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+extern char **environ;
+
+#define MAX_STDOUT (1u << 20)
+#define MAX_STDERR 2048u
+
+void envd_k8s_cred_clear(envd_k8s_cred *cr)
+{
+    if (!cr)
+        return;
+    if (cr->token)
+        OPENSSL_cleanse(cr->token, strlen(cr->token));
+    free(cr->token);
+    if (cr->key.data)
+        OPENSSL_cleanse(cr->key.data, cr->key.len);
+    free(cr->key.data);
+    free(cr->cert.data);
+    memset(cr, 0, sizeof(*cr));
+}
+
+static int blob_dup(envd_k8s_blob *dst, const envd_k8s_blob *src)
+{
+    dst->data = NULL;
+    dst->len = 0;
+    if (!src->data)
+        return 0;
+    if (!(dst->data = malloc(src->len + 1)))
+        return -1;
+    memcpy(dst->data, src->data, src->len);
+    dst->data[src->len] = 0;
+    dst->len = src->len;
+    return 0;
+}
+
+static int cred_dup(envd_k8s_cred *dst, const envd_k8s_cred *src)
+{
+    memset(dst, 0, sizeof(*dst));
+    dst->expires = src->expires;
+    if ((src->token && !(dst->token = strdup(src->token))) || blob_dup(&dst->cert, &src->cert) ||
+        blob_dup(&dst->key, &src->key)) {
+        envd_k8s_cred_clear(dst);
+        return -1;
+    }
+    return 0;
+}
+
+/* RFC 3339 ("2026-01-02T03:04:05Z", fractions and offsets allowed). */
+static int parse_rfc3339(const char *s, int64_t *out)
+{
+    struct tm tm;
+    memset(&tm, 0, sizeof(tm));
+    const char *p = strptime(s, "%Y-%m-%dT%H:%M:%S", &tm);
+    if (!p)
+        return -1;
+    if (*p == '.')
+        for (p++; *p >= '0' && *p <= '9'; p++)
+            ;
+    int64_t off = 0;
+    if (*p == 'Z' || *p == 'z') {
+        p++;
+    } else if (*p == '+' || *p == '-') {
+        int hh, mm;
+        if (sscanf(p + 1, "%2d:%2d", &hh, &mm) != 2)
+            return -1;
+        off = (int64_t)(hh * 3600 + mm * 60) * (*p == '+' ? 1 : -1);
+        p += 6;
+    } else {
+        return -1;
+    }
+    if (*p)
+        return -1;
+    *out = (int64_t)timegm(&tm) - off;
+    return 0;
+}
+
+envd_status envd_k8s_parse_exec_credential(const char *text, size_t len, const char *api_version,
+                                           envd_k8s_cred *out, char **problem)
+{
+    memset(out, 0, sizeof(*out));
+    *problem = NULL;
+    json_error_t je;
+    json_t *root = json_loadb(text, len, 0, &je);
+    if (!root || !json_is_object(root)) {
+        if (asprintf(problem, "its output is not a JSON object (%s)",
+                     root ? "another JSON value" : je.text) < 0)
+            *problem = NULL;
+        json_decref(root);
+        return ENVD_E_CONFIG;
+    }
+    const char *av = json_string_value(json_object_get(root, "apiVersion"));
+    const char *kind = json_string_value(json_object_get(root, "kind"));
+    json_t *status = json_object_get(root, "status");
+    const char *bad = NULL;
+    char buf[256];
+    if (!kind || strcmp(kind, "ExecCredential") != 0) {
+        bad = "its output is not an ExecCredential (kind)";
+    } else if (!av || strcmp(av, api_version) != 0) {
+        snprintf(buf, sizeof(buf), "it answered apiVersion '%s' where '%s' was configured",
+                 av ? av : "", api_version);
+        bad = buf;
+    } else if (!json_is_object(status)) {
+        bad = "its ExecCredential has no status";
+    }
+    if (!bad) {
+        const char *tok = json_string_value(json_object_get(status, "token"));
+        const char *cert = json_string_value(json_object_get(status, "clientCertificateData"));
+        const char *key = json_string_value(json_object_get(status, "clientKeyData"));
+        const char *exp = json_string_value(json_object_get(status, "expirationTimestamp"));
+        if (tok && *tok && !(out->token = strdup(tok)))
+            bad = "out of memory";
+        if (!bad && !cert != !key)
+            bad = "its ExecCredential has a client certificate without a key, or a key without "
+                  "a certificate";
+        if (!bad && cert && key) {
+            out->cert.data = (unsigned char *)strdup(cert);
+            out->key.data = (unsigned char *)strdup(key);
+            out->cert.len = strlen(cert);
+            out->key.len = strlen(key);
+            if (!out->cert.data || !out->key.data)
+                bad = "out of memory";
+        }
+        if (!bad && !out->token && !out->cert.data)
+            bad = "its ExecCredential holds neither a token nor a client certificate";
+        if (!bad && exp && parse_rfc3339(exp, &out->expires) != 0) {
+            snprintf(buf, sizeof(buf), "its expirationTimestamp '%.64s' is not RFC 3339", exp);
+            bad = buf;
+        }
+    }
+    json_decref(root);
+    if (bad) {
+        envd_k8s_cred_clear(out);
+        *problem = strdup(bad);
+        return ENVD_E_CONFIG;
+    }
+    return ENVD_OK;
+}
+
+/* ---------------------------------------------------------------- cache */
+
+typedef struct cache_entry {
+    char *key;
+    envd_k8s_cred cred;
+    struct cache_entry *next;
+} cache_entry;
+
+static pthread_mutex_t cache_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_mutex_t run_mu = PTHREAD_MUTEX_INITIALIZER; /* one plugin run at a time */
+static cache_entry *cache;
+
+/* Everything that makes two plugin configurations the same. */
+static char *cache_key(const envd_k8s_conn *c)
+{
+    const envd_k8s_exec *x = c->exec;
+    size_t n = strlen(x->command) + strlen(x->api_version) + 8;
+    for (size_t i = 0; i < x->n_args; i++)
+        n += strlen(x->args[i]) + 1;
+    for (size_t i = 0; i < x->n_env; i++)
+        n += strlen(x->env[i]) + 1;
+    if (x->provide_cluster_info)
+        n += strlen(c->server) + 1;
+    char *k = malloc(n);
+    if (!k)
+        return NULL;
+    /* \x1f cannot appear in a kubeconfig string that matters here */
+    char *p = k + sprintf(k, "%s\x1f%s", x->api_version, x->command);
+    for (size_t i = 0; i < x->n_args; i++)
+        p += sprintf(p, "\x1f%s", x->args[i]);
+    *p++ = '\x1e';
+    for (size_t i = 0; i < x->n_env; i++)
+        p += sprintf(p, "\x1f%s", x->env[i]);
+    *p++ = '\x1e';
+    if (x->provide_cluster_info)
+        p += sprintf(p, "%s", c->server);
+    *p = 0;
+    return k;
+}
+
+static int cache_get(const char *key, envd_k8s_cred *out)
+{
+    int found = 0;
+    pthread_mutex_lock(&cache_mu);
+    for (cache_entry *e = cache; e; e = e->next) {
+        if (strcmp(e->key, key) != 0)
+            continue;
+        /* expired a little early rather than used past the end */
+        if (e->cred.expires == 0 || (int64_t)time(NULL) + 10 < e->cred.expires)
+            found = cred_dup(out, &e->cred) == 0;
+        break;
+    }
+    pthread_mutex_unlock(&cache_mu);
+    return found;
+}
+
+static void cache_put(char *key, const envd_k8s_cred *cred)
+{
+    envd_k8s_cred copy;
+    if (cred_dup(&copy, cred) != 0) {
+        free(key);
+        return;
+    }
+    pthread_mutex_lock(&cache_mu);
+    cache_entry *e = cache;
+    for (; e; e = e->next)
+        if (strcmp(e->key, key) == 0)
+            break;
+    if (e) {
+        envd_k8s_cred_clear(&e->cred);
+        e->cred = copy;
+        free(key);
+    } else if ((e = calloc(1, sizeof(*e)))) {
+        e->key = key;
+        e->cred = copy;
+        e->next = cache;
+        cache = e;
+    } else {
+        envd_k8s_cred_clear(&copy);
+        free(key);
+    }
+    pthread_mutex_unlock(&cache_mu);
+}
+
+/* ------------------------------------------------------------------ run */
+
+static char *exec_info(const envd_k8s_conn *c)
+{
+    const envd_k8s_exec *x = c->exec;
+    json_t *spec = json_pack("{s:b}", "interactive", 0);
+    if (spec && x->provide_cluster_info) {
+        json_t *cl =
+            json_pack("{s:s, s:b}", "server", c->server, "insecure-skip-tls-verify", c->insecure);
+        if (cl && c->ca.data) {
+            size_t bl = 4 * ((c->ca.len + 2) / 3) + 1;
+            char *b64 = malloc(bl);
+            if (b64) {
+                EVP_EncodeBlock((unsigned char *)b64, c->ca.data, (int)c->ca.len);
+                json_object_set_new(cl, "certificate-authority-data", json_string(b64));
+                free(b64);
+            }
+        }
+        if (cl && c->tls_server_name)
+            json_object_set_new(cl, "tls-server-name", json_string(c->tls_server_name));
+        if (cl && c->proxy_url)
+            json_object_set_new(cl, "proxy-url", json_string(c->proxy_url));
+        if (cl)
+            json_object_set_new(spec, "cluster", cl);
+    }
+    json_t *info = spec ? json_pack("{s:s, s:s, s:o}", "apiVersion", x->api_version, "kind",
+                                    "ExecCredential", "spec", spec)
+                        : NULL;
+    char *s = info ? json_dumps(info, JSON_COMPACT) : NULL;
+    json_decref(info);
+    return s;
+}
+
+/* environ, minus the names the plugin config sets, plus those and
+ * KUBERNETES_EXEC_INFO. The strings are borrowed except info. */
+static char **build_env(const envd_k8s_exec *x, char *info)
+{
+    size_t n = 0;
+    while (environ && environ[n])
+        n++;
+    char **env = calloc(n + x->n_env + 2, sizeof(char *));
+    if (!env)
+        return NULL;
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        const char *eq = strchr(environ[i], '=');
+        size_t nl = eq ? (size_t)(eq - environ[i]) : strlen(environ[i]);
+        int over = nl == strlen("KUBERNETES_EXEC_INFO") &&
+                   strncmp(environ[i], "KUBERNETES_EXEC_INFO", nl) == 0;
+        for (size_t j = 0; j < x->n_env && !over; j++)
+            over = strncmp(x->env[j], environ[i], nl) == 0 && x->env[j][nl] == '=';
+        if (!over)
+            env[k++] = environ[i];
+    }
+    for (size_t j = 0; j < x->n_env; j++)
+        env[k++] = x->env[j];
+    env[k++] = info;
+    env[k] = NULL;
+    return env;
+}
+
+typedef struct outbuf {
+    char *data;
+    size_t len, cap, max;
+    int truncated;
+} outbuf;
+
+static int outbuf_add(outbuf *b, const char *p, size_t n)
+{
+    if (b->len + n > b->max) {
+        b->truncated = 1;
+        n = b->max > b->len ? b->max - b->len : 0;
+    }
+    if (b->len + n + 1 > b->cap) {
+        size_t nc = b->cap ? b->cap * 2 : 1024;
+        while (nc < b->len + n + 1)
+            nc *= 2;
+        char *nd = realloc(b->data, nc);
+        if (!nd)
+            return -1;
+        b->data = nd;
+        b->cap = nc;
+    }
+    memcpy(b->data + b->len, p, n);
+    b->len += n;
+    b->data[b->len] = 0;
+    return 0;
+}
+
+static void tidy_stderr(outbuf *b)
+{
+    if (!b->data)
+        return;
+    while (b->len > 0 && (b->data[b->len - 1] == '\n' || b->data[b->len - 1] == ' '))
+        b->data[--b->len] = 0;
+    for (size_t i = 0; i < b->len; i++)
+        if (b->data[i] == '\n')
+            b->data[i] = ' ';
+}
+
+static envd_error *plugin_error(envd_status code, const envd_k8s_conn *c, const char *what,
+                                const outbuf *err_out)
+{
+    const envd_k8s_exec *x = c->exec;
+    const char *se = err_out && err_out->len ? err_out->data : NULL;
+    return envd_error_new(code, ENVD_TRANSPORT_NONE, 0,
+                          "exec credential plugin '%s' of %s %s%s%s%s%s", x->command, c->user_desc,
+                          what, se ? "; stderr: " : "", se ? se : "", x->install_hint ? "; " : "",
+                          x->install_hint ? x->install_hint : "");
+}
+
+static envd_status run_plugin(const envd_k8s_conn *c, int64_t timeout_ms, atomic_int *cancel,
+                              envd_k8s_cred *out, envd_error **err)
+{
+    const envd_k8s_exec *x = c->exec;
+    envd_status st = ENVD_OK;
+    int po[2] = {-1, -1}, pe[2] = {-1, -1};
+    char *info_json = exec_info(c), *info = NULL;
+    char **env = NULL, **argv = NULL;
+    outbuf ob = {NULL, 0, 0, MAX_STDOUT, 0}, eb = {NULL, 0, 0, MAX_STDERR, 0};
+    posix_spawn_file_actions_t fa;
+    int fa_ok = 0;
+    pid_t pid = -1;
+    if (!info_json || asprintf(&info, "KUBERNETES_EXEC_INFO=%s", info_json) < 0) {
+        info = NULL;
+        st = ENVD_E_NOMEM;
+        goto out;
+    }
+    env = build_env(x, info);
+    argv = calloc(x->n_args + 2, sizeof(char *));
+    if (!env || !argv) {
+        st = ENVD_E_NOMEM;
+        goto out;
+    }
+    argv[0] = x->command;
+    for (size_t i = 0; i < x->n_args; i++)
+        argv[i + 1] = x->args[i];
+    if (pipe2(po, O_CLOEXEC) != 0 || pipe2(pe, O_CLOEXEC) != 0 ||
+        posix_spawn_file_actions_init(&fa) != 0) {
+        *err =
+            envd_error_new(ENVD_E_IO, ENVD_TRANSPORT_NONE, 0, "exec plugin: %s", strerror(errno));
+        st = ENVD_E_IO;
+        goto out;
+    }
+    fa_ok = 1;
+    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+    posix_spawn_file_actions_adddup2(&fa, po[1], 1);
+    posix_spawn_file_actions_adddup2(&fa, pe[1], 2);
+    int rc = posix_spawnp(&pid, x->command, &fa, NULL, argv, env);
+    close(po[1]);
+    close(pe[1]);
+    po[1] = pe[1] = -1;
+    if (rc != 0) {
+        char what[256];
+        snprintf(what, sizeof(what), "could not be started: %s%s", strerror(rc),
+                 rc == ENOENT && !strchr(x->command, '/') ? " (not found in PATH)" : "");
+        *err = plugin_error(ENVD_E_CONFIG, c, what, NULL);
+        st = ENVD_E_CONFIG;
+        pid = -1;
+        goto out;
+    }
+    int64_t deadline = timeout_ms > 0 ? envd_now_ms() + timeout_ms : 0;
+    struct pollfd pf[2] = {{po[0], POLLIN, 0}, {pe[0], POLLIN, 0}};
+    int open_fds = 2;
+    while (open_fds > 0) {
+        if (cancel && atomic_load(cancel)) {
+            st = ENVD_CANCELED;
+            break;
+        }
+        int wait = 100;
+        if (deadline) {
+            int64_t left = deadline - envd_now_ms();
+            if (left <= 0) {
+                st = ENVD_DEADLINE_EXCEEDED;
+                break;
+            }
+            if (left < wait)
+                wait = (int)left;
+        }
+        int r = poll(pf, 2, wait);
+        if (r < 0 && errno != EINTR) {
+            st = ENVD_E_IO;
+            break;
+        }
+        for (int i = 0; r > 0 && i < 2; i++) {
+            if (pf[i].fd < 0 || !pf[i].revents)
+                continue;
+            char buf[4096];
+            ssize_t n = read(pf[i].fd, buf, sizeof(buf));
+            if (n > 0) {
+                if (outbuf_add(i == 0 ? &ob : &eb, buf, (size_t)n) != 0) {
+                    st = ENVD_E_NOMEM;
+                    break;
+                }
+            } else if (n == 0 || (errno != EINTR && errno != EAGAIN)) {
+                pf[i].fd = -1;
+                open_fds--;
+            }
+        }
+        if (st != ENVD_OK)
+            break;
+    }
+    if (st != ENVD_OK)
+        kill(pid, SIGKILL);
+    int ws = 0;
+    while (waitpid(pid, &ws, 0) < 0 && errno == EINTR)
+        ;
+    pid = -1;
+    tidy_stderr(&eb);
+    if (st == ENVD_CANCELED) {
+        *err = envd_error_new(ENVD_CANCELED, ENVD_TRANSPORT_NONE, 0, "canceled");
+        goto out;
+    }
+    if (st == ENVD_DEADLINE_EXCEEDED) {
+        char what[96];
+        snprintf(what, sizeof(what), "did not finish within %lld ms", (long long)timeout_ms);
+        *err = plugin_error(ENVD_DEADLINE_EXCEEDED, c, what, &eb);
+        goto out;
+    }
+    if (st != ENVD_OK)
+        goto out;
+    if (WIFEXITED(ws) && WEXITSTATUS(ws) != 0) {
+        char what[64];
+        snprintf(what, sizeof(what), "failed with exit status %d", WEXITSTATUS(ws));
+        *err = plugin_error(ENVD_E_CONFIG, c, what, &eb);
+        st = ENVD_E_CONFIG;
+        goto out;
+    }
+    if (WIFSIGNALED(ws)) {
+        char what[64];
+        snprintf(what, sizeof(what), "was killed by signal %d", WTERMSIG(ws));
+        *err = plugin_error(ENVD_E_CONFIG, c, what, &eb);
+        st = ENVD_E_CONFIG;
+        goto out;
+    }
+    char *problem = NULL;
+    st = envd_k8s_parse_exec_credential(ob.data ? ob.data : "", ob.len, x->api_version, out,
+                                        &problem);
+    if (st != ENVD_OK) {
+        char what[512];
+        snprintf(what, sizeof(what), "gave no usable credential: %s",
+                 problem ? problem : "out of memory");
+        *err = plugin_error(ENVD_E_CONFIG, c, what, &eb);
+        free(problem);
+    }
+out:
+    if (fa_ok)
+        posix_spawn_file_actions_destroy(&fa);
+    for (int i = 0; i < 2; i++) {
+        if (po[i] >= 0)
+            close(po[i]);
+        if (pe[i] >= 0)
+            close(pe[i]);
+    }
+    if (ob.data)
+        OPENSSL_cleanse(ob.data, ob.len);
+    free(ob.data);
+    free(eb.data);
+    free(argv);
+    free(env);
+    free(info);
+    free(info_json);
+    return st;
+}
+
+envd_status envd_k8s_exec_credential(const envd_k8s_conn *c, int fresh, int64_t timeout_ms,
+                                     atomic_int *cancel, envd_k8s_cred *out, envd_error **err)
+{
+    memset(out, 0, sizeof(*out));
+    char *key = cache_key(c);
+    if (!key)
+        return ENVD_E_NOMEM;
+    if (!fresh && cache_get(key, out)) {
+        free(key);
+        return ENVD_OK;
+    }
+    /* One run at a time: the resolutions that queued behind it find its
+     * result in the cache. */
+    pthread_mutex_lock(&run_mu);
+    if (!fresh && cache_get(key, out)) {
+        pthread_mutex_unlock(&run_mu);
+        free(key);
+        return ENVD_OK;
+    }
+    envd_status st = run_plugin(c, timeout_ms, cancel, out, err);
+    if (st == ENVD_OK)
+        cache_put(key, out);
+    else
+        free(key);
+    pthread_mutex_unlock(&run_mu);
+    return st;
+}

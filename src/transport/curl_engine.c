@@ -1,0 +1,555 @@
+/* The libcurl engine: one I/O thread driving one multi handle.
+ *
+ * Every curl call on a submitted easy handle happens on the I/O thread.
+ * Other threads talk to it through a mutex-protected queue of per-transfer
+ * requests (add, cancel, resume, arm timers) followed by curl_multi_wakeup().
+ * The client-side timeouts live in the loop itself: each pass checks the
+ * transfers' deadlines when the earliest one may have passed, and the poll
+ * timeout is bounded by that earliest deadline, so a timeout fires on the
+ * I/O thread at the right time without a timer thread.
+ */
+#include "transport/curl_engine.h"
+
+#include <limits.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum { Q_ADD = 1u, Q_CANCEL = 2u, Q_RESUME = 4u, Q_ARM = 8u };
+
+/* Idle connections kept for reuse across all hosts. */
+#define ENVD_CURL_MAX_IDLE_CONNS 512
+
+/* Longest single poll; only bounds how stale next_check can be. */
+#define ENVD_POLL_MAX_MS 1000
+
+struct envd_curl_engine {
+    CURLM *multi;
+    pthread_t thread;
+    pthread_mutex_t mu;
+    envd_curl_xfer *qhead, *qtail; /* mu */
+    int stopping;                  /* mu: free requested; no new transfers */
+    int stopped;                   /* mu: the thread took its last queue */
+    envd_timers *timers;           /* kept for the interface; timeouts run in the loop */
+
+    /* I/O thread only. */
+    envd_curl_xfer *active;
+    int64_t next_check; /* no deadline can pass before this (ms); INT64_MAX = none */
+
+    envd_rpc_transport connect_tp;
+};
+
+/* ---- process-wide curl initialisation ----------------------------------- */
+
+static pthread_once_t g_curl_once = PTHREAD_ONCE_INIT;
+static CURLcode g_curl_init_rc = CURLE_FAILED_INIT;
+
+static int g_h2c_reuse_broken;
+
+static void curl_init_once(void)
+{
+    g_curl_init_rc = curl_global_init(CURL_GLOBAL_DEFAULT);
+    const curl_version_info_data *v = curl_version_info(CURLVERSION_NOW);
+    g_h2c_reuse_broken = v && v->version_num < 0x080000;
+}
+
+/* ---- references --------------------------------------------------------- */
+
+void envd_curl_xfer_ref(envd_curl_xfer *x)
+{
+    atomic_fetch_add_explicit(&x->refs, 1, memory_order_relaxed);
+}
+
+void envd_curl_xfer_unref(envd_curl_xfer *x)
+{
+    if (!x)
+        return;
+    if (atomic_fetch_sub_explicit(&x->refs, 1, memory_order_acq_rel) == 1)
+        x->vt->destroy(x);
+}
+
+/* ---- transfer setup ------------------------------------------------------ */
+
+void envd_curl_xfer_init(envd_curl_xfer *x, const envd_curl_xfer_vt *vt, envd_curl_engine *e,
+                         CURL *easy, const envd_endpoint *ep)
+{
+    x->vt = vt;
+    x->eng = e;
+    x->easy = easy;
+    x->errbuf[0] = '\0';
+    atomic_init(&x->refs, 1);
+    atomic_init(&x->cancel_requested, 0);
+    atomic_init(&x->finished, 0);
+    x->first_deadline = 0;
+    x->last_activity = 0;
+    x->first_seen = 0;
+    x->timers_on = 0;
+    x->in_multi = 0;
+    x->prev = x->next = NULL;
+    x->qnext = NULL;
+    x->qbits = 0;
+    x->queued = 0;
+
+    curl_easy_setopt(easy, CURLOPT_PRIVATE, (void *)x);
+    curl_easy_setopt(easy, CURLOPT_ERRORBUFFER, x->errbuf);
+    curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(easy, CURLOPT_TCP_KEEPALIVE, 1L);
+    curl_easy_setopt(easy, CURLOPT_TCP_NODELAY, 1L);
+    curl_easy_setopt(easy, CURLOPT_USERAGENT, ENVD_USER_AGENT);
+    curl_easy_setopt(easy, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(easy, CURLOPT_FOLLOWLOCATION, 0L);
+    if (ep->tls) {
+        /* HTTP/2 where ALPN offers it, HTTP/1.1 otherwise. */
+        curl_easy_setopt(easy, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
+        curl_easy_setopt(easy, CURLOPT_PIPEWAIT, 1L);
+    } else if (ep->h2c_prior_knowledge) {
+        curl_easy_setopt(easy, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2_PRIOR_KNOWLEDGE);
+        if (g_h2c_reuse_broken) {
+            /* libcurl < 8.0.0 fails every stream on a reused prior-knowledge
+             * connection ("Error in the HTTP2 framing layer", curl issue
+             * #10634): one connection per call there, no multiplexing. */
+            curl_easy_setopt(easy, CURLOPT_FRESH_CONNECT, 1L);
+            curl_easy_setopt(easy, CURLOPT_FORBID_REUSE, 1L);
+        } else {
+            curl_easy_setopt(easy, CURLOPT_PIPEWAIT, 1L);
+        }
+    } else {
+        /* Stock envd speaks HTTP/1.1 only; never try an h2c upgrade. */
+        curl_easy_setopt(easy, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
+    }
+    if (ep->ca_file && ep->ca_file[0])
+        curl_easy_setopt(easy, CURLOPT_CAINFO, ep->ca_file);
+    if (ep->insecure) {
+        curl_easy_setopt(easy, CURLOPT_SSL_VERIFYPEER, 0L);
+        curl_easy_setopt(easy, CURLOPT_SSL_VERIFYHOST, 0L);
+    }
+}
+
+envd_status envd_curl_headers(const envd_kv *headers, size_t n, struct curl_slist **list)
+{
+    for (size_t i = 0; i < n; i++) {
+        const char *name = headers[i].name;
+        const char *value = headers[i].value ? headers[i].value : "";
+        if (!name || !name[0] || strpbrk(name, "\r\n: \t") || strpbrk(value, "\r\n"))
+            return ENVD_INVALID_ARGUMENT;
+        size_t nl = strlen(name), vl = strlen(value);
+        char *line = malloc(nl + vl + 3);
+        if (!line)
+            return ENVD_E_NOMEM;
+        memcpy(line, name, nl);
+        if (vl == 0) {
+            /* "name;" is curl's way to send a header with an empty value. */
+            line[nl] = ';';
+            line[nl + 1] = '\0';
+        } else {
+            line[nl] = ':';
+            line[nl + 1] = ' ';
+            memcpy(line + nl + 2, value, vl + 1);
+        }
+        struct curl_slist *l = curl_slist_append(*list, line);
+        free(line);
+        if (!l)
+            return ENVD_E_NOMEM;
+        *list = l;
+    }
+    return ENVD_OK;
+}
+
+envd_status envd_curl_describe(const envd_curl_xfer *x, CURLcode rc, char *buf, size_t cap)
+{
+    const char *what;
+    envd_status st = ENVD_E_TRANSPORT;
+    switch (rc) {
+    case CURLE_COULDNT_CONNECT: what = "cannot connect"; break;
+    case CURLE_COULDNT_RESOLVE_HOST:
+    case CURLE_COULDNT_RESOLVE_PROXY: what = "cannot resolve host"; break;
+    case CURLE_OPERATION_TIMEDOUT: what = "connection timed out"; break;
+    case CURLE_SSL_CONNECT_ERROR:
+    case CURLE_PEER_FAILED_VERIFICATION:
+    case CURLE_SSL_CERTPROBLEM:
+    case CURLE_SSL_CIPHER:
+    case CURLE_SSL_CACERT_BADFILE:
+    case CURLE_SSL_ISSUER_ERROR:
+    case CURLE_SSL_CRL_BADFILE:
+    case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
+    case CURLE_SSL_INVALIDCERTSTATUS: what = "TLS failure"; break;
+    case CURLE_GOT_NOTHING: what = "the server closed the connection without a response"; break;
+    case CURLE_PARTIAL_FILE: what = "the connection closed before the response was complete"; break;
+    case CURLE_RECV_ERROR: what = "the connection failed while receiving"; break;
+    case CURLE_SEND_ERROR: what = "the connection failed while sending"; break;
+    case CURLE_HTTP2:
+    case CURLE_HTTP2_STREAM: what = "HTTP/2 failure"; break;
+    case CURLE_WEIRD_SERVER_REPLY:
+    case CURLE_BAD_CONTENT_ENCODING:
+        what = "malformed HTTP response";
+        st = ENVD_E_PROTOCOL;
+        break;
+    case CURLE_OUT_OF_MEMORY:
+        what = "out of memory";
+        st = ENVD_E_NOMEM;
+        break;
+    case CURLE_URL_MALFORMAT:
+    case CURLE_UNSUPPORTED_PROTOCOL:
+        what = "bad URL";
+        st = ENVD_E_CONFIG;
+        break;
+    default: what = "transfer failed"; break;
+    }
+    const char *url = NULL;
+    if (x->easy)
+        curl_easy_getinfo(x->easy, CURLINFO_EFFECTIVE_URL, &url);
+    const char *detail = x->errbuf[0] ? x->errbuf : curl_easy_strerror(rc);
+    snprintf(buf, cap, "%s (%s): %s", what, url ? url : "?", detail);
+    return st;
+}
+
+/* ---- submission queue ---------------------------------------------------- */
+
+/* Queues bits for x (taking a reference for the queue) and wakes the I/O
+ * thread. Fails once the thread has stopped taking requests. */
+static envd_status enqueue(envd_curl_engine *e, envd_curl_xfer *x, unsigned bits)
+{
+    pthread_mutex_lock(&e->mu);
+    if (e->stopped || ((bits & Q_ADD) && e->stopping)) {
+        pthread_mutex_unlock(&e->mu);
+        return ENVD_E_SHUTDOWN;
+    }
+    x->qbits |= bits;
+    if (!x->queued) {
+        x->queued = 1;
+        envd_curl_xfer_ref(x);
+        x->qnext = NULL;
+        if (e->qtail)
+            e->qtail->qnext = x;
+        else
+            e->qhead = x;
+        e->qtail = x;
+    }
+    /* Under the lock, so the multi cannot be gone yet. */
+    curl_multi_wakeup(e->multi);
+    pthread_mutex_unlock(&e->mu);
+    return ENVD_OK;
+}
+
+envd_status envd_curl_engine_submit(envd_curl_engine *e, envd_curl_xfer *x)
+{
+    envd_curl_xfer_ref(x); /* the engine's reference, until done */
+    envd_status st = enqueue(e, x, Q_ADD);
+    if (st != ENVD_OK)
+        atomic_fetch_sub_explicit(&x->refs, 1, memory_order_relaxed);
+    return st;
+}
+
+void envd_curl_xfer_cancel(envd_curl_xfer *x)
+{
+    if (!x || atomic_load_explicit(&x->finished, memory_order_acquire))
+        return;
+    if (atomic_exchange_explicit(&x->cancel_requested, 1, memory_order_acq_rel))
+        return; /* already asked */
+    (void)enqueue(x->eng, x, Q_CANCEL);
+}
+
+void envd_curl_xfer_resume(envd_curl_xfer *x)
+{
+    if (atomic_load_explicit(&x->finished, memory_order_acquire))
+        return;
+    (void)enqueue(x->eng, x, Q_RESUME);
+}
+
+void envd_curl_xfer_arm_timers(envd_curl_xfer *x)
+{
+    if (atomic_load_explicit(&x->finished, memory_order_acquire))
+        return;
+    (void)enqueue(x->eng, x, Q_ARM);
+}
+
+/* ---- I/O thread ------------------------------------------------------------ */
+
+static void note_deadline(envd_curl_engine *e, int64_t when)
+{
+    if (when < e->next_check)
+        e->next_check = when;
+}
+
+static int idle_applies(const envd_curl_xfer *x)
+{
+    return x->idle_timeout_ms > 0 && (x->first_seen || x->idle_before_first);
+}
+
+static void start_timers(envd_curl_xfer *x, int64_t now)
+{
+    envd_curl_engine *e = x->eng;
+    x->timers_on = 1;
+    x->last_activity = now;
+    x->first_deadline = 0;
+    if (x->timeout_ms > 0 && (!x->first_seen || x->timeout_whole)) {
+        x->first_deadline = now + x->timeout_ms;
+        note_deadline(e, x->first_deadline);
+    }
+    if (idle_applies(x))
+        note_deadline(e, now + x->idle_timeout_ms);
+}
+
+void envd_curl_xfer_touch(envd_curl_xfer *x)
+{
+    /* Called per received chunk: a clock read is cheap (vDSO). */
+    x->last_activity = envd_now_ms();
+}
+
+void envd_curl_xfer_first_seen(envd_curl_xfer *x)
+{
+    if (x->first_seen)
+        return;
+    x->first_seen = 1;
+    int64_t now = envd_now_ms();
+    x->last_activity = now;
+    if (!x->timeout_whole)
+        x->first_deadline = 0;
+    if (x->timers_on && x->idle_timeout_ms > 0)
+        note_deadline(x->eng, now + x->idle_timeout_ms);
+}
+
+static void finish(envd_curl_engine *e, envd_curl_xfer *x, CURLcode rc, envd_status abort,
+                   const char *why)
+{
+    atomic_store_explicit(&x->finished, 1, memory_order_release);
+    if (x->in_multi) {
+        curl_multi_remove_handle(e->multi, x->easy);
+        x->in_multi = 0;
+        if (x->prev)
+            x->prev->next = x->next;
+        else
+            e->active = x->next;
+        if (x->next)
+            x->next->prev = x->prev;
+        x->prev = x->next = NULL;
+    }
+    if (abort == ENVD_OK && rc != CURLE_OK &&
+        atomic_load_explicit(&x->cancel_requested, memory_order_acquire)) {
+        abort = ENVD_CANCELED;
+        why = "canceled";
+    }
+    x->vt->done(x, rc, abort, why);
+    curl_easy_cleanup(x->easy);
+    x->easy = NULL;
+    envd_curl_xfer_unref(x); /* the engine's reference */
+}
+
+static void process_queue(envd_curl_engine *e, envd_curl_xfer *list)
+{
+    while (list) {
+        envd_curl_xfer *x = list;
+        list = x->tnext;
+        unsigned bits = x->taken_bits;
+        int done = atomic_load_explicit(&x->finished, memory_order_acquire);
+
+        if ((bits & Q_ADD) && !done) {
+            if (atomic_load_explicit(&x->cancel_requested, memory_order_acquire)) {
+                finish(e, x, CURLE_OK, ENVD_CANCELED, "canceled");
+            } else if (curl_multi_add_handle(e->multi, x->easy) != CURLM_OK) {
+                finish(e, x, CURLE_FAILED_INIT, ENVD_OK, NULL);
+            } else {
+                x->in_multi = 1;
+                x->prev = NULL;
+                x->next = e->active;
+                if (e->active)
+                    e->active->prev = x;
+                e->active = x;
+                if (!x->timers_deferred)
+                    start_timers(x, envd_now_ms());
+            }
+            done = atomic_load_explicit(&x->finished, memory_order_acquire);
+        }
+        if ((bits & Q_CANCEL) && !done && x->in_multi)
+            finish(e, x, CURLE_OK, ENVD_CANCELED, "canceled");
+        else if ((bits & Q_RESUME) && !done && x->in_multi)
+            curl_easy_pause(x->easy, CURLPAUSE_CONT);
+        done = atomic_load_explicit(&x->finished, memory_order_acquire);
+        if ((bits & Q_ARM) && !done && x->in_multi && !x->timers_on)
+            start_timers(x, envd_now_ms());
+        envd_curl_xfer_unref(x); /* the queue's reference */
+    }
+}
+
+/* Takes the whole queue. Each entry's bits move to taken_bits and its link
+ * to tnext under the lock, so another thread may queue the same transfer
+ * again (a new entry, with its own reference) while this list is processed. */
+static envd_curl_xfer *take_queue(envd_curl_engine *e, int final)
+{
+    pthread_mutex_lock(&e->mu);
+    envd_curl_xfer *list = e->qhead;
+    for (envd_curl_xfer *x = list; x; x = x->qnext) {
+        x->taken_bits = x->qbits;
+        x->qbits = 0;
+        x->queued = 0;
+        x->tnext = x->qnext;
+    }
+    e->qhead = e->qtail = NULL;
+    if (final)
+        e->stopped = 1;
+    pthread_mutex_unlock(&e->mu);
+    return list;
+}
+
+static int should_stop(envd_curl_engine *e)
+{
+    pthread_mutex_lock(&e->mu);
+    int s = e->stopping;
+    pthread_mutex_unlock(&e->mu);
+    return s;
+}
+
+static void check_timers(envd_curl_engine *e)
+{
+    int64_t now = envd_now_ms();
+    if (now < e->next_check)
+        return;
+    int64_t next = INT64_MAX;
+    char why[96];
+    envd_curl_xfer *x = e->active;
+    while (x) {
+        envd_curl_xfer *nx = x->next;
+        if (x->timers_on) {
+            if (x->first_deadline && now >= x->first_deadline) {
+                if (x->timeout_whole)
+                    snprintf(why, sizeof why, "deadline of %lld ms exceeded",
+                             (long long)x->timeout_ms);
+                else
+                    snprintf(why, sizeof why, "no response within %lld ms",
+                             (long long)x->timeout_ms);
+                finish(e, x, CURLE_OK, ENVD_DEADLINE_EXCEEDED, why);
+            } else if (idle_applies(x) && now - x->last_activity >= x->idle_timeout_ms) {
+                snprintf(why, sizeof why, "no data received for %lld ms (idle timeout)",
+                         (long long)(now - x->last_activity));
+                finish(e, x, CURLE_OK, ENVD_E_IDLE_TIMEOUT, why);
+            } else {
+                if (x->first_deadline && x->first_deadline < next)
+                    next = x->first_deadline;
+                if (idle_applies(x) && x->last_activity + x->idle_timeout_ms < next)
+                    next = x->last_activity + x->idle_timeout_ms;
+            }
+        }
+        x = nx;
+    }
+    e->next_check = next;
+}
+
+static void drain_done(envd_curl_engine *e)
+{
+    CURLMsg *m;
+    int left;
+    while ((m = curl_multi_info_read(e->multi, &left))) {
+        if (m->msg != CURLMSG_DONE)
+            continue;
+        envd_curl_xfer *x = NULL;
+        curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&x);
+        CURLcode rc = m->data.result;
+        if (x && x->in_multi)
+            finish(e, x, rc, ENVD_OK, NULL);
+    }
+}
+
+static void *io_main(void *arg)
+{
+    envd_curl_engine *e = arg;
+    for (;;) {
+        process_queue(e, take_queue(e, 0));
+        if (should_stop(e))
+            break;
+        int running = 0;
+        curl_multi_perform(e->multi, &running);
+        drain_done(e);
+        check_timers(e);
+
+        int timeout = ENVD_POLL_MAX_MS;
+        if (e->next_check != INT64_MAX) {
+            int64_t d = e->next_check - envd_now_ms();
+            if (d < 0)
+                d = 0;
+            if (d < timeout)
+                timeout = (int)d;
+        }
+        curl_multi_poll(e->multi, NULL, 0, timeout, NULL);
+    }
+
+    /* Shutdown: whatever is queued or active ends as canceled. */
+    envd_curl_xfer *list = take_queue(e, 1);
+    while (list) {
+        envd_curl_xfer *x = list;
+        list = x->tnext;
+        unsigned bits = x->taken_bits;
+        if ((bits & Q_ADD) && !atomic_load_explicit(&x->finished, memory_order_acquire))
+            finish(e, x, CURLE_OK, ENVD_CANCELED, "canceled: the engine is shutting down");
+        envd_curl_xfer_unref(x);
+    }
+    while (e->active)
+        finish(e, e->active, CURLE_OK, ENVD_CANCELED, "canceled: the engine is shutting down");
+    return NULL;
+}
+
+/* ---- public -------------------------------------------------------------- */
+
+envd_status envd_curl_engine_new(envd_timers *timers, envd_curl_engine **out)
+{
+    *out = NULL;
+    pthread_once(&g_curl_once, curl_init_once);
+    if (g_curl_init_rc != CURLE_OK)
+        return ENVD_E_TRANSPORT;
+
+    envd_curl_engine *e = calloc(1, sizeof *e);
+    if (!e)
+        return ENVD_E_NOMEM;
+    e->timers = timers;
+    e->next_check = INT64_MAX;
+    e->multi = curl_multi_init();
+    if (!e->multi) {
+        free(e);
+        return ENVD_E_NOMEM;
+    }
+    /* Multiplex HTTP/2 streams over shared connections where the server
+     * offers h2; no per-host connection cap (HTTP/1.1 needs one connection
+     * per call in flight). Idle connections are kept for reuse by the
+     * multi's connection cache. */
+    curl_multi_setopt(e->multi, CURLMOPT_PIPELINING, (long)CURLPIPE_MULTIPLEX);
+    curl_multi_setopt(e->multi, CURLMOPT_MAX_HOST_CONNECTIONS, 0L);
+    curl_multi_setopt(e->multi, CURLMOPT_MAX_TOTAL_CONNECTIONS, 0L);
+    /* curl's default cache holds 4 x the transfers in the multi, which
+     * shrinks as a burst drains and closes the connections a following
+     * burst wants. Keep enough idle HTTP/1.1 connections for a burst. */
+    curl_multi_setopt(e->multi, CURLMOPT_MAXCONNECTS, (long)ENVD_CURL_MAX_IDLE_CONNS);
+    pthread_mutex_init(&e->mu, NULL);
+    e->connect_tp.ops = &envd_connect_ops;
+    if (pthread_create(&e->thread, NULL, io_main, e) != 0) {
+        pthread_mutex_destroy(&e->mu);
+        curl_multi_cleanup(e->multi);
+        free(e);
+        return ENVD_E_NOMEM;
+    }
+    *out = e;
+    return ENVD_OK;
+}
+
+void envd_curl_engine_free(envd_curl_engine *e)
+{
+    if (!e)
+        return;
+    pthread_mutex_lock(&e->mu);
+    e->stopping = 1;
+    curl_multi_wakeup(e->multi);
+    pthread_mutex_unlock(&e->mu);
+    pthread_join(e->thread, NULL);
+    curl_multi_cleanup(e->multi);
+    pthread_mutex_destroy(&e->mu);
+    free(e);
+}
+
+envd_rpc_transport *envd_curl_engine_connect(envd_curl_engine *e)
+{
+    return &e->connect_tp;
+}
+
+envd_curl_engine *envd_curl_engine_from_connect(envd_rpc_transport *t)
+{
+    return (envd_curl_engine *)((char *)t - offsetof(envd_curl_engine, connect_tp));
+}

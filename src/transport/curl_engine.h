@@ -1,0 +1,121 @@
+/* Private side of the libcurl engine, shared by connect.c and http.c.
+ *
+ * A transfer (envd_curl_xfer) is embedded at the start of the transport's own
+ * object. The transport builds the easy handle on the caller's thread, fills
+ * in the timeouts and submits it; from then on the easy handle belongs to the
+ * I/O thread, which runs every curl callback, enforces the client-side
+ * timeouts and, once the handle has left the multi, calls vt->done exactly
+ * once and cleans the easy handle up.
+ *
+ * Lifetime: reference counted. The transport's caller holds one reference
+ * (dropped with envd_curl_xfer_unref), the engine holds one from submit until
+ * done has returned, and each queued request (cancel, resume) holds one until
+ * the I/O thread has seen it. vt->destroy runs when the count reaches zero,
+ * on whichever thread dropped the last reference.
+ */
+#ifndef ENVD_TRANSPORT_CURL_ENGINE_H
+#define ENVD_TRANSPORT_CURL_ENGINE_H
+
+#include "transport/transport.h"
+
+#include <curl/curl.h>
+#include <stdatomic.h>
+
+typedef struct envd_curl_xfer envd_curl_xfer;
+
+typedef struct envd_curl_xfer_vt {
+    /* I/O thread, exactly once: the easy handle has left the multi (or was
+     * never added). abort is ENVD_OK when curl finished the transfer (rc is
+     * its result); otherwise the engine stopped it and says why:
+     * ENVD_CANCELED (cancel or engine shutdown), ENVD_DEADLINE_EXCEEDED
+     * (timeout_ms) or ENVD_E_IDLE_TIMEOUT, with a short text in why. The
+     * easy handle is still valid here (curl_easy_getinfo works) and is
+     * cleaned up by the engine right after. */
+    void (*done)(envd_curl_xfer *x, CURLcode rc, envd_status abort, const char *why);
+    /* Last reference dropped: free everything (the easy handle is gone). */
+    void (*destroy)(envd_curl_xfer *x);
+} envd_curl_xfer_vt;
+
+struct envd_curl_xfer {
+    const envd_curl_xfer_vt *vt;
+    envd_curl_engine *eng;
+    CURL *easy;
+    char errbuf[CURL_ERROR_SIZE];
+
+    /* Set by the transport before submit. */
+    int64_t timeout_ms;      /* first deadline; 0 = none */
+    int64_t idle_timeout_ms; /* 0 = none */
+    int timeout_whole;       /* 1: timeout_ms covers the whole transfer (unary) */
+    int idle_before_first;   /* 1: the idle clock runs before the first data too */
+    int timers_deferred;     /* 1: timers start at envd_curl_xfer_arm_timers() */
+
+    atomic_int refs;
+    atomic_int cancel_requested; /* any thread may set; transports poll it */
+    atomic_int finished;         /* done has run (or is running) */
+
+    /* I/O thread only. */
+    int64_t first_deadline; /* absolute ms; 0 = none / reached */
+    int64_t last_activity;  /* absolute ms */
+    int first_seen;
+    int timers_on;
+    int in_multi;
+    envd_curl_xfer *prev, *next; /* active list */
+
+    /* Submission queue (engine mutex). */
+    envd_curl_xfer *qnext;
+    unsigned qbits;
+    int queued;
+    /* The I/O thread's copy of a taken entry. */
+    envd_curl_xfer *tnext;
+    unsigned taken_bits;
+};
+
+/* Prepares x around an easy handle the transport built (refs = 1, the
+ * caller's). Sets CURLOPT_PRIVATE, CURLOPT_ERRORBUFFER and the options every
+ * transfer shares (no signals, TCP keepalive, TLS from the endpoint, HTTP
+ * version). */
+void envd_curl_xfer_init(envd_curl_xfer *x, const envd_curl_xfer_vt *vt, envd_curl_engine *e,
+                         CURL *easy, const envd_endpoint *ep);
+
+/* Hands x to the I/O thread. On ENVD_OK the engine holds its reference and
+ * vt->done will run exactly once. On failure (ENVD_E_SHUTDOWN) nothing was
+ * taken: the transport still owns the easy handle and cleans it up. */
+envd_status envd_curl_engine_submit(envd_curl_engine *e, envd_curl_xfer *x);
+
+/* Any thread: stop the transfer; done reports ENVD_CANCELED unless it
+ * finished first. A no-op once finished. */
+void envd_curl_xfer_cancel(envd_curl_xfer *x);
+/* Any thread: unpause the transfer (a read callback returned
+ * CURL_READFUNC_PAUSE and has data now). */
+void envd_curl_xfer_resume(envd_curl_xfer *x);
+/* Any thread: start the deferred timers now (client stream after
+ * close_send). */
+void envd_curl_xfer_arm_timers(envd_curl_xfer *x);
+
+/* I/O thread, from curl callbacks: bytes moved (idle clock restarts). */
+void envd_curl_xfer_touch(envd_curl_xfer *x);
+/* I/O thread: the first response event arrived (headers or first message);
+ * the timeout_ms deadline no longer applies unless timeout_whole. */
+void envd_curl_xfer_first_seen(envd_curl_xfer *x);
+
+void envd_curl_xfer_ref(envd_curl_xfer *x);
+void envd_curl_xfer_unref(envd_curl_xfer *x);
+
+/* A curl_slist with "name: value" for every caller header plus extra lines.
+ * Returns ENVD_INVALID_ARGUMENT for names or values holding CR, LF or a
+ * colon in the name; ENVD_E_NOMEM. */
+envd_status envd_curl_headers(const envd_kv *headers, size_t n, struct curl_slist **list);
+
+/* Text for a finished transfer's failure, e.g.
+ * "connection refused (http://127.0.0.1:1/x): Failed to connect ..." and the
+ * envd status it maps to (ENVD_E_TRANSPORT, ENVD_E_NOMEM ...). */
+envd_status envd_curl_describe(const envd_curl_xfer *x, CURLcode rc, char *buf, size_t cap);
+
+/* The Connect transport object lives inside the engine (connect.c provides
+ * the ops). */
+extern const envd_rpc_ops envd_connect_ops;
+envd_curl_engine *envd_curl_engine_from_connect(envd_rpc_transport *t);
+
+#define ENVD_USER_AGENT "libenvd/0.1"
+
+#endif

@@ -1,0 +1,104 @@
+// Wires the pieces together in envd's middleware order:
+// CORS -> access token -> Basic-auth user -> RPC services / HTTP API.
+import { timingSafeEqual } from "node:crypto";
+import { createContextValues } from "@connectrpc/connect";
+import { connectNodeAdapter, compressionGzip } from "@connectrpc/connect-node";
+import { Process } from "../gen/process_pb.js";
+import { Filesystem } from "../gen/filesystem_pb.js";
+import { Sandbox, basicAuthUser } from "./sandbox.mjs";
+import { XattrClient } from "./pyhelpers.mjs";
+import { ProcessRegistry, processService } from "./process-service.mjs";
+import { WatcherRegistry, filesystemService } from "./filesystem-service.mjs";
+import { HttpApi, jsonError } from "./http-api.mjs";
+import { kRawRequest, userInterceptor } from "./rpc-util.mjs";
+
+const AUTH_EXCLUDED = new Set(["GET /health", "GET /files", "POST /files", "POST /init"]);
+const EXPOSED_HEADERS = [
+  "Grpc-Status",
+  "Grpc-Message",
+  "Grpc-Status-Details-Bin",
+  "Location",
+  "Cache-Control",
+  "X-Content-Type-Options",
+].join(", ");
+
+function tokenMatches(given, token) {
+  if (typeof given !== "string") return false;
+  const a = Buffer.from(given);
+  const b = Buffer.from(token);
+  return a.length === b.length && timingSafeEqual(a, b);
+}
+
+export function createApp({ root, token = null, defaultUser = "root" }) {
+  const sb = new Sandbox({ root, token, defaultUser });
+  sb.xattr = new XattrClient();
+  const processes = new ProcessRegistry();
+  const watchers = new WatcherRegistry();
+  const api = new HttpApi(sb);
+
+  const rpc = connectNodeAdapter({
+    routes(router) {
+      router.service(Process, processService(sb, processes));
+      router.service(Filesystem, filesystemService(sb, watchers));
+    },
+    interceptors: [userInterceptor(sb)],
+    acceptCompression: [compressionGzip],
+    compressMinBytes: 0,
+    contextValues: (req) => createContextValues().set(kRawRequest, req),
+    fallback: (req, res) => api.handle(req, res),
+  });
+
+  function handler(req, res) {
+    const origin = req.headers.origin;
+    if (origin !== undefined) {
+      res.setHeader("Vary", "Origin");
+      res.setHeader("Access-Control-Allow-Origin", "*");
+      const preflightMethod = req.headers["access-control-request-method"];
+      if (req.method === "OPTIONS" && preflightMethod) {
+        res.setHeader("Access-Control-Allow-Methods", preflightMethod.toUpperCase());
+        const reqHeaders = req.headers["access-control-request-headers"];
+        if (reqHeaders) res.setHeader("Access-Control-Allow-Headers", reqHeaders);
+        res.setHeader("Access-Control-Max-Age", "7200");
+        res.writeHead(204);
+        res.end();
+        return;
+      }
+      res.setHeader("Access-Control-Expose-Headers", EXPOSED_HEADERS);
+    }
+
+    const pathname = (req.url ?? "/").split("?")[0];
+    if (sb.token && !tokenMatches(req.headers["x-access-token"], sb.token)) {
+      if (!AUTH_EXCLUDED.has(`${req.method} ${pathname}`)) {
+        jsonError(
+          res,
+          401,
+          "unauthorized access, please provide a valid access token or method signing if supported",
+        );
+        return;
+      }
+    }
+
+    const isRpc =
+      pathname.startsWith("/process.Process/") || pathname.startsWith("/filesystem.Filesystem/");
+    if (!isRpc) {
+      // envd's authn middleware answers unknown Basic users on every path.
+      const name = basicAuthUser(req.headers.authorization);
+      if (name !== null && !sb.lookupUser(name)) {
+        res.writeHead(401, { "Content-Type": "application/json" });
+        res.end(JSON.stringify({ code: "unauthenticated", message: `invalid username: '${name}'` }));
+        return;
+      }
+      api.handle(req, res);
+      return;
+    }
+    rpc(req, res);
+  }
+
+  function shutdown() {
+    processes.killAll();
+    watchers.stopAll();
+    sb.xattr.stop();
+  }
+
+  return { handler, shutdown, sandbox: sb, processes };
+}

@@ -1,0 +1,599 @@
+// process.Process with envd's semantics (spec §7): real child processes,
+// fan-out of their output to attached streams, exit events kept 30 s.
+import { spawn } from "node:child_process";
+import { constants as osConstants } from "node:os";
+import fs from "node:fs/promises";
+import readline from "node:readline";
+import { Signal } from "../gen/process_pb.js";
+import { Code, ConnectError, errnoText } from "./errors.mjs";
+import { Subscriber, keepaliveMs } from "./subscriber.mjs";
+import { PYTHON, helperPath } from "./pyhelpers.mjs";
+import { authUser, dropConnection, abortError } from "./rpc-util.mjs";
+
+const STD_CHUNK = 32 * 1024;
+const PTY_CHUNK = 16 * 1024;
+const HIGH_WATER = 64; // envd's per-process output buffer, in events
+const LOW_WATER = 16;
+const RETENTION_MS = 30_000; // terminatedRetentionTTL
+
+// Go's syscall.Signal.String() on Linux, for ProcessState.String().
+const GO_SIGNAL_NAMES = {
+  1: "hangup",
+  2: "interrupt",
+  3: "quit",
+  4: "illegal instruction",
+  5: "trace/breakpoint trap",
+  6: "aborted",
+  7: "bus error",
+  8: "floating point exception",
+  9: "killed",
+  10: "user defined signal 1",
+  11: "segmentation fault",
+  12: "user defined signal 2",
+  13: "broken pipe",
+  14: "alarm clock",
+  15: "terminated",
+  16: "stack fault",
+  17: "child exited",
+  18: "continued",
+  19: "stopped (signal)",
+  20: "stopped",
+  21: "stopped (tty input)",
+  22: "stopped (tty output)",
+  23: "urgent I/O condition",
+  24: "CPU time limit exceeded",
+  25: "file size limit exceeded",
+  26: "virtual timer expired",
+  27: "profiling timer expired",
+  28: "window changed",
+  29: "I/O possible",
+  30: "power failure",
+  31: "bad system call",
+};
+
+/**
+ * EndEvent from a wait status, as envd derives it from Go's ProcessState:
+ * exit_code -1 on a signal, status = ProcessState.String(), error = the
+ * cmd.Wait() error text (absent on exit 0; "context deadline exceeded" when
+ * the process lifetime from Connect-Timeout-Ms killed it).
+ */
+export function endEventFor({ code, signal, core }, timedOut) {
+  if (signal) {
+    const name = GO_SIGNAL_NAMES[signal] ?? `signal ${signal}`;
+    const status = `signal: ${name}${core ? " (core dumped)" : ""}`;
+    return {
+      exitCode: -1,
+      exited: false,
+      status,
+      error: timedOut ? "context deadline exceeded" : status,
+    };
+  }
+  const status = `exit status ${code}`;
+  const ev = { exitCode: code, exited: true, status };
+  if (timedOut) ev.error = "context deadline exceeded";
+  else if (code !== 0) ev.error = status;
+  return ev;
+}
+
+function signalNumber(sig) {
+  if (typeof sig === "number") return sig;
+  return osConstants.signals[sig] ?? 0;
+}
+
+/** Connect-Timeout-Ms as envd uses it for the process lifetime (0/absent: none). */
+function lifetimeMs(headers) {
+  const raw = headers.get("connect-timeout-ms");
+  if (raw === null || !/^\d{1,10}$/.test(raw)) return 0;
+  return Number(raw);
+}
+
+class ManagedProcess {
+  constructor(registry, { config, tag, isPty }) {
+    this.registry = registry;
+    this.config = config;
+    this.tag = tag;
+    this.isPty = isPty;
+    this.pid = 0;
+    this.subs = new Set();
+    this.exited = false;
+    this.exitInfo = null;
+    this.ended = false;
+    this.endEvent = null;
+    this.outputCancelled = false;
+    this.timedOut = false;
+    this.paused = false;
+    this.outStreams = [];
+    this.openOutputs = 0;
+    this.stdin = null;
+    this.child = null;
+    this.ctl = null;
+    this.lifetimeTimer = null;
+  }
+
+  subscribe() {
+    const s = new Subscriber(() => this.maybeResume());
+    this.subs.add(s);
+    return s;
+  }
+
+  unsubscribe(s) {
+    this.subs.delete(s);
+    s.close();
+    this.maybeResume();
+  }
+
+  emitData(kind, buf) {
+    if (this.outputCancelled || this.ended) return;
+    const max = kind === "pty" ? PTY_CHUNK : STD_CHUNK;
+    for (let off = 0; off < buf.length; off += max) {
+      // Nobody attached: the bytes are gone (envd >= 0.5.19, no replay).
+      if (this.subs.size === 0) return;
+      const event = {
+        case: "data",
+        value: { output: { case: kind, value: buf.subarray(off, off + max) } },
+      };
+      for (const s of this.subs) s.push(event);
+    }
+    for (const s of this.subs) {
+      if (s.length >= HIGH_WATER) {
+        this.pause();
+        break;
+      }
+    }
+  }
+
+  pause() {
+    if (this.paused) return;
+    this.paused = true;
+    for (const st of this.outStreams) st.pause();
+  }
+
+  maybeResume() {
+    if (!this.paused) return;
+    for (const s of this.subs) if (s.length > LOW_WATER) return;
+    this.paused = false;
+    for (const st of this.outStreams) st.resume();
+  }
+
+  watchOutput(stream, kind) {
+    this.outStreams.push(stream);
+    this.openOutputs++;
+    stream.on("data", (chunk) => this.emitData(kind, chunk));
+    stream.on("error", () => {});
+    stream.on("close", () => {
+      this.openOutputs--;
+      this.maybeFinish();
+    });
+  }
+
+  /** SIGTERM/SIGKILL and the lifetime timeout stop waiting for output EOF. */
+  cancelOutput() {
+    this.outputCancelled = true;
+    this.maybeFinish();
+  }
+
+  onExit(info) {
+    if (this.exited) return;
+    this.exited = true;
+    this.exitInfo = info;
+    clearTimeout(this.lifetimeTimer);
+    this.maybeFinish();
+  }
+
+  maybeFinish() {
+    if (this.ended || !this.exited) return;
+    if (!this.outputCancelled && this.openOutputs > 0) return;
+    if (this.openOutputs > 0) {
+      for (const st of this.outStreams) st.destroy();
+    }
+    this.finish(endEventFor(this.exitInfo, this.timedOut));
+  }
+
+  finish(end) {
+    this.ended = true;
+    this.endEvent = end;
+    if (this.stdin) {
+      this.stdin.destroy();
+      this.stdin = null;
+    }
+    if (this.ctl) this.ctl.destroy();
+    this.registry.retire(this);
+    const event = { case: "end", value: end };
+    for (const s of this.subs) {
+      s.push(event);
+      s.close();
+    }
+  }
+
+  startLifetime(ms) {
+    if (!ms) return;
+    this.lifetimeTimer = setTimeout(() => {
+      if (this.exited) return;
+      this.timedOut = true;
+      this.outputCancelled = true;
+      try {
+        process.kill(this.pid, "SIGKILL");
+      } catch {
+        // already gone
+      }
+    }, ms);
+  }
+
+  async writeStdin(data) {
+    if (this.isPty) {
+      throw new ConnectError(
+        "error writing to stdin: tty assigned to process — input should be written to the pty, not the stdin",
+        Code.Internal,
+      );
+    }
+    const stdin = this.stdin;
+    if (!stdin) {
+      throw new ConnectError("error writing to stdin: stdin not enabled or closed", Code.Internal);
+    }
+    try {
+      await new Promise((resolve, reject) =>
+        stdin.write(data, (err) => (err ? reject(err) : resolve())),
+      );
+    } catch (err) {
+      throw new ConnectError(
+        `error writing to stdin: error writing to stdin of process '${this.pid}': write |1: ${errnoText(err)}`,
+        Code.Internal,
+      );
+    }
+  }
+
+  async writeTty(data) {
+    if (!this.isPty) {
+      throw new ConnectError(
+        "error writing to tty: tty not assigned to process — input should be written to the stdin, not the tty",
+        Code.Internal,
+      );
+    }
+    const stdin = this.stdin;
+    if (!stdin) {
+      throw new ConnectError(
+        `error writing to tty: error writing to tty of process '${this.pid}': write /dev/ptmx: file already closed`,
+        Code.Internal,
+      );
+    }
+    await new Promise((resolve) => stdin.write(data, () => resolve()));
+  }
+
+  closeStdin() {
+    if (this.isPty) {
+      throw new ConnectError(
+        "error closing stdin: cannot close stdin for PTY process — send Ctrl+D (0x04) instead",
+        Code.Unknown,
+      );
+    }
+    if (this.stdin) {
+      this.stdin.end();
+      this.stdin = null;
+    }
+  }
+
+  resize(cols, rows) {
+    if (!this.isPty) {
+      throw new ConnectError("error resizing tty: tty not assigned to process", Code.Internal);
+    }
+    if (this.ctl && !this.ctl.destroyed) this.ctl.write(`resize ${rows} ${cols}\n`);
+  }
+
+  signal(sig) {
+    this.cancelOutput();
+    if (this.exited) {
+      throw new ConnectError("error sending signal: os: process already finished", Code.Internal);
+    }
+    try {
+      process.kill(this.pid, sig);
+    } catch (err) {
+      throw new ConnectError(`error sending signal: ${errnoText(err)}`, Code.Internal);
+    }
+  }
+
+  killHard() {
+    for (const target of [-this.pid, this.pid]) {
+      try {
+        if (target) process.kill(target, "SIGKILL");
+      } catch {
+        // gone
+      }
+    }
+    if (this.child && this.isPty) this.child.kill("SIGKILL");
+  }
+}
+
+export class ProcessRegistry {
+  constructor() {
+    this.live = new Map(); // pid -> ManagedProcess (until its end event)
+    this.terminated = new Map(); // pid -> ManagedProcess (30 s after the end)
+    this.groups = new Set(); // process groups started here, for shutdown
+  }
+
+  retire(p) {
+    if (this.live.get(p.pid) === p) this.live.delete(p.pid);
+    this.terminated.set(p.pid, p);
+    const t = setTimeout(() => {
+      if (this.terminated.get(p.pid) === p) this.terminated.delete(p.pid);
+    }, RETENTION_MS);
+    t.unref();
+  }
+
+  /** envd's getProcess: by pid, or by tag (first match, in start order). */
+  find(selector, { terminated = false } = {}) {
+    const sel = selector?.selector;
+    if (!sel || sel.case === undefined) {
+      throw new ConnectError("invalid input type *process.ProcessSelector", Code.Unimplemented);
+    }
+    if (sel.case === "pid") {
+      const p = this.live.get(sel.value) ?? (terminated ? this.terminated.get(sel.value) : undefined);
+      if (!p) throw new ConnectError(`process with pid ${sel.value} not found`, Code.NotFound);
+      return p;
+    }
+    for (const p of this.live.values()) if (p.tag === sel.value) return p;
+    if (terminated) {
+      for (const p of this.terminated.values()) if (p.tag === sel.value) return p;
+    }
+    throw new ConnectError(`process with tag ${sel.value} not found`, Code.NotFound);
+  }
+
+  async spawnPipe({ config, tag, stdin, cwd, env, lifetime }) {
+    const p = new ManagedProcess(this, { config, tag, isPty: false });
+    const child = spawn("/bin/sh", ["-c", 'exec "$@"', "--", config.cmd, ...config.args], {
+      cwd,
+      env,
+      stdio: [stdin ? "pipe" : "ignore", "pipe", "pipe"],
+      detached: true, // own process group, so shutdown can take grandchildren too
+    });
+    await new Promise((resolve, reject) => {
+      child.once("spawn", resolve);
+      child.once("error", reject);
+    }).catch((err) => {
+      const cmd = [config.cmd, ...config.args].join(" ");
+      throw new ConnectError(
+        `error starting process '${cmd}': ${startErrorText(err, cwd)}`,
+        Code.InvalidArgument,
+      );
+    });
+    p.child = child;
+    p.pid = child.pid;
+    if (child.stdin) {
+      child.stdin.on("error", () => {});
+      p.stdin = child.stdin;
+    }
+    this.groups.add(p.pid);
+    p.watchOutput(child.stdout, "stdout");
+    p.watchOutput(child.stderr, "stderr");
+    child.on("exit", (code, sig) => p.onExit({ code: code ?? 0, signal: sig ? signalNumber(sig) : 0 }));
+    p.startLifetime(lifetime);
+    this.live.set(p.pid, p);
+    return p;
+  }
+
+  async spawnPty({ config, tag, cwd, env, lifetime, cols, rows }) {
+    const p = new ManagedProcess(this, { config, tag, isPty: true });
+    const cmd = [config.cmd, ...config.args].join(" ");
+    const child = spawn(
+      PYTHON,
+      ["-I", helperPath("pty_helper.py"), String(rows), String(cols), "--", config.cmd, ...config.args],
+      { cwd, env, stdio: ["pipe", "pipe", "inherit", "pipe", "pipe"] },
+    );
+    const ctlOut = readline.createInterface({ input: child.stdio[4] });
+    let onPid;
+    const pidPromise = new Promise((resolve, reject) => {
+      onPid = resolve;
+      child.once("error", reject);
+      child.once("exit", () => reject(new Error("pty helper exited before starting")));
+    });
+    ctlOut.on("line", (line) => {
+      const [word, num, extra] = line.split(" ");
+      if (word === "pid") onPid(Number(num));
+      else if (word === "exit") p.onExit({ code: Number(num), signal: 0 });
+      else if (word === "signal") p.onExit({ code: 0, signal: Number(num), core: extra === "core" });
+    });
+    try {
+      p.pid = await pidPromise;
+    } catch (err) {
+      child.kill("SIGKILL");
+      throw new ConnectError(
+        `error starting pty with command '${cmd}' in dir '${cwd}' with '${cols}' cols and '${rows}' rows: ${err.message}`,
+        Code.InvalidArgument,
+      );
+    }
+    child.removeAllListeners("exit");
+    child.on("exit", () => {
+      // The helper reports the child's status before it exits; if it died
+      // without a word, the child went with it.
+      if (!p.exited) p.onExit({ code: 0, signal: 9 });
+    });
+    p.child = child;
+    p.ctl = child.stdio[3];
+    p.ctl.on("error", () => {});
+    p.stdin = child.stdin;
+    p.stdin.on("error", () => {});
+    this.groups.add(p.pid); // the pty child is a session leader
+    p.watchOutput(child.stdout, "pty");
+    p.startLifetime(lifetime);
+    this.live.set(p.pid, p);
+    return p;
+  }
+
+  /** Shutdown: the live processes, and whatever is left in their groups. */
+  killAll() {
+    for (const p of this.live.values()) p.killHard();
+    for (const pgid of this.groups) {
+      try {
+        process.kill(-pgid, "SIGKILL");
+      } catch {
+        // group is empty
+      }
+    }
+  }
+}
+
+function startErrorText(err, cwd) {
+  if (err.code === "ENOENT" || err.code === "ENOTDIR" || err.code === "EACCES") {
+    return `chdir ${cwd}: ${errnoText(err)}`;
+  }
+  return errnoText(err);
+}
+
+async function* pump(proc, sub, ctx, kaMs) {
+  try {
+    let deadline = Date.now() + kaMs;
+    for (;;) {
+      const r = await sub.next(deadline - Date.now(), ctx.signal);
+      if (r.aborted) throw abortError(ctx);
+      if (r.timeout) {
+        yield { event: { event: { case: "keepalive", value: {} } } };
+        deadline = Date.now() + kaMs;
+        continue;
+      }
+      if (r.done) return;
+      yield { event: { event: r.item } };
+      if (r.item.case === "end") return;
+      deadline = Date.now() + kaMs;
+    }
+  } finally {
+    proc.unsubscribe(sub);
+  }
+}
+
+export function processService(sb, registry) {
+  return {
+    async list() {
+      const processes = [];
+      for (const p of registry.live.values()) {
+        if (p.exited) continue;
+        const info = { config: p.config, pid: p.pid };
+        if (p.tag !== undefined) info.tag = p.tag;
+        processes.push(info);
+      }
+      return { processes };
+    },
+
+    async *start(req, ctx) {
+      const user = authUser(sb, ctx.requestHeader);
+      const kaMs = keepaliveMs(ctx.requestHeader);
+      if (kaMs === null) dropConnection(ctx, "non-positive Keepalive-Ping-Interval");
+      const lifetime = lifetimeMs(ctx.requestHeader);
+      const config = req.process ?? { cmd: "", args: [], envs: {} };
+
+      let vcwd;
+      try {
+        vcwd = sb.resolve(config.cwd ?? "", user);
+      } catch (err) {
+        throw new ConnectError(err.message, Code.InvalidArgument);
+      }
+      const cwd = sb.toReal(vcwd);
+      try {
+        await fs.stat(cwd);
+      } catch (err) {
+        if (err.code === "ENOENT") {
+          throw new ConnectError(`cwd '${vcwd}' does not exist`, Code.InvalidArgument);
+        }
+      }
+
+      const env = {
+        PATH: process.env.PATH ?? "/usr/local/bin:/usr/bin:/bin",
+        HOME: sb.toReal(user.home),
+        USER: user.name,
+        LOGNAME: user.name,
+      };
+      for (const [k, v] of sb.envVars) env[k] = v;
+      for (const [k, v] of Object.entries(config.envs ?? {})) env[k] = v;
+
+      const base = { config, tag: req.tag, cwd, env, lifetime };
+      const proc = req.pty
+        ? await registry.spawnPty({
+            ...base,
+            cols: req.pty.size?.cols ?? 0,
+            rows: req.pty.size?.rows ?? 0,
+          })
+        : await registry.spawnPipe({ ...base, stdin: req.stdin !== false });
+
+      const sub = proc.subscribe();
+      yield { event: { event: { case: "start", value: { pid: proc.pid } } } };
+      yield* pump(proc, sub, ctx, kaMs);
+    },
+
+    async *connect(req, ctx) {
+      const kaMs = keepaliveMs(ctx.requestHeader);
+      if (kaMs === null) dropConnection(ctx, "non-positive Keepalive-Ping-Interval");
+      const proc = registry.find(req.process, { terminated: true });
+      if (proc.ended) {
+        yield { event: { event: { case: "start", value: { pid: proc.pid } } } };
+        yield { event: { event: { case: "end", value: proc.endEvent } } };
+        return;
+      }
+      const sub = proc.subscribe();
+      yield { event: { event: { case: "start", value: { pid: proc.pid } } } };
+      yield* pump(proc, sub, ctx, kaMs);
+    },
+
+    async update(req) {
+      const proc = registry.find(req.process);
+      if (req.pty) proc.resize(req.pty.size?.cols ?? 0, req.pty.size?.rows ?? 0);
+      return {};
+    },
+
+    async sendInput(req) {
+      const proc = registry.find(req.process);
+      await handleInput(proc, req.input);
+      return {};
+    },
+
+    async streamInput(requests, ctx) {
+      let proc = null;
+      try {
+        for await (const req of requests) {
+          const ev = req.event;
+          if (ev.case === "start") {
+            proc = registry.find(ev.value.process);
+          } else if (ev.case === "data") {
+            if (!proc) {
+              // envd dereferences a nil handler here; net/http recovers the
+              // panic and drops the connection.
+              dropConnection(ctx, "StreamInput data before start");
+            }
+            await handleInput(proc, ev.value.input);
+          } else if (ev.case === "keepalive") {
+            // accepted and ignored
+          } else {
+            throw new ConnectError("invalid event type <nil>", Code.Unimplemented);
+          }
+        }
+      } catch (err) {
+        if (err instanceof ConnectError) throw err;
+        throw new ConnectError(`error streaming input: ${err.message}`, Code.Unknown);
+      }
+      return {};
+    },
+
+    async sendSignal(req) {
+      const proc = registry.find(req.process);
+      let sig;
+      if (req.signal === Signal.SIGTERM) sig = "SIGTERM";
+      else if (req.signal === Signal.SIGKILL) sig = "SIGKILL";
+      else {
+        const name = Signal[req.signal] !== undefined ? `SIGNAL_${Signal[req.signal]}` : String(req.signal);
+        throw new ConnectError(`invalid signal: ${name}`, Code.Unimplemented);
+      }
+      proc.signal(sig);
+      return {};
+    },
+
+    async closeStdin(req) {
+      const proc = registry.find(req.process);
+      proc.closeStdin();
+      return {};
+    },
+  };
+}
+
+async function handleInput(proc, input) {
+  const c = input?.input;
+  if (c?.case === "pty") return proc.writeTty(c.value);
+  if (c?.case === "stdin") return proc.writeStdin(c.value);
+  throw new ConnectError("invalid input type <nil>", Code.Unimplemented);
+}

@@ -1,0 +1,174 @@
+#!/usr/bin/env node
+// envd-compatible reference server for libenvd's tests.
+//
+//   node server.mjs --port P [--host 127.0.0.1] --root DIR [--token T]
+//                   [--http h1|both] [--default-user U]
+//
+// Prints "listening <port>" on stdout once it accepts connections.
+import http from "node:http";
+import http2 from "node:http2";
+import net from "node:net";
+import { Duplex } from "node:stream";
+import { mkdirSync } from "node:fs";
+import { createApp } from "./lib/app.mjs";
+
+const USAGE =
+  "usage: node server.mjs --port P [--host 127.0.0.1] --root DIR [--token T] [--http h1|both] [--default-user U]";
+
+function parseArgs(argv) {
+  const opts = { port: null, host: "127.0.0.1", root: null, token: null, http: "h1", defaultUser: "root" };
+  const names = {
+    "--port": "port",
+    "--host": "host",
+    "--root": "root",
+    "--token": "token",
+    "--http": "http",
+    "--default-user": "defaultUser",
+  };
+  for (let i = 0; i < argv.length; i++) {
+    let arg = argv[i];
+    let value;
+    const eq = arg.indexOf("=");
+    if (arg.startsWith("--") && eq > 0) {
+      value = arg.slice(eq + 1);
+      arg = arg.slice(0, eq);
+    }
+    if (arg === "-h" || arg === "--help") {
+      console.log(USAGE);
+      process.exit(0);
+    }
+    const key = names[arg];
+    if (!key) throw new Error(`unknown argument ${arg}`);
+    if (value === undefined) {
+      if (i + 1 >= argv.length) throw new Error(`${arg} needs a value`);
+      value = argv[++i];
+    }
+    opts[key] = value;
+  }
+  if (opts.port === null || !/^\d+$/.test(opts.port)) throw new Error("--port is required (0 picks one)");
+  if (!opts.root) throw new Error("--root is required");
+  if (opts.http !== "h1" && opts.http !== "both") throw new Error("--http must be h1 or both");
+  if (opts.token === "") opts.token = null;
+  opts.port = Number(opts.port);
+  return opts;
+}
+
+let opts;
+try {
+  opts = parseArgs(process.argv.slice(2));
+} catch (err) {
+  console.error(`${err.message}\n${USAGE}`);
+  process.exit(2);
+}
+
+mkdirSync(opts.root, { recursive: true });
+const app = createApp({ root: opts.root, token: opts.token, defaultUser: opts.defaultUser });
+
+// HTTP/1.1 as envd's net/http serves it: no read/write timeouts, 640 s idle.
+const h1 = http.createServer(
+  { requestTimeout: 0, keepAliveTimeout: 640_000, headersTimeout: 60_000 },
+  app.handler,
+);
+h1.keepAliveTimeout = 640_000;
+let h2 = null;
+let listener = h1;
+
+if (opts.http === "both") {
+  // h2c with prior knowledge on the same port: look at the first bytes of
+  // each connection and hand it to the HTTP/2 or the HTTP/1.1 server.
+  h2 = http2.createServer({ settings: { maxConcurrentStreams: 1000 } }, app.handler);
+  const PREFACE = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
+  listener = net.createServer((socket) => {
+    let head = Buffer.alloc(0);
+    const onData = (chunk) => {
+      head = Buffer.concat([head, chunk]);
+      const n = Math.min(head.length, PREFACE.length);
+      const isH2 = head.subarray(0, n).equals(PREFACE.subarray(0, n));
+      if (isH2 && head.length < PREFACE.length) return; // need more bytes
+      socket.removeListener("data", onData);
+      socket.pause();
+      if (isH2) {
+        // The HTTP/2 session reads the socket's handle directly and would
+        // miss the bytes already read, so it gets a stream that replays them.
+        h2.emit("connection", replaying(socket, head));
+      } else {
+        socket.unshift(head);
+        h1.emit("connection", socket);
+        socket.resume();
+      }
+    };
+    socket.on("data", onData);
+    socket.on("error", () => {});
+  });
+}
+
+/** A duplex over `socket` whose readable side starts with `head`. */
+function replaying(socket, head) {
+  const d = new Duplex({
+    read() {
+      socket.resume();
+    },
+    write(chunk, encoding, cb) {
+      socket.write(chunk, encoding, cb);
+    },
+    final(cb) {
+      socket.end();
+      cb();
+    },
+    destroy(err, cb) {
+      socket.destroy();
+      cb(err);
+    },
+  });
+  d.push(head);
+  socket.on("data", (chunk) => {
+    if (!d.push(chunk)) socket.pause();
+  });
+  socket.on("end", () => d.push(null));
+  socket.on("close", () => d.destroy());
+  d.remoteAddress = socket.remoteAddress;
+  d.remotePort = socket.remotePort;
+  d.localAddress = socket.localAddress;
+  d.localPort = socket.localPort;
+  return d;
+}
+
+const sockets = new Set();
+listener.on("connection", (s) => {
+  sockets.add(s);
+  s.on("close", () => sockets.delete(s));
+});
+
+listener.once("error", (err) => {
+  console.error(`peer: cannot listen on ${opts.host}:${opts.port}: ${err.message}`);
+  app.shutdown();
+  process.exit(1);
+});
+listener.listen(opts.port, opts.host, () => {
+  process.stdout.write(`listening ${listener.address().port}\n`);
+});
+
+let stopping = false;
+function stop() {
+  if (stopping) return;
+  stopping = true;
+  app.shutdown();
+  listener.close();
+  h1.closeAllConnections?.();
+  for (const s of sockets) s.destroy();
+  h2?.close();
+  // Let the SIGKILLs land and the helper pipes close, then leave.
+  setTimeout(() => process.exit(0), 50).unref();
+}
+process.on("SIGTERM", stop);
+// Test harnesses set this so that a server whose parent died goes too.
+if (process.env.PEER_EXIT_ON_STDIN_EOF === "1") {
+  process.stdin.on("end", stop);
+  process.stdin.on("close", stop);
+  process.stdin.resume();
+}
+process.on("SIGINT", stop);
+process.on("SIGHUP", stop);
+process.on("uncaughtException", (err) => {
+  process.stderr.write(`peer: uncaught exception: ${err.stack ?? err}\n`);
+});

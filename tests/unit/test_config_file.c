@@ -1,0 +1,313 @@
+/* The YAML configuration file: every option lands in envd_config and the
+ * Kubernetes options, named sandboxes, environment overlays and their
+ * selection, ${VAR} expansion, relative paths, and every kind of mistake
+ * reported at file:line:column. */
+/* cmocka.h needs these first */
+/* clang-format off */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+/* clang-format on */
+
+#include "config/config.h"
+#include "config/k8s_options.h"
+#include "envd/envd_k8s.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static char tmp[256];
+
+static const char *at(const char *name)
+{
+    static char buf[4][512];
+    static int i;
+    i = (i + 1) % 4;
+    snprintf(buf[i], sizeof(buf[i]), "%s/%s", tmp, name);
+    return buf[i];
+}
+
+static void write_file(const char *name, const char *text)
+{
+    FILE *fp = fopen(at(name), "w");
+    assert_non_null(fp);
+    fputs(text, fp);
+    fclose(fp);
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    snprintf(tmp, sizeof(tmp), "/tmp/envd-cf-XXXXXX");
+    unsetenv("ENVD_ENVIRONMENT");
+    unsetenv("SCHEME");
+    return mkdtemp(tmp) ? 0 : -1;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    char cmd[300];
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmp);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
+#define assert_ok(st, err)                                                                         \
+    do {                                                                                           \
+        if ((st) != ENVD_OK)                                                                       \
+            fail_msg("%s: %s", envd_strerror(st), (err) ? envd_error_message(err) : "(no error)"); \
+    } while (0)
+
+static void every_option(void **state)
+{
+    (void)state;
+    setenv("CF_TEST_TOKEN", "tok-from-env", 1);
+    unsetenv("CF_TEST_UNSET");
+    write_file("all.yaml", "# every option\n"
+                           "domain: gw.example:7788\n"
+                           "scheme: https\n"
+                           "runtime_token: ${CF_TEST_TOKEN}\n"
+                           "runtime-port: 5000\n" /* '-' and '_' are the same */
+                           "api_key: key-${CF_TEST_UNSET:-dflt}-$$x\n"
+                           "user: node\n"
+                           "sandbox_base_url: http://base.example/x\n"
+                           "ca_file: certs/ca.pem\n"
+                           "headers:\n  X-Team: infra\n  X-Empty: ''\n"
+                           "request_timeout_ms: 1500\n"
+                           "transport: connect\n"
+                           "keepalive_s: 20\n"
+                           "idle_timeout_ms: 0\n"
+                           "workers: 3\n"
+                           "max_inflight: 77\n"
+                           "fail_fast: yes\n"
+                           "kubernetes:\n"
+                           "  source: in-cluster\n"
+                           "  kubeconfig: a.yaml:/abs/b.yaml\n"
+                           "  context: prod\n"
+                           "  in_cluster_dir: sa\n"
+                           "  timeout_ms: 1234\n"
+                           "  require_running: false\n"
+                           "sandboxes:\n"
+                           "  - name: builder\n    id: sbx-1\n"
+                           "  - name: agent\n    k8s: team-a/agent-7\n    runtime_token: own\n"
+                           "  - {name: local, k8s: solo}\n");
+    envd_config *cfg = NULL;
+    envd_config_file *f = NULL;
+    envd_error *err = NULL;
+    envd_status st = envd_config_load_file(at("all.yaml"), &cfg, &f, &err);
+    assert_ok(st, err);
+    assert_string_equal(cfg->domain, "gw.example:7788");
+    assert_string_equal(cfg->scheme, "https");
+    assert_string_equal(cfg->runtime_token, "tok-from-env");
+    assert_int_equal(cfg->runtime_port, 5000);
+    assert_string_equal(cfg->api_key, "key-dflt-$x");
+    assert_string_equal(cfg->user, "node");
+    assert_null(cfg->auth_header);
+    assert_string_equal(cfg->sandbox_base_url, "http://base.example/x");
+    assert_string_equal(cfg->ca_file, at("certs/ca.pem")); /* relative to the file */
+    assert_int_equal(cfg->n_headers, 2);
+    assert_string_equal(cfg->header_names[0], "x-team");
+    assert_string_equal(cfg->header_values[0], "infra");
+    assert_string_equal(cfg->header_values[1], "");
+    assert_int_equal(cfg->request_timeout_ms, 1500);
+    assert_int_equal(cfg->transport, ENVD_TRANSPORT_CONNECT);
+    assert_int_equal(cfg->keepalive_s, 20);
+    assert_int_equal(cfg->idle_timeout_ms, 0);
+    assert_int_equal(cfg->workers, 3);
+    assert_int_equal(cfg->max_inflight, 77);
+    assert_int_equal(cfg->fail_fast, 1);
+    envd_config_free(cfg);
+
+    const envd_k8s_options *k = envd_config_file_k8s_options(f);
+    assert_int_equal(k->source, ENVD_K8S_SOURCE_IN_CLUSTER);
+    char want[1200];
+    snprintf(want, sizeof(want), "%s:/abs/b.yaml", at("a.yaml"));
+    assert_string_equal(k->kubeconfig, want);
+    assert_string_equal(k->context, "prod");
+    assert_string_equal(k->in_cluster_dir, at("sa"));
+    assert_int_equal(k->timeout_ms, 1234);
+    assert_int_equal(k->require_running, 0);
+
+    assert_string_equal(envd_config_file_path(f), at("all.yaml"));
+    assert_null(envd_config_file_environment(f));
+    assert_int_equal(envd_config_file_sandbox_count(f), 3);
+    const envd_sandbox_entry *e = envd_config_file_sandbox_at(f, 0);
+    assert_string_equal(envd_sandbox_entry_name(e), "builder");
+    assert_string_equal(envd_sandbox_entry_id(e), "sbx-1");
+    assert_null(envd_sandbox_entry_k8s_name(e));
+    assert_null(envd_sandbox_entry_runtime_token(e));
+    e = envd_config_file_sandbox_find(f, "agent");
+    assert_ptr_equal(e, envd_config_file_sandbox_at(f, 1));
+    assert_null(envd_sandbox_entry_id(e));
+    assert_string_equal(envd_sandbox_entry_k8s_namespace(e), "team-a");
+    assert_string_equal(envd_sandbox_entry_k8s_name(e), "agent-7");
+    assert_string_equal(envd_sandbox_entry_runtime_token(e), "own");
+    e = envd_config_file_sandbox_find(f, "local");
+    assert_null(envd_sandbox_entry_k8s_namespace(e)); /* the context's */
+    assert_string_equal(envd_sandbox_entry_k8s_name(e), "solo");
+    assert_null(envd_config_file_sandbox_find(f, "nope"));
+    assert_null(envd_config_file_sandbox_at(f, 3));
+    envd_config_file_free(f);
+
+    /* an empty file: the defaults */
+    write_file("empty.yaml", "# nothing\n");
+    assert_int_equal(envd_config_load_file(at("empty.yaml"), &cfg, NULL, &err), ENVD_OK);
+    assert_string_equal(cfg->domain, "domain.app");
+    assert_int_equal(cfg->runtime_port, 49983);
+    envd_config_free(cfg);
+    envd_config_file_free(NULL);
+}
+
+static void environments(void **state)
+{
+    (void)state;
+    write_file("env.yaml", "domain: base:1\n"
+                           "auth_header: Basic dXNlcjo=\n" /* user: */
+                           "headers: {X-A: a, X-B: b}\n"
+                           "kubernetes: {context: base-ctx, timeout_ms: 5}\n"
+                           "sandboxes:\n"
+                           "  - {name: one, id: base-one}\n"
+                           "  - {name: two, id: base-two}\n"
+                           "environment: staging\n"
+                           "environments:\n"
+                           "  staging:\n"
+                           "    domain: staging:2\n"
+                           "    headers: {x-b: B2, X-C: c}\n"
+                           "    kubernetes: {context: staging-ctx}\n"
+                           "    sandboxes: [{name: two, k8s: ns/two}, {name: three, id: s3}]\n"
+                           "  prod:\n"
+                           "    domain: prod:3\n"
+                           "    user: deploy\n"
+                           "  bare:\n"
+                           "  secret: {api_key: '${CF_TEST_UNSET}'}\n"); /* unused: not expanded */
+    unsetenv("CF_TEST_UNSET");
+    envd_config_file *f = NULL;
+    envd_error *err = NULL;
+    /* the file's default: staging */
+    envd_status st = envd_config_file_load(at("env.yaml"), NULL, &f, &err);
+    assert_ok(st, err);
+    const envd_config *c = envd_config_file_config(f);
+    assert_string_equal(envd_config_file_environment(f), "staging");
+    assert_string_equal(c->domain, "staging:2");
+    assert_string_equal(c->auth_header, "Basic dXNlcjo=");
+    assert_string_equal(c->user, "user");
+    assert_int_equal(c->n_headers, 3);
+    assert_string_equal(c->header_names[1], "x-b"); /* merged by name */
+    assert_string_equal(c->header_values[1], "B2");
+    assert_string_equal(envd_config_file_k8s_options(f)->context, "staging-ctx");
+    assert_int_equal(envd_config_file_k8s_options(f)->timeout_ms, 5);
+    assert_int_equal(envd_config_file_sandbox_count(f), 3);
+    const envd_sandbox_entry *two = envd_config_file_sandbox_find(f, "two");
+    assert_null(envd_sandbox_entry_id(two));
+    assert_string_equal(envd_sandbox_entry_k8s_name(two), "two");
+    envd_config_file_free(f);
+
+    /* $ENVD_ENVIRONMENT wins over the file; user replaces the auth header */
+    setenv("ENVD_ENVIRONMENT", "prod", 1);
+    st = envd_config_file_load(at("env.yaml"), NULL, &f, &err);
+    assert_ok(st, err);
+    c = envd_config_file_config(f);
+    assert_string_equal(c->domain, "prod:3");
+    assert_string_equal(c->user, "deploy");
+    assert_null(c->auth_header);
+    assert_int_equal(envd_config_file_sandbox_count(f), 2);
+    envd_config_file_free(f);
+    /* the argument wins over both; an empty overlay is allowed */
+    st = envd_config_file_load(at("env.yaml"), "bare", &f, &err);
+    assert_ok(st, err);
+    assert_string_equal(envd_config_file_config(f)->domain, "base:1");
+    envd_config_file_free(f);
+    unsetenv("ENVD_ENVIRONMENT");
+
+    st = envd_config_file_load(at("env.yaml"), "qa", &f, &err);
+    assert_int_equal(st, ENVD_E_CONFIG);
+    assert_null(f);
+    assert_non_null(
+        strstr(envd_error_message(err),
+               "environment 'qa' is not defined (defined: staging, prod, bare, secret)"));
+    envd_error_free(err);
+}
+
+/* Loading `text` fails with ENVD_E_CONFIG at "file:pos: " + message. */
+static void expect_error(const char *text, const char *pos, const char *message)
+{
+    write_file("err.yaml", text);
+    envd_config *cfg = NULL;
+    envd_error *err = NULL;
+    envd_status st = envd_config_load_file(at("err.yaml"), &cfg, NULL, &err);
+    if (st != ENVD_E_CONFIG)
+        fail_msg("%s: want invalid configuration, got %s", text, envd_strerror(st));
+    assert_null(cfg);
+    char want[1200];
+    snprintf(want, sizeof(want), "%s:%s: %s", at("err.yaml"), pos, message);
+    if (!strstr(envd_error_message(err), want))
+        fail_msg("'%s' does not contain '%s'", envd_error_message(err), want);
+    envd_error_free(err);
+}
+
+static void mistakes(void **state)
+{
+    (void)state;
+    expect_error("domain: a\ndomian: b\n", "2:1", "unknown key 'domian'");
+    expect_error("kubernetes:\n  contxt: x\n", "2:3", "unknown key 'kubernetes.contxt'");
+    expect_error("runtime_port: '80'\n", "1:15", "runtime_port: expected an integer, got a string");
+    expect_error("runtime_port: 70000\n", "1:15", "runtime_port: must be between 1 and 65535");
+    expect_error("fail_fast: 2\n", "1:12", "fail_fast: expected true or false, got an integer");
+    expect_error("domain: [a]\n", "1:9", "domain: expected a string, got a list");
+    expect_error("domain:\n", "1:8", "domain: expected a string, got null");
+    expect_error("scheme: ftp\n", "1:9", "scheme: must be http or https");
+    expect_error("keepalive_s: 0\n", "1:14", "keepalive_s: must be a positive number");
+    expect_error("transport: h3\n", "1:12", "transport: must be grpc, connect or auto");
+    expect_error("user: 'a:b'\n", "1:7", "user: must be a user name");
+    expect_error("headers: [x]\n", "1:10", "headers: expected a mapping, got a list");
+    expect_error("headers: {'bad name': x}\n", "1:11",
+                 "headers.bad name: not a valid HTTP header name");
+    expect_error("headers:\n  X-A: \"a\\nb\"\n", "2:8",
+                 "headers.X-A: not a valid HTTP header value");
+    expect_error("kubernetes: {source: cloud}\n", "1:22", "kubernetes.source: must be auto,");
+    expect_error("domain: a\nrun-time: x\ndomain: b\n", "3:1", "duplicate key 'domain'");
+    expect_error("domain: a\nx: 1\n", "2:1", "unknown key 'x'");
+    expect_error("api_key: a\napi-key: b\n", "2:1", "duplicate key 'api-key' (first at line 1)");
+    expect_error("sandboxes: {a: b}\n", "1:12", "sandboxes: expected a list, got a mapping");
+    expect_error("sandboxes:\n  - id: x\n", "2:5", "sandboxes[0]: every sandbox needs a name");
+    expect_error("sandboxes:\n  - {name: a, id: x, k8s: n/s}\n", "2:27",
+                 "sandbox 'a': give exactly one of id and k8s");
+    expect_error("sandboxes:\n  - {name: a}\n", "2:5",
+                 "sandbox 'a': give exactly one of id and k8s");
+    expect_error("sandboxes:\n  - {name: a, k8s: a/b/c}\n", "2:20",
+                 "sandboxes[0].k8s: expected NAMESPACE/NAME or NAME, got 'a/b/c'");
+    expect_error("sandboxes:\n  - {name: a, id: x}\n  - {name: a, id: y}\n", "3:5",
+                 "sandbox name 'a' is used twice");
+    expect_error("sandboxes:\n  - {name: a, id: x, tag: y}\n", "2:22",
+                 "unknown key 'tag' in sandboxes[0]");
+    unsetenv("CF_TEST_UNSET");
+    expect_error("runtime_token: ${CF_TEST_UNSET}\n", "1:16",
+                 "environment variable CF_TEST_UNSET is not set");
+    expect_error("runtime_token: ${BAD-NAME}\n", "1:16", "bad variable reference ${BAD-NAME}");
+    expect_error("environment: x\nenvironments:\n  x: {environment: y}\n", "3:7",
+                 "unknown key 'environment' (environment 'x')");
+    expect_error("environments:\n  x: {domian: y}\n", "2:7", "unknown key 'domian'");
+    expect_error("domain: a\n  b: c\n", "2:4", "syntax error");
+    expect_error("- a\n- b\n", "1:1", "the file: expected a mapping, got a list");
+
+    /* a missing file is an I/O error naming it */
+    envd_config_file *f = NULL;
+    envd_error *err = NULL;
+    assert_int_equal(envd_config_file_load(at("nope.yaml"), NULL, &f, &err), ENVD_E_IO);
+    assert_non_null(strstr(envd_error_message(err), "nope.yaml: No such file"));
+    envd_error_free(err);
+    assert_int_equal(envd_config_file_load(NULL, NULL, &f, &err), ENVD_E_USAGE);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(every_option),
+        cmocka_unit_test(environments),
+        cmocka_unit_test(mistakes),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}

@@ -1,0 +1,575 @@
+/* The Connect transport against a misbehaving server (tests/unit/
+ * fault_server.h): malformed and compressed frames, oversized lengths, bytes
+ * after the end, connections dropped mid-frame, streams that end without
+ * their end-of-stream frame, proxy error pages, servers that never answer.
+ * Also checks the request bytes the transport puts on the wire. */
+#include "curl_test_util.h"
+#include "fault_server.h"
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+static envd_curl_engine *g_eng;
+static envd_rpc_transport *g_tp;
+static test_ep g_ep;
+
+static int setup(void **state)
+{
+    (void)state;
+    if (fs_start() != 0)
+        return -1;
+    char hp[64];
+    snprintf(hp, sizeof hp, "127.0.0.1:%d", g_fs.port);
+    test_ep_init(&g_ep, hp);
+    if (envd_curl_engine_new(NULL, &g_eng) != ENVD_OK)
+        return -1;
+    g_tp = envd_curl_engine_connect(g_eng);
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    envd_curl_engine_free(g_eng);
+    fs_stop();
+    return 0;
+}
+
+/* Runs one call to completion; the record holds the outcome. */
+static void run_call(rec *r, envd_rpc_kind kind, int64_t timeout_ms, int64_t idle_ms)
+{
+    rec_init(r);
+    static const uint8_t msg[] = {0x0a, 0x02, 'h', 'i'};
+    static const envd_kv h[] = {{"x-test", "v1"}, {"authorization", "Basic cm9vdDo="}};
+    envd_rpc_request req = {.ep = &g_ep.ep,
+                            .method = kind == ENVD_RPC_UNARY ? "/pkg.Svc/Unary" : "/pkg.Svc/Stream",
+                            .kind = kind,
+                            .headers = h,
+                            .n_headers = 2,
+                            .body = msg,
+                            .body_len = sizeof msg,
+                            .timeout_ms = timeout_ms,
+                            .idle_timeout_ms = idle_ms};
+    envd_rpc_callbacks cb = rec_rpc_cb(r);
+    envd_rpc *call;
+    assert_int_equal(g_tp->ops->start(g_tp, &req, &cb, &call), ENVD_OK);
+    assert_true(rec_wait(r, 15000));
+    assert_int_equal(r->done_count, 1);
+    g_tp->ops->release(call);
+}
+
+static void expect(rec *r, envd_status code, const char *needle)
+{
+    if (rec_code(r) != code)
+        fail_msg("want %s, got %s: %s", envd_strerror(code), envd_strerror(rec_code(r)),
+                 rec_msg(r));
+    if (needle && !strstr(rec_msg(r), needle))
+        fail_msg("'%s' does not mention '%s'", rec_msg(r), needle);
+    print_message("  -> %s: %s\n", envd_strerror(rec_code(r)), rec_msg(r));
+}
+
+/* ---- scenarios --------------------------------------------------------------- */
+
+static void sc_good(int fd)
+{
+    fs_stream_head(fd);
+    fs_frame(fd, 0, "\x0a\x01x", 3);
+    fs_frame(fd, 0, "\x0a\x01y", 3);
+    fs_frame(fd, 2, "{}", 2);
+    fs_puts(fd, "0\r\n\r\n");
+}
+
+static void sc_compressed(int fd)
+{
+    fs_stream_head(fd);
+    fs_frame(fd, 1, "\x1f\x8b\x08", 3);
+    fs_wait_close(fd);
+}
+
+static void sc_huge(int fd)
+{
+    fs_stream_head(fd);
+    fs_chunk(fd, "\x00\xff\xff\xff\xf0", 5);
+    fs_wait_close(fd);
+}
+
+static void sc_drop_mid_frame(int fd)
+{
+    fs_stream_head(fd);
+    fs_frame(fd, 0, "\x0a\x01x", 3);
+    fs_chunk(fd,
+             "\x00\x00\x00\x00\x10"
+             "abc",
+             8); /* 3 of 16 bytes */
+    /* close without the last chunk */
+}
+
+static void sc_no_end(int fd)
+{
+    fs_stream_head(fd);
+    fs_frame(fd, 0, "\x0a\x01x", 3);
+    fs_puts(fd, "0\r\n\r\n"); /* a clean end of body, but no end-of-stream frame */
+}
+
+static void sc_clean_end_mid_frame(int fd)
+{
+    fs_stream_head(fd);
+    fs_chunk(fd,
+             "\x00\x00\x00\x00\x10"
+             "abc",
+             8);
+    fs_puts(fd, "0\r\n\r\n");
+}
+
+static void sc_after_end(int fd)
+{
+    fs_stream_head(fd);
+    fs_frame(fd, 2, "{}", 2);
+    fs_frame(fd, 0, "\x0a\x01x", 3);
+    fs_puts(fd, "0\r\n\r\n");
+}
+
+static void sc_end_error(int fd)
+{
+    fs_stream_head(fd);
+    fs_frame(fd, 0, "\x0a\x01x", 3);
+    fs_frame(fd, 0, "\x0a\x01y", 3);
+    const char *j = "{\"error\":{\"code\":\"permission_denied\",\"message\":\"nope: not yours\"}}";
+    fs_frame(fd, 2, j, strlen(j));
+    fs_puts(fd, "0\r\n\r\n");
+}
+
+static void sc_bad_end_json(int fd)
+{
+    fs_stream_head(fd);
+    fs_frame(fd, 2, "{\"error\":", 9);
+    fs_puts(fd, "0\r\n\r\n");
+}
+
+/* Two messages and the end frame, one byte per TCP write. */
+static void sc_byte_by_byte(int fd)
+{
+    fs_puts(fd, "HTTP/1.1 200 OK\r\nContent-Type: application/connect+proto\r\n"
+                "Content-Length: 23\r\nConnection: close\r\n\r\n");
+    const unsigned char body[] = {0, 0,    0, 0,   3, 0x0a, 1, 'x', 0, 0,   0,  0,
+                                  3, 0x0a, 1, 'y', 2, 0,    0, 0,   2, '{', '}'};
+    for (size_t i = 0; i < sizeof body; i++) {
+        fs_write_all(fd, body + i, 1);
+        fs_sleep_ms(2);
+    }
+}
+
+static void sc_html_200(int fd)
+{
+    fs_puts(fd, "HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: 37\r\n"
+                "Connection: close\r\n\r\n<html><body>login here</body></html>");
+}
+
+static void sc_nginx_502(int fd)
+{
+    const char *b = "<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n"
+                    "<center><h1>502 Bad Gateway</h1></center>\r\n<hr><center>nginx/1.22.1"
+                    "</center>\r\n</body>\r\n</html>\r\n";
+    char h[256];
+    snprintf(h, sizeof h,
+             "HTTP/1.1 502 Bad Gateway\r\nServer: nginx/1.22.1\r\nContent-Type: text/html\r\n"
+             "Content-Length: %zu\r\nConnection: close\r\n\r\n",
+             strlen(b));
+    fs_puts(fd, h);
+    fs_puts(fd, b);
+}
+
+static void sc_e2b_502(int fd)
+{
+    const char *b = "{\"sandboxId\":\"i2ab3x\",\"message\":\"The sandbox was not found\","
+                    "\"code\":502}";
+    char h[256];
+    snprintf(h, sizeof h,
+             "HTTP/1.1 502 Bad Gateway\r\nContent-Type: application/json\r\n"
+             "Content-Length: %zu\r\nConnection: close\r\n\r\n",
+             strlen(b));
+    fs_puts(fd, h);
+    fs_puts(fd, b);
+}
+
+static void sc_connect_404(int fd)
+{
+    const char *b = "{\"code\":\"not_found\",\"message\":\"process with pid 42 not found\"}";
+    char h[256];
+    snprintf(h, sizeof h,
+             "HTTP/1.1 404 Not Found\r\nContent-Type: application/json\r\n"
+             "Content-Length: %zu\r\nConnection: close\r\n\r\n",
+             strlen(b));
+    fs_puts(fd, h);
+    fs_puts(fd, b);
+}
+
+static void sc_hang(int fd)
+{
+    fs_wait_close(fd);
+}
+
+static void sc_headers_then_hang(int fd)
+{
+    fs_stream_head(fd);
+    fs_wait_close(fd);
+}
+
+static void sc_one_then_hang(int fd)
+{
+    fs_stream_head(fd);
+    fs_frame(fd, 0, "\x0a\x01x", 3);
+    fs_wait_close(fd);
+}
+
+static void sc_close_at_once(int fd)
+{
+    (void)fd;
+}
+
+static void sc_unary_ok(int fd)
+{
+    fs_puts(fd, "HTTP/1.1 200 OK\r\nContent-Type: application/proto\r\nContent-Length: 4\r\n"
+                "Connection: close\r\n\r\n\x0a\x02ok");
+}
+
+static void sc_unary_empty(int fd)
+{
+    fs_puts(fd, "HTTP/1.1 200 OK\r\nContent-Type: application/proto\r\nContent-Length: 0\r\n"
+                "Connection: close\r\n\r\n");
+}
+
+/* A 5 MB unary response in 1000-byte writes. */
+static void sc_unary_big(int fd)
+{
+    fs_puts(fd, "HTTP/1.1 200 OK\r\nContent-Type: application/proto\r\n"
+                "Content-Length: 5000000\r\nConnection: close\r\n\r\n");
+    char b[1000];
+    memset(b, 'z', sizeof b);
+    for (int i = 0; i < 5000; i++)
+        if (fs_write_all(fd, b, sizeof b))
+            return;
+}
+
+static void sc_client_stream(int fd)
+{
+    fs_stream_head(fd);
+    fs_frame(fd, 0, NULL, 0);
+    fs_frame(fd, 2, "{}", 2);
+    fs_puts(fd, "0\r\n\r\n");
+}
+
+/* ---- tests ------------------------------------------------------------------------ */
+
+static void test_request_on_the_wire(void **state)
+{
+    (void)state;
+    rec r;
+    fs_set(sc_good);
+    run_call(&r, ENVD_RPC_SERVER_STREAM, 5000, 0);
+    expect(&r, ENVD_OK, NULL);
+    assert_int_equal(r.messages, 2);
+    pthread_mutex_lock(&g_fs.mu);
+    const char *h = g_fs.last_head;
+    assert_non_null(strstr(h, "POST /pkg.Svc/Stream HTTP/1.1\r\n"));
+    assert_non_null(strcasestr(h, "\r\nContent-Type: application/connect+proto\r\n"));
+    assert_non_null(strcasestr(h, "\r\nConnect-Protocol-Version: 1\r\n"));
+    assert_non_null(strcasestr(h, "\r\nUser-Agent: libenvd/0.1\r\n"));
+    assert_non_null(strcasestr(h, "\r\nx-test: v1\r\n"));
+    assert_non_null(strcasestr(h, "\r\nContent-Length: 9\r\n"));
+    assert_null(strcasestr(h, "connect-timeout-ms"));
+    assert_null(strcasestr(h, "accept-encoding"));
+    assert_null(strcasestr(h, "expect:"));
+    /* one envelope: flags 0, length 4, the message */
+    assert_int_equal(g_fs.last_body_len, 9);
+    assert_memory_equal(g_fs.last_body, "\x00\x00\x00\x00\x04\x0a\x02hi", 9);
+    pthread_mutex_unlock(&g_fs.mu);
+    rec_destroy(&r);
+
+    fs_set(sc_unary_ok);
+    run_call(&r, ENVD_RPC_UNARY, 5000, 0);
+    expect(&r, ENVD_OK, NULL);
+    assert_int_equal(r.messages, 1);
+    assert_int_equal(r.bytes, 4);
+    pthread_mutex_lock(&g_fs.mu);
+    h = g_fs.last_head;
+    assert_non_null(strcasestr(h, "\r\nContent-Type: application/proto\r\n"));
+    assert_non_null(strcasestr(h, "\r\nConnect-Protocol-Version: 1\r\n"));
+    assert_null(strcasestr(h, "connect-timeout-ms"));
+    assert_int_equal(g_fs.last_body_len, 4);
+    assert_memory_equal(g_fs.last_body, "\x0a\x02hi", 4);
+    pthread_mutex_unlock(&g_fs.mu);
+    rec_destroy(&r);
+}
+
+static void test_unary_bodies(void **state)
+{
+    (void)state;
+    rec r;
+    fs_set(sc_unary_empty);
+    run_call(&r, ENVD_RPC_UNARY, 5000, 0);
+    expect(&r, ENVD_OK, NULL);
+    assert_int_equal(r.messages, 1); /* an empty message is a message */
+    assert_int_equal(r.bytes, 0);
+    rec_destroy(&r);
+
+    fs_set(sc_unary_big);
+    run_call(&r, ENVD_RPC_UNARY, 15000, 0);
+    expect(&r, ENVD_OK, NULL);
+    assert_int_equal(r.messages, 1);
+    assert_int_equal(r.bytes, 5000000);
+    rec_destroy(&r);
+}
+
+static void test_malformed_frames(void **state)
+{
+    (void)state;
+    rec r;
+    fs_set(sc_compressed);
+    run_call(&r, ENVD_RPC_SERVER_STREAM, 5000, 0);
+    expect(&r, ENVD_E_PROTOCOL, "compressed");
+    rec_destroy(&r);
+
+    fs_set(sc_huge);
+    run_call(&r, ENVD_RPC_SERVER_STREAM, 5000, 0);
+    expect(&r, ENVD_E_PROTOCOL, "limit");
+    rec_destroy(&r);
+
+    fs_set(sc_after_end);
+    run_call(&r, ENVD_RPC_SERVER_STREAM, 5000, 0);
+    expect(&r, ENVD_E_PROTOCOL, "after the end-of-stream");
+    rec_destroy(&r);
+
+    fs_set(sc_bad_end_json);
+    run_call(&r, ENVD_RPC_SERVER_STREAM, 5000, 0);
+    expect(&r, ENVD_E_PROTOCOL, "end-of-stream");
+    rec_destroy(&r);
+}
+
+static void test_truncated_streams(void **state)
+{
+    (void)state;
+    rec r;
+    fs_set(sc_drop_mid_frame);
+    run_call(&r, ENVD_RPC_SERVER_STREAM, 5000, 0);
+    expect(&r, ENVD_E_TRANSPORT, "after 1 message:");
+    assert_int_equal(r.messages, 1);
+    rec_destroy(&r);
+
+    fs_set(sc_no_end);
+    run_call(&r, ENVD_RPC_SERVER_STREAM, 5000, 0);
+    expect(&r, ENVD_E_PROTOCOL, "without the end-of-stream frame");
+    assert_int_equal(r.messages, 1);
+    rec_destroy(&r);
+
+    fs_set(sc_clean_end_mid_frame);
+    run_call(&r, ENVD_RPC_SERVER_STREAM, 5000, 0);
+    expect(&r, ENVD_E_PROTOCOL, "inside a frame");
+    rec_destroy(&r);
+
+    fs_set(sc_close_at_once);
+    run_call(&r, ENVD_RPC_SERVER_STREAM, 5000, 0);
+    expect(&r, ENVD_E_TRANSPORT, "without a response");
+    rec_destroy(&r);
+
+    fs_set(sc_close_at_once);
+    run_call(&r, ENVD_RPC_UNARY, 5000, 0);
+    expect(&r, ENVD_E_TRANSPORT, "without a response");
+    rec_destroy(&r);
+}
+
+static void test_end_stream_error_and_split(void **state)
+{
+    (void)state;
+    rec r;
+    fs_set(sc_end_error);
+    run_call(&r, ENVD_RPC_SERVER_STREAM, 5000, 0);
+    expect(&r, ENVD_PERMISSION_DENIED, "nope: not yours");
+    assert_int_equal(r.messages, 2);
+    assert_int_equal(envd_error_transport(r.err), ENVD_TRANSPORT_CONNECT);
+    rec_destroy(&r);
+
+    fs_set(sc_byte_by_byte);
+    run_call(&r, ENVD_RPC_SERVER_STREAM, 5000, 0);
+    expect(&r, ENVD_OK, NULL);
+    assert_int_equal(r.messages, 2);
+    assert_int_equal(r.bytes, 6);
+    rec_destroy(&r);
+}
+
+static void test_error_pages(void **state)
+{
+    (void)state;
+    rec r;
+    fs_set(sc_html_200);
+    run_call(&r, ENVD_RPC_SERVER_STREAM, 5000, 0);
+    expect(&r, ENVD_E_PROTOCOL, "text/html");
+    rec_destroy(&r);
+
+    fs_set(sc_html_200);
+    run_call(&r, ENVD_RPC_UNARY, 5000, 0);
+    expect(&r, ENVD_E_PROTOCOL, "login here");
+    rec_destroy(&r);
+
+    fs_set(sc_nginx_502);
+    run_call(&r, ENVD_RPC_SERVER_STREAM, 5000, 0);
+    expect(&r, ENVD_UNAVAILABLE, "502 Bad Gateway");
+    assert_int_equal(envd_error_http_status(r.err), 502);
+    assert_non_null(strstr(rec_msg(&r), "nginx"));
+    rec_destroy(&r);
+
+    fs_set(sc_e2b_502);
+    run_call(&r, ENVD_RPC_UNARY, 5000, 0);
+    expect(&r, ENVD_UNAVAILABLE, "The sandbox was not found");
+    assert_int_equal(envd_error_http_status(r.err), 502);
+    rec_destroy(&r);
+
+    fs_set(sc_connect_404);
+    run_call(&r, ENVD_RPC_UNARY, 5000, 0);
+    expect(&r, ENVD_NOT_FOUND, NULL);
+    assert_string_equal(rec_msg(&r), "process with pid 42 not found");
+    rec_destroy(&r);
+}
+
+static void test_timeouts(void **state)
+{
+    (void)state;
+    rec r;
+    int64_t t0, dt;
+
+    /* Nothing at all: the unary deadline. */
+    fs_set(sc_hang);
+    t0 = envd_now_ms();
+    run_call(&r, ENVD_RPC_UNARY, 250, 0);
+    dt = envd_now_ms() - t0;
+    expect(&r, ENVD_DEADLINE_EXCEEDED, "250 ms");
+    assert_true(dt >= 250 && dt < 2000);
+    rec_destroy(&r);
+
+    /* A stream whose headers arrive but no message: first-message timeout. */
+    fs_set(sc_headers_then_hang);
+    t0 = envd_now_ms();
+    run_call(&r, ENVD_RPC_SERVER_STREAM, 300, 0);
+    dt = envd_now_ms() - t0;
+    expect(&r, ENVD_DEADLINE_EXCEEDED, "no response within 300 ms");
+    assert_true(dt >= 300 && dt < 2000);
+    rec_destroy(&r);
+
+    /* One message, then silence: the first-message timeout no longer
+     * applies, the idle timeout does. */
+    fs_set(sc_one_then_hang);
+    t0 = envd_now_ms();
+    run_call(&r, ENVD_RPC_SERVER_STREAM, 200, 400);
+    dt = envd_now_ms() - t0;
+    expect(&r, ENVD_E_IDLE_TIMEOUT, "idle");
+    assert_int_equal(r.messages, 1);
+    assert_true(dt >= 400 && dt < 2000);
+    rec_destroy(&r);
+
+    /* No first-message timeout: idle counts from the start. */
+    fs_set(sc_hang);
+    t0 = envd_now_ms();
+    run_call(&r, ENVD_RPC_SERVER_STREAM, 0, 300);
+    dt = envd_now_ms() - t0;
+    expect(&r, ENVD_E_IDLE_TIMEOUT, NULL);
+    assert_true(dt >= 300 && dt < 2000);
+    rec_destroy(&r);
+}
+
+static void test_client_stream_wire(void **state)
+{
+    (void)state;
+    fs_set(sc_client_stream);
+    rec r;
+    rec_init(&r);
+    envd_rpc_request req = {.ep = &g_ep.ep,
+                            .method = "/pkg.Svc/Client",
+                            .kind = ENVD_RPC_CLIENT_STREAM,
+                            .timeout_ms = 200, /* starts at close_send */
+                            .idle_timeout_ms = 200};
+    envd_rpc_callbacks cb = rec_rpc_cb(&r);
+    envd_rpc *call;
+    assert_int_equal(g_tp->ops->start(g_tp, &req, &cb, &call), ENVD_OK);
+    assert_int_equal(g_tp->ops->send(call,
+                                     (const uint8_t *)"\x0a\x01"
+                                                      "a",
+                                     3),
+                     ENVD_OK);
+    fs_sleep_ms(500); /* longer than both timeouts: they have not started */
+    assert_false(rec_wait(&r, 0));
+    assert_int_equal(g_tp->ops->send(call, NULL, 0), ENVD_OK);
+    static uint8_t big[200000];
+    memset(big, 7, sizeof big);
+    assert_int_equal(g_tp->ops->send(call, big, sizeof big), ENVD_OK);
+    assert_int_equal(g_tp->ops->close_send(call), ENVD_OK);
+    assert_int_equal(g_tp->ops->send(call, big, 1), ENVD_E_USAGE);
+    assert_true(rec_wait(&r, 10000));
+    expect(&r, ENVD_OK, NULL);
+    assert_int_equal(r.messages, 1);
+    pthread_mutex_lock(&g_fs.mu);
+    assert_non_null(strcasestr(g_fs.last_head, "\r\nTransfer-Encoding: chunked\r\n"));
+    assert_int_equal(g_fs.last_body_len, 8 + 5 + 5 + sizeof big);
+    assert_memory_equal(g_fs.last_body,
+                        "\x00\x00\x00\x00\x03\x0a\x01"
+                        "a\x00\x00\x00\x00\x00",
+                        13);
+    assert_int_equal(g_fs.last_body[13 + 4], 0x40); /* 200000 = 0x030d40 */
+    assert_int_equal(g_fs.last_body[13 + 3], 0x0d);
+    pthread_mutex_unlock(&g_fs.mu);
+    g_tp->ops->release(call);
+    rec_destroy(&r);
+
+    /* Wrong use: send on a unary call, close_send on a server stream. */
+    fs_set(sc_unary_ok);
+    rec_init(&r);
+    req.kind = ENVD_RPC_UNARY;
+    req.timeout_ms = 5000;
+    assert_int_equal(g_tp->ops->start(g_tp, &req, &cb, &call), ENVD_OK);
+    assert_int_equal(g_tp->ops->send(call, big, 1), ENVD_E_USAGE);
+    assert_int_equal(g_tp->ops->close_send(call), ENVD_E_USAGE);
+    assert_true(rec_wait(&r, 5000));
+    g_tp->ops->release(call);
+    rec_destroy(&r);
+}
+
+static void test_bad_requests(void **state)
+{
+    (void)state;
+    rec r;
+    rec_init(&r);
+    envd_rpc_callbacks cb = rec_rpc_cb(&r);
+    envd_rpc *call = NULL;
+    const envd_kv bad[] = {{"x-evil", "a\r\nInjected: 1"}};
+    envd_rpc_request req = {.ep = &g_ep.ep,
+                            .method = "/pkg.Svc/Unary",
+                            .kind = ENVD_RPC_UNARY,
+                            .headers = bad,
+                            .n_headers = 1};
+    assert_int_equal(g_tp->ops->start(g_tp, &req, &cb, &call), ENVD_INVALID_ARGUMENT);
+    assert_null(call);
+    req.n_headers = 0;
+    req.method = "no-slash";
+    assert_int_equal(g_tp->ops->start(g_tp, &req, &cb, &call), ENVD_E_USAGE);
+    assert_false(r.done); /* a failed start runs no callback */
+    rec_destroy(&r);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_request_on_the_wire),
+        cmocka_unit_test(test_unary_bodies),
+        cmocka_unit_test(test_malformed_frames),
+        cmocka_unit_test(test_truncated_streams),
+        cmocka_unit_test(test_end_stream_error_and_split),
+        cmocka_unit_test(test_error_pages),
+        cmocka_unit_test(test_timeouts),
+        cmocka_unit_test(test_client_stream_wire),
+        cmocka_unit_test(test_bad_requests),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}

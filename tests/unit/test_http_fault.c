@@ -1,0 +1,303 @@
+/* /files transfers against a scripted server (tests/unit/fault_server.h):
+ * what goes on the wire (gzip request bodies, headers), gzip responses,
+ * bodies cut short, servers that stall before or during the response. */
+#include "curl_test_util.h"
+#include "fault_server.h"
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <zlib.h>
+
+#include <cmocka.h>
+
+static envd_curl_engine *g_eng;
+static test_ep g_ep;
+
+static int setup(void **state)
+{
+    (void)state;
+    if (fs_start() != 0)
+        return -1;
+    char hp[64];
+    snprintf(hp, sizeof hp, "127.0.0.1:%d", g_fs.port);
+    test_ep_init(&g_ep, hp);
+    return envd_curl_engine_new(NULL, &g_eng) == ENVD_OK ? 0 : -1;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    envd_curl_engine_free(g_eng);
+    fs_stop();
+    return 0;
+}
+
+typedef struct hrec {
+    rec r;
+    int status_calls;
+    int stop_on_status;
+} hrec;
+
+static int h_status(void *ud, int status, int64_t cl)
+{
+    hrec *h = ud;
+    pthread_mutex_lock(&h->r.mu);
+    h->r.status = status;
+    h->r.content_length = cl;
+    h->status_calls++;
+    pthread_mutex_unlock(&h->r.mu);
+    return h->stop_on_status;
+}
+
+static int h_data(void *ud, const uint8_t *d, size_t n)
+{
+    hrec *h = ud;
+    pthread_mutex_lock(&h->r.mu);
+    size_t room = sizeof h->r.out - 1 - h->r.out_len;
+    size_t k = n < room ? n : room;
+    memcpy(h->r.out + h->r.out_len, d, k);
+    h->r.out_len += k;
+    h->r.out[h->r.out_len] = '\0';
+    h->r.bytes += n;
+    pthread_mutex_unlock(&h->r.mu);
+    return 0;
+}
+
+static void run(hrec *h, const char *method, const envd_http_part *raw, int gzip_req,
+                int accept_gzip, int64_t timeout_ms, int64_t idle_ms)
+{
+    int stop = h->stop_on_status;
+    memset(h, 0, sizeof *h);
+    h->stop_on_status = stop;
+    rec_init(&h->r);
+    static const envd_kv hd[] = {{"x-access-token", "tok"}};
+    envd_http_request req = {.ep = &g_ep.ep,
+                             .method = method,
+                             .path = "/files?path=%2Ftmp%2Fa%20b&username=root",
+                             .headers = hd,
+                             .n_headers = 1,
+                             .raw = raw,
+                             .gzip_request = gzip_req,
+                             .accept_gzip = accept_gzip,
+                             .timeout_ms = timeout_ms,
+                             .idle_timeout_ms = idle_ms};
+    envd_http_callbacks cb = {h_status, h_data, NULL, rec_on_done, h};
+    envd_http *x;
+    assert_int_equal(envd_http_start(g_eng, &req, &cb, &x), ENVD_OK);
+    assert_true(rec_wait(&h->r, 15000));
+    assert_int_equal(h->r.done_count, 1);
+    envd_http_release(x);
+}
+
+static void expect(hrec *h, envd_status code, const char *needle)
+{
+    if (rec_code(&h->r) != code)
+        fail_msg("want %s, got %s: %s", envd_strerror(code), envd_strerror(rec_code(&h->r)),
+                 rec_msg(&h->r));
+    if (needle && !strstr(rec_msg(&h->r), needle))
+        fail_msg("'%s' does not mention '%s'", rec_msg(&h->r), needle);
+    print_message("  -> %s: %s\n", envd_strerror(rec_code(&h->r)), rec_msg(&h->r));
+}
+
+/* ---- scenarios ----------------------------------------------------------------- */
+
+static void sc_ok_json(int fd)
+{
+    fs_puts(fd, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n"
+                "Connection: close\r\n\r\n[]");
+}
+
+static void sc_gzip_body(int fd)
+{
+    const char *text = "hello gzip world, hello gzip world\n";
+    uint8_t out[256];
+    z_stream zs = {0};
+    deflateInit2(&zs, 9, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY);
+    zs.next_in = (Bytef *)text;
+    zs.avail_in = (uInt)strlen(text);
+    zs.next_out = out;
+    zs.avail_out = sizeof out;
+    deflate(&zs, Z_FINISH);
+    size_t n = sizeof out - zs.avail_out;
+    deflateEnd(&zs);
+    char h[256];
+    snprintf(h, sizeof h,
+             "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Encoding: gzip\r\n"
+             "Content-Length: %zu\r\nConnection: close\r\n\r\n",
+             n);
+    fs_puts(fd, h);
+    fs_write_all(fd, out, n);
+}
+
+static void sc_cut_body(int fd)
+{
+    fs_puts(fd, "HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\n"
+                "Content-Length: 1000\r\nConnection: close\r\n\r\n");
+    char b[100];
+    memset(b, 'q', sizeof b);
+    fs_write_all(fd, b, sizeof b);
+}
+
+static void sc_hang(int fd)
+{
+    fs_wait_close(fd);
+}
+
+static void sc_stall_mid_body(int fd)
+{
+    fs_puts(fd, "HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\n"
+                "Content-Length: 1000\r\nConnection: close\r\n\r\n0123456789");
+    fs_wait_close(fd);
+}
+
+static void sc_507(int fd)
+{
+    const char *b = "{\"code\":507,\"message\":\"not enough disk space available\"}";
+    char h[256];
+    snprintf(h, sizeof h,
+             "HTTP/1.1 507 Insufficient Storage\r\nContent-Type: application/json\r\n"
+             "Content-Length: %zu\r\nConnection: close\r\n\r\n",
+             strlen(b));
+    fs_puts(fd, h);
+    fs_puts(fd, b);
+}
+
+/* ---- tests -------------------------------------------------------------------------- */
+
+static size_t read_text(void *ud, uint8_t *buf, size_t cap)
+{
+    size_t *left = ud;
+    size_t n = 0;
+    while (n<cap && * left> 0) {
+        buf[n++] = (uint8_t)('a' + (*left % 26));
+        (*left)--;
+    }
+    return n;
+}
+
+static void test_gzip_request_on_the_wire(void **state)
+{
+    (void)state;
+    fs_set(sc_ok_json);
+    size_t left = 300000;
+    envd_http_part raw = {.read = read_text, .read_ud = &left, .size = 300000};
+    hrec h = {0};
+    run(&h, "POST", &raw, 1, 0, 5000, 5000);
+    expect(&h, ENVD_OK, NULL);
+    assert_int_equal(h.r.status, 200);
+    assert_string_equal(h.r.out, "[]");
+
+    pthread_mutex_lock(&g_fs.mu);
+    const char *hd = g_fs.last_head;
+    assert_non_null(strstr(hd, "POST /files?path=%2Ftmp%2Fa%20b&username=root HTTP/1.1\r\n"));
+    assert_non_null(strcasestr(hd, "\r\nContent-Encoding: gzip\r\n"));
+    assert_non_null(strcasestr(hd, "\r\nContent-Type: application/octet-stream\r\n"));
+    assert_non_null(strcasestr(hd, "\r\nTransfer-Encoding: chunked\r\n"));
+    assert_non_null(strcasestr(hd, "\r\nx-access-token: tok\r\n"));
+    assert_non_null(strcasestr(hd, "\r\nUser-Agent: libenvd/0.1\r\n"));
+    assert_null(strcasestr(hd, "\r\nExpect:"));
+    assert_null(strcasestr(hd, "accept-encoding"));
+    /* The body is one gzip member holding the source. */
+    assert_true(g_fs.last_body_len > 18 && g_fs.last_body_len < 300000);
+    assert_int_equal(g_fs.last_body[0], 0x1f);
+    assert_int_equal(g_fs.last_body[1], 0x8b);
+    uint8_t *plain = malloc(300001);
+    z_stream zs = {0};
+    inflateInit2(&zs, 15 + 16);
+    zs.next_in = g_fs.last_body;
+    zs.avail_in = (uInt)g_fs.last_body_len;
+    zs.next_out = plain;
+    zs.avail_out = 300001;
+    assert_int_equal(inflate(&zs, Z_FINISH), Z_STREAM_END);
+    assert_int_equal(zs.total_out, 300000);
+    inflateEnd(&zs);
+    pthread_mutex_unlock(&g_fs.mu);
+    size_t l2 = 300000;
+    uint8_t *want = malloc(300000);
+    read_text(&l2, want, 300000);
+    assert_memory_equal(plain, want, 300000);
+    free(plain);
+    free(want);
+    rec_destroy(&h.r);
+}
+
+static void test_gzip_response(void **state)
+{
+    (void)state;
+    fs_set(sc_gzip_body);
+    hrec h = {0};
+    run(&h, "GET", NULL, 0, 1, 5000, 5000);
+    expect(&h, ENVD_OK, NULL);
+    assert_string_equal(h.r.out, "hello gzip world, hello gzip world\n");
+    assert_int_equal(h.r.content_length, -1); /* the decoded size is unknown */
+    pthread_mutex_lock(&g_fs.mu);
+    assert_non_null(strcasestr(g_fs.last_head, "\r\nAccept-Encoding: gzip\r\n"));
+    pthread_mutex_unlock(&g_fs.mu);
+    rec_destroy(&h.r);
+}
+
+static void test_cut_and_stalled(void **state)
+{
+    (void)state;
+    hrec h = {0};
+    fs_set(sc_cut_body);
+    run(&h, "GET", NULL, 0, 0, 5000, 5000);
+    expect(&h, ENVD_E_TRANSPORT, "before the response was complete");
+    assert_int_equal(h.status_calls, 1);
+    assert_int_equal(h.r.bytes, 100);
+    rec_destroy(&h.r);
+
+    fs_set(sc_hang);
+    int64_t t0 = envd_now_ms();
+    run(&h, "GET", NULL, 0, 0, 300, 0);
+    int64_t dt = envd_now_ms() - t0;
+    expect(&h, ENVD_DEADLINE_EXCEEDED, "no response within 300 ms");
+    assert_true(dt >= 300 && dt < 2000);
+    assert_int_equal(h.status_calls, 0);
+    rec_destroy(&h.r);
+
+    fs_set(sc_stall_mid_body);
+    t0 = envd_now_ms();
+    run(&h, "GET", NULL, 0, 0, 300, 400);
+    dt = envd_now_ms() - t0;
+    expect(&h, ENVD_E_IDLE_TIMEOUT, "idle");
+    assert_true(dt >= 400 && dt < 2000);
+    assert_int_equal(h.r.bytes, 10);
+    rec_destroy(&h.r);
+}
+
+static void test_status_handling(void **state)
+{
+    (void)state;
+    hrec h = {0};
+    fs_set(sc_507);
+    run(&h, "POST", NULL, 0, 0, 5000, 0);
+    expect(&h, ENVD_OK, NULL); /* a full response: the caller judges 507 */
+    assert_int_equal(h.r.status, 507);
+    envd_error *e = envd_error_from_http_body(h.r.status, (const uint8_t *)h.r.out, h.r.out_len,
+                                              ENVD_TRANSPORT_HTTP);
+    assert_int_equal(envd_error_code(e), ENVD_E_NO_SPACE);
+    print_message("  507: %s\n", envd_error_message(e));
+    envd_error_free(e);
+    rec_destroy(&h.r);
+
+    h.stop_on_status = 1;
+    fs_set(sc_507);
+    run(&h, "GET", NULL, 0, 0, 5000, 0);
+    expect(&h, ENVD_CANCELED, NULL);
+    assert_int_equal(h.r.bytes, 0);
+    rec_destroy(&h.r);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_gzip_request_on_the_wire),
+        cmocka_unit_test(test_gzip_response),
+        cmocka_unit_test(test_cut_and_stalled),
+        cmocka_unit_test(test_status_handling),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
