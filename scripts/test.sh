@@ -14,6 +14,23 @@ echo "== build"
 cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DENVD_WERROR=ON >/dev/null
 cmake --build build -j"$jobs"
 
+# Two reference servers for the transport tests that take an address (the
+# integration tests start their own).
+peers=$(mktemp -d)
+trap 'kill $(cat "$peers"/*.pid 2>/dev/null) 2>/dev/null; rm -rf "$peers"' EXIT
+start_peer() { # name http-mode
+  mkdir -p "$peers/$1.root"
+  node tests/peer/server.mjs --port 0 --host 127.0.0.1 --root "$peers/$1.root" --http "$2" \
+    >"$peers/$1.out" 2>"$peers/$1.err" &
+  echo $! >"$peers/$1.pid"
+  for _ in $(seq 100); do grep -q '^listening ' "$peers/$1.out" && break; sleep 0.1; done
+  sed -n 's/^listening \([0-9]*\).*/127.0.0.1:\1/p' "$peers/$1.out"
+}
+export ENVD_TEST_H2C_ADDR=$(start_peer h2c both)
+export ENVD_TEST_H1_ADDR=$(start_peer h1 h1)
+export ENVD_TEST_ROOT="$peers/h1.root"
+[ -n "$ENVD_TEST_H2C_ADDR" ] && [ -n "$ENVD_TEST_H1_ADDR" ] || { echo "reference servers did not start"; exit 1; }
+
 echo "== C tests"
 (cd build && ctest --output-on-failure -j"$jobs" --timeout 300)
 
@@ -27,5 +44,12 @@ if [ "${SKIP_SANITIZERS:-0}" != 1 ]; then
   (cd build-asan && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
      LSAN_OPTIONS=suppressions="$PWD/../tests/lsan.supp" \
      ctest --output-on-failure -j"$jobs" --timeout 600)
+fi
+if [ "${SKIP_SANITIZERS:-0}" != 1 ]; then
+  echo "== engine tests under TSan"
+  cmake -S . -B build-tsan -DCMAKE_BUILD_TYPE=Debug -DENVD_SANITIZE=thread -DENVD_WERROR=ON >/dev/null
+  cmake --build build-tsan -j"$jobs"
+  (cd build-tsan && TSAN_OPTIONS="suppressions=$PWD/../tests/tsan.supp halt_on_error=1" \
+     ctest --output-on-failure -j"$jobs" --timeout 600 -R 'test_future|test_grpc|test_connect|test_http|it_first_calls')
 fi
 echo "== all tests passed"

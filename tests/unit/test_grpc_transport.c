@@ -32,26 +32,6 @@
 #include "process.pb-c.h"
 #include "transport/transport.h"
 
-/* ThreadSanitizer: gRPC core and its abseil/libstdc++ internals are not
- * instrumented, so every hand-off inside them looks like a race (memory
- * malloc'ed on one gRPC thread and used on another). Ignore what those
- * libraries do; races in our code and in this test stay reported. Only
- * read by TSan builds. */
-const char *__tsan_default_suppressions(void);
-const char *__tsan_default_suppressions(void)
-{
-    return "called_from_lib:libgrpc.so\n"
-           "called_from_lib:libgpr.so\n"
-           "race:libgrpc.so\n"
-           "race:libgpr.so\n"
-           "race:libabsl_\n"
-           "race:libstdc++.so\n"
-           "race:libupb.so\n"
-           "race:libcares.so\n"
-           "race:libssl.so\n"
-           "race:libcrypto.so\n";
-}
-
 /* ------------------------------------------------------------- fixtures */
 
 typedef struct {
