@@ -1,0 +1,262 @@
+/* The engine as a user meets it, on both RPC transports: wrong token,
+ * nobody listening, a server that stops answering, cancel mid-call, a
+ * server killed mid-stream, thousands of futures at once, and freeing the
+ * runtime with calls in flight. */
+#include "harness.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static const envd_transport_kind kinds[2] = {ENVD_TRANSPORT_GRPC, ENVD_TRANSPORT_CONNECT};
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static envd_client *client_at(envd_runtime *rt, const char *addr, envd_transport_kind k,
+                               const char *token, int64_t timeout_ms)
+{
+    envd_config *cfg = envd_config_new();
+    envd_config_set_domain(cfg, addr);
+    envd_config_set_transport(cfg, k);
+    envd_config_set_request_timeout_ms(cfg, timeout_ms);
+    if (token)
+        envd_config_set_runtime_token(cfg, token);
+    envd_client *c = NULL;
+    assert_int_equal(envd_client_new(rt, "sbx", cfg, &c, NULL), ENVD_OK);
+    envd_config_free(cfg);
+    return c;
+}
+
+static void wrong_token_is_unauthenticated(void **state)
+{
+    (void)state;
+    test_server s;
+    assert_int_equal(test_server_start(&s, "both", "s3cret"), 0);
+    envd_runtime *rt;
+    assert_int_equal(envd_runtime_new(NULL, &rt), ENVD_OK);
+    for (int i = 0; i < 2; i++) {
+        envd_client *bad = client_at(rt, s.addr, kinds[i], "wrong", 10000);
+        envd_entry_info *e = NULL;
+        envd_error *err = NULL;
+        envd_status st = envd_fs_get_info(bad, "/", &e, &err);
+        assert_int_equal(st, ENVD_UNAUTHENTICATED);
+        assert_int_equal(envd_error_http_status(err), 401);
+        assert_int_equal(envd_error_transport(err), kinds[i]);
+        envd_error_free(err);
+        /* streams too: run reports it rather than hanging */
+        envd_command_result *r = NULL;
+        st = envd_commands_run(bad, "true", NULL, &r, &err);
+        assert_int_equal(st, ENVD_UNAUTHENTICATED);
+        assert_null(r);
+        envd_error_free(err);
+        envd_client_free(bad);
+
+        envd_client *good = client_at(rt, s.addr, kinds[i], "s3cret", 10000);
+        st = envd_fs_get_info(good, "/", &e, &err);
+        assert_envd_ok(st, err);
+        envd_entry_info_free(e);
+        envd_client_free(good);
+    }
+    envd_runtime_free(rt);
+    test_server_stop(&s);
+}
+
+static void nobody_listening(void **state)
+{
+    (void)state;
+    envd_runtime *rt;
+    assert_int_equal(envd_runtime_new(NULL, &rt), ENVD_OK);
+    for (int i = 0; i < 2; i++) {
+        envd_client *c = client_at(rt, "127.0.0.1:1", kinds[i], NULL, 5000);
+        envd_entry_info *e = NULL;
+        envd_error *err = NULL;
+        int64_t t0 = now_ms();
+        envd_status st = envd_fs_get_info(c, "/", &e, &err);
+        assert_true(st == ENVD_UNAVAILABLE || st == ENVD_E_TRANSPORT);
+        assert_true(now_ms() - t0 < 5000);
+        assert_non_null(strstr(envd_error_message(err), "127.0.0.1:1"));
+        envd_error_free(err);
+        envd_client_free(c);
+    }
+    envd_runtime_free(rt);
+}
+
+static void stopped_server_hits_the_deadline(void **state)
+{
+    (void)state;
+    test_server s;
+    assert_int_equal(test_server_start(&s, "both", NULL), 0);
+    envd_runtime *rt;
+    assert_int_equal(envd_runtime_new(NULL, &rt), ENVD_OK);
+    envd_client *c[2];
+    for (int i = 0; i < 2; i++) {
+        c[i] = client_at(rt, s.addr, kinds[i], NULL, 400);
+        int exists;
+        assert_int_equal(envd_fs_exists(c[i], "/", &exists, NULL), ENVD_OK); /* warm */
+    }
+    kill(s.pid, SIGSTOP);
+    for (int i = 0; i < 2; i++) {
+        envd_error *err = NULL;
+        envd_entry_info *e = NULL;
+        int64_t t0 = now_ms();
+        envd_status st = envd_fs_get_info(c[i], "/", &e, &err);
+        int64_t took = now_ms() - t0;
+        assert_int_equal(st, ENVD_DEADLINE_EXCEEDED);
+        assert_true(took >= 350 && took < 3000);
+        envd_error_free(err);
+        /* a stream's start is bounded by the same request timeout */
+        envd_command_result *r = NULL;
+        t0 = now_ms();
+        st = envd_commands_run(c[i], "true", NULL, &r, &err);
+        assert_int_equal(st, ENVD_DEADLINE_EXCEEDED);
+        assert_true(now_ms() - t0 < 3000);
+        envd_error_free(err);
+    }
+    kill(s.pid, SIGCONT);
+    for (int i = 0; i < 2; i++)
+        envd_client_free(c[i]);
+    envd_runtime_free(rt);
+    test_server_stop(&s);
+}
+
+static void cancel_and_server_death_mid_stream(void **state)
+{
+    (void)state;
+    test_server s;
+    assert_int_equal(test_server_start(&s, "both", NULL), 0);
+    envd_runtime *rt;
+    assert_int_equal(envd_runtime_new(NULL, &rt), ENVD_OK);
+    envd_client *c[2];
+    envd_future *f[2], *g[2];
+    for (int i = 0; i < 2; i++) {
+        c[i] = client_at(rt, s.addr, kinds[i], NULL, 10000);
+        assert_int_equal(envd_commands_run_async(c[i], "sleep 30", NULL, &f[i]), ENVD_OK);
+        assert_int_equal(envd_commands_run_async(c[i], "sleep 30", NULL, &g[i]), ENVD_OK);
+    }
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(envd_future_wait(f[i], 300), ENVD_E_TIMEOUT);
+        int64_t t0 = now_ms();
+        envd_future_cancel(f[i]);
+        assert_int_equal(envd_future_wait(f[i], 5000), ENVD_OK);
+        assert_true(now_ms() - t0 < 2000);
+        assert_int_equal(envd_future_status(f[i]), ENVD_CANCELED);
+        envd_future_cancel(f[i]); /* after completion: a no-op */
+        assert_int_equal(envd_future_status(f[i]), ENVD_CANCELED);
+        envd_future_free(f[i]);
+    }
+    /* the server dies: streams end with an error, promptly */
+    kill(s.pid, SIGKILL);
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(envd_future_wait(g[i], 10000), ENVD_OK);
+        envd_status st = envd_future_status(g[i]);
+        if (st == ENVD_OK || st == ENVD_E_COMMAND_EXIT || st == ENVD_CANCELED)
+            fail_msg("transport %d: unexpected %s", kinds[i], envd_strerror(st));
+        assert_non_null(strstr(envd_error_message(envd_future_error(g[i])), "stream error"));
+        envd_future_free(g[i]);
+        envd_client_free(c[i]);
+    }
+    envd_runtime_free(rt);
+    test_server_stop(&s);
+}
+
+static void thousands_of_futures(void **state)
+{
+    (void)state;
+    test_server s;
+    assert_int_equal(test_server_start(&s, "both", NULL), 0);
+    envd_runtime *rt;
+    assert_int_equal(envd_runtime_new(NULL, &rt), ENVD_OK);
+    enum { N = 2000 };
+    envd_future **fs = calloc(N, sizeof(*fs));
+    for (int i = 0; i < 2; i++) {
+        envd_client *c = client_at(rt, s.addr, kinds[i], NULL, 60000);
+        for (int j = 0; j < N; j++)
+            assert_int_equal(envd_fs_get_info_async(c, j % 2 ? "/" : "/nope", &fs[j]), ENVD_OK);
+        /* collect them in completion order with wait-any */
+        size_t left = N, ok = 0, missing = 0;
+        while (left > 0) {
+            size_t idx;
+            assert_int_equal(envd_future_wait_any(fs, left, 60000, &idx), ENVD_OK);
+            envd_status st = envd_future_status(fs[idx]);
+            if (st == ENVD_OK) {
+                assert_int_equal(envd_future_entry(fs[idx])->type, ENVD_FILE_TYPE_DIRECTORY);
+                ok++;
+            } else {
+                assert_int_equal(st, ENVD_NOT_FOUND);
+                missing++;
+            }
+            envd_future_free(fs[idx]);
+            fs[idx] = fs[--left];
+        }
+        assert_int_equal(ok, N / 2);
+        assert_int_equal(missing, N / 2);
+        envd_client_free(c);
+    }
+    free(fs);
+    envd_runtime_free(rt);
+    test_server_stop(&s);
+}
+
+static void counting(envd_future *f, void *ud)
+{
+    (void)f;
+    __atomic_add_fetch((int *)ud, 1, __ATOMIC_SEQ_CST);
+}
+
+static void runtime_free_with_calls_in_flight(void **state)
+{
+    (void)state;
+    test_server s;
+    assert_int_equal(test_server_start(&s, "both", NULL), 0);
+    envd_runtime *rt;
+    assert_int_equal(envd_runtime_new(NULL, &rt), ENVD_OK);
+    enum { PER = 50 };
+    envd_client *c[2];
+    envd_future *fs[2 * PER];
+    int callbacks = 0;
+    for (int i = 0; i < 2; i++) {
+        c[i] = client_at(rt, s.addr, kinds[i], NULL, 10000);
+        for (int j = 0; j < PER; j++) {
+            assert_int_equal(envd_commands_run_async(c[i], "sleep 30", NULL, &fs[i * PER + j]),
+                             ENVD_OK);
+            envd_future_on_complete(fs[i * PER + j], counting, &callbacks);
+        }
+    }
+    envd_future *pending_stat;
+    assert_int_equal(envd_fs_get_info_async(c[0], "/", &pending_stat), ENVD_OK);
+    envd_future_wait(pending_stat, 5000);
+    envd_future_free(pending_stat);
+    int64_t t0 = now_ms();
+    envd_runtime_free(rt);
+    assert_true(now_ms() - t0 < 10000);
+    /* every future completed exactly once, with CANCELED */
+    assert_int_equal(__atomic_load_n(&callbacks, __ATOMIC_SEQ_CST), 2 * PER);
+    for (int j = 0; j < 2 * PER; j++) {
+        assert_true(envd_future_done(fs[j]));
+        assert_int_equal(envd_future_status(fs[j]), ENVD_CANCELED);
+        envd_future_free(fs[j]);
+    }
+    envd_client_free(c[0]);
+    envd_client_free(c[1]);
+    test_server_stop(&s);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(wrong_token_is_unauthenticated),
+        cmocka_unit_test(nobody_listening),
+        cmocka_unit_test(stopped_server_hits_the_deadline),
+        cmocka_unit_test(cancel_and_server_death_mid_stream),
+        cmocka_unit_test(thousands_of_futures),
+        cmocka_unit_test(runtime_free_with_calls_in_flight),
+    };
+    return cmocka_run_group_tests_name("engine", tests, NULL, NULL);
+}
