@@ -13,6 +13,8 @@ jobs=$(nproc)
 echo "== build"
 cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DENVD_WERROR=ON >/dev/null
 cmake --build build -j"$jobs"
+echo "== install: pkg-config and find_package consumers"
+tests/install/check.sh build
 
 # Two reference servers for the transport tests that take an address (the
 # integration tests start their own).
