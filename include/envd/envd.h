@@ -234,37 +234,89 @@ ENVD_API envd_transport_kind envd_client_transport(const envd_client *c);
 
 /* -------------------------------------------------------------- commands */
 
-/* Output callback: raw bytes (not NUL-terminated), valid only during the
- * call. Runs on an engine thread. */
+/* Processes in the sandbox: the Go client's Commands and CommandHandle
+ * (run, start, connect, list, kill, send_stdin; handle wait, disconnect,
+ * kill), plus argv starts, tags, signals, stdin closing, ordered input
+ * streams, PTY sessions and re-attaching.
+ *
+ * Timeouts, never confused:
+ *   request timeout  the start of a stream, until envd's first event (the
+ *                    client's, or envd_cmd_opts_set_request_timeout_ms);
+ *                    ENVD_DEADLINE_EXCEEDED. The process is unaffected.
+ *   process timeout  opt-in (envd_cmd_opts_set_timeout_ms): envd kills the
+ *                    process when it fires. The only thing that ever sends
+ *                    Connect-Timeout-Ms, and only on Start.
+ *   idle timeout     a stream that receives nothing, not even envd's
+ *                    keepalive (Keepalive-Ping-Interval, the client's
+ *                    keepalive_s), for this long is dead:
+ *                    ENVD_E_IDLE_TIMEOUT. The process is unaffected.
+ *   wait timeout     envd_handle_wait / envd_future_wait; the wait ends,
+ *                    the operation goes on (ENVD_E_TIMEOUT).
+ *
+ * Output produced while no stream is attached to a process is lost (envd
+ * does not replay it). A stream holds one in-flight slot of the runtime for
+ * its whole life. */
+
+/* Output callback: raw bytes (not NUL-terminated, not decoded), valid only
+ * during the call. Runs on an engine thread, in order for one stream; must
+ * not block for long (a slow callback slows the process's output down:
+ * envd stops reading its pipes) and must not call the synchronous API. */
 typedef void (*envd_output_cb)(void *ud, const uint8_t *data, size_t len);
+
+/* Signals envd accepts (SendSignal). Other values are passed through and
+ * answered by envd (today: ENVD_UNIMPLEMENTED). */
+typedef enum envd_signal { ENVD_SIGNAL_SIGKILL = 9, ENVD_SIGNAL_SIGTERM = 15 } envd_signal;
 
 typedef struct envd_cmd_opts envd_cmd_opts;
 
-/* Options for run/start. Caller frees with envd_cmd_opts_free; the options
- * are copied by the call that takes them. */
+/* Options for run/start/connect/pty. Caller frees with envd_cmd_opts_free;
+ * the options are copied by the call that takes them (the callbacks' ud
+ * pointers must stay valid as long as the stream). */
 ENVD_API envd_cmd_opts *envd_cmd_opts_new(void);
 ENVD_API void envd_cmd_opts_free(envd_cmd_opts *o);
 ENVD_API envd_status envd_cmd_opts_set_env(envd_cmd_opts *o, const char *name, const char *value);
 ENVD_API envd_status envd_cmd_opts_set_cwd(envd_cmd_opts *o, const char *cwd);
-/* Pipe stdin (default off: /dev/null, encoded explicitly as envd needs). */
+/* Pipe stdin (default off: /dev/null, encoded explicitly as envd needs).
+ * With it on, a program reading stdin waits for input until
+ * envd_commands_close_stdin. */
 ENVD_API envd_status envd_cmd_opts_set_stdin(envd_cmd_opts *o, int enabled);
+/* A free-form tag (not unique) for List and for connect/kill by tag. */
 ENVD_API envd_status envd_cmd_opts_set_tag(envd_cmd_opts *o, const char *tag);
-/* Run as this user instead of the client's. */
+/* Run as this user instead of the client's (Authorization: Basic
+ * base64("user:"), as envd reads it). No ':' allowed. */
 ENVD_API envd_status envd_cmd_opts_set_user(envd_cmd_opts *o, const char *user);
 /* Process timeout: envd SIGKILLs the process after ms (sent as
- * Connect-Timeout-Ms on Start). 0 (default) = none. */
+ * Connect-Timeout-Ms on Start, never on anything else). 0 (default) = none.
+ * When it fires the result is exit code -1 (ENVD_E_COMMAND_EXIT), or
+ * ENVD_DEADLINE_EXCEEDED if envd ended the stream first. */
 ENVD_API envd_status envd_cmd_opts_set_timeout_ms(envd_cmd_opts *o, int64_t ms);
+/* Request timeout for this command's stream start (0 = none); default the
+ * client's. */
+ENVD_API envd_status envd_cmd_opts_set_request_timeout_ms(envd_cmd_opts *o, int64_t ms);
+/* Idle timeout for this command's stream (0 = none); default the client's.
+ * A value at or under the keepalive interval would end every quiet stream
+ * and is raised to 2 intervals + 10 s. */
+ENVD_API envd_status envd_cmd_opts_set_idle_timeout_ms(envd_cmd_opts *o, int64_t ms);
+/* Start with a pseudo-terminal of cols x rows (0, 0 = none, the default).
+ * stdout and stderr are then merged by the terminal: output goes to the
+ * on_pty callback and the result's stdout. */
+ENVD_API envd_status envd_cmd_opts_set_pty(envd_cmd_opts *o, uint32_t cols, uint32_t rows);
 ENVD_API envd_status envd_cmd_opts_on_stdout(envd_cmd_opts *o, envd_output_cb cb, void *ud);
 ENVD_API envd_status envd_cmd_opts_on_stderr(envd_cmd_opts *o, envd_output_cb cb, void *ud);
+/* Terminal output of a PTY process. */
+ENVD_API envd_status envd_cmd_opts_on_pty(envd_cmd_opts *o, envd_output_cb cb, void *ud);
 /* Keep at most this many bytes of stdout and of stderr in the result
- * (callbacks still see everything). Default 64 MiB each; 0 = keep none. */
+ * (callbacks still see everything). Default 64 MiB each; 0 = keep none,
+ * so memory stays flat whatever the process prints. */
 ENVD_API envd_status envd_cmd_opts_set_max_output(envd_cmd_opts *o, size_t bytes);
 
 typedef struct envd_command_result envd_command_result;
 
-/* Output kept in the result; *len gets its length. NUL-terminated. */
+/* Output kept in the result; *len gets its length. NUL-terminated (the
+ * bytes may hold NULs: use *len). Valid as long as r. */
 ENVD_API const char *envd_command_result_stdout(const envd_command_result *r, size_t *len);
 ENVD_API const char *envd_command_result_stderr(const envd_command_result *r, size_t *len);
+/* The exit code; -1 when a signal killed the process. */
 ENVD_API int envd_command_result_exit_code(const envd_command_result *r);
 /* envd's error text for a non-zero exit ("exit status 1"), or "". */
 ENVD_API const char *envd_command_result_error(const envd_command_result *r);
@@ -273,58 +325,174 @@ ENVD_API int envd_command_result_truncated(const envd_command_result *r);
 ENVD_API void envd_command_result_free(envd_command_result *r);
 
 /* Runs `/bin/bash -l -c cmd` and waits for it. On a non-zero exit both *res
- * and *err are set (ENVD_E_COMMAND_EXIT), as the Go client returns both.
- * Caller frees *res and *err. */
+ * and *err are set (ENVD_E_COMMAND_EXIT, whose message is the Go client's
+ * "command exited with code N: <error>\nstderr: <stderr>" and whose
+ * envd_error_exit_code is N), as the Go client returns both. Caller frees
+ * *res and *err. */
 ENVD_API envd_status envd_commands_run(envd_client *c, const char *cmd, const envd_cmd_opts *o,
                                        envd_command_result **res, envd_error **err);
-/* The future's result: envd_future_command_result. */
+/* The future's result: envd_future_command_result. Freeing the future
+ * before it completes stops the stream (the process goes on). */
 ENVD_API envd_status envd_commands_run_async(envd_client *c, const char *cmd,
                                              const envd_cmd_opts *o, envd_future **out);
-/* The result of a run or handle-wait future, also when it failed with
+/* Runs argv[0] with argv[1..] (NULL-terminated) directly, without a shell:
+ * no quoting, no login profile. */
+ENVD_API envd_status envd_commands_run_argv(envd_client *c, const char *const *argv,
+                                            const envd_cmd_opts *o, envd_command_result **res,
+                                            envd_error **err);
+ENVD_API envd_status envd_commands_run_argv_async(envd_client *c, const char *const *argv,
+                                                  const envd_cmd_opts *o, envd_future **out);
+/* The result of a run or handle future, also when it failed with
  * ENVD_E_COMMAND_EXIT. Valid until the future is freed. */
 ENVD_API const envd_command_result *envd_future_command_result(const envd_future *f);
 
 typedef struct envd_handle envd_handle;
 
-/* Starts a command and returns once envd reported its pid. Output goes to
- * the callbacks in o and into the result of envd_handle_wait. */
+/* Starts a command and returns once envd reported its pid (the request
+ * timeout bounds this). Output goes to the callbacks in o and into the
+ * result of envd_handle_wait. Errors: the call's ("failed to start command:
+ * ..."), a stream that ends without a start event, or one that starts with
+ * another event (ENVD_E_PROTOCOL). Caller frees *out with envd_handle_free. */
 ENVD_API envd_status envd_commands_start(envd_client *c, const char *cmd, const envd_cmd_opts *o,
                                          envd_handle **out, envd_error **err);
+/* The future completes at the start event; its result:
+ * envd_future_take_handle. */
 ENVD_API envd_status envd_commands_start_async(envd_client *c, const char *cmd,
                                                const envd_cmd_opts *o, envd_future **out);
-/* Attaches to a running process by pid (output from now on). */
+ENVD_API envd_status envd_commands_start_argv(envd_client *c, const char *const *argv,
+                                              const envd_cmd_opts *o, envd_handle **out,
+                                              envd_error **err);
+ENVD_API envd_status envd_commands_start_argv_async(envd_client *c, const char *const *argv,
+                                                    const envd_cmd_opts *o, envd_future **out);
+/* Attaches to a process by pid: output from now on, then its end. A process
+ * that ended less than 30 s ago (envd >= 0.6.12) still gives its exit code;
+ * an unknown one gives ENVD_NOT_FOUND. The handle's pid is the one envd's
+ * first event names. o: callbacks, user, max output, request and idle
+ * timeouts (a process timeout is never sent on Connect). */
 ENVD_API envd_status envd_commands_connect(envd_client *c, uint32_t pid, const envd_cmd_opts *o,
                                            envd_handle **out, envd_error **err);
 ENVD_API envd_status envd_commands_connect_async(envd_client *c, uint32_t pid,
                                                  const envd_cmd_opts *o, envd_future **out);
-/* Moves the handle out of a start/connect future; caller frees it. */
+/* The same by tag. envd picks one process with that tag; with several
+ * tagged processes its lookup can fail spuriously: prefer pids. */
+ENVD_API envd_status envd_commands_connect_tag(envd_client *c, const char *tag,
+                                               const envd_cmd_opts *o, envd_handle **out,
+                                               envd_error **err);
+ENVD_API envd_status envd_commands_connect_tag_async(envd_client *c, const char *tag,
+                                                     const envd_cmd_opts *o, envd_future **out);
+/* Moves the handle out of a start/connect/pty/reconnect future; caller frees
+ * it. Freeing the future without taking it frees the handle. */
 ENVD_API envd_handle *envd_future_take_handle(envd_future *f);
 
 ENVD_API uint32_t envd_handle_pid(const envd_handle *h);
 /* Waits for the end of the process (timeout_ms < 0: forever; ENVD_E_TIMEOUT
- * leaves the handle usable). Same result/error rules as envd_commands_run.
- * The result can be taken once. */
+ * leaves the handle usable). Same result/error rules as envd_commands_run;
+ * a stream that broke gives the transport's error ("stream error: ...",
+ * ENVD_E_IDLE_TIMEOUT, ...) and the handle can re-attach with
+ * envd_handle_reconnect. The result can be taken once. */
 ENVD_API envd_status envd_handle_wait(envd_handle *h, int64_t timeout_ms,
                                       envd_command_result **res, envd_error **err);
-/* A future that completes when the process ends (owned by the handle: do
- * not free it; valid until the handle is freed). */
+/* A future that completes when the stream ends (for wait-any/wait-all over
+ * many handles; its result: envd_future_command_result). Owned by the
+ * handle: do not free it; valid until the handle is freed. */
 ENVD_API envd_future *envd_handle_future(envd_handle *h);
-/* Stops receiving output; the process keeps running. */
+/* Stops receiving output: no callback runs once this returns, except one
+ * already running; the process keeps running. A pending wait ends with
+ * ENVD_CANCELED. */
 ENVD_API void envd_handle_disconnect(envd_handle *h);
-/* SIGKILL. Returns 1 if killed, 0 if it was already gone. */
+/* SIGKILL. Returns 1 if killed, 0 if it was already gone (or on error). */
 ENVD_API int envd_handle_kill(envd_handle *h);
+/* Sends a signal; *sent = 0 when the process is gone. */
+ENVD_API envd_status envd_handle_signal(envd_handle *h, envd_signal signal, int *sent,
+                                        envd_error **err);
+/* Input to the process: its stdin (started with stdin on), or its terminal
+ * for a PTY handle (envd_pty_create, envd_pty_connect, opts with a pty). */
+ENVD_API envd_status envd_handle_send_input(envd_handle *h, const void *data, size_t len,
+                                            envd_error **err);
+/* EOF on the process's stdin (envd >= 0.5.2; a PTY takes Ctrl-D instead). */
+ENVD_API envd_status envd_handle_close_stdin(envd_handle *h, envd_error **err);
+/* Resizes a PTY handle's terminal. */
+ENVD_API envd_status envd_handle_resize(envd_handle *h, uint32_t cols, uint32_t rows,
+                                        envd_error **err);
+/* A new handle on the same process (Connect by pid), with the callbacks,
+ * user, max output and timeouts h was made with: for a handle whose stream
+ * broke or was disconnected. The old handle stays valid; free both. */
+ENVD_API envd_status envd_handle_reconnect(envd_handle *h, envd_handle **out, envd_error **err);
+ENVD_API envd_status envd_handle_reconnect_async(envd_handle *h, envd_future **out);
 /* Disconnects if needed and frees. */
 ENVD_API void envd_handle_free(envd_handle *h);
 
-/* SIGKILL to pid: *killed = 0 when envd does not know the pid. */
+/* SIGKILL to pid: *killed = 0 when envd does not know the pid (no error),
+ * as the Go client. */
 ENVD_API envd_status envd_commands_kill(envd_client *c, uint32_t pid, int *killed,
                                         envd_error **err);
+/* The future's result: envd_future_bool (1 killed, 0 not found). */
+ENVD_API envd_status envd_commands_kill_async(envd_client *c, uint32_t pid, envd_future **out);
+/* SIGKILL to the process tagged tag (see connect_tag for the caveat). */
+ENVD_API envd_status envd_commands_kill_tag(envd_client *c, const char *tag, int *killed,
+                                            envd_error **err);
+/* Any signal; *sent = 0 when envd does not know the process. SIGTERM and
+ * SIGKILL also end the process's stream even if children keep its output
+ * open. */
+ENVD_API envd_status envd_commands_signal(envd_client *c, uint32_t pid, envd_signal signal,
+                                          int *sent, envd_error **err);
+ENVD_API envd_status envd_commands_signal_async(envd_client *c, uint32_t pid,
+                                                envd_signal signal, envd_future **out);
+ENVD_API envd_status envd_commands_signal_tag(envd_client *c, const char *tag,
+                                              envd_signal signal, int *sent, envd_error **err);
+ENVD_API envd_status envd_commands_signal_tag_async(envd_client *c, const char *tag,
+                                                    envd_signal signal, envd_future **out);
+/* Writes to the stdin of a process started with stdin on (SendInput; data
+ * is copied). Calls are unordered relative to each other when they overlap:
+ * for ordered input use an input stream. */
 ENVD_API envd_status envd_commands_send_stdin(envd_client *c, uint32_t pid, const void *data,
                                               size_t len, envd_error **err);
+ENVD_API envd_status envd_commands_send_stdin_async(envd_client *c, uint32_t pid,
+                                                    const void *data, size_t len,
+                                                    envd_future **out);
+/* EOF on the process's stdin (CloseStdin, envd >= 0.5.2). Idempotent. */
+ENVD_API envd_status envd_commands_close_stdin(envd_client *c, uint32_t pid, envd_error **err);
+ENVD_API envd_status envd_commands_close_stdin_async(envd_client *c, uint32_t pid,
+                                                     envd_future **out);
+
+/* Ordered input over one StreamInput call: writes reach the process in
+ * the order they were made. envd answers once the input ends, so a problem
+ * (an unknown pid, stdin not enabled) shows up in a later write or in
+ * envd_input_stream_close. Writes are queued in memory until sent. While
+ * open, the stream sends a keepalive every keepalive interval. */
+typedef struct envd_input_stream envd_input_stream;
+
+/* Opens input to pid: its stdin, or its terminal when pty is non-zero.
+ * Caller frees *out with envd_input_stream_free. */
+ENVD_API envd_status envd_commands_open_input(envd_client *c, uint32_t pid, int pty,
+                                              envd_input_stream **out);
+/* Queues data (copied). Fails with the stream's error (in *err) once it is
+ * over, and with ENVD_E_USAGE after envd_input_stream_end. */
+ENVD_API envd_status envd_input_stream_write(envd_input_stream *s, const void *data, size_t len,
+                                             envd_error **err);
+/* No more input; returns at once. envd_input_stream_future tells the
+ * outcome. */
+ENVD_API envd_status envd_input_stream_end(envd_input_stream *s);
+/* Ends the input and waits for envd's answer: ENVD_OK once all of it was
+ * delivered. */
+ENVD_API envd_status envd_input_stream_close(envd_input_stream *s, envd_error **err);
+/* Completes with the stream's outcome. Owned by the stream: do not free it;
+ * valid until the stream is freed. */
+ENVD_API envd_future *envd_input_stream_future(envd_input_stream *s);
+/* Frees s. Input not ended is cut off (envd may have applied part of it);
+ * ended input completes on its own. */
+ENVD_API void envd_input_stream_free(envd_input_stream *s);
 
 typedef struct envd_process_list envd_process_list;
+/* The live processes (including other clients' and tagged ones). Caller
+ * frees *out with envd_process_list_free. */
 ENVD_API envd_status envd_commands_list(envd_client *c, envd_process_list **out,
                                         envd_error **err);
+/* The future's result: envd_future_process_list. */
+ENVD_API envd_status envd_commands_list_async(envd_client *c, envd_future **out);
+/* The list of a list future; valid until the future is freed. */
+ENVD_API const envd_process_list *envd_future_process_list(const envd_future *f);
+/* Strings below are valid as long as the list. */
 ENVD_API size_t envd_process_list_count(const envd_process_list *l);
 ENVD_API uint32_t envd_process_list_pid(const envd_process_list *l, size_t i);
 /* "" when the process has no tag. */
@@ -332,8 +500,43 @@ ENVD_API const char *envd_process_list_tag(const envd_process_list *l, size_t i)
 ENVD_API const char *envd_process_list_cmd(const envd_process_list *l, size_t i);
 ENVD_API size_t envd_process_list_argc(const envd_process_list *l, size_t i);
 ENVD_API const char *envd_process_list_arg(const envd_process_list *l, size_t i, size_t j);
+/* The environment variables given at start (not the inherited ones). */
+ENVD_API size_t envd_process_list_envc(const envd_process_list *l, size_t i);
+ENVD_API const char *envd_process_list_env_name(const envd_process_list *l, size_t i, size_t j);
+ENVD_API const char *envd_process_list_env_value(const envd_process_list *l, size_t i, size_t j);
+/* The value of variable name given at start, or NULL. */
+ENVD_API const char *envd_process_list_getenv(const envd_process_list *l, size_t i,
+                                              const char *name);
+/* The cwd given at start, "" when none was. */
 ENVD_API const char *envd_process_list_cwd(const envd_process_list *l, size_t i);
 ENVD_API void envd_process_list_free(envd_process_list *l);
+
+/* ---- PTY sessions (the E2B SDKs' pty.create/connect/sendInput/resize/kill) */
+
+/* Starts `/bin/bash -i -l` in a cols x rows terminal with TERM=
+ * xterm-256color, LANG=C.UTF-8 and LC_ALL=C.UTF-8 (o's envs override them).
+ * Terminal output goes to o's on_pty callback and the result's stdout. Kill
+ * it with envd_handle_kill (or envd_commands_kill). */
+ENVD_API envd_status envd_pty_create(envd_client *c, uint32_t cols, uint32_t rows,
+                                     const envd_cmd_opts *o, envd_handle **out,
+                                     envd_error **err);
+ENVD_API envd_status envd_pty_create_async(envd_client *c, uint32_t cols, uint32_t rows,
+                                           const envd_cmd_opts *o, envd_future **out);
+/* Attaches to a PTY process (a PTY handle: send_input goes to the terminal). */
+ENVD_API envd_status envd_pty_connect(envd_client *c, uint32_t pid, const envd_cmd_opts *o,
+                                      envd_handle **out, envd_error **err);
+ENVD_API envd_status envd_pty_connect_async(envd_client *c, uint32_t pid, const envd_cmd_opts *o,
+                                            envd_future **out);
+/* Keystrokes to the terminal of pid (data is copied). */
+ENVD_API envd_status envd_pty_send_input(envd_client *c, uint32_t pid, const void *data,
+                                         size_t len, envd_error **err);
+ENVD_API envd_status envd_pty_send_input_async(envd_client *c, uint32_t pid, const void *data,
+                                               size_t len, envd_future **out);
+/* Resizes the terminal of pid (Update). */
+ENVD_API envd_status envd_pty_resize(envd_client *c, uint32_t pid, uint32_t cols, uint32_t rows,
+                                     envd_error **err);
+ENVD_API envd_status envd_pty_resize_async(envd_client *c, uint32_t pid, uint32_t cols,
+                                           uint32_t rows, envd_future **out);
 
 /* ------------------------------------------------------------ filesystem */
 
@@ -371,8 +574,188 @@ ENVD_API const envd_entry_info *envd_future_entry(const envd_future *f);
 /* *exists = 0 on not_found (no error). */
 ENVD_API envd_status envd_fs_exists(envd_client *c, const char *path, int *exists,
                                     envd_error **err);
+/* The future's result: envd_future_bool (1 exists, 0 not found). */
+ENVD_API envd_status envd_fs_exists_async(envd_client *c, const char *path, envd_future **out);
+/* The answer of a boolean future (exists, make_dir, kill): 1 or 0; 0 while
+ * it is pending or when it failed. */
+ENVD_API int envd_future_bool(const envd_future *f);
+
+/* File metadata (envd >= 0.6.2): the user.e2b.* extended attributes that
+ * X-Metadata-* headers set on upload, prefix stripped. Count, i-th pair
+ * (strings valid as long as e; returns ENVD_E_USAGE past the end) and
+ * lookup by key (NULL when absent). */
+ENVD_API size_t envd_entry_info_metadata_count(const envd_entry_info *e);
+ENVD_API envd_status envd_entry_info_metadata_at(const envd_entry_info *e, size_t i,
+                                                 const char **key, const char **value);
+ENVD_API const char *envd_entry_info_metadata_get(const envd_entry_info *e, const char *key);
+
+/* The filesystem RPCs run as the client's user (envd_config_set_user; the
+ * Go client's root by default): it decides how relative and ~ paths resolve
+ * and who owns what MakeDir and Move create. For another user, make another
+ * client from a config with that user; clients are cheap and share the
+ * runtime's connections. */
+
+typedef struct envd_entry_list envd_entry_list;
+
+/* ListDir: the entries up to `depth` levels below path (depth 0 means 1, the
+ * Go client's default), in envd's order: lexical, depth first, parents
+ * before children; path itself is not included. Entries of unknown type
+ * (sockets, devices, broken symlinks) are dropped, as the Go client does.
+ * Caller frees *out with envd_entry_list_free. */
+ENVD_API envd_status envd_fs_list(envd_client *c, const char *path, uint32_t depth,
+                                  envd_entry_list **out, envd_error **err);
+ENVD_API envd_status envd_fs_list_async(envd_client *c, const char *path, uint32_t depth,
+                                        envd_future **out);
+/* The list of a list future; valid until the future is freed. */
+ENVD_API const envd_entry_list *envd_future_entry_list(const envd_future *f);
+ENVD_API size_t envd_entry_list_count(const envd_entry_list *l);
+/* The i-th entry (NULL past the end); valid as long as l. */
+ENVD_API const envd_entry_info *envd_entry_list_at(const envd_entry_list *l, size_t i);
+ENVD_API void envd_entry_list_free(envd_entry_list *l);
+
+/* MakeDir, with parents (mkdir -p). *created = 0 (and ENVD_OK) when the
+ * directory already existed; a path that exists as a file is
+ * ENVD_INVALID_ARGUMENT. created may be NULL. */
+ENVD_API envd_status envd_fs_make_dir(envd_client *c, const char *path, int *created,
+                                      envd_error **err);
+/* The future's result: envd_future_bool (1 created, 0 already there). */
+ENVD_API envd_status envd_fs_make_dir_async(envd_client *c, const char *path, envd_future **out);
+
+/* Move: rename(2), so an existing destination file is replaced; missing
+ * parents of the destination are created. *out (may be NULL) gets the
+ * destination's entry; caller frees it with envd_entry_info_free. */
+ENVD_API envd_status envd_fs_rename(envd_client *c, const char *old_path, const char *new_path,
+                                    envd_entry_info **out, envd_error **err);
+/* The future's result: envd_future_entry. */
+ENVD_API envd_status envd_fs_rename_async(envd_client *c, const char *old_path,
+                                          const char *new_path, envd_future **out);
+
+/* Remove, recursively. A path that does not exist is not an error (envd's
+ * os.RemoveAll). */
+ENVD_API envd_status envd_fs_remove(envd_client *c, const char *path, envd_error **err);
+ENVD_API envd_status envd_fs_remove_async(envd_client *c, const char *path, envd_future **out);
+
+/* ---- watching a directory */
+
+typedef enum envd_fs_event_type {
+    ENVD_FS_EVENT_UNKNOWN = 0,
+    ENVD_FS_EVENT_CREATE = 1,
+    ENVD_FS_EVENT_WRITE = 2,
+    ENVD_FS_EVENT_REMOVE = 3,
+    ENVD_FS_EVENT_RENAME = 4, /* the old name; the new one comes as CREATE */
+    ENVD_FS_EVENT_CHMOD = 5
+} envd_fs_event_type;
+
+/* Static name of an event type: "create", "write", ... */
+ENVD_API const char *envd_fs_event_type_name(envd_fs_event_type t);
+
+/* One change under a watched directory. name is relative to it
+ * ("sub/file.txt" when recursive). entry is set only with
+ * ENVD_WATCH_INCLUDE_ENTRY, for create, write and chmod, when the file could
+ * still be stat-ed (envd >= 0.6.3). */
+typedef struct envd_fs_event {
+    envd_fs_event_type type;
+    const char *name;
+    const envd_entry_info *entry; /* may be NULL */
+} envd_fs_event;
+
+/* Flags for envd_fs_watch_dir and envd_fs_watcher_create. */
+#define ENVD_WATCH_RECURSIVE 1u             /* the whole subtree (envd >= 0.1.4) */
+#define ENVD_WATCH_INCLUDE_ENTRY 2u         /* attach EntryInfo (envd >= 0.6.3) */
+#define ENVD_WATCH_ALLOW_NETWORK_MOUNTS 4u  /* NFS, FUSE ... (envd >= 0.6.4) */
+
+/* Called once per event, in envd's order, on an engine thread; ev and
+ * everything it points to are valid only during the call. */
+typedef void (*envd_fs_event_cb)(void *ud, const envd_fs_event *ev);
+
+typedef struct envd_watch envd_watch;
+
+/* WatchDir: a stream of events for path (a directory), delivered to cb.
+ * Returns once envd confirmed the watch (its start event), so every change
+ * made after the return is reported. The request timeout bounds the wait
+ * for that confirmation; afterwards the stream has no deadline, only the
+ * client's idle timeout (envd sends keepalives). Caller stops it with
+ * envd_watch_stop and frees it with envd_watch_free. */
+ENVD_API envd_status envd_fs_watch_dir(envd_client *c, const char *path, unsigned flags,
+                                       envd_fs_event_cb cb, void *ud, envd_watch **out,
+                                       envd_error **err);
+/* The future completes at the start event (or the failure before it); its
+ * result: envd_future_take_watch. */
+ENVD_API envd_status envd_fs_watch_dir_async(envd_client *c, const char *path, unsigned flags,
+                                             envd_fs_event_cb cb, void *ud, envd_future **out);
+/* Moves the watch out of a watch_dir future; caller frees it. */
+ENVD_API envd_watch *envd_future_take_watch(envd_future *f);
+/* Ends the stream. Once it returns, cb is not running and will not run
+ * again, except when called from cb itself (then cb is not called again
+ * after it returns). Idempotent. */
+ENVD_API void envd_watch_stop(envd_watch *w);
+/* A future that completes when the stream ends: ENVD_OK after
+ * envd_watch_stop, otherwise the error that ended it (envd's, the idle
+ * timeout, a lost connection). Owned by the watch: do not free it; valid
+ * until the watch is freed. */
+ENVD_API envd_future *envd_watch_future(envd_watch *w);
+/* Stops if needed, then frees. Must not be called from cb. */
+ENVD_API void envd_watch_free(envd_watch *w);
+
+/* The polling variant (CreateWatcher / GetWatcherEvents / RemoveWatcher),
+ * as the Python SDK's synchronous watch_dir: the watcher lives in envd, not
+ * in a connection, and buffers events until they are fetched (without a
+ * bound: fetch regularly, remove when done). */
+
+/* *id gets the watcher id; caller frees it with free(). */
+ENVD_API envd_status envd_fs_watcher_create(envd_client *c, const char *path, unsigned flags,
+                                            char **id, envd_error **err);
+/* The future's result: envd_future_watcher_id. */
+ENVD_API envd_status envd_fs_watcher_create_async(envd_client *c, const char *path,
+                                                  unsigned flags, envd_future **out);
+/* The id of a watcher_create future; valid until the future is freed. */
+ENVD_API const char *envd_future_watcher_id(const envd_future *f);
+
+typedef struct envd_fs_event_list envd_fs_event_list;
+
+/* The events buffered since the previous call, oldest first. Caller frees
+ * *out with envd_fs_event_list_free. */
+ENVD_API envd_status envd_fs_watcher_events(envd_client *c, const char *id,
+                                            envd_fs_event_list **out, envd_error **err);
+/* The future's result: envd_future_event_list. */
+ENVD_API envd_status envd_fs_watcher_events_async(envd_client *c, const char *id,
+                                                  envd_future **out);
+ENVD_API const envd_fs_event_list *envd_future_event_list(const envd_future *f);
+ENVD_API size_t envd_fs_event_list_count(const envd_fs_event_list *l);
+/* The i-th event (NULL past the end); valid as long as l. */
+ENVD_API const envd_fs_event *envd_fs_event_list_at(const envd_fs_event_list *l, size_t i);
+ENVD_API void envd_fs_event_list_free(envd_fs_event_list *l);
+
+/* Stops and deletes the watcher; an unknown id is ENVD_NOT_FOUND. */
+ENVD_API envd_status envd_fs_watcher_remove(envd_client *c, const char *id, envd_error **err);
+ENVD_API envd_status envd_fs_watcher_remove_async(envd_client *c, const char *id,
+                                                  envd_future **out);
 
 /* ----------------------------------------------------------------- files */
+
+/* File contents go over envd's plain HTTP API: GET and POST
+ * <runtime URL>/files?path=<path>&username=<user>, with the client's headers
+ * (Authorization, X-Access-Token, e2b-sandbox-id ...) on every request.
+ *
+ * The user. The Go client runs its RPCs as root (Authorization: Basic root:)
+ * but sends username=node on /files, so on images without a `node` account
+ * (stock agent images) its reads and writes fail with 401. libenvd has one
+ * user: envd_config_set_user (default root) sets both the Authorization
+ * header and the /files username. A per-call user (the `user` arguments,
+ * envd_files_opts_set_user) replaces both for that request. NULL or "" means
+ * the client's user.
+ *
+ * Errors: 404 is ENVD_NOT_FOUND "file not found: <path>"; other statuses map
+ * as the spec says (401 ENVD_UNAUTHENTICATED, 507 ENVD_E_NO_SPACE, 416
+ * ENVD_OUT_OF_RANGE ...) with the status and an excerpt of the body in the
+ * message; envd_error_http_status gives the status.
+ *
+ * Timeouts: the client's request timeout bounds the wait for the response
+ * headers: from the start for a read, from the end of the request body for
+ * a write (an upload takes as long as it takes). The idle timeout (client's,
+ * or envd_files_opts_set_idle_timeout_ms) fails a transfer that moves no
+ * byte in either direction for that long. envd_files_opts_set_timeout_ms
+ * adds a deadline on the whole transfer (none by default). */
 
 /* Reads a whole file into memory (*data is NUL-terminated for convenience;
  * caller frees with free()). user NULL = the client's user. */
@@ -382,12 +765,170 @@ ENVD_API envd_status envd_files_read_async(envd_client *c, const char *path, con
                                            envd_future **out);
 /* The bytes of a read future (NUL-terminated); valid until it is freed. */
 ENVD_API const uint8_t *envd_future_bytes(const envd_future *f, size_t *len);
-/* Writes (creates or overwrites; parents are created). */
+/* envd_files_read as a string (the Go client's ReadText): *text is
+ * NUL-terminated, caller frees with free(). A file holding NUL bytes reads
+ * fine but the string ends at the first one. */
+ENVD_API envd_status envd_files_read_text(envd_client *c, const char *path, const char *user,
+                                          char **text, envd_error **err);
+
+/* What envd reported for a write: one entry per file written (the JSON
+ * array of the reply; when it cannot be parsed, the requested paths, as the
+ * Go client falls back to). */
+typedef struct envd_write_info envd_write_info;
+ENVD_API size_t envd_write_info_count(const envd_write_info *w);
+/* The i-th file's path, name and type ("file"); NULL past the end. */
+ENVD_API const char *envd_write_info_path(const envd_write_info *w, size_t i);
+ENVD_API const char *envd_write_info_name(const envd_write_info *w, size_t i);
+ENVD_API const char *envd_write_info_type(const envd_write_info *w, size_t i);
+ENVD_API void envd_write_info_free(envd_write_info *w);
+/* The result of any write future; valid until the future is freed. */
+ENVD_API const envd_write_info *envd_future_write_info(const envd_future *f);
+/* Bytes of file content moved by a finished transfer future (read: body
+ * bytes after gzip decoding; write: bytes taken from the sources). */
+ENVD_API int64_t envd_future_transferred(const envd_future *f);
+
+/* Writes (creates or overwrites; parents are created) as one multipart
+ * request with the part `file`, as the Go client does. */
 ENVD_API envd_status envd_files_write(envd_client *c, const char *path, const void *data,
                                       size_t len, const char *user, envd_error **err);
-/* data must stay valid until the future completes (it is not copied). */
+/* data must stay valid until the future completes (it is not copied). The
+ * future's result: envd_future_write_info. */
 ENVD_API envd_status envd_files_write_async(envd_client *c, const char *path, const void *data,
                                             size_t len, const char *user, envd_future **out);
+/* envd_files_write of a NUL-terminated string (the Go client's WriteText). */
+ENVD_API envd_status envd_files_write_text(envd_client *c, const char *path, const char *text,
+                                           const char *user, envd_error **err);
+
+/* ---- streamed transfers and their options */
+
+/* Progress: bytes of file content moved so far and the total (-1 when
+ * unknown, e.g. a gzip download). Runs on an engine thread. */
+typedef void (*envd_progress_cb)(void *ud, int64_t done, int64_t total);
+/* Download sink: bytes as they arrive (valid only during the call). Return
+ * 0 to go on, non-zero to stop the transfer (it ends with ENVD_CANCELED). */
+typedef int (*envd_data_cb)(void *ud, const uint8_t *data, size_t len);
+/* Upload source: fill buf with up to cap bytes and return the count; 0 at
+ * the end; ENVD_READ_ABORT to fail the transfer (ENVD_E_IO). */
+typedef size_t (*envd_read_cb)(void *ud, uint8_t *buf, size_t cap);
+#define ENVD_READ_ABORT ((size_t)-1)
+
+typedef struct envd_files_opts envd_files_opts;
+
+/* Options for the streamed transfers; NULL everywhere means the defaults.
+ * Caller frees with envd_files_opts_free; calls copy what they need. */
+ENVD_API envd_files_opts *envd_files_opts_new(void);
+ENVD_API void envd_files_opts_free(envd_files_opts *o);
+/* The user for this request (NULL = the client's). */
+ENVD_API envd_status envd_files_opts_set_user(envd_files_opts *o, const char *user);
+/* gzip on the wire (envd >= 0.5.3): a write sends Content-Encoding: gzip,
+ * compressing as it streams; a read asks for it and decodes as it streams. */
+ENVD_API envd_status envd_files_opts_set_gzip(envd_files_opts *o, int enabled);
+/* Writes: a raw application/octet-stream body instead of multipart (envd >=
+ * 0.5.7); one file per request. */
+ENVD_API envd_status envd_files_opts_set_octet_stream(envd_files_opts *o, int enabled);
+/* Writes: X-Metadata-<key>: value, stored by envd (>= 0.6.2) as file
+ * metadata (see envd_entry_info_metadata_*). A write replaces the file's
+ * whole metadata set. Printable ASCII only; keys are lower-cased by envd. */
+ENVD_API envd_status envd_files_opts_set_metadata(envd_files_opts *o, const char *key,
+                                                  const char *value);
+/* Reads: only `length` bytes from `offset` (Range; length < 0: to the end).
+ * A range past the end fails with ENVD_OUT_OF_RANGE (416). */
+ENVD_API envd_status envd_files_opts_set_range(envd_files_opts *o, int64_t offset,
+                                               int64_t length);
+ENVD_API envd_status envd_files_opts_on_progress(envd_files_opts *o, envd_progress_cb cb,
+                                                 void *ud);
+/* Longest time without a byte moving; 0 = none. Default: the client's idle
+ * timeout. */
+ENVD_API envd_status envd_files_opts_set_idle_timeout_ms(envd_files_opts *o, int64_t ms);
+/* Deadline for the whole transfer (ENVD_DEADLINE_EXCEEDED); 0 = none
+ * (default). */
+ENVD_API envd_status envd_files_opts_set_timeout_ms(envd_files_opts *o, int64_t ms);
+
+/* Downloads path into fd (written from the current position on, with
+ * write(2)), in constant memory. On failure fd may hold part of the file.
+ * The writes happen on the engine's I/O thread: fd should be a file or
+ * anything else that does not block for long. */
+ENVD_API envd_status envd_files_read_to_fd(envd_client *c, const char *path, int fd,
+                                           const envd_files_opts *o, envd_error **err);
+/* fd must stay open until the future completes. */
+ENVD_API envd_status envd_files_read_to_fd_async(envd_client *c, const char *path, int fd,
+                                                 const envd_files_opts *o, envd_future **out);
+/* Downloads path into cb, chunk by chunk, in constant memory. */
+ENVD_API envd_status envd_files_read_stream(envd_client *c, const char *path, envd_data_cb cb,
+                                            void *ud, const envd_files_opts *o,
+                                            envd_error **err);
+ENVD_API envd_status envd_files_read_stream_async(envd_client *c, const char *path,
+                                                  envd_data_cb cb, void *ud,
+                                                  const envd_files_opts *o, envd_future **out);
+
+/* Uploads `size` bytes read from fd (from its current position) to path, in
+ * constant memory. size < 0: the rest of a regular file, or until EOF for a
+ * pipe (sent chunked). *info (may be NULL) gets envd's reply; caller frees it
+ * with envd_write_info_free. The reads happen on the engine's I/O thread. */
+ENVD_API envd_status envd_files_write_from_fd(envd_client *c, const char *path, int fd,
+                                              int64_t size, const envd_files_opts *o,
+                                              envd_write_info **info, envd_error **err);
+ENVD_API envd_status envd_files_write_from_fd_async(envd_client *c, const char *path, int fd,
+                                                    int64_t size, const envd_files_opts *o,
+                                                    envd_future **out);
+/* Uploads what cb produces (exactly `size` bytes, or until it returns 0 when
+ * size < 0) to path. */
+ENVD_API envd_status envd_files_write_stream(envd_client *c, const char *path, envd_read_cb cb,
+                                             void *ud, int64_t size, const envd_files_opts *o,
+                                             envd_write_info **info, envd_error **err);
+ENVD_API envd_status envd_files_write_stream_async(envd_client *c, const char *path,
+                                                   envd_read_cb cb, void *ud, int64_t size,
+                                                   const envd_files_opts *o, envd_future **out);
+
+/* ---- several files in one request */
+
+typedef struct envd_write_batch envd_write_batch;
+
+/* A set of files for one multipart request (each part's filename is its
+ * target path, as envd reads it when no path query is given). Caller frees
+ * with envd_write_batch_free, any time after the write call returned. */
+ENVD_API envd_write_batch *envd_write_batch_new(void);
+ENVD_API void envd_write_batch_free(envd_write_batch *b);
+/* data is not copied: it must stay valid until the write completes. */
+ENVD_API envd_status envd_write_batch_add(envd_write_batch *b, const char *path, const void *data,
+                                          size_t len);
+/* size < 0: the rest of the regular file. */
+ENVD_API envd_status envd_write_batch_add_fd(envd_write_batch *b, const char *path, int fd,
+                                             int64_t size);
+ENVD_API envd_status envd_write_batch_add_stream(envd_write_batch *b, const char *path,
+                                                 envd_read_cb cb, void *ud, int64_t size);
+ENVD_API size_t envd_write_batch_count(const envd_write_batch *b);
+/* Writes every file of b in one request. Options apply to all (octet-stream
+ * is one file per request: ENVD_E_USAGE here). Parts are sent in order;
+ * if envd fails part way, the files before the failing one are written. */
+ENVD_API envd_status envd_files_write_batch(envd_client *c, const envd_write_batch *b,
+                                            const envd_files_opts *o, envd_write_info **info,
+                                            envd_error **err);
+ENVD_API envd_status envd_files_write_batch_async(envd_client *c, const envd_write_batch *b,
+                                                  const envd_files_opts *o, envd_future **out);
+
+/* ---- signed URLs (envd's v1 signatures, spec §6.2) */
+
+/* A URL that reads (GET) or writes (POST, multipart part `file` or a raw
+ * octet-stream body) path without the access-token header, for handing to
+ * another program: <runtime URL>/files?path=..&username=..[&signature=..
+ * [&signature_expiration=..]]. Signed when the client has a runtime token,
+ * plain otherwise. expires_in_s > 0 adds an expiration that many seconds
+ * from now (ENVD_INVALID_ARGUMENT without a token). user NULL = the
+ * client's. Caller frees *url with free(). The URL carries no routing
+ * headers: behind a gateway that routes by e2b-sandbox-id, give the client
+ * a base URL that routes by path or host (e.g. .../kruise/<id>/49983). */
+ENVD_API envd_status envd_files_download_url(envd_client *c, const char *path, const char *user,
+                                             int64_t expires_in_s, char **url, envd_error **err);
+ENVD_API envd_status envd_files_upload_url(envd_client *c, const char *path, const char *user,
+                                           int64_t expires_in_s, char **url, envd_error **err);
+/* The signature itself: "v1_" + unpadded base64 of SHA-256 of
+ * "<path>:<operation>:<user>:<token>[:<expiration>]". operation is "read" or
+ * "write"; user NULL = ""; expiration <= 0 = none. Caller frees *out with
+ * free(). */
+ENVD_API envd_status envd_files_signature(const char *path, const char *operation,
+                                          const char *user, const char *token,
+                                          int64_t expiration, char **out);
 
 #ifdef __cplusplus
 }

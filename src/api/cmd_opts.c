@@ -7,8 +7,11 @@
 envd_cmd_opts *envd_cmd_opts_new(void)
 {
     envd_cmd_opts *o = calloc(1, sizeof(*o));
-    if (o)
+    if (o) {
         o->max_output = ENVD_DEFAULT_MAX_OUTPUT;
+        o->request_timeout_ms = -1;
+        o->idle_timeout_ms = -1;
+    }
     return o;
 }
 
@@ -102,6 +105,47 @@ envd_status envd_cmd_opts_set_timeout_ms(envd_cmd_opts *o, int64_t ms)
     return ENVD_OK;
 }
 
+envd_status envd_cmd_opts_set_request_timeout_ms(envd_cmd_opts *o, int64_t ms)
+{
+    if (!o)
+        return ENVD_E_USAGE;
+    if (ms < 0)
+        return ENVD_INVALID_ARGUMENT;
+    o->request_timeout_ms = ms;
+    return ENVD_OK;
+}
+
+envd_status envd_cmd_opts_set_idle_timeout_ms(envd_cmd_opts *o, int64_t ms)
+{
+    if (!o)
+        return ENVD_E_USAGE;
+    if (ms < 0)
+        return ENVD_INVALID_ARGUMENT;
+    o->idle_timeout_ms = ms;
+    return ENVD_OK;
+}
+
+envd_status envd_cmd_opts_set_pty(envd_cmd_opts *o, uint32_t cols, uint32_t rows)
+{
+    if (!o)
+        return ENVD_E_USAGE;
+    if ((cols == 0) != (rows == 0))
+        return ENVD_INVALID_ARGUMENT;
+    o->pty = cols != 0;
+    o->pty_cols = cols;
+    o->pty_rows = rows;
+    return ENVD_OK;
+}
+
+envd_status envd_cmd_opts_on_pty(envd_cmd_opts *o, envd_output_cb cb, void *ud)
+{
+    if (!o)
+        return ENVD_E_USAGE;
+    o->on_pty = cb;
+    o->pty_ud = ud;
+    return ENVD_OK;
+}
+
 envd_status envd_cmd_opts_on_stdout(envd_cmd_opts *o, envd_output_cb cb, void *ud)
 {
     if (!o)
@@ -142,14 +186,20 @@ const char *envd_command_result_stderr(const envd_command_result *r, size_t *len
     return r && r->err.data ? r->err.data : "";
 }
 
-int envd_command_result_exit_code(const envd_command_result *r) { return r ? r->exit_code : 0; }
+int envd_command_result_exit_code(const envd_command_result *r)
+{
+    return r ? r->exit_code : 0;
+}
 
 const char *envd_command_result_error(const envd_command_result *r)
 {
     return r && r->error ? r->error : "";
 }
 
-int envd_command_result_truncated(const envd_command_result *r) { return r ? r->truncated : 0; }
+int envd_command_result_truncated(const envd_command_result *r)
+{
+    return r ? r->truncated : 0;
+}
 
 void envd_command_result_free(envd_command_result *r)
 {

@@ -1,5 +1,7 @@
-/* Commands: run, start, connect and their handles (one Start/Connect stream
- * each), plus the unary process calls (list, kill, send_stdin). */
+/* Commands: run, start, connect, PTY sessions and their handles. Each
+ * handle is one Start or Connect server stream; its futures are the start
+ * (completes with the handle at the StartEvent) and the end (completes with
+ * the command result). */
 #include "api/commands.h"
 #include "process.pb-c.h"
 
@@ -7,30 +9,94 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* One Start or Connect stream. References: the transport (until on_done
- * finished), the caller's handle (envd_handle_free), the cancel hooks of the
- * two futures while they run, and the starting thread. */
+/* What a handle needs to read its stream, and to re-attach to the same
+ * process later (envd_handle_reconnect). */
+typedef struct stream_conf {
+    char *user;
+    envd_output_cb on_stdout, on_stderr, on_pty;
+    void *stdout_ud, *stderr_ud, *pty_ud;
+    size_t max_output;
+    int64_t request_timeout_ms;
+    int64_t idle_timeout_ms;
+    int64_t process_timeout_ms; /* Start only */
+    int pty;                    /* the process has a terminal */
+} stream_conf;
+
+/* References: the starting thread (until the call returns), the transport
+ * (until on_done returned), and for start/connect the caller's handle (held
+ * by the start future's result until taken, dropped by envd_handle_free).
+ * The cancel hooks take short references of their own. */
 struct envd_handle {
     atomic_int refs;
-    envd_client *c;
+    envd_client *c;   /* for the handle's calls; the client outlives them */
+    envd_runtime *rt; /* on_done may run after the client is freed */
     envd_rpc_transport *t;
     _Atomic(envd_rpc *) rpc; /* set once start() returned */
-    envd_future *start_f;    /* completes with the handle at the first event */
-    envd_future *done_f;     /* completes with the command result; for
-                              * start/connect the handle holds its caller's
-                              * reference, for run the caller does */
-    int has_user_ref;        /* start/connect: the caller's handle reference */
+    atomic_int stop;         /* cancel or disconnect asked (maybe before rpc) */
+    atomic_int disconnected; /* no callback runs after disconnect */
+    envd_future *start_f;    /* engine thread: NULL once completed */
+    envd_future *done_f;     /* the end: the command result */
+    int owns_done;           /* start/connect: the handle holds done_f's
+                              * caller reference (run: the caller does) */
     const char *what;        /* "start" or "connect", for messages */
-    envd_output_cb on_stdout, on_stderr;
-    void *stdout_ud, *stderr_ud;
-    size_t max_output;
-    atomic_int disconnected;
+    stream_conf conf;
+    /* Engine thread (pid is read by others only after start_f completed). */
     uint32_t pid;
     int started;
     int got_end;
     int bad_first; /* event case of a first event that was not start */
+    int oom;
     envd_command_result *res;
 };
+
+static void conf_clear(stream_conf *cf)
+{
+    free(cf->user);
+    cf->user = NULL;
+}
+
+/* An idle timeout at or under the keepalive interval would end every quiet
+ * but healthy stream; such a value is raised to two intervals and 10 s. */
+static int64_t idle_for(const envd_client *c, int64_t idle)
+{
+    int64_t ka = (int64_t)c->cfg->keepalive_s * 1000;
+    if (idle > 0 && idle <= ka)
+        idle = 2 * ka + 10000;
+    return idle;
+}
+
+static envd_status conf_from(envd_client *c, const envd_cmd_opts *o, stream_conf *cf)
+{
+    memset(cf, 0, sizeof(*cf));
+    cf->max_output = o ? o->max_output : ENVD_DEFAULT_MAX_OUTPUT;
+    cf->request_timeout_ms =
+        o && o->request_timeout_ms >= 0 ? o->request_timeout_ms : c->cfg->request_timeout_ms;
+    cf->idle_timeout_ms =
+        idle_for(c, o && o->idle_timeout_ms >= 0 ? o->idle_timeout_ms : c->cfg->idle_timeout_ms);
+    if (!o)
+        return ENVD_OK;
+    cf->on_stdout = o->on_stdout;
+    cf->stdout_ud = o->stdout_ud;
+    cf->on_stderr = o->on_stderr;
+    cf->stderr_ud = o->stderr_ud;
+    cf->on_pty = o->on_pty;
+    cf->pty_ud = o->pty_ud;
+    cf->process_timeout_ms = o->timeout_ms;
+    cf->pty = o->pty;
+    if (o->user && !(cf->user = strdup(o->user)))
+        return ENVD_E_NOMEM;
+    return ENVD_OK;
+}
+
+static envd_status conf_copy(const stream_conf *from, stream_conf *to)
+{
+    *to = *from;
+    to->user = NULL;
+    to->process_timeout_ms = 0;
+    if (from->user && !(to->user = strdup(from->user)))
+        return ENVD_E_NOMEM;
+    return ENVD_OK;
+}
 
 static void handle_unref(envd_handle *h)
 {
@@ -39,7 +105,10 @@ static void handle_unref(envd_handle *h)
     envd_rpc *rpc = atomic_load(&h->rpc);
     if (rpc)
         h->t->ops->release(rpc);
+    if (h->owns_done)
+        envd_future_free(h->done_f); /* completed by now: just the reference */
     envd_command_result_free(h->res);
+    conf_clear(&h->conf);
     free(h);
 }
 
@@ -51,12 +120,19 @@ static void hook_unref(void *p)
 {
     handle_unref(p);
 }
-static void hook_cancel(void *p)
+
+/* Stops the stream. Safe before the call started: start checks `stop`. */
+static void stop_stream(envd_handle *h)
 {
-    envd_handle *h = p;
+    atomic_store(&h->stop, 1);
     envd_rpc *rpc = atomic_load(&h->rpc);
     if (rpc)
         h->t->ops->cancel(rpc);
+}
+
+static void hook_cancel(void *p)
+{
+    stop_stream(p);
 }
 
 static void result_free_fn(void *p)
@@ -64,7 +140,8 @@ static void result_free_fn(void *p)
     envd_command_result_free(p);
 }
 
-/* The start future owns the caller's reference until it is taken. */
+/* The start future's result holds the caller's handle reference until it
+ * is taken; freeing it untaken frees the handle. */
 static void handle_result_free(void *p)
 {
     envd_handle_free(p);
@@ -72,7 +149,7 @@ static void handle_result_free(void *p)
 
 static int obuf_append(envd_obuf *b, const uint8_t *d, size_t n, size_t cap, int *truncated)
 {
-    if (b->len + n > cap) {
+    if (n > cap - (b->len < cap ? b->len : cap)) {
         *truncated = 1;
         n = cap > b->len ? cap - b->len : 0;
     }
@@ -94,9 +171,79 @@ static int obuf_append(envd_obuf *b, const uint8_t *d, size_t n, size_t cap, int
     return 0;
 }
 
+/* DataEvent's output fields. */
+enum { OUT_STDOUT = 1, OUT_STDERR = 2, OUT_PTY = 3 };
+
+static void deliver_output(envd_handle *h, int field, const uint8_t *data, size_t len)
+{
+    envd_output_cb cb;
+    void *ud;
+    envd_obuf *keep;
+    const stream_conf *cf = &h->conf;
+    switch (field) {
+    case OUT_STDOUT: cb = cf->on_stdout, ud = cf->stdout_ud, keep = &h->res->out; break;
+    case OUT_STDERR: cb = cf->on_stderr, ud = cf->stderr_ud, keep = &h->res->err; break;
+    case OUT_PTY:
+        /* The terminal merges stdout and stderr; the result keeps it as
+         * stdout. */
+        cb = cf->on_pty, ud = cf->pty_ud, keep = &h->res->out;
+        break;
+    default: return;
+    }
+    if (!len)
+        return;
+    if (cb && !atomic_load(&h->disconnected))
+        cb(ud, data, len);
+    if (obuf_append(keep, data, len, cf->max_output, &h->res->truncated))
+        h->oom = 1;
+}
+
+static int read_len(const uint8_t **p, const uint8_t *end, size_t *out)
+{
+    uint64_t v = 0;
+    for (int shift = 0; shift < 64 && *p < end; shift += 7) {
+        uint8_t b = *(*p)++;
+        v |= (uint64_t)(b & 0x7f) << shift;
+        if (!(b & 0x80)) {
+            *out = (size_t)v;
+            return v == (uint64_t)(end - *p); /* the field fills the rest */
+        }
+    }
+    return 0;
+}
+
+/* The hot message, read in place without a copy: exactly
+ * StartResponse{event: ProcessEvent{data: DataEvent{stdout|stderr|pty}}}.
+ * Anything else (other events, extra fields) takes the full decoder. */
+static int peek_output(const uint8_t *msg, size_t len, int *field, const uint8_t **data, size_t *n)
+{
+    const uint8_t *p = msg, *end = msg + len;
+    size_t l;
+    if (p == end || *p++ != 0x0a || !read_len(&p, end, &l)) /* event = 1, bytes */
+        return 0;
+    if (p == end || *p++ != 0x12 || !read_len(&p, end, &l)) /* data = 2, bytes */
+        return 0;
+    if (p == end)
+        return 0;
+    uint8_t tag = *p++; /* stdout = 1, stderr = 2, pty = 3; bytes */
+    if ((tag != 0x0a && tag != 0x12 && tag != 0x1a) || !read_len(&p, end, &l))
+        return 0;
+    *field = tag >> 3;
+    *data = p;
+    *n = l;
+    return 1;
+}
+
 static int on_event(void *ud, const uint8_t *msg, size_t len)
 {
     envd_handle *h = ud;
+    int field;
+    const uint8_t *data;
+    size_t n;
+    if (h->started && peek_output(msg, len, &field, &data, &n)) {
+        deliver_output(h, field, data, n);
+        return h->oom ? -1 : 0;
+    }
     /* StartResponse and ConnectResponse share one layout: event = 1. */
     Process__StartResponse *r = process__start_response__unpack(NULL, len, msg);
     if (!r)
@@ -107,38 +254,36 @@ static int on_event(void *ud, const uint8_t *msg, size_t len)
         /* the Go client skips messages without an event */
     } else if (!h->started) {
         if (ev->event_case != PROCESS__PROCESS_EVENT__EVENT_START || !ev->start) {
-            h->bad_first = (int)ev->event_case;
+            h->bad_first = ev->event_case ? (int)ev->event_case : -1;
             rc = -1; /* on_done reports it */
         } else {
             h->pid = ev->start->pid;
             h->started = 1;
-            if (h->start_f) /* run has no start future */
-                envd_future_complete(h->start_f, h, handle_result_free, NULL);
+            envd_future *sf = h->start_f;
             h->start_f = NULL;
+            if (sf) /* run has no start future */
+                envd_future_complete(sf, h, handle_result_free, NULL);
         }
     } else if (ev->event_case == PROCESS__PROCESS_EVENT__EVENT_DATA && ev->data) {
-        Process__ProcessEvent__DataEvent *d = ev->data;
-        int off = atomic_load(&h->disconnected);
-        if (d->output_case == PROCESS__PROCESS_EVENT__DATA_EVENT__OUTPUT_STDOUT) {
-            if (h->on_stdout && !off && d->stdout.len)
-                h->on_stdout(h->stdout_ud, d->stdout.data, d->stdout.len);
-            if (obuf_append(&h->res->out, d->stdout.data, d->stdout.len, h->max_output,
-                            &h->res->truncated))
-                rc = -1;
-        } else if (d->output_case == PROCESS__PROCESS_EVENT__DATA_EVENT__OUTPUT_STDERR) {
-            if (h->on_stderr && !off && d->stderr.len)
-                h->on_stderr(h->stderr_ud, d->stderr.data, d->stderr.len);
-            if (obuf_append(&h->res->err, d->stderr.data, d->stderr.len, h->max_output,
-                            &h->res->truncated))
-                rc = -1;
-        }
+        const Process__ProcessEvent__DataEvent *d = ev->data;
+        if (d->output_case == PROCESS__PROCESS_EVENT__DATA_EVENT__OUTPUT_STDOUT)
+            deliver_output(h, OUT_STDOUT, d->stdout.data, d->stdout.len);
+        else if (d->output_case == PROCESS__PROCESS_EVENT__DATA_EVENT__OUTPUT_STDERR)
+            deliver_output(h, OUT_STDERR, d->stderr.data, d->stderr.len);
+        else if (d->output_case == PROCESS__PROCESS_EVENT__DATA_EVENT__OUTPUT_PTY)
+            deliver_output(h, OUT_PTY, d->pty.data, d->pty.len);
+        rc = h->oom ? -1 : 0;
     } else if (ev->event_case == PROCESS__PROCESS_EVENT__EVENT_END && ev->end) {
         h->got_end = 1;
         h->res->exit_code = ev->end->exit_code;
         if (ev->end->_error_case == PROCESS__PROCESS_EVENT__END_EVENT___ERROR_ERROR &&
-            ev->end->error && !(h->res->error = strdup(ev->end->error)))
+            ev->end->error && !(h->res->error = strdup(ev->end->error))) {
+            h->oom = 1;
             rc = -1;
+        }
     }
+    /* start again and keepalive: nothing to do (the transport fed the idle
+     * clock on arrival). */
     process__start_response__free_unpacked(r, NULL);
     return rc;
 }
@@ -155,93 +300,104 @@ static envd_error *exit_error(const envd_command_result *r, envd_transport_kind 
     return e;
 }
 
+static envd_error *fail_error(envd_handle *h, envd_error *err, envd_transport_kind tk)
+{
+    if (h->oom) {
+        envd_error_free(err);
+        return envd_error_new(ENVD_E_NOMEM, ENVD_TRANSPORT_NONE, 0,
+                              "out of memory keeping the output of process %u", h->pid);
+    }
+    if (!h->started && h->bad_first) {
+        envd_error_free(err);
+        return envd_error_new(ENVD_E_PROTOCOL, tk, 0, "expected start event, got event %d",
+                              h->bad_first);
+    }
+    if (!h->started) {
+        if (!err)
+            return envd_error_new(ENVD_E_PROTOCOL, tk, 0, "stream closed without %s event",
+                                  h->what);
+        return envd_error_wrap(err, strcmp(h->what, "start") == 0 ? "failed to start command"
+                                                                  : "failed to connect to process");
+    }
+    if (err) {
+        if (atomic_load(&h->disconnected) && err->code == ENVD_CANCELED) {
+            envd_error_free(err);
+            return envd_error_new(ENVD_CANCELED, tk, 0, "disconnected from process %u", h->pid);
+        }
+        if (err->code == ENVD_DEADLINE_EXCEEDED && h->conf.process_timeout_ms > 0) {
+            /* envd's RPC deadline is the process lifetime: it ran out. */
+            char pre[96];
+            snprintf(pre, sizeof(pre), "process timeout of %lld ms reached",
+                     (long long)h->conf.process_timeout_ms);
+            return envd_error_wrap(err, pre);
+        }
+        return envd_error_wrap(err, "stream error");
+    }
+    if (!h->got_end)
+        return envd_error_new(ENVD_E_PROTOCOL, tk, 0, "command ended without an end event");
+    return NULL;
+}
+
 static void on_stream_done(void *ud, envd_error *err)
 {
     envd_handle *h = ud;
     envd_transport_kind tk = h->t->ops->kind;
     /* Free the slot first: once a future completes its caller may free the
      * client. */
-    envd_rt_release(h->c->rt);
-    if (!h->started && h->bad_first) {
-        envd_error_free(err);
-        err = envd_error_new(ENVD_E_PROTOCOL, tk, 0, "expected start event, got event %d",
-                             h->bad_first);
-        if (h->start_f)
-            envd_future_complete(h->start_f, NULL, NULL, envd_error_dup(err));
-        h->start_f = NULL;
+    envd_rt_release(h->rt);
+    err = fail_error(h, err, tk);
+    envd_future *sf = h->start_f;
+    h->start_f = NULL;
+    if (sf) /* the stream ended before its start event */
+        envd_future_complete(sf, NULL, NULL, envd_error_dup(err));
+    if (err) {
         envd_future_complete(h->done_f, NULL, NULL, err);
-    } else if (!h->started) {
-        if (!err)
-            err = envd_error_new(ENVD_E_PROTOCOL, tk, 0, "stream closed without %s event", h->what);
-        else
-            envd_error_wrap(err, strcmp(h->what, "start") == 0 ? "failed to start command"
-                                                               : "failed to connect to process");
-        if (h->start_f)
-            envd_future_complete(h->start_f, NULL, NULL, envd_error_dup(err));
-        h->start_f = NULL;
-        envd_future_complete(h->done_f, NULL, NULL, err);
-    } else if (err) {
-        if (atomic_load(&h->disconnected) && err->code == ENVD_CANCELED) {
-            envd_error_free(err);
-            err = envd_error_new(ENVD_CANCELED, tk, 0, "disconnected from process %u", h->pid);
-        } else {
-            envd_error_wrap(err, "stream error");
-        }
-        envd_future_complete(h->done_f, NULL, NULL, err);
-    } else if (!h->got_end) {
-        envd_future_complete(
-            h->done_f, NULL, NULL,
-            envd_error_new(ENVD_E_PROTOCOL, tk, 0, "command ended without an end event"));
     } else {
         envd_command_result *r = h->res;
         h->res = NULL;
         envd_future_complete(h->done_f, r, result_free_fn,
                              r->exit_code != 0 ? exit_error(r, tk) : NULL);
     }
-    int drop_user = !h->started && h->has_user_ref;
-    if (drop_user) { /* no handle reached the caller */
-        envd_future_free(h->done_f);
+    if (!h->started && h->owns_done) /* no handle reached the caller */
         handle_unref(h);
-    }
     handle_unref(h);
 }
+
+/* ---- opening a stream ------------------------------------------------------ */
 
 typedef struct stream_args {
     const char *method;
     const char *what;
     const ProtobufCMessage *msg;
-    const envd_cmd_opts *opts;
-    int want_start_future; /* start/connect: yes; run: no */
+    int want_handle; /* start/connect: a start future and a handle; run: no */
 } stream_args;
 
-static envd_status stream_start(envd_client *c, const stream_args *a, envd_handle **out_h)
+/* Takes cf (moved into the handle, cleared on failure too). *out gets the
+ * start future (start/connect) or the done future (run). */
+static envd_status stream_open(envd_client *c, const stream_args *a, stream_conf *cf,
+                               envd_future **out)
 {
-    if (!c || !out_h)
-        return ENVD_E_USAGE;
-    const envd_cmd_opts *o = a->opts;
     envd_handle *h = calloc(1, sizeof(*h));
-    if (!h)
+    if (!h) {
+        conf_clear(cf);
         return ENVD_E_NOMEM;
-    /* the transport + this function (+ the caller's handle) */
-    atomic_init(&h->refs, a->want_start_future ? 3 : 2);
-    h->has_user_ref = a->want_start_future;
-    h->c = c;
-    h->what = a->what;
-    h->max_output = o ? o->max_output : ENVD_DEFAULT_MAX_OUTPUT;
-    if (o) {
-        h->on_stdout = o->on_stdout;
-        h->stdout_ud = o->stdout_ud;
-        h->on_stderr = o->on_stderr;
-        h->stderr_ud = o->stderr_ud;
     }
+    /* the starter + the transport (+ the caller's handle) */
+    atomic_init(&h->refs, a->want_handle ? 3 : 2);
+    h->owns_done = a->want_handle;
+    h->c = c;
+    h->rt = c->rt;
+    h->what = a->what;
+    h->conf = *cf;
+    memset(cf, 0, sizeof(*cf));
     h->res = calloc(1, sizeof(*h->res));
     h->done_f = envd_future_create(ENVD_FK_COMMAND);
-    if (a->want_start_future)
-        h->start_f = envd_future_create(ENVD_FK_HANDLE);
+    envd_future *start_f = a->want_handle ? envd_future_create(ENVD_FK_HANDLE) : NULL;
+    h->start_f = start_f;
     size_t len = protobuf_c_message_get_packed_size(a->msg);
     uint8_t *body = malloc(len ? len : 1);
     envd_status s = ENVD_E_NOMEM;
-    if (!h->res || !h->done_f || (a->want_start_future && !h->start_f) || !body)
+    if (!h->res || !h->done_f || (a->want_handle && !start_f) || !body)
         goto fail;
     protobuf_c_message_pack(a->msg, body);
     if ((s = envd_rt_acquire(c->rt)) != ENVD_OK)
@@ -250,13 +406,20 @@ static envd_status stream_start(envd_client *c, const stream_args *a, envd_handl
     {
         envd_kv hdrs[c->n_headers + 4];
         char *owned = NULL;
-        size_t nh = envd_call_headers(c, o ? o->user : NULL, hdrs, &owned);
+        size_t n = envd_call_headers(c, h->conf.user, hdrs, &owned), nh = 0;
+        for (size_t i = 0; i < n; i++) {
+            /* Custom headers must not set what envd reads as a process
+             * lifetime or a keepalive interval (0 crashes envd). */
+            if (strcmp(hdrs[i].name, "connect-timeout-ms") != 0 &&
+                strcmp(hdrs[i].name, "keepalive-ping-interval") != 0)
+                hdrs[nh++] = hdrs[i];
+        }
         hdrs[nh++] = (envd_kv){"keepalive-ping-interval", c->keepalive};
         char tbuf[24];
-        if (o && o->timeout_ms > 0 && strcmp(a->what, "start") == 0) {
+        if (h->conf.process_timeout_ms > 0 && strcmp(a->what, "start") == 0) {
             /* The process timeout: envd kills the process when it fires. The
              * only place this header is ever sent. */
-            snprintf(tbuf, sizeof(tbuf), "%lld", (long long)o->timeout_ms);
+            snprintf(tbuf, sizeof(tbuf), "%lld", (long long)h->conf.process_timeout_ms);
             hdrs[nh++] = (envd_kv){"connect-timeout-ms", tbuf};
         }
         envd_rpc_request req = {
@@ -267,8 +430,8 @@ static envd_status stream_start(envd_client *c, const stream_args *a, envd_handl
             .n_headers = nh,
             .body = body,
             .body_len = len,
-            .timeout_ms = c->cfg->request_timeout_ms,
-            .idle_timeout_ms = c->cfg->idle_timeout_ms,
+            .timeout_ms = h->conf.request_timeout_ms,
+            .idle_timeout_ms = h->conf.idle_timeout_ms,
         };
         envd_rpc_callbacks cb = {on_event, on_stream_done, h};
         envd_rpc *rpc = NULL;
@@ -282,9 +445,17 @@ static envd_status stream_start(envd_client *c, const stream_args *a, envd_handl
         }
         atomic_store(&h->rpc, rpc);
     }
-    if (atomic_load(&h->disconnected)) /* disconnect raced with start */
+    if (atomic_load(&h->stop)) /* a cancel came before the call existed */
         h->t->ops->cancel(atomic_load(&h->rpc));
-    *out_h = h;
+    /* The futures are alive here whatever the engine did meanwhile: the
+     * caller's reference of start_f is still ours, done_f's is held by the
+     * handle (start/connect) or ours (run). */
+    envd_cancel_hook hook = {hook_cancel, hook_ref, hook_unref, h};
+    if (start_f)
+        envd_future_set_cancel(start_f, &hook);
+    envd_future_set_cancel(h->done_f, &hook);
+    *out = start_f ? start_f : h->done_f;
+    handle_unref(h);
     return ENVD_OK;
 fail:
     free(body);
@@ -292,52 +463,75 @@ fail:
         envd_future_complete(h->done_f, NULL, NULL, NULL);
         envd_future_free(h->done_f);
     }
-    if (h->start_f) {
-        envd_future_complete(h->start_f, NULL, NULL, NULL);
-        envd_future_free(h->start_f);
+    if (start_f) {
+        envd_future_complete(start_f, NULL, NULL, NULL);
+        envd_future_free(start_f);
     }
     envd_command_result_free(h->res);
+    conf_clear(&h->conf);
     free(h);
     return s;
 }
 
-/* The StartRequest the Go client sends: /bin/bash -l -c cmd, stdin always
- * encoded (false unless asked), envs, cwd; plus our tag. */
+/* ---- Start ------------------------------------------------------------------ */
+
+/* The StartRequest: the program and its arguments, envs, cwd, stdin always
+ * encoded (false unless asked, as the Go client), and tag and pty when set. */
 typedef struct start_msg {
     Process__StartRequest req;
     Process__ProcessConfig cfg;
-    char *args[3];
+    Process__PTY pty;
+    Process__PTY__Size size;
+    char *shell_args[3];
     Process__ProcessConfig__EnvsEntry *envs;
     Process__ProcessConfig__EnvsEntry **env_ptrs;
 } start_msg;
 
-static envd_status fill_start(start_msg *m, const char *cmd, const envd_cmd_opts *o)
+/* extra_envs: defaults (name, value pairs, NULL-terminated) the options
+ * override. */
+static envd_status fill_start(start_msg *m, const char *prog, char **args, size_t n_args,
+                              const envd_cmd_opts *o, const char *const *extra_envs)
 {
     memset(m, 0, sizeof(*m));
     process__start_request__init(&m->req);
     process__process_config__init(&m->cfg);
-    m->args[0] = "-l";
-    m->args[1] = "-c";
-    m->args[2] = (char *)cmd;
-    m->cfg.cmd = "/bin/bash";
-    m->cfg.args = m->args;
-    m->cfg.n_args = 3;
-    if (o && o->n_envs) {
-        m->envs = calloc(o->n_envs, sizeof(*m->envs));
-        m->env_ptrs = calloc(o->n_envs, sizeof(*m->env_ptrs));
+    m->cfg.cmd = (char *)prog;
+    m->cfg.args = args;
+    m->cfg.n_args = n_args;
+    size_t n_extra = 0;
+    while (extra_envs && extra_envs[2 * n_extra])
+        n_extra++;
+    size_t n_opt = o ? o->n_envs : 0;
+    if (n_opt + n_extra) {
+        m->envs = calloc(n_opt + n_extra, sizeof(*m->envs));
+        m->env_ptrs = calloc(n_opt + n_extra, sizeof(*m->env_ptrs));
         if (!m->envs || !m->env_ptrs) {
             free(m->envs);
             free(m->env_ptrs);
             return ENVD_E_NOMEM;
         }
-        for (size_t i = 0; i < o->n_envs; i++) {
-            process__process_config__envs_entry__init(&m->envs[i]);
-            m->envs[i].key = o->env_names[i];
-            m->envs[i].value = o->env_values[i];
-            m->env_ptrs[i] = &m->envs[i];
+        size_t n = 0;
+        for (size_t i = 0; i < n_extra; i++) {
+            int overridden = 0;
+            for (size_t j = 0; j < n_opt; j++)
+                overridden |= strcmp(o->env_names[j], extra_envs[2 * i]) == 0;
+            if (overridden)
+                continue;
+            process__process_config__envs_entry__init(&m->envs[n]);
+            m->envs[n].key = (char *)extra_envs[2 * i];
+            m->envs[n].value = (char *)extra_envs[2 * i + 1];
+            n++;
         }
+        for (size_t i = 0; i < n_opt; i++) {
+            process__process_config__envs_entry__init(&m->envs[n]);
+            m->envs[n].key = o->env_names[i];
+            m->envs[n].value = o->env_values[i];
+            n++;
+        }
+        for (size_t i = 0; i < n; i++)
+            m->env_ptrs[i] = &m->envs[i];
         m->cfg.envs = m->env_ptrs;
-        m->cfg.n_envs = o->n_envs;
+        m->cfg.n_envs = n;
     }
     if (o && o->cwd) {
         m->cfg._cwd_case = PROCESS__PROCESS_CONFIG___CWD_CWD;
@@ -350,6 +544,15 @@ static envd_status fill_start(start_msg *m, const char *cmd, const envd_cmd_opts
         m->req._tag_case = PROCESS__START_REQUEST___TAG_TAG;
         m->req.tag = o->tag;
     }
+    if (o && o->pty) {
+        process__pty__init(&m->pty);
+        process__pty__size__init(&m->size);
+        m->size.cols = o->pty_cols;
+        m->size.rows = o->pty_rows;
+        m->pty.size = &m->size;
+        m->req._pty_case = PROCESS__START_REQUEST___PTY_PTY;
+        m->req.pty = &m->pty;
+    }
     return ENVD_OK;
 }
 
@@ -359,50 +562,76 @@ static void free_start(start_msg *m)
     free(m->env_ptrs);
 }
 
-static envd_status launch(envd_client *c, const char *cmd, const envd_cmd_opts *o, int want_start,
-                          envd_handle **h)
+static envd_status launch_msg(envd_client *c, start_msg *m, const envd_cmd_opts *o, int want_handle,
+                              envd_future **out)
 {
-    if (!c || !cmd)
-        return ENVD_E_USAGE;
-    start_msg m;
-    envd_status s = fill_start(&m, cmd, o);
-    if (s != ENVD_OK)
-        return s;
-    stream_args a = {"/process.Process/Start", "start", &m.req.base, o, want_start};
-    s = stream_start(c, &a, h);
-    free_start(&m);
+    stream_conf cf;
+    envd_status s = conf_from(c, o, &cf);
+    if (s == ENVD_OK) {
+        stream_args a = {"/process.Process/Start", "start", &m->req.base, want_handle};
+        s = stream_open(c, &a, &cf, out);
+    }
+    conf_clear(&cf);
+    free_start(m);
     return s;
 }
 
-/* Publishes the futures' cancel hooks and drops the starter's reference. */
-static void publish(envd_handle *h, envd_future *start_f, envd_future *done_f)
+/* /bin/bash -l -c cmd, as the Go client. */
+static envd_status launch_shell(envd_client *c, const char *cmd, const envd_cmd_opts *o,
+                                int want_handle, envd_future **out)
 {
-    envd_cancel_hook hook = {hook_cancel, hook_ref, hook_unref, h};
-    if (start_f)
-        envd_future_set_cancel(start_f, &hook);
-    envd_future_set_cancel(done_f, &hook);
+    if (out)
+        *out = NULL;
+    if (!c || !cmd || !out)
+        return ENVD_E_USAGE;
+    start_msg m;
+    char *args[3] = {"-l", "-c", (char *)cmd};
+    envd_status s = fill_start(&m, "/bin/bash", args, 3, o, NULL);
+    if (s != ENVD_OK)
+        return s;
+    return launch_msg(c, &m, o, want_handle, out);
+}
+
+static envd_status launch_argv(envd_client *c, const char *const *argv, const envd_cmd_opts *o,
+                               int want_handle, envd_future **out)
+{
+    if (out)
+        *out = NULL;
+    if (!c || !argv || !argv[0] || !*argv[0] || !out)
+        return ENVD_E_USAGE;
+    size_t n = 0;
+    while (argv[n + 1])
+        n++;
+    start_msg m;
+    envd_status s = fill_start(&m, argv[0], (char **)(argv + 1), n, o, NULL);
+    if (s != ENVD_OK)
+        return s;
+    return launch_msg(c, &m, o, want_handle, out);
 }
 
 envd_status envd_commands_run_async(envd_client *c, const char *cmd, const envd_cmd_opts *o,
                                     envd_future **out)
 {
-    if (!out)
-        return ENVD_E_USAGE;
-    *out = NULL;
-    envd_handle *h;
-    envd_status s = launch(c, cmd, o, 0, &h);
-    if (s != ENVD_OK)
-        return s;
-    envd_future *f = h->done_f;
-    publish(h, NULL, f);
-    *out = f;
-    handle_unref(h);
-    return ENVD_OK;
+    return launch_shell(c, cmd, o, 0, out);
+}
+
+envd_status envd_commands_run_argv_async(envd_client *c, const char *const *argv,
+                                         const envd_cmd_opts *o, envd_future **out)
+{
+    return launch_argv(c, argv, o, 0, out);
 }
 
 const envd_command_result *envd_future_command_result(const envd_future *f)
 {
     return envd_future_result(f, ENVD_FK_COMMAND);
+}
+
+static envd_status sync_run(envd_status s, envd_future **fp, envd_command_result **res,
+                            envd_error **err)
+{
+    if (s != ENVD_OK)
+        return s;
+    return envd_sync_finish(*fp, (void **)res, err);
 }
 
 envd_status envd_commands_run(envd_client *c, const char *cmd, const envd_cmd_opts *o,
@@ -412,54 +641,31 @@ envd_status envd_commands_run(envd_client *c, const char *cmd, const envd_cmd_op
         *res = NULL;
     if (err)
         *err = NULL;
-    envd_future *f;
-    envd_status s = envd_commands_run_async(c, cmd, o, &f);
-    if (s != ENVD_OK)
-        return s;
-    return envd_sync_finish(f, (void **)res, err);
+    envd_future *f = NULL;
+    return sync_run(envd_commands_run_async(c, cmd, o, &f), &f, res, err);
 }
 
-/* start/connect: the caller gets the start future, whose result (the
- * handle) carries the caller's reference to the handle. */
-static envd_status start_like(envd_handle *h, envd_future **out)
+envd_status envd_commands_run_argv(envd_client *c, const char *const *argv, const envd_cmd_opts *o,
+                                   envd_command_result **res, envd_error **err)
 {
-    envd_future *sf = h->start_f;
-    publish(h, sf, h->done_f);
-    *out = sf;
-    handle_unref(h);
-    return ENVD_OK;
+    if (res)
+        *res = NULL;
+    if (err)
+        *err = NULL;
+    envd_future *f = NULL;
+    return sync_run(envd_commands_run_argv_async(c, argv, o, &f), &f, res, err);
 }
 
 envd_status envd_commands_start_async(envd_client *c, const char *cmd, const envd_cmd_opts *o,
                                       envd_future **out)
 {
-    if (!out)
-        return ENVD_E_USAGE;
-    *out = NULL;
-    envd_handle *h;
-    envd_status s = launch(c, cmd, o, 1, &h);
-    if (s != ENVD_OK)
-        return s;
-    return start_like(h, out);
+    return launch_shell(c, cmd, o, 1, out);
 }
 
-envd_status envd_commands_connect_async(envd_client *c, uint32_t pid, const envd_cmd_opts *o,
-                                        envd_future **out)
+envd_status envd_commands_start_argv_async(envd_client *c, const char *const *argv,
+                                           const envd_cmd_opts *o, envd_future **out)
 {
-    if (!c || !out)
-        return ENVD_E_USAGE;
-    *out = NULL;
-    Process__ConnectRequest req = PROCESS__CONNECT_REQUEST__INIT;
-    Process__ProcessSelector sel = PROCESS__PROCESS_SELECTOR__INIT;
-    sel.selector_case = PROCESS__PROCESS_SELECTOR__SELECTOR_PID;
-    sel.pid = pid;
-    req.process = &sel;
-    stream_args a = {"/process.Process/Connect", "connect", &req.base, o, 1};
-    envd_handle *h;
-    envd_status s = stream_start(c, &a, &h);
-    if (s != ENVD_OK)
-        return s;
-    return start_like(h, out);
+    return launch_argv(c, argv, o, 1, out);
 }
 
 envd_handle *envd_future_take_handle(envd_future *f)
@@ -467,38 +673,164 @@ envd_handle *envd_future_take_handle(envd_future *f)
     return envd_future_take_result(f, ENVD_FK_HANDLE);
 }
 
-static envd_status sync_handle(envd_status s, envd_future *f, envd_handle **out, envd_error **err)
+static envd_status sync_handle(envd_status s, envd_future **fp, envd_handle **out, envd_error **err)
 {
     if (s != ENVD_OK)
         return s;
-    return envd_sync_finish(f, (void **)out, err);
+    return envd_sync_finish(*fp, (void **)out, err);
 }
+
+#define SYNC_PROLOGUE(out, err)                                                                    \
+    do {                                                                                           \
+        if (err)                                                                                   \
+            *(err) = NULL;                                                                         \
+        if (!(out))                                                                                \
+            return ENVD_E_USAGE;                                                                   \
+        *(out) = NULL;                                                                             \
+    } while (0)
 
 envd_status envd_commands_start(envd_client *c, const char *cmd, const envd_cmd_opts *o,
                                 envd_handle **out, envd_error **err)
 {
-    if (err)
-        *err = NULL;
-    if (!out)
-        return ENVD_E_USAGE;
-    *out = NULL;
+    SYNC_PROLOGUE(out, err);
     envd_future *f = NULL;
-    envd_status s = envd_commands_start_async(c, cmd, o, &f);
-    return sync_handle(s, f, out, err);
+    return sync_handle(envd_commands_start_async(c, cmd, o, &f), &f, out, err);
+}
+
+envd_status envd_commands_start_argv(envd_client *c, const char *const *argv,
+                                     const envd_cmd_opts *o, envd_handle **out, envd_error **err)
+{
+    SYNC_PROLOGUE(out, err);
+    envd_future *f = NULL;
+    return sync_handle(envd_commands_start_argv_async(c, argv, o, &f), &f, out, err);
+}
+
+/* ---- PTY sessions ------------------------------------------------------------ */
+
+envd_status envd_pty_create_async(envd_client *c, uint32_t cols, uint32_t rows,
+                                  const envd_cmd_opts *o, envd_future **out)
+{
+    if (out)
+        *out = NULL;
+    if (!c || !out)
+        return ENVD_E_USAGE;
+    if (cols == 0 || rows == 0)
+        return ENVD_INVALID_ARGUMENT;
+    /* The E2B SDKs' session: an interactive login shell in a UTF-8
+     * xterm-256color terminal; the options may override the variables. */
+    static const char *const defaults[] = {"TERM",   "xterm-256color", "LANG", "C.UTF-8",
+                                           "LC_ALL", "C.UTF-8",        NULL};
+    envd_cmd_opts po;
+    if (o)
+        po = *o; /* shallow: only read while the call runs */
+    else {
+        memset(&po, 0, sizeof(po));
+        po.max_output = ENVD_DEFAULT_MAX_OUTPUT;
+        po.request_timeout_ms = po.idle_timeout_ms = -1;
+    }
+    po.pty = 1;
+    po.pty_cols = cols;
+    po.pty_rows = rows;
+    char *args[2] = {"-i", "-l"};
+    start_msg m;
+    envd_status s = fill_start(&m, "/bin/bash", args, 2, &po, defaults);
+    if (s != ENVD_OK)
+        return s;
+    return launch_msg(c, &m, &po, 1, out);
+}
+
+envd_status envd_pty_create(envd_client *c, uint32_t cols, uint32_t rows, const envd_cmd_opts *o,
+                            envd_handle **out, envd_error **err)
+{
+    SYNC_PROLOGUE(out, err);
+    envd_future *f = NULL;
+    return sync_handle(envd_pty_create_async(c, cols, rows, o, &f), &f, out, err);
+}
+
+/* ---- Connect ------------------------------------------------------------------ */
+
+static envd_status connect_conf(envd_client *c, envd_proc_sel sel, stream_conf *cf,
+                                envd_future **out)
+{
+    Process__ConnectRequest req = PROCESS__CONNECT_REQUEST__INIT;
+    Process__ProcessSelector ps = PROCESS__PROCESS_SELECTOR__INIT;
+    if (sel.tag) {
+        ps.selector_case = PROCESS__PROCESS_SELECTOR__SELECTOR_TAG;
+        ps.tag = (char *)sel.tag;
+    } else {
+        ps.selector_case = PROCESS__PROCESS_SELECTOR__SELECTOR_PID;
+        ps.pid = sel.pid;
+    }
+    req.process = &ps;
+    stream_args a = {"/process.Process/Connect", "connect", &req.base, 1};
+    cf->process_timeout_ms = 0; /* Connect never carries a lifetime */
+    return stream_open(c, &a, cf, out);
+}
+
+static envd_status connect_opts(envd_client *c, envd_proc_sel sel, const envd_cmd_opts *o, int pty,
+                                envd_future **out)
+{
+    if (out)
+        *out = NULL;
+    if (!c || !out)
+        return ENVD_E_USAGE;
+    if (sel.tag && !*sel.tag)
+        return ENVD_INVALID_ARGUMENT;
+    stream_conf cf;
+    envd_status s = conf_from(c, o, &cf);
+    if (s != ENVD_OK) {
+        conf_clear(&cf);
+        return s;
+    }
+    cf.pty |= pty;
+    return connect_conf(c, sel, &cf, out);
+}
+
+envd_status envd_commands_connect_async(envd_client *c, uint32_t pid, const envd_cmd_opts *o,
+                                        envd_future **out)
+{
+    return connect_opts(c, (envd_proc_sel){pid, NULL}, o, 0, out);
+}
+
+envd_status envd_commands_connect_tag_async(envd_client *c, const char *tag, const envd_cmd_opts *o,
+                                            envd_future **out)
+{
+    if (!tag)
+        return out ? (*out = NULL, ENVD_E_USAGE) : ENVD_E_USAGE;
+    return connect_opts(c, (envd_proc_sel){0, tag}, o, 0, out);
+}
+
+envd_status envd_pty_connect_async(envd_client *c, uint32_t pid, const envd_cmd_opts *o,
+                                   envd_future **out)
+{
+    return connect_opts(c, (envd_proc_sel){pid, NULL}, o, 1, out);
 }
 
 envd_status envd_commands_connect(envd_client *c, uint32_t pid, const envd_cmd_opts *o,
                                   envd_handle **out, envd_error **err)
 {
-    if (err)
-        *err = NULL;
-    if (!out)
-        return ENVD_E_USAGE;
-    *out = NULL;
+    SYNC_PROLOGUE(out, err);
     envd_future *f = NULL;
-    envd_status s = envd_commands_connect_async(c, pid, o, &f);
-    return sync_handle(s, f, out, err);
+    return sync_handle(envd_commands_connect_async(c, pid, o, &f), &f, out, err);
 }
+
+envd_status envd_commands_connect_tag(envd_client *c, const char *tag, const envd_cmd_opts *o,
+                                      envd_handle **out, envd_error **err)
+{
+    SYNC_PROLOGUE(out, err);
+    envd_future *f = NULL;
+    return sync_handle(envd_commands_connect_tag_async(c, tag, o, &f), &f, out, err);
+}
+
+envd_status envd_pty_connect(envd_client *c, uint32_t pid, const envd_cmd_opts *o,
+                             envd_handle **out, envd_error **err)
+{
+    SYNC_PROLOGUE(out, err);
+    envd_future *f = NULL;
+    return sync_handle(envd_pty_connect_async(c, pid, o, &f), &f, out, err);
+}
+
+/* ---- the handle ------------------------------------------------------------------ */
 
 uint32_t envd_handle_pid(const envd_handle *h)
 {
@@ -533,9 +865,7 @@ void envd_handle_disconnect(envd_handle *h)
     if (!h)
         return;
     atomic_store(&h->disconnected, 1);
-    envd_rpc *rpc = atomic_load(&h->rpc);
-    if (rpc)
-        h->t->ops->cancel(rpc);
+    stop_stream(h);
 }
 
 void envd_handle_free(envd_handle *h)
@@ -543,7 +873,6 @@ void envd_handle_free(envd_handle *h)
     if (!h)
         return;
     envd_handle_disconnect(h);
-    envd_future_free(h->done_f);
     handle_unref(h);
 }
 
@@ -555,207 +884,74 @@ int envd_handle_kill(envd_handle *h)
     return killed;
 }
 
-/* ---- unary process calls -------------------------------------------------- */
-
-static void selector_pid(Process__ProcessSelector *sel, uint32_t pid)
-{
-    process__process_selector__init(sel);
-    sel->selector_case = PROCESS__PROCESS_SELECTOR__SELECTOR_PID;
-    sel->pid = pid;
-}
-
-static int *new_bool(int v)
-{
-    int *b = malloc(sizeof(int));
-    if (b)
-        *b = v;
-    return b;
-}
-
-static void kill_finish(void *ctx, const uint8_t *resp, size_t len, envd_error *err, void **result,
-                        envd_free_fn *free_fn, envd_error **out_err)
-{
-    (void)ctx, (void)resp, (void)len;
-    if (err && err->code != ENVD_NOT_FOUND) {
-        *out_err = envd_error_wrap(err, "failed to kill process");
-        return;
-    }
-    *result = new_bool(err == NULL); /* not_found: already gone */
-    *free_fn = free;
-    envd_error_free(err);
-}
-
-envd_status envd_commands_kill_async(envd_client *c, uint32_t pid, envd_future **out);
-envd_status envd_commands_kill_async(envd_client *c, uint32_t pid, envd_future **out)
-{
-    Process__SendSignalRequest req = PROCESS__SEND_SIGNAL_REQUEST__INIT;
-    Process__ProcessSelector sel;
-    selector_pid(&sel, pid);
-    req.process = &sel;
-    req.signal = PROCESS__SIGNAL__SIGNAL_SIGKILL;
-    envd_unary_spec spec = {
-        "/process.Process/SendSignal", ENVD_FK_BOOL, kill_finish, NULL, NULL, NULL};
-    return envd_unary_start(c, &spec, &req.base, out);
-}
-
-envd_status envd_commands_kill(envd_client *c, uint32_t pid, int *killed, envd_error **err)
+envd_status envd_handle_signal(envd_handle *h, envd_signal signal, int *sent, envd_error **err)
 {
     if (err)
         *err = NULL;
-    if (killed)
-        *killed = 0;
-    envd_future *f;
-    envd_status s = envd_commands_kill_async(c, pid, &f);
-    if (s != ENVD_OK)
-        return s;
-    int *b = NULL;
-    s = envd_sync_finish(f, (void **)&b, err);
-    if (b && killed)
-        *killed = *b;
-    free(b);
-    return s;
-}
-
-static void empty_finish_stdin(void *ctx, const uint8_t *resp, size_t len, envd_error *err,
-                               void **result, envd_free_fn *free_fn, envd_error **out_err)
-{
-    (void)ctx, (void)resp, (void)len, (void)result, (void)free_fn;
-    if (err)
-        *out_err = envd_error_wrap(err, "failed to send stdin");
-}
-
-envd_status envd_commands_send_stdin(envd_client *c, uint32_t pid, const void *data, size_t len,
-                                     envd_error **err)
-{
-    if (err)
-        *err = NULL;
-    if (!data && len)
+    if (sent)
+        *sent = 0;
+    if (!h)
         return ENVD_E_USAGE;
-    Process__SendInputRequest req = PROCESS__SEND_INPUT_REQUEST__INIT;
-    Process__ProcessSelector sel;
-    Process__ProcessInput in = PROCESS__PROCESS_INPUT__INIT;
-    selector_pid(&sel, pid);
-    in.input_case = PROCESS__PROCESS_INPUT__INPUT_STDIN;
-    in.stdin.data = (uint8_t *)data;
-    in.stdin.len = len;
-    req.process = &sel;
-    req.input = &in;
-    envd_unary_spec spec = {
-        "/process.Process/SendInput", ENVD_FK_NONE, empty_finish_stdin, NULL, NULL, NULL};
-    envd_future *f;
-    envd_status s = envd_unary_start(c, &spec, &req.base, &f);
-    if (s != ENVD_OK)
-        return s;
-    return envd_sync_finish(f, NULL, err);
+    return envd_commands_signal(h->c, h->pid, signal, sent, err);
 }
 
-/* ---- list --------------------------------------------------------------- */
-
-struct envd_process_list {
-    Process__ListResponse *resp;
-};
-
-static void plist_free(void *p)
+static envd_status handle_call(envd_status s, envd_future **fp, envd_error **err)
 {
-    envd_process_list *l = p;
-    if (!l)
-        return;
-    if (l->resp)
-        process__list_response__free_unpacked(l->resp, NULL);
-    free(l);
+    return s != ENVD_OK ? s : envd_sync_finish(*fp, NULL, err);
 }
 
-void envd_process_list_free(envd_process_list *l)
-{
-    plist_free(l);
-}
-
-static void list_finish(void *ctx, const uint8_t *resp, size_t len, envd_error *err, void **result,
-                        envd_free_fn *free_fn, envd_error **out_err)
-{
-    (void)ctx;
-    if (err) {
-        *out_err = envd_error_wrap(err, "failed to list processes");
-        return;
-    }
-    envd_process_list *l = calloc(1, sizeof(*l));
-    if (!l) {
-        *out_err = envd_error_new(ENVD_E_NOMEM, ENVD_TRANSPORT_NONE, 0, "out of memory");
-        return;
-    }
-    l->resp = process__list_response__unpack(NULL, len, resp);
-    if (!l->resp) {
-        free(l);
-        *out_err =
-            envd_error_new(ENVD_E_PROTOCOL, ENVD_TRANSPORT_NONE, 0, "malformed List response");
-        return;
-    }
-    *result = l;
-    *free_fn = plist_free;
-}
-
-envd_status envd_commands_list(envd_client *c, envd_process_list **out, envd_error **err)
+envd_status envd_handle_send_input(envd_handle *h, const void *data, size_t len, envd_error **err)
 {
     if (err)
         *err = NULL;
-    if (!out)
+    if (!h)
         return ENVD_E_USAGE;
-    *out = NULL;
-    Process__ListRequest req = PROCESS__LIST_REQUEST__INIT;
-    envd_unary_spec spec = {
-        "/process.Process/List", ENVD_FK_PROCESS_LIST, list_finish, NULL, NULL, NULL};
-    envd_future *f;
-    envd_status s = envd_unary_start(c, &spec, &req.base, &f);
-    if (s != ENVD_OK)
+    envd_future *f = NULL;
+    return handle_call(
+        envd_proc_input_async(h->c, (envd_proc_sel){h->pid, NULL}, h->conf.pty, data, len, &f), &f,
+        err);
+}
+
+envd_status envd_handle_close_stdin(envd_handle *h, envd_error **err)
+{
+    if (err)
+        *err = NULL;
+    if (!h)
+        return ENVD_E_USAGE;
+    envd_future *f = NULL;
+    return handle_call(envd_proc_close_stdin_async(h->c, (envd_proc_sel){h->pid, NULL}, &f), &f,
+                       err);
+}
+
+envd_status envd_handle_resize(envd_handle *h, uint32_t cols, uint32_t rows, envd_error **err)
+{
+    if (err)
+        *err = NULL;
+    if (!h)
+        return ENVD_E_USAGE;
+    envd_future *f = NULL;
+    return handle_call(envd_proc_resize_async(h->c, (envd_proc_sel){h->pid, NULL}, cols, rows, &f),
+                       &f, err);
+}
+
+envd_status envd_handle_reconnect_async(envd_handle *h, envd_future **out)
+{
+    if (out)
+        *out = NULL;
+    if (!h || !out)
+        return ENVD_E_USAGE;
+    stream_conf cf;
+    envd_status s = conf_copy(&h->conf, &cf);
+    if (s != ENVD_OK) {
+        conf_clear(&cf);
         return s;
-    return envd_sync_finish(f, (void **)out, err);
+    }
+    return connect_conf(h->c, (envd_proc_sel){h->pid, NULL}, &cf, out);
 }
 
-static const Process__ProcessInfo *pinfo(const envd_process_list *l, size_t i)
+envd_status envd_handle_reconnect(envd_handle *h, envd_handle **out, envd_error **err)
 {
-    return l && l->resp && i < l->resp->n_processes ? l->resp->processes[i] : NULL;
-}
-
-size_t envd_process_list_count(const envd_process_list *l)
-{
-    return l && l->resp ? l->resp->n_processes : 0;
-}
-
-uint32_t envd_process_list_pid(const envd_process_list *l, size_t i)
-{
-    const Process__ProcessInfo *p = pinfo(l, i);
-    return p ? p->pid : 0;
-}
-
-const char *envd_process_list_tag(const envd_process_list *l, size_t i)
-{
-    const Process__ProcessInfo *p = pinfo(l, i);
-    return p && p->_tag_case == PROCESS__PROCESS_INFO___TAG_TAG && p->tag ? p->tag : "";
-}
-
-const char *envd_process_list_cmd(const envd_process_list *l, size_t i)
-{
-    const Process__ProcessInfo *p = pinfo(l, i);
-    return p && p->config && p->config->cmd ? p->config->cmd : "";
-}
-
-size_t envd_process_list_argc(const envd_process_list *l, size_t i)
-{
-    const Process__ProcessInfo *p = pinfo(l, i);
-    return p && p->config ? p->config->n_args : 0;
-}
-
-const char *envd_process_list_arg(const envd_process_list *l, size_t i, size_t j)
-{
-    const Process__ProcessInfo *p = pinfo(l, i);
-    return p && p->config && j < p->config->n_args ? p->config->args[j] : NULL;
-}
-
-const char *envd_process_list_cwd(const envd_process_list *l, size_t i)
-{
-    const Process__ProcessInfo *p = pinfo(l, i);
-    return p && p->config && p->config->_cwd_case == PROCESS__PROCESS_CONFIG___CWD_CWD &&
-                   p->config->cwd
-               ? p->config->cwd
-               : "";
+    SYNC_PROLOGUE(out, err);
+    envd_future *f = NULL;
+    return sync_handle(envd_handle_reconnect_async(h, &f), &f, out, err);
 }

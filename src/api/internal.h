@@ -25,7 +25,11 @@ enum {
     ENVD_FK_ENTRY_LIST,
     ENVD_FK_WRITE_INFO,
     ENVD_FK_PROBE,
-    ENVD_FK_CLIENT /* envd_client_from_k8s_async: an envd_client */
+    ENVD_FK_CLIENT, /* envd_client_from_k8s_async: an envd_client */
+    ENVD_FK_TRANSFER,   /* /files stream reads: bytes moved */
+    ENVD_FK_WATCH,      /* envd_fs_watch_dir_async: an envd_watch */
+    ENVD_FK_WATCHER_ID, /* envd_fs_watcher_create_async: a string */
+    ENVD_FK_EVENT_LIST  /* envd_fs_watcher_events_async */
 };
 
 typedef struct envd_endpoint_choice {

@@ -8,6 +8,7 @@
 typedef struct unary_op {
     atomic_int refs;
     envd_client *c;
+    envd_runtime *rt; /* on_done may run after the client is freed */
     envd_rpc_transport *t;
     envd_rpc *rpc;
     envd_future *f;
@@ -66,7 +67,7 @@ static void on_done(void *ud, envd_error *err)
     envd_free_fn free_fn = NULL;
     envd_error *out_err = NULL;
     op->spec.finish(op->spec.ctx, op->resp, op->resp_len, err, &result, &free_fn, &out_err);
-    envd_rt_release(op->c->rt); /* before completing: the caller may free the client */
+    envd_rt_release(op->rt); /* before completing: the caller may free the client */
     envd_future_complete(op->f, result, free_fn, out_err);
     op_unref(op);
 }
@@ -102,6 +103,7 @@ envd_status envd_unary_start(envd_client *c, const envd_unary_spec *spec,
     }
     atomic_init(&op->refs, 2); /* this function + the transport's on_done */
     op->c = c;
+    op->rt = c->rt;
     op->spec = *spec;
     op->f = envd_future_create(spec->kind);
     if (!op->f) {

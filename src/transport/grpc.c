@@ -273,6 +273,10 @@ static grpc_channel *new_channel(const envd_endpoint *ep, envd_status *st)
         {.type = GRPC_ARG_INTEGER,
          .key = GRPC_ARG_MAX_RECONNECT_BACKOFF_MS,
          .value.integer = 10000},
+        /* No transparent retries: libenvd decides what may be repeated (a
+         * Start must never run twice), and core's retry state costs ~6 KiB
+         * and 10-20% CPU per call (envd-bench, massif). */
+        {.type = GRPC_ARG_INTEGER, .key = GRPC_ARG_ENABLE_RETRIES, .value.integer = 0},
     };
     grpc_channel_args ca = {.num_args = sizeof args / sizeof args[0], .args = args};
     grpc_channel_credentials *creds = make_creds(ep, st);
@@ -1020,13 +1024,19 @@ static envd_status grpc_start(envd_rpc_transport *t, const envd_rpc_request *req
     pthread_mutex_unlock(&e->mu);
 
     unsigned qi = atomic_fetch_add(&e->next_cq, 1u) % (unsigned)e->n_workers;
-    grpc_slice method = grpc_slice_from_static_string(r->method);
+    /* A refcounted copy, not a static slice over r->method: the HPACK
+     * encoder keeps :path values (by reference) to index them, long after
+     * this call and its r->method are gone; a stale static slice whose
+     * memory a later call reused made core send a new method under an old
+     * method's index (a SendSignal arrived at the server as Stat). */
+    grpc_slice method = grpc_slice_from_copied_string(r->method);
     gpr_timespec deadline = gpr_inf_future(GPR_CLOCK_REALTIME);
     if (r->kind == ENVD_RPC_UNARY && r->timeout_ms > 0)
         deadline = gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC),
                                 gpr_time_from_millis(r->timeout_ms, GPR_TIMESPAN));
     grpc_call *call = grpc_channel_create_call(ch, NULL, GRPC_PROPAGATE_DEFAULTS, e->workers[qi].cq,
                                                method, NULL, deadline, NULL);
+    grpc_slice_unref(method); /* the call holds its own reference */
     if (!call) {
         st = ENVD_E_TRANSPORT;
         goto fail_registered;

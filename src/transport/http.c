@@ -52,6 +52,8 @@ struct envd_http {
     int64_t last_ul;
 
     /* I/O thread. */
+    int has_body;
+    int body_eof; /* a read-callback body returned its end */
     int headers_done;
     long status;
     int encoded; /* the response had a Content-Encoding */
@@ -76,6 +78,21 @@ static int headers_complete(envd_http *h, long code)
 {
     h->headers_done = 1;
     h->status = code;
+    if (h->has_body) {
+        /* An error reply to a request with a body (e.g. 507 half way through
+         * an upload) may come before the server read the whole body, and
+         * curl would keep the connection even when it stopped sending: the
+         * server, still expecting body bytes (or not draining them), then
+         * reads the next request as body and both sides wait. Never reuse
+         * such a connection; error replies are rare, a new connection is
+         * cheap. Same for a success before the body went out in full.
+         * (libcurl reads this option when the transfer is done.) */
+        curl_off_t want = -1, sent = 0;
+        curl_easy_getinfo(h->x.easy, CURLINFO_CONTENT_LENGTH_UPLOAD_T, &want);
+        curl_easy_getinfo(h->x.easy, CURLINFO_SIZE_UPLOAD_T, &sent);
+        if (code >= 300 || (!h->body_eof && (want < 0 || sent < want)))
+            curl_easy_setopt(h->x.easy, CURLOPT_FORBID_REUSE, 1L);
+    }
     envd_curl_xfer_first_seen(&h->x);
     curl_off_t cl = -1;
     curl_easy_getinfo(h->x.easy, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &cl);
@@ -180,6 +197,8 @@ static size_t on_read_raw(char *buf, size_t size, size_t n, void *ud)
     if (atomic_load_explicit(&h->x.cancel_requested, memory_order_acquire))
         return CURL_READFUNC_ABORT;
     size_t got = user_read(h, h->read, h->read_ud, (uint8_t *)buf, size * n);
+    if (got == 0)
+        h->body_eof = 1;
     return got == (size_t)-1 ? CURL_READFUNC_ABORT : got;
 }
 
@@ -211,6 +230,7 @@ static size_t on_read_gzip(char *buf, size_t size, size_t n, void *ud)
         int rc = deflate(&h->zs, h->in_eof ? Z_FINISH : Z_NO_FLUSH);
         if (rc == Z_STREAM_END) {
             h->z_done = 1;
+            h->body_eof = 1;
             break;
         }
         if (rc != Z_OK && rc != Z_BUF_ERROR) {
@@ -450,6 +470,7 @@ envd_status envd_http_start(envd_curl_engine *e, const envd_http_request *req,
         }
         if (st != ENVD_OK)
             goto fail;
+        h->has_body = req->n_parts || req->raw;
         if (strcmp(req->method, "POST") != 0)
             curl_easy_setopt(easy, CURLOPT_CUSTOMREQUEST, req->method);
     }

@@ -79,6 +79,10 @@ if (opts.http === "both") {
   h2 = http2.createServer({ settings: { maxConcurrentStreams: 1000 } }, app.handler);
   const PREFACE = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
   listener = net.createServer((socket) => {
+    // As Go (and so envd) does by default; the h2c hand-off below would
+    // otherwise leave Nagle on and every small reply waiting ~40 ms on the
+    // client's delayed ACK.
+    socket.setNoDelay(true);
     let head = Buffer.alloc(0);
     const onData = (chunk) => {
       head = Buffer.concat([head, chunk]);

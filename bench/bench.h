@@ -1,0 +1,238 @@
+/* envd-bench: what the bench's files share.
+ *
+ * A run is a grid of cases: scenario x transport x concurrency x client.
+ * Scenarios (bench/scenarios.c) say what one call is; clients (libenvd,
+ * h2load, e2b-js) say how to drive it and measure it. Every case ends in one
+ * bench_result, printed as a table row or one JSON line.
+ *
+ * Adding a scenario: one entry in the table in scenarios.c. A unary or
+ * closed-loop scenario fills `start` (one asynchronous libenvd call) and,
+ * for the peer baselines, `method` + `request` (h2load) and `e2b_op`
+ * (bench/e2b-driver.mjs). A scenario that needs its own measurement loop
+ * (as `inflight` does) fills `run` instead.
+ */
+#ifndef ENVD_BENCH_H
+#define ENVD_BENCH_H
+
+#include "envd/envd.h"
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/resource.h>
+#include <sys/types.h>
+
+/* ------------------------------------------------------------ transports */
+
+enum bench_transport { BT_GRPC = 0, BT_CONNECT_H1 = 1, BT_CONNECT_H2C = 2, BT_COUNT = 3 };
+
+/* "grpc", "connect-h1", "connect-h2c". */
+const char *bench_transport_name(int t);
+/* -1 when unknown. */
+int bench_transport_parse(const char *s);
+/* "h2c" or "http/1.1". */
+const char *bench_transport_http(int t);
+
+/* ----------------------------------------------------------------- timing */
+
+uint64_t bench_now_ns(void);
+/* Sleeps, resuming after signals. */
+void bench_sleep_ns(uint64_t ns);
+/* user + system time of a rusage, in microseconds. */
+double bench_rusage_us(const struct rusage *ru);
+
+/* ------------------------------------------------- latency histogram */
+
+/* Log-linear buckets (128 per power of two: < 0.8 % error), lock-free, so
+ * completion callbacks on any engine thread record without a lock. Values
+ * in nanoseconds. */
+#define BENCH_HIST_BUCKETS 2432
+typedef struct bench_hist {
+    _Atomic uint64_t b[BENCH_HIST_BUCKETS];
+    _Atomic uint64_t count;
+    _Atomic uint64_t sum;
+    _Atomic uint64_t max;
+} bench_hist;
+
+bench_hist *bench_hist_new(void);
+void bench_hist_free(bench_hist *h);
+void bench_hist_add(bench_hist *h, uint64_t ns);
+/* q in [0,1]; nanoseconds; 0 when empty. */
+double bench_hist_quantile(const bench_hist *h, double q);
+
+/* ------------------------------------------------------------- results */
+
+typedef struct bench_result {
+    const char *client; /* "libenvd", "h2load", "e2b-js" */
+    const char *scenario;
+    int transport;        /* BT_* */
+    const char *encoding; /* "proto" or "json" */
+    const char *http;     /* "h2c" or "http/1.1" */
+    int concurrency;
+    int connections; /* TCP connections to the server seen mid-run; -1 unknown */
+    uint64_t calls;  /* successful calls completed in the window */
+    uint64_t errors;
+    double seconds; /* the measured window */
+    double p50_us, p90_us, p99_us, mean_us, max_us;
+    double cpu_us; /* client user+system CPU over the window */
+    double cpu_user_us, cpu_sys_us;
+    long peak_rss_kib;    /* the client process */
+    double server_cpu_us; /* < 0: unknown */
+    int threads;          /* client threads mid-run; -1 unknown */
+    /* inflight */
+    long inflight;
+    int runtime_threads; /* threads libenvd itself started (not gRPC core's, not main) */
+    double rss_per_call_kib;
+    double heap_per_call_kib; /* malloc'd bytes (mallinfo2) per call in flight */
+    double baseline_rss_kib;
+    int workers;
+    /* upload / download (bench/scenario_files.c): 0 elsewhere */
+    double bytes_per_s;
+    int64_t file_bytes; /* size of each file moved */
+    long files;         /* files per case */
+    char note[640];
+    int skipped; /* not run: note says why */
+} bench_result;
+
+void bench_result_init(bench_result *r, const char *client, const char *scenario, int transport,
+                       int concurrency);
+
+/* --------------------------------------------------------------- options */
+
+typedef struct bench_opts {
+    const char *domain;     /* external server "HOST:PORT", or NULL: start our own */
+    const char *source_dir; /* repository root (tests/peer, bench/e2b-driver.mjs) */
+    const char *scenario;   /* NULL: the default set */
+    const char *clients;    /* comma list, NULL: all */
+    int transport;          /* -1: all */
+    int concurrency;        /* 0: 1, 16, 256 (inflight: 10000) */
+    double duration_s;
+    double warmup_s;
+    int json;
+    int workers;        /* libenvd runtime workers; 0: online CPUs */
+    pid_t server_pid;   /* for --domain: lets inflight pause it and CPU be read */
+    const char *h2load; /* program */
+    const char *node;   /* program */
+    int verbose;
+} bench_opts;
+
+/* ------------------------------------------------------- the environment */
+
+typedef struct bench_server {
+    pid_t pid; /* 0 for an external server without --server-pid */
+    int owned; /* we started it */
+    int port;
+    char addr[128]; /* "127.0.0.1:PORT" */
+    char root[300]; /* the server's --root when owned */
+} bench_server;
+
+typedef struct bench_env {
+    const bench_opts *opts;
+    bench_server server;
+    char tmpdir[256];       /* for request bodies and logs */
+    envd_runtime *setup_rt; /* a runtime + Connect client for scenario setup */
+    envd_client *setup_client;
+    const char *stat_path; /* wire path Stat targets */
+    uint32_t bg_pids[8];   /* background processes List reports */
+    size_t n_bg;
+} bench_env;
+
+/* Starts the reference server (or adopts --domain). 0 on success. */
+int bench_server_start(bench_env *env);
+void bench_server_stop(bench_env *env);
+/* The server's user+system CPU so far in microseconds; < 0 when unknown. */
+double bench_server_cpu_us(const bench_env *env);
+/* user+system CPU of any pid from /proc; < 0 when unknown. */
+double bench_proc_cpu_us(pid_t pid);
+/* Established TCP connections whose remote port is `port` (client side). */
+int bench_count_conns(int port);
+/* This process: resident and peak resident KiB (VmRSS/VmHWM), threads. */
+long bench_self_rss_kib(void);
+long bench_self_hwm_kib(void);
+void bench_self_reset_hwm(void);
+int bench_self_threads(void);
+/* Threads of a process (0: this one); -1 unknown. */
+int bench_proc_threads(pid_t pid);
+
+/* A libenvd client for the server over a transport. NULL + message on error. */
+envd_client *bench_client_new(bench_env *env, envd_runtime *rt, int transport, int64_t timeout_ms);
+envd_runtime *bench_runtime_new(const bench_env *env, int max_inflight);
+
+/* ------------------------------------------------------------- scenarios */
+
+typedef struct bench_scenario bench_scenario;
+
+struct bench_scenario {
+    const char *name;
+    const char *summary;
+    int in_default;             /* part of a run without --scenario */
+    int default_concurrency[4]; /* 0-terminated; empty: 1, 16, 256 */
+    unsigned transports;        /* bit per BT_*; 0: all */
+    /* Server-side state (files, processes) through env->setup_client. */
+    int (*setup)(bench_env *env);
+    void (*teardown)(bench_env *env);
+    /* Closed loop: start one call. */
+    envd_status (*start)(envd_client *c, bench_env *env, envd_future **out);
+    /* Wire form for h2load: method path and serialized request message
+     * (written into buf, returns its length; SIZE_MAX when too big). NULL:
+     * no h2load baseline. */
+    const char *method;
+    size_t (*request)(bench_env *env, uint8_t *buf, size_t cap);
+    /* Operation name for bench/e2b-driver.mjs; NULL: no e2b-js baseline. */
+    const char *e2b_op;
+    /* Own runner (libenvd only), instead of the closed loop. */
+    int (*run)(bench_env *env, const bench_scenario *sc, int transport, int concurrency,
+               bench_result *out);
+};
+
+extern const bench_scenario bench_scenarios[];
+extern const size_t bench_n_scenarios;
+const bench_scenario *bench_scenario_find(const char *name);
+
+/* --------------------------------------------------------------- clients */
+
+typedef struct bench_client_impl {
+    const char *name;
+    int (*supports)(const bench_env *env, const bench_scenario *sc, int transport);
+    /* Runs one case; fills out (out->skipped + note when it could not). */
+    int (*run)(bench_env *env, const bench_scenario *sc, int transport, int concurrency,
+               bench_result *out);
+} bench_client_impl;
+
+extern const bench_client_impl bench_client_libenvd;
+extern const bench_client_impl bench_client_h2load;
+extern const bench_client_impl bench_client_e2b_js;
+
+/* The inflight scenario's runner (bench/inflight.c). */
+int bench_run_inflight(bench_env *env, const bench_scenario *sc, int transport, int concurrency,
+                       bench_result *out);
+
+/* ---------------------------------------------------------------- output */
+
+void bench_print_header(const bench_opts *o);
+void bench_print_result(const bench_opts *o, const bench_result *r);
+/* Target checks over every result of the run (to stdout in table mode,
+ * stderr with --json so stdout stays JSON lines). */
+void bench_print_targets(const bench_opts *o, const bench_result *rs, size_t n);
+
+/* Progress and diagnostics: stderr. */
+void bench_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Child processes: spawn with stdout (and stderr) to a pipe or a file. */
+typedef struct bench_child {
+    pid_t pid;
+    int out_fd; /* read end of stdout, or -1 */
+} bench_child;
+
+/* argv[0] is looked up in PATH. env_add: NULL-terminated "K=V" list added to
+ * the environment. stdout_path: file for stdout+stderr, or NULL for a pipe
+ * (out_fd) with stderr to ours. */
+int bench_spawn(bench_child *ch, const char *const *argv, const char *const *env_add,
+                const char *stdout_path);
+/* Removes a directory tree (best effort). */
+void bench_rm_tree(const char *dir);
+
+/* wait4 for it; status and rusage. */
+int bench_wait(bench_child *ch, int *status, struct rusage *ru);
+
+#endif

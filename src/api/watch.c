@@ -1,0 +1,530 @@
+/* Watching a directory: the WatchDir server stream (events to a callback,
+ * a handle to stop it) and the polling watchers (CreateWatcher,
+ * GetWatcherEvents, RemoveWatcher). */
+#include "api/fs_internal.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- events ---------------------------------------------------------------- */
+
+const char *envd_fs_event_type_name(envd_fs_event_type t)
+{
+    switch (t) {
+    case ENVD_FS_EVENT_CREATE: return "create";
+    case ENVD_FS_EVENT_WRITE: return "write";
+    case ENVD_FS_EVENT_REMOVE: return "remove";
+    case ENVD_FS_EVENT_RENAME: return "rename";
+    case ENVD_FS_EVENT_CHMOD: return "chmod";
+    default: return "unknown";
+    }
+}
+
+static envd_fs_event_type map_event(Filesystem__EventType t)
+{
+    switch (t) {
+    case FILESYSTEM__EVENT_TYPE__EVENT_TYPE_CREATE: return ENVD_FS_EVENT_CREATE;
+    case FILESYSTEM__EVENT_TYPE__EVENT_TYPE_WRITE: return ENVD_FS_EVENT_WRITE;
+    case FILESYSTEM__EVENT_TYPE__EVENT_TYPE_REMOVE: return ENVD_FS_EVENT_REMOVE;
+    case FILESYSTEM__EVENT_TYPE__EVENT_TYPE_RENAME: return ENVD_FS_EVENT_RENAME;
+    case FILESYSTEM__EVENT_TYPE__EVENT_TYPE_CHMOD: return ENVD_FS_EVENT_CHMOD;
+    default: return ENVD_FS_EVENT_UNKNOWN;
+    }
+}
+
+envd_status envd_fs_event_from_proto(const Filesystem__FilesystemEvent *p, envd_fs_event *ev)
+{
+    memset(ev, 0, sizeof(*ev));
+    ev->type = map_event(p->type);
+    char *name = envd_strdup0(p->name);
+    if (!name)
+        return ENVD_E_NOMEM;
+    ev->name = name;
+    if (p->_entry_case == FILESYSTEM__FILESYSTEM_EVENT___ENTRY_ENTRY && p->entry) {
+        ev->entry = envd_entry_from_proto(p->entry);
+        if (!ev->entry) {
+            free(name);
+            ev->name = NULL;
+            return ENVD_E_NOMEM;
+        }
+    }
+    return ENVD_OK;
+}
+
+void envd_fs_event_clear(envd_fs_event *ev)
+{
+    free((char *)ev->name);
+    envd_entry_info_free((envd_entry_info *)ev->entry);
+    memset(ev, 0, sizeof(*ev));
+}
+
+/* ---- WatchDir stream --------------------------------------------------------- */
+
+/* References: the transport (until on_done has run), the caller's (the
+ * handle, dropped by envd_watch_free; until the handle is delivered, the
+ * start future's result holds it), the cancel hooks while they run, and the
+ * starting function. */
+/* The watch whose cb this thread is running, if any: envd_watch_stop from
+ * inside cb must not wait for itself. */
+static _Thread_local const envd_watch *tl_in_cb;
+
+struct envd_watch {
+    atomic_int refs;
+    envd_client *c;
+    envd_rpc_transport *t;
+    _Atomic(envd_rpc *) rpc;
+    envd_future *start_f; /* I/O side: completed at the start event */
+    envd_future *done_f;  /* completes when the stream ends; the watch holds
+                           * the caller's reference */
+    envd_fs_event_cb cb;
+    void *ud;
+
+    /* Held while cb runs, so envd_watch_stop can wait out a running cb. */
+    pthread_mutex_t cb_mu;
+    atomic_int stopped;
+
+    int started;
+    int bad_first;
+};
+
+static void watch_unref(envd_watch *w)
+{
+    if (atomic_fetch_sub(&w->refs, 1) != 1)
+        return;
+    envd_rpc *rpc = atomic_load(&w->rpc);
+    if (rpc)
+        w->t->ops->release(rpc);
+    envd_future_free(w->done_f);
+    pthread_mutex_destroy(&w->cb_mu);
+    free(w);
+}
+
+static void hook_ref(void *p)
+{
+    atomic_fetch_add(&((envd_watch *)p)->refs, 1);
+}
+static void hook_unref(void *p)
+{
+    watch_unref(p);
+}
+static void hook_cancel(void *p)
+{
+    envd_watch *w = p;
+    envd_rpc *rpc = atomic_load(&w->rpc);
+    if (rpc)
+        w->t->ops->cancel(rpc);
+}
+
+/* The start future's result until taken: freeing it frees the watch. */
+static void watch_result_free(void *p)
+{
+    envd_watch_free(p);
+}
+
+static int on_watch_message(void *ud, const uint8_t *msg, size_t len)
+{
+    envd_watch *w = ud;
+    Filesystem__WatchDirResponse *r = filesystem__watch_dir_response__unpack(NULL, len, msg);
+    if (!r)
+        return -1; /* on_done reports the protocol error */
+    int rc = 0;
+    if (!w->started) {
+        if (r->event_case != FILESYSTEM__WATCH_DIR_RESPONSE__EVENT_START) {
+            w->bad_first = r->event_case ? (int)r->event_case : -1;
+            rc = -1;
+        } else {
+            w->started = 1;
+            envd_future *sf = w->start_f;
+            w->start_f = NULL;
+            envd_future_complete(sf, w, watch_result_free, NULL);
+        }
+    } else if (r->event_case == FILESYSTEM__WATCH_DIR_RESPONSE__EVENT_FILESYSTEM && r->filesystem &&
+               !atomic_load(&w->stopped)) {
+        envd_fs_event ev;
+        if (envd_fs_event_from_proto(r->filesystem, &ev) != ENVD_OK) {
+            rc = -1;
+        } else {
+            pthread_mutex_lock(&w->cb_mu);
+            if (!atomic_load(&w->stopped)) {
+                tl_in_cb = w;
+                w->cb(w->ud, &ev);
+                tl_in_cb = NULL;
+            }
+            pthread_mutex_unlock(&w->cb_mu);
+            envd_fs_event_clear(&ev);
+        }
+    }
+    /* keepalives only feed the idle clock */
+    filesystem__watch_dir_response__free_unpacked(r, NULL);
+    return rc;
+}
+
+static void on_watch_done(void *ud, envd_error *err)
+{
+    envd_watch *w = ud;
+    envd_transport_kind tk = w->t->ops->kind;
+    envd_rt_release(w->c->rt); /* before completing: the caller may free the client */
+    if (!w->started) {
+        if (w->bad_first) {
+            envd_error_free(err);
+            err = envd_error_new(ENVD_E_PROTOCOL, tk, 0, "expected start event, got event %d",
+                                 w->bad_first);
+        } else if (!err) {
+            err = envd_error_new(ENVD_E_PROTOCOL, tk, 0, "stream closed without start event");
+        } else {
+            envd_error_wrap(err, "failed to watch directory");
+        }
+        envd_future *sf = w->start_f;
+        w->start_f = NULL;
+        envd_future_complete(w->done_f, NULL, NULL, envd_error_dup(err));
+        envd_future_complete(sf, NULL, NULL, err);
+    } else if (err && atomic_load(&w->stopped) && err->code == ENVD_CANCELED) {
+        envd_error_free(err); /* stopped by the caller: a normal end */
+        envd_future_complete(w->done_f, NULL, NULL, NULL);
+    } else {
+        if (err)
+            envd_error_wrap(err, "watch stream error");
+        envd_future_complete(w->done_f, NULL, NULL, err);
+    }
+    if (!w->started)
+        watch_unref(w); /* the caller's reference: no handle was delivered */
+    watch_unref(w);     /* the transport's */
+}
+
+static void fill_watch_request(Filesystem__WatchDirRequest *req, const char *path, unsigned flags)
+{
+    req->path = (char *)path;
+    req->recursive = (flags & ENVD_WATCH_RECURSIVE) != 0;
+    req->include_entry = (flags & ENVD_WATCH_INCLUDE_ENTRY) != 0;
+    req->allow_network_mounts = (flags & ENVD_WATCH_ALLOW_NETWORK_MOUNTS) != 0;
+}
+
+envd_status envd_fs_watch_dir_async(envd_client *c, const char *path, unsigned flags,
+                                    envd_fs_event_cb cb, void *ud, envd_future **out)
+{
+    if (out)
+        *out = NULL;
+    if (!c || !path || !cb || !out)
+        return ENVD_E_USAGE;
+    Filesystem__WatchDirRequest req = FILESYSTEM__WATCH_DIR_REQUEST__INIT;
+    fill_watch_request(&req, path, flags);
+    size_t len = protobuf_c_message_get_packed_size(&req.base);
+    uint8_t *body = malloc(len ? len : 1);
+    envd_watch *w = calloc(1, sizeof(*w));
+    envd_status s = ENVD_E_NOMEM;
+    if (!body || !w) {
+        free(body);
+        free(w);
+        return s;
+    }
+    protobuf_c_message_pack(&req.base, body);
+    atomic_init(&w->refs, 3); /* transport + caller + this function */
+    w->c = c;
+    w->cb = cb;
+    w->ud = ud;
+    pthread_mutex_init(&w->cb_mu, NULL);
+    w->start_f = envd_future_create(ENVD_FK_WATCH);
+    w->done_f = envd_future_create(ENVD_FK_NONE);
+    if (!w->start_f || !w->done_f)
+        goto fail;
+    if ((s = envd_rt_acquire(c->rt)) != ENVD_OK)
+        goto fail;
+    w->t = envd_client_rpc_transport(c);
+    {
+        envd_kv hdrs[c->n_headers + 2];
+        char *owned = NULL;
+        size_t nh = envd_call_headers(c, NULL, hdrs, &owned);
+        hdrs[nh++] = (envd_kv){"keepalive-ping-interval", c->keepalive};
+        envd_rpc_request rr = {
+            .ep = &c->ep,
+            .method = "/filesystem.Filesystem/WatchDir",
+            .kind = ENVD_RPC_SERVER_STREAM,
+            .headers = hdrs,
+            .n_headers = nh,
+            .body = body,
+            .body_len = len,
+            .timeout_ms = c->cfg->request_timeout_ms,
+            .idle_timeout_ms = c->cfg->idle_timeout_ms,
+        };
+        envd_rpc_callbacks rcb = {on_watch_message, on_watch_done, w};
+        envd_rpc *rpc = NULL;
+        envd_future *sf = w->start_f; /* on_done may complete and clear it */
+        s = w->t->ops->start(w->t, &rr, &rcb, &rpc);
+        free(owned);
+        free(body);
+        body = NULL;
+        if (s != ENVD_OK) {
+            envd_rt_release(c->rt);
+            goto fail;
+        }
+        atomic_store(&w->rpc, rpc);
+        if (atomic_load(&w->stopped)) /* a stop raced with the start */
+            w->t->ops->cancel(rpc);
+        envd_cancel_hook hook = {hook_cancel, hook_ref, hook_unref, w};
+        envd_future_set_cancel(sf, &hook);
+        envd_future_set_cancel(w->done_f, &hook);
+        *out = sf;
+    }
+    watch_unref(w);
+    return ENVD_OK;
+fail:
+    free(body);
+    if (w->start_f) {
+        envd_future_complete(w->start_f, NULL, NULL, NULL);
+        envd_future_free(w->start_f);
+    }
+    if (w->done_f) {
+        envd_future_complete(w->done_f, NULL, NULL, NULL);
+        envd_future_free(w->done_f);
+    }
+    pthread_mutex_destroy(&w->cb_mu);
+    free(w);
+    return s;
+}
+
+envd_watch *envd_future_take_watch(envd_future *f)
+{
+    return envd_future_take_result(f, ENVD_FK_WATCH);
+}
+
+envd_status envd_fs_watch_dir(envd_client *c, const char *path, unsigned flags, envd_fs_event_cb cb,
+                              void *ud, envd_watch **out, envd_error **err)
+{
+    if (err)
+        *err = NULL;
+    if (out)
+        *out = NULL;
+    if (!out)
+        return ENVD_E_USAGE;
+    envd_future *f;
+    envd_status s = envd_fs_watch_dir_async(c, path, flags, cb, ud, &f);
+    if (s != ENVD_OK)
+        return s;
+    envd_future_wait(f, -1);
+    s = envd_future_status(f);
+    if (s == ENVD_OK)
+        *out = envd_future_take_watch(f);
+    else if (err)
+        *err = envd_future_take_error(f);
+    envd_future_free(f);
+    return s;
+}
+
+void envd_watch_stop(envd_watch *w)
+{
+    if (!w)
+        return;
+    if (tl_in_cb == w) {
+        /* from cb itself: it holds cb_mu; no further call after it returns */
+        atomic_store(&w->stopped, 1);
+    } else {
+        pthread_mutex_lock(&w->cb_mu); /* waits out a cb running elsewhere */
+        atomic_store(&w->stopped, 1);
+        pthread_mutex_unlock(&w->cb_mu);
+    }
+    envd_rpc *rpc = atomic_load(&w->rpc);
+    if (rpc)
+        w->t->ops->cancel(rpc);
+}
+
+envd_future *envd_watch_future(envd_watch *w)
+{
+    return w ? w->done_f : NULL;
+}
+
+void envd_watch_free(envd_watch *w)
+{
+    if (!w)
+        return;
+    envd_watch_stop(w);
+    watch_unref(w);
+}
+
+/* ---- polling watchers ---------------------------------------------------------- */
+
+static void id_finish(void *ctx, const uint8_t *resp, size_t len, envd_error *err, void **result,
+                      envd_free_fn *free_fn, envd_error **out_err)
+{
+    (void)ctx;
+    if (err) {
+        *out_err = envd_error_wrap(err, "failed to create watcher");
+        return;
+    }
+    Filesystem__CreateWatcherResponse *r =
+        filesystem__create_watcher_response__unpack(NULL, len, resp);
+    if (!r || !r->watcher_id || !r->watcher_id[0]) {
+        *out_err = envd_fs_decode_error("CreateWatcher");
+    } else if (!(*result = strdup(r->watcher_id))) {
+        *out_err = envd_error_new(ENVD_E_NOMEM, ENVD_TRANSPORT_NONE, 0, "out of memory");
+    } else {
+        *free_fn = free;
+    }
+    if (r)
+        filesystem__create_watcher_response__free_unpacked(r, NULL);
+}
+
+envd_status envd_fs_watcher_create_async(envd_client *c, const char *path, unsigned flags,
+                                         envd_future **out)
+{
+    if (!c || !path || !out)
+        return ENVD_E_USAGE;
+    /* CreateWatcherRequest has WatchDirRequest's fields and numbers. */
+    Filesystem__CreateWatcherRequest req = FILESYSTEM__CREATE_WATCHER_REQUEST__INIT;
+    req.path = (char *)path;
+    req.recursive = (flags & ENVD_WATCH_RECURSIVE) != 0;
+    req.include_entry = (flags & ENVD_WATCH_INCLUDE_ENTRY) != 0;
+    req.allow_network_mounts = (flags & ENVD_WATCH_ALLOW_NETWORK_MOUNTS) != 0;
+    envd_unary_spec spec = {.method = "/filesystem.Filesystem/CreateWatcher",
+                            .kind = ENVD_FK_WATCHER_ID,
+                            .finish = id_finish};
+    return envd_unary_start(c, &spec, &req.base, out);
+}
+
+const char *envd_future_watcher_id(const envd_future *f)
+{
+    return envd_future_result(f, ENVD_FK_WATCHER_ID);
+}
+
+envd_status envd_fs_watcher_create(envd_client *c, const char *path, unsigned flags, char **id,
+                                   envd_error **err)
+{
+    if (err)
+        *err = NULL;
+    if (id)
+        *id = NULL;
+    if (!id)
+        return ENVD_E_USAGE;
+    envd_future *f;
+    envd_status s = envd_fs_watcher_create_async(c, path, flags, &f);
+    if (s != ENVD_OK)
+        return s;
+    return envd_sync_finish(f, (void **)id, err);
+}
+
+void envd_fs_event_list_free(envd_fs_event_list *l)
+{
+    if (!l)
+        return;
+    for (size_t i = 0; i < l->n; i++)
+        envd_fs_event_clear(&l->events[i]);
+    free(l->events);
+    free(l);
+}
+
+static void event_list_free_fn(void *p)
+{
+    envd_fs_event_list_free(p);
+}
+
+size_t envd_fs_event_list_count(const envd_fs_event_list *l)
+{
+    return l ? l->n : 0;
+}
+
+const envd_fs_event *envd_fs_event_list_at(const envd_fs_event_list *l, size_t i)
+{
+    return l && i < l->n ? &l->events[i] : NULL;
+}
+
+static void events_finish(void *ctx, const uint8_t *resp, size_t len, envd_error *err,
+                          void **result, envd_free_fn *free_fn, envd_error **out_err)
+{
+    (void)ctx;
+    if (err) {
+        *out_err = envd_error_wrap(err, "failed to get watcher events");
+        return;
+    }
+    Filesystem__GetWatcherEventsResponse *r =
+        filesystem__get_watcher_events_response__unpack(NULL, len, resp);
+    if (!r) {
+        *out_err = envd_fs_decode_error("GetWatcherEvents");
+        return;
+    }
+    envd_fs_event_list *l = calloc(1, sizeof(*l));
+    if (l && r->n_events && !(l->events = calloc(r->n_events, sizeof(*l->events)))) {
+        free(l);
+        l = NULL;
+    }
+    for (size_t i = 0; l && i < r->n_events; i++) {
+        if (!r->events[i])
+            continue;
+        if (envd_fs_event_from_proto(r->events[i], &l->events[l->n]) != ENVD_OK) {
+            envd_fs_event_list_free(l);
+            l = NULL;
+            break;
+        }
+        l->n++;
+    }
+    filesystem__get_watcher_events_response__free_unpacked(r, NULL);
+    if (!l) {
+        *out_err = envd_error_new(ENVD_E_NOMEM, ENVD_TRANSPORT_NONE, 0, "out of memory");
+        return;
+    }
+    *result = l;
+    *free_fn = event_list_free_fn;
+}
+
+envd_status envd_fs_watcher_events_async(envd_client *c, const char *id, envd_future **out)
+{
+    if (!c || !id || !out)
+        return ENVD_E_USAGE;
+    Filesystem__GetWatcherEventsRequest req = FILESYSTEM__GET_WATCHER_EVENTS_REQUEST__INIT;
+    req.watcher_id = (char *)id;
+    envd_unary_spec spec = {.method = "/filesystem.Filesystem/GetWatcherEvents",
+                            .kind = ENVD_FK_EVENT_LIST,
+                            .finish = events_finish};
+    return envd_unary_start(c, &spec, &req.base, out);
+}
+
+const envd_fs_event_list *envd_future_event_list(const envd_future *f)
+{
+    return envd_future_result(f, ENVD_FK_EVENT_LIST);
+}
+
+envd_status envd_fs_watcher_events(envd_client *c, const char *id, envd_fs_event_list **out,
+                                   envd_error **err)
+{
+    if (err)
+        *err = NULL;
+    if (out)
+        *out = NULL;
+    if (!out)
+        return ENVD_E_USAGE;
+    envd_future *f;
+    envd_status s = envd_fs_watcher_events_async(c, id, &f);
+    if (s != ENVD_OK)
+        return s;
+    return envd_sync_finish(f, (void **)out, err);
+}
+
+static void remove_watcher_finish(void *ctx, const uint8_t *resp, size_t len, envd_error *err,
+                                  void **result, envd_free_fn *free_fn, envd_error **out_err)
+{
+    (void)ctx, (void)resp, (void)len, (void)result, (void)free_fn;
+    if (err)
+        *out_err = envd_error_wrap(err, "failed to remove watcher");
+}
+
+envd_status envd_fs_watcher_remove_async(envd_client *c, const char *id, envd_future **out)
+{
+    if (!c || !id || !out)
+        return ENVD_E_USAGE;
+    Filesystem__RemoveWatcherRequest req = FILESYSTEM__REMOVE_WATCHER_REQUEST__INIT;
+    req.watcher_id = (char *)id;
+    envd_unary_spec spec = {.method = "/filesystem.Filesystem/RemoveWatcher",
+                            .kind = ENVD_FK_NONE,
+                            .finish = remove_watcher_finish};
+    return envd_unary_start(c, &spec, &req.base, out);
+}
+
+envd_status envd_fs_watcher_remove(envd_client *c, const char *id, envd_error **err)
+{
+    if (err)
+        *err = NULL;
+    envd_future *f;
+    envd_status s = envd_fs_watcher_remove_async(c, id, &f);
+    if (s != ENVD_OK)
+        return s;
+    return envd_sync_finish(f, NULL, err);
+}

@@ -1,0 +1,819 @@
+/* Commands end to end, as a user calls them, on gRPC and Connect, straight
+ * to the reference server and through the HTTP/1.1 gateway: exit codes,
+ * signals, output (interleaved, unicode, binary, capped), envs, cwd, users,
+ * argv, stdin (unary, ordered stream, EOF), tags, kill of unknown
+ * processes, disconnect and re-attach, PTY sessions, futures, and
+ * different methods back to back on one connection. */
+#include "cmd_util.h"
+
+static int setup_grpc(void **state) { return fx_setup(state, FX_GRPC, NULL); }
+static int setup_connect(void **state) { return fx_setup(state, FX_CONNECT, NULL); }
+static int setup_gw_h1(void **state) { return fx_setup(state, FX_GW_H1, NULL); }
+static int setup_gw_grpc(void **state) { return fx_setup(state, FX_GW_GRPC, NULL); }
+static int teardown(void **state) { return fx_teardown(state); }
+
+static envd_command_result *run_ok(envd_client *c, const char *cmd, const envd_cmd_opts *o)
+{
+    envd_command_result *r = NULL;
+    envd_error *err = NULL;
+    envd_status st = envd_commands_run(c, cmd, o, &r, &err);
+    assert_envd_ok(st, err);
+    assert_non_null(r);
+    return r;
+}
+
+static void exit_codes(void **state)
+{
+    fixture *fx = *state;
+    envd_command_result *r = run_ok(fx->c, "echo zero", NULL);
+    assert_int_equal(envd_command_result_exit_code(r), 0);
+    assert_string_equal(envd_command_result_stdout(r, NULL), "zero\n");
+    assert_string_equal(envd_command_result_error(r), "");
+    envd_command_result_free(r);
+
+    envd_error *err = NULL;
+    envd_status st = envd_commands_run(fx->c, "echo one; echo why >&2; exit 1", NULL, &r, &err);
+    assert_int_equal(st, ENVD_E_COMMAND_EXIT);
+    assert_non_null(r);
+    assert_int_equal(envd_command_result_exit_code(r), 1);
+    assert_string_equal(envd_command_result_stdout(r, NULL), "one\n");
+    assert_string_equal(envd_command_result_stderr(r, NULL), "why\n");
+    assert_string_equal(envd_command_result_error(r), "exit status 1");
+    assert_int_equal(envd_error_code(err), ENVD_E_COMMAND_EXIT);
+    assert_int_equal(envd_error_exit_code(err), 1);
+    assert_string_equal(envd_error_message(err),
+                        "command exited with code 1: exit status 1\nstderr: why\n");
+    envd_command_result_free(r);
+    envd_error_free(err);
+
+    st = envd_commands_run(fx->c, "definitely-not-a-command-42", NULL, &r, &err);
+    assert_int_equal(st, ENVD_E_COMMAND_EXIT);
+    assert_int_equal(envd_command_result_exit_code(r), 127);
+    assert_non_null(strstr(envd_command_result_stderr(r, NULL), "not found"));
+    assert_int_equal(envd_error_exit_code(err), 127);
+    envd_command_result_free(r);
+    envd_error_free(err);
+
+    /* the same through the future */
+    envd_future *f = NULL;
+    assert_int_equal(envd_commands_run_async(fx->c, "exit 3", NULL, &f), ENVD_OK);
+    assert_int_equal(envd_future_wait(f, 20000), ENVD_OK);
+    assert_int_equal(envd_future_status(f), ENVD_E_COMMAND_EXIT);
+    assert_int_equal(envd_command_result_exit_code(envd_future_command_result(f)), 3);
+    assert_int_equal(envd_error_exit_code(envd_future_error(f)), 3);
+    envd_future_free(f);
+}
+
+static void killed_by_signals(void **state)
+{
+    fixture *fx = *state;
+    envd_error *err = NULL;
+    envd_handle *h = NULL;
+    envd_status st = envd_commands_start(fx->c, "sleep 30", NULL, &h, &err);
+    assert_envd_ok(st, err);
+    int64_t t0 = now_ms();
+    assert_int_equal(envd_handle_kill(h), 1);
+    envd_command_result *r = NULL;
+    st = envd_handle_wait(h, 20000, &r, &err);
+    assert_int_equal(st, ENVD_E_COMMAND_EXIT);
+    assert_int_equal(envd_command_result_exit_code(r), -1);
+    assert_string_equal(envd_command_result_error(r), "signal: killed");
+    assert_int_equal(envd_error_exit_code(err), -1);
+    assert_true(now_ms() - t0 < 10000);
+    envd_command_result_free(r);
+    envd_error_free(err);
+    /* killing it again: gone, not an error */
+    assert_int_equal(envd_handle_kill(h), 0);
+    envd_handle_free(h);
+
+    /* SIGTERM */
+    st = envd_commands_start(fx->c, "sleep 30", NULL, &h, &err);
+    assert_envd_ok(st, err);
+    int sent = 0;
+    st = envd_handle_signal(h, ENVD_SIGNAL_SIGTERM, &sent, &err);
+    assert_envd_ok(st, err);
+    assert_int_equal(sent, 1);
+    st = envd_handle_wait(h, 20000, &r, &err);
+    assert_int_equal(st, ENVD_E_COMMAND_EXIT);
+    assert_int_equal(envd_command_result_exit_code(r), -1);
+    assert_string_equal(envd_command_result_error(r), "signal: terminated");
+    envd_command_result_free(r);
+    envd_error_free(err);
+    envd_handle_free(h);
+
+    /* a signal envd does not support: its answer, as an error */
+    st = envd_commands_start(fx->c, "sleep 30", NULL, &h, &err);
+    assert_envd_ok(st, err);
+    st = envd_commands_signal(fx->c, envd_handle_pid(h), (envd_signal)2, &sent, &err);
+    assert_int_equal(st, ENVD_UNIMPLEMENTED);
+    assert_non_null(strstr(envd_error_message(err), "failed to send signal: "));
+    envd_error_free(err);
+    envd_future *kf = NULL;
+    assert_int_equal(envd_commands_kill_async(fx->c, envd_handle_pid(h), &kf), ENVD_OK);
+    assert_int_equal(envd_future_wait(kf, 20000), ENVD_OK);
+    assert_int_equal(envd_future_status(kf), ENVD_OK);
+    assert_int_equal(envd_future_bool(kf), 1);
+    envd_future_free(kf);
+    st = envd_handle_wait(h, 20000, NULL, NULL);
+    assert_int_equal(st, ENVD_E_COMMAND_EXIT);
+    envd_handle_free(h);
+}
+
+static void interleaved_output(void **state)
+{
+    fixture *fx = *state;
+    sink out, errs;
+    sink_init(&out, 0);
+    sink_init(&errs, 0);
+    envd_cmd_opts *o = envd_cmd_opts_new();
+    envd_cmd_opts_on_stdout(o, sink_cb, &out);
+    envd_cmd_opts_on_stderr(o, sink_cb, &errs);
+    envd_command_result *r = run_ok(
+        fx->c, "for i in $(seq 1 300); do echo out$i; echo err$i >&2; done", o);
+    char want_out[8192] = "", want_err[8192] = "";
+    for (int i = 1; i <= 300; i++) {
+        char line[32];
+        snprintf(line, sizeof(line), "out%d\n", i);
+        strcat(want_out, line);
+        snprintf(line, sizeof(line), "err%d\n", i);
+        strcat(want_err, line);
+    }
+    /* order is kept within each stream, and callbacks see what the result
+     * keeps */
+    assert_string_equal(envd_command_result_stdout(r, NULL), want_out);
+    assert_string_equal(envd_command_result_stderr(r, NULL), want_err);
+    assert_string_equal(out.buf, want_out);
+    assert_string_equal(errs.buf, want_err);
+    assert_true(out.calls >= 1 && errs.calls >= 1);
+    envd_command_result_free(r);
+    envd_cmd_opts_free(o);
+    sink_free(&out);
+    sink_free(&errs);
+}
+
+static void unicode_and_binary_output(void **state)
+{
+    fixture *fx = *state;
+    envd_command_result *r = run_ok(fx->c, "printf 'h\\xc3\\xa9llo \\xe2\\x9c\\x93 \\xf0\\x9f\\x9a\\x80\\n'", NULL);
+    assert_string_equal(envd_command_result_stdout(r, NULL), "h\xc3\xa9llo \xe2\x9c\x93 \xf0\x9f\x9a\x80\n");
+    envd_command_result_free(r);
+
+    /* every byte value, NUL and invalid UTF-8 included, on both streams */
+    sink out;
+    sink_init(&out, 0);
+    envd_cmd_opts *o = envd_cmd_opts_new();
+    envd_cmd_opts_on_stdout(o, sink_cb, &out);
+    r = run_ok(fx->c,
+               "for i in $(seq 0 255); do printf \"\\\\$(printf %03o $i)\"; done; "
+               "printf '\\000\\377\\376' >&2",
+               o);
+    size_t n;
+    const char *bytes = envd_command_result_stdout(r, &n);
+    assert_int_equal(n, 256);
+    for (int i = 0; i < 256; i++)
+        assert_int_equal((unsigned char)bytes[i], i);
+    assert_int_equal(out.len, 256);
+    assert_memory_equal(out.buf, bytes, 256);
+    const char *eb = envd_command_result_stderr(r, &n);
+    assert_int_equal(n, 3);
+    assert_memory_equal(eb, "\0\377\376", 3);
+    envd_command_result_free(r);
+    envd_cmd_opts_free(o);
+    sink_free(&out);
+}
+
+static void capped_output(void **state)
+{
+    fixture *fx = *state;
+    sink out;
+    sink_init(&out, 16);
+    envd_cmd_opts *o = envd_cmd_opts_new();
+    envd_cmd_opts_on_stdout(o, sink_cb, &out);
+    envd_cmd_opts_set_max_output(o, 1000);
+    envd_command_result *r = run_ok(fx->c, "head -c 300000 /dev/zero | tr '\\0' x; echo e >&2", o);
+    size_t n;
+    envd_command_result_stdout(r, &n);
+    assert_int_equal(n, 1000);
+    assert_true(envd_command_result_truncated(r));
+    assert_string_equal(envd_command_result_stderr(r, NULL), "e\n");
+    assert_int_equal(out.total, 300000); /* the callback saw everything */
+    envd_command_result_free(r);
+
+    envd_cmd_opts_set_max_output(o, 0);
+    r = run_ok(fx->c, "echo hidden", o);
+    envd_command_result_stdout(r, &n);
+    assert_int_equal(n, 0);
+    assert_true(envd_command_result_truncated(r));
+    envd_command_result_free(r);
+    envd_cmd_opts_free(o);
+    sink_free(&out);
+}
+
+static void envs_cwd_user(void **state)
+{
+    fixture *fx = *state;
+    envd_cmd_opts *o = envd_cmd_opts_new();
+    envd_cmd_opts_set_env(o, "GREETING", "hi there");
+    envd_cmd_opts_set_env(o, "EMPTY", "");
+    envd_cmd_opts_set_cwd(o, "/tmp");
+    envd_command_result *r =
+        run_ok(fx->c, "echo \"$GREETING|${EMPTY-unset}|$(basename $(pwd))|$USER\"", o);
+    assert_string_equal(envd_command_result_stdout(r, NULL), "hi there||tmp|root\n");
+    envd_command_result_free(r);
+
+    /* per-command user, as envd reads it (Basic auth) */
+    envd_cmd_opts_set_user(o, "user");
+    envd_cmd_opts_set_cwd(o, NULL);
+    r = run_ok(fx->c, "echo $USER $(basename $HOME)", o);
+    assert_string_equal(envd_command_result_stdout(r, NULL), "user user\n");
+    envd_command_result_free(r);
+    assert_int_equal(envd_cmd_opts_set_user(o, "a:b"), ENVD_INVALID_ARGUMENT);
+
+    /* a missing cwd fails the start: the call's error, wrapped */
+    envd_cmd_opts_set_user(o, NULL);
+    envd_cmd_opts_set_cwd(o, "/no/such/dir");
+    envd_error *err = NULL;
+    envd_status st = envd_commands_run(fx->c, "true", o, &r, &err);
+    assert_int_equal(st, ENVD_INVALID_ARGUMENT);
+    assert_null(r);
+    assert_non_null(strstr(envd_error_message(err), "failed to start command: "));
+    envd_error_free(err);
+    envd_handle *h = NULL;
+    st = envd_commands_start(fx->c, "true", o, &h, &err);
+    assert_int_equal(st, ENVD_INVALID_ARGUMENT);
+    assert_null(h);
+    envd_error_free(err);
+
+    /* list: pid, tag, cmd, args, envs, cwd */
+    envd_cmd_opts_set_cwd(o, "/tmp");
+    envd_cmd_opts_set_tag(o, "listed");
+    st = envd_commands_start(fx->c, "sleep 30", o, &h, &err);
+    assert_envd_ok(st, err);
+    envd_future *lf = NULL;
+    assert_int_equal(envd_commands_list_async(fx->c, &lf), ENVD_OK);
+    assert_int_equal(envd_future_wait(lf, 20000), ENVD_OK);
+    const envd_process_list *l = envd_future_process_list(lf);
+    assert_non_null(l);
+    int seen = 0;
+    for (size_t i = 0; i < envd_process_list_count(l); i++) {
+        if (envd_process_list_pid(l, i) != envd_handle_pid(h))
+            continue;
+        seen = 1;
+        assert_string_equal(envd_process_list_tag(l, i), "listed");
+        assert_string_equal(envd_process_list_cmd(l, i), "/bin/bash");
+        assert_int_equal(envd_process_list_argc(l, i), 3);
+        assert_string_equal(envd_process_list_arg(l, i, 0), "-l");
+        assert_string_equal(envd_process_list_arg(l, i, 2), "sleep 30");
+        assert_null(envd_process_list_arg(l, i, 3));
+        assert_string_equal(envd_process_list_cwd(l, i), "/tmp");
+        assert_int_equal(envd_process_list_envc(l, i), 2);
+        assert_string_equal(envd_process_list_getenv(l, i, "GREETING"), "hi there");
+        assert_string_equal(envd_process_list_getenv(l, i, "EMPTY"), "");
+        assert_null(envd_process_list_getenv(l, i, "PATH"));
+        int names = 0;
+        for (size_t j = 0; j < 2; j++)
+            names += strcmp(envd_process_list_env_name(l, i, j), "GREETING") == 0 ||
+                     strcmp(envd_process_list_env_name(l, i, j), "EMPTY") == 0;
+        assert_int_equal(names, 2);
+        assert_null(envd_process_list_env_name(l, i, 2));
+    }
+    assert_true(seen);
+    envd_future_free(lf);
+    assert_int_equal(envd_handle_kill(h), 1);
+    envd_handle_wait(h, 20000, NULL, NULL);
+    envd_handle_free(h);
+    envd_cmd_opts_free(o);
+}
+
+static void argv_without_shell(void **state)
+{
+    fixture *fx = *state;
+    const char *const argv[] = {"/bin/echo", "a  b", "$HOME", "'q'", NULL};
+    envd_command_result *r = NULL;
+    envd_error *err = NULL;
+    envd_status st = envd_commands_run_argv(fx->c, argv, NULL, &r, &err);
+    assert_envd_ok(st, err);
+    assert_string_equal(envd_command_result_stdout(r, NULL), "a  b $HOME 'q'\n");
+    envd_command_result_free(r);
+
+    const char *const missing[] = {"/no/such/program", NULL};
+    st = envd_commands_run_argv(fx->c, missing, NULL, &r, &err);
+    if (st == ENVD_E_COMMAND_EXIT) /* the peer's sh reports it: 127 */
+        assert_int_equal(envd_command_result_exit_code(r), 127);
+    else /* envd's exec fails the start */
+        assert_int_equal(st, ENVD_INVALID_ARGUMENT);
+    envd_command_result_free(r);
+    envd_error_free(err);
+
+    const char *const sleeper[] = {"sleep", "30", NULL};
+    envd_handle *h = NULL;
+    st = envd_commands_start_argv(fx->c, sleeper, NULL, &h, &err);
+    assert_envd_ok(st, err);
+    envd_process_list *l = NULL;
+    st = envd_commands_list(fx->c, &l, &err);
+    assert_envd_ok(st, err);
+    int seen = 0;
+    for (size_t i = 0; i < envd_process_list_count(l); i++)
+        if (envd_process_list_pid(l, i) == envd_handle_pid(h)) {
+            seen = 1;
+            assert_string_equal(envd_process_list_cmd(l, i), "sleep");
+            assert_int_equal(envd_process_list_argc(l, i), 1);
+        }
+    assert_true(seen);
+    envd_process_list_free(l);
+    assert_int_equal(envd_handle_kill(h), 1);
+    envd_handle_free(h);
+
+    const char *const empty[] = {NULL};
+    assert_int_equal(envd_commands_run_argv(fx->c, empty, NULL, &r, &err), ENVD_E_USAGE);
+}
+
+static void stdin_then_eof(void **state)
+{
+    fixture *fx = *state;
+    envd_cmd_opts *o = envd_cmd_opts_new();
+    envd_cmd_opts_set_stdin(o, 1);
+    envd_handle *h = NULL;
+    envd_error *err = NULL;
+    envd_status st = envd_commands_start(fx->c, "cat; echo eof", o, &h, &err);
+    assert_envd_ok(st, err);
+    uint32_t pid = envd_handle_pid(h);
+    st = envd_commands_send_stdin(fx->c, pid, "hello ", 6, &err);
+    assert_envd_ok(st, err);
+    envd_future *f = NULL;
+    assert_int_equal(envd_commands_send_stdin_async(fx->c, pid, "world\n", 6, &f), ENVD_OK);
+    assert_int_equal(envd_future_wait(f, 20000), ENVD_OK);
+    assert_int_equal(envd_future_status(f), ENVD_OK);
+    envd_future_free(f);
+    st = envd_handle_send_input(h, "\0bin\n", 5, &err);
+    assert_envd_ok(st, err);
+    /* still running: cat waits for EOF */
+    assert_int_equal(envd_handle_wait(h, 300, NULL, NULL), ENVD_E_TIMEOUT);
+    st = envd_handle_close_stdin(h, &err);
+    assert_envd_ok(st, err);
+    envd_command_result *r = NULL;
+    st = envd_handle_wait(h, 20000, &r, &err);
+    assert_envd_ok(st, err);
+    size_t n;
+    const char *out = envd_command_result_stdout(r, &n);
+    assert_int_equal(n, 21);
+    assert_memory_equal(out, "hello world\n\0bin\neof\n", 21);
+    envd_command_result_free(r);
+    envd_handle_free(h);
+
+    /* stdin off (the default): /dev/null, so cat ends at once; input is
+     * refused */
+    r = run_ok(fx->c, "cat; echo done", NULL);
+    assert_string_equal(envd_command_result_stdout(r, NULL), "done\n");
+    envd_command_result_free(r);
+    st = envd_commands_start(fx->c, "sleep 30", NULL, &h, &err);
+    assert_envd_ok(st, err);
+    /* closing a stdin that was never open is fine, twice */
+    for (int i = 0; i < 2; i++) {
+        st = envd_commands_close_stdin(fx->c, envd_handle_pid(h), &err);
+        assert_envd_ok(st, err);
+    }
+    st = envd_commands_send_stdin(fx->c, envd_handle_pid(h), "x", 1, &err);
+    assert_int_equal(st, ENVD_INTERNAL);
+    assert_non_null(strstr(envd_error_message(err), "failed to send stdin: "));
+    envd_error_free(err);
+    envd_handle_kill(h);
+    envd_handle_free(h);
+    envd_cmd_opts_free(o);
+}
+
+static void ordered_input_stream(void **state)
+{
+    fixture *fx = *state;
+    envd_cmd_opts *o = envd_cmd_opts_new();
+    envd_cmd_opts_set_stdin(o, 1);
+    envd_handle *h = NULL;
+    envd_error *err = NULL;
+    envd_status st = envd_commands_start(fx->c, "cat", o, &h, &err);
+    assert_envd_ok(st, err);
+    envd_input_stream *in = NULL;
+    assert_int_equal(envd_commands_open_input(fx->c, envd_handle_pid(h), 0, &in), ENVD_OK);
+    char want[16384] = "";
+    for (int i = 0; i < 500; i++) {
+        char line[32];
+        int n = snprintf(line, sizeof(line), "line %d\n", i);
+        strcat(want, line);
+        st = envd_input_stream_write(in, line, (size_t)n, &err);
+        assert_envd_ok(st, err);
+    }
+    /* one write larger than a message */
+    size_t big = (size_t)3 << 20;
+    char *blob = malloc(big);
+    memset(blob, 'z', big);
+    st = envd_input_stream_write(in, blob, big, &err);
+    assert_envd_ok(st, err);
+    free(blob);
+    st = envd_input_stream_close(in, &err);
+    assert_envd_ok(st, err);
+    assert_int_equal(envd_input_stream_write(in, "x", 1, &err), ENVD_E_USAGE);
+    envd_input_stream_free(in);
+    st = envd_handle_close_stdin(h, &err);
+    assert_envd_ok(st, err);
+    envd_command_result *r = NULL;
+    st = envd_handle_wait(h, 20000, &r, &err);
+    assert_envd_ok(st, err);
+    size_t n;
+    const char *out = envd_command_result_stdout(r, &n);
+    size_t wl = strlen(want);
+    assert_int_equal(n, wl + big);
+    assert_memory_equal(out, want, wl);
+    assert_int_equal(out[wl], 'z');
+    assert_int_equal(out[n - 1], 'z');
+    envd_command_result_free(r);
+    envd_handle_free(h);
+
+    /* input for an unknown pid: envd's error when the input ends */
+    assert_int_equal(envd_commands_open_input(fx->c, 999999, 0, &in), ENVD_OK);
+    st = envd_input_stream_write(in, "x", 1, &err);
+    if (st == ENVD_OK)
+        st = envd_input_stream_close(in, &err);
+    assert_int_equal(st, ENVD_NOT_FOUND);
+    assert_non_null(strstr(envd_error_message(err), "failed to stream input: "));
+    envd_error_free(err);
+    envd_input_stream_free(in);
+
+    /* abandoned without ending: freed cleanly */
+    assert_int_equal(envd_commands_open_input(fx->c, 999999, 0, &in), ENVD_OK);
+    envd_input_stream_free(in);
+    envd_cmd_opts_free(o);
+}
+
+static void tags(void **state)
+{
+    fixture *fx = *state;
+    char tag[64];
+    snprintf(tag, sizeof(tag), "job-%d-%d", (int)getpid(), fx->route);
+    envd_cmd_opts *o = envd_cmd_opts_new();
+    envd_cmd_opts_set_tag(o, tag);
+    envd_handle *h = NULL;
+    envd_error *err = NULL;
+    envd_status st =
+        envd_commands_start(fx->c, "for i in $(seq 1 100); do echo $i; sleep 0.2; done", o, &h, &err);
+    assert_envd_ok(st, err);
+    uint32_t pid = envd_handle_pid(h);
+
+    sink s;
+    sink_init(&s, 0);
+    envd_cmd_opts *co = envd_cmd_opts_new();
+    envd_cmd_opts_on_stdout(co, sink_cb, &s);
+    envd_handle *byt = NULL;
+    st = envd_commands_connect_tag(fx->c, tag, co, &byt, &err);
+    assert_envd_ok(st, err);
+    assert_int_equal(envd_handle_pid(byt), pid);
+    assert_true(sink_wait_for(&s, "\n", 5000)); /* it streams */
+
+    int killed = 0;
+    st = envd_commands_kill_tag(fx->c, tag, &killed, &err);
+    assert_envd_ok(st, err);
+    assert_int_equal(killed, 1);
+    envd_command_result *r = NULL;
+    st = envd_handle_wait(byt, 20000, &r, &err);
+    assert_int_equal(st, ENVD_E_COMMAND_EXIT);
+    assert_int_equal(envd_command_result_exit_code(r), -1);
+    envd_command_result_free(r);
+    envd_error_free(err);
+    st = envd_handle_wait(h, 20000, NULL, NULL);
+    assert_int_equal(st, ENVD_E_COMMAND_EXIT);
+    envd_handle_free(byt);
+    envd_handle_free(h);
+
+    /* unknown tags */
+    st = envd_commands_kill_tag(fx->c, "no-such-tag", &killed, &err);
+    assert_envd_ok(st, err);
+    assert_int_equal(killed, 0);
+    st = envd_commands_connect_tag(fx->c, "no-such-tag", NULL, &byt, &err);
+    assert_int_equal(st, ENVD_NOT_FOUND);
+    assert_null(byt);
+    envd_error_free(err);
+    assert_int_equal(envd_commands_connect_tag(fx->c, "", NULL, &byt, &err), ENVD_INVALID_ARGUMENT);
+    sink_free(&s);
+    envd_cmd_opts_free(co);
+    envd_cmd_opts_free(o);
+}
+
+static void unknown_processes(void **state)
+{
+    fixture *fx = *state;
+    envd_error *err = NULL;
+    int killed = 1;
+    envd_status st = envd_commands_kill(fx->c, 999999, &killed, &err);
+    assert_envd_ok(st, err);
+    assert_int_equal(killed, 0);
+    int sent = 1;
+    st = envd_commands_signal(fx->c, 999999, ENVD_SIGNAL_SIGTERM, &sent, &err);
+    assert_envd_ok(st, err);
+    assert_int_equal(sent, 0);
+    envd_future *f = NULL;
+    assert_int_equal(envd_commands_signal_tag_async(fx->c, "nope", ENVD_SIGNAL_SIGKILL, &f),
+                     ENVD_OK);
+    envd_future_wait(f, 20000);
+    assert_int_equal(envd_future_status(f), ENVD_OK);
+    assert_int_equal(envd_future_bool(f), 0);
+    envd_future_free(f);
+
+    envd_handle *h = NULL;
+    st = envd_commands_connect(fx->c, 999999, NULL, &h, &err);
+    assert_int_equal(st, ENVD_NOT_FOUND);
+    assert_null(h);
+    assert_non_null(strstr(envd_error_message(err), "failed to connect to process: "));
+    envd_error_free(err);
+
+    st = envd_commands_send_stdin(fx->c, 999999, "x", 1, &err);
+    assert_int_equal(st, ENVD_NOT_FOUND);
+    envd_error_free(err);
+    st = envd_commands_close_stdin(fx->c, 999999, &err);
+    assert_int_equal(st, ENVD_NOT_FOUND);
+    envd_error_free(err);
+    st = envd_pty_resize(fx->c, 999999, 80, 24, &err);
+    assert_int_equal(st, ENVD_NOT_FOUND);
+    envd_error_free(err);
+}
+
+static void disconnect_then_connect(void **state)
+{
+    fixture *fx = *state;
+    sink s1, s2;
+    sink_init(&s1, 0);
+    sink_init(&s2, 0);
+    envd_cmd_opts *o = envd_cmd_opts_new();
+    envd_cmd_opts_on_stdout(o, sink_cb, &s1);
+    envd_handle *h = NULL;
+    envd_error *err = NULL;
+    envd_status st = envd_commands_start(
+        fx->c, "for i in $(seq 1 15); do echo tick$i; sleep 0.1; done; exit 4", o, &h, &err);
+    assert_envd_ok(st, err);
+    uint32_t pid = envd_handle_pid(h);
+    assert_true(sink_wait_for(&s1, "tick1\n", 5000));
+    envd_handle_disconnect(h);
+    envd_command_result *r = NULL;
+    st = envd_handle_wait(h, 5000, &r, &err);
+    assert_int_equal(st, ENVD_CANCELED);
+    assert_null(r);
+    assert_non_null(strstr(envd_error_message(err), "disconnected"));
+    envd_error_free(err);
+    pthread_mutex_lock(&s1.mu);
+    size_t frozen = s1.total;
+    pthread_mutex_unlock(&s1.mu);
+
+    /* the process went on */
+    assert_true(listed(fx->c, pid));
+    envd_cmd_opts_on_stdout(o, sink_cb, &s2);
+    envd_handle *h2 = NULL;
+    st = envd_commands_connect(fx->c, pid, o, &h2, &err);
+    assert_envd_ok(st, err);
+    assert_int_equal(envd_handle_pid(h2), pid);
+    st = envd_handle_wait(h2, 20000, &r, &err);
+    assert_int_equal(st, ENVD_E_COMMAND_EXIT);
+    assert_int_equal(envd_command_result_exit_code(r), 4);
+    assert_non_null(strstr(envd_command_result_stdout(r, NULL), "tick15\n"));
+    assert_string_equal(envd_command_result_stdout(r, NULL), s2.buf);
+    envd_command_result_free(r);
+    envd_error_free(err);
+    /* nothing reached the first handle's callback after disconnect */
+    assert_int_equal(s1.total, frozen);
+
+    /* after the end: re-attaching learns the exit code (envd keeps it 30 s) */
+    envd_handle *h3 = NULL;
+    st = envd_handle_reconnect(h, &h3, &err);
+    assert_envd_ok(st, err);
+    assert_int_equal(envd_handle_pid(h3), pid);
+    st = envd_handle_wait(h3, 20000, &r, &err);
+    assert_int_equal(st, ENVD_E_COMMAND_EXIT);
+    assert_int_equal(envd_command_result_exit_code(r), 4);
+    assert_string_equal(envd_command_result_stdout(r, NULL), "");
+    envd_command_result_free(r);
+    envd_error_free(err);
+    envd_handle_free(h3);
+    envd_handle_free(h2);
+    envd_handle_free(h);
+    envd_cmd_opts_free(o);
+    sink_free(&s1);
+    sink_free(&s2);
+}
+
+static void pty_session(void **state)
+{
+    fixture *fx = *state;
+    sink term;
+    sink_init(&term, 0);
+    envd_cmd_opts *o = envd_cmd_opts_new();
+    envd_cmd_opts_on_pty(o, sink_cb, &term);
+    envd_cmd_opts_set_env(o, "MARK", "pty-mark");
+    envd_handle *h = NULL;
+    envd_error *err = NULL;
+    envd_status st = envd_pty_create(fx->c, 80, 24, o, &h, &err);
+    assert_envd_ok(st, err);
+    uint32_t pid = envd_handle_pid(h);
+    const char *cmd = "echo \"$((6*7))-$TERM-$MARK\"; tty >/dev/null && echo is-a-tty\n";
+    st = envd_handle_send_input(h, cmd, strlen(cmd), &err);
+    assert_envd_ok(st, err);
+    assert_true(sink_wait_for(&term, "42-xterm-256color-pty-mark", 10000));
+    assert_true(sink_wait_for(&term, "is-a-tty", 10000));
+
+    st = envd_handle_resize(h, 100, 30, &err);
+    assert_envd_ok(st, err);
+    const char *size = "stty size\n";
+    st = envd_pty_send_input(fx->c, pid, size, strlen(size), &err);
+    assert_envd_ok(st, err);
+    assert_true(sink_wait_for(&term, "30 100", 10000));
+
+    /* a second attachment sees the same terminal */
+    sink term2;
+    sink_init(&term2, 0);
+    envd_cmd_opts *o2 = envd_cmd_opts_new();
+    envd_cmd_opts_on_pty(o2, sink_cb, &term2);
+    envd_handle *h2 = NULL;
+    st = envd_pty_connect(fx->c, pid, o2, &h2, &err);
+    assert_envd_ok(st, err);
+    const char *again = "echo second-$((1+1))\n";
+    st = envd_handle_send_input(h2, again, strlen(again), &err);
+    assert_envd_ok(st, err);
+    assert_true(sink_wait_for(&term2, "second-2", 10000));
+    assert_true(sink_wait_for(&term, "second-2", 10000));
+
+    /* close_stdin is not for a terminal */
+    st = envd_handle_close_stdin(h, &err);
+    assert_int_not_equal(st, ENVD_OK);
+    envd_error_free(err);
+
+    const char *bye = "exit 5\n";
+    st = envd_handle_send_input(h, bye, strlen(bye), &err);
+    assert_envd_ok(st, err);
+    envd_command_result *r = NULL;
+    st = envd_handle_wait(h, 20000, &r, &err);
+    assert_int_equal(st, ENVD_E_COMMAND_EXIT);
+    assert_int_equal(envd_command_result_exit_code(r), 5);
+    /* the result keeps the terminal's output as stdout */
+    assert_non_null(strstr(envd_command_result_stdout(r, NULL), "42-xterm"));
+    envd_command_result_free(r);
+    envd_error_free(err);
+    envd_handle_wait(h2, 20000, NULL, NULL);
+    envd_handle_free(h2);
+    envd_handle_free(h);
+
+    /* kill a PTY session */
+    st = envd_pty_create(fx->c, 40, 10, NULL, &h, &err);
+    assert_envd_ok(st, err);
+    assert_int_equal(envd_handle_kill(h), 1);
+    st = envd_handle_wait(h, 20000, &r, &err);
+    assert_int_equal(st, ENVD_E_COMMAND_EXIT);
+    assert_int_equal(envd_command_result_exit_code(r), -1);
+    envd_command_result_free(r);
+    envd_error_free(err);
+    envd_handle_free(h);
+
+    /* a command in a terminal through the ordinary start, input by stream */
+    envd_cmd_opts *o3 = envd_cmd_opts_new();
+    envd_cmd_opts_set_pty(o3, 50, 20);
+    st = envd_commands_start(fx->c, "read a; echo got-$a; stty size", o3, &h, &err);
+    assert_envd_ok(st, err);
+    envd_input_stream *in = NULL;
+    assert_int_equal(envd_commands_open_input(fx->c, envd_handle_pid(h), 1, &in), ENVD_OK);
+    st = envd_input_stream_write(in, "abc\n", 4, &err);
+    assert_envd_ok(st, err);
+    st = envd_input_stream_close(in, &err);
+    assert_envd_ok(st, err);
+    envd_input_stream_free(in);
+    st = envd_handle_wait(h, 20000, &r, &err);
+    assert_envd_ok(st, err);
+    assert_non_null(strstr(envd_command_result_stdout(r, NULL), "got-abc"));
+    assert_non_null(strstr(envd_command_result_stdout(r, NULL), "20 50"));
+    envd_command_result_free(r);
+    envd_handle_free(h);
+    assert_int_equal(envd_cmd_opts_set_pty(o3, 10, 0), ENVD_INVALID_ARGUMENT);
+
+    envd_cmd_opts_free(o3);
+    envd_cmd_opts_free(o2);
+    envd_cmd_opts_free(o);
+    sink_free(&term);
+    sink_free(&term2);
+}
+
+static void futures_and_wait_timeouts(void **state)
+{
+    fixture *fx = *state;
+    enum { N = 24 };
+    envd_future *starts[N];
+    for (int i = 0; i < N; i++) {
+        char cmd[64];
+        snprintf(cmd, sizeof(cmd), "sleep 0.%d; exit %d", i % 5, i);
+        assert_int_equal(envd_commands_start_async(fx->c, cmd, NULL, &starts[i]), ENVD_OK);
+    }
+    assert_int_equal(envd_future_wait_all(starts, N, 30000), ENVD_OK);
+    envd_handle *hs[N];
+    envd_future *ends[N];
+    for (int i = 0; i < N; i++) {
+        assert_int_equal(envd_future_status(starts[i]), ENVD_OK);
+        hs[i] = envd_future_take_handle(starts[i]);
+        assert_non_null(hs[i]);
+        assert_true(envd_handle_pid(hs[i]) > 0);
+        envd_future_free(starts[i]);
+        ends[i] = envd_handle_future(hs[i]);
+    }
+    /* wait-any until all are done */
+    int done[N] = {0}, left = N;
+    while (left > 0) {
+        envd_future *pending[N];
+        int map[N], np = 0;
+        for (int i = 0; i < N; i++)
+            if (!done[i]) {
+                map[np] = i;
+                pending[np++] = ends[i];
+            }
+        size_t idx = 0;
+        assert_int_equal(envd_future_wait_any(pending, (size_t)np, 30000, &idx), ENVD_OK);
+        int i = map[idx];
+        done[i] = 1;
+        left--;
+        const envd_command_result *r = envd_future_command_result(ends[i]);
+        assert_non_null(r);
+        assert_int_equal(envd_command_result_exit_code(r), i);
+        assert_int_equal(envd_future_status(ends[i]), i ? ENVD_E_COMMAND_EXIT : ENVD_OK);
+    }
+    for (int i = 0; i < N; i++)
+        envd_handle_free(hs[i]);
+
+    /* a wait with a timeout leaves the handle usable */
+    envd_handle *h = NULL;
+    envd_error *err = NULL;
+    envd_status st = envd_commands_start(fx->c, "sleep 1; echo late", NULL, &h, &err);
+    assert_envd_ok(st, err);
+    envd_command_result *r = NULL;
+    assert_int_equal(envd_handle_wait(h, 50, &r, &err), ENVD_E_TIMEOUT);
+    assert_null(r);
+    st = envd_handle_wait(h, 20000, &r, &err);
+    assert_envd_ok(st, err);
+    assert_string_equal(envd_command_result_stdout(r, NULL), "late\n");
+    envd_command_result_free(r);
+    /* taken once */
+    st = envd_handle_wait(h, 0, &r, &err);
+    assert_int_equal(st, ENVD_OK);
+    assert_null(r);
+    envd_handle_free(h);
+
+    /* a start future freed untaken frees its handle; a run future freed
+     * early stops its stream (the process goes on) */
+    envd_future *sf = NULL;
+    assert_int_equal(envd_commands_start_async(fx->c, "sleep 0.2", NULL, &sf), ENVD_OK);
+    envd_future_wait(sf, 20000);
+    envd_future_free(sf);
+    envd_future *rf = NULL;
+    assert_int_equal(envd_commands_run_async(fx->c, "sleep 0.2", NULL, &rf), ENVD_OK);
+    envd_future_free(rf);
+}
+
+/* Different methods one after the other on one connection: each must
+ * reach its own handler (gRPC once sent a SendSignal under the :path index
+ * of an earlier Stat, through a stale method slice in the HPACK encoder). */
+static void alternating_methods(void **state)
+{
+    fixture *fx = *state;
+    for (int i = 0; i < 100; i++) {
+        envd_error *err = NULL;
+        envd_entry_info *e = NULL;
+        envd_status st = envd_fs_get_info(fx->c, "/", &e, &err);
+        assert_envd_ok(st, err);
+        envd_entry_info_free(e);
+        int killed = 1;
+        st = envd_commands_kill(fx->c, 999999, &killed, &err);
+        assert_envd_ok(st, err);
+        assert_int_equal(killed, 0);
+        envd_process_list *l = NULL;
+        st = envd_commands_list(fx->c, &l, &err);
+        assert_envd_ok(st, err);
+        envd_process_list_free(l);
+    }
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(exit_codes),
+        cmocka_unit_test(killed_by_signals),
+        cmocka_unit_test(interleaved_output),
+        cmocka_unit_test(unicode_and_binary_output),
+        cmocka_unit_test(capped_output),
+        cmocka_unit_test(envs_cwd_user),
+        cmocka_unit_test(argv_without_shell),
+        cmocka_unit_test(stdin_then_eof),
+        cmocka_unit_test(ordered_input_stream),
+        cmocka_unit_test(tags),
+        cmocka_unit_test(unknown_processes),
+        cmocka_unit_test(disconnect_then_connect),
+        cmocka_unit_test(pty_session),
+        cmocka_unit_test(futures_and_wait_timeouts),
+        cmocka_unit_test(alternating_methods),
+    };
+    int failed = 0;
+    failed += cmocka_run_group_tests_name("grpc (h2c)", tests, setup_grpc, teardown);
+    failed += cmocka_run_group_tests_name("connect (http/1.1)", tests, setup_connect, teardown);
+    failed += cmocka_run_group_tests_name("gateway http/1.1 (connect)", tests, setup_gw_h1,
+                                          teardown);
+    failed += cmocka_run_group_tests_name("gateway grpc", tests, setup_gw_grpc, teardown);
+    return failed;
+}
