@@ -150,6 +150,10 @@ ENVD_API envd_status envd_config_set_sandbox_base_url(envd_config *cfg, const ch
 /* Adds or replaces one custom header, sent last (it overrides built-ins). */
 ENVD_API envd_status envd_config_set_header(envd_config *cfg, const char *name,
                                             const char *value);
+/* Adds or replaces n headers at once (the Go client's WithHeaders). On an
+ * error nothing after the failing pair is applied. */
+ENVD_API envd_status envd_config_set_headers(envd_config *cfg, const char *const *names,
+                                             const char *const *values, size_t n);
 /* Unary calls and the start of a stream; 0 = none. Default 60000. */
 ENVD_API envd_status envd_config_set_request_timeout_ms(envd_config *cfg, int64_t ms);
 ENVD_API envd_status envd_config_set_transport(envd_config *cfg, envd_transport_kind kind);

@@ -256,6 +256,19 @@ envd_status envd_config_set_header(envd_config *cfg, const char *name, const cha
     return ENVD_OK;
 }
 
+envd_status envd_config_set_headers(envd_config *cfg, const char *const *names,
+                                    const char *const *values, size_t n)
+{
+    if (!cfg || (n && (!names || !values)))
+        return ENVD_E_USAGE;
+    for (size_t i = 0; i < n; i++) {
+        envd_status s = envd_config_set_header(cfg, names[i], values[i]);
+        if (s != ENVD_OK)
+            return s;
+    }
+    return ENVD_OK;
+}
+
 envd_status envd_config_set_request_timeout_ms(envd_config *cfg, int64_t ms)
 {
     if (!cfg)
