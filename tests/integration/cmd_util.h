@@ -10,15 +10,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 typedef enum fx_route {
-    FX_GRPC,       /* gRPC over h2c, straight to the server */
-    FX_CONNECT,    /* Connect over HTTP/1.1, straight to the server */
-    FX_GW_H1,      /* Connect over HTTP/1.1 through the gateway (HTTP/1.1 upstream) */
-    FX_GW_GRPC     /* gRPC through the gateway's grpc_pass port */
+    FX_GRPC,    /* gRPC over h2c, straight to the server */
+    FX_CONNECT, /* Connect over HTTP/1.1, straight to the server */
+    FX_GW_H1,   /* Connect over HTTP/1.1 through the gateway (HTTP/1.1 upstream) */
+    FX_GW_GRPC  /* gRPC through the gateway's grpc_pass port */
 } fx_route;
 
 typedef struct fixture {
@@ -33,9 +33,9 @@ typedef struct fixture {
 
 /* Client options the tests may tune before the client is made. */
 typedef struct fx_tuning {
-    int keepalive_s;     /* 0: default */
-    int64_t idle_ms;     /* 0: default */
-    int64_t request_ms;  /* 0: 20000 */
+    int keepalive_s;    /* 0: default */
+    int64_t idle_ms;    /* 0: default */
+    int64_t request_ms; /* 0: 20000 */
 } fx_tuning;
 
 static inline envd_client *fx_client(fixture *fx, const fx_tuning *t)
@@ -70,8 +70,8 @@ static inline int fx_setup(void **state, fx_route route, const fx_tuning *t)
     fixture *fx = calloc(1, sizeof(*fx));
     *state = fx;
     fx->route = route;
-    fx->kind = (route == FX_GRPC || route == FX_GW_GRPC) ? ENVD_TRANSPORT_GRPC
-                                                         : ENVD_TRANSPORT_CONNECT;
+    fx->kind =
+        (route == FX_GRPC || route == FX_GW_GRPC) ? ENVD_TRANSPORT_GRPC : ENVD_TRANSPORT_CONNECT;
     if (test_server_start(&fx->srv, "both", NULL) != 0)
         return -1;
     char tmp[300];

@@ -25,16 +25,27 @@ int test_server_start(test_server *s, const char *http, const char *token)
         perror("mkdtemp");
         return -1;
     }
-    int out[2];
+    int out[2], in[2];
     if (pipe(out) != 0)
         return -1;
+    if (pipe(in) != 0) {
+        close(out[0]);
+        close(out[1]);
+        return -1;
+    }
     pid_t pid = fork();
     if (pid < 0)
         return -1;
     if (pid == 0) {
         dup2(out[1], 1);
+        dup2(in[0], 0);
         close(out[0]);
         close(out[1]);
+        close(in[0]);
+        close(in[1]);
+        /* The server stops when our end of its stdin closes, so a test that
+         * crashes never leaves it behind. */
+        setenv("PEER_EXIT_ON_STDIN_EOF", "1", 1);
         const char *argv[16];
         int n = 0;
         argv[n++] = "node";
@@ -56,6 +67,9 @@ int test_server_start(test_server *s, const char *http, const char *token)
         _exit(127);
     }
     close(out[1]);
+    close(in[0]);
+    s->stdin_fd = in[1];
+    fcntl(s->stdin_fd, F_SETFD, FD_CLOEXEC);
     s->pid = pid;
     char buf[256];
     size_t len = 0;
@@ -86,6 +100,10 @@ int test_server_start(test_server *s, const char *http, const char *token)
 
 void test_server_stop(test_server *s)
 {
+    if (s->stdin_fd > 0) {
+        close(s->stdin_fd);
+        s->stdin_fd = 0;
+    }
     if (s->pid > 0) {
         kill(s->pid, SIGTERM);
         int st;

@@ -14,6 +14,7 @@
 
 typedef struct test_server {
     pid_t pid;
+    int stdin_fd; /* closing it stops the server */
     int port;
     char addr[64];  /* "127.0.0.1:PORT" */
     char root[256]; /* the server's --root */

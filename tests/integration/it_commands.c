@@ -6,11 +6,26 @@
  * different methods back to back on one connection. */
 #include "cmd_util.h"
 
-static int setup_grpc(void **state) { return fx_setup(state, FX_GRPC, NULL); }
-static int setup_connect(void **state) { return fx_setup(state, FX_CONNECT, NULL); }
-static int setup_gw_h1(void **state) { return fx_setup(state, FX_GW_H1, NULL); }
-static int setup_gw_grpc(void **state) { return fx_setup(state, FX_GW_GRPC, NULL); }
-static int teardown(void **state) { return fx_teardown(state); }
+static int setup_grpc(void **state)
+{
+    return fx_setup(state, FX_GRPC, NULL);
+}
+static int setup_connect(void **state)
+{
+    return fx_setup(state, FX_CONNECT, NULL);
+}
+static int setup_gw_h1(void **state)
+{
+    return fx_setup(state, FX_GW_H1, NULL);
+}
+static int setup_gw_grpc(void **state)
+{
+    return fx_setup(state, FX_GW_GRPC, NULL);
+}
+static int teardown(void **state)
+{
+    return fx_teardown(state);
+}
 
 static envd_command_result *run_ok(envd_client *c, const char *cmd, const envd_cmd_opts *o)
 {
@@ -128,8 +143,8 @@ static void interleaved_output(void **state)
     envd_cmd_opts *o = envd_cmd_opts_new();
     envd_cmd_opts_on_stdout(o, sink_cb, &out);
     envd_cmd_opts_on_stderr(o, sink_cb, &errs);
-    envd_command_result *r = run_ok(
-        fx->c, "for i in $(seq 1 300); do echo out$i; echo err$i >&2; done", o);
+    envd_command_result *r =
+        run_ok(fx->c, "for i in $(seq 1 300); do echo out$i; echo err$i >&2; done", o);
     char want_out[8192] = "", want_err[8192] = "";
     for (int i = 1; i <= 300; i++) {
         char line[32];
@@ -154,8 +169,10 @@ static void interleaved_output(void **state)
 static void unicode_and_binary_output(void **state)
 {
     fixture *fx = *state;
-    envd_command_result *r = run_ok(fx->c, "printf 'h\\xc3\\xa9llo \\xe2\\x9c\\x93 \\xf0\\x9f\\x9a\\x80\\n'", NULL);
-    assert_string_equal(envd_command_result_stdout(r, NULL), "h\xc3\xa9llo \xe2\x9c\x93 \xf0\x9f\x9a\x80\n");
+    envd_command_result *r =
+        run_ok(fx->c, "printf 'h\\xc3\\xa9llo \\xe2\\x9c\\x93 \\xf0\\x9f\\x9a\\x80\\n'", NULL);
+    assert_string_equal(envd_command_result_stdout(r, NULL),
+                        "h\xc3\xa9llo \xe2\x9c\x93 \xf0\x9f\x9a\x80\n");
     envd_command_result_free(r);
 
     /* every byte value, NUL and invalid UTF-8 included, on both streams */
@@ -452,8 +469,8 @@ static void tags(void **state)
     envd_cmd_opts_set_tag(o, tag);
     envd_handle *h = NULL;
     envd_error *err = NULL;
-    envd_status st =
-        envd_commands_start(fx->c, "for i in $(seq 1 100); do echo $i; sleep 0.2; done", o, &h, &err);
+    envd_status st = envd_commands_start(
+        fx->c, "for i in $(seq 1 100); do echo $i; sleep 0.2; done", o, &h, &err);
     assert_envd_ok(st, err);
     uint32_t pid = envd_handle_pid(h);
 
@@ -793,27 +810,20 @@ static void alternating_methods(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(exit_codes),
-        cmocka_unit_test(killed_by_signals),
-        cmocka_unit_test(interleaved_output),
-        cmocka_unit_test(unicode_and_binary_output),
-        cmocka_unit_test(capped_output),
-        cmocka_unit_test(envs_cwd_user),
-        cmocka_unit_test(argv_without_shell),
-        cmocka_unit_test(stdin_then_eof),
-        cmocka_unit_test(ordered_input_stream),
-        cmocka_unit_test(tags),
-        cmocka_unit_test(unknown_processes),
-        cmocka_unit_test(disconnect_then_connect),
-        cmocka_unit_test(pty_session),
-        cmocka_unit_test(futures_and_wait_timeouts),
+        cmocka_unit_test(exit_codes),           cmocka_unit_test(killed_by_signals),
+        cmocka_unit_test(interleaved_output),   cmocka_unit_test(unicode_and_binary_output),
+        cmocka_unit_test(capped_output),        cmocka_unit_test(envs_cwd_user),
+        cmocka_unit_test(argv_without_shell),   cmocka_unit_test(stdin_then_eof),
+        cmocka_unit_test(ordered_input_stream), cmocka_unit_test(tags),
+        cmocka_unit_test(unknown_processes),    cmocka_unit_test(disconnect_then_connect),
+        cmocka_unit_test(pty_session),          cmocka_unit_test(futures_and_wait_timeouts),
         cmocka_unit_test(alternating_methods),
     };
     int failed = 0;
     failed += cmocka_run_group_tests_name("grpc (h2c)", tests, setup_grpc, teardown);
     failed += cmocka_run_group_tests_name("connect (http/1.1)", tests, setup_connect, teardown);
-    failed += cmocka_run_group_tests_name("gateway http/1.1 (connect)", tests, setup_gw_h1,
-                                          teardown);
+    failed +=
+        cmocka_run_group_tests_name("gateway http/1.1 (connect)", tests, setup_gw_h1, teardown);
     failed += cmocka_run_group_tests_name("gateway grpc", tests, setup_gw_grpc, teardown);
     return failed;
 }

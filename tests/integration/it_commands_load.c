@@ -10,16 +10,31 @@
 /* ASan keeps freed memory in a quarantine (256 MiB by default), which would
  * read as growth; a small one keeps the memory check meaningful. */
 const char *__asan_default_options(void);
-const char *__asan_default_options(void) { return "quarantine_size_mb=8"; }
+const char *__asan_default_options(void)
+{
+    return "quarantine_size_mb=8";
+}
 #define RSS_SLACK_KIB (48 * 1024)
 #else
 #define RSS_SLACK_KIB (24 * 1024)
 #endif
 
-static int setup_grpc(void **state) { return fx_setup(state, FX_GRPC, NULL); }
-static int setup_connect(void **state) { return fx_setup(state, FX_CONNECT, NULL); }
-static int setup_gw_h1(void **state) { return fx_setup(state, FX_GW_H1, NULL); }
-static int teardown(void **state) { return fx_teardown(state); }
+static int setup_grpc(void **state)
+{
+    return fx_setup(state, FX_GRPC, NULL);
+}
+static int setup_connect(void **state)
+{
+    return fx_setup(state, FX_CONNECT, NULL);
+}
+static int setup_gw_h1(void **state)
+{
+    return fx_setup(state, FX_GW_H1, NULL);
+}
+static int teardown(void **state)
+{
+    return fx_teardown(state);
+}
 
 /* VmRSS or VmHWM of this process, KiB. */
 static long self_kib(const char *key)
@@ -150,7 +165,7 @@ int main(void)
     int failed = 0;
     failed += cmocka_run_group_tests_name("grpc (h2c)", tests, setup_grpc, teardown);
     failed += cmocka_run_group_tests_name("connect (http/1.1)", tests, setup_connect, teardown);
-    failed += cmocka_run_group_tests_name("gateway http/1.1 (connect)", tests, setup_gw_h1,
-                                          teardown);
+    failed +=
+        cmocka_run_group_tests_name("gateway http/1.1 (connect)", tests, setup_gw_h1, teardown);
     return failed;
 }

@@ -11,12 +11,27 @@
 /* keepalive every second; a stream silent for 2.5 s is dead */
 static const fx_tuning tuning = {.keepalive_s = 1, .idle_ms = 2500, .request_ms = 20000};
 
-static int setup_grpc(void **state) { return fx_setup(state, FX_GRPC, &tuning); }
-static int setup_connect(void **state) { return fx_setup(state, FX_CONNECT, &tuning); }
-static int setup_gw_h1(void **state) { return fx_setup(state, FX_GW_H1, &tuning); }
-static int teardown(void **state) { return fx_teardown(state); }
+static int setup_grpc(void **state)
+{
+    return fx_setup(state, FX_GRPC, &tuning);
+}
+static int setup_connect(void **state)
+{
+    return fx_setup(state, FX_CONNECT, &tuning);
+}
+static int setup_gw_h1(void **state)
+{
+    return fx_setup(state, FX_GW_H1, &tuning);
+}
+static int teardown(void **state)
+{
+    return fx_teardown(state);
+}
 
-static void freeze(fixture *fx, int on) { kill(fx->srv.pid, on ? SIGSTOP : SIGCONT); }
+static void freeze(fixture *fx, int on)
+{
+    kill(fx->srv.pid, on ? SIGSTOP : SIGCONT);
+}
 
 static void process_timeout_kills_a_sleep(void **state)
 {
@@ -141,8 +156,8 @@ static void idle_timeout_then_reconnect(void **state)
     envd_cmd_opts_on_stdout(o, sink_cb, &out);
     envd_handle *h = NULL;
     envd_error *err = NULL;
-    envd_status st = envd_commands_start(
-        fx->c, "echo first; sleep 4.5; echo second; sleep 30", o, &h, &err);
+    envd_status st =
+        envd_commands_start(fx->c, "echo first; sleep 4.5; echo second; sleep 30", o, &h, &err);
     assert_envd_ok(st, err);
     assert_true(sink_wait_for(&out, "first\n", 5000));
     freeze(fx, 1);
@@ -214,7 +229,7 @@ int main(void)
     int failed = 0;
     failed += cmocka_run_group_tests_name("grpc (h2c)", tests, setup_grpc, teardown);
     failed += cmocka_run_group_tests_name("connect (http/1.1)", tests, setup_connect, teardown);
-    failed += cmocka_run_group_tests_name("gateway http/1.1 (connect)", tests, setup_gw_h1,
-                                          teardown);
+    failed +=
+        cmocka_run_group_tests_name("gateway http/1.1 (connect)", tests, setup_gw_h1, teardown);
     return failed;
 }
