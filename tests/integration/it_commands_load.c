@@ -123,7 +123,7 @@ static void many_runs(fixture *fx, int n)
     envd_future **fs = calloc((size_t)n, sizeof(*fs));
     int64_t t0 = now_ms();
     for (int i = 0; i < n; i++) {
-        char cmd[64];
+        char cmd[128];
         snprintf(cmd, sizeof(cmd), "echo run-%d; echo err-%d >&2; exit $((%d %% 7))", i, i, i);
         assert_int_equal(envd_commands_run_async(fx->c, cmd, NULL, &fs[i]), ENVD_OK);
     }
