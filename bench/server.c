@@ -53,11 +53,10 @@ int bench_server_start(bench_env *env)
         bench_log("envd-bench: mkdir %s: %s", s->root, strerror(errno));
         return -1;
     }
-    char server[1024], preload[1024];
+    char server[1024];
     snprintf(server, sizeof(server), "%s/tests/peer/server.mjs", o->source_dir);
-    snprintf(preload, sizeof(preload), "%s/bench/server-nodelay.mjs", o->source_dir);
-    const char *argv[] = {o->node,     "--import", preload, server,   "--port", "0", "--host",
-                          "127.0.0.1", "--root",   s->root, "--http", "both",   NULL};
+    const char *argv[] = {o->node,   server,   "--port", "0",    "--host", "127.0.0.1",
+                          "--root",  s->root,  "--http", "both", NULL};
     bench_child ch;
     if (bench_spawn(&ch, argv, NULL, NULL) != 0) {
         bench_log("envd-bench: cannot start %s: %s", o->node, strerror(errno));
