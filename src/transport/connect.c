@@ -346,7 +346,7 @@ static envd_status connect_start(envd_rpc_transport *t, const envd_rpc_request *
     size_t bl = strlen(req->ep->base_url), ml = strlen(req->method);
     r->method = strdup(req->method);
     r->url = malloc(bl + ml + 1);
-    CURL *easy = curl_easy_init();
+    CURL *easy = envd_curl_easy_get(eng);
     envd_status st = ENVD_E_NOMEM;
     if (!r->method || !r->url || !easy) {
         if (easy)

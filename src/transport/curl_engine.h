@@ -74,6 +74,13 @@ struct envd_curl_xfer {
  * caller's). Sets CURLOPT_PRIVATE, CURLOPT_ERRORBUFFER and the options every
  * transfer shares (no signals, TCP keepalive, TLS from the endpoint, HTTP
  * version). */
+/* An easy handle for a new transfer: a reset one from the engine's pool, or
+ * a new one (NULL on OOM). Transfers handed to the engine are returned to
+ * the pool when they finish; one that never got there goes back with
+ * envd_curl_easy_put. */
+CURL *envd_curl_easy_get(envd_curl_engine *e);
+void envd_curl_easy_put(envd_curl_engine *e, CURL *easy);
+
 void envd_curl_xfer_init(envd_curl_xfer *x, const envd_curl_xfer_vt *vt, envd_curl_engine *e,
                          CURL *easy, const envd_endpoint *ep);
 

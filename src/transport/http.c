@@ -426,7 +426,7 @@ envd_status envd_http_start(envd_curl_engine *e, const envd_http_request *req,
     size_t ml = strlen(req->method);
     h->url = malloc(bl + pl + 1);
     h->label = malloc(ml + 1 + pl + 1);
-    CURL *easy = curl_easy_init();
+    CURL *easy = envd_curl_easy_get(e);
     if (!h->url || !h->label || !easy) {
         if (easy)
             curl_easy_cleanup(easy);
