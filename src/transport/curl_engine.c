@@ -1,8 +1,13 @@
-/* The libcurl engine: one I/O thread driving one multi handle.
+/* The libcurl engine: one I/O thread driving one multi handle through
+ * curl's socket interface and epoll, so a wake-up costs work for the
+ * sockets that are ready, not for every transfer in flight (with
+ * curl_multi_perform, 256 HTTP/1.1 calls in flight made each one ~4x more
+ * expensive).
  *
  * Every curl call on a submitted easy handle happens on the I/O thread.
  * Other threads talk to it through a mutex-protected queue of per-transfer
- * requests (add, cancel, resume, arm timers) followed by curl_multi_wakeup().
+ * requests (add, cancel, resume, arm timers) followed by a write to an
+ * eventfd that sits in the epoll set.
  * The client-side timeouts live in the loop itself: each pass checks the
  * transfers' deadlines when the earliest one may have passed, and the poll
  * timeout is bounded by that earliest deadline, so a timeout fires on the
@@ -10,8 +15,12 @@
  */
 #include "transport/curl_engine.h"
 
+#include <errno.h>
 #include <limits.h>
 #include <pthread.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,7 +44,11 @@ struct envd_curl_engine {
     int stopped;                   /* mu: the thread took its last queue */
     envd_timers *timers;           /* kept for the interface; timeouts run in the loop */
 
+    int wake_fd;  /* eventfd: the queue has work, or stop */
+    int epoll_fd;
+
     /* I/O thread only. */
+    int64_t curl_deadline; /* when curl wants CURL_SOCKET_TIMEOUT (ms); -1 = never */
     envd_curl_xfer *active;
     int64_t next_check; /* no deadline can pass before this (ms); INT64_MAX = none */
 
@@ -215,6 +228,47 @@ envd_status envd_curl_describe(const envd_curl_xfer *x, CURLcode rc, char *buf, 
 
 /* Queues bits for x (taking a reference for the queue) and wakes the I/O
  * thread. Fails once the thread has stopped taking requests. */
+static void wake(envd_curl_engine *e)
+{
+    uint64_t one = 1;
+    ssize_t n = write(e->wake_fd, &one, sizeof one);
+    (void)n; /* EAGAIN: the counter is already non-zero, a wake-up is pending */
+}
+
+/* CURLMOPT_SOCKETFUNCTION: mirror curl's interest in a socket into epoll. */
+static int on_socket(CURL *easy, curl_socket_t s, int what, void *userp, void *socketp)
+{
+    (void)easy;
+    envd_curl_engine *e = userp;
+    if (what == CURL_POLL_REMOVE) {
+        epoll_ctl(e->epoll_fd, EPOLL_CTL_DEL, s, NULL);
+        return 0;
+    }
+    struct epoll_event ev = {0};
+    ev.data.fd = s;
+    ev.events = ((what & CURL_POLL_IN) ? EPOLLIN : 0u) | ((what & CURL_POLL_OUT) ? EPOLLOUT : 0u);
+    int op = socketp ? EPOLL_CTL_MOD : EPOLL_CTL_ADD;
+    if (epoll_ctl(e->epoll_fd, op, s, &ev) != 0) {
+        /* curl reuses the socket pointer across a close and reopen of the
+         * same descriptor number; fall back to the other operation. */
+        op = op == EPOLL_CTL_ADD ? EPOLL_CTL_MOD : EPOLL_CTL_ADD;
+        if (epoll_ctl(e->epoll_fd, op, s, &ev) != 0 && errno != EEXIST)
+            return -1;
+    }
+    if (!socketp)
+        curl_multi_assign(e->multi, s, e);
+    return 0;
+}
+
+/* CURLMOPT_TIMERFUNCTION: when curl next wants a timeout action. */
+static int on_timer(CURLM *multi, long timeout_ms, void *userp)
+{
+    (void)multi;
+    envd_curl_engine *e = userp;
+    e->curl_deadline = timeout_ms < 0 ? -1 : envd_now_ms() + timeout_ms;
+    return 0;
+}
+
 static envd_status enqueue(envd_curl_engine *e, envd_curl_xfer *x, unsigned bits)
 {
     pthread_mutex_lock(&e->mu);
@@ -233,8 +287,8 @@ static envd_status enqueue(envd_curl_engine *e, envd_curl_xfer *x, unsigned bits
             e->qhead = x;
         e->qtail = x;
     }
-    /* Under the lock, so the multi cannot be gone yet. */
-    curl_multi_wakeup(e->multi);
+    /* Under the lock, so the engine cannot be gone yet. */
+    wake(e);
     pthread_mutex_unlock(&e->mu);
     return ENVD_OK;
 }
@@ -485,24 +539,48 @@ static void drain_done(envd_curl_engine *e)
 static void *io_main(void *arg)
 {
     envd_curl_engine *e = arg;
+    struct epoll_event evs[64];
+    int running = 0;
     for (;;) {
         process_queue(e, take_queue(e, 0));
         if (should_stop(e))
             break;
-        int running = 0;
-        curl_multi_perform(e->multi, &running);
-        drain_done(e);
+        int64_t now = envd_now_ms();
+        if (e->curl_deadline >= 0 && now >= e->curl_deadline) {
+            e->curl_deadline = -1;
+            curl_multi_socket_action(e->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+            drain_done(e);
+        }
         check_timers(e);
 
-        int timeout = ENVD_POLL_MAX_MS;
-        if (e->next_check != INT64_MAX) {
-            int64_t d = e->next_check - envd_now_ms();
-            if (d < 0)
-                d = 0;
-            if (d < timeout)
-                timeout = (int)d;
+        int64_t wait = ENVD_POLL_MAX_MS;
+        now = envd_now_ms();
+        if (e->next_check != INT64_MAX && e->next_check - now < wait)
+            wait = e->next_check - now;
+        if (e->curl_deadline >= 0 && e->curl_deadline - now < wait)
+            wait = e->curl_deadline - now;
+        if (wait < 0)
+            wait = 0;
+        int n = epoll_wait(e->epoll_fd, evs, (int)(sizeof evs / sizeof evs[0]), (int)wait);
+        for (int i = 0; i < n; i++) {
+            int fd = evs[i].data.fd;
+            if (fd == e->wake_fd) {
+                uint64_t v;
+                ssize_t r = read(e->wake_fd, &v, sizeof v);
+                (void)r;
+                continue;
+            }
+            int mask = 0;
+            if (evs[i].events & EPOLLIN)
+                mask |= CURL_CSELECT_IN;
+            if (evs[i].events & EPOLLOUT)
+                mask |= CURL_CSELECT_OUT;
+            if (evs[i].events & (EPOLLERR | EPOLLHUP))
+                mask |= CURL_CSELECT_ERR;
+            curl_multi_socket_action(e->multi, fd, mask, &running);
         }
-        curl_multi_poll(e->multi, NULL, 0, timeout, NULL);
+        if (n > 0)
+            drain_done(e);
     }
 
     /* Shutdown: whatever is queued or active ends as canceled. */
@@ -550,11 +628,31 @@ envd_status envd_curl_engine_new(envd_timers *timers, envd_curl_engine **out)
      * shrinks as a burst drains and closes the connections a following
      * burst wants. Keep enough idle HTTP/1.1 connections for a burst. */
     curl_multi_setopt(e->multi, CURLMOPT_MAXCONNECTS, (long)ENVD_CURL_MAX_IDLE_CONNS);
+    e->curl_deadline = -1;
+    e->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    e->epoll_fd = epoll_create1(EPOLL_CLOEXEC);
+    struct epoll_event wev = {.events = EPOLLIN, .data.fd = e->wake_fd};
+    if (e->wake_fd < 0 || e->epoll_fd < 0 ||
+        epoll_ctl(e->epoll_fd, EPOLL_CTL_ADD, e->wake_fd, &wev) != 0) {
+        if (e->wake_fd >= 0)
+            close(e->wake_fd);
+        if (e->epoll_fd >= 0)
+            close(e->epoll_fd);
+        curl_multi_cleanup(e->multi);
+        free(e);
+        return ENVD_E_TRANSPORT;
+    }
+    curl_multi_setopt(e->multi, CURLMOPT_SOCKETFUNCTION, on_socket);
+    curl_multi_setopt(e->multi, CURLMOPT_SOCKETDATA, e);
+    curl_multi_setopt(e->multi, CURLMOPT_TIMERFUNCTION, on_timer);
+    curl_multi_setopt(e->multi, CURLMOPT_TIMERDATA, e);
     pthread_mutex_init(&e->mu, NULL);
     e->connect_tp.ops = &envd_connect_ops;
     if (pthread_create(&e->thread, NULL, io_main, e) != 0) {
         pthread_mutex_destroy(&e->mu);
         curl_multi_cleanup(e->multi);
+        close(e->wake_fd);
+        close(e->epoll_fd);
         free(e);
         return ENVD_E_NOMEM;
     }
@@ -568,12 +666,14 @@ void envd_curl_engine_free(envd_curl_engine *e)
         return;
     pthread_mutex_lock(&e->mu);
     e->stopping = 1;
-    curl_multi_wakeup(e->multi);
+    wake(e);
     pthread_mutex_unlock(&e->mu);
     pthread_join(e->thread, NULL);
     for (size_t i = 0; i < e->n_idle_easy; i++)
         curl_easy_cleanup(e->idle_easy[i]);
     curl_multi_cleanup(e->multi);
+    close(e->wake_fd);
+    close(e->epoll_fd);
     pthread_mutex_destroy(&e->mu);
     free(e);
 }

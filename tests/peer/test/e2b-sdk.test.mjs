@@ -174,10 +174,14 @@ for (const mode of ["h1", "both"]) {
       const events = [];
       const w = await sbx.files.watchDir("watched", (e) => events.push(e), { recursive: true });
       await sbx.files.write("watched/new.txt", "1");
+      const has = (type, name) => events.some((e) => e.type === type && e.name === name);
       await sbx.files.makeDir("watched/d");
+      // A recursive watch covers a new directory only once its create event
+      // was handled (inotify, as in envd); a file written before that is
+      // not seen. Wait for it, as a careful SDK user would.
+      assert.ok(await waitFor(() => has("create", "d")), JSON.stringify(events));
       await sbx.files.write("watched/d/inner.txt", "2");
       await sbx.files.remove("watched/new.txt");
-      const has = (type, name) => events.some((e) => e.type === type && e.name === name);
       assert.ok(
         await waitFor(() => has("remove", "new.txt") && has("write", "d/inner.txt")),
         JSON.stringify(events),
