@@ -25,8 +25,10 @@
  *     to it).
  *
  * Teardown order: free handles and futures, then clients, then the runtime.
- * Freeing the runtime cancels whatever is still in flight: those futures
- * complete with ENVD_CANCELED.
+ * A handle calls through its client (kill, resize, reconnect ...), so the
+ * client must outlive its handles; a future may outlive its client. Freeing
+ * the runtime cancels whatever is still in flight: those futures complete
+ * with ENVD_CANCELED.
  */
 #ifndef ENVD_ENVD_H
 #define ENVD_ENVD_H
