@@ -417,7 +417,7 @@ enum { TO_NONE, TO_DEADLINE, TO_REPLY };
 
 typedef struct xfer {
     atomic_int refs;
-    envd_client *c;
+    envd_runtime *rt; /* not the client: it may be freed while this runs */
     envd_future *f;
     _Atomic(envd_http *) http;
     char *what; /* the path, or "N files", for messages */
@@ -859,7 +859,7 @@ static void on_done(void *ud, envd_error *err)
     }
     if (!err && !result)
         err = envd_error_new(ENVD_E_NOMEM, ENVD_TRANSPORT_HTTP, x->status, "out of memory");
-    envd_rt_release(x->c->rt); /* before completing: the caller may free the client */
+    envd_rt_release(x->rt);
     envd_future_complete(x->f, result, free_fn, err);
     xfer_unref(x);
 }
@@ -1017,7 +1017,7 @@ static envd_status xfer_start(envd_client *c, const xfer_args *a, const envd_fil
         return ENVD_E_NOMEM;
     atomic_init(&x->refs, 2); /* this function + the transport's on_done */
     atomic_init(&x->timed_out, TO_NONE);
-    x->c = c;
+    x->rt = c->rt;
     x->is_read = a->is_read;
     x->sink = a->sink;
     x->fd = a->fd;

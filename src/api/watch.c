@@ -71,7 +71,7 @@ static _Thread_local const envd_watch *tl_in_cb;
 
 struct envd_watch {
     atomic_int refs;
-    envd_client *c;
+    envd_runtime *rt; /* not the client: it may be freed while this runs */
     envd_rpc_transport *t;
     _Atomic(envd_rpc *) rpc;
     envd_future *start_f; /* I/O side: completed at the start event */
@@ -164,7 +164,7 @@ static void on_watch_done(void *ud, envd_error *err)
 {
     envd_watch *w = ud;
     envd_transport_kind tk = w->t->ops->kind;
-    envd_rt_release(w->c->rt); /* before completing: the caller may free the client */
+    envd_rt_release(w->rt);
     if (!w->started) {
         if (w->bad_first) {
             envd_error_free(err);
@@ -220,7 +220,7 @@ envd_status envd_fs_watch_dir_async(envd_client *c, const char *path, unsigned f
     }
     protobuf_c_message_pack(&req.base, body);
     atomic_init(&w->refs, 3); /* transport + caller + this function */
-    w->c = c;
+    w->rt = c->rt;
     w->cb = cb;
     w->ud = ud;
     pthread_mutex_init(&w->cb_mu, NULL);

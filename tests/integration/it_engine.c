@@ -248,6 +248,37 @@ static void runtime_free_with_calls_in_flight(void **state)
     test_server_stop(&s);
 }
 
+/* A future may outlive its client: free the client with calls in flight. */
+static void futures_outlive_their_client(void **state)
+{
+    (void)state;
+    test_server s;
+    assert_int_equal(test_server_start(&s, "both", NULL), 0);
+    envd_runtime *rt;
+    assert_int_equal(envd_runtime_new(NULL, &rt), ENVD_OK);
+    for (int i = 0; i < 2; i++) {
+        envd_client *c = client_at(rt, s.addr, kinds[i], NULL, 10000);
+        envd_future *fs[4];
+        assert_int_equal(envd_commands_run_async(c, "sleep 0.3; echo late", NULL, &fs[0]), ENVD_OK);
+        assert_int_equal(envd_fs_get_info_async(c, "/", &fs[1]), ENVD_OK);
+        assert_int_equal(envd_files_write_async(c, "/tmp/outlive.txt", "x", 1, NULL, &fs[2]),
+                         ENVD_OK);
+        assert_int_equal(envd_files_read_async(c, "/nope", NULL, &fs[3]), ENVD_OK);
+        envd_client_free(c);
+        assert_int_equal(envd_future_wait_all(fs, 4, 20000), ENVD_OK);
+        assert_int_equal(envd_future_status(fs[0]), ENVD_OK);
+        assert_string_equal(envd_command_result_stdout(envd_future_command_result(fs[0]), NULL),
+                            "late\n");
+        assert_int_equal(envd_future_status(fs[1]), ENVD_OK);
+        assert_int_equal(envd_future_status(fs[2]), ENVD_OK);
+        assert_int_equal(envd_future_status(fs[3]), ENVD_NOT_FOUND);
+        for (int j = 0; j < 4; j++)
+            envd_future_free(fs[j]);
+    }
+    envd_runtime_free(rt);
+    test_server_stop(&s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -257,6 +288,7 @@ int main(void)
         cmocka_unit_test(cancel_and_server_death_mid_stream),
         cmocka_unit_test(thousands_of_futures),
         cmocka_unit_test(runtime_free_with_calls_in_flight),
+        cmocka_unit_test(futures_outlive_their_client),
     };
     return cmocka_run_group_tests_name("engine", tests, NULL, NULL);
 }
