@@ -253,6 +253,12 @@ static envd_transport_kind probe(envd_client *c)
             kind = ENVD_TRANSPORT_GRPC;
         else if (envd_grpc_error_is_protocol_mismatch(ps.err))
             kind = ENVD_TRANSPORT_CONNECT;
+        else if (ps.err->http_status > 0)
+            /* An HTTP/2 reply that is not a mismatch (a gateway's 502 for an
+             * unknown sandbox, a 401): the endpoint speaks HTTP/2 and the
+             * caller should see that reply, not a Connect error from an
+             * HTTP/1.1 attempt at an h2-only port. */
+            kind = ENVD_TRANSPORT_GRPC;
         else if (ps.err->code == ENVD_UNAVAILABLE || ps.err->code == ENVD_E_TRANSPORT ||
                  ps.err->code == ENVD_DEADLINE_EXCEEDED)
             kind = ENVD_TRANSPORT_AUTO; /* nothing learned */

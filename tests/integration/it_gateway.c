@@ -209,6 +209,27 @@ static void gateway_errors_are_clear(void **state)
     }
 }
 
+/* Transport auto against the grpc_pass port, first call for an unknown
+ * sandbox: the gateway's 502 comes back as such (not an HTTP/1.1 error
+ * from a fallback), and the endpoint is remembered as gRPC. */
+static void auto_first_call_to_unknown_sandbox(void **state)
+{
+    world *w = *state;
+    envd_runtime *rt;
+    assert_int_equal(envd_runtime_new(NULL, &rt), ENVD_OK);
+    envd_client *c =
+        test_gateway_client(rt, w->gw.grpc_port, "sbx-nowhere", ENVD_TRANSPORT_AUTO, 0);
+    envd_entry_info *e = NULL;
+    envd_error *err = NULL;
+    envd_status st = envd_fs_get_info(c, "/whoami", &e, &err);
+    assert_int_equal(st, ENVD_UNAVAILABLE);
+    assert_int_equal(envd_error_http_status(err), 502);
+    assert_int_equal(envd_client_transport(c), ENVD_TRANSPORT_GRPC);
+    envd_error_free(err);
+    envd_client_free(c);
+    envd_runtime_free(rt);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -217,6 +238,7 @@ int main(void)
         cmocka_unit_test(grpc_gateway_uses_grpc),
         cmocka_unit_test(one_connection_for_many_sandboxes),
         cmocka_unit_test(gateway_errors_are_clear),
+        cmocka_unit_test(auto_first_call_to_unknown_sandbox),
     };
     return cmocka_run_group_tests_name("gateway", tests, setup, teardown);
 }
