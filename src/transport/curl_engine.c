@@ -210,9 +210,20 @@ envd_status envd_curl_describe(const envd_curl_xfer *x, CURLcode rc, char *buf, 
         st = ENVD_E_NOMEM;
         break;
     case CURLE_URL_MALFORMAT:
-    case CURLE_UNSUPPORTED_PROTOCOL:
         what = "bad URL";
         st = ENVD_E_CONFIG;
+        break;
+    case CURLE_UNSUPPORTED_PROTOCOL:
+        /* Also what libcurl 7.88 says when an HTTP/2-only server answers an
+         * HTTP/1.1 request ("Received HTTP/0.9 when not allowed"). */
+        if (strstr(x->errbuf, "HTTP/0.9")) {
+            what = "the server did not answer in HTTP/1.1 (an HTTP/2-only port? see "
+                   "envd_config_set_h2c)";
+            st = ENVD_E_PROTOCOL;
+        } else {
+            what = "bad URL";
+            st = ENVD_E_CONFIG;
+        }
         break;
     default: what = "transfer failed"; break;
     }
