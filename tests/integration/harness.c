@@ -1,4 +1,5 @@
 #include "harness.h"
+#include "../listening.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -72,25 +73,10 @@ int test_server_start(test_server *s, const char *http, const char *token)
     fcntl(s->stdin_fd, F_SETFD, FD_CLOEXEC);
     s->pid = pid;
     char buf[256];
-    size_t len = 0;
-    for (;;) {
-        struct pollfd p = {out[0], POLLIN, 0};
-        if (poll(&p, 1, 20000) <= 0)
-            break;
-        ssize_t r = read(out[0], buf + len, sizeof(buf) - 1 - len);
-        if (r <= 0)
-            break;
-        len += (size_t)r;
-        buf[len] = 0;
-        char *l = strstr(buf, "listening ");
-        if (l && strchr(l, '\n')) {
-            s->port = atoi(l + 10);
-            break;
-        }
-    }
+    s->port = test_read_listening_port(out[0], 20000, buf, sizeof(buf));
     close(out[0]);
     if (s->port <= 0) {
-        fprintf(stderr, "reference server did not start (output: %.*s)\n", (int)len, buf);
+        fprintf(stderr, "reference server did not start (output: %s)\n", buf);
         test_server_stop(s);
         return -1;
     }

@@ -16,6 +16,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "../listening.h"
+
 typedef struct k8s_stub {
     pid_t pid;
     int port;
@@ -142,25 +144,10 @@ static inline int k8s_stub_start(k8s_stub *s)
     close(out[1]);
     s->pid = pid;
     char buf[256];
-    size_t len = 0;
-    for (;;) {
-        struct pollfd p = {out[0], POLLIN, 0};
-        if (poll(&p, 1, 20000) <= 0)
-            break;
-        ssize_t r = read(out[0], buf + len, sizeof(buf) - 1 - len);
-        if (r <= 0)
-            break;
-        len += (size_t)r;
-        buf[len] = 0;
-        char *l = strstr(buf, "listening ");
-        if (l && strchr(l, '\n')) {
-            s->port = atoi(l + 10);
-            break;
-        }
-    }
+    s->port = test_read_listening_port(out[0], 20000, buf, sizeof(buf));
     close(out[0]);
     if (s->port <= 0) {
-        fprintf(stderr, "k8s stub did not start (output: %.*s)\n", (int)len, buf);
+        fprintf(stderr, "k8s stub did not start (output: %s)\n", buf);
         k8s_stub_stop(s);
         return -1;
     }
