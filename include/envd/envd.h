@@ -54,6 +54,13 @@ extern "C" {
 /* Library version, "0.1.0". */
 ENVD_API const char *envd_version(void);
 
+/* A name and a value (headers, environment variables, metadata). In
+ * results the strings belong to the result; passed in, they are copied. */
+typedef struct envd_kv {
+    const char *name;
+    const char *value;
+} envd_kv;
+
 /* ---------------------------------------------------------------- status */
 
 /* 1..16 are the Connect/gRPC codes with their canonical numbers; 100 and up

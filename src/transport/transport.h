@@ -29,10 +29,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-typedef struct envd_kv {
-    const char *name;
-    const char *value;
-} envd_kv;
+/* envd_kv (a header name and value) is the public type from envd.h. */
 
 /* Where calls go. Immutable once built; shared by reference. */
 typedef struct envd_endpoint {
