@@ -47,11 +47,12 @@ extern "C" {
 #endif
 
 #define ENVD_VERSION_MAJOR 0
-#define ENVD_VERSION_MINOR 1
+#define ENVD_VERSION_MINOR 2
 #define ENVD_VERSION_PATCH 0
-#define ENVD_VERSION_STRING "0.1.0"
+#define ENVD_VERSION_STRING "0.2.0"
 
-/* Library version, "0.1.0". */
+/* Library version, "0.2.0". 0.x releases break the ABI between minor
+ * versions: the SONAME is libenvd.so.0.MINOR. */
 ENVD_API const char *envd_version(void);
 
 /* A name and a value (headers, environment variables, metadata). In
