@@ -192,14 +192,23 @@ typedef struct envd_runtime envd_runtime;
  * options (workers, in-flight cap) are read. Caller frees with
  * envd_runtime_free. */
 ENVD_API envd_status envd_runtime_new(const envd_config *cfg, envd_runtime **out);
-/* Cancels what is in flight, joins the threads. Must not be called from a
- * callback. */
-ENVD_API void envd_runtime_free(envd_runtime *rt);
+/* Cancels what is in flight, joins the threads. On an engine thread (a
+ * thread of any runtime, or inside any callback) it frees nothing and
+ * returns ENVD_E_USAGE: joining the thread it runs on would never return.
+ * ENVD_OK otherwise (also for NULL). */
+ENVD_API envd_status envd_runtime_free(envd_runtime *rt);
 
 /* ---------------------------------------------------------------- future */
 
 typedef struct envd_future envd_future;
 typedef void (*envd_future_cb)(envd_future *f, void *ud);
+
+/* Waiting on an engine thread: the waits below, envd_runtime_free and every
+ * blocking (non-_async) call return ENVD_E_USAGE at once when called from a
+ * thread the runtime started (gRPC workers, the curl I/O thread, the timer
+ * thread) or from inside a completion callback on any thread, because what
+ * they would wait for may need that thread. Use envd_future_on_complete
+ * there instead, or hand the work to a thread of your own. */
 
 /* Waits until f completes or timeout_ms passes (< 0: forever). Returns ENVD_OK
  * once complete (whatever the outcome) or ENVD_E_TIMEOUT. */
@@ -216,6 +225,18 @@ ENVD_API envd_status envd_future_status(const envd_future *f);
 ENVD_API const envd_error *envd_future_error(const envd_future *f);
 /* Takes the error out of the future; caller frees it. */
 ENVD_API envd_error *envd_future_take_error(envd_future *f);
+/* Waits up to timeout_ms (< 0: forever) and returns the outcome: ENVD_OK or
+ * the error's code, with the error moved into *err (caller frees; may be
+ * NULL to drop it). ENVD_E_TIMEOUT, *err NULL, if f is still pending: get
+ * again later. The result stays in f for its typed accessor. This is what
+ * every blocking function does with the future of its _async form, except
+ * that the blocking form also moves the result out and frees the future.
+ *
+ * Blocking forms share one contract: *out and *err are cleared first; *out
+ * is set only on ENVD_OK (and on ENVD_E_COMMAND_EXIT, where the command's
+ * result is kept beside the error, as the Go client returns both); on any
+ * error *err says what failed, naming the function. */
+ENVD_API envd_status envd_future_get(envd_future *f, int64_t timeout_ms, envd_error **err);
 /* Runs cb exactly once when f completes, on the completing thread; if f is
  * already complete, runs it now on this thread. One callback per future. */
 ENVD_API envd_status envd_future_on_complete(envd_future *f, envd_future_cb cb, void *ud);

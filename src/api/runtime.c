@@ -1,9 +1,12 @@
 /* The runtime: timer thread, gRPC workers, curl I/O thread, in-flight cap. */
 #include "api/internal.h"
+#include "core/thread.h"
 
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+static void runtime_destroy(envd_runtime *rt);
 
 const char *envd_version(void) { return ENVD_VERSION_STRING; }
 
@@ -43,17 +46,15 @@ envd_status envd_runtime_new(const envd_config *cfg, envd_runtime **out)
     if (s == ENVD_OK)
         s = envd_curl_engine_new(rt->timers, &rt->curl);
     if (s != ENVD_OK) {
-        envd_runtime_free(rt);
+        runtime_destroy(rt);
         return s;
     }
     *out = rt;
     return ENVD_OK;
 }
 
-void envd_runtime_free(envd_runtime *rt)
+static void runtime_destroy(envd_runtime *rt)
 {
-    if (!rt)
-        return;
     pthread_mutex_lock(&rt->mu);
     rt->closing = 1;
     pthread_cond_broadcast(&rt->slot_cv);
@@ -74,6 +75,17 @@ void envd_runtime_free(envd_runtime *rt)
     pthread_cond_destroy(&rt->slot_cv);
     pthread_cond_destroy(&rt->probe_cv);
     free(rt);
+}
+
+envd_status envd_runtime_free(envd_runtime *rt)
+{
+    if (!rt)
+        return ENVD_OK;
+    /* Joining the engine's threads from one of them would never return. */
+    if (envd_thread_is_engine())
+        return ENVD_E_USAGE;
+    runtime_destroy(rt);
+    return ENVD_OK;
 }
 
 envd_status envd_rt_acquire(envd_runtime *rt)

@@ -2,6 +2,7 @@
  * waiters. Nothing here knows what the operation is. */
 #include "core/future.h"
 #include "core/error.h"
+#include "core/thread.h"
 #include "core/timer.h"
 
 #include <errno.h>
@@ -65,6 +66,14 @@ envd_future *envd_future_create(int kind)
     return f;
 }
 
+/* A callback must not wait for the library, whichever thread runs it. */
+static void run_callback(envd_future_cb cb, envd_future *f, void *ud)
+{
+    envd_thread_callback_enter();
+    cb(f, ud);
+    envd_thread_callback_leave();
+}
+
 static void future_unref(envd_future *f)
 {
     if (atomic_fetch_sub(&f->refs, 1) != 1)
@@ -123,7 +132,7 @@ void envd_future_complete(envd_future *f, void *result, envd_free_fn free_fn, en
     }
     pthread_mutex_unlock(&f->mu);
     if (cb)
-        cb(f, cb_ud);
+        run_callback(cb, f, cb_ud);
     future_unref(f);
 }
 
@@ -156,7 +165,7 @@ int envd_future_kind(const envd_future *f) { return f ? f->kind : -1; }
 
 envd_status envd_future_wait(envd_future *f, int64_t timeout_ms)
 {
-    if (!f)
+    if (!f || envd_thread_is_engine())
         return ENVD_E_USAGE;
     int64_t deadline = timeout_ms >= 0 ? envd_now_ms() + timeout_ms : 0;
     pthread_mutex_lock(&f->mu);
@@ -178,7 +187,7 @@ envd_status envd_future_wait(envd_future *f, int64_t timeout_ms)
 envd_status envd_future_wait_any(envd_future *const *fs, size_t n, int64_t timeout_ms,
                                  size_t *index)
 {
-    if (!fs || n == 0)
+    if (!fs || n == 0 || envd_thread_is_engine())
         return ENVD_E_USAGE;
     for (size_t i = 0; i < n; i++)
         if (!fs[i])
@@ -252,7 +261,7 @@ envd_status envd_future_wait_any(envd_future *const *fs, size_t n, int64_t timeo
 
 envd_status envd_future_wait_all(envd_future *const *fs, size_t n, int64_t timeout_ms)
 {
-    if (!fs)
+    if (!fs || envd_thread_is_engine())
         return ENVD_E_USAGE;
     int64_t deadline = timeout_ms >= 0 ? envd_now_ms() + timeout_ms : 0;
     for (size_t i = 0; i < n; i++) {
@@ -315,6 +324,29 @@ envd_error *envd_future_take_error(envd_future *f)
     return e;
 }
 
+envd_status envd_future_get(envd_future *f, int64_t timeout_ms, envd_error **err)
+{
+    if (err)
+        *err = NULL;
+    if (!f) {
+        if (err)
+            *err = envd_error_new(ENVD_E_USAGE, ENVD_TRANSPORT_NONE, 0, "%s: f is NULL", __func__);
+        return ENVD_E_USAGE;
+    }
+    if (envd_thread_is_engine()) {
+        if (err)
+            *err = envd_thread_refusal(__func__);
+        return ENVD_E_USAGE;
+    }
+    envd_status s = envd_future_wait(f, timeout_ms);
+    if (s != ENVD_OK)
+        return s;
+    s = envd_future_status(f);
+    if (err)
+        *err = envd_future_take_error(f);
+    return s;
+}
+
 envd_status envd_future_on_complete(envd_future *f, envd_future_cb cb, void *ud)
 {
     if (!f || !cb)
@@ -331,7 +363,7 @@ envd_status envd_future_on_complete(envd_future *f, envd_future_cb cb, void *ud)
         return ENVD_OK;
     }
     pthread_mutex_unlock(&f->mu);
-    cb(f, ud);
+    run_callback(cb, f, ud);
     return ENVD_OK;
 }
 

@@ -3,6 +3,7 @@
  * rewrites the deadline and lets the heap fix itself lazily: the thread
  * re-inserts an entry whose deadline moved later when it pops it. */
 #include "core/timer.h"
+#include "core/thread.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -164,7 +165,7 @@ int envd_timers_new(envd_timers **out)
     pthread_cond_init(&ts->cv, &ca);
     pthread_cond_init(&ts->done_cv, NULL);
     pthread_condattr_destroy(&ca);
-    if (pthread_create(&ts->thread, NULL, timer_main, ts) != 0) {
+    if (envd_thread_start(&ts->thread, timer_main, ts) != 0) {
         pthread_mutex_destroy(&ts->mu);
         pthread_cond_destroy(&ts->cv);
         pthread_cond_destroy(&ts->done_cv);

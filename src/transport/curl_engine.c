@@ -14,6 +14,7 @@
  * I/O thread at the right time without a timer thread.
  */
 #include "transport/curl_engine.h"
+#include "core/thread.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -659,7 +660,7 @@ envd_status envd_curl_engine_new(envd_timers *timers, envd_curl_engine **out)
     curl_multi_setopt(e->multi, CURLMOPT_TIMERDATA, e);
     pthread_mutex_init(&e->mu, NULL);
     e->connect_tp.ops = &envd_connect_ops;
-    if (pthread_create(&e->thread, NULL, io_main, e) != 0) {
+    if (envd_thread_start(&e->thread, io_main, e) != 0) {
         pthread_mutex_destroy(&e->mu);
         curl_multi_cleanup(e->multi);
         close(e->wake_fd);

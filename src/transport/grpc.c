@@ -32,6 +32,7 @@
  * and the list of live calls; order is engine -> call. Timer functions are
  * never called with a call mutex held (a timer callback takes that mutex).
  */
+#include "core/thread.h"
 #include "transport/transport.h"
 
 #include <grpc/byte_buffer.h>
@@ -1349,7 +1350,7 @@ envd_status envd_grpc_engine_new(int workers, envd_timers *timers, envd_grpc_eng
         }
     }
     for (int i = 0; st == ENVD_OK && i < workers; i++) {
-        if (pthread_create(&e->workers[i].thread, NULL, worker_main, &e->workers[i]) != 0) {
+        if (envd_thread_start(&e->workers[i].thread, worker_main, &e->workers[i]) != 0) {
             st = ENVD_E_NOMEM;
             break;
         }

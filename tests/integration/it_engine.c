@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 static const envd_transport_kind kinds[2] = {ENVD_TRANSPORT_GRPC, ENVD_TRANSPORT_CONNECT};
 
@@ -279,6 +280,86 @@ static void futures_outlive_their_client(void **state)
     test_server_stop(&s);
 }
 
+/* What a callback sees when it tries to block: a refusal, at once, from a
+ * completion callback and from an output callback, on both transports. */
+typedef struct blocker {
+    envd_runtime *rt;
+    envd_future *pending; /* a command that sleeps while the probes run */
+    envd_status wait, any, all, rt_free;
+    int64_t took_ms;
+    int ran;
+} blocker;
+
+static void try_to_block(blocker *b)
+{
+    if (__atomic_load_n(&b->ran, __ATOMIC_SEQ_CST))
+        return; /* output may come in several pieces; probe once */
+    int64_t t0 = now_ms();
+    size_t idx;
+    b->wait = envd_future_wait(b->pending, -1);
+    b->any = envd_future_wait_any(&b->pending, 1, -1, &idx);
+    b->all = envd_future_wait_all(&b->pending, 1, -1);
+    b->rt_free = envd_runtime_free(b->rt);
+    b->took_ms = now_ms() - t0;
+    __atomic_store_n(&b->ran, 1, __ATOMIC_SEQ_CST);
+}
+
+static void blocking_completion(envd_future *f, void *ud)
+{
+    (void)f;
+    try_to_block(ud);
+}
+
+static void blocking_output(void *ud, const uint8_t *data, size_t len)
+{
+    (void)data, (void)len;
+    try_to_block(ud);
+}
+
+static void assert_refused_in_time(blocker *b)
+{
+    for (int i = 0; i < 1000 && !__atomic_load_n(&b->ran, __ATOMIC_SEQ_CST); i++)
+        usleep(10000);
+    assert_int_equal(__atomic_load_n(&b->ran, __ATOMIC_SEQ_CST), 1);
+    assert_int_equal(b->wait, ENVD_E_USAGE);
+    assert_int_equal(b->any, ENVD_E_USAGE);
+    assert_int_equal(b->all, ENVD_E_USAGE);
+    assert_int_equal(b->rt_free, ENVD_E_USAGE);
+    assert_true(b->took_ms < 1000);
+    __atomic_store_n(&b->ran, 0, __ATOMIC_SEQ_CST);
+}
+
+static void callbacks_cannot_block(void **state)
+{
+    (void)state;
+    test_server s;
+    assert_int_equal(test_server_start(&s, "both", NULL), 0);
+    blocker b = {0};
+    assert_int_equal(envd_runtime_new(NULL, &b.rt), ENVD_OK);
+    for (int i = 0; i < 2; i++) {
+        envd_client *c = client_at(b.rt, s.addr, kinds[i], NULL, 10000);
+        assert_int_equal(envd_commands_run_async(c, "sleep 30", NULL, &b.pending), ENVD_OK);
+        envd_future *f;
+        assert_int_equal(envd_fs_get_info_async(c, "/", &f), ENVD_OK);
+        assert_int_equal(envd_future_on_complete(f, blocking_completion, &b), ENVD_OK);
+        assert_refused_in_time(&b);
+        envd_future_free(f);
+
+        envd_cmd_opts *o = envd_cmd_opts_new();
+        assert_int_equal(envd_cmd_opts_on_stdout(o, blocking_output, &b), ENVD_OK);
+        assert_int_equal(envd_commands_run_async(c, "echo hi", o, &f), ENVD_OK);
+        envd_cmd_opts_free(o);
+        assert_refused_in_time(&b);
+        assert_int_equal(envd_future_wait(f, 10000), ENVD_OK);
+        assert_int_equal(envd_future_status(f), ENVD_OK);
+        envd_future_free(f);
+        envd_future_free(b.pending); /* cancels the sleep */
+        envd_client_free(c);
+    }
+    assert_int_equal(envd_runtime_free(b.rt), ENVD_OK);
+    test_server_stop(&s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -289,6 +370,7 @@ int main(void)
         cmocka_unit_test(thousands_of_futures),
         cmocka_unit_test(runtime_free_with_calls_in_flight),
         cmocka_unit_test(futures_outlive_their_client),
+        cmocka_unit_test(callbacks_cannot_block),
     };
     return cmocka_run_group_tests_name("engine", tests, NULL, NULL);
 }

@@ -8,6 +8,7 @@
 
 #include "core/error.h"
 #include "core/future.h"
+#include "core/thread.h"
 #include "core/timer.h"
 
 #include <pthread.h>
@@ -207,6 +208,78 @@ static void timers(void **state)
     envd_timers_free(ts);
 }
 
+/* What a thread that must not block sees when it tries to. */
+typedef struct refusal {
+    envd_future *pending; /* never completes while the probe runs */
+    envd_runtime *rt;
+    envd_status wait, any, all, rt_free;
+    int64_t took_ms;
+    atomic_int ran;
+} refusal;
+
+static void try_to_block(refusal *r)
+{
+    int64_t t0 = envd_now_ms();
+    size_t idx = 99;
+    r->wait = envd_future_wait(r->pending, -1);
+    r->any = envd_future_wait_any(&r->pending, 1, -1, &idx);
+    r->all = envd_future_wait_all(&r->pending, 1, -1);
+    r->rt_free = envd_runtime_free(r->rt);
+    r->took_ms = envd_now_ms() - t0;
+    atomic_store(&r->ran, 1);
+}
+
+static void refusing_cb(envd_future *f, void *ud)
+{
+    (void)f;
+    try_to_block(ud);
+}
+
+static void *refusing_thread(void *ud)
+{
+    try_to_block(ud);
+    return NULL;
+}
+
+static void assert_refused(refusal *r)
+{
+    assert_int_equal(atomic_load(&r->ran), 1);
+    assert_int_equal(r->wait, ENVD_E_USAGE);
+    assert_int_equal(r->any, ENVD_E_USAGE);
+    assert_int_equal(r->all, ENVD_E_USAGE);
+    assert_int_equal(r->rt_free, ENVD_E_USAGE);
+    assert_true(r->took_ms < 1000);
+    atomic_store(&r->ran, 0);
+}
+
+static void engine_threads_refuse_to_wait(void **state)
+{
+    (void)state;
+    refusal r = {0};
+    r.pending = envd_future_create(1);
+    assert_int_equal(envd_runtime_new(NULL, &r.rt), ENVD_OK);
+    /* a completion callback run by the completing (here: this) thread */
+    envd_future *f = envd_future_create(1);
+    assert_int_equal(envd_future_on_complete(f, refusing_cb, &r), ENVD_OK);
+    envd_future_complete(f, NULL, NULL, NULL);
+    assert_refused(&r);
+    /* registered after completion: runs at once, on this thread */
+    assert_int_equal(envd_future_on_complete(f, refusing_cb, &r), ENVD_OK);
+    assert_refused(&r);
+    envd_future_free(f);
+    /* a thread started the way the runtime starts its own */
+    pthread_t t;
+    assert_int_equal(envd_thread_start(&t, refusing_thread, &r), 0);
+    pthread_join(t, NULL);
+    assert_refused(&r);
+    /* outside callbacks, this thread may wait again */
+    assert_false(envd_thread_is_engine());
+    assert_int_equal(envd_future_wait(r.pending, 0), ENVD_E_TIMEOUT);
+    envd_future_complete(r.pending, NULL, NULL, NULL);
+    envd_future_free(r.pending);
+    assert_int_equal(envd_runtime_free(r.rt), ENVD_OK);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -216,6 +289,7 @@ int main(void)
         cmocka_unit_test(cancel_hook),
         cmocka_unit_test(free_pending_then_complete),
         cmocka_unit_test(timers),
+        cmocka_unit_test(engine_threads_refuse_to_wait),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,92 @@
+/* The blocking layer: the prologue and epilogue every blocking function
+ * shares (the contract is in sync.h), then the table of blocking forms, one
+ * row each, one section per area. A blocking form is added here and nowhere
+ * else; its _async starter lives with its area. */
+#include "api/sync.h"
+#include "core/thread.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+/* Why this thread's last start refused; read by the blocking form that
+ * called the starter (same thread, right after). */
+static _Thread_local char start_msg[256];
+
+envd_status envd_start_error(envd_status code, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(start_msg, sizeof start_msg, fmt, ap);
+    va_end(ap);
+    return code;
+}
+
+envd_status envd_sync_begin(const char *fn, envd_error **err)
+{
+    if (err)
+        *err = NULL;
+    start_msg[0] = '\0';
+    if (!envd_thread_is_engine())
+        return ENVD_OK;
+    if (err)
+        *err = envd_thread_refusal(fn);
+    return ENVD_E_USAGE;
+}
+
+static envd_error *start_refusal(const char *fn, envd_status st)
+{
+    const char *why = start_msg[0] ? start_msg : envd_strerror(st);
+    envd_error *e = envd_error_new(st, ENVD_TRANSPORT_NONE, 0, "%s: %s", fn, why);
+    start_msg[0] = '\0';
+    return e;
+}
+
+envd_status envd_sync_call(const char *fn, envd_status st, envd_future *f, int kind, void **out,
+                           envd_error **err)
+{
+    if (out)
+        *out = NULL;
+    if (err)
+        *err = NULL;
+    if (st != ENVD_OK || !f) {
+        /* A starter that failed made no future (envd.h's convention). */
+        if (st == ENVD_OK)
+            st = ENVD_E_USAGE;
+        if (err)
+            *err = start_refusal(fn, st);
+        return st;
+    }
+    envd_future_wait(f, -1);
+    st = envd_future_status(f);
+    if (out && (st == ENVD_OK || st == ENVD_E_COMMAND_EXIT))
+        *out = envd_future_take_result(f, kind);
+    if (err)
+        *err = envd_future_take_error(f);
+    envd_future_free(f);
+    return st;
+}
+
+envd_status envd_sync_bool(const char *fn, envd_status st, envd_future *f, int *out,
+                           envd_error **err)
+{
+    void *r = NULL;
+    st = envd_sync_call(fn, st, f, ENVD_FK_BOOL, &r, err);
+    int *b = r;
+    if (out)
+        *out = b ? *b : 0;
+    free(b);
+    return st;
+}
+
+/* ---- commands and processes (commands.c, process_calls.c) ---------------- */
+
+/* ---- input streams (input_stream.c) -------------------------------------- */
+
+/* ---- filesystem RPCs (fs.c) ---------------------------------------------- */
+
+/* ---- watches (watch.c) ---------------------------------------------------- */
+
+/* ---- /files transfers (files.c) ------------------------------------------- */
+
+/* ---- clients from Kubernetes (k8s) ---------------------------------------- */
