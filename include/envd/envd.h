@@ -582,7 +582,8 @@ typedef enum envd_file_type {
     ENVD_FILE_TYPE_SYMLINK = 3
 } envd_file_type;
 
-/* One file's metadata. Strings are valid as long as the entry. */
+/* One file's metadata, a plain read-only struct. Strings are valid as long
+ * as the entry. */
 typedef struct envd_entry_info {
     const char *name;
     envd_file_type type;
@@ -595,6 +596,11 @@ typedef struct envd_entry_info {
     int64_t modified_sec;    /* Unix time; 0 when unknown */
     int32_t modified_nsec;
     const char *symlink_target; /* NULL when not a symlink */
+    /* File metadata (envd >= 0.6.2): the user.e2b.* extended attributes
+     * that X-Metadata-* headers set on upload, prefix stripped, sorted by
+     * name. NULL and 0 when there is none. */
+    const envd_kv *metadata;
+    size_t n_metadata;
 } envd_entry_info;
 
 ENVD_API void envd_entry_info_free(envd_entry_info *e);
@@ -615,22 +621,17 @@ ENVD_API envd_status envd_fs_exists_async(envd_client *c, const char *path, envd
  * it is pending or when it failed. */
 ENVD_API int envd_future_bool(const envd_future *f);
 
-/* File metadata (envd >= 0.6.2): the user.e2b.* extended attributes that
- * X-Metadata-* headers set on upload, prefix stripped. Count, i-th pair
- * (strings valid as long as e; returns ENVD_E_USAGE past the end) and
- * lookup by key (NULL when absent). */
-ENVD_API size_t envd_entry_info_metadata_count(const envd_entry_info *e);
-ENVD_API envd_status envd_entry_info_metadata_at(const envd_entry_info *e, size_t i,
-                                                 const char **key, const char **value);
-ENVD_API const char *envd_entry_info_metadata_get(const envd_entry_info *e, const char *key);
-
 /* The filesystem RPCs run as the client's user (envd_config_set_user; the
  * Go client's root by default): it decides how relative and ~ paths resolve
  * and who owns what MakeDir and Move create. For another user, make another
  * client from a config with that user; clients are cheap and share the
  * runtime's connections. */
 
-typedef struct envd_entry_list envd_entry_list;
+/* A directory listing: count entries in items[]. */
+typedef struct envd_entry_list {
+    size_t count;
+    const envd_entry_info *items;
+} envd_entry_list;
 
 /* ListDir: the entries up to `depth` levels below path (depth 0 means 1, the
  * Go client's default), in envd's order: lexical, depth first, parents
@@ -643,9 +644,6 @@ ENVD_API envd_status envd_fs_list_async(envd_client *c, const char *path, uint32
                                         envd_future **out);
 /* The list of a list future; valid until the future is freed. */
 ENVD_API const envd_entry_list *envd_future_entry_list(const envd_future *f);
-ENVD_API size_t envd_entry_list_count(const envd_entry_list *l);
-/* The i-th entry (NULL past the end); valid as long as l. */
-ENVD_API const envd_entry_info *envd_entry_list_at(const envd_entry_list *l, size_t i);
 ENVD_API void envd_entry_list_free(envd_entry_list *l);
 
 /* MakeDir, with parents (mkdir -p). *created = 0 (and ENVD_OK) when the
@@ -680,9 +678,6 @@ typedef enum envd_fs_event_type {
     ENVD_FS_EVENT_RENAME = 4, /* the old name; the new one comes as CREATE */
     ENVD_FS_EVENT_CHMOD = 5
 } envd_fs_event_type;
-
-/* Static name of an event type: "create", "write", ... */
-ENVD_API const char *envd_fs_event_type_name(envd_fs_event_type t);
 
 /* One change under a watched directory. name is relative to it
  * ("sub/file.txt" when recursive). entry is set only with
@@ -746,7 +741,11 @@ ENVD_API envd_status envd_fs_watcher_create_async(envd_client *c, const char *pa
 /* The id of a watcher_create future; valid until the future is freed. */
 ENVD_API const char *envd_future_watcher_id(const envd_future *f);
 
-typedef struct envd_fs_event_list envd_fs_event_list;
+/* The events of one envd_fs_watcher_events call: count in items[]. */
+typedef struct envd_fs_event_list {
+    size_t count;
+    const envd_fs_event *items;
+} envd_fs_event_list;
 
 /* The events buffered since the previous call, oldest first. Caller frees
  * *out with envd_fs_event_list_free. */
@@ -756,9 +755,6 @@ ENVD_API envd_status envd_fs_watcher_events(envd_client *c, const char *id,
 ENVD_API envd_status envd_fs_watcher_events_async(envd_client *c, const char *id,
                                                   envd_future **out);
 ENVD_API const envd_fs_event_list *envd_future_event_list(const envd_future *f);
-ENVD_API size_t envd_fs_event_list_count(const envd_fs_event_list *l);
-/* The i-th event (NULL past the end); valid as long as l. */
-ENVD_API const envd_fs_event *envd_fs_event_list_at(const envd_fs_event_list *l, size_t i);
 ENVD_API void envd_fs_event_list_free(envd_fs_event_list *l);
 
 /* Stops and deletes the watcher; an unknown id is ENVD_NOT_FOUND. */
@@ -862,7 +858,7 @@ ENVD_API envd_status envd_files_opts_set_gzip(envd_files_opts *o, int enabled);
  * 0.5.7); one file per request. */
 ENVD_API envd_status envd_files_opts_set_octet_stream(envd_files_opts *o, int enabled);
 /* Writes: X-Metadata-<key>: value, stored by envd (>= 0.6.2) as file
- * metadata (see envd_entry_info_metadata_*). A write replaces the file's
+ * metadata (see envd_entry_info.metadata). A write replaces the file's
  * whole metadata set. Printable ASCII only; keys are lower-cased by envd. */
 ENVD_API envd_status envd_files_opts_set_metadata(envd_files_opts *o, const char *key,
                                                   const char *value);

@@ -8,24 +8,28 @@
 
 /* ---- entries ------------------------------------------------------------- */
 
-void envd_entry_info_free(envd_entry_info *e)
+void envd_entry_clear(envd_entry_info *e)
 {
     if (!e)
         return;
-    envd_entry_priv *p = (envd_entry_priv *)e;
     free((char *)e->name);
     free((char *)e->path);
     free((char *)e->permissions);
     free((char *)e->owner);
     free((char *)e->group);
     free((char *)e->symlink_target);
-    for (size_t i = 0; i < p->n_meta; i++) {
-        free(p->meta_keys[i]);
-        free(p->meta_values[i]);
+    for (size_t i = 0; i < e->n_metadata; i++) {
+        free((char *)e->metadata[i].name);
+        free((char *)e->metadata[i].value);
     }
-    free(p->meta_keys);
-    free(p->meta_values);
-    free(p);
+    free((envd_kv *)e->metadata);
+    memset(e, 0, sizeof(*e));
+}
+
+void envd_entry_info_free(envd_entry_info *e)
+{
+    envd_entry_clear(e);
+    free(e);
 }
 
 static void entry_free_fn(void *p)
@@ -43,16 +47,16 @@ static envd_file_type map_type(Filesystem__FileType t)
     }
 }
 
-static int copy_metadata(envd_entry_priv *e, const Filesystem__EntryInfo *p)
+/* The metadata map, sorted by name: protobuf maps have no order, and a
+ * sorted array lets the caller compare or bisect. */
+static int copy_metadata(envd_entry_info *e, const Filesystem__EntryInfo *p)
 {
     if (p->n_metadata == 0)
         return 0;
-    e->meta_keys = calloc(p->n_metadata, sizeof(char *));
-    e->meta_values = calloc(p->n_metadata, sizeof(char *));
-    if (!e->meta_keys || !e->meta_values)
+    envd_kv *kv = calloc(p->n_metadata, sizeof(*kv));
+    if (!kv)
         return -1;
-    /* Insertion sort by key: a handful of entries, and lookups then stop
-     * early and the order is stable for the caller. */
+    e->metadata = kv;
     for (size_t i = 0; i < p->n_metadata; i++) {
         const Filesystem__EntryInfo__MetadataEntry *m = p->metadata[i];
         char *k = envd_strdup0(m->key), *v = envd_strdup0(m->value);
@@ -61,25 +65,21 @@ static int copy_metadata(envd_entry_priv *e, const Filesystem__EntryInfo *p)
             free(v);
             return -1;
         }
-        size_t j = e->n_meta;
-        while (j > 0 && strcmp(e->meta_keys[j - 1], k) > 0) {
-            e->meta_keys[j] = e->meta_keys[j - 1];
-            e->meta_values[j] = e->meta_values[j - 1];
+        size_t j = e->n_metadata;
+        while (j > 0 && strcmp(kv[j - 1].name, k) > 0) {
+            kv[j] = kv[j - 1];
             j--;
         }
-        e->meta_keys[j] = k;
-        e->meta_values[j] = v;
-        e->n_meta++;
+        kv[j].name = k;
+        kv[j].value = v;
+        e->n_metadata++;
     }
     return 0;
 }
 
-envd_entry_info *envd_entry_from_proto(const Filesystem__EntryInfo *p)
+envd_status envd_entry_fill(envd_entry_info *e, const Filesystem__EntryInfo *p)
 {
-    envd_entry_priv *pe = calloc(1, sizeof(*pe));
-    if (!pe)
-        return NULL;
-    envd_entry_info *e = &pe->pub;
+    memset(e, 0, sizeof(*e));
     e->name = envd_strdup0(p->name);
     e->path = envd_strdup0(p->path);
     e->permissions = envd_strdup0(p->permissions);
@@ -97,40 +97,61 @@ envd_entry_info *envd_entry_from_proto(const Filesystem__EntryInfo *p)
     if (has_target)
         e->symlink_target = envd_strdup0(p->symlink_target);
     if (!e->name || !e->path || !e->permissions || !e->owner || !e->group ||
-        (has_target && !e->symlink_target) || copy_metadata(pe, p) != 0) {
-        envd_entry_info_free(e);
-        return NULL;
+        (has_target && !e->symlink_target) || copy_metadata(e, p) != 0) {
+        envd_entry_clear(e);
+        return ENVD_E_NOMEM;
+    }
+    return ENVD_OK;
+}
+
+envd_entry_info *envd_entry_from_proto(const Filesystem__EntryInfo *p)
+{
+    envd_entry_info *e = malloc(sizeof(*e));
+    if (e && envd_entry_fill(e, p) != ENVD_OK) {
+        free(e);
+        e = NULL;
     }
     return e;
 }
 
-size_t envd_entry_info_metadata_count(const envd_entry_info *e)
+/* ---- events (the WatchDir stream and the polling watchers) --------------- */
+
+static envd_fs_event_type map_event(Filesystem__EventType t)
 {
-    return e ? ((const envd_entry_priv *)e)->n_meta : 0;
+    switch (t) {
+    case FILESYSTEM__EVENT_TYPE__EVENT_TYPE_CREATE: return ENVD_FS_EVENT_CREATE;
+    case FILESYSTEM__EVENT_TYPE__EVENT_TYPE_WRITE: return ENVD_FS_EVENT_WRITE;
+    case FILESYSTEM__EVENT_TYPE__EVENT_TYPE_REMOVE: return ENVD_FS_EVENT_REMOVE;
+    case FILESYSTEM__EVENT_TYPE__EVENT_TYPE_RENAME: return ENVD_FS_EVENT_RENAME;
+    case FILESYSTEM__EVENT_TYPE__EVENT_TYPE_CHMOD: return ENVD_FS_EVENT_CHMOD;
+    default: return ENVD_FS_EVENT_UNKNOWN;
+    }
 }
 
-envd_status envd_entry_info_metadata_at(const envd_entry_info *e, size_t i, const char **key,
-                                        const char **value)
+envd_status envd_fs_event_from_proto(const Filesystem__FilesystemEvent *p, envd_fs_event *ev)
 {
-    const envd_entry_priv *p = (const envd_entry_priv *)e;
-    if (!e || i >= p->n_meta)
-        return ENVD_E_USAGE;
-    if (key)
-        *key = p->meta_keys[i];
-    if (value)
-        *value = p->meta_values[i];
+    memset(ev, 0, sizeof(*ev));
+    ev->type = map_event(p->type);
+    char *name = envd_strdup0(p->name);
+    if (!name)
+        return ENVD_E_NOMEM;
+    ev->name = name;
+    if (p->_entry_case == FILESYSTEM__FILESYSTEM_EVENT___ENTRY_ENTRY && p->entry) {
+        ev->entry = envd_entry_from_proto(p->entry);
+        if (!ev->entry) {
+            free(name);
+            ev->name = NULL;
+            return ENVD_E_NOMEM;
+        }
+    }
     return ENVD_OK;
 }
 
-const char *envd_entry_info_metadata_get(const envd_entry_info *e, const char *key)
+void envd_fs_event_clear(envd_fs_event *ev)
 {
-    if (!e || !key)
-        return NULL;
-    const envd_entry_priv *p = (const envd_entry_priv *)e;
-    for (size_t i = 0; i < p->n_meta; i++)
-        if (strcmp(p->meta_keys[i], key) == 0)
-            return p->meta_values[i];
-    return NULL;
+    free((char *)ev->name);
+    envd_entry_info_free((envd_entry_info *)ev->entry);
+    memset(ev, 0, sizeof(*ev));
 }
 
 envd_error *envd_fs_decode_error(const char *what)
@@ -138,7 +159,7 @@ envd_error *envd_fs_decode_error(const char *what)
     return envd_error_new(ENVD_E_PROTOCOL, ENVD_TRANSPORT_NONE, 0, "malformed %s response", what);
 }
 
-static envd_error *nomem(void)
+envd_error *envd_fs_nomem(void)
 {
     return envd_error_new(ENVD_E_NOMEM, ENVD_TRANSPORT_NONE, 0, "out of memory");
 }
@@ -161,7 +182,7 @@ static void entry_finish(void *ctx, const uint8_t *resp, size_t len, envd_error 
         *result = envd_entry_from_proto(r->entry);
         *free_fn = entry_free_fn;
         if (!*result)
-            *out_err = nomem();
+            *out_err = envd_fs_nomem();
     }
     if (r)
         filesystem__stat_response__free_unpacked(r, NULL);
@@ -169,7 +190,9 @@ static void entry_finish(void *ctx, const uint8_t *resp, size_t len, envd_error 
 
 envd_status envd_fs_get_info_async(envd_client *c, const char *path, envd_future **out)
 {
-    if (!c || !path || !out)
+    if (out)
+        *out = NULL;
+    if (!c || envd_fs_bad_str(path) || !out)
         return ENVD_E_USAGE;
     Filesystem__StatRequest req = FILESYSTEM__STAT_REQUEST__INIT;
     req.path = (char *)path;
@@ -237,13 +260,15 @@ static void exists_finish(void *ctx, const uint8_t *resp, size_t len, envd_error
     *result = new_bool(err == NULL);
     *free_fn = free;
     if (!*result)
-        *out_err = nomem();
+        *out_err = envd_fs_nomem();
     envd_error_free(err);
 }
 
 envd_status envd_fs_exists_async(envd_client *c, const char *path, envd_future **out)
 {
-    if (!c || !path || !out)
+    if (out)
+        *out = NULL;
+    if (!c || envd_fs_bad_str(path) || !out)
         return ENVD_E_USAGE;
     Filesystem__StatRequest req = FILESYSTEM__STAT_REQUEST__INIT;
     req.path = (char *)path;
@@ -287,13 +312,15 @@ static void make_dir_finish(void *ctx, const uint8_t *resp, size_t len, envd_err
     *result = new_bool(err == NULL);
     *free_fn = free;
     if (!*result)
-        *out_err = nomem();
+        *out_err = envd_fs_nomem();
     envd_error_free(err);
 }
 
 envd_status envd_fs_make_dir_async(envd_client *c, const char *path, envd_future **out)
 {
-    if (!c || !path || !out)
+    if (out)
+        *out = NULL;
+    if (!c || envd_fs_bad_str(path) || !out)
         return ENVD_E_USAGE;
     Filesystem__MakeDirRequest req = FILESYSTEM__MAKE_DIR_REQUEST__INIT;
     req.path = (char *)path;
@@ -319,7 +346,9 @@ envd_status envd_fs_make_dir(envd_client *c, const char *path, int *created, env
 envd_status envd_fs_rename_async(envd_client *c, const char *old_path, const char *new_path,
                                  envd_future **out)
 {
-    if (!c || !old_path || !new_path || !out)
+    if (out)
+        *out = NULL;
+    if (!c || envd_fs_bad_str(old_path) || envd_fs_bad_str(new_path) || !out)
         return ENVD_E_USAGE;
     Filesystem__MoveRequest req = FILESYSTEM__MOVE_REQUEST__INIT;
     req.source = (char *)old_path;
@@ -363,7 +392,9 @@ static void remove_finish(void *ctx, const uint8_t *resp, size_t len, envd_error
 
 envd_status envd_fs_remove_async(envd_client *c, const char *path, envd_future **out)
 {
-    if (!c || !path || !out)
+    if (out)
+        *out = NULL;
+    if (!c || envd_fs_bad_str(path) || !out)
         return ENVD_E_USAGE;
     Filesystem__RemoveRequest req = FILESYSTEM__REMOVE_REQUEST__INIT;
     req.path = (char *)path;
@@ -385,34 +416,19 @@ envd_status envd_fs_remove(envd_client *c, const char *path, envd_error **err)
 
 /* ---- ListDir --------------------------------------------------------------- */
 
-struct envd_entry_list {
-    size_t n;
-    envd_entry_info **entries;
-};
-
 void envd_entry_list_free(envd_entry_list *l)
 {
     if (!l)
         return;
-    for (size_t i = 0; i < l->n; i++)
-        envd_entry_info_free(l->entries[i]);
-    free(l->entries);
+    for (size_t i = 0; i < l->count; i++)
+        envd_entry_clear((envd_entry_info *)&l->items[i]);
+    free((envd_entry_info *)l->items);
     free(l);
 }
 
 static void entry_list_free_fn(void *p)
 {
     envd_entry_list_free(p);
-}
-
-size_t envd_entry_list_count(const envd_entry_list *l)
-{
-    return l ? l->n : 0;
-}
-
-const envd_entry_info *envd_entry_list_at(const envd_entry_list *l, size_t i)
-{
-    return l && i < l->n ? l->entries[i] : NULL;
 }
 
 static void list_finish(void *ctx, const uint8_t *resp, size_t len, envd_error *err, void **result,
@@ -429,27 +445,27 @@ static void list_finish(void *ctx, const uint8_t *resp, size_t len, envd_error *
         return;
     }
     envd_entry_list *l = calloc(1, sizeof(*l));
-    if (l && r->n_entries)
-        l->entries = calloc(r->n_entries, sizeof(*l->entries));
-    if (!l || (r->n_entries && !l->entries)) {
+    envd_entry_info *items = l && r->n_entries ? calloc(r->n_entries, sizeof(*items)) : NULL;
+    if (!l || (r->n_entries && !items)) {
         free(l);
         l = NULL;
+    } else {
+        l->items = items;
     }
     for (size_t i = 0; l && i < r->n_entries; i++) {
         const Filesystem__EntryInfo *pe = r->entries[i];
         if (!pe || map_type(pe->type) == ENVD_FILE_TYPE_UNKNOWN)
             continue; /* the Go client drops what it cannot name */
-        envd_entry_info *e = envd_entry_from_proto(pe);
-        if (!e) {
+        if (envd_entry_fill(&items[l->count], pe) != ENVD_OK) {
             envd_entry_list_free(l);
             l = NULL;
             break;
         }
-        l->entries[l->n++] = e;
+        l->count++;
     }
     filesystem__list_dir_response__free_unpacked(r, NULL);
     if (!l) {
-        *out_err = nomem();
+        *out_err = envd_fs_nomem();
         return;
     }
     *result = l;
@@ -458,7 +474,9 @@ static void list_finish(void *ctx, const uint8_t *resp, size_t len, envd_error *
 
 envd_status envd_fs_list_async(envd_client *c, const char *path, uint32_t depth, envd_future **out)
 {
-    if (!c || !path || !out)
+    if (out)
+        *out = NULL;
+    if (!c || envd_fs_bad_str(path) || !out)
         return ENVD_E_USAGE;
     Filesystem__ListDirRequest req = FILESYSTEM__LIST_DIR_REQUEST__INIT;
     req.path = (char *)path;

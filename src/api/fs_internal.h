@@ -1,27 +1,20 @@
-/* What the filesystem files share (fs.c, watch.c): entries and events built
- * from their protobuf messages. */
+/* What the filesystem files share (fs.c, fs_watcher.c, watch.c): entries and
+ * events built from their protobuf messages. */
 #ifndef ENVD_API_FS_INTERNAL_H
 #define ENVD_API_FS_INTERNAL_H
 
 #include "api/internal.h"
 #include "filesystem.pb-c.h"
 
-/* Every envd_entry_info the library hands out is the first member of this,
- * so metadata can hang off it without growing the public struct. */
-typedef struct envd_entry_priv {
-    envd_entry_info pub;
-    size_t n_meta;
-    char **meta_keys; /* sorted by key */
-    char **meta_values;
-} envd_entry_priv;
-
-/* Copies a decoded EntryInfo into the public shape. NULL on OOM. */
+/* Fills *e (a plain struct the caller placed: on the heap, in a list's
+ * array) from a decoded EntryInfo. ENVD_OK, or ENVD_E_NOMEM with *e holding
+ * nothing to free. */
+envd_status envd_entry_fill(envd_entry_info *e, const Filesystem__EntryInfo *p);
+/* Frees what envd_entry_fill put into *e, not e itself. */
+void envd_entry_clear(envd_entry_info *e);
+/* A heap copy of a decoded EntryInfo (free with envd_entry_info_free). NULL
+ * on OOM. */
 envd_entry_info *envd_entry_from_proto(const Filesystem__EntryInfo *p);
-
-struct envd_fs_event_list {
-    size_t n;
-    envd_fs_event *events; /* names and entries owned here */
-};
 
 /* Fills ev from a decoded event (name copied, entry converted when present).
  * Returns ENVD_OK or ENVD_E_NOMEM (ev then holds nothing to free). */
@@ -31,5 +24,12 @@ void envd_fs_event_clear(envd_fs_event *ev);
 
 /* "malformed <what> response" protocol error. */
 envd_error *envd_fs_decode_error(const char *what);
+envd_error *envd_fs_nomem(void);
+
+/* Starters refuse a NULL or empty path (ENVD_E_USAGE). */
+static inline int envd_fs_bad_str(const char *s)
+{
+    return !s || !*s;
+}
 
 #endif

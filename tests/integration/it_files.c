@@ -525,25 +525,24 @@ static void metadata_on_write(void **state)
     envd_entry_info *e = NULL;
     st = envd_fs_get_info(fx->c, "/meta/f.bin", &e, &err);
     assert_envd_ok(st, err);
-    if (envd_entry_info_metadata_count(e) == 0) {
+    if (e->n_metadata == 0) {
         envd_entry_info_free(e);
         envd_files_opts_free(o);
         skip(); /* no user xattrs on this filesystem */
     }
-    assert_int_equal(envd_entry_info_metadata_count(e), 2);
-    assert_string_equal(envd_entry_info_metadata_get(e, "owner"), "bob");
-    assert_string_equal(envd_entry_info_metadata_get(e, "project"), "x y z");
-    const char *k, *v;
-    assert_int_equal(envd_entry_info_metadata_at(e, 0, &k, &v), ENVD_OK);
-    assert_string_equal(k, "owner");
-    assert_int_equal(envd_entry_info_metadata_at(e, 2, &k, &v), ENVD_E_USAGE);
+    /* sorted by name */
+    assert_int_equal(e->n_metadata, 2);
+    assert_string_equal(e->metadata[0].name, "owner");
+    assert_string_equal(e->metadata[0].value, "bob");
+    assert_string_equal(e->metadata[1].name, "project");
+    assert_string_equal(e->metadata[1].value, "x y z");
     envd_entry_info_free(e);
     /* a write without metadata clears it */
     assert_int_equal(envd_files_write(fx->c, "/meta/f.bin", "x", 1, NULL, &err), ENVD_OK);
     st = envd_fs_get_info(fx->c, "/meta/f.bin", &e, &err);
     assert_envd_ok(st, err);
-    assert_int_equal(envd_entry_info_metadata_count(e), 0);
-    assert_null(envd_entry_info_metadata_get(e, "owner"));
+    assert_int_equal(e->n_metadata, 0);
+    assert_null(e->metadata);
     envd_entry_info_free(e);
     envd_files_opts_free(o);
 }

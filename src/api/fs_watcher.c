@@ -1,0 +1,192 @@
+/* The polling watchers (CreateWatcher, GetWatcherEvents, RemoveWatcher), as
+ * the Python SDK's synchronous watch_dir: the watcher lives in envd and
+ * buffers events until they are fetched. */
+#include "api/fs_internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static void id_finish(void *ctx, const uint8_t *resp, size_t len, envd_error *err, void **result,
+                      envd_free_fn *free_fn, envd_error **out_err)
+{
+    (void)ctx;
+    if (err) {
+        *out_err = envd_error_wrap(err, "failed to create watcher");
+        return;
+    }
+    Filesystem__CreateWatcherResponse *r =
+        filesystem__create_watcher_response__unpack(NULL, len, resp);
+    if (!r || !r->watcher_id || !r->watcher_id[0]) {
+        *out_err = envd_fs_decode_error("CreateWatcher");
+    } else if (!(*result = strdup(r->watcher_id))) {
+        *out_err = envd_fs_nomem();
+    } else {
+        *free_fn = free;
+    }
+    if (r)
+        filesystem__create_watcher_response__free_unpacked(r, NULL);
+}
+
+envd_status envd_fs_watcher_create_async(envd_client *c, const char *path, unsigned flags,
+                                         envd_future **out)
+{
+    if (out)
+        *out = NULL;
+    if (!c || envd_fs_bad_str(path) || !out)
+        return ENVD_E_USAGE;
+    /* CreateWatcherRequest has WatchDirRequest's fields and numbers. */
+    Filesystem__CreateWatcherRequest req = FILESYSTEM__CREATE_WATCHER_REQUEST__INIT;
+    req.path = (char *)path;
+    req.recursive = (flags & ENVD_WATCH_RECURSIVE) != 0;
+    req.include_entry = (flags & ENVD_WATCH_INCLUDE_ENTRY) != 0;
+    req.allow_network_mounts = (flags & ENVD_WATCH_ALLOW_NETWORK_MOUNTS) != 0;
+    envd_unary_spec spec = {.method = "/filesystem.Filesystem/CreateWatcher",
+                            .kind = ENVD_FK_WATCHER_ID,
+                            .finish = id_finish};
+    return envd_unary_start(c, &spec, &req.base, out);
+}
+
+const char *envd_future_watcher_id(const envd_future *f)
+{
+    return envd_future_result(f, ENVD_FK_WATCHER_ID);
+}
+
+envd_status envd_fs_watcher_create(envd_client *c, const char *path, unsigned flags, char **id,
+                                   envd_error **err)
+{
+    if (err)
+        *err = NULL;
+    if (id)
+        *id = NULL;
+    if (!id)
+        return ENVD_E_USAGE;
+    envd_future *f;
+    envd_status s = envd_fs_watcher_create_async(c, path, flags, &f);
+    if (s != ENVD_OK)
+        return s;
+    return envd_sync_finish(f, (void **)id, err);
+}
+
+void envd_fs_event_list_free(envd_fs_event_list *l)
+{
+    if (!l)
+        return;
+    for (size_t i = 0; i < l->count; i++)
+        envd_fs_event_clear((envd_fs_event *)&l->items[i]);
+    free((envd_fs_event *)l->items);
+    free(l);
+}
+
+static void event_list_free_fn(void *p)
+{
+    envd_fs_event_list_free(p);
+}
+
+static void events_finish(void *ctx, const uint8_t *resp, size_t len, envd_error *err,
+                          void **result, envd_free_fn *free_fn, envd_error **out_err)
+{
+    (void)ctx;
+    if (err) {
+        *out_err = envd_error_wrap(err, "failed to get watcher events");
+        return;
+    }
+    Filesystem__GetWatcherEventsResponse *r =
+        filesystem__get_watcher_events_response__unpack(NULL, len, resp);
+    if (!r) {
+        *out_err = envd_fs_decode_error("GetWatcherEvents");
+        return;
+    }
+    envd_fs_event_list *l = calloc(1, sizeof(*l));
+    envd_fs_event *items = l && r->n_events ? calloc(r->n_events, sizeof(*items)) : NULL;
+    if (!l || (r->n_events && !items)) {
+        free(l);
+        l = NULL;
+    } else {
+        l->items = items;
+    }
+    for (size_t i = 0; l && i < r->n_events; i++) {
+        if (!r->events[i])
+            continue;
+        if (envd_fs_event_from_proto(r->events[i], &items[l->count]) != ENVD_OK) {
+            envd_fs_event_list_free(l);
+            l = NULL;
+            break;
+        }
+        l->count++;
+    }
+    filesystem__get_watcher_events_response__free_unpacked(r, NULL);
+    if (!l) {
+        *out_err = envd_fs_nomem();
+        return;
+    }
+    *result = l;
+    *free_fn = event_list_free_fn;
+}
+
+envd_status envd_fs_watcher_events_async(envd_client *c, const char *id, envd_future **out)
+{
+    if (out)
+        *out = NULL;
+    if (!c || envd_fs_bad_str(id) || !out)
+        return ENVD_E_USAGE;
+    Filesystem__GetWatcherEventsRequest req = FILESYSTEM__GET_WATCHER_EVENTS_REQUEST__INIT;
+    req.watcher_id = (char *)id;
+    envd_unary_spec spec = {.method = "/filesystem.Filesystem/GetWatcherEvents",
+                            .kind = ENVD_FK_EVENT_LIST,
+                            .finish = events_finish};
+    return envd_unary_start(c, &spec, &req.base, out);
+}
+
+const envd_fs_event_list *envd_future_event_list(const envd_future *f)
+{
+    return envd_future_result(f, ENVD_FK_EVENT_LIST);
+}
+
+envd_status envd_fs_watcher_events(envd_client *c, const char *id, envd_fs_event_list **out,
+                                   envd_error **err)
+{
+    if (err)
+        *err = NULL;
+    if (out)
+        *out = NULL;
+    if (!out)
+        return ENVD_E_USAGE;
+    envd_future *f;
+    envd_status s = envd_fs_watcher_events_async(c, id, &f);
+    if (s != ENVD_OK)
+        return s;
+    return envd_sync_finish(f, (void **)out, err);
+}
+
+static void remove_watcher_finish(void *ctx, const uint8_t *resp, size_t len, envd_error *err,
+                                  void **result, envd_free_fn *free_fn, envd_error **out_err)
+{
+    (void)ctx, (void)resp, (void)len, (void)result, (void)free_fn;
+    if (err)
+        *out_err = envd_error_wrap(err, "failed to remove watcher");
+}
+
+envd_status envd_fs_watcher_remove_async(envd_client *c, const char *id, envd_future **out)
+{
+    if (out)
+        *out = NULL;
+    if (!c || envd_fs_bad_str(id) || !out)
+        return ENVD_E_USAGE;
+    Filesystem__RemoveWatcherRequest req = FILESYSTEM__REMOVE_WATCHER_REQUEST__INIT;
+    req.watcher_id = (char *)id;
+    envd_unary_spec spec = {.method = "/filesystem.Filesystem/RemoveWatcher",
+                            .kind = ENVD_FK_NONE,
+                            .finish = remove_watcher_finish};
+    return envd_unary_start(c, &spec, &req.base, out);
+}
+
+envd_status envd_fs_watcher_remove(envd_client *c, const char *id, envd_error **err)
+{
+    if (err)
+        *err = NULL;
+    envd_future *f;
+    envd_status s = envd_fs_watcher_remove_async(c, id, &f);
+    if (s != ENVD_OK)
+        return s;
+    return envd_sync_finish(f, NULL, err);
+}
