@@ -2,6 +2,7 @@
  * with the Go client's result mapping (exists: not_found -> false; make_dir:
  * already_exists -> false; list: entries of unknown type dropped). */
 #include "api/fs_internal.h"
+#include "api/sync.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -154,6 +155,26 @@ void envd_fs_event_clear(envd_fs_event *ev)
     memset(ev, 0, sizeof(*ev));
 }
 
+envd_status envd_fs_check_str(const char *what, const char *s)
+{
+    if (!s)
+        return envd_start_error(ENVD_E_USAGE, "%s is NULL", what);
+    if (!*s)
+        return envd_start_error(ENVD_E_USAGE, "%s is empty", what);
+    return ENVD_OK;
+}
+
+envd_status envd_fs_check(const envd_client *c, envd_future **out, const char *what,
+                          const char *s)
+{
+    if (!out)
+        return envd_start_error(ENVD_E_USAGE, "out is NULL");
+    *out = NULL;
+    if (!c)
+        return envd_start_error(ENVD_E_USAGE, "client is NULL");
+    return envd_fs_check_str(what, s);
+}
+
 envd_error *envd_fs_decode_error(const char *what)
 {
     return envd_error_new(ENVD_E_PROTOCOL, ENVD_TRANSPORT_NONE, 0, "malformed %s response", what);
@@ -190,10 +211,9 @@ static void entry_finish(void *ctx, const uint8_t *resp, size_t len, envd_error 
 
 envd_status envd_fs_get_info_async(envd_client *c, const char *path, envd_future **out)
 {
-    if (out)
-        *out = NULL;
-    if (!c || envd_fs_bad_str(path) || !out)
-        return ENVD_E_USAGE;
+    envd_status st = envd_fs_check(c, out, "path", path);
+    if (st != ENVD_OK)
+        return st;
     Filesystem__StatRequest req = FILESYSTEM__STAT_REQUEST__INIT;
     req.path = (char *)path;
     envd_unary_spec spec = {.method = "/filesystem.Filesystem/Stat",
@@ -208,22 +228,6 @@ const envd_entry_info *envd_future_entry(const envd_future *f)
     return envd_future_result(f, ENVD_FK_ENTRY);
 }
 
-envd_status envd_fs_get_info(envd_client *c, const char *path, envd_entry_info **out,
-                             envd_error **err)
-{
-    if (err)
-        *err = NULL;
-    if (out)
-        *out = NULL;
-    if (!out)
-        return ENVD_E_USAGE;
-    envd_future *f;
-    envd_status s = envd_fs_get_info_async(c, path, &f);
-    if (s != ENVD_OK)
-        return s;
-    return envd_sync_finish(f, (void **)out, err);
-}
-
 static int *new_bool(int v)
 {
     int *b = malloc(sizeof(int));
@@ -236,17 +240,6 @@ int envd_future_bool(const envd_future *f)
 {
     const int *b = envd_future_result(f, ENVD_FK_BOOL);
     return b ? *b : 0;
-}
-
-/* Takes the boolean out of a finished sync call. */
-static envd_status bool_finish_sync(envd_future *f, int *value, envd_error **err)
-{
-    int *b = NULL;
-    envd_status s = envd_sync_finish(f, (void **)&b, err);
-    if (value)
-        *value = b ? *b : 0;
-    free(b);
-    return s;
 }
 
 static void exists_finish(void *ctx, const uint8_t *resp, size_t len, envd_error *err,
@@ -266,29 +259,14 @@ static void exists_finish(void *ctx, const uint8_t *resp, size_t len, envd_error
 
 envd_status envd_fs_exists_async(envd_client *c, const char *path, envd_future **out)
 {
-    if (out)
-        *out = NULL;
-    if (!c || envd_fs_bad_str(path) || !out)
-        return ENVD_E_USAGE;
+    envd_status st = envd_fs_check(c, out, "path", path);
+    if (st != ENVD_OK)
+        return st;
     Filesystem__StatRequest req = FILESYSTEM__STAT_REQUEST__INIT;
     req.path = (char *)path;
     envd_unary_spec spec = {
         .method = "/filesystem.Filesystem/Stat", .kind = ENVD_FK_BOOL, .finish = exists_finish};
     return envd_unary_start(c, &spec, &req.base, out);
-}
-
-envd_status envd_fs_exists(envd_client *c, const char *path, int *exists, envd_error **err)
-{
-    if (err)
-        *err = NULL;
-    if (!exists)
-        return ENVD_E_USAGE;
-    *exists = 0;
-    envd_future *f;
-    envd_status s = envd_fs_exists_async(c, path, &f);
-    if (s != ENVD_OK)
-        return s;
-    return bool_finish_sync(f, exists, err);
 }
 
 static void make_dir_finish(void *ctx, const uint8_t *resp, size_t len, envd_error *err,
@@ -318,10 +296,9 @@ static void make_dir_finish(void *ctx, const uint8_t *resp, size_t len, envd_err
 
 envd_status envd_fs_make_dir_async(envd_client *c, const char *path, envd_future **out)
 {
-    if (out)
-        *out = NULL;
-    if (!c || envd_fs_bad_str(path) || !out)
-        return ENVD_E_USAGE;
+    envd_status st = envd_fs_check(c, out, "path", path);
+    if (st != ENVD_OK)
+        return st;
     Filesystem__MakeDirRequest req = FILESYSTEM__MAKE_DIR_REQUEST__INIT;
     req.path = (char *)path;
     envd_unary_spec spec = {.method = "/filesystem.Filesystem/MakeDir",
@@ -330,26 +307,14 @@ envd_status envd_fs_make_dir_async(envd_client *c, const char *path, envd_future
     return envd_unary_start(c, &spec, &req.base, out);
 }
 
-envd_status envd_fs_make_dir(envd_client *c, const char *path, int *created, envd_error **err)
-{
-    if (err)
-        *err = NULL;
-    if (created)
-        *created = 0;
-    envd_future *f;
-    envd_status s = envd_fs_make_dir_async(c, path, &f);
-    if (s != ENVD_OK)
-        return s;
-    return bool_finish_sync(f, created, err);
-}
-
 envd_status envd_fs_rename_async(envd_client *c, const char *old_path, const char *new_path,
                                  envd_future **out)
 {
-    if (out)
-        *out = NULL;
-    if (!c || envd_fs_bad_str(old_path) || envd_fs_bad_str(new_path) || !out)
-        return ENVD_E_USAGE;
+    envd_status st = envd_fs_check(c, out, "old_path", old_path);
+    if (st == ENVD_OK)
+        st = envd_fs_check_str("new_path", new_path);
+    if (st != ENVD_OK)
+        return st;
     Filesystem__MoveRequest req = FILESYSTEM__MOVE_REQUEST__INIT;
     req.source = (char *)old_path;
     req.destination = (char *)new_path;
@@ -358,26 +323,6 @@ envd_status envd_fs_rename_async(envd_client *c, const char *old_path, const cha
                             .finish = entry_finish,
                             .ctx = "failed to rename"};
     return envd_unary_start(c, &spec, &req.base, out);
-}
-
-envd_status envd_fs_rename(envd_client *c, const char *old_path, const char *new_path,
-                           envd_entry_info **out, envd_error **err)
-{
-    if (err)
-        *err = NULL;
-    if (out)
-        *out = NULL;
-    envd_future *f;
-    envd_status s = envd_fs_rename_async(c, old_path, new_path, &f);
-    if (s != ENVD_OK)
-        return s;
-    envd_entry_info *e = NULL;
-    s = envd_sync_finish(f, (void **)&e, err);
-    if (out)
-        *out = e;
-    else
-        envd_entry_info_free(e);
-    return s;
 }
 
 /* ---- Remove ---------------------------------------------------------------- */
@@ -392,26 +337,14 @@ static void remove_finish(void *ctx, const uint8_t *resp, size_t len, envd_error
 
 envd_status envd_fs_remove_async(envd_client *c, const char *path, envd_future **out)
 {
-    if (out)
-        *out = NULL;
-    if (!c || envd_fs_bad_str(path) || !out)
-        return ENVD_E_USAGE;
+    envd_status st = envd_fs_check(c, out, "path", path);
+    if (st != ENVD_OK)
+        return st;
     Filesystem__RemoveRequest req = FILESYSTEM__REMOVE_REQUEST__INIT;
     req.path = (char *)path;
     envd_unary_spec spec = {
         .method = "/filesystem.Filesystem/Remove", .kind = ENVD_FK_NONE, .finish = remove_finish};
     return envd_unary_start(c, &spec, &req.base, out);
-}
-
-envd_status envd_fs_remove(envd_client *c, const char *path, envd_error **err)
-{
-    if (err)
-        *err = NULL;
-    envd_future *f;
-    envd_status s = envd_fs_remove_async(c, path, &f);
-    if (s != ENVD_OK)
-        return s;
-    return envd_sync_finish(f, NULL, err);
 }
 
 /* ---- ListDir --------------------------------------------------------------- */
@@ -474,10 +407,9 @@ static void list_finish(void *ctx, const uint8_t *resp, size_t len, envd_error *
 
 envd_status envd_fs_list_async(envd_client *c, const char *path, uint32_t depth, envd_future **out)
 {
-    if (out)
-        *out = NULL;
-    if (!c || envd_fs_bad_str(path) || !out)
-        return ENVD_E_USAGE;
+    envd_status st = envd_fs_check(c, out, "path", path);
+    if (st != ENVD_OK)
+        return st;
     Filesystem__ListDirRequest req = FILESYSTEM__LIST_DIR_REQUEST__INIT;
     req.path = (char *)path;
     req.depth = depth >= 1 ? depth : 1;
@@ -492,18 +424,3 @@ const envd_entry_list *envd_future_entry_list(const envd_future *f)
     return envd_future_result(f, ENVD_FK_ENTRY_LIST);
 }
 
-envd_status envd_fs_list(envd_client *c, const char *path, uint32_t depth, envd_entry_list **out,
-                         envd_error **err)
-{
-    if (err)
-        *err = NULL;
-    if (out)
-        *out = NULL;
-    if (!out)
-        return ENVD_E_USAGE;
-    envd_future *f;
-    envd_status s = envd_fs_list_async(c, path, depth, &f);
-    if (s != ENVD_OK)
-        return s;
-    return envd_sync_finish(f, (void **)out, err);
-}

@@ -26,10 +26,12 @@ void envd_fs_event_clear(envd_fs_event *ev);
 envd_error *envd_fs_decode_error(const char *what);
 envd_error *envd_fs_nomem(void);
 
-/* Starters refuse a NULL or empty path (ENVD_E_USAGE). */
-static inline int envd_fs_bad_str(const char *s)
-{
-    return !s || !*s;
-}
+/* The starters' argument check: clears *out, then ENVD_OK, or ENVD_E_USAGE
+ * with a message naming the argument (envd_start_error) for a NULL client
+ * or out, or a NULL or empty string `what`. */
+envd_status envd_fs_check(const envd_client *c, envd_future **out, const char *what,
+                          const char *s);
+/* The same for a further string argument. */
+envd_status envd_fs_check_str(const char *what, const char *s);
 
 #endif

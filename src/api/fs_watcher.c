@@ -30,10 +30,9 @@ static void id_finish(void *ctx, const uint8_t *resp, size_t len, envd_error *er
 envd_status envd_fs_watcher_create_async(envd_client *c, const char *path, unsigned flags,
                                          envd_future **out)
 {
-    if (out)
-        *out = NULL;
-    if (!c || envd_fs_bad_str(path) || !out)
-        return ENVD_E_USAGE;
+    envd_status st = envd_fs_check(c, out, "path", path);
+    if (st != ENVD_OK)
+        return st;
     /* CreateWatcherRequest has WatchDirRequest's fields and numbers. */
     Filesystem__CreateWatcherRequest req = FILESYSTEM__CREATE_WATCHER_REQUEST__INIT;
     req.path = (char *)path;
@@ -49,22 +48,6 @@ envd_status envd_fs_watcher_create_async(envd_client *c, const char *path, unsig
 const char *envd_future_watcher_id(const envd_future *f)
 {
     return envd_future_result(f, ENVD_FK_WATCHER_ID);
-}
-
-envd_status envd_fs_watcher_create(envd_client *c, const char *path, unsigned flags, char **id,
-                                   envd_error **err)
-{
-    if (err)
-        *err = NULL;
-    if (id)
-        *id = NULL;
-    if (!id)
-        return ENVD_E_USAGE;
-    envd_future *f;
-    envd_status s = envd_fs_watcher_create_async(c, path, flags, &f);
-    if (s != ENVD_OK)
-        return s;
-    return envd_sync_finish(f, (void **)id, err);
 }
 
 void envd_fs_event_list_free(envd_fs_event_list *l)
@@ -125,10 +108,9 @@ static void events_finish(void *ctx, const uint8_t *resp, size_t len, envd_error
 
 envd_status envd_fs_watcher_events_async(envd_client *c, const char *id, envd_future **out)
 {
-    if (out)
-        *out = NULL;
-    if (!c || envd_fs_bad_str(id) || !out)
-        return ENVD_E_USAGE;
+    envd_status st = envd_fs_check(c, out, "id", id);
+    if (st != ENVD_OK)
+        return st;
     Filesystem__GetWatcherEventsRequest req = FILESYSTEM__GET_WATCHER_EVENTS_REQUEST__INIT;
     req.watcher_id = (char *)id;
     envd_unary_spec spec = {.method = "/filesystem.Filesystem/GetWatcherEvents",
@@ -142,22 +124,6 @@ const envd_fs_event_list *envd_future_event_list(const envd_future *f)
     return envd_future_result(f, ENVD_FK_EVENT_LIST);
 }
 
-envd_status envd_fs_watcher_events(envd_client *c, const char *id, envd_fs_event_list **out,
-                                   envd_error **err)
-{
-    if (err)
-        *err = NULL;
-    if (out)
-        *out = NULL;
-    if (!out)
-        return ENVD_E_USAGE;
-    envd_future *f;
-    envd_status s = envd_fs_watcher_events_async(c, id, &f);
-    if (s != ENVD_OK)
-        return s;
-    return envd_sync_finish(f, (void **)out, err);
-}
-
 static void remove_watcher_finish(void *ctx, const uint8_t *resp, size_t len, envd_error *err,
                                   void **result, envd_free_fn *free_fn, envd_error **out_err)
 {
@@ -168,10 +134,9 @@ static void remove_watcher_finish(void *ctx, const uint8_t *resp, size_t len, en
 
 envd_status envd_fs_watcher_remove_async(envd_client *c, const char *id, envd_future **out)
 {
-    if (out)
-        *out = NULL;
-    if (!c || envd_fs_bad_str(id) || !out)
-        return ENVD_E_USAGE;
+    envd_status st = envd_fs_check(c, out, "id", id);
+    if (st != ENVD_OK)
+        return st;
     Filesystem__RemoveWatcherRequest req = FILESYSTEM__REMOVE_WATCHER_REQUEST__INIT;
     req.watcher_id = (char *)id;
     envd_unary_spec spec = {.method = "/filesystem.Filesystem/RemoveWatcher",
@@ -180,13 +145,3 @@ envd_status envd_fs_watcher_remove_async(envd_client *c, const char *id, envd_fu
     return envd_unary_start(c, &spec, &req.base, out);
 }
 
-envd_status envd_fs_watcher_remove(envd_client *c, const char *id, envd_error **err)
-{
-    if (err)
-        *err = NULL;
-    envd_future *f;
-    envd_status s = envd_fs_watcher_remove_async(c, id, &f);
-    if (s != ENVD_OK)
-        return s;
-    return envd_sync_finish(f, NULL, err);
-}

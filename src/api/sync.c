@@ -83,7 +83,22 @@ envd_status envd_sync_bool(const char *fn, envd_status st, envd_future *f, int *
 
 /* ---- input streams (input_stream.c) -------------------------------------- */
 
-/* ---- filesystem RPCs (fs.c) ---------------------------------------------- */
+/* ---- filesystem RPCs (fs.c, fs_watcher.c) -------------------------------- */
+
+ENVD_SYNC_TAKE(envd_fs_get_info, envd_entry_info *, ENVD_FK_ENTRY, (c, path, &f_), envd_client *c,
+               const char *path)
+ENVD_SYNC_BOOL(envd_fs_exists, (c, path, &f_), envd_client *c, const char *path)
+ENVD_SYNC_TAKE(envd_fs_list, envd_entry_list *, ENVD_FK_ENTRY_LIST, (c, path, depth, &f_),
+               envd_client *c, const char *path, uint32_t depth)
+ENVD_SYNC_BOOL(envd_fs_make_dir, (c, path, &f_), envd_client *c, const char *path)
+ENVD_SYNC_TAKE(envd_fs_rename, envd_entry_info *, ENVD_FK_ENTRY, (c, old_path, new_path, &f_),
+               envd_client *c, const char *old_path, const char *new_path)
+ENVD_SYNC_NONE(envd_fs_remove, (c, path, &f_), envd_client *c, const char *path)
+ENVD_SYNC_TAKE(envd_fs_watcher_create, char *, ENVD_FK_WATCHER_ID, (c, path, flags, &f_),
+               envd_client *c, const char *path, unsigned flags)
+ENVD_SYNC_TAKE(envd_fs_watcher_events, envd_fs_event_list *, ENVD_FK_EVENT_LIST, (c, id, &f_),
+               envd_client *c, const char *id)
+ENVD_SYNC_NONE(envd_fs_watcher_remove, (c, id, &f_), envd_client *c, const char *id)
 
 /* ---- watches (watch.c) ---------------------------------------------------- */
 

@@ -141,17 +141,37 @@ static void usage_errors(void **state)
     assert_null(f);
     assert_int_equal(envd_fs_get_info_async(fx->c, "/", NULL), ENVD_E_USAGE);
 
-    /* blocking forms: *out cleared, nothing sent for an empty path */
+    /* blocking forms: *out cleared, and the message names the argument */
     envd_entry_info *e = (envd_entry_info *)junk;
     envd_error *err = NULL;
     assert_int_equal(envd_fs_get_info(fx->c, "", &e, &err), ENVD_E_USAGE);
     assert_null(e);
+    assert_string_equal(envd_error_message(err), "envd_fs_get_info: path is empty");
     envd_error_free(err);
     envd_entry_list *l = (envd_entry_list *)junk;
     assert_int_equal(envd_fs_list(NULL, "/", 1, &l, &err), ENVD_E_USAGE);
     assert_null(l);
+    assert_string_equal(envd_error_message(err), "envd_fs_list: client is NULL");
     envd_error_free(err);
-    assert_int_equal(envd_fs_remove(fx->c, "", &err), ENVD_E_USAGE);
+    assert_int_equal(envd_fs_remove(fx->c, NULL, &err), ENVD_E_USAGE);
+    assert_string_equal(envd_error_message(err), "envd_fs_remove: path is NULL");
+    envd_error_free(err);
+    assert_int_equal(envd_fs_rename(fx->c, "/a", "", NULL, &err), ENVD_E_USAGE);
+    assert_string_equal(envd_error_message(err), "envd_fs_rename: new_path is empty");
+    envd_error_free(err);
+    int yes = 1;
+    assert_int_equal(envd_fs_exists(fx->c, "", &yes, &err), ENVD_E_USAGE);
+    assert_int_equal(yes, 0);
+    envd_error_free(err);
+    char *id = (char *)junk;
+    assert_int_equal(envd_fs_watcher_create(fx->c, "", 0, &id, &err), ENVD_E_USAGE);
+    assert_null(id);
+    assert_string_equal(envd_error_message(err), "envd_fs_watcher_create: path is empty");
+    envd_error_free(err);
+    envd_fs_event_list *el = (envd_fs_event_list *)junk;
+    assert_int_equal(envd_fs_watcher_events(fx->c, NULL, &el, &err), ENVD_E_USAGE);
+    assert_null(el);
+    assert_string_equal(envd_error_message(err), "envd_fs_watcher_events: id is NULL");
     envd_error_free(err);
 }
 
