@@ -172,21 +172,3 @@ envd_transport_kind envd_client_transport(const envd_client *c)
 {
     return c ? (envd_transport_kind)atomic_load(&c->transport) : ENVD_TRANSPORT_NONE;
 }
-
-size_t envd_call_headers(envd_client *c, const char *user, envd_kv *out, char **owned)
-{
-    *owned = NULL;
-    memcpy(out, c->headers, c->n_headers * sizeof(envd_kv));
-    size_t n = c->n_headers;
-    if (user && *user) {
-        char *auth = envd_basic_auth(user);
-        if (auth) {
-            *owned = auth;
-            if (c->auth_index != SIZE_MAX)
-                out[c->auth_index].value = auth;
-            else
-                out[n++] = (envd_kv){"authorization", auth};
-        }
-    }
-    return n;
-}

@@ -3,6 +3,7 @@
  * (completes with the handle at the StartEvent) and the end (completes with
  * the command result). */
 #include "api/commands.h"
+#include "api/op.h"
 #include "process.pb-c.h"
 
 #include <stdio.h>
@@ -22,17 +23,13 @@ typedef struct stream_conf {
     int pty;                    /* the process has a terminal */
 } stream_conf;
 
-/* References: the starting thread (until the call returns), the transport
- * (until on_done returned), and for start/connect the caller's handle (held
- * by the start future's result until taken, dropped by envd_handle_free).
- * The cancel hooks take short references of their own. */
+/* An operation (op.h). References: the starter (until the call returns),
+ * the transport (until on_done returned), and for start/connect the
+ * caller's handle (held by the start future's result until taken, dropped
+ * by envd_handle_free). */
 struct envd_handle {
-    atomic_int refs;
+    envd_op op;       /* first: the transport's ud is the op */
     envd_client *c;   /* for the handle's calls; the client outlives them */
-    envd_runtime *rt; /* on_done may run after the client is freed */
-    envd_rpc_transport *t;
-    _Atomic(envd_rpc *) rpc; /* set once start() returned */
-    atomic_int stop;         /* cancel or disconnect asked (maybe before rpc) */
     atomic_int disconnected; /* no callback runs after disconnect */
     envd_future *start_f;    /* engine thread: NULL once completed */
     envd_future *done_f;     /* the end: the command result */
@@ -98,13 +95,9 @@ static envd_status conf_copy(const stream_conf *from, stream_conf *to)
     return ENVD_OK;
 }
 
-static void handle_unref(envd_handle *h)
+static void handle_destroy(envd_op *op)
 {
-    if (atomic_fetch_sub(&h->refs, 1) != 1)
-        return;
-    envd_rpc *rpc = atomic_load(&h->rpc);
-    if (rpc)
-        h->t->ops->release(rpc);
+    envd_handle *h = (envd_handle *)op;
     if (h->owns_done)
         envd_future_free(h->done_f); /* completed by now: just the reference */
     envd_command_result_free(h->res);
@@ -112,27 +105,11 @@ static void handle_unref(envd_handle *h)
     free(h);
 }
 
-static void hook_ref(void *p)
-{
-    atomic_fetch_add(&((envd_handle *)p)->refs, 1);
-}
-static void hook_unref(void *p)
-{
-    handle_unref(p);
-}
+static const envd_op_class handle_class = {.destroy = handle_destroy};
 
-/* Stops the stream. Safe before the call started: start checks `stop`. */
-static void stop_stream(envd_handle *h)
+static void handle_unref(envd_handle *h)
 {
-    atomic_store(&h->stop, 1);
-    envd_rpc *rpc = atomic_load(&h->rpc);
-    if (rpc)
-        h->t->ops->cancel(rpc);
-}
-
-static void hook_cancel(void *p)
-{
-    stop_stream(p);
+    envd_op_unref(&h->op);
 }
 
 static void result_free_fn(void *p)
@@ -341,10 +318,10 @@ static envd_error *fail_error(envd_handle *h, envd_error *err, envd_transport_ki
 static void on_stream_done(void *ud, envd_error *err)
 {
     envd_handle *h = ud;
-    envd_transport_kind tk = h->t->ops->kind;
+    envd_transport_kind tk = h->op.t->ops->kind;
     /* Free the slot first: once a future completes its caller may free the
      * client. */
-    envd_rt_release(h->rt);
+    envd_op_release(&h->op);
     err = fail_error(h, err, tk);
     envd_future *sf = h->start_f;
     h->start_f = NULL;
@@ -382,11 +359,9 @@ static envd_status stream_open(envd_client *c, const stream_args *a, stream_conf
         conf_clear(cf);
         return ENVD_E_NOMEM;
     }
-    /* the starter + the transport (+ the caller's handle) */
-    atomic_init(&h->refs, a->want_handle ? 3 : 2);
+    envd_op_init(&h->op, &handle_class, c->rt);
     h->owns_done = a->want_handle;
     h->c = c;
-    h->rt = c->rt;
     h->what = a->what;
     h->conf = *cf;
     memset(cf, 0, sizeof(*cf));
@@ -394,83 +369,37 @@ static envd_status stream_open(envd_client *c, const stream_args *a, stream_conf
     h->done_f = envd_future_create(ENVD_FK_COMMAND);
     envd_future *start_f = a->want_handle ? envd_future_create(ENVD_FK_HANDLE) : NULL;
     h->start_f = start_f;
-    size_t len = protobuf_c_message_get_packed_size(a->msg);
-    uint8_t *body = malloc(len ? len : 1);
+    if (a->want_handle)
+        envd_op_ref(&h->op); /* the caller's handle */
     envd_status s = ENVD_E_NOMEM;
-    if (!h->res || !h->done_f || (a->want_handle && !start_f) || !body)
-        goto fail;
-    protobuf_c_message_pack(a->msg, body);
-    if ((s = envd_rt_acquire(c->rt)) != ENVD_OK)
-        goto fail;
-    h->t = envd_client_rpc_transport(c);
-    {
-        envd_kv hdrs[c->n_headers + 4];
-        char *owned = NULL;
-        size_t n = envd_call_headers(c, h->conf.user, hdrs, &owned), nh = 0;
-        for (size_t i = 0; i < n; i++) {
-            /* Custom headers must not set what envd reads as a process
-             * lifetime or a keepalive interval (0 crashes envd). */
-            if (strcmp(hdrs[i].name, "connect-timeout-ms") != 0 &&
-                strcmp(hdrs[i].name, "keepalive-ping-interval") != 0)
-                hdrs[nh++] = hdrs[i];
-        }
-        hdrs[nh++] = (envd_kv){"keepalive-ping-interval", c->keepalive};
-        char tbuf[24];
-        if (h->conf.process_timeout_ms > 0 && strcmp(a->what, "start") == 0) {
-            /* The process timeout: envd kills the process when it fires. The
-             * only place this header is ever sent. */
-            snprintf(tbuf, sizeof(tbuf), "%lld", (long long)h->conf.process_timeout_ms);
-            hdrs[nh++] = (envd_kv){"connect-timeout-ms", tbuf};
-        }
-        envd_rpc_request req = {
-            .ep = &c->ep,
-            .method = a->method,
-            .kind = ENVD_RPC_SERVER_STREAM,
-            .headers = hdrs,
-            .n_headers = nh,
-            .body = body,
-            .body_len = len,
-            .timeout_ms = h->conf.request_timeout_ms,
-            .idle_timeout_ms = h->conf.idle_timeout_ms,
-        };
-        envd_rpc_callbacks cb = {on_event, on_stream_done, h};
-        envd_rpc *rpc = NULL;
-        s = h->t->ops->start(h->t, &req, &cb, &rpc);
-        free(owned);
-        free(body);
-        body = NULL;
-        if (s != ENVD_OK) {
-            envd_rt_release(c->rt);
-            goto fail;
-        }
-        atomic_store(&h->rpc, rpc);
+    if (h->res && h->done_f && (!a->want_handle || start_f)) {
+        envd_call call = {.method = a->method,
+                          .kind = ENVD_RPC_SERVER_STREAM,
+                          .msg = a->msg,
+                          .user = h->conf.user,
+                          .timeout_ms = h->conf.request_timeout_ms,
+                          .idle_timeout_ms = h->conf.idle_timeout_ms,
+                          .process_timeout_ms = h->conf.process_timeout_ms};
+        s = envd_op_start_rpc(&h->op, c, &call, on_event, on_stream_done);
     }
-    if (atomic_load(&h->stop)) /* a cancel came before the call existed */
-        h->t->ops->cancel(atomic_load(&h->rpc));
+    if (s != ENVD_OK) {
+        h->owns_done = 0; /* discarded here */
+        envd_future_discard(h->done_f);
+        envd_future_discard(start_f);
+        if (a->want_handle)
+            handle_unref(h);
+        handle_unref(h);
+        return s;
+    }
     /* The futures are alive here whatever the engine did meanwhile: the
      * caller's reference of start_f is still ours, done_f's is held by the
      * handle (start/connect) or ours (run). */
-    envd_cancel_hook hook = {hook_cancel, hook_ref, hook_unref, h};
     if (start_f)
-        envd_future_set_cancel(start_f, &hook);
-    envd_future_set_cancel(h->done_f, &hook);
+        envd_op_bind(&h->op, start_f);
+    envd_op_bind(&h->op, h->done_f);
     *out = start_f ? start_f : h->done_f;
     handle_unref(h);
     return ENVD_OK;
-fail:
-    free(body);
-    if (h->done_f) {
-        envd_future_complete(h->done_f, NULL, NULL, NULL);
-        envd_future_free(h->done_f);
-    }
-    if (start_f) {
-        envd_future_complete(start_f, NULL, NULL, NULL);
-        envd_future_free(start_f);
-    }
-    envd_command_result_free(h->res);
-    conf_clear(&h->conf);
-    free(h);
-    return s;
 }
 
 /* ---- Start ------------------------------------------------------------------ */
@@ -865,7 +794,7 @@ void envd_handle_disconnect(envd_handle *h)
     if (!h)
         return;
     atomic_store(&h->disconnected, 1);
-    stop_stream(h);
+    envd_op_stop(&h->op);
 }
 
 void envd_handle_free(envd_handle *h)

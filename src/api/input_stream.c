@@ -4,6 +4,7 @@
  * open, a keepalive message goes out every keepalive interval so that
  * proxies do not close a quiet input stream. */
 #include "api/commands.h"
+#include "api/op.h"
 #include "process.pb-c.h"
 
 #include <stdlib.h>
@@ -12,13 +13,10 @@
 /* One message carries at most this much input; longer writes are split. */
 #define INPUT_CHUNK ((size_t)1 << 20)
 
-/* References: the caller (envd_input_stream_free), the transport (until
- * on_done returned), the armed keepalive timer. */
+/* An operation (op.h). References: the caller (envd_input_stream_free),
+ * the transport (until on_done returned), the armed keepalive timer. */
 struct envd_input_stream {
-    atomic_int refs;
-    envd_runtime *rt; /* the client may be freed before on_done */
-    envd_rpc_transport *t;
-    envd_rpc *rpc;
+    envd_op op;     /* first: the transport's ud is the op */
     envd_future *f; /* the outcome; the stream holds the caller's reference */
     int pty;
     pthread_mutex_t mu;
@@ -28,29 +26,29 @@ struct envd_input_stream {
     int64_t ka_ms;
 };
 
-static void is_unref(envd_input_stream *s)
+static void is_destroy(envd_op *op)
 {
-    if (atomic_fetch_sub(&s->refs, 1) != 1)
-        return;
-    if (s->rpc)
-        s->t->ops->release(s->rpc);
+    envd_input_stream *s = (envd_input_stream *)op;
     envd_future_free(s->f);
     pthread_mutex_destroy(&s->mu);
     free(s);
 }
 
-static void is_ref(void *p)
+static const envd_op_class input_class = {.destroy = is_destroy};
+
+static void is_unref(envd_input_stream *s)
 {
-    atomic_fetch_add(&((envd_input_stream *)p)->refs, 1);
+    envd_op_unref(&s->op);
 }
-static void is_hook_unref(void *p)
+
+static void is_ref(envd_input_stream *s)
 {
-    is_unref(p);
+    envd_op_ref(&s->op);
 }
-static void is_hook_cancel(void *p)
+
+static envd_rpc *is_rpc(envd_input_stream *s)
 {
-    envd_input_stream *s = p;
-    s->t->ops->cancel(s->rpc);
+    return atomic_load(&s->op.rpc);
 }
 
 /* Whoever takes s->ka out disposes of that timer: cancel, and drop the
@@ -77,7 +75,7 @@ static envd_status send_msg(envd_input_stream *s, const Process__StreamInputRequ
     if (!buf)
         return ENVD_E_NOMEM;
     protobuf_c_message_pack(&m->base, buf);
-    envd_status st = s->t->ops->send(s->rpc, buf, len); /* copies */
+    envd_status st = s->op.t->ops->send(is_rpc(s), buf, len); /* copies */
     if (buf != stackbuf)
         free(buf);
     return st;
@@ -101,9 +99,9 @@ static void on_keepalive(void *ud)
     envd_timer *next = NULL;
     if (st == ENVD_OK) {
         is_ref(s); /* the next timer's */
-        next = envd_timer_start(s->rt->timers, s->ka_ms, on_keepalive, s);
+        next = envd_timer_start(s->op.rt->timers, s->ka_ms, on_keepalive, s);
         if (!next)
-            atomic_fetch_sub(&s->refs, 1); /* cannot be the last: ours is held */
+            atomic_fetch_sub(&s->op.refs, 1); /* cannot be the last: ours is held */
     }
     s->ka = next;
     pthread_mutex_unlock(&s->mu);
@@ -120,7 +118,7 @@ static int on_response(void *ud, const uint8_t *msg, size_t len)
 static void on_done(void *ud, envd_error *err)
 {
     envd_input_stream *s = ud;
-    envd_rt_release(s->rt);
+    envd_op_release(&s->op);
     pthread_mutex_lock(&s->mu);
     s->ended = 1; /* the keepalive timer stops at its next tick */
     pthread_mutex_unlock(&s->mu);
@@ -128,6 +126,21 @@ static void on_done(void *ud, envd_error *err)
         envd_error_wrap(err, s->pty ? "failed to stream pty input" : "failed to stream input");
     envd_future_complete(s->f, NULL, NULL, err);
     is_unref(s);
+}
+
+/* The first message: which process the input goes to. */
+static void send_start(envd_input_stream *s, uint32_t pid)
+{
+    Process__StreamInputRequest m = PROCESS__STREAM_INPUT_REQUEST__INIT;
+    Process__StreamInputRequest__StartEvent se = PROCESS__STREAM_INPUT_REQUEST__START_EVENT__INIT;
+    Process__ProcessSelector ps = PROCESS__PROCESS_SELECTOR__INIT;
+    ps.selector_case = PROCESS__PROCESS_SELECTOR__SELECTOR_PID;
+    ps.pid = pid;
+    se.process = &ps;
+    m.event_case = PROCESS__STREAM_INPUT_REQUEST__EVENT_START;
+    m.start = &se;
+    /* If this fails the stream is already over; on_done says why. */
+    (void)send_msg(s, &m);
 }
 
 envd_status envd_commands_open_input(envd_client *c, uint32_t pid, int pty, envd_input_stream **out)
@@ -139,74 +152,37 @@ envd_status envd_commands_open_input(envd_client *c, uint32_t pid, int pty, envd
     envd_input_stream *s = calloc(1, sizeof(*s));
     if (!s)
         return ENVD_E_NOMEM;
-    atomic_init(&s->refs, 2); /* the caller + the transport */
+    envd_op_init(&s->op, &input_class, c->rt); /* the caller's reference */
     pthread_mutex_init(&s->mu, NULL);
-    s->rt = c->rt;
     s->pty = pty != 0;
     s->ka_ms = (int64_t)c->cfg->keepalive_s * 1000;
     s->f = envd_future_create(ENVD_FK_NONE);
     envd_status st = ENVD_E_NOMEM;
-    if (!s->f)
-        goto fail;
-    if ((st = envd_rt_acquire(c->rt)) != ENVD_OK)
-        goto fail;
-    s->t = envd_client_rpc_transport(c);
-    {
-        envd_kv hdrs[c->n_headers + 2];
-        char *owned = NULL;
-        size_t n = envd_call_headers(c, NULL, hdrs, &owned), nh = 0;
-        for (size_t i = 0; i < n; i++)
-            if (strcmp(hdrs[i].name, "connect-timeout-ms") != 0)
-                hdrs[nh++] = hdrs[i];
-        envd_rpc_request req = {
-            .ep = &c->ep,
-            .method = "/process.Process/StreamInput",
-            .kind = ENVD_RPC_CLIENT_STREAM,
-            .headers = hdrs,
-            .n_headers = nh,
-            /* from the end of input to envd's answer */
-            .timeout_ms = c->cfg->request_timeout_ms,
-        };
-        envd_rpc_callbacks cb = {on_response, on_done, s};
-        st = s->t->ops->start(s->t, &req, &cb, &s->rpc);
-        free(owned);
-        if (st != ENVD_OK) {
-            envd_rt_release(c->rt);
-            goto fail;
-        }
+    if (s->f) {
+        envd_call call = {.method = "/process.Process/StreamInput",
+                          .kind = ENVD_RPC_CLIENT_STREAM,
+                          /* from the end of input to envd's answer */
+                          .timeout_ms = c->cfg->request_timeout_ms};
+        st = envd_op_start_rpc(&s->op, c, &call, on_response, on_done);
     }
-    envd_cancel_hook hook = {is_hook_cancel, is_ref, is_hook_unref, s};
-    envd_future_set_cancel(s->f, &hook);
-
-    Process__StreamInputRequest m = PROCESS__STREAM_INPUT_REQUEST__INIT;
-    Process__StreamInputRequest__StartEvent se = PROCESS__STREAM_INPUT_REQUEST__START_EVENT__INIT;
-    Process__ProcessSelector ps = PROCESS__PROCESS_SELECTOR__INIT;
-    ps.selector_case = PROCESS__PROCESS_SELECTOR__SELECTOR_PID;
-    ps.pid = pid;
-    se.process = &ps;
-    m.event_case = PROCESS__STREAM_INPUT_REQUEST__EVENT_START;
-    m.start = &se;
-    /* If this fails the stream is already over; on_done says why. */
-    (void)send_msg(s, &m);
-
+    if (st != ENVD_OK) {
+        envd_future_discard(s->f);
+        s->f = NULL;
+        is_unref(s);
+        return st;
+    }
+    envd_op_bind(&s->op, s->f);
+    send_start(s, pid);
     pthread_mutex_lock(&s->mu);
     if (!s->ended && s->ka_ms > 0) {
         is_ref(s);
         s->ka = envd_timer_start(c->rt->timers, s->ka_ms, on_keepalive, s);
         if (!s->ka)
-            atomic_fetch_sub(&s->refs, 1);
+            atomic_fetch_sub(&s->op.refs, 1);
     }
     pthread_mutex_unlock(&s->mu);
     *out = s;
     return ENVD_OK;
-fail:
-    if (s->f) {
-        envd_future_complete(s->f, NULL, NULL, NULL);
-        envd_future_free(s->f);
-    }
-    pthread_mutex_destroy(&s->mu);
-    free(s);
-    return st;
 }
 
 /* The stream is over: its error, once on_done delivered it. */
@@ -275,7 +251,7 @@ envd_status envd_input_stream_end(envd_input_stream *s)
     if (was)
         return ENVD_OK;
     stop_keepalive(s);
-    envd_status st = s->t->ops->close_send(s->rpc);
+    envd_status st = s->op.t->ops->close_send(is_rpc(s));
     /* ENVD_CANCELED: the stream is over already; its future says why. */
     return st == ENVD_CANCELED ? ENVD_OK : st;
 }
@@ -311,6 +287,6 @@ void envd_input_stream_free(envd_input_stream *s)
     /* Ended input completes on its own; abandoned input is cut off (envd
      * may have applied part of it). */
     if (!end_called)
-        s->t->ops->cancel(s->rpc);
+        envd_op_stop(&s->op);
     is_unref(s);
 }

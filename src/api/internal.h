@@ -32,12 +32,6 @@ enum {
     ENVD_FK_EVENT_LIST  /* envd_fs_watcher_events_async */
 };
 
-typedef struct envd_endpoint_choice {
-    char *key; /* base URL */
-    envd_transport_kind kind;
-    struct envd_endpoint_choice *next;
-} envd_endpoint_choice;
-
 struct envd_runtime {
     envd_timers *timers;
     envd_grpc_engine *grpc;
@@ -48,10 +42,7 @@ struct envd_runtime {
     int max_inflight;
     int fail_fast;
     int closing;
-    /* transport auto: what each endpoint turned out to speak */
-    envd_endpoint_choice *choices;
-    pthread_cond_t probe_cv;
-    int probing;
+    envd_transport_choice *choice; /* transport auto, per endpoint */
 };
 
 struct envd_client {

@@ -37,9 +37,8 @@ envd_status envd_runtime_new(const envd_config *cfg, envd_runtime **out)
     envd_config_free(defaults);
     pthread_mutex_init(&rt->mu, NULL);
     pthread_cond_init(&rt->slot_cv, NULL);
-    pthread_cond_init(&rt->probe_cv, NULL);
     envd_status s = ENVD_OK;
-    if (envd_timers_new(&rt->timers) != 0)
+    if (envd_timers_new(&rt->timers) != 0 || !(rt->choice = envd_transport_choice_new()))
         s = ENVD_E_NOMEM;
     if (s == ENVD_OK)
         s = envd_grpc_engine_new(workers, rt->timers, &rt->grpc);
@@ -66,14 +65,9 @@ static void runtime_destroy(envd_runtime *rt)
         envd_grpc_engine_free(rt->grpc);
     if (rt->timers)
         envd_timers_free(rt->timers);
-    for (envd_endpoint_choice *c = rt->choices, *n; c; c = n) {
-        n = c->next;
-        free(c->key);
-        free(c);
-    }
+    envd_transport_choice_free(rt->choice);
     pthread_mutex_destroy(&rt->mu);
     pthread_cond_destroy(&rt->slot_cv);
-    pthread_cond_destroy(&rt->probe_cv);
     free(rt);
 }
 

@@ -1,6 +1,7 @@
 /* Watching a directory: the WatchDir server stream (events to a callback,
  * a handle to stop it). The polling watchers are in fs_watcher.c. */
 #include "api/fs_internal.h"
+#include "api/op.h"
 
 #include <pthread.h>
 #include <stdlib.h>
@@ -8,19 +9,16 @@
 
 /* ---- WatchDir stream --------------------------------------------------------- */
 
-/* References: the transport (until on_done has run), the caller's (the
- * handle, dropped by envd_watch_free; until the handle is delivered, the
- * start future's result holds it), the cancel hooks while they run, and the
- * starting function. */
 /* The watch whose cb this thread is running, if any: envd_watch_stop from
  * inside cb must not wait for itself. */
 static _Thread_local const envd_watch *tl_in_cb;
 
+/* An operation (op.h). References: the transport (until on_done has run),
+ * the caller's (the handle, dropped by envd_watch_free; until the handle
+ * is delivered, the start future's result holds it), the cancel hooks
+ * while they run, and the starting function. */
 struct envd_watch {
-    atomic_int refs;
-    envd_runtime *rt; /* not the client: it may be freed while this runs */
-    envd_rpc_transport *t;
-    _Atomic(envd_rpc *) rpc;
+    envd_op op;           /* first: the transport's ud is the op */
     envd_future *start_f; /* I/O side: completed at the start event */
     envd_future *done_f;  /* completes when the stream ends; the watch holds
                            * the caller's reference */
@@ -35,32 +33,19 @@ struct envd_watch {
     int bad_first;
 };
 
-static void watch_unref(envd_watch *w)
+static void watch_destroy(envd_op *op)
 {
-    if (atomic_fetch_sub(&w->refs, 1) != 1)
-        return;
-    envd_rpc *rpc = atomic_load(&w->rpc);
-    if (rpc)
-        w->t->ops->release(rpc);
+    envd_watch *w = (envd_watch *)op;
     envd_future_free(w->done_f);
     pthread_mutex_destroy(&w->cb_mu);
     free(w);
 }
 
-static void hook_ref(void *p)
+static const envd_op_class watch_class = {.destroy = watch_destroy};
+
+static void watch_unref(envd_watch *w)
 {
-    atomic_fetch_add(&((envd_watch *)p)->refs, 1);
-}
-static void hook_unref(void *p)
-{
-    watch_unref(p);
-}
-static void hook_cancel(void *p)
-{
-    envd_watch *w = p;
-    envd_rpc *rpc = atomic_load(&w->rpc);
-    if (rpc)
-        w->t->ops->cancel(rpc);
+    envd_op_unref(&w->op);
 }
 
 /* The start future's result until taken: freeing it frees the watch. */
@@ -110,8 +95,8 @@ static int on_watch_message(void *ud, const uint8_t *msg, size_t len)
 static void on_watch_done(void *ud, envd_error *err)
 {
     envd_watch *w = ud;
-    envd_transport_kind tk = w->t->ops->kind;
-    envd_rt_release(w->rt);
+    envd_transport_kind tk = w->op.t->ops->kind;
+    envd_op_release(&w->op);
     if (!w->started) {
         if (w->bad_first) {
             envd_error_free(err);
@@ -154,80 +139,41 @@ envd_status envd_fs_watch_dir_async(envd_client *c, const char *path, unsigned f
         *out = NULL;
     if (!c || !path || !cb || !out)
         return ENVD_E_USAGE;
-    Filesystem__WatchDirRequest req = FILESYSTEM__WATCH_DIR_REQUEST__INIT;
-    fill_watch_request(&req, path, flags);
-    size_t len = protobuf_c_message_get_packed_size(&req.base);
-    uint8_t *body = malloc(len ? len : 1);
     envd_watch *w = calloc(1, sizeof(*w));
-    envd_status s = ENVD_E_NOMEM;
-    if (!body || !w) {
-        free(body);
-        free(w);
-        return s;
-    }
-    protobuf_c_message_pack(&req.base, body);
-    atomic_init(&w->refs, 3); /* transport + caller + this function */
-    w->rt = c->rt;
+    if (!w)
+        return ENVD_E_NOMEM;
+    envd_op_init(&w->op, &watch_class, c->rt);
+    envd_op_ref(&w->op); /* the caller's */
     w->cb = cb;
     w->ud = ud;
     pthread_mutex_init(&w->cb_mu, NULL);
-    w->start_f = envd_future_create(ENVD_FK_WATCH);
+    envd_future *sf = w->start_f = envd_future_create(ENVD_FK_WATCH);
     w->done_f = envd_future_create(ENVD_FK_NONE);
-    if (!w->start_f || !w->done_f)
-        goto fail;
-    if ((s = envd_rt_acquire(c->rt)) != ENVD_OK)
-        goto fail;
-    w->t = envd_client_rpc_transport(c);
-    {
-        envd_kv hdrs[c->n_headers + 2];
-        char *owned = NULL;
-        size_t nh = envd_call_headers(c, NULL, hdrs, &owned);
-        hdrs[nh++] = (envd_kv){"keepalive-ping-interval", c->keepalive};
-        envd_rpc_request rr = {
-            .ep = &c->ep,
-            .method = "/filesystem.Filesystem/WatchDir",
-            .kind = ENVD_RPC_SERVER_STREAM,
-            .headers = hdrs,
-            .n_headers = nh,
-            .body = body,
-            .body_len = len,
-            .timeout_ms = c->cfg->request_timeout_ms,
-            .idle_timeout_ms = c->cfg->idle_timeout_ms,
-        };
-        envd_rpc_callbacks rcb = {on_watch_message, on_watch_done, w};
-        envd_rpc *rpc = NULL;
-        envd_future *sf = w->start_f; /* on_done may complete and clear it */
-        s = w->t->ops->start(w->t, &rr, &rcb, &rpc);
-        free(owned);
-        free(body);
-        body = NULL;
-        if (s != ENVD_OK) {
-            envd_rt_release(c->rt);
-            goto fail;
-        }
-        atomic_store(&w->rpc, rpc);
-        if (atomic_load(&w->stopped)) /* a stop raced with the start */
-            w->t->ops->cancel(rpc);
-        envd_cancel_hook hook = {hook_cancel, hook_ref, hook_unref, w};
-        envd_future_set_cancel(sf, &hook);
-        envd_future_set_cancel(w->done_f, &hook);
-        *out = sf;
+    envd_status s = ENVD_E_NOMEM;
+    if (sf && w->done_f) {
+        Filesystem__WatchDirRequest req = FILESYSTEM__WATCH_DIR_REQUEST__INIT;
+        fill_watch_request(&req, path, flags);
+        envd_call call = {.method = "/filesystem.Filesystem/WatchDir",
+                          .kind = ENVD_RPC_SERVER_STREAM,
+                          .msg = &req.base,
+                          .timeout_ms = c->cfg->request_timeout_ms,
+                          .idle_timeout_ms = c->cfg->idle_timeout_ms};
+        s = envd_op_start_rpc(&w->op, c, &call, on_watch_message, on_watch_done);
     }
+    if (s != ENVD_OK) {
+        envd_future_discard(sf);
+        envd_future_discard(w->done_f);
+        w->done_f = NULL;
+        watch_unref(w);
+        watch_unref(w);
+        return s;
+    }
+    /* sf: on_done may have completed it, but its caller reference is ours */
+    envd_op_bind(&w->op, sf);
+    envd_op_bind(&w->op, w->done_f);
+    *out = sf;
     watch_unref(w);
     return ENVD_OK;
-fail:
-    free(body);
-    if (w->start_f) {
-        envd_future_complete(w->start_f, NULL, NULL, NULL);
-        envd_future_free(w->start_f);
-    }
-    if (w->done_f) {
-        envd_future_complete(w->done_f, NULL, NULL, NULL);
-        envd_future_free(w->done_f);
-    }
-    pthread_mutex_destroy(&w->cb_mu);
-    free(w);
-    return s;
 }
 
 envd_watch *envd_future_take_watch(envd_future *f)
@@ -270,9 +216,7 @@ void envd_watch_stop(envd_watch *w)
         atomic_store(&w->stopped, 1);
         pthread_mutex_unlock(&w->cb_mu);
     }
-    envd_rpc *rpc = atomic_load(&w->rpc);
-    if (rpc)
-        w->t->ops->cancel(rpc);
+    envd_op_stop(&w->op);
 }
 
 envd_future *envd_watch_future(envd_watch *w)

@@ -187,6 +187,20 @@ envd_status envd_http_start(envd_curl_engine *e, const envd_http_request *req,
 void envd_http_cancel(envd_http *h);
 void envd_http_release(envd_http *h);
 
+/* ---- transport choice (src/transport/select.c) -------------------------- */
+
+/* What each endpoint turned out to speak, per runtime. */
+typedef struct envd_transport_choice envd_transport_choice;
+
+envd_transport_choice *envd_transport_choice_new(void);
+void envd_transport_choice_free(envd_transport_choice *tc);
+/* GRPC or CONNECT for ep, probing once (a gRPC List carrying `headers`)
+ * when not known yet; concurrent callers wait for the probe. AUTO when the
+ * endpoint could not be reached: nothing is remembered then. */
+envd_transport_kind envd_transport_choose(envd_transport_choice *tc, envd_rpc_transport *grpc,
+                                          const envd_endpoint *ep, const envd_kv *headers,
+                                          size_t n_headers, int64_t timeout_ms);
+
 /* ---- error mapping shared by transports (src/transport/errmap.c) ------- */
 
 /* Builds the error for a non-2xx HTTP response from its (possibly partial)

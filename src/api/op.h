@@ -1,0 +1,142 @@
+/* The operation model: one base every operation embeds, one way to start
+ * an RPC, one header policy.
+ *
+ * An operation (a unary call, a command's Start/Connect stream, a WatchDir
+ * stream, a StreamInput client stream, a /files transfer, a Kubernetes
+ * lookup) is a struct whose first member is an envd_op. The base carries
+ * what every operation needs and used to be written six times:
+ *
+ *   - a reference count. The starter holds one while it runs; the transport
+ *     holds one from a successful start until on_done returned; a caller's
+ *     handle (envd_handle, envd_watch, envd_input_stream) holds one; a
+ *     future's cancel hook takes one for the length of each cancel call.
+ *     The last envd_op_unref releases the RPC and calls cls->destroy.
+ *   - the runtime (not the client: a future may outlive its client), the
+ *     transport and the RPC handle. Non-RPC work (/files, Kubernetes HTTP)
+ *     has no RPC handle; its class's stop function cancels it instead.
+ *   - a stop flag. envd_op_stop may come before the RPC exists (a cancel
+ *     racing with the start); the starter checks the flag after publishing
+ *     the handle, so whichever comes second cancels.
+ *   - the in-flight slot of the runtime's cap: taken by the starter,
+ *     given back exactly once by envd_op_release (on_done calls it before
+ *     completing any future, because a completed future's caller may free
+ *     the client and the runtime right away).
+ *   - one set of cancel hooks for its futures (envd_op_bind). Cancelling a
+ *     future calls cls->cancel, which is envd_op_stop unless the operation
+ *     gives cancel a further meaning (a run kills its process: "cancel
+ *     means stop").
+ *
+ * Starting an RPC is always envd_op_start_rpc: slot, transport choice,
+ * headers, packing, start, publish. envd_unary_start (internal.h) is the
+ * one unary starter on top of it; commands, watch and input streams call
+ * it directly with their message and callbacks.
+ *
+ * Headers: envd_op_headers is the only place a call's header list is built.
+ * Connect-Timeout-Ms is sent only on /process.Process/Start and only from
+ * the process timeout; Keepalive-Ping-Interval only on server streams and
+ * only from the keepalive setting (never 0 or negative: envd crashes on 0).
+ * Custom headers of either name are dropped there whatever the config
+ * setters let through. */
+#ifndef ENVD_API_OP_H
+#define ENVD_API_OP_H
+
+#include "api/internal.h"
+
+typedef struct envd_op envd_op;
+
+typedef struct envd_op_class {
+    /* The last reference is gone (the RPC is released already): free the
+     * embedding operation. Required. */
+    void (*destroy)(envd_op *op);
+    /* Non-RPC work: cancel it. Called by envd_op_stop after the flag is set;
+     * may run before the work started (check envd_op_stopped after
+     * publishing the work's handle). May be NULL. */
+    void (*stop)(envd_op *op);
+    /* What cancelling one of the operation's futures does; NULL means
+     * envd_op_stop. */
+    void (*cancel)(envd_op *op);
+} envd_op_class;
+
+struct envd_op {
+    const envd_op_class *cls;
+    atomic_int refs;
+    envd_runtime *rt;
+    envd_rpc_transport *t;   /* set by envd_op_start_rpc */
+    _Atomic(envd_rpc *) rpc; /* set once start() returned */
+    atomic_int stop;
+    atomic_int slot; /* 1 while an in-flight slot is held */
+};
+
+/* One reference (the starter's). */
+void envd_op_init(envd_op *op, const envd_op_class *cls, envd_runtime *rt);
+void envd_op_ref(envd_op *op);
+void envd_op_unref(envd_op *op);
+
+/* Takes an in-flight slot (ENVD_E_BUSY when fail-fast and full,
+ * ENVD_E_SHUTDOWN while the runtime closes). */
+envd_status envd_op_acquire(envd_op *op);
+/* Gives the slot back; later calls do nothing. */
+void envd_op_release(envd_op *op);
+
+/* Sets the stop flag and cancels the RPC (or cls->stop's work). Any thread,
+ * any number of times. */
+void envd_op_stop(envd_op *op);
+int envd_op_stopped(envd_op *op);
+
+/* Installs the op's cancel hooks on f (before f can complete). */
+void envd_op_bind(envd_op *op, envd_future *f);
+
+/* A future the caller never saw: drop both its references. NULL is fine. */
+void envd_future_discard(envd_future *f);
+
+/* ---- starting an RPC ------------------------------------------------------ */
+
+typedef struct envd_call {
+    const char *method; /* "/process.Process/Start" */
+    envd_rpc_kind kind;
+    const ProtobufCMessage *msg; /* the request; NULL for a client stream */
+    const char *user;            /* per-call user, NULL = the client's */
+    int64_t timeout_ms;          /* see envd_rpc_request */
+    int64_t idle_timeout_ms;
+    int64_t process_timeout_ms; /* Start only: the process lifetime; 0 = none */
+} envd_call;
+
+/* Takes a slot, picks the transport, builds the headers, packs the message
+ * and starts the call with callbacks whose ud is op. On success the
+ * transport holds a new reference to op: on_done must call envd_op_release
+ * before completing futures and envd_op_unref last. On failure nothing
+ * started, no callback will run, the slot is given back and the caller
+ * still holds its own reference. */
+envd_status envd_op_start_rpc(envd_op *op, envd_client *c, const envd_call *call,
+                              int (*on_message)(void *ud, const uint8_t *msg, size_t len),
+                              void (*on_done)(void *ud, envd_error *err));
+
+/* ---- headers ------------------------------------------------------------ */
+
+/* What a call is, for the header policy. */
+typedef enum envd_call_kind {
+    ENVD_CALL_UNARY = ENVD_RPC_UNARY,
+    ENVD_CALL_SERVER_STREAM = ENVD_RPC_SERVER_STREAM,
+    ENVD_CALL_CLIENT_STREAM = ENVD_RPC_CLIENT_STREAM,
+    ENVD_CALL_FILES /* plain HTTP to /files */
+} envd_call_kind;
+
+/* Storage the header list points into; free with envd_headers_done after
+ * the call started. */
+typedef struct envd_header_scratch {
+    char *auth;        /* Authorization for a per-call user */
+    char timeout[24];  /* Connect-Timeout-Ms */
+} envd_header_scratch;
+
+/* Room envd_op_headers needs in out (callers add their own extras). */
+#define ENVD_OP_HEADERS_CAP(c) ((c)->n_headers + 3)
+
+/* The headers of one call, in order: the client's (the Go client's set,
+ * custom headers last) with Authorization for `user` (NULL = the
+ * client's), minus custom Connect-Timeout-Ms / Keepalive-Ping-Interval,
+ * then the reserved ones this call may carry. Returns the count. */
+size_t envd_op_headers(envd_client *c, const char *method, envd_call_kind kind, const char *user,
+                       int64_t process_timeout_ms, envd_kv *out, envd_header_scratch *scratch);
+void envd_headers_done(envd_header_scratch *scratch);
+
+#endif
