@@ -65,7 +65,10 @@ typedef struct envd_kv {
 /* ---------------------------------------------------------------- status */
 
 /* 1..16 are the Connect/gRPC codes with their canonical numbers; 100 and up
- * are produced by the client itself. */
+ * are produced by the client itself. A failure gets the same code on every
+ * transport, as gRPC and connect-go clients name it: not reaching the server
+ * or losing it (refused, DNS, TLS, reset, server gone mid-stream) is
+ * ENVD_UNAVAILABLE. */
 typedef enum envd_status {
     ENVD_OK = 0,
     ENVD_CANCELED = 1,
@@ -85,7 +88,7 @@ typedef enum envd_status {
     ENVD_DATA_LOSS = 15,
     ENVD_UNAUTHENTICATED = 16,
 
-    ENVD_E_TRANSPORT = 100,    /* connection refused, reset, TLS, DNS ... */
+    ENVD_E_TRANSPORT = 100,    /* gRPC core or libcurl failed on this side */
     ENVD_E_PROTOCOL = 101,     /* the peer broke the protocol (bad frame, ...) */
     ENVD_E_COMMAND_EXIT = 102, /* a command ran and exited non-zero */
     ENVD_E_NO_SPACE = 103,     /* the sandbox is out of disk (HTTP 507) */

@@ -177,7 +177,7 @@ static size_t on_write(char *ptr, size_t size, size_t n, void *ud)
             char why[128];
             snprintf(why, sizeof why, "response message over the %zu-byte limit",
                      ENVD_FRAME_MAX_DEFAULT);
-            set_err(r, ENVD_E_PROTOCOL, why);
+            set_err(r, envd_failure_status(ENVD_FAILURE_PROTOCOL, 0), why);
             return 0;
         }
         if (rc == -2) {
@@ -207,7 +207,8 @@ static envd_error *http_failure(envd_rpc *r)
     for (size_t i = 0; i < n; i++)
         excerpt[i] = (r->body[i] >= 0x20 && r->body[i] < 0x7f) ? (char)r->body[i] : ' ';
     excerpt[n] = '\0';
-    return envd_error_new(ENVD_E_PROTOCOL, ENVD_TRANSPORT_CONNECT, 200,
+    return envd_error_new(envd_failure_status(ENVD_FAILURE_PROTOCOL, 0), ENVD_TRANSPORT_CONNECT,
+                          200,
                           "%s: HTTP 200 with unexpected content-type '%s' (not a Connect "
                           "response)%s%s",
                           r->method, r->ctype, n ? ": " : "", excerpt);

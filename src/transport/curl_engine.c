@@ -177,15 +177,17 @@ envd_status envd_curl_headers(const envd_kv *headers, size_t n, struct curl_slis
     return ENVD_OK;
 }
 
-envd_status envd_curl_describe(const envd_curl_xfer *x, CURLcode rc, char *buf, size_t cap)
+/* Which failure of the one error model (failure.c) a libcurl code is. Sets
+ * *st instead for what is not a failure of the way to the server (out of
+ * memory, a bad URL). */
+static envd_failure curl_failure(const envd_curl_xfer *x, CURLcode rc, const char **what,
+                                 envd_status *st)
 {
-    const char *what;
-    envd_status st = ENVD_E_TRANSPORT;
     switch (rc) {
-    case CURLE_COULDNT_CONNECT: what = "cannot connect"; break;
+    case CURLE_COULDNT_CONNECT: *what = "cannot connect"; return ENVD_FAILURE_REFUSED;
+    case CURLE_OPERATION_TIMEDOUT: *what = "connection timed out"; return ENVD_FAILURE_UNREACHABLE;
     case CURLE_COULDNT_RESOLVE_HOST:
-    case CURLE_COULDNT_RESOLVE_PROXY: what = "cannot resolve host"; break;
-    case CURLE_OPERATION_TIMEDOUT: what = "connection timed out"; break;
+    case CURLE_COULDNT_RESOLVE_PROXY: *what = "cannot resolve host"; return ENVD_FAILURE_DNS;
     case CURLE_SSL_CONNECT_ERROR:
     case CURLE_PEER_FAILED_VERIFICATION:
     case CURLE_SSL_CERTPROBLEM:
@@ -194,40 +196,55 @@ envd_status envd_curl_describe(const envd_curl_xfer *x, CURLcode rc, char *buf, 
     case CURLE_SSL_ISSUER_ERROR:
     case CURLE_SSL_CRL_BADFILE:
     case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
-    case CURLE_SSL_INVALIDCERTSTATUS: what = "TLS failure"; break;
-    case CURLE_GOT_NOTHING: what = "the server closed the connection without a response"; break;
-    case CURLE_PARTIAL_FILE: what = "the connection closed before the response was complete"; break;
-    case CURLE_RECV_ERROR: what = "the connection failed while receiving"; break;
-    case CURLE_SEND_ERROR: what = "the connection failed while sending"; break;
+    case CURLE_SSL_INVALIDCERTSTATUS: *what = "TLS failure"; return ENVD_FAILURE_TLS;
+    case CURLE_GOT_NOTHING:
+        *what = "the server closed the connection without a response";
+        return ENVD_FAILURE_CLOSED;
+    case CURLE_PARTIAL_FILE:
+        *what = "the connection closed before the response was complete";
+        return ENVD_FAILURE_BROKEN;
+    case CURLE_RECV_ERROR:
+        *what = "the connection failed while receiving";
+        return ENVD_FAILURE_BROKEN;
+    case CURLE_SEND_ERROR:
+        *what = "the connection failed while sending";
+        return ENVD_FAILURE_BROKEN;
     case CURLE_HTTP2:
-    case CURLE_HTTP2_STREAM: what = "HTTP/2 failure"; break;
+    case CURLE_HTTP2_STREAM: *what = "HTTP/2 failure"; return ENVD_FAILURE_BROKEN;
     case CURLE_WEIRD_SERVER_REPLY:
     case CURLE_BAD_CONTENT_ENCODING:
-        what = "malformed HTTP response";
-        st = ENVD_E_PROTOCOL;
-        break;
-    case CURLE_OUT_OF_MEMORY:
-        what = "out of memory";
-        st = ENVD_E_NOMEM;
-        break;
-    case CURLE_URL_MALFORMAT:
-        what = "bad URL";
-        st = ENVD_E_CONFIG;
-        break;
+        *what = "malformed HTTP response";
+        return ENVD_FAILURE_PROTOCOL;
     case CURLE_UNSUPPORTED_PROTOCOL:
         /* Also what libcurl 7.88 says when an HTTP/2-only server answers an
          * HTTP/1.1 request ("Received HTTP/0.9 when not allowed"). */
         if (strstr(x->errbuf, "HTTP/0.9")) {
-            what = "the server did not answer in HTTP/1.1 (an HTTP/2-only port? see "
-                   "envd_config_set_h2c)";
-            st = ENVD_E_PROTOCOL;
-        } else {
-            what = "bad URL";
-            st = ENVD_E_CONFIG;
+            *what = "the server did not answer in HTTP/1.1 (an HTTP/2-only port? see "
+                    "envd_config_set_h2c)";
+            return ENVD_FAILURE_PROTOCOL;
         }
-        break;
-    default: what = "transfer failed"; break;
+        *what = "bad URL";
+        *st = ENVD_E_CONFIG;
+        return ENVD_FAILURE_LOCAL;
+    case CURLE_URL_MALFORMAT:
+        *what = "bad URL";
+        *st = ENVD_E_CONFIG;
+        return ENVD_FAILURE_LOCAL;
+    case CURLE_OUT_OF_MEMORY:
+        *what = "out of memory";
+        *st = ENVD_E_NOMEM;
+        return ENVD_FAILURE_LOCAL;
+    default: *what = "transfer failed"; return ENVD_FAILURE_LOCAL;
     }
+}
+
+envd_status envd_curl_describe(const envd_curl_xfer *x, CURLcode rc, char *buf, size_t cap)
+{
+    const char *what;
+    envd_status st = ENVD_OK;
+    envd_failure kind = curl_failure(x, rc, &what, &st);
+    if (st == ENVD_OK)
+        st = envd_failure_status(kind, 0);
     const char *url = NULL;
     if (x->easy)
         curl_easy_getinfo(x->easy, CURLINFO_EFFECTIVE_URL, &url);
@@ -516,11 +533,11 @@ static void check_timers(envd_curl_engine *e)
                 else
                     snprintf(why, sizeof why, "no response within %lld ms",
                              (long long)x->timeout_ms);
-                finish(e, x, CURLE_OK, ENVD_DEADLINE_EXCEEDED, why);
+                finish(e, x, CURLE_OK, envd_failure_status(ENVD_FAILURE_DEADLINE, 0), why);
             } else if (idle_applies(x) && now - x->last_activity >= x->idle_timeout_ms) {
                 snprintf(why, sizeof why, "no data received for %lld ms (idle timeout)",
                          (long long)(now - x->last_activity));
-                finish(e, x, CURLE_OK, ENVD_E_IDLE_TIMEOUT, why);
+                finish(e, x, CURLE_OK, envd_failure_status(ENVD_FAILURE_IDLE, 0), why);
             } else {
                 if (x->first_deadline && x->first_deadline < next)
                     next = x->first_deadline;
@@ -617,7 +634,7 @@ envd_status envd_curl_engine_new(envd_timers *timers, envd_curl_engine **out)
     *out = NULL;
     pthread_once(&g_curl_once, curl_init_once);
     if (g_curl_init_rc != CURLE_OK)
-        return ENVD_E_TRANSPORT;
+        return envd_failure_status(ENVD_FAILURE_LOCAL, 0);
 
     envd_curl_engine *e = calloc(1, sizeof *e);
     if (!e)
@@ -652,7 +669,7 @@ envd_status envd_curl_engine_new(envd_timers *timers, envd_curl_engine **out)
             close(e->epoll_fd);
         curl_multi_cleanup(e->multi);
         free(e);
-        return ENVD_E_TRANSPORT;
+        return envd_failure_status(ENVD_FAILURE_LOCAL, 0);
     }
     curl_multi_setopt(e->multi, CURLMOPT_SOCKETFUNCTION, on_socket);
     curl_multi_setopt(e->multi, CURLMOPT_SOCKETDATA, e);

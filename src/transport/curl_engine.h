@@ -115,7 +115,9 @@ envd_status envd_curl_headers(const envd_kv *headers, size_t n, struct curl_slis
 
 /* Text for a finished transfer's failure, e.g.
  * "connection refused (http://127.0.0.1:1/x): Failed to connect ..." and the
- * envd status it maps to (ENVD_E_TRANSPORT, ENVD_E_NOMEM ...). */
+ * envd status it maps to through the one error model (failure.c):
+ * ENVD_UNAVAILABLE for every way of not reaching the server or losing it,
+ * ENVD_E_PROTOCOL, ENVD_E_NOMEM, ENVD_E_CONFIG, ENVD_E_TRANSPORT ... */
 envd_status envd_curl_describe(const envd_curl_xfer *x, CURLcode rc, char *buf, size_t cap);
 
 /* The Connect transport object lives inside the engine (connect.c provides

@@ -8,6 +8,8 @@
  *     mapped from the HTTP status, message kept;
  *   - plain text or HTML from a proxy (nginx, envoy): mapped from the HTTP
  *     status, with a short printable excerpt so the user sees who answered.
+ * "Mapped from the HTTP status" is the one error model's table (failure.c)
+ * for RPCs, and envd's REST meaning for /files.
  */
 #include "transport/transport.h"
 
@@ -43,11 +45,14 @@ static const char *reason_phrase(int status)
     }
 }
 
-static envd_status status_for_http(int http_status)
+/* An RPC's HTTP status goes through the one error model (failure.c); the
+ * plain-HTTP API (/files) keeps envd's REST meaning, where a 404 is a
+ * missing file rather than a missing route. */
+static envd_status status_for_http(int http_status, envd_transport_kind transport)
 {
-    if (http_status == 507)
-        return ENVD_E_NO_SPACE;
-    return envd_status_from_http(http_status);
+    if (transport == ENVD_TRANSPORT_HTTP)
+        return envd_status_from_http(http_status);
+    return envd_failure_status(ENVD_FAILURE_HTTP, http_status);
 }
 
 static const uint8_t *skip_ws(const uint8_t *p, const uint8_t *end)
@@ -109,11 +114,12 @@ static envd_error *from_text(int http_status, const uint8_t *body, size_t len,
     const uint8_t *p = skip_ws(body, body + len);
     const char *what = (p < body + len && *p == '<') ? " (HTML page, likely from a proxy)" : "";
     const char *rp = reason_phrase(http_status);
+    envd_status st = status_for_http(http_status, transport);
     if (!ex[0])
-        return envd_error_new(status_for_http(http_status), transport, http_status,
-                              "HTTP %d%s%s with an empty body", http_status, rp[0] ? " " : "", rp);
-    return envd_error_new(status_for_http(http_status), transport, http_status, "HTTP %d%s%s%s: %s",
-                          http_status, rp[0] ? " " : "", rp, what, ex);
+        return envd_error_new(st, transport, http_status, "HTTP %d%s%s with an empty body",
+                              http_status, rp[0] ? " " : "", rp);
+    return envd_error_new(st, transport, http_status, "HTTP %d%s%s%s: %s", http_status,
+                          rp[0] ? " " : "", rp, what, ex);
 }
 
 envd_error *envd_error_from_http_body(int http_status, const uint8_t *body, size_t len,
@@ -148,11 +154,11 @@ envd_error *envd_error_from_http_body(int http_status, const uint8_t *body, size
         char ex[EXCERPT_MAX + 8];
         excerpt((const uint8_t *)m, strlen(m), ex, sizeof ex);
         if (json_is_string(sid))
-            e = envd_error_new(status_for_http(http_status), transport, http_status,
+            e = envd_error_new(status_for_http(http_status, transport), transport, http_status,
                                "HTTP %d%s%s: %s (sandbox %s)", http_status, rp[0] ? " " : "", rp,
                                ex, json_string_value(sid));
         else
-            e = envd_error_new(status_for_http(http_status), transport, http_status,
+            e = envd_error_new(status_for_http(http_status, transport), transport, http_status,
                                "HTTP %d%s%s: %s", http_status, rp[0] ? " " : "", rp, ex);
     } else {
         e = from_text(http_status, body, len, transport);

@@ -289,7 +289,7 @@ static grpc_channel *new_channel(const envd_endpoint *ep, envd_status *st)
     grpc_channel *ch = grpc_channel_create(ep->authority, creds, &ca);
     grpc_channel_credentials_release(creds); /* the channel keeps its own ref */
     if (!ch)
-        *st = ENVD_E_TRANSPORT;
+        *st = envd_failure_status(ENVD_FAILURE_LOCAL, 0);
     return ch;
 }
 
@@ -438,38 +438,100 @@ static int classify_mismatch(grpc_status_code st, const char *details, int http,
     return 0;
 }
 
-static envd_status local_status_code(envd_status s)
+/* The error for a call this side ended (r->local): a timer, a callback, a
+ * message core could not read, or core refusing an operation. */
+static envd_error *local_error(const envd_rpc *r)
 {
-    return s == ENVD_OK ? ENVD_CANCELED : s;
+    switch (r->local) {
+    case ENVD_DEADLINE_EXCEEDED:
+        return envd_error_new(envd_failure_status(ENVD_FAILURE_DEADLINE, 0), ENVD_TRANSPORT_GRPC,
+                              0, "gRPC %s: no response within %lld ms", r->method,
+                              (long long)r->timeout_ms);
+    case ENVD_E_IDLE_TIMEOUT:
+        return envd_error_new(envd_failure_status(ENVD_FAILURE_IDLE, 0), ENVD_TRANSPORT_GRPC, 0,
+                              "gRPC %s: stream idle for more than %lld ms", r->method,
+                              (long long)r->idle_ms);
+    case ENVD_E_PROTOCOL:
+        return envd_error_new(envd_failure_status(ENVD_FAILURE_PROTOCOL, 0), ENVD_TRANSPORT_GRPC,
+                              0, "gRPC %s: cannot read a response message", r->method);
+    case ENVD_E_TRANSPORT:
+        return envd_error_new(envd_failure_status(ENVD_FAILURE_LOCAL, 0), ENVD_TRANSPORT_GRPC, 0,
+                              "gRPC %s: gRPC core refused an operation on the call", r->method);
+    default:
+        return envd_error_new(r->local == ENVD_OK ? ENVD_CANCELED : r->local, ENVD_TRANSPORT_GRPC,
+                              0, "gRPC %s: canceled", r->method);
+    }
+}
+
+/* Core's words for a connection that failed or dropped (an UNAVAILABLE it
+ * made up itself), as a failure of the one error model. */
+static envd_failure unavailable_kind(const char *details, int responded)
+{
+    if (contains_ci(details, "http1.x server") || contains_ci(details, "Failed parsing HTTP/2"))
+        return ENVD_FAILURE_PROTOCOL;
+    if (contains_ci(details, "DNS resolution failed") || contains_ci(details, "name resolution"))
+        return ENVD_FAILURE_DNS;
+    if (contains_ci(details, "handshake") || contains_ci(details, "SSL") ||
+        contains_ci(details, "certificate"))
+        return ENVD_FAILURE_TLS;
+    if (contains_ci(details, "Connection refused"))
+        return ENVD_FAILURE_REFUSED;
+    return responded ? ENVD_FAILURE_BROKEN : ENVD_FAILURE_CLOSED;
+}
+
+/* Which failure of the one error model (failure.c) a finished call shows;
+ * 0 when its status is the server's own answer (a grpc-status read off the
+ * wire), which is passed on as it is. */
+static envd_failure call_failure(const envd_rpc *r, const char *details, int http, int peer,
+                                 int responded)
+{
+    if (http)
+        /* 200 is a reply that never carried a grpc-status. */
+        return http == 200 ? ENVD_FAILURE_PROTOCOL : ENVD_FAILURE_HTTP;
+    if (peer)
+        return (envd_failure)0;
+    switch (r->status) {
+    case GRPC_STATUS_DEADLINE_EXCEEDED: return ENVD_FAILURE_DEADLINE; /* our unary deadline */
+    case GRPC_STATUS_INTERNAL: return ENVD_FAILURE_PROTOCOL; /* the peer's bytes broke HTTP/2 */
+    case GRPC_STATUS_UNAVAILABLE: return unavailable_kind(details, responded);
+    default: return (envd_failure)0;
+    }
+}
+
+/* The text for a failure core saw; d is core's details (may be NULL). */
+static envd_error *failure_error(const envd_rpc *r, envd_failure kind, envd_status code, int http,
+                                 const char *d)
+{
+    const char *via = r->tls ? "TLS" : "h2c";
+    if (kind == ENVD_FAILURE_DEADLINE)
+        return envd_error_new(code, ENVD_TRANSPORT_GRPC, 0, "gRPC %s: no response within %lld ms",
+                              r->method, (long long)r->timeout_ms);
+    if (kind == ENVD_FAILURE_BROKEN)
+        return envd_error_new(code, ENVD_TRANSPORT_GRPC, 0,
+                              "lost the connection to %s during %s (gRPC over %s): %s", r->target,
+                              r->method, via, d ? d : "unavailable");
+    if (kind == ENVD_FAILURE_PROTOCOL && !http)
+        return envd_error_new(code, ENVD_TRANSPORT_GRPC, 0,
+                              "%s broke the gRPC protocol (%s over %s): %s", r->target, r->method,
+                              via, d ? d : "no details");
+    if (kind != ENVD_FAILURE_HTTP && kind != ENVD_FAILURE_PROTOCOL)
+        return envd_error_new(code, ENVD_TRANSPORT_GRPC, 0, "cannot reach %s over gRPC (%s): %s",
+                              r->target, via, d ? d : "unavailable");
+    if (d)
+        return envd_error_new(code, ENVD_TRANSPORT_GRPC, http, "%s", d);
+    return envd_error_new(code, ENVD_TRANSPORT_GRPC, http, "gRPC %s: status %d", r->method,
+                          (int)r->status);
 }
 
 /* Builds the on_done error. Called by the finishing worker only. */
 static envd_error *rpc_error(envd_rpc *r)
 {
-    if (r->local != ENVD_OK && (r->status != GRPC_STATUS_OK || r->dropped)) {
-        switch (r->local) {
-        case ENVD_DEADLINE_EXCEEDED:
-            return envd_error_new(ENVD_DEADLINE_EXCEEDED, ENVD_TRANSPORT_GRPC, 0,
-                                  "gRPC %s: no response within %lld ms", r->method,
-                                  (long long)r->timeout_ms);
-        case ENVD_E_IDLE_TIMEOUT:
-            return envd_error_new(ENVD_E_IDLE_TIMEOUT, ENVD_TRANSPORT_GRPC, 0,
-                                  "gRPC %s: stream idle for more than %lld ms", r->method,
-                                  (long long)r->idle_ms);
-        case ENVD_E_PROTOCOL:
-            return envd_error_new(ENVD_E_PROTOCOL, ENVD_TRANSPORT_GRPC, 0,
-                                  "gRPC %s: cannot read a response message", r->method);
-        case ENVD_E_TRANSPORT:
-            return envd_error_new(ENVD_E_TRANSPORT, ENVD_TRANSPORT_GRPC, 0,
-                                  "gRPC %s: gRPC core refused an operation on the call", r->method);
-        default:
-            return envd_error_new(local_status_code(r->local), ENVD_TRANSPORT_GRPC, 0,
-                                  "gRPC %s: canceled", r->method);
-        }
-    }
+    if (r->local != ENVD_OK && (r->status != GRPC_STATUS_OK || r->dropped))
+        return local_error(r);
     if (r->status == GRPC_STATUS_OK) {
         if (r->kind != ENVD_RPC_SERVER_STREAM && !r->got_message)
-            return envd_error_new(ENVD_E_PROTOCOL, ENVD_TRANSPORT_GRPC, 0,
+            return envd_error_new(envd_failure_status(ENVD_FAILURE_PROTOCOL, 0),
+                                  ENVD_TRANSPORT_GRPC, 0,
                                   "gRPC %s: status OK without a response message", r->method);
         return NULL;
     }
@@ -484,29 +546,24 @@ static envd_error *rpc_error(envd_rpc *r)
     if (!http && responded && d && r->status == GRPC_STATUS_UNKNOWN &&
         strcmp(d, "Stream removed") == 0)
         http = 200;
+    envd_failure kind = call_failure(r, d, http, peer, responded);
     int code = (int)r->status;
     if (code < 1 || code > 16)
         code = ENVD_UNKNOWN;
+    if (kind)
+        code = (int)envd_failure_status(kind, http);
     envd_error *err;
-    if (r->status == GRPC_STATUS_DEADLINE_EXCEEDED && !peer) {
-        /* Our own call deadline (unary timeout_ms). */
-        err = envd_error_new(ENVD_DEADLINE_EXCEEDED, ENVD_TRANSPORT_GRPC, 0,
-                             "gRPC %s: no response within %lld ms", r->method,
-                             (long long)r->timeout_ms);
-    } else if (classify_mismatch(r->status, d, http, responded)) {
+    if (classify_mismatch(r->status, d, http, responded))
         err = envd_error_new((envd_status)code, ENVD_TRANSPORT_GRPC, http,
                              "%s://%s " MISMATCH_MARK " (%s): %s", r->tls ? "https" : "h2c",
                              r->target, r->method, d ? d : "no details");
-    } else if (!peer && r->status == GRPC_STATUS_UNAVAILABLE) {
-        err = envd_error_new(ENVD_UNAVAILABLE, ENVD_TRANSPORT_GRPC, 0,
-                             "cannot reach %s over gRPC (%s): %s", r->target,
-                             r->tls ? "TLS" : "h2c", d ? d : "unavailable");
-    } else if (d) {
+    else if (kind)
+        err = failure_error(r, kind, (envd_status)code, http, d);
+    else if (d)
         err = envd_error_new((envd_status)code, ENVD_TRANSPORT_GRPC, http, "%s", d);
-    } else {
+    else
         err = envd_error_new((envd_status)code, ENVD_TRANSPORT_GRPC, http, "gRPC %s: status %d",
                              r->method, (int)r->status);
-    }
     gpr_free(details);
     return err;
 }
@@ -1039,7 +1096,7 @@ static envd_status grpc_start(envd_rpc_transport *t, const envd_rpc_request *req
                                                method, NULL, deadline, NULL);
     grpc_slice_unref(method); /* the call holds its own reference */
     if (!call) {
-        st = ENVD_E_TRANSPORT;
+        st = envd_failure_status(ENVD_FAILURE_LOCAL, 0);
         goto fail_registered;
     }
 
@@ -1162,7 +1219,8 @@ static envd_status grpc_start(envd_rpc_transport *t, const envd_rpc_request *req
             envd_timer_cancel(r->idle_timer);
         grpc_call_unref(call);
         unlink_live(e, r);
-        st = ce == GRPC_CALL_ERROR_INVALID_METADATA ? ENVD_E_CONFIG : ENVD_E_TRANSPORT;
+        st = ce == GRPC_CALL_ERROR_INVALID_METADATA ? ENVD_E_CONFIG
+                                                    : envd_failure_status(ENVD_FAILURE_LOCAL, 0);
         goto fail_final;
     }
     return ENVD_OK;

@@ -201,6 +201,31 @@ envd_transport_kind envd_transport_choose(envd_transport_choice *tc, envd_rpc_tr
                                           const envd_endpoint *ep, const envd_kv *headers,
                                           size_t n_headers, int64_t timeout_ms);
 
+/* ---- one error model (src/transport/failure.c) ------------------------- */
+
+/* What went wrong on the way to the server, as every transport names it
+ * before it picks a status. */
+typedef enum envd_failure {
+    ENVD_FAILURE_REFUSED = 1, /* nothing listening: connection refused */
+    ENVD_FAILURE_UNREACHABLE, /* no route, connection setup timed out */
+    ENVD_FAILURE_DNS,         /* the host name does not resolve */
+    ENVD_FAILURE_TLS,         /* handshake or certificate verification failed */
+    ENVD_FAILURE_CLOSED,      /* connection closed or reset before any response */
+    ENVD_FAILURE_BROKEN,      /* connection lost mid-call or mid-stream */
+    ENVD_FAILURE_PROTOCOL,    /* the peer broke the protocol: bytes that are not
+                               * HTTP/2 or HTTP/1.1, a malformed frame, a 200
+                               * that is not an RPC reply */
+    ENVD_FAILURE_DEADLINE,    /* the request timeout ran out */
+    ENVD_FAILURE_IDLE,        /* a stream stayed silent past its idle timeout */
+    ENVD_FAILURE_HTTP,        /* an HTTP status without an RPC status: a
+                               * gateway's or proxy's own reply to an RPC */
+    ENVD_FAILURE_LOCAL        /* gRPC core or libcurl failed on this side */
+} envd_failure;
+
+/* The status for a failure (http_status: ENVD_FAILURE_HTTP only). One table
+ * for every transport; its comment says why each code was chosen. */
+envd_status envd_failure_status(envd_failure kind, int http_status);
+
 /* ---- error mapping shared by transports (src/transport/errmap.c) ------- */
 
 /* Builds the error for a non-2xx HTTP response from its (possibly partial)

@@ -403,7 +403,7 @@ static void test_connection_refused(void **state)
     envd_rpc *call = start_call(&r, &ep.ep, "/filesystem.Filesystem/Stat", ENVD_RPC_UNARY, NULL, 0,
                                 NULL, 0, 5000, 0);
     assert_true(rec_wait(&r, 10000));
-    assert_int_equal(rec_code(&r), ENVD_E_TRANSPORT);
+    assert_int_equal(rec_code(&r), ENVD_UNAVAILABLE);
     assert_int_equal(envd_error_http_status(r.err), 0);
     if (!strstr(rec_msg(&r), "cannot connect") || !strstr(rec_msg(&r), "127.0.0.1"))
         fail_msg("message: %s", rec_msg(&r));

@@ -111,9 +111,19 @@ static void test_plain_and_html(void **state)
     assert_null(strchr(m, '\n'));
     envd_error_free(e);
 
+    /* A 404 without a Connect body is a missing route for an RPC (as gRPC
+     * and connect-go read it), a missing file for /files. */
     e = from_body(404, "404 page not found\n");
-    assert_int_equal(envd_error_code(e), ENVD_NOT_FOUND);
+    assert_int_equal(envd_error_code(e), ENVD_UNIMPLEMENTED);
     assert_string_equal(envd_error_message(e), "HTTP 404 Not Found: 404 page not found");
+    envd_error_free(e);
+    const char *envd404 = "{\"code\":404,\"message\":\"no file\"}";
+    e = envd_error_from_http_body(404, (const uint8_t *)envd404, strlen(envd404),
+                                  ENVD_TRANSPORT_HTTP);
+    assert_int_equal(envd_error_code(e), ENVD_NOT_FOUND);
+    envd_error_free(e);
+    e = from_body(400, "bad request");
+    assert_int_equal(envd_error_code(e), ENVD_INTERNAL);
     envd_error_free(e);
 
     e = from_body(503, "sandbox gateway is not ready");

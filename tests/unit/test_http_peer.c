@@ -486,7 +486,7 @@ static void test_bad_requests(void **state)
     req.path = "/files?path=/x";
     assert_int_equal(envd_http_start(g_eng, &req, &cb, &h), ENVD_OK);
     assert_true(rec_wait(&s.r, 10000));
-    assert_int_equal(rec_code(&s.r), ENVD_E_TRANSPORT);
+    assert_int_equal(rec_code(&s.r), ENVD_UNAVAILABLE);
     assert_int_equal(envd_error_transport(s.r.err), ENVD_TRANSPORT_HTTP);
     envd_http_release(h);
     rec_destroy(&s.r);

@@ -1,0 +1,74 @@
+/* The one error model of every transport: what a failure on the way to envd
+ * is called, whether gRPC core, libcurl carrying Connect, or libcurl carrying
+ * /files saw it. grpc.c, connect.c and curl_engine.c first say which kind of
+ * failure they saw, then take the status from this table, so a caller gets
+ * the same code for the same event on every transport (and with `auto`,
+ * whichever transport the endpoint settled on).
+ *
+ * The codes are the ones gRPC core and connect-go clients give, so code
+ * written against either keeps working:
+ *   - every way of not reaching the server or losing it (nothing listening,
+ *     DNS, TLS, a reset, a server killed mid-call or mid-stream) is
+ *     UNAVAILABLE: retryable, and the caller cannot tell which part of the
+ *     request got through once it was sent;
+ *   - an HTTP status without an RPC status (a gateway's or a proxy's own
+ *     reply) maps as grpc_http2_status_to_grpc_status and connect-go's
+ *     connectHTTPToCode do (404 is a missing route: UNIMPLEMENTED).
+ * Three rows keep a libenvd code where gRPC and Connect have none or a vague
+ * one:
+ *   - PROTOCOL is ENVD_E_PROTOCOL (gRPC: INTERNAL, or UNAVAILABLE while the
+ *     connection is set up): a peer that does not speak the protocol is a
+ *     deployment mistake, not a server's INTERNAL and not worth retrying;
+ *   - IDLE is ENVD_E_IDLE_TIMEOUT: the per-stream silence clock is
+ *     libenvd's own (gRPC's keepalive would end the whole connection);
+ *   - LOCAL is ENVD_E_TRANSPORT: gRPC core or libcurl failed on this side
+ *     (refused to start a batch, could not set up its event loop) in a way
+ *     that says nothing about the server.
+ * HTTP 507 is envd's "sandbox disk full" and stays ENVD_E_NO_SPACE.
+ *
+ * The plain-HTTP API (/files) reads its statuses with envd's REST meaning
+ * instead (envd_status_from_http: a 404 there is a missing file, a 400 a bad
+ * argument); the gateway statuses (401, 403, 429, 502-504, 507) agree with
+ * the rows below.
+ */
+#include "transport/transport.h"
+
+typedef struct failure_row {
+    envd_failure kind;
+    int http; /* ENVD_FAILURE_HTTP rows: the status; 0 = every other one */
+    envd_status status;
+} failure_row;
+
+static const failure_row failure_table[] = {
+    /* kind                      http  status                   gRPC core / connect-go */
+    {ENVD_FAILURE_REFUSED, 0, ENVD_UNAVAILABLE},      /* UNAVAILABLE / unavailable */
+    {ENVD_FAILURE_UNREACHABLE, 0, ENVD_UNAVAILABLE},  /* UNAVAILABLE / unavailable */
+    {ENVD_FAILURE_DNS, 0, ENVD_UNAVAILABLE},          /* UNAVAILABLE / unavailable */
+    {ENVD_FAILURE_TLS, 0, ENVD_UNAVAILABLE},          /* UNAVAILABLE / unavailable */
+    {ENVD_FAILURE_CLOSED, 0, ENVD_UNAVAILABLE},       /* UNAVAILABLE / unavailable */
+    {ENVD_FAILURE_BROKEN, 0, ENVD_UNAVAILABLE},       /* UNAVAILABLE / unavailable */
+    {ENVD_FAILURE_PROTOCOL, 0, ENVD_E_PROTOCOL},      /* INTERNAL / internal */
+    {ENVD_FAILURE_DEADLINE, 0, ENVD_DEADLINE_EXCEEDED}, /* DEADLINE_EXCEEDED */
+    {ENVD_FAILURE_IDLE, 0, ENVD_E_IDLE_TIMEOUT},      /* none */
+    {ENVD_FAILURE_LOCAL, 0, ENVD_E_TRANSPORT},        /* none (INTERNAL) */
+    {ENVD_FAILURE_HTTP, 400, ENVD_INTERNAL},          /* INTERNAL / internal */
+    {ENVD_FAILURE_HTTP, 401, ENVD_UNAUTHENTICATED},   /* UNAUTHENTICATED */
+    {ENVD_FAILURE_HTTP, 403, ENVD_PERMISSION_DENIED}, /* PERMISSION_DENIED */
+    {ENVD_FAILURE_HTTP, 404, ENVD_UNIMPLEMENTED},     /* UNIMPLEMENTED */
+    {ENVD_FAILURE_HTTP, 429, ENVD_UNAVAILABLE},       /* UNAVAILABLE */
+    {ENVD_FAILURE_HTTP, 502, ENVD_UNAVAILABLE},       /* UNAVAILABLE */
+    {ENVD_FAILURE_HTTP, 503, ENVD_UNAVAILABLE},       /* UNAVAILABLE */
+    {ENVD_FAILURE_HTTP, 504, ENVD_UNAVAILABLE},       /* UNAVAILABLE */
+    {ENVD_FAILURE_HTTP, 507, ENVD_E_NO_SPACE},        /* UNKNOWN: envd's disk full */
+    {ENVD_FAILURE_HTTP, 0, ENVD_UNKNOWN},             /* UNKNOWN / unknown */
+};
+
+envd_status envd_failure_status(envd_failure kind, int http_status)
+{
+    for (size_t i = 0; i < sizeof failure_table / sizeof failure_table[0]; i++) {
+        const failure_row *r = &failure_table[i];
+        if (r->kind == kind && (r->http == 0 || r->http == http_status))
+            return r->status;
+    }
+    return ENVD_UNKNOWN;
+}
