@@ -1,6 +1,7 @@
 // Wires the pieces together in envd's middleware order:
 // CORS -> access token -> Basic-auth user -> RPC services / HTTP API.
 import { timingSafeEqual } from "node:crypto";
+import { appendFileSync } from "node:fs";
 import { createContextValues } from "@connectrpc/connect";
 import { connectNodeAdapter, compressionGzip } from "@connectrpc/connect-node";
 import { Process } from "../gen/process_pb.js";
@@ -48,7 +49,20 @@ export function createApp({ root, token = null, defaultUser = "root" }) {
     fallback: (req, res) => api.handle(req, res),
   });
 
+  // Test hook: with PEER_HEADER_LOG=<file>, one line per request with the
+  // headers envd reads as settings, so a test can check what a client sent.
+  const headerLog = process.env.PEER_HEADER_LOG;
+  function logHeaders(req) {
+    const v = (name) => req.headers[name] ?? "-";
+    const path = (req.url ?? "/").split("?")[0];
+    appendFileSync(
+      headerLog,
+      `${req.method} ${path} connect-timeout-ms=${v("connect-timeout-ms")} keepalive-ping-interval=${v("keepalive-ping-interval")}\n`,
+    );
+  }
+
   function handler(req, res) {
+    if (headerLog) logHeaders(req);
     const origin = req.headers.origin;
     if (origin !== undefined) {
       res.setHeader("Vary", "Origin");
