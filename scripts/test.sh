@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The whole test suite: installs what is missing, builds, runs the C unit and
-# integration tests (they start the reference server themselves, on
+# integration tests (each starts the reference servers it needs itself, on
 # loopback), the reference server's conformance suite, then rebuilds with
 # ASan+UBSan and runs the C tests again.
 #   scripts/test.sh            everything
@@ -15,23 +15,6 @@ cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DENVD_WERROR=ON >/dev/nul
 cmake --build build -j"$jobs"
 echo "== install: pkg-config and find_package consumers"
 tests/install/check.sh build
-
-# Two reference servers for the transport tests that take an address (the
-# integration tests start their own).
-peers=$(mktemp -d)
-trap 'kill $(cat "$peers"/*.pid 2>/dev/null) 2>/dev/null; rm -rf "$peers"' EXIT
-start_peer() { # name http-mode
-  mkdir -p "$peers/$1.root"
-  node tests/peer/server.mjs --port 0 --host 127.0.0.1 --root "$peers/$1.root" --http "$2" \
-    >"$peers/$1.out" 2>"$peers/$1.err" &
-  echo $! >"$peers/$1.pid"
-  for _ in $(seq 100); do grep -q '^listening ' "$peers/$1.out" && break; sleep 0.1; done
-  sed -n 's/^listening \([0-9]*\).*/127.0.0.1:\1/p' "$peers/$1.out"
-}
-export ENVD_TEST_H2C_ADDR=$(start_peer h2c both)
-export ENVD_TEST_H1_ADDR=$(start_peer h1 h1)
-export ENVD_TEST_ROOT="$peers/h1.root"
-[ -n "$ENVD_TEST_H2C_ADDR" ] && [ -n "$ENVD_TEST_H1_ADDR" ] || { echo "reference servers did not start"; exit 1; }
 
 echo "== C tests"
 (cd build && ctest --output-on-failure -j"$jobs" --timeout 300)

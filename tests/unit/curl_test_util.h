@@ -4,6 +4,7 @@
 #ifndef ENVD_TEST_CURL_UTIL_H
 #define ENVD_TEST_CURL_UTIL_H
 
+#include "peer_server.h"
 #include "process.pb-c.h"
 #include "transport/transport.h"
 
@@ -185,106 +186,24 @@ static inline void test_ep_init(test_ep *t, const char *hostport)
     t->ep.authority = t->auth;
 }
 
-/* ---- the reference server ------------------------------------------------------ */
-
-typedef struct peer_proc {
-    pid_t pid;
-    int port;
-    char root[64];
-    char addr[32];
-} peer_proc;
-
-/* Starts `node tests/peer/server.mjs --port 0 --root <tmp> --http <http>
- * [flag val]` (or $ENVD_TEST_PEER_SERVER) and reads its port. Returns -1 when
- * node or the server is not there. The server dies with this process. */
-static inline int peer_spawn(peer_proc *p, const char *http, const char *flag, const char *val)
+/* Group setup for tests that need an HTTP/1.1 reference server: uses
+ * ENVD_TEST_H1_ADDR/ENVD_TEST_ROOT when both are set (a server of your own),
+ * else starts one (and sets them). Returns -1 when neither works: the group
+ * then fails, it never skips. */
+static inline int peer_ensure(peer_proc *p)
 {
-    memset(p, 0, sizeof *p);
     p->pid = -1;
-    char script[1024];
-    const char *env = getenv("ENVD_TEST_PEER_SERVER");
-    if (env && env[0]) {
-        snprintf(script, sizeof script, "%s", env);
-    } else {
-        /* tests/unit/<this file> -> tests/peer/server.mjs */
-        snprintf(script, sizeof script, "%s", __FILE__);
-        char *slash = strrchr(script, '/');
-        if (!slash)
-            return -1;
-        *slash = '\0';
-        slash = strrchr(script, '/');
-        if (!slash)
-            return -1;
-        snprintf(slash, sizeof script - (size_t)(slash - script), "/peer/server.mjs");
-    }
-    if (access(script, R_OK) != 0)
+    const char *a = getenv("ENVD_TEST_H1_ADDR"), *root = getenv("ENVD_TEST_ROOT");
+    if (a && a[0] && root && root[0])
+        return 0;
+    if (peer_spawn(p, "h1", "--default-user", "root") != 0)
         return -1;
-    snprintf(p->root, sizeof p->root, "/tmp/envd-curl-test-XXXXXX");
-    if (!mkdtemp(p->root))
-        return -1;
-    int fds[2];
-    if (pipe(fds) != 0)
-        return -1;
-    pid_t pid = fork();
-    if (pid == 0) {
-        /* Dies with this test, even when an assertion ends it early. */
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        dup2(fds[1], 1);
-        close(fds[0]);
-        close(fds[1]);
-        execlp("node", "node", script, "--port", "0", "--host", "127.0.0.1", "--root", p->root,
-               "--http", http, flag, val, (char *)NULL);
-        _exit(127);
-    }
-    close(fds[1]);
-    FILE *f = fdopen(fds[0], "r");
-    char line[256];
-    while (f && fgets(line, sizeof line, f))
-        if (sscanf(line, "listening %d", &p->port) == 1)
-            break;
-    if (f)
-        fclose(f);
-    p->pid = pid;
-    if (p->port <= 0) {
-        kill(pid, SIGKILL);
-        waitpid(pid, NULL, 0);
-        p->pid = -1;
-        rmdir(p->root);
-        return -1;
-    }
-    snprintf(p->addr, sizeof p->addr, "127.0.0.1:%d", p->port);
+    setenv("ENVD_TEST_H1_ADDR", p->addr, 1);
+    setenv("ENVD_TEST_ROOT", p->root, 1);
     return 0;
 }
 
-static inline void peer_stop(peer_proc *p)
-{
-    if (p->pid <= 0)
-        return;
-    kill(p->pid, SIGTERM);
-    waitpid(p->pid, NULL, 0);
-    p->pid = -1;
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", p->root);
-    if (system(cmd) != 0)
-        fprintf(stderr, "could not remove %s\n", p->root);
-}
-
-/* Group setup for tests that need an HTTP/1.1 reference server: uses
- * ENVD_TEST_H1_ADDR/ENVD_TEST_ROOT when set, else starts one (and sets them).
- * Without either the tests skip. */
-static inline void peer_ensure(peer_proc *p)
-{
-    p->pid = -1;
-    const char *a = getenv("ENVD_TEST_H1_ADDR");
-    if (a && a[0])
-        return;
-    if (peer_spawn(p, "h1", "--default-user", "root") == 0) {
-        setenv("ENVD_TEST_H1_ADDR", p->addr, 1);
-        setenv("ENVD_TEST_ROOT", p->root, 1);
-    }
-}
-
-/* The reference server's host:port, or NULL (then the test skips). */
+/* The reference server's host:port, or NULL. */
 static inline const char *peer_addr(void)
 {
     const char *a = getenv("ENVD_TEST_H1_ADDR");

@@ -1,12 +1,14 @@
-/* The gRPC transport against real servers over loopback.
+/* The gRPC transport against real servers over loopback: two reference
+ * servers (tests/peer) this test starts itself, one with `--http both`
+ * (HTTP/1.1 + h2c on one port) and one with `--http h1`. When the group
+ * cannot start them every test fails; none is ever skipped.
  *
- *   ENVD_TEST_H2C_ADDR  host:port of the reference server run with
- *                       `--http both` (HTTP/1.1 + h2c on one port)
- *   ENVD_TEST_H1_ADDR   host:port of one run with `--http h1`
+ *   ENVD_TEST_H2C_ADDR  host:port of a `--http both` server to use instead
+ *   ENVD_TEST_H1_ADDR   host:port of a `--http h1` server to use instead
  *
- * Tests that need a server are skipped when its variable is unset. The
- * connection-refused and timeout tests bring their own peers: a port with
- * nothing listening, and a "black hole" that accepts TCP and never answers.
+ * The connection-refused and timeout tests bring their own peers: a port
+ * with nothing listening, and a "black hole" that accepts TCP and never
+ * answers.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -28,6 +30,7 @@
 
 #include "core/error.h"
 #include "core/timer.h"
+#include "peer_server.h"
 #include "filesystem.pb-c.h"
 #include "process.pb-c.h"
 #include "transport/transport.h"
@@ -39,8 +42,8 @@ typedef struct {
     envd_grpc_engine *engine;
     envd_rpc_transport *t;
     envd_endpoint h2c, h1;
-    int have_h2c, have_h1;
     char h2c_url[300], h1_url[300];
+    peer_proc h2c_peer, h1_peer; /* started unless the variables name servers */
 } world;
 
 static world W;
@@ -53,19 +56,28 @@ static void set_endpoint(envd_endpoint *ep, char *url, size_t cap, const char *a
     ep->authority = url + 7;
 }
 
+/* The server named by var, or one started with --http http. */
+static int use_peer(envd_endpoint *ep, char *url, size_t cap, const char *var, const char *http,
+                    peer_proc *p)
+{
+    p->pid = -1;
+    const char *addr = getenv(var);
+    if (!addr || !*addr) {
+        if (peer_spawn(p, http, NULL, NULL) != 0)
+            return -1;
+        addr = p->addr;
+    }
+    set_endpoint(ep, url, cap, addr);
+    return 0;
+}
+
 static int group_setup(void **state)
 {
     (void)state;
-    const char *h2c = getenv("ENVD_TEST_H2C_ADDR");
-    const char *h1 = getenv("ENVD_TEST_H1_ADDR");
-    if (h2c && *h2c) {
-        set_endpoint(&W.h2c, W.h2c_url, sizeof W.h2c_url, h2c);
-        W.have_h2c = 1;
-    }
-    if (h1 && *h1) {
-        set_endpoint(&W.h1, W.h1_url, sizeof W.h1_url, h1);
-        W.have_h1 = 1;
-    }
+    if (use_peer(&W.h2c, W.h2c_url, sizeof W.h2c_url, "ENVD_TEST_H2C_ADDR", "both",
+                 &W.h2c_peer) != 0 ||
+        use_peer(&W.h1, W.h1_url, sizeof W.h1_url, "ENVD_TEST_H1_ADDR", "h1", &W.h1_peer) != 0)
+        return -1;
     if (envd_timers_new(&W.timers) != 0)
         return -1;
     if (envd_grpc_engine_new(2, W.timers, &W.engine) != ENVD_OK)
@@ -79,6 +91,8 @@ static int group_teardown(void **state)
     (void)state;
     envd_grpc_engine_free(W.engine);
     envd_timers_free(W.timers);
+    peer_stop(&W.h2c_peer);
+    peer_stop(&W.h1_peer);
     return 0;
 }
 
@@ -434,20 +448,11 @@ static void black_hole_stop(black_hole *b)
     close(b->stop_pipe[1]);
 }
 
-#define NEED_H2C()                                                                                 \
-    do {                                                                                           \
-        if (!W.have_h2c) {                                                                         \
-            print_message("ENVD_TEST_H2C_ADDR unset: skipped\n");                                  \
-            skip();                                                                                \
-        }                                                                                          \
-    } while (0)
-
 /* ---------------------------------------------------------------- tests */
 
 static void unary_ok(void **state)
 {
     (void)state;
-    NEED_H2C();
     sink s;
     sink_init(&s, 0);
     size_t len;
@@ -470,7 +475,6 @@ static void unary_ok(void **state)
 static void unary_not_found(void **state)
 {
     (void)state;
-    NEED_H2C();
     sink s;
     sink_init(&s, 0);
     size_t len;
@@ -492,7 +496,6 @@ static void unary_not_found(void **state)
 static void server_stream(void **state)
 {
     (void)state;
-    NEED_H2C();
     sink s;
     sink_init(&s, 1);
     size_t len;
@@ -518,7 +521,6 @@ static void server_stream(void **state)
 static void client_stream(void **state)
 {
     (void)state;
-    NEED_H2C();
     sink proc, in;
     sink_init(&proc, 1);
     sink_init(&in, 0);
@@ -584,7 +586,6 @@ static void client_stream(void **state)
 static void cancel_mid_stream(void **state)
 {
     (void)state;
-    NEED_H2C();
     sink s;
     sink_init(&s, 1);
     size_t len;
@@ -611,7 +612,6 @@ static void cancel_mid_stream(void **state)
 static void callback_stops_stream(void **state)
 {
     (void)state;
-    NEED_H2C();
     sink s;
     sink_init(&s, 1);
     s.stop_after = 2;
@@ -631,7 +631,6 @@ static void callback_stops_stream(void **state)
 static void idle_timeout(void **state)
 {
     (void)state;
-    NEED_H2C();
     sink s;
     sink_init(&s, 1);
     size_t len;
@@ -719,10 +718,6 @@ static void connection_refused(void **state)
 static void protocol_mismatch_h1(void **state)
 {
     (void)state;
-    if (!W.have_h1) {
-        print_message("ENVD_TEST_H1_ADDR unset: skipped\n");
-        skip();
-    }
     /* Unary and server stream: both must be recognised. */
     for (int i = 0; i < 2; i++) {
         sink s;
@@ -787,7 +782,6 @@ static void *starter(void *arg)
 static void many_concurrent(void **state)
 {
     (void)state;
-    NEED_H2C();
     int n = N_UNARY + N_STREAMS;
     sink *sinks = calloc((size_t)n, sizeof *sinks);
     envd_rpc **rpcs = calloc((size_t)n, sizeof *rpcs);
@@ -839,7 +833,7 @@ static void free_with_calls_in_flight(void **state)
     enum { N = 8 };
     sink s[N];
     envd_rpc *r[N];
-    int n_streams = W.have_h2c ? 4 : 0;
+    int n_streams = 4;
     for (int i = 0; i < N; i++) {
         sink_init(&s[i], 1);
         size_t len;
