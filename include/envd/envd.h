@@ -214,7 +214,9 @@ typedef void (*envd_future_cb)(envd_future *f, void *ud);
  * there instead, or hand the work to a thread of your own. */
 
 /* Waits until f completes or timeout_ms passes (< 0: forever). Returns ENVD_OK
- * once complete (whatever the outcome) or ENVD_E_TIMEOUT. */
+ * once complete (whatever the outcome) or ENVD_E_TIMEOUT. Like every wait
+ * below (wait_any, wait_all, envd_future_get), it returns only after f's
+ * completion callback, if any, has returned. */
 ENVD_API envd_status envd_future_wait(envd_future *f, int64_t timeout_ms);
 /* Waits for the first of n futures; *index gets its position. */
 ENVD_API envd_status envd_future_wait_any(envd_future *const *fs, size_t n, int64_t timeout_ms,
@@ -226,7 +228,9 @@ ENVD_API int envd_future_done(const envd_future *f);
 ENVD_API envd_status envd_future_status(const envd_future *f);
 /* The error once done, or NULL. Valid until the future is freed. */
 ENVD_API const envd_error *envd_future_error(const envd_future *f);
-/* Takes the error out of the future; caller frees it. */
+/* Moves the error out of the future (caller frees it); the future keeps
+ * none afterwards (envd_future_error answers NULL) but envd_future_status
+ * still reports the code. NULL while pending or when there was none. */
 ENVD_API envd_error *envd_future_take_error(envd_future *f);
 /* Waits up to timeout_ms (< 0: forever) and returns the outcome: ENVD_OK or
  * the error's code, with the error moved into *err (caller frees; may be
@@ -620,8 +624,8 @@ ENVD_API envd_status envd_fs_exists(envd_client *c, const char *path, int *exist
                                     envd_error **err);
 /* The future's result: envd_future_bool (1 exists, 0 not found). */
 ENVD_API envd_status envd_fs_exists_async(envd_client *c, const char *path, envd_future **out);
-/* The answer of a boolean future (exists, make_dir, kill): 1 or 0; 0 while
- * it is pending or when it failed. */
+/* The answer of a boolean future (exists, make_dir, kill): 1 or 0 once it
+ * succeeded; -1 while it is pending, when it failed, and for NULL. */
 ENVD_API int envd_future_bool(const envd_future *f);
 
 /* The filesystem RPCs run as the client's user (envd_config_set_user; the

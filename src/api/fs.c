@@ -236,12 +236,6 @@ static int *new_bool(int v)
     return b;
 }
 
-int envd_future_bool(const envd_future *f)
-{
-    const int *b = envd_future_result(f, ENVD_FK_BOOL);
-    return b ? *b : 0;
-}
-
 static void exists_finish(void *ctx, const uint8_t *resp, size_t len, envd_error *err,
                           void **result, envd_free_fn *free_fn, envd_error **out_err)
 {

@@ -79,6 +79,14 @@ envd_status envd_sync_bool(const char *fn, envd_status st, envd_future *f, int *
     return st;
 }
 
+int envd_future_bool(const envd_future *f)
+{
+    if (envd_future_status(f) != ENVD_OK) /* pending, failed, or NULL */
+        return -1;
+    const int *b = envd_future_result(f, ENVD_FK_BOOL);
+    return b ? *b != 0 : -1;
+}
+
 /* ---- commands and processes (commands.c, process_calls.c) ---------------- */
 
 /* ---- input streams (input_stream.c) -------------------------------------- */

@@ -27,7 +27,9 @@ struct envd_future {
     pthread_cond_t cv;
     atomic_int refs;
     int kind;
-    int done;
+    int done;    /* the outcome is set: accessors answer */
+    int settled; /* and the completion callback returned: waits end */
+    envd_status status; /* the outcome, kept when the error is taken out */
     int cancel_requested;
     envd_cancel_hook hook;
     int has_hook;
@@ -120,9 +122,17 @@ void envd_future_complete(envd_future *f, void *result, envd_free_fn free_fn, en
     f->result = result; /* kept with an error too: a failed command has output */
     f->result_free = free_fn;
     f->err = err;
+    f->status = err ? err->code : ENVD_OK;
     envd_future_cb cb = f->cb;
     void *cb_ud = f->cb_ud;
     f->cb = NULL;
+    pthread_mutex_unlock(&f->mu);
+    /* Waiters go only once the callback returned: whoever waited may rely
+     * on what it did. */
+    if (cb)
+        run_callback(cb, f, cb_ud);
+    pthread_mutex_lock(&f->mu);
+    f->settled = 1;
     pthread_cond_broadcast(&f->cv);
     for (waiter_node *n = f->waiters; n; n = n->next) {
         pthread_mutex_lock(&n->w->mu);
@@ -131,8 +141,6 @@ void envd_future_complete(envd_future *f, void *result, envd_free_fn free_fn, en
         pthread_mutex_unlock(&n->w->mu);
     }
     pthread_mutex_unlock(&f->mu);
-    if (cb)
-        run_callback(cb, f, cb_ud);
     future_unref(f);
 }
 
@@ -169,17 +177,17 @@ envd_status envd_future_wait(envd_future *f, int64_t timeout_ms)
         return ENVD_E_USAGE;
     int64_t deadline = timeout_ms >= 0 ? envd_now_ms() + timeout_ms : 0;
     pthread_mutex_lock(&f->mu);
-    while (!f->done) {
+    while (!f->settled) {
         if (timeout_ms < 0) {
             pthread_cond_wait(&f->cv, &f->mu);
         } else {
             struct timespec ts;
             deadline_ts(deadline, &ts);
-            if (pthread_cond_timedwait(&f->cv, &f->mu, &ts) == ETIMEDOUT && !f->done)
+            if (pthread_cond_timedwait(&f->cv, &f->mu, &ts) == ETIMEDOUT && !f->settled)
                 break;
         }
     }
-    int done = f->done;
+    int done = f->settled;
     pthread_mutex_unlock(&f->mu);
     return done ? ENVD_OK : ENVD_E_TIMEOUT;
 }
@@ -207,7 +215,7 @@ envd_status envd_future_wait_any(envd_future *const *fs, size_t n, int64_t timeo
     for (size_t i = 0; i < n && found == SIZE_MAX; i++) {
         envd_future *f = fs[i];
         pthread_mutex_lock(&f->mu);
-        if (f->done) {
+        if (f->settled) {
             found = i;
         } else {
             nodes[i].w = &w;
@@ -245,7 +253,7 @@ envd_status envd_future_wait_any(envd_future *const *fs, size_t n, int64_t timeo
             if (nodes[i].next)
                 nodes[i].next->prev = nodes[i].prev;
         }
-        if (found == SIZE_MAX && f->done)
+        if (found == SIZE_MAX && f->settled)
             found = i;
         pthread_mutex_unlock(&f->mu);
     }
@@ -295,7 +303,7 @@ envd_status envd_future_status(const envd_future *f)
         return ENVD_E_USAGE;
     envd_future *m = (envd_future *)f;
     pthread_mutex_lock(&m->mu);
-    envd_status s = !m->done ? ENVD_E_TIMEOUT : m->err ? m->err->code : ENVD_OK;
+    envd_status s = m->done ? m->status : ENVD_E_TIMEOUT;
     pthread_mutex_unlock(&m->mu);
     return s;
 }
@@ -317,8 +325,9 @@ envd_error *envd_future_take_error(envd_future *f)
         return NULL;
     pthread_mutex_lock(&f->mu);
     envd_error *e = NULL;
-    if (f->done && f->err) {
-        e = envd_error_dup(f->err);
+    if (f->done) {
+        e = f->err;
+        f->err = NULL;
     }
     pthread_mutex_unlock(&f->mu);
     return e;

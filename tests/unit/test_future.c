@@ -280,6 +280,83 @@ static void engine_threads_refuse_to_wait(void **state)
     assert_int_equal(envd_runtime_free(r.rt), ENVD_OK);
 }
 
+/* A slow completion callback: every wait must return after it, so that a
+ * caller who waited may rely on what the callback did. */
+typedef struct slow_cb {
+    atomic_int finished;
+} slow_cb;
+
+static void slow_callback(envd_future *f, void *ud)
+{
+    (void)f;
+    usleep(100000);
+    atomic_store(&((slow_cb *)ud)->finished, 1);
+}
+
+static void *complete_soon(void *p)
+{
+    usleep(10000);
+    envd_future_complete(p, NULL, NULL, NULL);
+    return NULL;
+}
+
+enum { BY_WAIT, BY_ANY, BY_ALL, BY_GET };
+
+static void wait_returns_after_callback_by(int how)
+{
+    slow_cb cb = {0};
+    envd_future *fs[2] = {envd_future_create(1), envd_future_create(1)};
+    envd_future_on_complete(fs[0], slow_callback, &cb);
+    pthread_t t;
+    pthread_create(&t, NULL, complete_soon, fs[0]);
+    size_t idx = 99;
+    if (how == BY_WAIT)
+        assert_int_equal(envd_future_wait(fs[0], 5000), ENVD_OK);
+    if (how == BY_ANY) {
+        assert_int_equal(envd_future_wait_any(fs, 2, 5000, &idx), ENVD_OK);
+        assert_int_equal(idx, 0);
+    }
+    if (how == BY_ALL)
+        assert_int_equal(envd_future_wait_all(fs, 1, 5000), ENVD_OK);
+    if (how == BY_GET)
+        assert_int_equal(envd_future_get(fs[0], 5000, NULL), ENVD_OK);
+    assert_int_equal(atomic_load(&cb.finished), 1);
+    pthread_join(t, NULL);
+    envd_future_complete(fs[1], NULL, NULL, NULL);
+    envd_future_free(fs[0]);
+    envd_future_free(fs[1]);
+}
+
+static void waits_return_after_the_callback(void **state)
+{
+    (void)state;
+    wait_returns_after_callback_by(BY_WAIT);
+    wait_returns_after_callback_by(BY_ANY);
+    wait_returns_after_callback_by(BY_ALL);
+    wait_returns_after_callback_by(BY_GET);
+}
+
+static void take_error_moves_it(void **state)
+{
+    (void)state;
+    envd_future *f = envd_future_create(1);
+    envd_future_complete(f, NULL, NULL,
+                         envd_error_new(ENVD_NOT_FOUND, ENVD_TRANSPORT_NONE, 0, "gone"));
+    envd_error *e = envd_future_take_error(f);
+    assert_string_equal(envd_error_message(e), "gone");
+    /* the future keeps no error, but still knows how it ended */
+    assert_null(envd_future_error(f));
+    assert_null(envd_future_take_error(f));
+    assert_int_equal(envd_future_status(f), ENVD_NOT_FOUND);
+    envd_error *again = (envd_error *)1;
+    assert_int_equal(envd_future_get(f, 0, &again), ENVD_NOT_FOUND);
+    assert_null(again);
+    envd_future_free(f);
+    /* still valid after the future is gone: it was moved, not lent */
+    assert_int_equal(envd_error_code(e), ENVD_NOT_FOUND);
+    envd_error_free(e);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -290,6 +367,8 @@ int main(void)
         cmocka_unit_test(free_pending_then_complete),
         cmocka_unit_test(timers),
         cmocka_unit_test(engine_threads_refuse_to_wait),
+        cmocka_unit_test(waits_return_after_the_callback),
+        cmocka_unit_test(take_error_moves_it),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -229,6 +229,26 @@ static void future_get(void **state)
     envd_error_free(err);
 }
 
+static void future_bool_is_tri_state(void **state)
+{
+    (void)state;
+    envd_future *f = NULL;
+    assert_int_equal(envd_demo_bool_async(DEMO_YES, &f), ENVD_OK);
+    assert_int_equal(envd_future_bool(f), -1); /* pending */
+    envd_future_wait(f, 5000);
+    assert_int_equal(envd_future_bool(f), 1);
+    envd_future_free(f);
+    assert_int_equal(envd_demo_bool_async(DEMO_NO, &f), ENVD_OK);
+    envd_future_wait(f, 5000);
+    assert_int_equal(envd_future_bool(f), 0);
+    envd_future_free(f);
+    assert_int_equal(envd_demo_bool_async(DEMO_FAIL, &f), ENVD_OK);
+    envd_future_wait(f, 5000);
+    assert_int_equal(envd_future_bool(f), -1); /* failed, though a value was there */
+    envd_future_free(f);
+    assert_int_equal(envd_future_bool(NULL), -1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -237,6 +257,7 @@ int main(void)
         cmocka_unit_test(bool_and_none_rows),
         cmocka_unit_test(refused_in_callbacks_without_starting),
         cmocka_unit_test(future_get),
+        cmocka_unit_test(future_bool_is_tri_state),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
