@@ -143,47 +143,90 @@ ENVD_API envd_config *envd_config_new(void);
 ENVD_API envd_config *envd_config_dup(const envd_config *cfg);
 ENVD_API void envd_config_free(envd_config *cfg);
 
-/* "host[:port]" of the gateway or envd. */
+/* The setters below are the only place options are checked (a config file
+ * goes through them too). Each returns ENVD_OK; ENVD_INVALID_ARGUMENT for a
+ * value out of its range, leaving the option as it was; ENVD_E_USAGE for a
+ * NULL cfg or a NULL argument the setter needs; ENVD_E_NOMEM. None of them
+ * substitutes a value silently. */
+
+/* Why the last setter called on cfg failed, as "<argument>: <reason>"
+ * (e.g. "port: must be between 1 and 65535 ..., got 70000"); "" when it
+ * succeeded. Valid until the next setter call on cfg. For a NULL cfg, a
+ * static text saying so. */
+ENVD_API const char *envd_config_last_error(const envd_config *cfg);
+
+/* "host[:port]" of the gateway or envd: a host name, an IPv4 address or an
+ * IPv6 address in brackets ("[::1]:49983"), and a port 1..65535. Anything
+ * else is refused: a URL ("http://..."; give those to
+ * envd_config_set_sandbox_base_url), '/', '?', '#', '@', spaces, an empty
+ * host, a bad port. NULL: ENVD_E_USAGE. */
 ENVD_API envd_status envd_config_set_domain(envd_config *cfg, const char *domain);
-/* "http" or "https". */
+/* "http" or "https"; NULL or "" restores "http". */
 ENVD_API envd_status envd_config_set_scheme(envd_config *cfg, const char *scheme);
-/* Sent as X-Access-Token when non-empty. */
+/* Sent as X-Access-Token when non-empty (so no CR, LF or other control
+ * characters). NULL or "" unsets. */
 ENVD_API envd_status envd_config_set_runtime_token(envd_config *cfg, const char *token);
-/* Sent as e2b-sandbox-port; <= 0 means 49983. */
+/* Sent as e2b-sandbox-port. 1..65535; 0 or less means the default 49983 (as
+ * the Go client); above 65535 is refused. */
 ENVD_API envd_status envd_config_set_runtime_port(envd_config *cfg, int port);
-/* Sent as X-API-Key when non-empty. */
+/* Sent as X-API-Key when non-empty (a header value, as the token). */
 ENVD_API envd_status envd_config_set_api_key(envd_config *cfg, const char *key);
-/* The whole Authorization header value; NULL or "" restores the default. */
+/* The whole Authorization header value (no CR, LF or other control
+ * characters); NULL or "" restores the default. A "Basic" value naming a
+ * user makes that user the /files user too. */
 ENVD_API envd_status envd_config_set_auth_header(envd_config *cfg, const char *value);
 /* The Linux user for RPCs (Authorization: Basic base64("user:")) and for
- * /files (username=). Default "root". Replaces any auth header. */
+ * /files (username=). Default "root". Replaces any auth header. Must be
+ * non-empty, without ':', spaces or control characters; NULL: ENVD_E_USAGE. */
 ENVD_API envd_status envd_config_set_user(envd_config *cfg, const char *user);
-/* When set, used as is as the runtime URL instead of scheme://domain. */
+/* When set, used as is as the runtime URL instead of scheme://domain. Must
+ * start with http:// or https:// followed by a host, without spaces. NULL
+ * or "" unsets. */
 ENVD_API envd_status envd_config_set_sandbox_base_url(envd_config *cfg, const char *url);
-/* Adds or replaces one custom header, sent last (it overrides built-ins). */
+/* Adds or replaces one custom header (names ignore case), sent last: it
+ * overrides the built-in ones (Authorization, X-Access-Token, ...). The
+ * name must be an HTTP token, the value must hold no CR, LF or other
+ * control characters (tab is allowed). Refused names:
+ *   - Connect-Timeout-Ms: envd takes it as the lifetime of the process a
+ *     Start creates and kills the process when it runs out; the library
+ *     sends it only on Start, from envd_cmd_opts_set_timeout_ms.
+ *   - Keepalive-Ping-Interval: envd crashes on 0 or less; it is sent on
+ *     streams from envd_config_set_keepalive_s.
+ *   - the headers the transports own: Content-Type, Content-Length, TE,
+ *     Host, Connection, Transfer-Encoding, Upgrade, Keep-Alive,
+ *     Proxy-Connection, and every grpc-* and connect-* name.
+ * NULL name or value: ENVD_E_USAGE. */
 ENVD_API envd_status envd_config_set_header(envd_config *cfg, const char *name,
                                             const char *value);
-/* Adds or replaces n headers at once (the Go client's WithHeaders). On an
- * error nothing after the failing pair is applied. */
+/* Adds or replaces n headers at once (the Go client's WithHeaders), each
+ * checked as by envd_config_set_header. On an error the pairs before the
+ * failing one are applied and none after it; envd_config_last_error names
+ * it ("names[2]: ..."). */
 ENVD_API envd_status envd_config_set_headers(envd_config *cfg, const char *const *names,
                                              const char *const *values, size_t n);
-/* Unary calls and the start of a stream; 0 = none. Default 60000. */
+/* Unary calls and the start of a stream; >= 0, 0 = none. Default 60000. */
 ENVD_API envd_status envd_config_set_request_timeout_ms(envd_config *cfg, int64_t ms);
+/* ENVD_TRANSPORT_GRPC, _CONNECT or _AUTO. */
 ENVD_API envd_status envd_config_set_transport(envd_config *cfg, envd_transport_kind kind);
-/* Keepalive-Ping-Interval in seconds, must be > 0 (envd crashes on 0). */
+/* Keepalive-Ping-Interval in seconds, 1..86400 (envd crashes on 0). */
 ENVD_API envd_status envd_config_set_keepalive_s(envd_config *cfg, int seconds);
-/* A stream with no message for this long is dead; 0 = none. */
+/* A stream with no message for this long is dead; >= 0, 0 = none. */
 ENVD_API envd_status envd_config_set_idle_timeout_ms(envd_config *cfg, int64_t ms);
 /* Speak cleartext HTTP/2 with prior knowledge (h2c) for Connect and /files
  * on http:// URLs, for gateways that accept only HTTP/2. Default off: stock
  * envd speaks HTTP/1.1 only. (gRPC is always HTTP/2.) */
 ENVD_API envd_status envd_config_set_h2c(envd_config *cfg, int enabled);
-/* PEM bundle to trust for https instead of the system store. */
+/* PEM bundle to trust for https instead of the system store. NULL or ""
+ * unsets. */
 ENVD_API envd_status envd_config_set_ca_file(envd_config *cfg, const char *path);
-/* Runtime options (read by envd_runtime_new). workers <= 0: online CPUs. */
+/* Runtime options (read by envd_runtime_new). workers <= 0: one per online
+ * CPU; at most 1024. The bound is there because each worker is a thread
+ * with its own gRPC completion queue, and gRPC aborts the whole process
+ * when it cannot create a thread: a count the system cannot honour must be
+ * refused here, where it can still be an error. */
 ENVD_API envd_status envd_config_set_workers(envd_config *cfg, int workers);
-/* Most operations in flight per runtime; past it a start call blocks, or
- * with fail_fast returns ENVD_E_BUSY. */
+/* Most operations in flight per runtime, 1..1000000; past it a start call
+ * blocks, or with fail_fast returns ENVD_E_BUSY. */
 ENVD_API envd_status envd_config_set_max_inflight(envd_config *cfg, int max_inflight,
                                                   int fail_fast);
 

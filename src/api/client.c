@@ -58,16 +58,13 @@ out:
 
 static int has_custom(const envd_config *cfg, const char *name)
 {
-    for (size_t i = 0; i < cfg->n_headers; i++)
-        if (strcmp(cfg->header_names[i], name) == 0)
-            return 1;
-    return 0;
+    return envd_kvlist_find(&cfg->headers, name, ENVD_KV_EXACT) < cfg->headers.n;
 }
 
 static envd_status build_headers(envd_client *c)
 {
     const envd_config *cfg = c->cfg;
-    size_t cap = 5 + cfg->n_headers;
+    size_t cap = 5 + cfg->headers.n;
     c->headers = calloc(cap, sizeof(envd_kv));
     char *auth = cfg->auth_header ? strdup(cfg->auth_header) : envd_basic_auth(cfg->user);
     char *port = malloc(16);
@@ -76,7 +73,7 @@ static envd_status build_headers(envd_client *c)
         free(port);
         return ENVD_E_NOMEM;
     }
-    snprintf(port, 16, "%d", cfg->runtime_port > 0 ? cfg->runtime_port : 49983);
+    snprintf(port, 16, "%d", cfg->runtime_port);
     c->own_auth = auth;
     c->own_port = port;
     size_t n = 0;
@@ -93,31 +90,22 @@ static envd_status build_headers(envd_client *c)
         c->headers[n++] = (envd_kv){"e2b-sandbox-id", c->sandbox_id};
     if (!has_custom(cfg, "e2b-sandbox-port"))
         c->headers[n++] = (envd_kv){"e2b-sandbox-port", port};
-    for (size_t i = 0; i < cfg->n_headers; i++)
-        c->headers[n++] = (envd_kv){cfg->header_names[i], cfg->header_values[i]};
+    for (size_t i = 0; i < cfg->headers.n; i++)
+        c->headers[n++] = (envd_kv){cfg->headers.names[i], cfg->headers.values[i]};
     c->n_headers = n;
     return ENVD_OK;
 }
 
-envd_status envd_client_new(envd_runtime *rt, const char *sandbox_id, const envd_config *cfg,
-                            envd_client **out, envd_error **err)
+/* Everything after the allocation; on an error the caller frees c. */
+static envd_status client_init(envd_client *c, envd_runtime *rt, const char *sandbox_id,
+                               const envd_config *cfg, envd_error **err)
 {
-    if (err)
-        *err = NULL;
-    if (!rt || !out)
-        return ENVD_E_USAGE;
-    *out = NULL;
-    envd_client *c = calloc(1, sizeof(*c));
-    if (!c)
-        return ENVD_E_NOMEM;
     c->rt = rt;
     c->cfg = envd_config_dup(cfg);
-    c->sandbox_id = sandbox_id && *sandbox_id ? strdup(sandbox_id) : strdup("");
+    c->sandbox_id = strdup(sandbox_id ? sandbox_id : "");
     c->keepalive = malloc(16);
-    if (!c->cfg || !c->sandbox_id || !c->keepalive) {
-        envd_client_free(c);
+    if (!c->cfg || !c->sandbox_id || !c->keepalive)
         return ENVD_E_NOMEM;
-    }
     snprintf(c->keepalive, 16, "%d", c->cfg->keepalive_s);
     if (c->cfg->sandbox_base_url) {
         c->runtime_url = strdup(c->cfg->sandbox_base_url);
@@ -127,23 +115,42 @@ envd_status envd_client_new(envd_runtime *rt, const char *sandbox_id, const envd
         if (c->runtime_url)
             snprintf(c->runtime_url, n, "%s://%s", c->cfg->scheme, c->cfg->domain);
     }
-    if (!c->runtime_url) {
-        envd_client_free(c);
+    if (!c->runtime_url)
         return ENVD_E_NOMEM;
-    }
     envd_status s = parse_endpoint(c->runtime_url, &c->ep, &c->files_path, err);
-    if (s == ENVD_OK) {
-        if (c->cfg->ca_file && !(c->ep.ca_file = strdup(c->cfg->ca_file)))
-            s = ENVD_E_NOMEM;
-    }
+    if (s != ENVD_OK)
+        return s;
+    if (c->cfg->ca_file && !(c->ep.ca_file = strdup(c->cfg->ca_file)))
+        return ENVD_E_NOMEM;
     c->ep.h2c_prior_knowledge = c->cfg->h2c && !c->ep.tls;
-    if (s == ENVD_OK)
-        s = build_headers(c);
+    if ((s = build_headers(c)) != ENVD_OK)
+        return s;
+    atomic_init(&c->transport, c->cfg->transport);
+    return ENVD_OK;
+}
+
+envd_status envd_client_new(envd_runtime *rt, const char *sandbox_id, const envd_config *cfg,
+                            envd_client **out, envd_error **err)
+{
+    if (err)
+        *err = NULL;
+    if (out)
+        *out = NULL;
+    if (!rt || !out) {
+        if (err)
+            *err = envd_error_new(ENVD_E_USAGE, ENVD_TRANSPORT_NONE, 0,
+                                  "envd_client_new: %s must not be NULL", !rt ? "rt" : "out");
+        return ENVD_E_USAGE;
+    }
+    envd_client *c = calloc(1, sizeof(*c));
+    envd_status s = c ? client_init(c, rt, sandbox_id, cfg, err) : ENVD_E_NOMEM;
     if (s != ENVD_OK) {
         envd_client_free(c);
+        if (err && !*err)
+            *err = envd_error_new(s, ENVD_TRANSPORT_NONE, 0, "envd_client_new: %s",
+                                  envd_strerror(s));
         return s;
     }
-    atomic_init(&c->transport, c->cfg->transport);
     *out = c;
     return ENVD_OK;
 }

@@ -1,23 +1,71 @@
-/* envd_config: the Go client's options and defaults, plus ours. */
+/* envd_config: the Go client's options and defaults, plus ours. The setters
+ * are the only validators of these options (the YAML loader goes through
+ * them too), and each refusal leaves a reason in cfg->last_error. */
 #include "config/config.h"
 
 #include <ctype.h>
 #include <openssl/evp.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #define DEFAULT_DOMAIN "domain.app"
 #define DEFAULT_USER "root"
 
-static int set_str(char **slot, const char *v)
+/* ------------------------------------------------------------- reasons */
+
+static void clear_error(envd_config *cfg)
 {
-    char *c = NULL;
-    if (v && !(c = strdup(v)))
-        return -1;
-    free(*slot);
-    *slot = c;
-    return 0;
+    cfg->last_error[0] = 0;
+    cfg->reason_at = 0;
+    cfg->bad_arg = 0;
 }
+
+/* Records "<arg>: <reason>" and returns st. arg_no: 1 = first after cfg. */
+static envd_status refuse(envd_config *cfg, envd_status st, int arg_no, const char *arg,
+                          const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 5, 6)))
+#endif
+    ;
+
+static envd_status refuse(envd_config *cfg, envd_status st, int arg_no, const char *arg,
+                          const char *fmt, ...)
+{
+    int n = snprintf(cfg->last_error, sizeof(cfg->last_error), "%s: ", arg);
+    cfg->reason_at = n > 0 && (size_t)n < sizeof(cfg->last_error) ? (size_t)n : 0;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(cfg->last_error + cfg->reason_at, sizeof(cfg->last_error) - cfg->reason_at, fmt, ap);
+    va_end(ap);
+    cfg->bad_arg = arg_no;
+    return st;
+}
+
+#define NOT_NULL(cfg, v, arg_no, arg)                                                              \
+    do {                                                                                           \
+        if (!(v))                                                                                  \
+            return refuse(cfg, ENVD_E_USAGE, arg_no, arg, "must not be NULL");                     \
+    } while (0)
+
+const char *envd_config_last_error(const envd_config *cfg)
+{
+    return cfg ? cfg->last_error : "cfg: is NULL";
+}
+
+const char *envd_config_last_reason(const envd_config *cfg)
+{
+    return cfg->last_error + cfg->reason_at;
+}
+
+int envd_config_last_bad_arg(const envd_config *cfg)
+{
+    return cfg->bad_arg;
+}
+
+/* ------------------------------------------------------ new, dup, free */
 
 char *envd_basic_auth(const char *user)
 {
@@ -42,13 +90,17 @@ envd_config *envd_config_new(void)
     envd_config *c = calloc(1, sizeof(*c));
     if (!c)
         return NULL;
-    const char *scheme = getenv("SCHEME"); /* as the Go client: before options */
-    if (set_str(&c->domain, DEFAULT_DOMAIN) || set_str(&c->scheme, scheme && *scheme ? scheme : "http") ||
-        set_str(&c->user, DEFAULT_USER)) {
+    /* As the Go client: read before options. Kept as given (not checked
+     * here, where no error can be returned); envd_client_new refuses a
+     * scheme other than http or https with a message naming it. */
+    const char *scheme = getenv("SCHEME");
+    if (envd_str_set(&c->domain, DEFAULT_DOMAIN) ||
+        envd_str_set(&c->scheme, scheme && *scheme ? scheme : "http") ||
+        envd_str_set(&c->user, DEFAULT_USER)) {
         envd_config_free(c);
         return NULL;
     }
-    c->runtime_port = 49983;
+    c->runtime_port = ENVD_DEFAULT_RUNTIME_PORT;
     c->request_timeout_ms = 60000;
     c->transport = ENVD_TRANSPORT_AUTO;
     c->keepalive_s = 50;
@@ -71,12 +123,7 @@ void envd_config_free(envd_config *c)
     free(c->user);
     free(c->sandbox_base_url);
     free(c->ca_file);
-    for (size_t i = 0; i < c->n_headers; i++) {
-        free(c->header_names[i]);
-        free(c->header_values[i]);
-    }
-    free(c->header_names);
-    free(c->header_values);
+    envd_kvlist_free(&c->headers);
     free(c);
 }
 
@@ -90,15 +137,16 @@ envd_config *envd_config_dup(const envd_config *src)
     *c = *src;
     c->domain = c->scheme = c->runtime_token = c->api_key = c->auth_header = c->user = NULL;
     c->sandbox_base_url = c->ca_file = NULL;
-    c->header_names = c->header_values = NULL;
-    c->n_headers = 0;
-    int bad = set_str(&c->domain, src->domain) || set_str(&c->scheme, src->scheme) ||
-              set_str(&c->runtime_token, src->runtime_token) || set_str(&c->api_key, src->api_key) ||
-              set_str(&c->auth_header, src->auth_header) || set_str(&c->user, src->user) ||
-              set_str(&c->sandbox_base_url, src->sandbox_base_url) ||
-              set_str(&c->ca_file, src->ca_file);
-    for (size_t i = 0; !bad && i < src->n_headers; i++)
-        bad = envd_config_set_header(c, src->header_names[i], src->header_values[i]) != ENVD_OK;
+    memset(&c->headers, 0, sizeof(c->headers));
+    clear_error(c);
+    int bad = envd_str_set(&c->domain, src->domain) || envd_str_set(&c->scheme, src->scheme) ||
+              envd_str_set(&c->runtime_token, src->runtime_token) ||
+              envd_str_set(&c->api_key, src->api_key) ||
+              envd_str_set(&c->auth_header, src->auth_header) ||
+              envd_str_set(&c->user, src->user) ||
+              envd_str_set(&c->sandbox_base_url, src->sandbox_base_url) ||
+              envd_str_set(&c->ca_file, src->ca_file) ||
+              envd_kvlist_copy(&c->headers, &src->headers);
     if (bad) {
         envd_config_free(c);
         return NULL;
@@ -106,41 +154,164 @@ envd_config *envd_config_dup(const envd_config *src)
     return c;
 }
 
-#define SETTER_STR(fn, field)                                                                     \
-    envd_status fn(envd_config *cfg, const char *v)                                               \
-    {                                                                                              \
-        if (!cfg)                                                                                  \
-            return ENVD_E_USAGE;                                                                   \
-        return set_str(&cfg->field, v && *v ? v : NULL) ? ENVD_E_NOMEM : ENVD_OK;                 \
+/* ------------------------------------------------------------ checkers */
+
+/* RFC 9110 token characters: what an HTTP field name may hold. */
+static int is_tchar(unsigned char ch)
+{
+    return isalnum(ch) || (ch && strchr("!#$%&'*+-.^_`|~", ch));
+}
+
+/* A field value: no CR or LF (they would start a new header), no other
+ * control character (gRPC refuses them in metadata); tab is allowed. */
+static int header_value_ok(const char *s)
+{
+    for (; *s; s++) {
+        unsigned char ch = (unsigned char)*s;
+        if (ch == 0x7f || (ch < 0x20 && ch != '\t'))
+            return 0;
     }
-
-SETTER_STR(envd_config_set_runtime_token, runtime_token)
-SETTER_STR(envd_config_set_api_key, api_key)
-SETTER_STR(envd_config_set_sandbox_base_url, sandbox_base_url)
-SETTER_STR(envd_config_set_ca_file, ca_file)
-
-envd_status envd_config_set_domain(envd_config *cfg, const char *v)
-{
-    if (!cfg || !v || !*v)
-        return cfg ? ENVD_INVALID_ARGUMENT : ENVD_E_USAGE;
-    return set_str(&cfg->domain, v) ? ENVD_E_NOMEM : ENVD_OK;
+    return 1;
 }
 
-envd_status envd_config_set_scheme(envd_config *cfg, const char *v)
+static int has_space_or_control(const char *s)
+{
+    for (; *s; s++)
+        if (isspace((unsigned char)*s) || iscntrl((unsigned char)*s))
+            return 1;
+    return 0;
+}
+
+/* "1".."65535" exactly: digits only, no sign, no leading '+'. */
+static int port_ok(const char *p, size_t n)
+{
+    if (n == 0 || n > 5)
+        return 0;
+    long v = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (!isdigit((unsigned char)p[i]))
+            return 0;
+        v = v * 10 + (p[i] - '0');
+    }
+    return v >= 1 && v <= 65535;
+}
+
+/* NULL when d is host[:port] (an IPv6 host in brackets), else why not. */
+static const char *hostport_problem(const char *d)
+{
+    if (strstr(d, "://"))
+        return "is a URL";
+    if (d[strcspn(d, "/?#@\\")])
+        return "holds a character a host name cannot ('/', '?', '#', '@' or '\\')";
+    if (has_space_or_control(d))
+        return "holds a space or a control character";
+    const char *port = NULL;
+    if (d[0] == '[') {
+        const char *close = strchr(d, ']');
+        if (!close || close == d + 1)
+            return "has an unterminated or empty [IPv6] host";
+        for (const char *p = d + 1; p < close; p++)
+            if (!isalnum((unsigned char)*p) && !strchr(":.%", *p))
+                return "has a bad [IPv6] host";
+        if (close[1] && close[1] != ':')
+            return "has text after the [IPv6] host that is not ':port'";
+        port = close[1] ? close + 2 : NULL;
+    } else {
+        const char *colon = strchr(d, ':');
+        if (colon && strchr(colon + 1, ':'))
+            return "looks like an IPv6 address: write it in brackets, as [::1]:49983";
+        if (colon == d)
+            return "has an empty host";
+        port = colon ? colon + 1 : NULL;
+    }
+    if (port && !port_ok(port, strlen(port)))
+        return "has a port that is not a number between 1 and 65535";
+    return NULL;
+}
+
+/* http:// or https:// followed by a host, without spaces. */
+static int base_url_ok(const char *u)
+{
+    size_t skip = strncasecmp(u, "http://", 7) == 0    ? 7
+                  : strncasecmp(u, "https://", 8) == 0 ? 8
+                                                       : 0;
+    return skip && u[skip] && u[skip] != '/' && !has_space_or_control(u);
+}
+
+/* ----------------------------------------------------- string setters */
+
+envd_status envd_config_set_domain(envd_config *cfg, const char *domain)
 {
     if (!cfg)
         return ENVD_E_USAGE;
-    if (v && *v && strcmp(v, "http") != 0 && strcmp(v, "https") != 0)
-        return ENVD_INVALID_ARGUMENT;
-    return set_str(&cfg->scheme, v && *v ? v : "http") ? ENVD_E_NOMEM : ENVD_OK;
+    clear_error(cfg);
+    NOT_NULL(cfg, domain, 1, "domain");
+    if (!*domain)
+        return refuse(cfg, ENVD_INVALID_ARGUMENT, 1, "domain", "must not be empty");
+    const char *why = hostport_problem(domain);
+    if (why)
+        return refuse(cfg, ENVD_INVALID_ARGUMENT, 1, "domain",
+                      "must be host[:port]; '%.100s' %s (for a URL use "
+                      "envd_config_set_sandbox_base_url)",
+                      domain, why);
+    return envd_str_set(&cfg->domain, domain) ? ENVD_E_NOMEM : ENVD_OK;
 }
 
-envd_status envd_config_set_runtime_port(envd_config *cfg, int port)
+envd_status envd_config_set_scheme(envd_config *cfg, const char *scheme)
 {
     if (!cfg)
         return ENVD_E_USAGE;
-    cfg->runtime_port = port > 0 && port < 65536 ? port : 49983;
-    return ENVD_OK;
+    clear_error(cfg);
+    if (scheme && *scheme && strcmp(scheme, "http") != 0 && strcmp(scheme, "https") != 0)
+        return refuse(cfg, ENVD_INVALID_ARGUMENT, 1, "scheme", "must be http or https, got '%.40s'",
+                      scheme);
+    return envd_str_set(&cfg->scheme, scheme && *scheme ? scheme : "http") ? ENVD_E_NOMEM
+                                                                            : ENVD_OK;
+}
+
+/* A value sent as a header as it is (token, key, auth): NULL or "" unsets. */
+static envd_status set_header_valued(envd_config *cfg, char **slot, const char *v,
+                                     const char *arg)
+{
+    if (!cfg)
+        return ENVD_E_USAGE;
+    clear_error(cfg);
+    if (v && !header_value_ok(v))
+        return refuse(cfg, ENVD_INVALID_ARGUMENT, 1, arg,
+                      "is sent as a header value, so it must not hold CR, LF or other control "
+                      "characters");
+    return envd_str_set(slot, v && *v ? v : NULL) ? ENVD_E_NOMEM : ENVD_OK;
+}
+
+envd_status envd_config_set_runtime_token(envd_config *cfg, const char *token)
+{
+    return set_header_valued(cfg, cfg ? &cfg->runtime_token : NULL, token, "token");
+}
+
+envd_status envd_config_set_api_key(envd_config *cfg, const char *key)
+{
+    return set_header_valued(cfg, cfg ? &cfg->api_key : NULL, key, "key");
+}
+
+envd_status envd_config_set_ca_file(envd_config *cfg, const char *path)
+{
+    if (!cfg)
+        return ENVD_E_USAGE;
+    clear_error(cfg);
+    return envd_str_set(&cfg->ca_file, path && *path ? path : NULL) ? ENVD_E_NOMEM : ENVD_OK;
+}
+
+envd_status envd_config_set_sandbox_base_url(envd_config *cfg, const char *url)
+{
+    if (!cfg)
+        return ENVD_E_USAGE;
+    clear_error(cfg);
+    if (url && *url && !base_url_ok(url))
+        return refuse(cfg, ENVD_INVALID_ARGUMENT, 1, "url",
+                      "must be an http:// or https:// URL with a host and no spaces, got '%.100s'",
+                      url);
+    return envd_str_set(&cfg->sandbox_base_url, url && *url ? url : NULL) ? ENVD_E_NOMEM
+                                                                           : ENVD_OK;
 }
 
 /* The user behind a "Basic base64(user:pass)" value, or NULL. */
@@ -174,19 +345,15 @@ static char *user_from_basic(const char *v)
     return (char *)raw;
 }
 
-envd_status envd_config_set_auth_header(envd_config *cfg, const char *v)
+envd_status envd_config_set_auth_header(envd_config *cfg, const char *value)
 {
-    if (!cfg)
-        return ENVD_E_USAGE;
-    if (!v || !*v) {
-        free(cfg->auth_header);
-        cfg->auth_header = NULL;
-        return set_str(&cfg->user, DEFAULT_USER) ? ENVD_E_NOMEM : ENVD_OK;
-    }
-    if (set_str(&cfg->auth_header, v))
-        return ENVD_E_NOMEM;
+    envd_status st = set_header_valued(cfg, cfg ? &cfg->auth_header : NULL, value, "value");
+    if (st != ENVD_OK)
+        return st;
+    if (!cfg->auth_header)
+        return envd_str_set(&cfg->user, DEFAULT_USER) ? ENVD_E_NOMEM : ENVD_OK;
     /* Keep /files on the same user as the RPCs when the header names one. */
-    char *u = user_from_basic(v);
+    char *u = user_from_basic(value);
     if (u) {
         free(cfg->user);
         cfg->user = u;
@@ -198,93 +365,151 @@ envd_status envd_config_set_user(envd_config *cfg, const char *user)
 {
     if (!cfg)
         return ENVD_E_USAGE;
-    if (!user || !*user || strchr(user, ':'))
-        return ENVD_INVALID_ARGUMENT;
-    if (set_str(&cfg->user, user))
+    clear_error(cfg);
+    NOT_NULL(cfg, user, 1, "user");
+    if (!*user || strchr(user, ':') || has_space_or_control(user))
+        return refuse(cfg, ENVD_INVALID_ARGUMENT, 1, "user",
+                      "must be a user name without ':', spaces or control characters, got "
+                      "'%.64s'",
+                      user);
+    if (envd_str_set(&cfg->user, user))
         return ENVD_E_NOMEM;
     free(cfg->auth_header);
     cfg->auth_header = NULL;
     return ENVD_OK;
 }
 
-static int header_ok(const char *s, int name)
+/* ------------------------------------------------------------- headers */
+
+/* Why a custom header may not carry this name, or NULL. */
+static const char *reserved_header(const char *name)
 {
-    if (name && !*s)
-        return 0;
-    for (; *s; s++) {
-        unsigned char ch = (unsigned char)*s;
-        if (ch == '\r' || ch == '\n' || ch == 0x7f || (ch < 0x20 && ch != '\t'))
-            return 0;
-        if (name && (ch == ':' || isspace(ch)))
-            return 0;
-    }
-    return 1;
+    if (strcasecmp(name, "connect-timeout-ms") == 0)
+        return "is reserved: envd takes it as the lifetime of a process it starts and kills the "
+               "process when it runs out, so it is sent only when starting a process, from "
+               "envd_cmd_opts_set_timeout_ms";
+    if (strcasecmp(name, "keepalive-ping-interval") == 0)
+        return "is reserved: envd crashes on an interval of 0 or less; it is sent on streams "
+               "from envd_config_set_keepalive_s";
+    static const char *const owned[] = {"content-type", "content-length", "te", "host",
+                                        "connection", "transfer-encoding", "upgrade",
+                                        "keep-alive", "proxy-connection"};
+    for (size_t i = 0; i < sizeof(owned) / sizeof(owned[0]); i++)
+        if (strcasecmp(name, owned[i]) == 0)
+            return "is set by the transport (HTTP framing), not by the caller";
+    if (strncasecmp(name, "grpc-", 5) == 0 || strncasecmp(name, "connect-", 8) == 0)
+        return "is set by the transport (the gRPC and Connect protocols own grpc-* and "
+               "connect-*), not by the caller";
+    return NULL;
 }
 
-envd_status envd_config_set_header(envd_config *cfg, const char *name, const char *value)
+/* One pair; name_arg/value_arg name the arguments in reasons. */
+static envd_status set_one_header(envd_config *cfg, const char *name, const char *value,
+                                  int arg_no, const char *name_arg, const char *value_arg)
 {
-    if (!cfg || !name || !value)
-        return ENVD_E_USAGE;
-    if (!header_ok(name, 1) || !header_ok(value, 0))
-        return ENVD_INVALID_ARGUMENT;
-    char *lname = strdup(name);
+    NOT_NULL(cfg, name, arg_no, name_arg);
+    NOT_NULL(cfg, value, arg_no + 1, value_arg);
+    int token = *name != 0;
+    for (const char *p = name; *p && token; p++)
+        token = is_tchar((unsigned char)*p);
+    if (!token)
+        return refuse(cfg, ENVD_INVALID_ARGUMENT, arg_no, name_arg,
+                      "not a valid HTTP header name (a token of letters, digits and "
+                      "!#$%%&'*+-.^_`|~), got '%.64s'",
+                      name);
+    const char *why = reserved_header(name);
+    if (why)
+        return refuse(cfg, ENVD_INVALID_ARGUMENT, arg_no, name_arg, "'%s' %s", name, why);
+    if (!header_value_ok(value))
+        return refuse(cfg, ENVD_INVALID_ARGUMENT, arg_no + 1, value_arg,
+                      "not a valid HTTP header value (CR, LF and other control characters "
+                      "are not allowed)");
+    char *lname = strdup(name); /* gRPC wants metadata keys in lower case */
     if (!lname)
         return ENVD_E_NOMEM;
     for (char *p = lname; *p; p++)
         *p = (char)tolower((unsigned char)*p);
-    for (size_t i = 0; i < cfg->n_headers; i++) {
-        if (strcmp(cfg->header_names[i], lname) == 0) {
-            free(lname);
-            return set_str(&cfg->header_values[i], value) ? ENVD_E_NOMEM : ENVD_OK;
-        }
-    }
-    char *v = strdup(value);
-    char **nn = realloc(cfg->header_names, (cfg->n_headers + 1) * sizeof(char *));
-    if (nn)
-        cfg->header_names = nn;
-    char **nv = realloc(cfg->header_values, (cfg->n_headers + 1) * sizeof(char *));
-    if (nv)
-        cfg->header_values = nv;
-    if (!v || !nn || !nv) {
-        free(v);
-        free(lname);
-        return ENVD_E_NOMEM;
-    }
-    cfg->header_names[cfg->n_headers] = lname;
-    cfg->header_values[cfg->n_headers] = v;
-    cfg->n_headers++;
-    return ENVD_OK;
+    int rc = envd_kvlist_set(&cfg->headers, lname, value, ENVD_KV_EXACT);
+    free(lname);
+    return rc ? ENVD_E_NOMEM : ENVD_OK;
+}
+
+envd_status envd_config_set_header(envd_config *cfg, const char *name, const char *value)
+{
+    if (!cfg)
+        return ENVD_E_USAGE;
+    clear_error(cfg);
+    return set_one_header(cfg, name, value, 1, "name", "value");
 }
 
 envd_status envd_config_set_headers(envd_config *cfg, const char *const *names,
                                     const char *const *values, size_t n)
 {
-    if (!cfg || (n && (!names || !values)))
+    if (!cfg)
         return ENVD_E_USAGE;
+    clear_error(cfg);
+    if (n && !names)
+        return refuse(cfg, ENVD_E_USAGE, 1, "names", "must not be NULL when n > 0");
+    if (n && !values)
+        return refuse(cfg, ENVD_E_USAGE, 2, "values", "must not be NULL when n > 0");
     for (size_t i = 0; i < n; i++) {
-        envd_status s = envd_config_set_header(cfg, names[i], values[i]);
+        char na[32], va[32];
+        snprintf(na, sizeof(na), "names[%zu]", i);
+        snprintf(va, sizeof(va), "values[%zu]", i);
+        envd_status s = set_one_header(cfg, names[i], values[i], 1, na, va);
         if (s != ENVD_OK)
             return s;
     }
     return ENVD_OK;
 }
 
-envd_status envd_config_set_request_timeout_ms(envd_config *cfg, int64_t ms)
+/* ---------------------------------------------------- numeric setters */
+
+envd_status envd_config_set_runtime_port(envd_config *cfg, int port)
 {
     if (!cfg)
         return ENVD_E_USAGE;
-    if (ms < 0)
-        return ENVD_INVALID_ARGUMENT;
-    cfg->request_timeout_ms = ms;
+    clear_error(cfg);
+    if (port > 65535)
+        return refuse(cfg, ENVD_INVALID_ARGUMENT, 1, "port",
+                      "must be between 1 and 65535 (0 or less: the default %d), got %d",
+                      ENVD_DEFAULT_RUNTIME_PORT, port);
+    cfg->runtime_port = port > 0 ? port : ENVD_DEFAULT_RUNTIME_PORT;
     return ENVD_OK;
+}
+
+static envd_status set_ms(envd_config *cfg, int64_t *slot, int64_t ms)
+{
+    if (!cfg)
+        return ENVD_E_USAGE;
+    clear_error(cfg);
+    if (ms < 0)
+        return refuse(cfg, ENVD_INVALID_ARGUMENT, 1, "ms", "must be >= 0 (0: none), got %lld",
+                      (long long)ms);
+    *slot = ms;
+    return ENVD_OK;
+}
+
+envd_status envd_config_set_request_timeout_ms(envd_config *cfg, int64_t ms)
+{
+    return set_ms(cfg, cfg ? &cfg->request_timeout_ms : NULL, ms);
+}
+
+envd_status envd_config_set_idle_timeout_ms(envd_config *cfg, int64_t ms)
+{
+    return set_ms(cfg, cfg ? &cfg->idle_timeout_ms : NULL, ms);
 }
 
 envd_status envd_config_set_transport(envd_config *cfg, envd_transport_kind kind)
 {
     if (!cfg)
         return ENVD_E_USAGE;
+    clear_error(cfg);
     if (kind != ENVD_TRANSPORT_GRPC && kind != ENVD_TRANSPORT_CONNECT && kind != ENVD_TRANSPORT_AUTO)
-        return ENVD_INVALID_ARGUMENT;
+        return refuse(cfg, ENVD_INVALID_ARGUMENT, 1, "kind",
+                      "must be ENVD_TRANSPORT_GRPC, ENVD_TRANSPORT_CONNECT or "
+                      "ENVD_TRANSPORT_AUTO, got %d",
+                      (int)kind);
     cfg->transport = kind;
     return ENVD_OK;
 }
@@ -293,8 +518,12 @@ envd_status envd_config_set_keepalive_s(envd_config *cfg, int seconds)
 {
     if (!cfg)
         return ENVD_E_USAGE;
-    if (seconds <= 0) /* envd panics on a non-positive ticker interval */
-        return ENVD_INVALID_ARGUMENT;
+    clear_error(cfg);
+    if (seconds <= 0 || seconds > ENVD_MAX_KEEPALIVE_S)
+        return refuse(cfg, ENVD_INVALID_ARGUMENT, 1, "seconds",
+                      "must be a positive number of seconds up to %d (envd crashes on 0 or "
+                      "less), got %d",
+                      ENVD_MAX_KEEPALIVE_S, seconds);
     cfg->keepalive_s = seconds;
     return ENVD_OK;
 }
@@ -303,17 +532,8 @@ envd_status envd_config_set_h2c(envd_config *cfg, int enabled)
 {
     if (!cfg)
         return ENVD_E_USAGE;
+    clear_error(cfg);
     cfg->h2c = enabled != 0;
-    return ENVD_OK;
-}
-
-envd_status envd_config_set_idle_timeout_ms(envd_config *cfg, int64_t ms)
-{
-    if (!cfg)
-        return ENVD_E_USAGE;
-    if (ms < 0)
-        return ENVD_INVALID_ARGUMENT;
-    cfg->idle_timeout_ms = ms;
     return ENVD_OK;
 }
 
@@ -321,6 +541,11 @@ envd_status envd_config_set_workers(envd_config *cfg, int workers)
 {
     if (!cfg)
         return ENVD_E_USAGE;
+    clear_error(cfg);
+    if (workers > ENVD_MAX_WORKERS)
+        return refuse(cfg, ENVD_INVALID_ARGUMENT, 1, "workers",
+                      "must be at most %d (0 or less: one per online CPU), got %d",
+                      ENVD_MAX_WORKERS, workers);
     cfg->workers = workers > 0 ? workers : 0;
     return ENVD_OK;
 }
@@ -329,8 +554,10 @@ envd_status envd_config_set_max_inflight(envd_config *cfg, int max_inflight, int
 {
     if (!cfg)
         return ENVD_E_USAGE;
-    if (max_inflight <= 0)
-        return ENVD_INVALID_ARGUMENT;
+    clear_error(cfg);
+    if (max_inflight <= 0 || max_inflight > ENVD_MAX_INFLIGHT_LIMIT)
+        return refuse(cfg, ENVD_INVALID_ARGUMENT, 1, "max_inflight",
+                      "must be between 1 and %d, got %d", ENVD_MAX_INFLIGHT_LIMIT, max_inflight);
     cfg->max_inflight = max_inflight;
     cfg->fail_fast = fail_fast != 0;
     return ENVD_OK;

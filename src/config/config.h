@@ -1,11 +1,18 @@
-/* The config object's fields, for the API layer. */
+/* The config object's fields, for the API layer, and the setters' reasons
+ * for the YAML loader. */
 #ifndef ENVD_CONFIG_CONFIG_H
 #define ENVD_CONFIG_CONFIG_H
 
+#include "core/kv.h"
 #include "envd/envd.h"
 
 #include <stddef.h>
 #include <stdint.h>
+
+#define ENVD_DEFAULT_RUNTIME_PORT 49983
+#define ENVD_MAX_WORKERS 1024
+#define ENVD_MAX_INFLIGHT_LIMIT 1000000
+#define ENVD_MAX_KEEPALIVE_S 86400
 
 struct envd_config {
     char *domain;
@@ -17,9 +24,7 @@ struct envd_config {
     char *user;        /* RPC user (when no auth header) and /files username */
     char *sandbox_base_url;
     char *ca_file;
-    char **header_names; /* lower case */
-    char **header_values;
-    size_t n_headers;
+    envd_kvlist headers; /* names in lower case */
     int64_t request_timeout_ms;
     envd_transport_kind transport;
     int keepalive_s;
@@ -28,9 +33,22 @@ struct envd_config {
     int workers;
     int max_inflight;
     int fail_fast;
+    /* Why the last setter failed: "<argument>: <reason>", "" after a
+     * success. reason_at is where <reason> starts; bad_arg says which
+     * argument it was (1 = the first after cfg), 0 when none. */
+    char last_error[384];
+    size_t reason_at;
+    int bad_arg;
 };
 
 /* "Basic " + base64(user + ":"); caller frees. */
 char *envd_basic_auth(const char *user);
+
+/* The last failure's reason without the argument's name, for callers that
+ * name the option their own way (the YAML loader: "file:line:col: key:
+ * reason"). "" when the last setter succeeded. */
+const char *envd_config_last_reason(const envd_config *cfg);
+/* Which argument the last failure was about (1 = first after cfg), 0 none. */
+int envd_config_last_bad_arg(const envd_config *cfg);
 
 #endif

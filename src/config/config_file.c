@@ -1,84 +1,128 @@
 /* The YAML configuration file: every envd_config option, the Kubernetes
  * options, named sandboxes, environment overlays, ${VAR} expansion. Strict:
  * unknown keys, duplicate keys and wrong types are errors at
- * file:line:column. */
+ * file:line:column.
+ *
+ * Options are rows of one table (key, YAML type, setter). The loader only
+ * reads types; whether a value is in range is the setter's business, and
+ * its reason (envd_config_last_error) is what the error says after
+ * "file:line:column: key: ". */
 #include "config/config_file.h"
 #include "config/config.h"
 #include "config/k8s_options.h"
 #include "config/yaml_doc.h"
+#include "core/buf.h"
 #include "core/error.h"
+#include "core/kv.h"
 
 #include <ctype.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
-/* ------------------------------------------------------- option tables */
+/* -------------------------------------------------------- option table */
 
-enum kind { K_STR, K_PATH, K_PATHLIST, K_INT, K_BOOL };
+enum kind { K_STR, K_PATH, K_PATHLIST, K_INT, K_BOOL, K_ENUM };
 
-enum {
-    O_DOMAIN,
-    O_SCHEME,
-    O_RUNTIME_TOKEN,
-    O_RUNTIME_PORT,
-    O_API_KEY,
-    O_USER,
-    O_AUTH_HEADER,
-    O_SANDBOX_BASE_URL,
-    O_CA_FILE,
-    O_REQUEST_TIMEOUT_MS,
-    O_TRANSPORT,
-    O_KEEPALIVE_S,
-    O_IDLE_TIMEOUT_MS,
-    O_WORKERS,
-    O_MAX_INFLIGHT,
-    O_FAIL_FAST,
-    /* kubernetes: */
-    O_K_SOURCE,
-    O_K_KUBECONFIG,
-    O_K_CONTEXT,
-    O_K_IN_CLUSTER_DIR,
-    O_K_TIMEOUT_MS,
-    O_K_REQUIRE_RUNNING,
-    O_COUNT
-};
+typedef struct enum_word {
+    const char *word;
+    int value;
+} enum_word;
 
+/* One option. Exactly one setter is set; its type says what the YAML value
+ * becomes (string, int, int64) and which object it lands in. */
 typedef struct opt_def {
+    int k8s; /* under "kubernetes:" */
     const char *key;
     enum kind kind;
-    int id;
+    const enum_word *words; /* K_ENUM: the accepted words, NULL-terminated */
+    const char *expect;     /* K_ENUM: them, for "must be ..." */
+    envd_status (*cfg_str)(envd_config *, const char *);
+    envd_status (*cfg_int)(envd_config *, int);
+    envd_status (*cfg_i64)(envd_config *, int64_t);
+    envd_status (*k8s_str)(envd_k8s_options *, const char *);
+    envd_status (*k8s_int)(envd_k8s_options *, int);
+    envd_status (*k8s_i64)(envd_k8s_options *, int64_t);
 } opt_def;
 
+/* Setters whose C signature is not (object, scalar). */
+static envd_status set_transport(envd_config *cfg, int kind)
+{
+    return envd_config_set_transport(cfg, (envd_transport_kind)kind);
+}
+static envd_status set_max_inflight(envd_config *cfg, int n)
+{
+    return envd_config_set_max_inflight(cfg, n, cfg->fail_fast);
+}
+static envd_status set_fail_fast(envd_config *cfg, int on)
+{
+    return envd_config_set_max_inflight(cfg, cfg->max_inflight, on);
+}
+static envd_status set_k8s_source(envd_k8s_options *o, int source)
+{
+    return envd_k8s_options_set_source(o, (envd_k8s_source)source);
+}
+
+static const enum_word TRANSPORTS[] = {{"grpc", ENVD_TRANSPORT_GRPC},
+                                       {"connect", ENVD_TRANSPORT_CONNECT},
+                                       {"auto", ENVD_TRANSPORT_AUTO},
+                                       {NULL, 0}};
+static const enum_word SOURCES[] = {{"auto", ENVD_K8S_SOURCE_AUTO},
+                                    {"kubeconfig", ENVD_K8S_SOURCE_KUBECONFIG},
+                                    {"in-cluster", ENVD_K8S_SOURCE_IN_CLUSTER},
+                                    {"in_cluster", ENVD_K8S_SOURCE_IN_CLUSTER},
+                                    {NULL, 0}};
+
+#define CFG(k, kd, field, fn) {.key = k, .kind = kd, .field = fn}
+#define K8S(k, kd, field, fn) {.k8s = 1, .key = k, .kind = kd, .field = fn}
+
 /* In the order they are applied (user before auth_header: each replaces
- * what the other implies). */
-static const opt_def TOP[] = {
-    {"domain", K_STR, O_DOMAIN},
-    {"scheme", K_STR, O_SCHEME},
-    {"runtime_token", K_STR, O_RUNTIME_TOKEN},
-    {"runtime_port", K_INT, O_RUNTIME_PORT},
-    {"api_key", K_STR, O_API_KEY},
-    {"user", K_STR, O_USER},
-    {"auth_header", K_STR, O_AUTH_HEADER},
-    {"sandbox_base_url", K_STR, O_SANDBOX_BASE_URL},
-    {"ca_file", K_PATH, O_CA_FILE},
-    {"request_timeout_ms", K_INT, O_REQUEST_TIMEOUT_MS},
-    {"transport", K_STR, O_TRANSPORT},
-    {"keepalive_s", K_INT, O_KEEPALIVE_S},
-    {"idle_timeout_ms", K_INT, O_IDLE_TIMEOUT_MS},
-    {"workers", K_INT, O_WORKERS},
-    {"max_inflight", K_INT, O_MAX_INFLIGHT},
-    {"fail_fast", K_BOOL, O_FAIL_FAST},
+ * what the other implies; max_inflight before fail_fast). */
+static const opt_def OPTS[] = {
+    CFG("domain", K_STR, cfg_str, envd_config_set_domain),
+    CFG("scheme", K_STR, cfg_str, envd_config_set_scheme),
+    CFG("runtime_token", K_STR, cfg_str, envd_config_set_runtime_token),
+    CFG("runtime_port", K_INT, cfg_int, envd_config_set_runtime_port),
+    CFG("api_key", K_STR, cfg_str, envd_config_set_api_key),
+    CFG("user", K_STR, cfg_str, envd_config_set_user),
+    CFG("auth_header", K_STR, cfg_str, envd_config_set_auth_header),
+    CFG("sandbox_base_url", K_STR, cfg_str, envd_config_set_sandbox_base_url),
+    CFG("ca_file", K_PATH, cfg_str, envd_config_set_ca_file),
+    CFG("request_timeout_ms", K_INT, cfg_i64, envd_config_set_request_timeout_ms),
+    {.key = "transport",
+     .kind = K_ENUM,
+     .words = TRANSPORTS,
+     .expect = "grpc, connect or auto",
+     .cfg_int = set_transport},
+    CFG("keepalive_s", K_INT, cfg_int, envd_config_set_keepalive_s),
+    CFG("idle_timeout_ms", K_INT, cfg_i64, envd_config_set_idle_timeout_ms),
+    CFG("workers", K_INT, cfg_int, envd_config_set_workers),
+    CFG("max_inflight", K_INT, cfg_int, set_max_inflight),
+    CFG("fail_fast", K_BOOL, cfg_int, set_fail_fast),
+    {.k8s = 1,
+     .key = "source",
+     .kind = K_ENUM,
+     .words = SOURCES,
+     .expect = "auto, kubeconfig or in-cluster",
+     .k8s_int = set_k8s_source},
+    K8S("kubeconfig", K_PATHLIST, k8s_str, envd_k8s_options_set_kubeconfig),
+    K8S("context", K_STR, k8s_str, envd_k8s_options_set_context),
+    K8S("in_cluster_dir", K_PATH, k8s_str, envd_k8s_options_set_in_cluster_dir),
+    K8S("timeout_ms", K_INT, k8s_i64, envd_k8s_options_set_timeout_ms),
+    K8S("require_running", K_BOOL, k8s_int, envd_k8s_options_set_require_running),
 };
 
-static const opt_def K8S[] = {
-    {"source", K_STR, O_K_SOURCE},         {"kubeconfig", K_PATHLIST, O_K_KUBECONFIG},
-    {"context", K_STR, O_K_CONTEXT},       {"in_cluster_dir", K_PATH, O_K_IN_CLUSTER_DIR},
-    {"timeout_ms", K_INT, O_K_TIMEOUT_MS}, {"require_running", K_BOOL, O_K_REQUIRE_RUNNING},
-};
+#define N_OPTS (sizeof(OPTS) / sizeof(OPTS[0]))
 
-#define N_OF(a) (sizeof(a) / sizeof((a)[0]))
+static const opt_def *find_opt(int k8s, const char *key)
+{
+    for (size_t i = 0; i < N_OPTS; i++)
+        if (OPTS[i].k8s == k8s && strcmp(OPTS[i].key, key) == 0)
+            return &OPTS[i];
+    return NULL;
+}
 
 /* A value read from the file, with where it was (for errors found when it
  * is applied). */
@@ -89,18 +133,20 @@ typedef struct val {
     int64_t i;
     const envd_yaml *y;
     yaml_node_t *node;
+    const char *layer; /* as ctx.layer when read */
 } val;
 
-typedef struct header_val {
-    char *name, *value;
-} header_val;
+typedef struct header_at {
+    yaml_node_t *key, *value;
+    const char *layer;
+} header_at;
 
 typedef struct ctx {
     envd_yaml y;
     char *dir;
-    val v[O_COUNT];
-    header_val *headers;
-    size_t n_headers;
+    val v[N_OPTS];
+    envd_kvlist headers; /* merged ignoring case, first spelling kept */
+    envd_buf header_at;  /* header_at[headers.n]: where each was written */
     struct envd_sandbox_entry *sbx;
     size_t n_sbx;
     yaml_node_t *environments;
@@ -123,13 +169,10 @@ static void ctx_free(ctx *cx)
 {
     envd_yaml_free(&cx->y);
     free(cx->dir);
-    for (int i = 0; i < O_COUNT; i++)
+    for (size_t i = 0; i < N_OPTS; i++)
         free(cx->v[i].s);
-    for (size_t i = 0; i < cx->n_headers; i++) {
-        free(cx->headers[i].name);
-        free(cx->headers[i].value);
-    }
-    free(cx->headers);
+    envd_kvlist_free(&cx->headers);
+    envd_buf_free(&cx->header_at);
     for (size_t i = 0; i < cx->n_sbx; i++)
         entry_clear(&cx->sbx[i]);
     free(cx->sbx);
@@ -138,84 +181,64 @@ static void ctx_free(ctx *cx)
 
 /* ------------------------------------------------------------- scalars */
 
+/* One ${...} reference starting at p ("${"), appended to out; *end gets the
+ * character after it. */
+static envd_status expand_ref(ctx *cx, yaml_node_t *n, const char *in, const char *p,
+                              const char **end, envd_buf *out, envd_error **err)
+{
+    const char *close = strchr(p + 2, '}');
+    if (!close) {
+        *err = envd_yaml_error(&cx->y, n, "unterminated ${ in '%s'", in);
+        return ENVD_E_CONFIG;
+    }
+    char *name = strndup(p + 2, (size_t)(close - p - 2));
+    if (!name)
+        return ENVD_E_NOMEM;
+    char *dflt = strstr(name, ":-");
+    if (dflt) {
+        *dflt = 0;
+        dflt += 2;
+    }
+    int ok = *name != 0;
+    for (char *q = name; *q && ok; q++)
+        ok = isalnum((unsigned char)*q) || *q == '_';
+    const char *v = ok ? getenv(name) : NULL;
+    if (!ok || (!v && !dflt)) {
+        *err = envd_yaml_error(&cx->y, n,
+                               ok ? "environment variable %s is not set"
+                                  : "bad variable reference ${%s}",
+                               name);
+        free(name);
+        return ENVD_E_CONFIG;
+    }
+    if (!v || (!*v && dflt))
+        v = dflt;
+    int rc = envd_buf_append_str(out, v);
+    free(name);
+    *end = close + 1;
+    return rc ? ENVD_E_NOMEM : ENVD_OK;
+}
+
 /* ${VAR}, ${VAR:-default} and $$. */
 static envd_status expand(ctx *cx, yaml_node_t *n, const char *in, char **out, envd_error **err)
 {
-    if (cx->no_expand)
-        return (*out = strdup(in)) ? ENVD_OK : ENVD_E_NOMEM;
-    size_t cap = strlen(in) + 1, len = 0;
-    char *buf = malloc(cap);
-    if (!buf)
-        return ENVD_E_NOMEM;
-    for (const char *p = in; *p;) {
-        const char *piece = p;
-        size_t plen = 1;
-        char *owned = NULL;
-        if (p[0] == '$' && p[1] == '$') {
-            plen = 1;
+    envd_buf b = {0};
+    envd_status st = ENVD_OK;
+    for (const char *p = in; *p && st == ENVD_OK;) {
+        if (!cx->no_expand && p[0] == '$' && p[1] == '$') {
+            st = envd_buf_append(&b, "$", 1) ? ENVD_E_NOMEM : ENVD_OK;
             p += 2;
-        } else if (p[0] == '$' && p[1] == '{') {
-            const char *end = strchr(p + 2, '}');
-            if (!end) {
-                free(buf);
-                *err = envd_yaml_error(&cx->y, n, "unterminated ${ in '%s'", in);
-                return ENVD_E_CONFIG;
-            }
-            char *name = strndup(p + 2, (size_t)(end - p - 2));
-            if (!name) {
-                free(buf);
-                return ENVD_E_NOMEM;
-            }
-            char *dflt = strstr(name, ":-");
-            if (dflt) {
-                *dflt = 0;
-                dflt += 2;
-            }
-            int ok = *name != 0;
-            for (char *q = name; *q && ok; q++)
-                ok = isalnum((unsigned char)*q) || *q == '_';
-            const char *v = ok ? getenv(name) : NULL;
-            if (!ok || (!v && !dflt)) {
-                *err = envd_yaml_error(&cx->y, n,
-                                       ok ? "environment variable %s is not set"
-                                          : "bad variable reference ${%s}",
-                                       name);
-                free(name);
-                free(buf);
-                return ENVD_E_CONFIG;
-            }
-            if (!v || (!*v && dflt))
-                v = dflt;
-            owned = strdup(v);
-            free(name);
-            if (!owned) {
-                free(buf);
-                return ENVD_E_NOMEM;
-            }
-            piece = owned;
-            plen = strlen(owned);
-            p = end + 1;
+        } else if (!cx->no_expand && p[0] == '$' && p[1] == '{') {
+            st = expand_ref(cx, n, in, p, &p, &b, err);
         } else {
+            st = envd_buf_append(&b, p, 1) ? ENVD_E_NOMEM : ENVD_OK;
             p++;
         }
-        if (len + plen + 1 > cap) {
-            while (len + plen + 1 > cap)
-                cap *= 2;
-            char *nb = realloc(buf, cap);
-            if (!nb) {
-                free(owned);
-                free(buf);
-                return ENVD_E_NOMEM;
-            }
-            buf = nb;
-        }
-        memcpy(buf + len, piece, plen);
-        len += plen;
-        free(owned);
     }
-    buf[len] = 0;
-    *out = buf;
-    return ENVD_OK;
+    if (st == ENVD_OK && !(*out = envd_buf_take(&b, NULL)))
+        st = ENVD_E_NOMEM;
+    envd_buf_free(&b);
+    return st;
 }
 
 static envd_status get_string(ctx *cx, yaml_node_t *n, const char *key, char **out,
@@ -229,111 +252,113 @@ static envd_status get_string(ctx *cx, yaml_node_t *n, const char *key, char **o
     return expand(cx, n, envd_yaml_text(n), out, err);
 }
 
-/* ~/ and relative paths (to the file's directory). */
-static envd_status resolve_path(ctx *cx, yaml_node_t *n, char *p, char **out, envd_error **err)
+/* ~/ and relative paths (to the file's directory), appended to out. */
+static envd_status resolve_path(ctx *cx, yaml_node_t *n, const char *p, envd_buf *out,
+                                envd_error **err)
 {
-    char *r = NULL;
+    int rc;
     if (p[0] == '~' && (p[1] == '/' || !p[1])) {
         const char *home = getenv("HOME");
         if (!home || !*home) {
             *err = envd_yaml_error(&cx->y, n, "'%s': ~ used but $HOME is not set", p);
             return ENVD_E_CONFIG;
         }
-        if (asprintf(&r, "%s%s", home, p + 1) < 0)
-            r = NULL;
+        rc = envd_buf_appendf(out, "%s%s", home, p + 1);
     } else if (p[0] == '/') {
-        r = strdup(p);
-    } else if (asprintf(&r, "%s/%s", cx->dir, p) < 0) {
-        r = NULL;
+        rc = envd_buf_append_str(out, p);
+    } else {
+        rc = envd_buf_appendf(out, "%s/%s", cx->dir, p);
     }
-    if (!r)
-        return ENVD_E_NOMEM;
-    *out = r;
-    return ENVD_OK;
+    return rc ? ENVD_E_NOMEM : ENVD_OK;
+}
+
+/* A path, or a ':'-separated list of them when list; "" stays "". */
+static envd_status get_paths(ctx *cx, yaml_node_t *n, const char *shown, int list, char **out,
+                             envd_error **err)
+{
+    char *raw = NULL;
+    envd_status st = get_string(cx, n, shown, &raw, err);
+    envd_buf acc = {0};
+    char *save = NULL;
+    for (char *p = st == ENVD_OK ? (list ? strtok_r(raw, ":", &save) : raw) : NULL;
+         p && *p && st == ENVD_OK; p = list ? strtok_r(NULL, ":", &save) : NULL) {
+        if (acc.len && envd_buf_append(&acc, ":", 1))
+            st = ENVD_E_NOMEM;
+        else
+            st = resolve_path(cx, n, p, &acc, err);
+    }
+    free(raw);
+    if (st == ENVD_OK && !(*out = envd_buf_take(&acc, NULL)))
+        st = ENVD_E_NOMEM;
+    envd_buf_free(&acc);
+    return st;
+}
+
+/* Reads n as d's YAML type into (*s, *iv). No range checks: the setter
+ * does those when the value is applied. */
+static envd_status read_typed(ctx *cx, const opt_def *d, const char *shown, yaml_node_t *n,
+                              char **s, int64_t *iv, envd_error **err)
+{
+    int bv = 0;
+    switch (d->kind) {
+    case K_INT:
+        if (envd_yaml_as_int(n, iv) == 0)
+            return ENVD_OK;
+        *err = envd_yaml_error(&cx->y, n, "%s%s: expected an integer, got %s", shown, cx->layer,
+                               envd_yaml_describe(n));
+        return ENVD_E_CONFIG;
+    case K_BOOL:
+        if (envd_yaml_as_bool(n, &bv) == 0) {
+            *iv = bv;
+            return ENVD_OK;
+        }
+        *err = envd_yaml_error(&cx->y, n, "%s%s: expected true or false, got %s", shown,
+                               cx->layer, envd_yaml_describe(n));
+        return ENVD_E_CONFIG;
+    case K_STR: return get_string(cx, n, shown, s, err);
+    case K_PATH: return get_paths(cx, n, shown, 0, s, err);
+    case K_PATHLIST: return get_paths(cx, n, shown, 1, s, err);
+    case K_ENUM: break;
+    }
+    envd_status st = get_string(cx, n, shown, s, err);
+    if (st != ENVD_OK || cx->no_expand)
+        return st;
+    const enum_word *w = d->words;
+    while (w->word && strcmp(w->word, *s) != 0)
+        w++;
+    if (w->word) {
+        *iv = w->value;
+        return ENVD_OK;
+    }
+    *err = envd_yaml_error(&cx->y, n, "%s%s: must be %s, got '%s'", shown, cx->layer, d->expect,
+                           *s);
+    return ENVD_E_CONFIG;
 }
 
 static envd_status read_value(ctx *cx, const opt_def *d, const char *shown, yaml_node_t *n,
                               envd_error **err)
 {
-    val *v = &cx->v[d->id];
+    val *v = &cx->v[d - OPTS];
     char *s = NULL;
-    envd_status st = ENVD_OK;
     int64_t iv = 0;
-    int bv = 0;
-    switch (d->kind) {
-    case K_INT:
-        if (envd_yaml_as_int(n, &iv) != 0) {
-            *err = envd_yaml_error(&cx->y, n, "%s%s: expected an integer, got %s", shown, cx->layer,
-                                   envd_yaml_describe(n));
-            return ENVD_E_CONFIG;
-        }
-        break;
-    case K_BOOL:
-        if (envd_yaml_as_bool(n, &bv) != 0) {
-            *err = envd_yaml_error(&cx->y, n, "%s%s: expected true or false, got %s", shown,
-                                   cx->layer, envd_yaml_describe(n));
-            return ENVD_E_CONFIG;
-        }
-        iv = bv;
-        break;
-    case K_STR: st = get_string(cx, n, shown, &s, err); break;
-    case K_PATH: {
-        char *raw = NULL;
-        st = get_string(cx, n, shown, &raw, err);
-        if (st == ENVD_OK && *raw)
-            st = resolve_path(cx, n, raw, &s, err);
-        else if (st == ENVD_OK)
-            s = strdup("");
-        free(raw);
-        break;
-    }
-    case K_PATHLIST: {
-        char *raw = NULL;
-        st = get_string(cx, n, shown, &raw, err);
-        size_t cap = 1, len = 0;
-        char *acc = st == ENVD_OK ? calloc(1, 1) : NULL;
-        if (st == ENVD_OK && !acc)
-            st = ENVD_E_NOMEM;
-        char *save = NULL;
-        for (char *p = st == ENVD_OK ? strtok_r(raw, ":", &save) : NULL; p && st == ENVD_OK;
-             p = strtok_r(NULL, ":", &save)) {
-            char *one = NULL;
-            st = resolve_path(cx, n, p, &one, err);
-            if (st != ENVD_OK)
-                break;
-            size_t ol = strlen(one);
-            char *na = realloc(acc, cap + ol + 1);
-            if (!na) {
-                free(one);
-                st = ENVD_E_NOMEM;
-                break;
-            }
-            acc = na;
-            if (len)
-                acc[len++] = ':';
-            memcpy(acc + len, one, ol + 1);
-            len += ol;
-            cap += ol + 1;
-            free(one);
-        }
-        free(raw);
-        if (st != ENVD_OK)
-            free(acc);
-        else
-            s = acc;
-        break;
-    }
-    }
-    if (st != ENVD_OK)
+    envd_status st = read_typed(cx, d, shown, n, &s, &iv, err);
+    if (st != ENVD_OK) {
+        free(s);
         return st;
+    }
+    if (cx->no_expand && s && strstr(s, "${")) {
+        free(s); /* types checked; the value cannot be until it is expanded */
+        return ENVD_OK;
+    }
     free(v->s);
     v->s = s;
     v->i = iv;
     v->set = 1;
     /* user and auth_header each replace what the other implies: an overlay
      * setting one drops the other from the base. */
-    if (cx->layer[0] && (d->id == O_USER || d->id == O_AUTH_HEADER)) {
-        val *other = &cx->v[d->id == O_USER ? O_AUTH_HEADER : O_USER];
+    int is_user = strcmp(d->key, "user") == 0;
+    if (cx->layer[0] && !d->k8s && (is_user || strcmp(d->key, "auth_header") == 0)) {
+        val *other = &cx->v[find_opt(0, is_user ? "auth_header" : "user") - OPTS];
         if (other->set && other->layered == 0) {
             free(other->s);
             other->s = NULL;
@@ -343,9 +368,9 @@ static envd_status read_value(ctx *cx, const opt_def *d, const char *shown, yaml
     v->layered = cx->layer[0] != 0;
     v->y = &cx->y;
     v->node = n;
+    v->layer = cx->layer;
     return ENVD_OK;
 }
-
 /* The key as written, with '-' read as '_'; NULL if not a scalar. */
 static char *norm_key(yaml_node_t *k)
 {
@@ -394,49 +419,32 @@ static envd_status check_map(ctx *cx, yaml_node_t *map, const char *what, envd_e
 
 /* -------------------------------------------------------------- sections */
 
+/* Collected here, checked when applied (by envd_config_set_header). */
 static envd_status read_headers(ctx *cx, yaml_node_t *map, envd_error **err)
 {
     envd_status st = check_map(cx, map, "headers", err);
     for (size_t i = 0; st == ENVD_OK && i < envd_yaml_len(map); i++) {
-        const char *name = envd_yaml_text(envd_yaml_key_at(&cx->y, map, i));
+        yaml_node_t *kn = envd_yaml_key_at(&cx->y, map, i);
         yaml_node_t *vn = envd_yaml_value_at(&cx->y, map, i);
+        const char *name = envd_yaml_text(kn);
         char *value = NULL;
         char shown[300];
         snprintf(shown, sizeof(shown), "headers.%s", name);
         if ((st = get_string(cx, vn, shown, &value, err)) != ENVD_OK)
             break;
-        size_t j = 0;
-        while (j < cx->n_headers && strcasecmp(cx->headers[j].name, name) != 0)
-            j++;
-        if (j == cx->n_headers) {
-            header_val *nh = realloc(cx->headers, (cx->n_headers + 1) * sizeof(*nh));
-            char *nm = strdup(name);
-            if (!nh || !nm) {
-                if (nh)
-                    cx->headers = nh;
-                free(nm);
-                free(value);
-                return ENVD_E_NOMEM;
-            }
-            cx->headers = nh;
-            cx->headers[j] = (header_val){nm, NULL};
-            cx->n_headers++;
+        if (cx->no_expand && strstr(value, "${")) {
+            free(value);
+            continue;
         }
-        free(cx->headers[j].value);
-        cx->headers[j].value = value;
-        /* checked here, where the position is known */
-        envd_config *probe = envd_config_new();
-        envd_status hn = probe ? envd_config_set_header(probe, name, "x") : ENVD_E_NOMEM;
-        envd_status hv = probe ? envd_config_set_header(probe, "x", value) : ENVD_E_NOMEM;
-        envd_config_free(probe);
-        if (hn == ENVD_INVALID_ARGUMENT || hv == ENVD_INVALID_ARGUMENT) {
-            int bad_name = hn == ENVD_INVALID_ARGUMENT;
-            *err = envd_yaml_error(&cx->y, bad_name ? envd_yaml_key_at(&cx->y, map, i) : vn,
-                                   "headers.%s%s: not a valid HTTP header %s", name, cx->layer,
-                                   bad_name ? "name" : "value");
-            return ENVD_E_CONFIG;
-        }
-        st = hn != ENVD_OK ? hn : hv;
+        size_t j = envd_kvlist_find(&cx->headers, name, ENVD_KV_NOCASE);
+        header_at at = {kn, vn, cx->layer};
+        if (envd_kvlist_set(&cx->headers, name, value, ENVD_KV_NOCASE) != 0 ||
+            (j == cx->header_at.len / sizeof(at) &&
+             envd_buf_append(&cx->header_at, &at, sizeof(at)) != 0))
+            st = ENVD_E_NOMEM;
+        else
+            memcpy(cx->header_at.data + j * sizeof(at), &at, sizeof(at));
+        free(value);
     }
     return st;
 }
@@ -449,10 +457,7 @@ static envd_status read_k8s(ctx *cx, yaml_node_t *map, envd_error **err)
         char *key = norm_key(k);
         if (!key)
             return ENVD_E_NOMEM;
-        const opt_def *d = NULL;
-        for (size_t j = 0; j < N_OF(K8S) && !d; j++)
-            if (strcmp(K8S[j].key, key) == 0)
-                d = &K8S[j];
+        const opt_def *d = find_opt(1, key);
         if (!d) {
             *err = envd_yaml_error(&cx->y, k, "unknown key 'kubernetes.%s'%s", envd_yaml_text(k),
                                    cx->layer);
@@ -466,6 +471,7 @@ static envd_status read_k8s(ctx *cx, yaml_node_t *map, envd_error **err)
     }
     return st;
 }
+
 
 static envd_status read_entry(ctx *cx, yaml_node_t *item, size_t idx, struct envd_sandbox_entry *e,
                               envd_error **err)
@@ -582,6 +588,7 @@ static envd_status read_sandboxes(ctx *cx, yaml_node_t *seq, envd_error **err)
     return ENVD_OK;
 }
 
+
 static envd_status read_layer(ctx *cx, yaml_node_t *map, int overlay, envd_error **err)
 {
     envd_status st = check_map(cx, map, overlay ? "environment" : "the file", err);
@@ -591,10 +598,7 @@ static envd_status read_layer(ctx *cx, yaml_node_t *map, int overlay, envd_error
         char *key = norm_key(k);
         if (!key)
             return ENVD_E_NOMEM;
-        const opt_def *d = NULL;
-        for (size_t j = 0; j < N_OF(TOP) && !d; j++)
-            if (strcmp(TOP[j].key, key) == 0)
-                d = &TOP[j];
+        const opt_def *d = find_opt(0, key);
         if (d) {
             st = read_value(cx, d, d->key, vn, err);
         } else if (strcmp(key, "headers") == 0) {
@@ -619,122 +623,58 @@ static envd_status read_layer(ctx *cx, yaml_node_t *map, int overlay, envd_error
 
 /* ------------------------------------------------------------- applying */
 
-static envd_error *bad_value(const val *v, const char *key, const char *why)
+static int sat_int(int64_t v)
 {
-    return envd_yaml_error(v->y, v->node, "%s: %s", key, why);
+    return v > INT_MAX ? INT_MAX : v < INT_MIN ? INT_MIN : (int)v;
 }
 
+/* Calls d's setter with v; on a refusal *why gets the setter's reason. */
+static envd_status call_setter(const opt_def *d, const val *v, envd_config *cfg,
+                               envd_k8s_options *k8s, const char **why)
+{
+    envd_status st;
+    if (d->cfg_str)
+        st = d->cfg_str(cfg, v->s);
+    else if (d->cfg_int)
+        st = d->cfg_int(cfg, sat_int(v->i));
+    else if (d->cfg_i64)
+        st = d->cfg_i64(cfg, v->i);
+    else if (d->k8s_str)
+        st = d->k8s_str(k8s, v->s);
+    else if (d->k8s_int)
+        st = d->k8s_int(k8s, sat_int(v->i));
+    else
+        st = d->k8s_i64(k8s, v->i);
+    *why = d->k8s ? envd_k8s_options_last_reason(k8s) : envd_config_last_reason(cfg);
+    return st;
+}
+
+/* Every value read, through the setters, in table order; then the headers. */
 static envd_status apply(ctx *cx, envd_config *cfg, envd_k8s_options *k8s, envd_error **err)
 {
-    for (size_t t = 0; t < N_OF(TOP); t++) {
-        const opt_def *d = &TOP[t];
-        const val *v = &cx->v[d->id];
+    for (size_t t = 0; t < N_OPTS; t++) {
+        const opt_def *d = &OPTS[t];
+        const val *v = &cx->v[t];
         if (!v->set)
             continue;
-        envd_status st = ENVD_OK;
         const char *why = NULL;
-        switch (d->id) {
-        case O_DOMAIN:
-            st = envd_config_set_domain(cfg, v->s);
-            why = "must not be empty";
-            break;
-        case O_SCHEME:
-            st = envd_config_set_scheme(cfg, v->s);
-            why = "must be http or https";
-            break;
-        case O_RUNTIME_TOKEN: st = envd_config_set_runtime_token(cfg, v->s); break;
-        case O_API_KEY: st = envd_config_set_api_key(cfg, v->s); break;
-        case O_USER:
-            st = envd_config_set_user(cfg, v->s);
-            why = "must be a user name without ':'";
-            break;
-        case O_AUTH_HEADER: st = envd_config_set_auth_header(cfg, v->s); break;
-        case O_SANDBOX_BASE_URL: st = envd_config_set_sandbox_base_url(cfg, v->s); break;
-        case O_CA_FILE: st = envd_config_set_ca_file(cfg, v->s); break;
-        case O_RUNTIME_PORT:
-            if (v->i < 1 || v->i > 65535)
-                st = ENVD_INVALID_ARGUMENT, why = "must be between 1 and 65535";
-            else
-                st = envd_config_set_runtime_port(cfg, (int)v->i);
-            break;
-        case O_REQUEST_TIMEOUT_MS:
-            st = envd_config_set_request_timeout_ms(cfg, v->i);
-            why = "must be >= 0 (0: none)";
-            break;
-        case O_IDLE_TIMEOUT_MS:
-            st = envd_config_set_idle_timeout_ms(cfg, v->i);
-            why = "must be >= 0 (0: none)";
-            break;
-        case O_KEEPALIVE_S:
-            st = v->i > 0 && v->i <= 86400 ? envd_config_set_keepalive_s(cfg, (int)v->i)
-                                           : ENVD_INVALID_ARGUMENT;
-            why = "must be a positive number of seconds (envd crashes on 0)";
-            break;
-        case O_WORKERS:
-            st = v->i >= 0 && v->i <= 4096 ? envd_config_set_workers(cfg, (int)v->i)
-                                           : ENVD_INVALID_ARGUMENT;
-            why = "must be between 0 (online CPUs) and 4096";
-            break;
-        case O_MAX_INFLIGHT:
-            st = v->i > 0 && v->i <= INT32_MAX
-                     ? envd_config_set_max_inflight(cfg, (int)v->i, cfg->fail_fast)
-                     : ENVD_INVALID_ARGUMENT;
-            why = "must be positive";
-            break;
-        case O_FAIL_FAST: cfg->fail_fast = (int)v->i; break;
-        case O_TRANSPORT: {
-            envd_transport_kind k = strcmp(v->s, "grpc") == 0      ? ENVD_TRANSPORT_GRPC
-                                    : strcmp(v->s, "connect") == 0 ? ENVD_TRANSPORT_CONNECT
-                                    : strcmp(v->s, "auto") == 0    ? ENVD_TRANSPORT_AUTO
-                                                                   : ENVD_TRANSPORT_NONE;
-            st = envd_config_set_transport(cfg, k);
-            why = "must be grpc, connect or auto";
-            break;
-        }
-        }
+        envd_status st = call_setter(d, v, cfg, k8s, &why);
         if (st == ENVD_INVALID_ARGUMENT) {
-            *err = bad_value(v, d->key, why ? why : "invalid value");
+            *err = envd_yaml_error(v->y, v->node, "%s%s%s: %s", d->k8s ? "kubernetes." : "",
+                                   d->key, v->layer, why);
             return ENVD_E_CONFIG;
         }
         if (st != ENVD_OK)
             return st;
     }
-    for (size_t i = 0; i < cx->n_headers; i++) {
-        envd_status st = envd_config_set_header(cfg, cx->headers[i].name, cx->headers[i].value);
-        if (st != ENVD_OK)
-            return st == ENVD_INVALID_ARGUMENT ? ENVD_E_CONFIG : st;
-    }
-    for (size_t t = 0; t < N_OF(K8S); t++) {
-        const opt_def *d = &K8S[t];
-        const val *v = &cx->v[d->id];
-        if (!v->set)
-            continue;
-        envd_status st = ENVD_OK;
-        const char *why = NULL;
-        switch (d->id) {
-        case O_K_SOURCE: {
-            int src = strcmp(v->s, "auto") == 0                                            ? 0
-                      : strcmp(v->s, "kubeconfig") == 0                                    ? 1
-                      : strcmp(v->s, "in-cluster") == 0 || strcmp(v->s, "in_cluster") == 0 ? 2
-                                                                                           : -1;
-            st = src < 0 ? ENVD_INVALID_ARGUMENT
-                         : envd_k8s_options_set_source(k8s, (envd_k8s_source)src);
-            why = "must be auto, kubeconfig or in-cluster";
-            break;
-        }
-        case O_K_KUBECONFIG: st = envd_k8s_options_set_kubeconfig(k8s, v->s); break;
-        case O_K_CONTEXT: st = envd_k8s_options_set_context(k8s, v->s); break;
-        case O_K_IN_CLUSTER_DIR: st = envd_k8s_options_set_in_cluster_dir(k8s, v->s); break;
-        case O_K_TIMEOUT_MS:
-            st = envd_k8s_options_set_timeout_ms(k8s, v->i);
-            why = "must be >= 0 (0: none)";
-            break;
-        case O_K_REQUIRE_RUNNING: st = envd_k8s_options_set_require_running(k8s, (int)v->i); break;
-        }
+    const header_at *at = (const header_at *)(void *)cx->header_at.data;
+    for (size_t i = 0; i < cx->headers.n; i++) {
+        envd_status st = envd_config_set_header(cfg, cx->headers.names[i], cx->headers.values[i]);
         if (st == ENVD_INVALID_ARGUMENT) {
-            char shown[64];
-            snprintf(shown, sizeof(shown), "kubernetes.%s", d->key);
-            *err = bad_value(v, shown, why ? why : "invalid value");
+            int bad_name = envd_config_last_bad_arg(cfg) == 1;
+            *err = envd_yaml_error(&cx->y, bad_name ? at[i].key : at[i].value, "headers.%s%s: %s",
+                                   cx->headers.names[i], at[i].layer,
+                                   envd_config_last_reason(cfg));
             return ENVD_E_CONFIG;
         }
         if (st != ENVD_OK)
@@ -742,7 +682,6 @@ static envd_status apply(ctx *cx, envd_config *cfg, envd_k8s_options *k8s, envd_
     }
     return ENVD_OK;
 }
-
 /* ------------------------------------------------------------------ API */
 
 void envd_config_file_free(envd_config_file *f)
@@ -759,6 +698,98 @@ void envd_config_file_free(envd_config_file *f)
     free(f);
 }
 
+
+/* ENVD_E_CONFIG naming the environments the file defines, to catch typos. */
+static envd_status no_such_environment(ctx *cx, const char *path, const char *env,
+                                       envd_error **err)
+{
+    envd_buf names = {0};
+    for (size_t i = 0; i < envd_yaml_len(cx->environments); i++)
+        envd_buf_appendf(&names, "%s%s", i ? ", " : "",
+                         envd_yaml_text(envd_yaml_key_at(&cx->y, cx->environments, i)));
+    *err = envd_error_new(ENVD_E_CONFIG, ENVD_TRANSPORT_NONE, 0,
+                          "%s: environment '%s' is not defined (defined: %s)", path, env,
+                          names.len ? names.data : "none");
+    envd_buf_free(&names);
+    return ENVD_E_CONFIG;
+}
+
+/* The overlays not in use are checked too, keys, types and values (through
+ * the setters, on a scratch config), so a mistake in one is found before the
+ * day it is selected. Their ${VAR}s are not expanded: a value holding one
+ * is checked for its type only. */
+static envd_status check_unused_overlay(ctx *cx, const char *name, yaml_node_t *ov,
+                                        envd_error **err)
+{
+    ctx scratch;
+    memset(&scratch, 0, sizeof(scratch));
+    scratch.y = cx->y; /* shared, not owned */
+    scratch.dir = cx->dir;
+    scratch.no_expand = 1;
+    char *lb = NULL;
+    envd_config *cfg = envd_config_new();
+    envd_k8s_options *k8s = envd_k8s_options_new();
+    envd_status st = ENVD_E_NOMEM;
+    if (cfg && k8s && asprintf(&lb, " (environment '%s')", name) >= 0) {
+        scratch.layer = lb;
+        st = read_layer(&scratch, ov, 1, err);
+        if (st == ENVD_OK)
+            st = apply(&scratch, cfg, k8s, err);
+    } else {
+        lb = NULL;
+    }
+    envd_config_free(cfg);
+    envd_k8s_options_free(k8s);
+    scratch.y.loaded = 0;
+    scratch.y.path = NULL;
+    scratch.dir = NULL;
+    ctx_free(&scratch);
+    free(lb);
+    return st;
+}
+
+/* Reads the file's layers into cx: the base, the selected overlay (*env),
+ * and checks the others. layer_buf keeps the overlay's message suffix. */
+static envd_status read_file(ctx *cx, const char *path, const char *environment,
+                             const char **env, char **layer_buf, envd_error **err)
+{
+    envd_status st = envd_yaml_load_file(&cx->y, path, err);
+    if (st != ENVD_OK)
+        return st;
+    const char *slash = strrchr(path, '/');
+    cx->dir =
+        slash ? (slash == path ? strdup("/") : strndup(path, (size_t)(slash - path))) : strdup(".");
+    if (!cx->dir)
+        return ENVD_E_NOMEM;
+    yaml_node_t *root = envd_yaml_root(&cx->y);
+    if (root && !envd_yaml_is_null(root) && (st = read_layer(cx, root, 0, err)) != ENVD_OK)
+        return st;
+    *env = environment && *environment ? environment : getenv("ENVD_ENVIRONMENT");
+    if (!*env || !**env)
+        *env = cx->default_env;
+    if (*env && **env) {
+        yaml_node_t *overlay = envd_yaml_get(&cx->y, cx->environments, *env);
+        if (!overlay)
+            return no_such_environment(cx, path, *env, err);
+        if (asprintf(layer_buf, " (environment '%s')", *env) < 0) {
+            *layer_buf = NULL;
+            return ENVD_E_NOMEM;
+        }
+        cx->layer = *layer_buf;
+        if (!envd_yaml_is_null(overlay) && (st = read_layer(cx, overlay, 1, err)) != ENVD_OK)
+            return st;
+    }
+    for (size_t i = 0; i < envd_yaml_len(cx->environments); i++) {
+        const char *name = envd_yaml_text(envd_yaml_key_at(&cx->y, cx->environments, i));
+        yaml_node_t *ov = envd_yaml_value_at(&cx->y, cx->environments, i);
+        if ((*env && strcmp(name, *env) == 0) || envd_yaml_is_null(ov))
+            continue;
+        if ((st = check_unused_overlay(cx, name, ov, err)) != ENVD_OK)
+            return st;
+    }
+    return ENVD_OK;
+}
+
 static envd_status load(const char *path, const char *environment, envd_config_file **out,
                         envd_error **err)
 {
@@ -767,74 +798,10 @@ static envd_status load(const char *path, const char *environment, envd_config_f
     cx.layer = "";
     envd_config_file *f = NULL;
     char *layer_buf = NULL;
-    envd_status st = envd_yaml_load_file(&cx.y, path, err);
+    const char *env = NULL;
+    envd_status st = read_file(&cx, path, environment, &env, &layer_buf, err);
     if (st != ENVD_OK)
         goto out;
-    const char *slash = strrchr(path, '/');
-    cx.dir =
-        slash ? (slash == path ? strdup("/") : strndup(path, (size_t)(slash - path))) : strdup(".");
-    if (!cx.dir) {
-        st = ENVD_E_NOMEM;
-        goto out;
-    }
-    yaml_node_t *root = envd_yaml_root(&cx.y);
-    if (root && !envd_yaml_is_null(root) && (st = read_layer(&cx, root, 0, err)) != ENVD_OK)
-        goto out;
-    const char *env = environment && *environment ? environment : getenv("ENVD_ENVIRONMENT");
-    if (!env || !*env)
-        env = cx.default_env;
-    if (env && *env) {
-        yaml_node_t *overlay = envd_yaml_get(&cx.y, cx.environments, env);
-        if (!overlay) {
-            /* say which exist, to catch typos */
-            char names[512] = "";
-            size_t n = 0;
-            for (size_t i = 0; i < envd_yaml_len(cx.environments) && n < sizeof(names); i++)
-                n += (size_t)snprintf(names + n, sizeof(names) - n, "%s%s", i ? ", " : "",
-                                      envd_yaml_text(envd_yaml_key_at(&cx.y, cx.environments, i)));
-            *err = envd_error_new(ENVD_E_CONFIG, ENVD_TRANSPORT_NONE, 0,
-                                  "%s: environment '%s' is not defined (defined: %s)", path, env,
-                                  *names ? names : "none");
-            st = ENVD_E_CONFIG;
-            goto out;
-        }
-        if (asprintf(&layer_buf, " (environment '%s')", env) < 0) {
-            layer_buf = NULL;
-            st = ENVD_E_NOMEM;
-            goto out;
-        }
-        cx.layer = layer_buf;
-        if (!envd_yaml_is_null(overlay) && (st = read_layer(&cx, overlay, 1, err)) != ENVD_OK)
-            goto out;
-    }
-    /* The overlays not in use are checked too (keys and types; their
-     * ${VAR}s are not expanded), so a typo in one is found before the day
-     * it is selected. */
-    for (size_t i = 0; i < envd_yaml_len(cx.environments); i++) {
-        const char *name = envd_yaml_text(envd_yaml_key_at(&cx.y, cx.environments, i));
-        yaml_node_t *ov = envd_yaml_value_at(&cx.y, cx.environments, i);
-        if ((env && strcmp(name, env) == 0) || envd_yaml_is_null(ov))
-            continue;
-        ctx scratch;
-        memset(&scratch, 0, sizeof(scratch));
-        scratch.y = cx.y; /* shared, not owned */
-        scratch.dir = cx.dir;
-        scratch.no_expand = 1;
-        char *lb = NULL;
-        if (asprintf(&lb, " (environment '%s')", name) < 0) {
-            st = ENVD_E_NOMEM;
-            goto out;
-        }
-        scratch.layer = lb;
-        st = read_layer(&scratch, ov, 1, err);
-        free(lb);
-        scratch.y.loaded = 0;
-        scratch.y.path = NULL;
-        scratch.dir = NULL;
-        ctx_free(&scratch);
-        if (st != ENVD_OK)
-            goto out;
-    }
     f = calloc(1, sizeof(*f));
     if (!f || !(f->path = strdup(path)) || (env && *env && !(f->environment = strdup(env))) ||
         !(f->cfg = envd_config_new()) || !(f->k8s = envd_k8s_options_new())) {
@@ -855,6 +822,7 @@ out:
     ctx_free(&cx);
     return st;
 }
+
 
 envd_status envd_config_file_load(const char *path, const char *environment, envd_config_file **out,
                                   envd_error **err)

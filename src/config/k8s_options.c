@@ -1,17 +1,19 @@
 /* envd_k8s_options: where Kubernetes credentials come from. */
 #include "config/k8s_options.h"
+#include "core/kv.h"
 
 #include <stdlib.h>
 #include <string.h>
 
+/* "" unsets: the default applies. */
 static int set_str(char **slot, const char *v)
 {
-    char *c = NULL;
-    if (v && *v && !(c = strdup(v)))
-        return -1;
-    free(*slot);
-    *slot = c;
-    return 0;
+    return envd_str_set(slot, v && *v ? v : NULL);
+}
+
+const char *envd_k8s_options_last_reason(const envd_k8s_options *o)
+{
+    return o && o->why ? o->why : "";
 }
 
 envd_k8s_options *envd_k8s_options_new(void)
@@ -22,6 +24,7 @@ envd_k8s_options *envd_k8s_options_new(void)
     o->source = ENVD_K8S_SOURCE_AUTO;
     o->timeout_ms = 30000;
     o->require_running = 1;
+    o->why = "";
     return o;
 }
 
@@ -55,9 +58,12 @@ envd_status envd_k8s_options_set_source(envd_k8s_options *o, envd_k8s_source sou
 {
     if (!o)
         return ENVD_E_USAGE;
+    o->why = "";
     if (source != ENVD_K8S_SOURCE_AUTO && source != ENVD_K8S_SOURCE_KUBECONFIG &&
-        source != ENVD_K8S_SOURCE_IN_CLUSTER)
+        source != ENVD_K8S_SOURCE_IN_CLUSTER) {
+        o->why = "must be ENVD_K8S_SOURCE_AUTO, _KUBECONFIG or _IN_CLUSTER";
         return ENVD_INVALID_ARGUMENT;
+    }
     o->source = source;
     return ENVD_OK;
 }
@@ -66,6 +72,7 @@ envd_status envd_k8s_options_set_kubeconfig(envd_k8s_options *o, const char *pat
 {
     if (!o)
         return ENVD_E_USAGE;
+    o->why = "";
     return set_str(&o->kubeconfig, paths) ? ENVD_E_NOMEM : ENVD_OK;
 }
 
@@ -73,6 +80,7 @@ envd_status envd_k8s_options_set_context(envd_k8s_options *o, const char *contex
 {
     if (!o)
         return ENVD_E_USAGE;
+    o->why = "";
     return set_str(&o->context, context) ? ENVD_E_NOMEM : ENVD_OK;
 }
 
@@ -80,6 +88,7 @@ envd_status envd_k8s_options_set_in_cluster_dir(envd_k8s_options *o, const char 
 {
     if (!o)
         return ENVD_E_USAGE;
+    o->why = "";
     return set_str(&o->in_cluster_dir, dir) ? ENVD_E_NOMEM : ENVD_OK;
 }
 
@@ -87,8 +96,11 @@ envd_status envd_k8s_options_set_timeout_ms(envd_k8s_options *o, int64_t ms)
 {
     if (!o)
         return ENVD_E_USAGE;
-    if (ms < 0)
+    o->why = "";
+    if (ms < 0) {
+        o->why = "must be >= 0 (0: none)";
         return ENVD_INVALID_ARGUMENT;
+    }
     o->timeout_ms = ms;
     return ENVD_OK;
 }
@@ -97,6 +109,7 @@ envd_status envd_k8s_options_set_require_running(envd_k8s_options *o, int on)
 {
     if (!o)
         return ENVD_E_USAGE;
+    o->why = "";
     o->require_running = on != 0;
     return ENVD_OK;
 }

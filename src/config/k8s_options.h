@@ -16,6 +16,10 @@ struct envd_k8s_options {
     char *in_cluster_dir; /* NULL: ENVD_K8S_DEFAULT_SA_DIR */
     int64_t timeout_ms;
     int require_running;
+    const char *why; /* why the last setter failed, "" if it did not */
 };
+
+/* The last setter's reason for a refusal ("" if none), for the YAML loader. */
+const char *envd_k8s_options_last_reason(const envd_k8s_options *o);
 
 #endif

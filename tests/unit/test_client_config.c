@@ -8,8 +8,10 @@
 
 #include "api/internal.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 static envd_runtime *rt;
 
@@ -68,11 +70,26 @@ static void defaults_and_url(void **state)
     assert_string_equal(c->files_path, "/prefix/files");
     envd_client_free(c);
 
+    /* an IPv6 domain keeps its brackets in the URL and the authority */
+    envd_config_set_sandbox_base_url(cfg, NULL);
+    assert_int_equal(envd_config_set_domain(cfg, "[::1]:49983"), ENVD_OK);
+    assert_int_equal(envd_client_new(rt, "sbx-1", cfg, &c, NULL), ENVD_OK);
+    assert_string_equal(envd_client_runtime_url(c), "https://[::1]:49983");
+    assert_string_equal(c->ep.authority, "[::1]:49983");
+    envd_client_free(c);
+    envd_config_free(cfg);
+
+    /* $SCHEME is taken as given (no error can be returned from
+     * envd_config_new); the client refuses it, naming it */
+    setenv("SCHEME", "ftp", 1);
+    cfg = envd_config_new();
+    unsetenv("SCHEME");
     envd_error *err = NULL;
-    envd_config_set_sandbox_base_url(cfg, "ftp://x");
+    /* c still holds the address of the client freed above: *out must be reset */
     assert_int_equal(envd_client_new(rt, "sbx-1", cfg, &c, &err), ENVD_E_CONFIG);
     assert_null(c);
-    assert_non_null(strstr(envd_error_message(err), "scheme"));
+    assert_string_equal(envd_error_message(err),
+                        "runtime URL 'ftp://domain.app': scheme must be http or https");
     envd_error_free(err);
     envd_config_free(cfg);
 }
@@ -163,6 +180,344 @@ static void bad_values_are_refused(void **state)
     assert_string_equal(envd_strerror(ENVD_E_COMMAND_EXIT), "command exited non-zero");
 }
 
+/* st is ENVD_INVALID_ARGUMENT and the reason is exactly want. */
+#define assert_refused(cfg, call, want)                                                            \
+    do {                                                                                           \
+        assert_int_equal((call), ENVD_INVALID_ARGUMENT);                                           \
+        assert_string_equal(envd_config_last_error(cfg), (want));                                  \
+    } while (0)
+
+/* st is ENVD_INVALID_ARGUMENT and the reason contains want. */
+#define assert_refused_with(cfg, call, want)                                                       \
+    do {                                                                                           \
+        assert_int_equal((call), ENVD_INVALID_ARGUMENT);                                           \
+        if (!strstr(envd_config_last_error(cfg), (want)))                                          \
+            fail_msg("'%s' lacks '%s'", envd_config_last_error(cfg), (want));                      \
+    } while (0)
+
+#define assert_accepted(cfg, call)                                                                 \
+    do {                                                                                           \
+        envd_status st_ = (call);                                                                  \
+        if (st_ != ENVD_OK)                                                                        \
+            fail_msg("%s: %s", #call, envd_config_last_error(cfg));                                \
+        assert_string_equal(envd_config_last_error(cfg), "");                                      \
+    } while (0)
+
+static void numbers_have_ranges(void **state)
+{
+    (void)state;
+    envd_config *cfg = envd_config_new();
+    /* runtime port: 1..65535; <= 0 is the Go client's default; above is an
+     * error, never a silent 49983 */
+    assert_accepted(cfg, envd_config_set_runtime_port(cfg, 65535));
+    assert_int_equal(cfg->runtime_port, 65535);
+    assert_refused(cfg, envd_config_set_runtime_port(cfg, 65536),
+                   "port: must be between 1 and 65535 (0 or less: the default 49983), got 65536");
+    assert_refused_with(cfg, envd_config_set_runtime_port(cfg, 70000), "got 70000");
+    assert_int_equal(cfg->runtime_port, 65535); /* unchanged */
+    assert_accepted(cfg, envd_config_set_runtime_port(cfg, 1));
+    assert_int_equal(cfg->runtime_port, 1);
+    assert_accepted(cfg, envd_config_set_runtime_port(cfg, 0));
+    assert_int_equal(cfg->runtime_port, 49983);
+    envd_config_set_runtime_port(cfg, 2);
+    assert_accepted(cfg, envd_config_set_runtime_port(cfg, -7));
+    assert_int_equal(cfg->runtime_port, 49983);
+
+    /* keepalive: 1..86400 */
+    assert_accepted(cfg, envd_config_set_keepalive_s(cfg, 1));
+    assert_accepted(cfg, envd_config_set_keepalive_s(cfg, 86400));
+    assert_refused(cfg, envd_config_set_keepalive_s(cfg, 0),
+                   "seconds: must be a positive number of seconds up to 86400 (envd crashes on 0 "
+                   "or less), got 0");
+    assert_refused_with(cfg, envd_config_set_keepalive_s(cfg, -5), "got -5");
+    assert_refused_with(cfg, envd_config_set_keepalive_s(cfg, 86401), "got 86401");
+    assert_int_equal(cfg->keepalive_s, 86400);
+
+    /* timeouts: >= 0 */
+    assert_accepted(cfg, envd_config_set_request_timeout_ms(cfg, 0));
+    assert_int_equal(cfg->request_timeout_ms, 0);
+    assert_refused(cfg, envd_config_set_request_timeout_ms(cfg, -1),
+                   "ms: must be >= 0 (0: none), got -1");
+    assert_accepted(cfg, envd_config_set_idle_timeout_ms(cfg, INT64_MAX));
+    assert_refused(cfg, envd_config_set_idle_timeout_ms(cfg, INT64_MIN),
+                   "ms: must be >= 0 (0: none), got -9223372036854775808");
+    assert_int_equal(cfg->idle_timeout_ms, INT64_MAX);
+
+    /* workers: <= 0 online CPUs, at most 1024 */
+    assert_accepted(cfg, envd_config_set_workers(cfg, 1024));
+    assert_int_equal(cfg->workers, 1024);
+    assert_refused(cfg, envd_config_set_workers(cfg, 1025),
+                   "workers: must be at most 1024 (0 or less: one per online CPU), got 1025");
+    assert_refused_with(cfg, envd_config_set_workers(cfg, 100000), "got 100000");
+    assert_int_equal(cfg->workers, 1024);
+    assert_accepted(cfg, envd_config_set_workers(cfg, -3));
+    assert_int_equal(cfg->workers, 0);
+
+    /* in-flight cap: 1..1,000,000 */
+    assert_accepted(cfg, envd_config_set_max_inflight(cfg, 1000000, 1));
+    assert_int_equal(cfg->max_inflight, 1000000);
+    assert_int_equal(cfg->fail_fast, 1);
+    assert_refused(cfg, envd_config_set_max_inflight(cfg, 1000001, 0),
+                   "max_inflight: must be between 1 and 1000000, got 1000001");
+    assert_refused_with(cfg, envd_config_set_max_inflight(cfg, 0, 0), "got 0");
+    assert_refused_with(cfg, envd_config_set_max_inflight(cfg, -1, 0), "got -1");
+    assert_int_equal(cfg->fail_fast, 1); /* a refusal changes nothing */
+    assert_accepted(cfg, envd_config_set_max_inflight(cfg, 1, 0));
+    assert_int_equal(cfg->max_inflight, 1);
+    assert_int_equal(cfg->fail_fast, 0);
+
+    /* transport: the three kinds a config may hold */
+    assert_refused(cfg, envd_config_set_transport(cfg, ENVD_TRANSPORT_NONE),
+                   "kind: must be ENVD_TRANSPORT_GRPC, ENVD_TRANSPORT_CONNECT or "
+                   "ENVD_TRANSPORT_AUTO, got 0");
+    assert_refused_with(cfg, envd_config_set_transport(cfg, (envd_transport_kind)99), "got 99");
+    assert_accepted(cfg, envd_config_set_transport(cfg, ENVD_TRANSPORT_GRPC));
+    assert_int_equal(cfg->transport, ENVD_TRANSPORT_GRPC);
+    assert_accepted(cfg, envd_config_set_h2c(cfg, 7));
+    assert_int_equal(cfg->h2c, 1);
+    envd_config_free(cfg);
+}
+
+static void domain_is_host_and_port(void **state)
+{
+    (void)state;
+    envd_config *cfg = envd_config_new();
+    const char *good[] = {"gw.example",      "gw.example:7788", "127.0.0.1:49983", "[::1]:49983",
+                          "[::1]",           "localhost:1",     "h:65535",         "xn--bcher-kva.ch",
+                          "[fe80::1%eth0]:80"};
+    for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+        assert_accepted(cfg, envd_config_set_domain(cfg, good[i]));
+        assert_string_equal(cfg->domain, good[i]);
+    }
+    const char *const url_hint = "(for a URL use envd_config_set_sandbox_base_url)";
+    struct {
+        const char *domain, *why;
+    } bad[] = {
+        {"http://127.0.0.1:5", "'http://127.0.0.1:5' is a URL"},
+        {"https://gw.example", "is a URL"},
+        {"gw.example/prefix", "holds a character a host name cannot"},
+        {"gw.example?x=1", "holds a character a host name cannot"},
+        {"user@gw.example", "holds a character a host name cannot"},
+        {"gw example", "holds a space or a control character"},
+        {"gw.example\t", "holds a space or a control character"},
+        {":80", "has an empty host"},
+        {"gw.example:", "has a port that is not a number between 1 and 65535"},
+        {"gw.example:0", "has a port that is not a number"},
+        {"gw.example:65536", "has a port that is not a number"},
+        {"gw.example:8x", "has a port that is not a number"},
+        {"gw.example:+80", "has a port that is not a number"},
+        {"gw.example:123456", "has a port that is not a number"},
+        {"::1", "looks like an IPv6 address: write it in brackets, as [::1]:49983"},
+        {"[::1", "has an unterminated or empty [IPv6] host"},
+        {"[]:80", "has an unterminated or empty [IPv6] host"},
+        {"[::1]x", "has text after the [IPv6] host that is not ':port'"},
+        {"[::1]:0", "has a port that is not a number"},
+        {"[g_h]:1", "has a bad [IPv6] host"},
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        assert_refused_with(cfg, envd_config_set_domain(cfg, bad[i].domain), bad[i].why);
+        assert_refused_with(cfg, envd_config_set_domain(cfg, bad[i].domain), url_hint);
+        assert_string_equal(cfg->domain, good[sizeof(good) / sizeof(good[0]) - 1]);
+    }
+    assert_refused(cfg, envd_config_set_domain(cfg, "http://127.0.0.1:5"),
+                   "domain: must be host[:port]; 'http://127.0.0.1:5' is a URL (for a URL use "
+                   "envd_config_set_sandbox_base_url)");
+    assert_refused(cfg, envd_config_set_domain(cfg, ""), "domain: must not be empty");
+    assert_int_equal(envd_config_set_domain(cfg, NULL), ENVD_E_USAGE);
+    assert_string_equal(envd_config_last_error(cfg), "domain: must not be NULL");
+
+    /* the base URL: http:// or https:// and a host */
+    assert_accepted(cfg, envd_config_set_sandbox_base_url(cfg, "HTTPS://gw.example/kruise/x/"));
+    const char *bad_urls[] = {"ftp://x", "127.0.0.1:80", "http://", "http:///x", "http://a b",
+                              "https//x"};
+    for (size_t i = 0; i < sizeof(bad_urls) / sizeof(bad_urls[0]); i++)
+        assert_refused_with(cfg, envd_config_set_sandbox_base_url(cfg, bad_urls[i]),
+                            "url: must be an http:// or https:// URL with a host and no spaces");
+    assert_refused(cfg, envd_config_set_sandbox_base_url(cfg, "ftp://x"),
+                   "url: must be an http:// or https:// URL with a host and no spaces, got "
+                   "'ftp://x'");
+    assert_string_equal(cfg->sandbox_base_url, "HTTPS://gw.example/kruise/x/");
+    assert_accepted(cfg, envd_config_set_sandbox_base_url(cfg, ""));
+    assert_null(cfg->sandbox_base_url);
+
+    /* scheme */
+    assert_refused(cfg, envd_config_set_scheme(cfg, "ftp"),
+                   "scheme: must be http or https, got 'ftp'");
+    assert_refused_with(cfg, envd_config_set_scheme(cfg, "HTTPS"), "got 'HTTPS'");
+    assert_accepted(cfg, envd_config_set_scheme(cfg, "https"));
+    assert_accepted(cfg, envd_config_set_scheme(cfg, NULL));
+    assert_string_equal(cfg->scheme, "http");
+    envd_config_free(cfg);
+}
+
+static void values_sent_as_headers_are_checked(void **state)
+{
+    (void)state;
+    envd_config *cfg = envd_config_new();
+    const char *why = ": is sent as a header value, so it must not hold CR, LF or other control "
+                      "characters";
+    char want[256];
+    snprintf(want, sizeof(want), "token%s", why);
+    assert_refused(cfg, envd_config_set_runtime_token(cfg, "t\r\nX-Evil: 1"), want);
+    snprintf(want, sizeof(want), "key%s", why);
+    assert_refused(cfg, envd_config_set_api_key(cfg, "k\n"), want);
+    snprintf(want, sizeof(want), "value%s", why);
+    assert_refused(cfg, envd_config_set_auth_header(cfg, "Basic x\r"), want);
+    assert_null(cfg->runtime_token);
+    assert_null(cfg->api_key);
+    assert_null(cfg->auth_header);
+    assert_accepted(cfg, envd_config_set_runtime_token(cfg, "tok\twith tab"));
+    assert_accepted(cfg, envd_config_set_runtime_token(cfg, ""));
+    assert_null(cfg->runtime_token);
+
+    assert_refused(cfg, envd_config_set_user(cfg, "a:b"),
+                   "user: must be a user name without ':', spaces or control characters, got "
+                   "'a:b'");
+    assert_refused_with(cfg, envd_config_set_user(cfg, "a b"), "got 'a b'");
+    assert_refused_with(cfg, envd_config_set_user(cfg, ""), "got ''");
+    assert_int_equal(envd_config_set_user(cfg, NULL), ENVD_E_USAGE);
+    assert_string_equal(envd_config_last_error(cfg), "user: must not be NULL");
+    assert_string_equal(cfg->user, "root");
+    assert_accepted(cfg, envd_config_set_ca_file(cfg, "/etc/ca.pem"));
+    assert_accepted(cfg, envd_config_set_ca_file(cfg, NULL));
+    assert_null(cfg->ca_file);
+    envd_config_free(cfg);
+}
+
+static void reserved_and_bad_headers_are_refused(void **state)
+{
+    (void)state;
+    envd_config *cfg = envd_config_new();
+    assert_refused(cfg, envd_config_set_header(cfg, "Connect-Timeout-Ms", "300"),
+                   "name: 'Connect-Timeout-Ms' is reserved: envd takes it as the lifetime of a "
+                   "process it starts and kills the process when it runs out, so it is sent only "
+                   "when starting a process, from envd_cmd_opts_set_timeout_ms");
+    assert_refused(cfg, envd_config_set_header(cfg, "Keepalive-Ping-Interval", "0"),
+                   "name: 'Keepalive-Ping-Interval' is reserved: envd crashes on an interval of 0 "
+                   "or less; it is sent on streams from envd_config_set_keepalive_s");
+    /* any case */
+    assert_refused_with(cfg, envd_config_set_header(cfg, "connect-timeout-ms", "1"),
+                        "'connect-timeout-ms' is reserved: envd takes it as the lifetime");
+    assert_refused_with(cfg, envd_config_set_header(cfg, "KEEPALIVE-PING-INTERVAL", "50"),
+                        "is reserved: envd crashes on an interval of 0");
+    const char *owned[] = {"Content-Type",      "content-length", "TE",
+                           "Host",              "Connection",     "Transfer-Encoding",
+                           "Upgrade",           "Keep-Alive",     "Proxy-Connection",
+                           "Connect-Protocol-Version", "grpc-timeout", "Grpc-Encoding",
+                           "GRPC-Accept-Encoding",    "connect-content-encoding"};
+    for (size_t i = 0; i < sizeof(owned) / sizeof(owned[0]); i++)
+        assert_refused_with(cfg, envd_config_set_header(cfg, owned[i], "x"),
+                            "is set by the transport");
+    assert_refused(cfg, envd_config_set_header(cfg, "grpc-timeout", "1S"),
+                   "name: 'grpc-timeout' is set by the transport (the gRPC and Connect protocols "
+                   "own grpc-* and connect-*), not by the caller");
+    assert_refused(cfg, envd_config_set_header(cfg, "TE", "trailers"),
+                   "name: 'TE' is set by the transport (HTTP framing), not by the caller");
+
+    /* names are tokens, values have no line breaks or controls */
+    const char *bad_names[] = {"", "bad name", "X-A:", ":path", "X-\xc3\xa9", "X(1)", "a\"b"};
+    for (size_t i = 0; i < sizeof(bad_names) / sizeof(bad_names[0]); i++)
+        assert_refused_with(cfg, envd_config_set_header(cfg, bad_names[i], "v"),
+                            "name: not a valid HTTP header name (a token of letters, digits and "
+                            "!#$%&'*+-.^_`|~), got");
+    assert_refused(cfg, envd_config_set_header(cfg, "X-A", "a\r\nInjected: 1"),
+                   "value: not a valid HTTP header value (CR, LF and other control characters "
+                   "are not allowed)");
+    assert_refused_with(cfg, envd_config_set_header(cfg, "X-A", "a\nb"), "value: not a valid");
+    assert_refused_with(cfg, envd_config_set_header(cfg, "X-A", "\x01"), "value: not a valid");
+    assert_refused_with(cfg, envd_config_set_header(cfg, "X-A", "\x7f"), "value: not a valid");
+    assert_int_equal(cfg->headers.n, 0); /* nothing refused was kept */
+    assert_accepted(cfg, envd_config_set_header(cfg, "X-Tok_en.~!#$%&'*+^`|9", "a\tb \xc3\xa9"));
+    assert_accepted(cfg, envd_config_set_header(cfg, "X-Connect-Timeout-Ms", "ok"));
+    assert_accepted(cfg, envd_config_set_header(cfg, "X-Grpc-Like", "ok"));
+    assert_int_equal(cfg->headers.n, 3);
+    assert_string_equal(cfg->headers.names[0], "x-tok_en.~!#$%&'*+^`|9");
+
+    /* NULL arguments are usage errors naming the argument */
+    assert_int_equal(envd_config_set_header(cfg, NULL, "v"), ENVD_E_USAGE);
+    assert_string_equal(envd_config_last_error(cfg), "name: must not be NULL");
+    assert_int_equal(envd_config_set_header(cfg, "X-A", NULL), ENVD_E_USAGE);
+    assert_string_equal(envd_config_last_error(cfg), "value: must not be NULL");
+
+    /* set_headers: the failing pair is named; those before it are kept */
+    const char *names[] = {"X-One", "Keepalive-Ping-Interval", "X-Three"};
+    const char *values[] = {"1", "0", "3"};
+    assert_refused_with(cfg, envd_config_set_headers(cfg, names, values, 3),
+                        "names[1]: 'Keepalive-Ping-Interval' is reserved");
+    assert_int_equal(cfg->headers.n, 4);
+    assert_string_equal(cfg->headers.names[3], "x-one");
+    const char *vals2[] = {"1", "ok", "x\ny"};
+    const char *names2[] = {"X-One", "X-Two", "X-Three"};
+    assert_refused_with(cfg, envd_config_set_headers(cfg, names2, vals2, 3),
+                        "values[2]: not a valid HTTP header value");
+    const char *nulls[] = {"X-One", NULL};
+    assert_int_equal(envd_config_set_headers(cfg, nulls, values, 2), ENVD_E_USAGE);
+    assert_string_equal(envd_config_last_error(cfg), "names[1]: must not be NULL");
+    assert_int_equal(envd_config_set_headers(cfg, NULL, values, 1), ENVD_E_USAGE);
+    assert_string_equal(envd_config_last_error(cfg), "names: must not be NULL when n > 0");
+    assert_int_equal(envd_config_set_headers(cfg, names, NULL, 1), ENVD_E_USAGE);
+    assert_string_equal(envd_config_last_error(cfg), "values: must not be NULL when n > 0");
+    assert_accepted(cfg, envd_config_set_headers(cfg, NULL, NULL, 0));
+
+    /* a client built from it carries none of the refused names */
+    envd_client *c = NULL;
+    assert_int_equal(envd_client_new(rt, "s", cfg, &c, NULL), ENVD_OK);
+    for (size_t i = 0; i < c->n_headers; i++) {
+        assert_int_not_equal(strcasecmp(c->headers[i].name, "keepalive-ping-interval"), 0);
+        assert_int_not_equal(strcasecmp(c->headers[i].name, "connect-timeout-ms"), 0);
+    }
+    envd_client_free(c);
+    envd_config_free(cfg);
+}
+
+static void last_error_lifetime_and_usage(void **state)
+{
+    (void)state;
+    envd_config *cfg = envd_config_new();
+    assert_string_equal(envd_config_last_error(cfg), "");
+    assert_int_equal(envd_config_set_workers(cfg, 5000), ENVD_INVALID_ARGUMENT);
+    assert_string_not_equal(envd_config_last_error(cfg), "");
+    /* a copy starts clean; the next setter call on cfg clears it */
+    envd_config *dup = envd_config_dup(cfg);
+    assert_string_equal(envd_config_last_error(dup), "");
+    envd_config_free(dup);
+    assert_int_equal(envd_config_set_workers(cfg, 4), ENVD_OK);
+    assert_string_equal(envd_config_last_error(cfg), "");
+    assert_string_equal(envd_config_last_error(NULL), "cfg: is NULL");
+
+    /* every setter refuses a NULL cfg with E_USAGE */
+    assert_int_equal(envd_config_set_scheme(NULL, "http"), ENVD_E_USAGE);
+    assert_int_equal(envd_config_set_runtime_token(NULL, "t"), ENVD_E_USAGE);
+    assert_int_equal(envd_config_set_runtime_port(NULL, 1), ENVD_E_USAGE);
+    assert_int_equal(envd_config_set_api_key(NULL, "k"), ENVD_E_USAGE);
+    assert_int_equal(envd_config_set_auth_header(NULL, "a"), ENVD_E_USAGE);
+    assert_int_equal(envd_config_set_user(NULL, "u"), ENVD_E_USAGE);
+    assert_int_equal(envd_config_set_sandbox_base_url(NULL, "http://x"), ENVD_E_USAGE);
+    assert_int_equal(envd_config_set_header(NULL, "a", "b"), ENVD_E_USAGE);
+    assert_int_equal(envd_config_set_headers(NULL, NULL, NULL, 0), ENVD_E_USAGE);
+    assert_int_equal(envd_config_set_request_timeout_ms(NULL, 1), ENVD_E_USAGE);
+    assert_int_equal(envd_config_set_transport(NULL, ENVD_TRANSPORT_AUTO), ENVD_E_USAGE);
+    assert_int_equal(envd_config_set_keepalive_s(NULL, 1), ENVD_E_USAGE);
+    assert_int_equal(envd_config_set_idle_timeout_ms(NULL, 1), ENVD_E_USAGE);
+    assert_int_equal(envd_config_set_h2c(NULL, 1), ENVD_E_USAGE);
+    assert_int_equal(envd_config_set_ca_file(NULL, "x"), ENVD_E_USAGE);
+    assert_int_equal(envd_config_set_workers(NULL, 1), ENVD_E_USAGE);
+    assert_int_equal(envd_config_set_max_inflight(NULL, 1, 0), ENVD_E_USAGE);
+
+    /* envd_client_new names the NULL argument */
+    envd_error *err = NULL;
+    envd_client *c = NULL;
+    assert_int_equal(envd_client_new(NULL, "x", cfg, &c, &err), ENVD_E_USAGE);
+    assert_int_equal(envd_error_code(err), ENVD_E_USAGE);
+    assert_string_equal(envd_error_message(err), "envd_client_new: rt must not be NULL");
+    envd_error_free(err);
+    err = NULL;
+    assert_int_equal(envd_client_new(rt, "x", cfg, NULL, &err), ENVD_E_USAGE);
+    assert_string_equal(envd_error_message(err), "envd_client_new: out must not be NULL");
+    envd_error_free(err);
+    envd_config_free(cfg);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -170,6 +525,11 @@ int main(void)
         cmocka_unit_test(headers_in_go_order),
         cmocka_unit_test(user_follows_auth_header),
         cmocka_unit_test(bad_values_are_refused),
+        cmocka_unit_test(numbers_have_ranges),
+        cmocka_unit_test(domain_is_host_and_port),
+        cmocka_unit_test(values_sent_as_headers_are_checked),
+        cmocka_unit_test(reserved_and_bad_headers_are_refused),
+        cmocka_unit_test(last_error_lifetime_and_usage),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -108,10 +108,10 @@ static void every_option(void **state)
     assert_null(cfg->auth_header);
     assert_string_equal(cfg->sandbox_base_url, "http://base.example/x");
     assert_string_equal(cfg->ca_file, at("certs/ca.pem")); /* relative to the file */
-    assert_int_equal(cfg->n_headers, 2);
-    assert_string_equal(cfg->header_names[0], "x-team");
-    assert_string_equal(cfg->header_values[0], "infra");
-    assert_string_equal(cfg->header_values[1], "");
+    assert_int_equal(cfg->headers.n, 2);
+    assert_string_equal(cfg->headers.names[0], "x-team");
+    assert_string_equal(cfg->headers.values[0], "infra");
+    assert_string_equal(cfg->headers.values[1], "");
     assert_int_equal(cfg->request_timeout_ms, 1500);
     assert_int_equal(cfg->transport, ENVD_TRANSPORT_CONNECT);
     assert_int_equal(cfg->keepalive_s, 20);
@@ -194,9 +194,9 @@ static void environments(void **state)
     assert_string_equal(c->domain, "staging:2");
     assert_string_equal(c->auth_header, "Basic dXNlcjo=");
     assert_string_equal(c->user, "user");
-    assert_int_equal(c->n_headers, 3);
-    assert_string_equal(c->header_names[1], "x-b"); /* merged by name */
-    assert_string_equal(c->header_values[1], "B2");
+    assert_int_equal(c->headers.n, 3);
+    assert_string_equal(c->headers.names[1], "x-b"); /* merged by name */
+    assert_string_equal(c->headers.values[1], "B2");
     assert_string_equal(envd_config_file_k8s_options(f)->context, "staging-ctx");
     assert_int_equal(envd_config_file_k8s_options(f)->timeout_ms, 5);
     assert_int_equal(envd_config_file_sandbox_count(f), 3);
@@ -302,12 +302,102 @@ static void mistakes(void **state)
     assert_int_equal(envd_config_file_load(NULL, NULL, &f, &err), ENVD_E_USAGE);
 }
 
+/* The file goes through the setters: their ranges and reasons, the
+ * reserved headers, with the file's position in front. */
+static void setters_decide(void **state)
+{
+    (void)state;
+    expect_error("runtime_port: 99999999999\n", "1:15",
+                 "runtime_port: must be between 1 and 65535 (0 or less: the default 49983), got "
+                 "2147483647");
+    expect_error("keepalive_s: 86401\n", "1:14",
+                 "keepalive_s: must be a positive number of seconds up to 86400 (envd crashes on "
+                 "0 or less), got 86401");
+    expect_error("workers: 1025\n", "1:10",
+                 "workers: must be at most 1024 (0 or less: one per online CPU), got 1025");
+    expect_error("max_inflight: 0\n", "1:15", "max_inflight: must be between 1 and 1000000, got 0");
+    expect_error("max_inflight: 1000001\n", "1:15", "max_inflight: must be between 1 and 1000000");
+    expect_error("request_timeout_ms: -1\n", "1:21", "request_timeout_ms: must be >= 0 (0: none)");
+    expect_error("idle_timeout_ms: -5\n", "1:18", "idle_timeout_ms: must be >= 0 (0: none), got -5");
+    expect_error("kubernetes: {timeout_ms: -1}\n", "1:26", "kubernetes.timeout_ms: must be >= 0");
+    expect_error("domain: http://127.0.0.1:5\n", "1:9",
+                 "domain: must be host[:port]; 'http://127.0.0.1:5' is a URL (for a URL use "
+                 "envd_config_set_sandbox_base_url)");
+    expect_error("domain: 'gw:0'\n", "1:9", "domain: must be host[:port]; 'gw:0' has a port");
+    expect_error("sandbox_base_url: ftp://x\n", "1:19",
+                 "sandbox_base_url: must be an http:// or https:// URL");
+    expect_error("runtime_token: \"a\\r\\nb\"\n", "1:16",
+                 "runtime_token: is sent as a header value, so it must not hold CR, LF");
+    expect_error("transport: GRPC\n", "1:12", "transport: must be grpc, connect or auto, got 'GRPC'");
+
+    /* the reserved headers, any case, at the key */
+    expect_error("headers:\n  Connect-Timeout-Ms: '300'\n", "2:3",
+                 "headers.Connect-Timeout-Ms: 'Connect-Timeout-Ms' is reserved: envd takes it as "
+                 "the lifetime of a process it starts");
+    expect_error("headers:\n  X-A: a\n  keepalive-ping-interval: '0'\n", "3:3",
+                 "headers.keepalive-ping-interval: 'keepalive-ping-interval' is reserved: envd "
+                 "crashes on an interval of 0 or less; it is sent on streams from "
+                 "envd_config_set_keepalive_s");
+    expect_error("headers: {grpc-timeout: 1S}\n", "1:11",
+                 "headers.grpc-timeout: 'grpc-timeout' is set by the transport");
+    expect_error("headers: {Content-Type: text/plain}\n", "1:11",
+                 "headers.Content-Type: 'Content-Type' is set by the transport (HTTP framing)");
+    /* in the selected overlay, and in one not in use: found before it is */
+    expect_error("environment: x\nenvironments:\n  x:\n    headers: {KEEPALIVE-PING-INTERVAL: "
+                 "'0'}\n",
+                 "4:15", "headers.KEEPALIVE-PING-INTERVAL (environment 'x'): "
+                         "'KEEPALIVE-PING-INTERVAL' is reserved");
+    expect_error("environments:\n  prod:\n    headers: {Connect-Timeout-Ms: '1'}\n", "3:15",
+                 "headers.Connect-Timeout-Ms (environment 'prod'): 'Connect-Timeout-Ms' is "
+                 "reserved");
+    expect_error("environments:\n  prod: {workers: 5000}\n", "2:19",
+                 "workers (environment 'prod'): must be at most 1024");
+    expect_error("environments:\n  prod: {kubernetes: {timeout_ms: -2}}\n", "2:35",
+                 "kubernetes.timeout_ms (environment 'prod'): must be >= 0");
+    /* a header value is checked where the value is */
+    expect_error("headers:\n  X-A: \"a\\rb\"\n", "2:8",
+                 "headers.X-A: not a valid HTTP header value (CR, LF and other control "
+                 "characters are not allowed)");
+
+    /* what the setters accept, the file accepts: <= 0 means the default */
+    write_file("ok.yaml", "runtime_port: 0\n"
+                          "workers: -1\n"
+                          "fail_fast: true\n" /* without max_inflight: the default cap */
+                          "keepalive_s: 86400\n"
+                          "domain: '[::1]:49983'\n"
+                          "headers: {X-Connect-Timeout-Ms: ok}\n"
+                          "environments:\n"
+                          "  later: {domain: '${CF_TEST_UNSET}'}\n"); /* not expanded, not checked */
+    unsetenv("CF_TEST_UNSET");
+    envd_config *cfg = NULL;
+    envd_error *err = NULL;
+    envd_status st = envd_config_load_file(at("ok.yaml"), &cfg, NULL, &err);
+    assert_ok(st, err);
+    assert_int_equal(cfg->runtime_port, 49983);
+    assert_int_equal(cfg->workers, 0);
+    assert_int_equal(cfg->fail_fast, 1);
+    assert_int_equal(cfg->max_inflight, 4096);
+    assert_int_equal(cfg->keepalive_s, 86400);
+    assert_string_equal(cfg->domain, "[::1]:49983");
+    assert_string_equal(cfg->headers.names[0], "x-connect-timeout-ms");
+    envd_config_free(cfg);
+
+    /* fail_fast and max_inflight together, in either order in the file */
+    write_file("ok2.yaml", "fail_fast: yes\nmax_inflight: 9\n");
+    st = envd_config_load_file(at("ok2.yaml"), &cfg, NULL, &err);
+    assert_ok(st, err);
+    assert_int_equal(cfg->max_inflight, 9);
+    assert_int_equal(cfg->fail_fast, 1);
+    envd_config_free(cfg);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(every_option),
         cmocka_unit_test(environments),
         cmocka_unit_test(mistakes),
+        cmocka_unit_test(setters_decide),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
