@@ -10,6 +10,20 @@ static void runtime_destroy(envd_runtime *rt);
 
 const char *envd_version(void) { return ENVD_VERSION_STRING; }
 
+/* The number of gRPC workers to start, or 0 when cfg asks for more than
+ * the bound (the setter refuses those; a config filled some other way must
+ * not get past it: tens of thousands of threads end in an abort inside
+ * gRPC rather than an error). */
+static int worker_count(const envd_config *cfg)
+{
+    if (cfg->workers > ENVD_MAX_WORKERS)
+        return 0;
+    if (cfg->workers > 0)
+        return cfg->workers;
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n <= 0 ? 1 : n > ENVD_MAX_WORKERS ? ENVD_MAX_WORKERS : (int)n;
+}
+
 envd_status envd_runtime_new(const envd_config *cfg, envd_runtime **out)
 {
     if (!out)
@@ -22,21 +36,19 @@ envd_status envd_runtime_new(const envd_config *cfg, envd_runtime **out)
             return ENVD_E_NOMEM;
         cfg = defaults;
     }
-    int workers = cfg->workers;
-    if (workers <= 0) {
-        long n = sysconf(_SC_NPROCESSORS_ONLN);
-        workers = n > 0 ? (int)n : 1;
+    int workers = worker_count(cfg);
+    envd_runtime *rt = workers > 0 ? calloc(1, sizeof(*rt)) : NULL;
+    if (rt) {
+        rt->max_inflight = cfg->max_inflight;
+        rt->fail_fast = cfg->fail_fast;
     }
-    envd_runtime *rt = calloc(1, sizeof(*rt));
-    if (!rt) {
-        envd_config_free(defaults);
-        return ENVD_E_NOMEM;
-    }
-    rt->max_inflight = cfg->max_inflight;
-    rt->fail_fast = cfg->fail_fast;
     envd_config_free(defaults);
+    if (!rt)
+        return workers > 0 ? ENVD_E_NOMEM : ENVD_E_CONFIG;
     pthread_mutex_init(&rt->mu, NULL);
     pthread_cond_init(&rt->slot_cv, NULL);
+    /* Any thread that cannot start fails the whole runtime: what started
+     * is stopped and freed again below. */
     envd_status s = ENVD_OK;
     if (envd_timers_new(&rt->timers) != 0 || !(rt->choice = envd_transport_choice_new()))
         s = ENVD_E_NOMEM;

@@ -6,6 +6,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "config/config.h"
 #include "core/error.h"
 #include "core/future.h"
 #include "core/thread.h"
@@ -357,6 +358,35 @@ static void take_error_moves_it(void **state)
     envd_error_free(e);
 }
 
+/* Every thread the runtime starts may fail to start; each failure is a
+ * clean error with nothing left running or allocated (ASan checks). */
+static void runtime_new_fails_cleanly(void **state)
+{
+    (void)state;
+    envd_config *cfg = envd_config_new();
+    assert_int_equal(envd_config_set_workers(cfg, 3), ENVD_OK);
+    int n = 1;
+    for (;; n++) {
+        envd_runtime *rt = (envd_runtime *)cfg; /* must be cleared */
+        envd_thread_test_fail_start(n);
+        envd_status s = envd_runtime_new(cfg, &rt);
+        envd_thread_test_fail_start(0);
+        if (s == ENVD_OK) {
+            assert_int_equal(envd_runtime_free(rt), ENVD_OK);
+            break;
+        }
+        assert_int_equal(s, ENVD_E_NOMEM);
+        assert_null(rt);
+    }
+    assert_int_equal(n, 1 + 3 + 1 + 1); /* timer, 3 workers, curl I/O, then none fails */
+    /* more workers than the bound, however the config got them: refused */
+    cfg->workers = 100000;
+    envd_runtime *rt = NULL;
+    assert_int_equal(envd_runtime_new(cfg, &rt), ENVD_E_CONFIG);
+    assert_null(rt);
+    envd_config_free(cfg);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -369,6 +399,7 @@ int main(void)
         cmocka_unit_test(engine_threads_refuse_to_wait),
         cmocka_unit_test(waits_return_after_the_callback),
         cmocka_unit_test(take_error_moves_it),
+        cmocka_unit_test(runtime_new_fails_cleanly),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
