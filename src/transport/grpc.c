@@ -26,6 +26,11 @@
  *    Client stream: timeout_ms runs from close_send() to the response (the
  *    input phase may last as long as the caller likes); no idle timer.
  *  - release() drops the caller's reference only; it does not cancel.
+ *  - A status read off the wire is passed on as the server sent it; one core
+ *    made up itself (a connection that failed or dropped, an HTTP status
+ *    without grpc-status, bytes that broke HTTP/2) is named as a failure of
+ *    the one error model and takes its code from failure.c, so it matches
+ *    what Connect and /files report for the same event.
  *
  * Locking: each call has one mutex guarding its state and serialising every
  * grpc_call_start_batch on it. The engine mutex guards the channel cache
@@ -1003,22 +1008,42 @@ static const char *url_path_prefix(const char *base_url)
     return p ? p : "";
 }
 
-static envd_status grpc_start(envd_rpc_transport *t, const envd_rpc_request *req,
-                              const envd_rpc_callbacks *cb, envd_rpc **out)
-{
-    envd_grpc_engine *e = (envd_grpc_engine *)t;
-    if (out)
-        *out = NULL;
-    if (!e || !req || !cb || !out || !req->ep || !req->ep->authority || !req->method ||
-        !cb->on_done || !cb->on_message || req->method[0] != '/' ||
-        (req->kind != ENVD_RPC_UNARY && req->kind != ENVD_RPC_SERVER_STREAM &&
-         req->kind != ENVD_RPC_CLIENT_STREAM) ||
-        (req->n_headers && !req->headers))
-        return ENVD_E_USAGE;
+/* The request's metadata, on the stack for the usual handful of headers. */
+typedef struct md_list {
+    grpc_metadata stack[16];
+    grpc_metadata *md;
+    size_t n;
+} md_list;
 
+static envd_status md_list_build(const envd_rpc_request *req, md_list *ml)
+{
+    ml->n = 0;
+    ml->md = req->n_headers <= 16 ? ml->stack : calloc(req->n_headers, sizeof *ml->md);
+    return ml->md ? build_metadata(req, ml->md, &ml->n) : ENVD_E_NOMEM;
+}
+
+static void md_list_free(md_list *ml)
+{
+    if (!ml->md)
+        return;
+    for (size_t i = 0; i < ml->n; i++) {
+        grpc_slice_unref(ml->md[i].key);
+        grpc_slice_unref(ml->md[i].value);
+    }
+    if (ml->md != ml->stack)
+        free(ml->md);
+    ml->md = NULL;
+    ml->n = 0;
+}
+
+/* A new call object for req (two references: the caller's and the
+ * transport's), or NULL when memory runs out. */
+static envd_rpc *rpc_new(envd_grpc_engine *e, const envd_rpc_request *req,
+                         const envd_rpc_callbacks *cb)
+{
     envd_rpc *r = calloc(1, sizeof *r);
     if (!r)
-        return ENVD_E_NOMEM;
+        return NULL;
     r->e = e;
     r->kind = req->kind;
     r->cb = *cb;
@@ -1038,7 +1063,7 @@ static envd_status grpc_start(envd_rpc_transport *t, const envd_rpc_request *req
         free(r->target);
         free(r->method);
         free(r);
-        return ENVD_E_NOMEM;
+        return NULL;
     }
     memcpy(r->method, prefix, plen);
     memcpy(r->method + plen, req->method, mlen + 1);
@@ -1046,41 +1071,48 @@ static envd_status grpc_start(envd_rpc_transport *t, const envd_rpc_request *req
     grpc_metadata_array_init(&r->init_md);
     grpc_metadata_array_init(&r->trail_md);
     r->details = grpc_empty_slice();
+    return r;
+}
 
-    size_t n_md = 0;
-    grpc_metadata md_stack[16];
-    grpc_metadata *md = req->n_headers <= 16 ? md_stack : calloc(req->n_headers, sizeof *md);
-    envd_status st = md ? build_metadata(req, md, &n_md) : ENVD_E_NOMEM;
-    if (st != ENVD_OK)
-        goto fail_early;
+/* Frees a call no batch was ever started for. */
+static void rpc_discard(envd_rpc *r)
+{
+    if (r->req_bb)
+        grpc_byte_buffer_destroy(r->req_bb);
+    grpc_metadata_array_destroy(&r->init_md);
+    grpc_metadata_array_destroy(&r->trail_md);
+    grpc_slice_unref(r->details);
+    rpc_free(r);
+}
 
-    if (req->kind != ENVD_RPC_CLIENT_STREAM) {
-        r->req_bb = make_bb(req->body, req->body_len);
-        if (!r->req_bb) {
-            st = ENVD_E_NOMEM;
-            goto fail_early;
-        }
-    }
-
-    /* Register, pick a channel and a queue. */
+/* Picks the channel for ep and puts r on the live list (so engine_free
+ * waits for it). NULL with *st set when the engine is closing or the
+ * channel cannot be made. */
+static grpc_channel *rpc_register(envd_grpc_engine *e, envd_rpc *r, const envd_endpoint *ep,
+                                  envd_status *st)
+{
     pthread_mutex_lock(&e->mu);
     if (e->closing) {
         pthread_mutex_unlock(&e->mu);
-        st = ENVD_E_SHUTDOWN;
-        goto fail_early;
+        *st = ENVD_E_SHUTDOWN;
+        return NULL;
     }
-    grpc_channel *ch = get_channel(e, req->ep, &st);
-    if (!ch) {
-        pthread_mutex_unlock(&e->mu);
-        goto fail_early;
+    grpc_channel *ch = get_channel(e, ep, st);
+    if (ch) {
+        r->next = e->live;
+        if (e->live)
+            e->live->prev = r;
+        e->live = r;
+        e->n_live++;
     }
-    r->next = e->live;
-    if (e->live)
-        e->live->prev = r;
-    e->live = r;
-    e->n_live++;
     pthread_mutex_unlock(&e->mu);
+    return ch;
+}
 
+/* The core call on the next worker's queue. Only unary calls carry a gRPC
+ * deadline (see the file comment). */
+static grpc_call *rpc_create_call(envd_grpc_engine *e, envd_rpc *r, grpc_channel *ch)
+{
     unsigned qi = atomic_fetch_add(&e->next_cq, 1u) % (unsigned)e->n_workers;
     /* A refcounted copy, not a static slice over r->method: the HPACK
      * encoder keeps :path values (by reference) to index them, long after
@@ -1095,9 +1127,167 @@ static envd_status grpc_start(envd_rpc_transport *t, const envd_rpc_request *req
     grpc_call *call = grpc_channel_create_call(ch, NULL, GRPC_PROPAGATE_DEFAULTS, e->workers[qi].cq,
                                                method, NULL, deadline, NULL);
     grpc_slice_unref(method); /* the call holds its own reference */
+    return call;
+}
+
+static void recv_status_op(envd_rpc *r, grpc_op *op)
+{
+    op->op = GRPC_OP_RECV_STATUS_ON_CLIENT;
+    op->data.recv_status_on_client.trailing_metadata = &r->trail_md;
+    op->data.recv_status_on_client.status = &r->status;
+    op->data.recv_status_on_client.status_details = &r->details;
+    op->data.recv_status_on_client.error_string = &r->error_string;
+}
+
+/* With r->mu held, after the first batch was accepted: a batch core refuses
+ * now cannot fail for a reason the first one did not, so cancel; on_done
+ * still comes once the accepted batches drain. A refused status batch also
+ * stands in for the status that will never arrive. */
+static void follow_up_batch_locked(envd_rpc *r, grpc_op *ops, size_t n, gtag *tag, int is_status)
+{
+    if (grpc_call_start_batch(r->call, ops, n, tag, NULL) == GRPC_CALL_OK) {
+        r->pending++;
+        return;
+    }
+    if (is_status) {
+        r->status = GRPC_STATUS_INTERNAL;
+        r->status_done = 1;
+    }
+    cancel_locked(r, ENVD_E_TRANSPORT);
+}
+
+/* Unary and server stream: the request goes out whole with the headers. */
+static void send_request_ops(envd_rpc *r, grpc_op ops[4])
+{
+    ops[1].op = GRPC_OP_SEND_MESSAGE;
+    ops[1].data.send_message.send_message = r->req_bb;
+    ops[2].op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;
+    ops[3].op = GRPC_OP_RECV_INITIAL_METADATA;
+    ops[3].data.recv_initial_metadata.recv_initial_metadata = &r->init_md;
+}
+
+/* Unary: one batch of six ops. */
+static grpc_call_error start_unary_locked(envd_rpc *r, grpc_op ops[6])
+{
+    send_request_ops(r, ops);
+    ops[4].op = GRPC_OP_RECV_MESSAGE;
+    ops[4].data.recv_message.recv_message = &r->recv_bb;
+    recv_status_op(r, &ops[5]);
+    grpc_call_error ce = grpc_call_start_batch(r->call, ops, 6, &r->t_status, NULL);
+    if (ce == GRPC_CALL_OK)
+        r->pending++;
+    return ce;
+}
+
+/* Server stream: the send batch, then RECV_STATUS and the first
+ * RECV_MESSAGE (re-armed by on_recv). */
+static grpc_call_error start_server_stream_locked(envd_rpc *r, grpc_op ops[6])
+{
+    send_request_ops(r, ops);
+    grpc_call_error ce = grpc_call_start_batch(r->call, ops, 4, &r->t_start, NULL);
+    if (ce != GRPC_CALL_OK)
+        return ce;
+    r->pending++;
+    grpc_op sop, mop;
+    memset(&sop, 0, sizeof sop);
+    memset(&mop, 0, sizeof mop);
+    recv_status_op(r, &sop);
+    follow_up_batch_locked(r, &sop, 1, &r->t_status, 1);
+    mop.op = GRPC_OP_RECV_MESSAGE;
+    mop.data.recv_message.recv_message = &r->recv_bb;
+    follow_up_batch_locked(r, &mop, 1, &r->t_recv, 0);
+    return ce;
+}
+
+/* Client stream: the initial metadata, then one batch for response +
+ * status; messages follow through grpc_send. */
+static grpc_call_error start_client_stream_locked(envd_rpc *r, grpc_op ops[6])
+{
+    grpc_call_error ce = grpc_call_start_batch(r->call, ops, 1, &r->t_start, NULL);
+    if (ce != GRPC_CALL_OK)
+        return ce;
+    r->pending++;
+    grpc_op rops[3];
+    memset(rops, 0, sizeof rops);
+    rops[0].op = GRPC_OP_RECV_INITIAL_METADATA;
+    rops[0].data.recv_initial_metadata.recv_initial_metadata = &r->init_md;
+    rops[1].op = GRPC_OP_RECV_MESSAGE;
+    rops[1].data.recv_message.recv_message = &r->recv_bb;
+    recv_status_op(r, &rops[2]);
+    follow_up_batch_locked(r, rops, 3, &r->t_status, 1);
+    return ce;
+}
+
+/* Hands call to r and starts its batches. Once a batch is out the worker
+ * may finish the call at any moment. */
+static grpc_call_error start_batches(envd_rpc *r, grpc_call *call, const md_list *ml)
+{
+    /* Publish the finished object to the worker (see struct gtag). */
+    tag_init(&r->t_start, on_start, r);
+    tag_init(&r->t_recv, on_recv, r);
+    tag_init(&r->t_status, on_status, r);
+    tag_init(&r->t_send, on_sent, r);
+    grpc_op ops[6];
+    memset(ops, 0, sizeof ops);
+    ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
+    ops[0].data.send_initial_metadata.count = ml->n;
+    ops[0].data.send_initial_metadata.metadata = ml->n ? ml->md : NULL;
+    pthread_mutex_lock(&r->mu);
+    r->call = call;
+    grpc_call_error ce;
+    if (r->kind == ENVD_RPC_UNARY)
+        ce = start_unary_locked(r, ops);
+    else if (r->kind == ENVD_RPC_SERVER_STREAM)
+        ce = start_server_stream_locked(r, ops);
+    else
+        ce = start_client_stream_locked(r, ops);
+    if (ce == GRPC_CALL_OK && r->local != ENVD_OK)
+        grpc_call_cancel(call, NULL); /* cancelled (engine shutdown) while starting */
+    if (ce != GRPC_CALL_OK)
+        r->call = NULL;
+    pthread_mutex_unlock(&r->mu);
+    return ce;
+}
+
+static int start_args_ok(const envd_grpc_engine *e, const envd_rpc_request *req,
+                         const envd_rpc_callbacks *cb, envd_rpc **out)
+{
+    return e && req && cb && out && req->ep && req->ep->authority && req->method &&
+           cb->on_done && cb->on_message && req->method[0] == '/' &&
+           (req->kind == ENVD_RPC_UNARY || req->kind == ENVD_RPC_SERVER_STREAM ||
+            req->kind == ENVD_RPC_CLIENT_STREAM) &&
+           (req->n_headers == 0 || req->headers);
+}
+
+static envd_status grpc_start(envd_rpc_transport *t, const envd_rpc_request *req,
+                              const envd_rpc_callbacks *cb, envd_rpc **out)
+{
+    envd_grpc_engine *e = (envd_grpc_engine *)t;
+    if (out)
+        *out = NULL;
+    if (!start_args_ok(e, req, cb, out))
+        return ENVD_E_USAGE;
+    envd_rpc *r = rpc_new(e, req, cb);
+    if (!r)
+        return ENVD_E_NOMEM;
+
+    md_list ml;
+    envd_status st = md_list_build(req, &ml);
+    if (st == ENVD_OK && req->kind != ENVD_RPC_CLIENT_STREAM &&
+        !(r->req_bb = make_bb(req->body, req->body_len)))
+        st = ENVD_E_NOMEM;
+    grpc_channel *ch = st == ENVD_OK ? rpc_register(e, r, req->ep, &st) : NULL;
+    if (!ch) {
+        md_list_free(&ml);
+        rpc_discard(r);
+        return st;
+    }
+    grpc_call *call = rpc_create_call(e, r, ch);
     if (!call) {
-        st = envd_failure_status(ENVD_FAILURE_LOCAL, 0);
-        goto fail_registered;
+        md_list_free(&ml);
+        unlink_live(e, r);
+        rpc_discard(r);
+        return envd_failure_status(ENVD_FAILURE_LOCAL, 0);
     }
 
     /* Stream timers are armed before any batch runs: once a batch is out,
@@ -1108,142 +1298,23 @@ static envd_status grpc_start(envd_rpc_transport *t, const envd_rpc_request *req
         else if (r->idle_ms > 0)
             r->idle_timer = envd_timer_start(e->timers, r->idle_ms, on_idle_timeout, r);
     }
-
     *out = r;
-    /* Publish the finished object to the worker (see struct gtag). */
-    tag_init(&r->t_start, on_start, r);
-    tag_init(&r->t_recv, on_recv, r);
-    tag_init(&r->t_status, on_status, r);
-    tag_init(&r->t_send, on_sent, r);
-    grpc_op ops[6];
-    grpc_call_error ce = GRPC_CALL_OK;
-    pthread_mutex_lock(&r->mu);
-    r->call = call;
-    memset(ops, 0, sizeof ops);
-    ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
-    ops[0].data.send_initial_metadata.count = n_md;
-    ops[0].data.send_initial_metadata.metadata = n_md ? md : NULL;
-    if (r->kind == ENVD_RPC_UNARY) {
-        ops[1].op = GRPC_OP_SEND_MESSAGE;
-        ops[1].data.send_message.send_message = r->req_bb;
-        ops[2].op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;
-        ops[3].op = GRPC_OP_RECV_INITIAL_METADATA;
-        ops[3].data.recv_initial_metadata.recv_initial_metadata = &r->init_md;
-        ops[4].op = GRPC_OP_RECV_MESSAGE;
-        ops[4].data.recv_message.recv_message = &r->recv_bb;
-        ops[5].op = GRPC_OP_RECV_STATUS_ON_CLIENT;
-        ops[5].data.recv_status_on_client.trailing_metadata = &r->trail_md;
-        ops[5].data.recv_status_on_client.status = &r->status;
-        ops[5].data.recv_status_on_client.status_details = &r->details;
-        ops[5].data.recv_status_on_client.error_string = &r->error_string;
-        ce = grpc_call_start_batch(call, ops, 6, &r->t_status, NULL);
-        if (ce == GRPC_CALL_OK)
-            r->pending++;
-    } else if (r->kind == ENVD_RPC_SERVER_STREAM) {
-        ops[1].op = GRPC_OP_SEND_MESSAGE;
-        ops[1].data.send_message.send_message = r->req_bb;
-        ops[2].op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;
-        ops[3].op = GRPC_OP_RECV_INITIAL_METADATA;
-        ops[3].data.recv_initial_metadata.recv_initial_metadata = &r->init_md;
-        ce = grpc_call_start_batch(call, ops, 4, &r->t_start, NULL);
-        if (ce == GRPC_CALL_OK) {
-            r->pending++;
-            grpc_op sop, mop;
-            memset(&sop, 0, sizeof sop);
-            memset(&mop, 0, sizeof mop);
-            sop.op = GRPC_OP_RECV_STATUS_ON_CLIENT;
-            sop.data.recv_status_on_client.trailing_metadata = &r->trail_md;
-            sop.data.recv_status_on_client.status = &r->status;
-            sop.data.recv_status_on_client.status_details = &r->details;
-            sop.data.recv_status_on_client.error_string = &r->error_string;
-            /* Core accepts these once the first batch is in; they cannot
-             * fail for a reason the first one did not. If they do, cancel:
-             * on_done still comes once the accepted batches drain. */
-            if (grpc_call_start_batch(call, &sop, 1, &r->t_status, NULL) == GRPC_CALL_OK)
-                r->pending++;
-            else {
-                r->status = GRPC_STATUS_INTERNAL;
-                r->status_done = 1;
-                cancel_locked(r, ENVD_E_TRANSPORT);
-            }
-            mop.op = GRPC_OP_RECV_MESSAGE;
-            mop.data.recv_message.recv_message = &r->recv_bb;
-            if (grpc_call_start_batch(call, &mop, 1, &r->t_recv, NULL) == GRPC_CALL_OK)
-                r->pending++;
-            else
-                cancel_locked(r, ENVD_E_TRANSPORT);
-        }
-    } else { /* client stream */
-        ce = grpc_call_start_batch(call, ops, 1, &r->t_start, NULL);
-        if (ce == GRPC_CALL_OK) {
-            r->pending++;
-            grpc_op rops[3];
-            memset(rops, 0, sizeof rops);
-            rops[0].op = GRPC_OP_RECV_INITIAL_METADATA;
-            rops[0].data.recv_initial_metadata.recv_initial_metadata = &r->init_md;
-            rops[1].op = GRPC_OP_RECV_MESSAGE;
-            rops[1].data.recv_message.recv_message = &r->recv_bb;
-            rops[2].op = GRPC_OP_RECV_STATUS_ON_CLIENT;
-            rops[2].data.recv_status_on_client.trailing_metadata = &r->trail_md;
-            rops[2].data.recv_status_on_client.status = &r->status;
-            rops[2].data.recv_status_on_client.status_details = &r->details;
-            rops[2].data.recv_status_on_client.error_string = &r->error_string;
-            if (grpc_call_start_batch(call, rops, 3, &r->t_status, NULL) == GRPC_CALL_OK)
-                r->pending++;
-            else {
-                r->status = GRPC_STATUS_INTERNAL;
-                r->status_done = 1;
-                cancel_locked(r, ENVD_E_TRANSPORT);
-            }
-        }
-    }
-    if (ce == GRPC_CALL_OK && r->local != ENVD_OK)
-        grpc_call_cancel(call, NULL); /* cancelled (engine shutdown) while starting */
-    if (ce != GRPC_CALL_OK)
-        r->call = NULL;
-    pthread_mutex_unlock(&r->mu);
+    grpc_call_error ce = start_batches(r, call, &ml);
+    md_list_free(&ml);
+    if (ce == GRPC_CALL_OK)
+        return ENVD_OK;
 
-    for (size_t i = 0; i < n_md; i++) {
-        grpc_slice_unref(md[i].key);
-        grpc_slice_unref(md[i].value);
-    }
-    if (md != md_stack)
-        free(md);
-
-    if (ce != GRPC_CALL_OK) {
-        /* No batch is out: nothing will ever complete for this call. */
-        *out = NULL;
-        if (r->first_timer)
-            envd_timer_cancel(r->first_timer);
-        if (r->idle_timer)
-            envd_timer_cancel(r->idle_timer);
-        grpc_call_unref(call);
-        unlink_live(e, r);
-        st = ce == GRPC_CALL_ERROR_INVALID_METADATA ? ENVD_E_CONFIG
-                                                    : envd_failure_status(ENVD_FAILURE_LOCAL, 0);
-        goto fail_final;
-    }
-    return ENVD_OK;
-
-fail_registered:
+    /* No batch is out: nothing will ever complete for this call. */
+    *out = NULL;
+    if (r->first_timer)
+        envd_timer_cancel(r->first_timer);
+    if (r->idle_timer)
+        envd_timer_cancel(r->idle_timer);
+    grpc_call_unref(call);
     unlink_live(e, r);
-fail_early:
-    if (md) {
-        for (size_t i = 0; i < n_md; i++) {
-            grpc_slice_unref(md[i].key);
-            grpc_slice_unref(md[i].value);
-        }
-        if (md != md_stack)
-            free(md);
-    }
-fail_final:
-    if (r->req_bb)
-        grpc_byte_buffer_destroy(r->req_bb);
-    grpc_metadata_array_destroy(&r->init_md);
-    grpc_metadata_array_destroy(&r->trail_md);
-    grpc_slice_unref(r->details);
-    rpc_free(r);
-    return st;
+    rpc_discard(r);
+    return ce == GRPC_CALL_ERROR_INVALID_METADATA ? ENVD_E_CONFIG
+                                                  : envd_failure_status(ENVD_FAILURE_LOCAL, 0);
 }
 
 static envd_status grpc_send(envd_rpc *r, const uint8_t *msg, size_t len)
