@@ -145,7 +145,7 @@ int main(int argc, char **argv)
     if (k8s_name) {
         /* NewFromK8s: the sandbox ID and token come from the Sandbox object */
         const envd_k8s_options *ko = file ? envd_config_file_k8s_options(file) : NULL;
-        st = envd_client_from_k8s_opts(rt, k8s_ns, k8s_name, cfg, ko, &c, &err);
+        st = envd_client_from_k8s(rt, k8s_ns, k8s_name, cfg, ko, &c, &err);
         if (st != ENVD_OK) {
             rc = fail("k8s lookup", st, err);
             goto out;

@@ -30,8 +30,8 @@
  * until they expire), and impersonation (as, as-groups, as-uid). An
  * auth-provider entry is rejected with an error naming it.
  *
- * Environment variables are read when a resolution runs (for the async
- * forms: on the resolver thread); do not change them concurrently.
+ * Environment variables are read when a lookup starts (on the calling
+ * thread, the async forms too); do not change them concurrently.
  */
 #ifndef ENVD_ENVD_K8S_H
 #define ENVD_ENVD_K8S_H
@@ -84,71 +84,70 @@ ENVD_API envd_status envd_k8s_options_set_require_running(envd_k8s_options *o, i
 
 /* -------------------------------------------------------- sandbox lookup */
 
-/* What one Sandbox object says, as read from the API server. */
-typedef struct envd_k8s_sandbox envd_k8s_sandbox;
+/* What one Sandbox object says, as read from the API server: a plain
+ * read-only struct, freed with envd_k8s_sandbox_free. */
+typedef struct envd_k8s_sandbox {
+    const char *namespace_; /* (namespace_: `namespace` is a C++ keyword) */
+    const char *name;
+    /* The ID the gateway routes by: label agents.kruise.io/sandbox-id when
+     * set, else "<namespace>--<name>". */
+    const char *id;
+    /* Annotation agents.kruise.io/runtime-access-token, else the legacy
+     * e2b.agents.kruise.io/envd-access-token; NULL when neither is set. */
+    const char *token;
+    const char *phase;  /* status.phase ("Running", "Pending", ...), "" when absent */
+    const char *ready;  /* the Ready condition's status: "True", "False", "Unknown", "" */
+    const char *pod_ip; /* status.podInfo.podIP, "" when absent */
+    /* 1 if the gateway would route to it (see set_require_running), else 0. */
+    int running;
+} envd_k8s_sandbox;
 
 /* Reads the Sandbox <ns>/<name> (ns NULL or "": the context's namespace,
  * else "default"). o may be NULL (defaults). Does not check that it runs.
- * Errors: ENVD_E_CONFIG / ENVD_E_IO (kubeconfig), ENVD_E_TRANSPORT
- * (connection or TLS), ENVD_UNAUTHENTICATED (401), ENVD_PERMISSION_DENIED
+ * Blocks for up to the options' timeout; needs no runtime (it makes a
+ * short-lived I/O thread of its own). Errors: ENVD_E_CONFIG / ENVD_E_IO
+ * (kubeconfig), ENVD_E_TRANSPORT (connection or TLS),
+ * ENVD_DEADLINE_EXCEEDED, ENVD_UNAUTHENTICATED (401), ENVD_PERMISSION_DENIED
  * (403), ENVD_NOT_FOUND (404), others by HTTP status. Caller frees *out
  * with envd_k8s_sandbox_free and *err with envd_error_free. */
 ENVD_API envd_status envd_k8s_sandbox_get(const envd_k8s_options *o, const char *ns,
                                           const char *name, envd_k8s_sandbox **out,
                                           envd_error **err);
-/* The strings below are valid as long as s. */
-ENVD_API const char *envd_k8s_sandbox_namespace(const envd_k8s_sandbox *s);
-ENVD_API const char *envd_k8s_sandbox_name(const envd_k8s_sandbox *s);
-/* The ID the gateway routes by: label agents.kruise.io/sandbox-id when
- * set, else "<namespace>--<name>". */
-ENVD_API const char *envd_k8s_sandbox_id(const envd_k8s_sandbox *s);
-/* Annotation agents.kruise.io/runtime-access-token, else the legacy
- * e2b.agents.kruise.io/envd-access-token; NULL when neither is set. */
-ENVD_API const char *envd_k8s_sandbox_token(const envd_k8s_sandbox *s);
-/* status.phase ("Running", "Pending", ...), "" when absent. */
-ENVD_API const char *envd_k8s_sandbox_phase(const envd_k8s_sandbox *s);
-/* The Ready condition's status: "True", "False", "Unknown", or "" when
- * absent. */
-ENVD_API const char *envd_k8s_sandbox_ready(const envd_k8s_sandbox *s);
-/* status.podInfo.podIP, "" when absent. */
-ENVD_API const char *envd_k8s_sandbox_pod_ip(const envd_k8s_sandbox *s);
-/* 1 if the gateway would route to it (see set_require_running), else 0. */
-ENVD_API int envd_k8s_sandbox_is_running(const envd_k8s_sandbox *s);
 ENVD_API void envd_k8s_sandbox_free(envd_k8s_sandbox *s);
 
 /* ------------------------------------------------------- client from k8s */
 
-/* NewFromK8s: reads the Sandbox <ns>/<name> with the default options and
- * returns a client for its sandbox ID (envd_k8s_sandbox_id). cfg may be
- * NULL (defaults); it is copied, and the token from the annotation, when
- * there is one, replaces its runtime token (as in the Go client). Errors
- * are those of envd_k8s_sandbox_get plus ENVD_FAILED_PRECONDITION for a
- * sandbox that is not running; messages start "failed to create k8s
- * client:" or "failed to get sandbox <ns>/<name>:" as the Go client's do.
- * Blocks for up to the options' timeout. Caller frees *out with
- * envd_client_free (before the runtime) and *err with envd_error_free. */
+/* NewFromK8s: reads the Sandbox <ns>/<name> with the options k8s (NULL:
+ * defaults; copied) and returns a client for its sandbox ID
+ * (envd_k8s_sandbox.id). cfg may be NULL (defaults); it is copied, and the
+ * token from the annotation, when there is one, replaces its runtime token
+ * (as in the Go client). Errors are those of envd_k8s_sandbox_get plus
+ * ENVD_FAILED_PRECONDITION for a sandbox that is not running and
+ * ENVD_INVALID_ARGUMENT for a name that is not a Kubernetes name; messages
+ * start "failed to create k8s client:" or "failed to get sandbox
+ * <ns>/<name>:" as the Go client's do. Blocks for up to the options'
+ * timeout. Caller frees *out with envd_client_free (before the runtime) and
+ * *err with envd_error_free. */
 ENVD_API envd_status envd_client_from_k8s(envd_runtime *rt, const char *ns, const char *name,
-                                          const envd_config *cfg, envd_client **out,
-                                          envd_error **err);
-/* The same with options (k8s NULL: defaults; copied). */
-ENVD_API envd_status envd_client_from_k8s_opts(envd_runtime *rt, const char *ns, const char *name,
-                                               const envd_config *cfg, const envd_k8s_options *k8s,
-                                               envd_client **out, envd_error **err);
+                                          const envd_config *cfg, const envd_k8s_options *k8s,
+                                          envd_client **out, envd_error **err);
 
-/* Asynchronous forms, for resolving many sandboxes at once: the lookups run
- * on a small shared pool of resolver threads (at most 16 at a time; the
- * rest queue), each keeping its connection to the API server across
- * lookups. The future completes on a resolver thread; take the client with
- * envd_future_take_client. Cancelling aborts the request (ENVD_CANCELED).
- * Free or wait for these futures before freeing the runtime. Returns an
- * error (and no future) only for bad arguments or out of memory. Caller
- * frees *out with envd_future_free. */
+/* The same as a future, for resolving many sandboxes at once. The lookups
+ * run on the runtime: the kubeconfig is read by this call, the HTTPS
+ * request goes to the runtime's curl I/O thread (connections to the API
+ * server are kept and reused across lookups), and an exec credential
+ * plugin runs on the runtime's one Kubernetes worker thread (started on
+ * first use; plugins run one at a time and their credentials are cached
+ * until they expire). The future completes on one of those threads; take
+ * the client with envd_future_take_client. Cancelling it, or freeing the
+ * runtime, ends the lookup (a running plugin is killed) and completes it
+ * ENVD_CANCELED. A kubeconfig problem fails the future. Returns an error
+ * (and no future) only for bad arguments (NULL rt, name or out, a name
+ * that is not a Kubernetes name) or out of memory. Caller frees *out with
+ * envd_future_free. */
 ENVD_API envd_status envd_client_from_k8s_async(envd_runtime *rt, const char *ns, const char *name,
-                                                const envd_config *cfg, envd_future **out);
-ENVD_API envd_status envd_client_from_k8s_opts_async(envd_runtime *rt, const char *ns,
-                                                     const char *name, const envd_config *cfg,
-                                                     const envd_k8s_options *k8s,
-                                                     envd_future **out);
+                                                const envd_config *cfg,
+                                                const envd_k8s_options *k8s, envd_future **out);
 /* Moves the client out of a completed from_k8s (or config-file client)
  * future; NULL if it failed, is pending, or was taken. Caller frees it with
  * envd_client_free. */
@@ -247,7 +246,7 @@ ENVD_API const char *envd_sandbox_entry_runtime_token(const envd_sandbox_entry *
 /* A client for the sandbox named `name` in f (NULL: the first entry; a
  * client without sandbox ID when the file lists none), with the file's
  * options: an `id` entry directly, a `k8s` entry through
- * envd_client_from_k8s_opts with the file's kubernetes options. Caller
+ * envd_client_from_k8s with the file's kubernetes options. Caller
  * frees *out with envd_client_free and *err with envd_error_free. */
 ENVD_API envd_status envd_config_file_client(envd_runtime *rt, const envd_config_file *f,
                                              const char *name, envd_client **out, envd_error **err);

@@ -29,13 +29,15 @@ enum {
     ENVD_FK_TRANSFER,   /* /files stream reads: bytes moved */
     ENVD_FK_WATCH,      /* envd_fs_watch_dir_async: an envd_watch */
     ENVD_FK_WATCHER_ID, /* envd_fs_watcher_create_async: a string */
-    ENVD_FK_EVENT_LIST  /* envd_fs_watcher_events_async */
+    ENVD_FK_EVENT_LIST, /* envd_fs_watcher_events_async */
+    ENVD_FK_K8S_SANDBOX /* envd_k8s_sandbox_get: an envd_k8s_sandbox */
 };
 
 struct envd_runtime {
     envd_timers *timers;
     envd_grpc_engine *grpc;
     envd_curl_engine *curl;
+    struct envd_k8s_worker *k8s; /* exec plugins; made on first use (k8s/worker.h) */
     pthread_mutex_t mu;
     pthread_cond_t slot_cv;
     int inflight;

@@ -1,5 +1,6 @@
 /* The runtime: timer thread, gRPC workers, curl I/O thread, in-flight cap. */
 #include "api/internal.h"
+#include "k8s/worker.h"
 #include "core/thread.h"
 
 #include <stdlib.h>
@@ -70,9 +71,12 @@ static void runtime_destroy(envd_runtime *rt)
     rt->closing = 1;
     pthread_cond_broadcast(&rt->slot_cv);
     pthread_mutex_unlock(&rt->mu);
-    /* Engines cancel what is in flight; every future completes. */
+    /* Engines cancel what is in flight; every future completes. The
+     * Kubernetes worker stops first: its jobs hand requests to curl. */
+    envd_k8s_worker_stop(rt->k8s);
     if (rt->curl)
         envd_curl_engine_free(rt->curl);
+    envd_k8s_worker_free(rt->k8s);
     if (rt->grpc)
         envd_grpc_engine_free(rt->grpc);
     if (rt->timers)

@@ -3,6 +3,7 @@
  * row each, one section per area. A blocking form is added here and nowhere
  * else; its _async starter lives with its area. */
 #include "api/sync.h"
+#include "envd/envd_k8s.h"
 #include "core/thread.h"
 
 #include <stdarg.h>
@@ -113,3 +114,9 @@ ENVD_SYNC_NONE(envd_fs_watcher_remove, (c, id, &f_), envd_client *c, const char 
 /* ---- /files transfers (files.c) ------------------------------------------- */
 
 /* ---- clients from Kubernetes (k8s) ---------------------------------------- */
+
+ENVD_SYNC_TAKE(envd_client_from_k8s, envd_client *, ENVD_FK_CLIENT, (rt, ns, name, cfg, k8s, &f_),
+               envd_runtime *rt, const char *ns, const char *name, const envd_config *cfg,
+               const envd_k8s_options *k8s)
+ENVD_SYNC_TAKE(envd_config_file_client, envd_client *, ENVD_FK_CLIENT, (rt, file, name, &f_),
+               envd_runtime *rt, const envd_config_file *file, const char *name)

@@ -2,6 +2,7 @@
  * directly, a `k8s` entry through the Sandbox lookup. Lives in the k8s
  * layer because it calls down into both config and k8s. */
 #include "api/internal.h"
+#include "api/sync.h"
 #include "config/config_file.h"
 
 #include <stdlib.h>
@@ -36,35 +37,6 @@ static envd_config *entry_config(const envd_config_file *f, const envd_sandbox_e
     return c;
 }
 
-envd_status envd_config_file_client(envd_runtime *rt, const envd_config_file *f, const char *name,
-                                    envd_client **out, envd_error **err)
-{
-    if (err)
-        *err = NULL;
-    if (!rt || !f || !out)
-        return ENVD_E_USAGE;
-    *out = NULL;
-    envd_error *e = NULL;
-    int none;
-    const envd_sandbox_entry *en = pick(f, name, &none, &e);
-    envd_status st = ENVD_NOT_FOUND;
-    if (en || none) {
-        envd_config *c = entry_config(f, en);
-        if (!c)
-            st = ENVD_E_NOMEM;
-        else if (en && en->k8s_name)
-            st = envd_client_from_k8s_opts(rt, en->k8s_ns, en->k8s_name, c, f->k8s, out, &e);
-        else
-            st = envd_client_new(rt, en ? en->id : NULL, c, out, &e);
-        envd_config_free(c);
-    }
-    if (err)
-        *err = e;
-    else
-        envd_error_free(e);
-    return st;
-}
-
 static void client_free_fn(void *p)
 {
     envd_client_free(p);
@@ -73,9 +45,13 @@ static void client_free_fn(void *p)
 envd_status envd_config_file_client_async(envd_runtime *rt, const envd_config_file *f,
                                           const char *name, envd_future **out)
 {
-    if (!rt || !f || !out)
-        return ENVD_E_USAGE;
+    if (!out)
+        return envd_start_error(ENVD_E_USAGE, "out is NULL");
     *out = NULL;
+    if (!rt)
+        return envd_start_error(ENVD_E_USAGE, "runtime is NULL");
+    if (!f)
+        return envd_start_error(ENVD_E_USAGE, "file is NULL");
     envd_error *e = NULL;
     int none;
     const envd_sandbox_entry *en = pick(f, name, &none, &e);
@@ -84,7 +60,7 @@ envd_status envd_config_file_client_async(envd_runtime *rt, const envd_config_fi
         return ENVD_E_NOMEM;
     envd_status st;
     if (en && en->k8s_name) {
-        st = envd_client_from_k8s_opts_async(rt, en->k8s_ns, en->k8s_name, c, f->k8s, out);
+        st = envd_client_from_k8s_async(rt, en->k8s_ns, en->k8s_name, c, f->k8s, out);
     } else {
         /* Nothing to look up: a future that is already complete. */
         envd_future *fut = envd_future_create(ENVD_FK_CLIENT);

@@ -1,5 +1,6 @@
 /* Exec credential plugins: spawn, collect, parse, cache. */
 #include "k8s/exec_plugin.h"
+#include "k8s/worker.h"
 #include "core/error.h"
 #include "core/timer.h"
 
@@ -163,7 +164,6 @@ typedef struct cache_entry {
 } cache_entry;
 
 static pthread_mutex_t cache_mu = PTHREAD_MUTEX_INITIALIZER;
-static pthread_mutex_t run_mu = PTHREAD_MUTEX_INITIALIZER; /* one plugin run at a time */
 static cache_entry *cache;
 
 /* Everything that makes two plugin configurations the same. */
@@ -349,153 +349,174 @@ static envd_error *plugin_error(envd_status code, const envd_k8s_conn *c, const 
                           x->install_hint ? x->install_hint : "");
 }
 
-static envd_status run_plugin(const envd_k8s_conn *c, int64_t timeout_ms, atomic_int *cancel,
-                              envd_k8s_cred *out, envd_error **err)
+/* The spawned plugin and what it printed. */
+typedef struct plugin_run {
+    pid_t pid;
+    int out_fd, err_fd; /* read ends */
+    outbuf out, err;
+    int status; /* waitpid's */
+} plugin_run;
+
+/* Starts x->command with stdin from /dev/null and both outputs piped.
+ * ENVD_OK, or an error in *err (nothing left running). */
+static envd_status spawn_plugin(const envd_k8s_conn *c, char **argv, char **env, plugin_run *r,
+                                envd_error **err)
 {
     const envd_k8s_exec *x = c->exec;
-    envd_status st = ENVD_OK;
     int po[2] = {-1, -1}, pe[2] = {-1, -1};
-    char *info_json = exec_info(c), *info = NULL;
-    char **env = NULL, **argv = NULL;
-    outbuf ob = {NULL, 0, 0, MAX_STDOUT, 0}, eb = {NULL, 0, 0, MAX_STDERR, 0};
     posix_spawn_file_actions_t fa;
-    int fa_ok = 0;
-    pid_t pid = -1;
-    if (!info_json || asprintf(&info, "KUBERNETES_EXEC_INFO=%s", info_json) < 0) {
-        info = NULL;
-        st = ENVD_E_NOMEM;
-        goto out;
-    }
-    env = build_env(x, info);
-    argv = calloc(x->n_args + 2, sizeof(char *));
-    if (!env || !argv) {
-        st = ENVD_E_NOMEM;
-        goto out;
-    }
-    argv[0] = x->command;
-    for (size_t i = 0; i < x->n_args; i++)
-        argv[i + 1] = x->args[i];
     if (pipe2(po, O_CLOEXEC) != 0 || pipe2(pe, O_CLOEXEC) != 0 ||
         posix_spawn_file_actions_init(&fa) != 0) {
         *err =
             envd_error_new(ENVD_E_IO, ENVD_TRANSPORT_NONE, 0, "exec plugin: %s", strerror(errno));
-        st = ENVD_E_IO;
-        goto out;
+        for (int i = 0; i < 2; i++) {
+            if (po[i] >= 0)
+                close(po[i]);
+            if (pe[i] >= 0)
+                close(pe[i]);
+        }
+        return ENVD_E_IO;
     }
-    fa_ok = 1;
     posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
     posix_spawn_file_actions_adddup2(&fa, po[1], 1);
     posix_spawn_file_actions_adddup2(&fa, pe[1], 2);
-    int rc = posix_spawnp(&pid, x->command, &fa, NULL, argv, env);
+    int rc = posix_spawnp(&r->pid, x->command, &fa, NULL, argv, env);
+    posix_spawn_file_actions_destroy(&fa);
     close(po[1]);
     close(pe[1]);
-    po[1] = pe[1] = -1;
-    if (rc != 0) {
-        char what[256];
-        snprintf(what, sizeof(what), "could not be started: %s%s", strerror(rc),
-                 rc == ENOENT && !strchr(x->command, '/') ? " (not found in PATH)" : "");
-        *err = plugin_error(ENVD_E_CONFIG, c, what, NULL);
-        st = ENVD_E_CONFIG;
-        pid = -1;
-        goto out;
-    }
+    r->out_fd = po[0];
+    r->err_fd = pe[0];
+    if (rc == 0)
+        return ENVD_OK;
+    close(po[0]);
+    close(pe[0]);
+    r->out_fd = r->err_fd = -1;
+    r->pid = -1;
+    char what[256];
+    snprintf(what, sizeof(what), "could not be started: %s%s", strerror(rc),
+             rc == ENOENT && !strchr(x->command, '/') ? " (not found in PATH)" : "");
+    *err = plugin_error(ENVD_E_CONFIG, c, what, NULL);
+    return ENVD_E_CONFIG;
+}
+
+/* Reads both outputs until they close. Wakes on the worker's descriptor
+ * too: a canceled lookup or a stopping runtime ends the wait at once.
+ * Returns ENVD_OK, ENVD_CANCELED, ENVD_DEADLINE_EXCEEDED, ENVD_E_IO or
+ * ENVD_E_NOMEM; the caller kills the plugin on anything but OK. */
+static envd_status collect(plugin_run *r, int64_t timeout_ms, const envd_k8s_stop *stop)
+{
     int64_t deadline = timeout_ms > 0 ? envd_now_ms() + timeout_ms : 0;
-    struct pollfd pf[2] = {{po[0], POLLIN, 0}, {pe[0], POLLIN, 0}};
+    struct pollfd pf[3] = {{r->out_fd, POLLIN, 0}, {r->err_fd, POLLIN, 0}, {-1, POLLIN, 0}};
+    if (stop && stop->worker)
+        pf[2].fd = envd_k8s_worker_wake_fd(stop->worker);
     int open_fds = 2;
     while (open_fds > 0) {
-        if (cancel && atomic_load(cancel)) {
-            st = ENVD_CANCELED;
-            break;
-        }
-        int wait = 100;
+        if (stop && ((stop->cancel && atomic_load(stop->cancel)) ||
+                     (stop->worker && envd_k8s_worker_stopping(stop->worker))))
+            return ENVD_CANCELED;
+        int wait = -1;
         if (deadline) {
             int64_t left = deadline - envd_now_ms();
-            if (left <= 0) {
-                st = ENVD_DEADLINE_EXCEEDED;
-                break;
-            }
-            if (left < wait)
-                wait = (int)left;
+            if (left <= 0)
+                return ENVD_DEADLINE_EXCEEDED;
+            wait = left > INT32_MAX ? INT32_MAX : (int)left;
         }
-        int r = poll(pf, 2, wait);
-        if (r < 0 && errno != EINTR) {
-            st = ENVD_E_IO;
-            break;
-        }
-        for (int i = 0; r > 0 && i < 2; i++) {
+        int n = poll(pf, 3, wait);
+        if (n < 0 && errno != EINTR)
+            return ENVD_E_IO;
+        if (n > 0 && pf[2].revents)
+            envd_k8s_worker_drain(stop->worker);
+        for (int i = 0; n > 0 && i < 2; i++) {
             if (pf[i].fd < 0 || !pf[i].revents)
                 continue;
             char buf[4096];
-            ssize_t n = read(pf[i].fd, buf, sizeof(buf));
-            if (n > 0) {
-                if (outbuf_add(i == 0 ? &ob : &eb, buf, (size_t)n) != 0) {
-                    st = ENVD_E_NOMEM;
-                    break;
-                }
-            } else if (n == 0 || (errno != EINTR && errno != EAGAIN)) {
+            ssize_t got = read(pf[i].fd, buf, sizeof(buf));
+            if (got > 0) {
+                if (outbuf_add(i == 0 ? &r->out : &r->err, buf, (size_t)got) != 0)
+                    return ENVD_E_NOMEM;
+            } else if (got == 0 || (errno != EINTR && errno != EAGAIN)) {
                 pf[i].fd = -1;
                 open_fds--;
             }
         }
-        if (st != ENVD_OK)
-            break;
     }
-    if (st != ENVD_OK)
-        kill(pid, SIGKILL);
-    int ws = 0;
-    while (waitpid(pid, &ws, 0) < 0 && errno == EINTR)
-        ;
-    pid = -1;
-    tidy_stderr(&eb);
+    return ENVD_OK;
+}
+
+/* What the plugin's exit and output amount to. */
+static envd_status judge(const envd_k8s_conn *c, plugin_run *r, envd_status st,
+                         int64_t timeout_ms, envd_k8s_cred *out, envd_error **err)
+{
+    char what[512];
+    tidy_stderr(&r->err);
     if (st == ENVD_CANCELED) {
         *err = envd_error_new(ENVD_CANCELED, ENVD_TRANSPORT_NONE, 0, "canceled");
-        goto out;
+        return st;
     }
     if (st == ENVD_DEADLINE_EXCEEDED) {
-        char what[96];
         snprintf(what, sizeof(what), "did not finish within %lld ms", (long long)timeout_ms);
-        *err = plugin_error(ENVD_DEADLINE_EXCEEDED, c, what, &eb);
-        goto out;
+        *err = plugin_error(ENVD_DEADLINE_EXCEEDED, c, what, &r->err);
+        return st;
     }
     if (st != ENVD_OK)
-        goto out;
+        return st;
+    int ws = r->status;
     if (WIFEXITED(ws) && WEXITSTATUS(ws) != 0) {
-        char what[64];
         snprintf(what, sizeof(what), "failed with exit status %d", WEXITSTATUS(ws));
-        *err = plugin_error(ENVD_E_CONFIG, c, what, &eb);
-        st = ENVD_E_CONFIG;
-        goto out;
+        *err = plugin_error(ENVD_E_CONFIG, c, what, &r->err);
+        return ENVD_E_CONFIG;
     }
     if (WIFSIGNALED(ws)) {
-        char what[64];
         snprintf(what, sizeof(what), "was killed by signal %d", WTERMSIG(ws));
-        *err = plugin_error(ENVD_E_CONFIG, c, what, &eb);
-        st = ENVD_E_CONFIG;
-        goto out;
+        *err = plugin_error(ENVD_E_CONFIG, c, what, &r->err);
+        return ENVD_E_CONFIG;
     }
     char *problem = NULL;
-    st = envd_k8s_parse_exec_credential(ob.data ? ob.data : "", ob.len, x->api_version, out,
-                                        &problem);
+    st = envd_k8s_parse_exec_credential(r->out.data ? r->out.data : "", r->out.len,
+                                        c->exec->api_version, out, &problem);
     if (st != ENVD_OK) {
-        char what[512];
         snprintf(what, sizeof(what), "gave no usable credential: %s",
                  problem ? problem : "out of memory");
-        *err = plugin_error(ENVD_E_CONFIG, c, what, &eb);
+        *err = plugin_error(ENVD_E_CONFIG, c, what, &r->err);
         free(problem);
     }
-out:
-    if (fa_ok)
-        posix_spawn_file_actions_destroy(&fa);
-    for (int i = 0; i < 2; i++) {
-        if (po[i] >= 0)
-            close(po[i]);
-        if (pe[i] >= 0)
-            close(pe[i]);
+    return st;
+}
+
+static envd_status run_plugin(const envd_k8s_conn *c, int64_t timeout_ms,
+                              const envd_k8s_stop *stop, envd_k8s_cred *out, envd_error **err)
+{
+    const envd_k8s_exec *x = c->exec;
+    plugin_run r = {-1, -1, -1, {NULL, 0, 0, MAX_STDOUT, 0}, {NULL, 0, 0, MAX_STDERR, 0}, 0};
+    char *info_json = exec_info(c), *info = NULL;
+    char **env = NULL, **argv = NULL;
+    envd_status st = ENVD_E_NOMEM;
+    if (info_json && asprintf(&info, "KUBERNETES_EXEC_INFO=%s", info_json) < 0)
+        info = NULL;
+    if (info) {
+        env = build_env(x, info);
+        argv = calloc(x->n_args + 2, sizeof(char *));
     }
-    if (ob.data)
-        OPENSSL_cleanse(ob.data, ob.len);
-    free(ob.data);
-    free(eb.data);
+    if (env && argv) {
+        argv[0] = x->command;
+        for (size_t i = 0; i < x->n_args; i++)
+            argv[i + 1] = x->args[i];
+        st = spawn_plugin(c, argv, env, &r, err);
+    }
+    if (st == ENVD_OK) {
+        st = collect(&r, timeout_ms, stop);
+        if (st != ENVD_OK)
+            kill(r.pid, SIGKILL); /* hung, or nobody waits for it any more */
+        while (waitpid(r.pid, &r.status, 0) < 0 && errno == EINTR)
+            ;
+        close(r.out_fd);
+        close(r.err_fd);
+        st = judge(c, &r, st, timeout_ms, out, err);
+    }
+    if (r.out.data)
+        OPENSSL_cleanse(r.out.data, r.out.len);
+    free(r.out.data);
+    free(r.err.data);
     free(argv);
     free(env);
     free(info);
@@ -504,7 +525,8 @@ out:
 }
 
 envd_status envd_k8s_exec_credential(const envd_k8s_conn *c, int fresh, int64_t timeout_ms,
-                                     atomic_int *cancel, envd_k8s_cred *out, envd_error **err)
+                                     const envd_k8s_stop *stop, envd_k8s_cred *out,
+                                     envd_error **err)
 {
     memset(out, 0, sizeof(*out));
     char *key = cache_key(c);
@@ -514,19 +536,12 @@ envd_status envd_k8s_exec_credential(const envd_k8s_conn *c, int fresh, int64_t 
         free(key);
         return ENVD_OK;
     }
-    /* One run at a time: the resolutions that queued behind it find its
-     * result in the cache. */
-    pthread_mutex_lock(&run_mu);
-    if (!fresh && cache_get(key, out)) {
-        pthread_mutex_unlock(&run_mu);
-        free(key);
-        return ENVD_OK;
-    }
-    envd_status st = run_plugin(c, timeout_ms, cancel, out, err);
+    /* Each runtime runs its plugins on its one worker, one at a time, so the
+     * lookups queued behind a run find its result in the cache. */
+    envd_status st = run_plugin(c, timeout_ms, stop, out, err);
     if (st == ENVD_OK)
         cache_put(key, out);
     else
         free(key);
-    pthread_mutex_unlock(&run_mu);
     return st;
 }

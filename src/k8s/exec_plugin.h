@@ -16,13 +16,26 @@ typedef struct envd_k8s_cred {
     int64_t expires;         /* Unix seconds; 0 = no expiry given */
 } envd_k8s_cred;
 
-/* Credentials from c->exec. fresh: ignore the cache (after a 401).
- * timeout_ms bounds the plugin's run (0: none); cancel, when not NULL and
- * set, kills it. Errors: ENVD_E_CONFIG (plugin missing, failed, bad
- * output; the message carries its stderr and installHint), ENVD_CANCELED,
- * ENVD_DEADLINE_EXCEEDED. Caller clears *out with envd_k8s_cred_clear. */
+struct envd_k8s_worker;
+
+/* What ends a plugin run early: the lookup's cancel flag, and the worker
+ * it runs on (stopping, or woken to look at the flag). Either may be
+ * NULL. */
+typedef struct envd_k8s_stop {
+    atomic_int *cancel;
+    struct envd_k8s_worker *worker;
+} envd_k8s_stop;
+
+/* Credentials from c->exec; blocks for the plugin's run, so it runs on the
+ * runtime's Kubernetes worker. fresh: ignore the cache (after a 401).
+ * timeout_ms bounds the run (0: none); the plugin is killed when that
+ * passes or stop says so. Errors: ENVD_E_CONFIG (plugin missing, failed,
+ * bad output; the message carries its stderr and installHint),
+ * ENVD_CANCELED, ENVD_DEADLINE_EXCEEDED. Caller clears *out with
+ * envd_k8s_cred_clear. */
 envd_status envd_k8s_exec_credential(const envd_k8s_conn *c, int fresh, int64_t timeout_ms,
-                                     atomic_int *cancel, envd_k8s_cred *out, envd_error **err);
+                                     const envd_k8s_stop *stop, envd_k8s_cred *out,
+                                     envd_error **err);
 void envd_k8s_cred_clear(envd_k8s_cred *cr);
 
 /* Parses an ExecCredential document (exposed for tests). */

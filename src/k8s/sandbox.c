@@ -1,28 +1,13 @@
-/* GET /apis/agents.kruise.io/v1alpha1/namespaces/<ns>/sandboxes/<name>:
- * TLS and credentials from the resolved kubeconfig, errors a user can act
- * on, and the Sandbox object's fields. */
+/* The Sandbox object: its fields, whether the gateway would route to it,
+ * and the errors a user can act on for the answers that are not it. */
 #include "core/error.h"
-#include "k8s/exec_plugin.h"
 #include "k8s/k8s.h"
 
 #include <ctype.h>
 #include <jansson.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#define MAX_BODY (8u << 20)
-
-static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
-static void curl_init_once(void)
-{
-    curl_global_init(CURL_GLOBAL_DEFAULT);
-}
-void envd_k8s_curl_init(void)
-{
-    pthread_once(&curl_once, curl_init_once);
-}
 
 /* ------------------------------------------------------------- parsing */
 
@@ -31,10 +16,11 @@ static char *dup_or(const char *s, const char *dflt)
     return strdup(s ? s : dflt);
 }
 
-void envd_k8s_sandbox_free(envd_k8s_sandbox *s)
+void envd_k8s_sandbox_free(envd_k8s_sandbox *pub)
 {
-    if (!s)
+    if (!pub)
         return;
+    envd_k8s_sb *s = (envd_k8s_sb *)pub;
     free(s->ns);
     free(s->name);
     free(s->id);
@@ -55,8 +41,21 @@ static const char *str_at(json_t *obj, const char *key)
     return s && *s ? s : NULL;
 }
 
-envd_k8s_sandbox *envd_k8s_sandbox_parse(const char *ns, const char *name, const char *text,
-                                         size_t len, char **problem)
+static int is_running(const envd_k8s_sb *s)
+{
+    return !s->deleting && !s->paused && !s->pool && strcmp(s->phase, "Running") == 0 &&
+           strcmp(s->ready, "True") == 0;
+}
+
+/* The public view of the owned strings. */
+static void publish(envd_k8s_sb *s)
+{
+    s->pub = (envd_k8s_sandbox){s->ns,    s->name,   s->id,         s->token,
+                                s->phase, s->ready, s->pod_ip, is_running(s)};
+}
+
+envd_k8s_sb *envd_k8s_sandbox_parse(const char *ns, const char *name, const char *text,
+                                    size_t len, char **problem)
 {
     *problem = NULL;
     json_error_t je;
@@ -68,7 +67,7 @@ envd_k8s_sandbox *envd_k8s_sandbox_parse(const char *ns, const char *name, const
         json_decref(root);
         return NULL;
     }
-    envd_k8s_sandbox *s = calloc(1, sizeof(*s));
+    envd_k8s_sb *s = calloc(1, sizeof(*s));
     if (!s) {
         json_decref(root);
         return NULL;
@@ -120,21 +119,16 @@ envd_k8s_sandbox *envd_k8s_sandbox_parse(const char *ns, const char *name, const
     }
     json_decref(root);
     if (bad) {
-        envd_k8s_sandbox_free(s);
+        envd_k8s_sandbox_free(&s->pub);
         return NULL;
     }
+    publish(s);
     return s;
 }
 
-int envd_k8s_sandbox_is_running(const envd_k8s_sandbox *s)
+envd_error *envd_k8s_not_running_error(const envd_k8s_sb *s)
 {
-    return s && !s->deleting && !s->paused && !s->pool && strcmp(s->phase, "Running") == 0 &&
-           strcmp(s->ready, "True") == 0;
-}
-
-envd_error *envd_k8s_not_running_error(const envd_k8s_sandbox *s)
-{
-    if (envd_k8s_sandbox_is_running(s))
+    if (is_running(s))
         return NULL;
     char extra[512] = "";
     size_t n = 0;
@@ -158,252 +152,19 @@ envd_error *envd_k8s_not_running_error(const envd_k8s_sandbox *s)
         s->ready_message ? s->ready_message : "", s->ready_reason ? ")" : "", extra);
 }
 
-/* ---------------------------------------------------------------- HTTP */
-
-typedef struct body_buf {
-    char *data;
-    size_t len, cap;
-} body_buf;
-
-static size_t on_body(char *p, size_t sz, size_t nm, void *ud)
-{
-    body_buf *b = ud;
-    size_t n = sz * nm;
-    if (b->len + n > MAX_BODY)
-        return 0;
-    if (b->len + n + 1 > b->cap) {
-        size_t nc = b->cap ? b->cap : 4096;
-        while (nc < b->len + n + 1)
-            nc *= 2;
-        char *nd = realloc(b->data, nc);
-        if (!nd)
-            return 0;
-        b->data = nd;
-        b->cap = nc;
-    }
-    memcpy(b->data + b->len, p, n);
-    b->len += n;
-    b->data[b->len] = 0;
-    return n;
-}
-
-static int on_progress(void *ud, curl_off_t a, curl_off_t b, curl_off_t c, curl_off_t d)
-{
-    atomic_int *cancel = ud;
-    return cancel && atomic_load(cancel) ? 1 : 0;
-}
-
-static int is_tls_error(CURLcode rc)
-{
-    switch (rc) {
-    case CURLE_PEER_FAILED_VERIFICATION:
-    case CURLE_SSL_CONNECT_ERROR:
-    case CURLE_SSL_CERTPROBLEM:
-    case CURLE_SSL_CIPHER:
-    case CURLE_SSL_CACERT_BADFILE:
-    case CURLE_SSL_ISSUER_ERROR:
-    case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
-    case CURLE_SSL_CRL_BADFILE:
-    case CURLE_SSL_ENGINE_INITFAILED:
-    case CURLE_SSL_INVALIDCERTSTATUS:
-    case CURLE_SSL_CLIENTCERT: return 1;
-    default: return 0;
-    }
-}
-
-/* What we authenticated with, for 401 messages. */
-static const char *auth_kind(const envd_k8s_conn *c, const envd_k8s_cred *cr)
-{
-    if (cr && cr->token)
-        return "a token from its exec plugin";
-    if (cr && cr->cert.data)
-        return "a client certificate from its exec plugin";
-    if (c->token)
-        return "a bearer token";
-    if (c->username)
-        return "username/password";
-    if (c->cert.data)
-        return "a client certificate";
-    return "no credentials";
-}
-
-/* Points the URL's host at tls-server-name and connects to the real host,
- * so that SNI and certificate verification use that name. */
-static envd_status apply_server_name(CURL *h, const char *url, const char *tls_name,
-                                     struct curl_slist **connect_to)
-{
-    CURLU *u = curl_url();
-    char *host = NULL, *port = NULL, *out = NULL;
-    envd_status st = ENVD_E_CONFIG;
-    if (u && curl_url_set(u, CURLUPART_URL, url, 0) == CURLUE_OK &&
-        curl_url_get(u, CURLUPART_HOST, &host, 0) == CURLUE_OK &&
-        curl_url_get(u, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT) == CURLUE_OK &&
-        curl_url_set(u, CURLUPART_HOST, tls_name, 0) == CURLUE_OK &&
-        curl_url_get(u, CURLUPART_URL, &out, 0) == CURLUE_OK) {
-        char line[512];
-        snprintf(line, sizeof(line), "%s:%s:%s:%s", tls_name, port, host, port);
-        struct curl_slist *l = curl_slist_append(NULL, line);
-        if (l) {
-            *connect_to = l;
-            curl_easy_setopt(h, CURLOPT_CONNECT_TO, l);
-            curl_easy_setopt(h, CURLOPT_URL, out);
-            st = ENVD_OK;
-        } else {
-            st = ENVD_E_NOMEM;
-        }
-    }
-    curl_free(host);
-    curl_free(port);
-    curl_free(out);
-    curl_url_cleanup(u);
-    return st;
-}
-
-static struct curl_slist *add_header(struct curl_slist *l, int *bad, const char *fmt_, ...)
-#if defined(__GNUC__)
-    __attribute__((format(printf, 3, 4)))
-#endif
-    ;
-static struct curl_slist *add_header(struct curl_slist *l, int *bad, const char *fmt_, ...)
-{
-    char line[4096];
-    va_list ap;
-    va_start(ap, fmt_);
-    int n = vsnprintf(line, sizeof(line), fmt_, ap);
-    va_end(ap);
-    if (n < 0 || (size_t)n >= sizeof(line) || strpbrk(line, "\r\n")) {
-        *bad = 1;
-        return l;
-    }
-    struct curl_slist *nl = curl_slist_append(l, line);
-    if (!nl)
-        *bad = 1;
-    return nl ? nl : l;
-}
-
-static envd_status http_get(CURL *h, const envd_k8s_conn *c, const envd_k8s_cred *cr,
-                            const char *url, int64_t timeout_ms, atomic_int *cancel, long *status,
-                            body_buf *body, envd_error **err)
-{
-    char errbuf[CURL_ERROR_SIZE] = "";
-    struct curl_slist *hdrs = NULL, *connect_to = NULL;
-    int bad = 0;
-    curl_easy_reset(h);
-    curl_easy_setopt(h, CURLOPT_URL, url);
-    if (c->tls_server_name && apply_server_name(h, url, c->tls_server_name, &connect_to)) {
-        *err = envd_error_new(ENVD_E_CONFIG, ENVD_TRANSPORT_NONE, 0,
-                              "cannot use tls-server-name '%s' with server %s", c->tls_server_name,
-                              c->server);
-        return ENVD_E_CONFIG;
-    }
-    curl_easy_setopt(h, CURLOPT_HTTPGET, 1L);
-    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
-    curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(h, CURLOPT_ACCEPT_ENCODING, "");
-    curl_easy_setopt(h, CURLOPT_USERAGENT, "libenvd/" ENVD_VERSION_STRING);
-    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(h, CURLOPT_WRITEDATA, body);
-    curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
-    curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, on_progress);
-    curl_easy_setopt(h, CURLOPT_XFERINFODATA, cancel);
-    if (timeout_ms > 0) {
-        curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, (long)timeout_ms);
-        curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS,
-                         (long)(timeout_ms < 10000 ? timeout_ms : 10000));
-    }
-    if (c->proxy_url)
-        curl_easy_setopt(h, CURLOPT_PROXY, c->proxy_url);
-    if (c->insecure) {
-        curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 0L);
-        curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 0L);
-    } else if (c->ca.data) {
-        /* Only the kubeconfig's CA, as client-go: not the system store too. */
-        struct curl_blob ca = {c->ca.data, c->ca.len, CURL_BLOB_COPY};
-        curl_easy_setopt(h, CURLOPT_CAINFO, NULL);
-        curl_easy_setopt(h, CURLOPT_CAPATH, NULL);
-        curl_easy_setopt(h, CURLOPT_CAINFO_BLOB, &ca);
-    }
-    const envd_k8s_blob *cert = cr && cr->cert.data ? &cr->cert : &c->cert;
-    const envd_k8s_blob *key = cr && cr->cert.data ? &cr->key : &c->key;
-    if (cert->data && key->data) {
-        struct curl_blob cb = {cert->data, cert->len, CURL_BLOB_COPY};
-        struct curl_blob kb = {key->data, key->len, CURL_BLOB_COPY};
-        curl_easy_setopt(h, CURLOPT_SSLCERT_BLOB, &cb);
-        curl_easy_setopt(h, CURLOPT_SSLCERTTYPE, "PEM");
-        curl_easy_setopt(h, CURLOPT_SSLKEY_BLOB, &kb);
-        curl_easy_setopt(h, CURLOPT_SSLKEYTYPE, "PEM");
-    }
-    hdrs = add_header(hdrs, &bad, "Accept: application/json");
-    const char *token = cr && cr->token ? cr->token : c->token;
-    if (token)
-        hdrs = add_header(hdrs, &bad, "Authorization: Bearer %s", token);
-    else if (c->username) {
-        curl_easy_setopt(h, CURLOPT_HTTPAUTH, (long)CURLAUTH_BASIC);
-        curl_easy_setopt(h, CURLOPT_USERNAME, c->username);
-        curl_easy_setopt(h, CURLOPT_PASSWORD, c->password ? c->password : "");
-    }
-    if (c->as_user)
-        hdrs = add_header(hdrs, &bad, "Impersonate-User: %s", c->as_user);
-    if (c->as_uid)
-        hdrs = add_header(hdrs, &bad, "Impersonate-Uid: %s", c->as_uid);
-    for (size_t i = 0; i < c->n_as_groups; i++)
-        hdrs = add_header(hdrs, &bad, "Impersonate-Group: %s", c->as_groups[i]);
-    for (size_t i = 0; i < c->n_as_extra; i++)
-        hdrs = add_header(hdrs, &bad, "%s", c->as_extra[i]);
-    if (bad) {
-        curl_slist_free_all(hdrs);
-        curl_slist_free_all(connect_to);
-        *err =
-            envd_error_new(ENVD_E_CONFIG, ENVD_TRANSPORT_NONE, 0,
-                           "the credentials of %s cannot be sent in an HTTP header", c->user_desc);
-        return ENVD_E_CONFIG;
-    }
-    curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
-    CURLcode rc = curl_easy_perform(h);
-    curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, status);
-    /* The handle may be reused: it must not point at these any more. */
-    curl_easy_setopt(h, CURLOPT_HTTPHEADER, NULL);
-    curl_easy_setopt(h, CURLOPT_CONNECT_TO, NULL);
-    curl_easy_setopt(h, CURLOPT_ERRORBUFFER, NULL);
-    curl_slist_free_all(hdrs);
-    curl_slist_free_all(connect_to);
-    if (rc == CURLE_OK)
-        return ENVD_OK;
-    const char *why = errbuf[0] ? errbuf : curl_easy_strerror(rc);
-    if (rc == CURLE_ABORTED_BY_CALLBACK) {
-        *err = envd_error_new(ENVD_CANCELED, ENVD_TRANSPORT_HTTP, 0, "canceled");
-        return ENVD_CANCELED;
-    }
-    if (rc == CURLE_OPERATION_TIMEDOUT) {
-        *err = envd_error_new(ENVD_DEADLINE_EXCEEDED, ENVD_TRANSPORT_HTTP, 0,
-                              "the Kubernetes API server at %s did not answer within %lld ms (%s)",
-                              c->server, (long long)timeout_ms, why);
-        return ENVD_DEADLINE_EXCEEDED;
-    }
-    if (is_tls_error(rc)) {
-        *err = envd_error_new(ENVD_E_TRANSPORT, ENVD_TRANSPORT_HTTP, 0,
-                              "TLS with the Kubernetes API server at %s failed: %s (trusting %s%s)",
-                              c->server, why, c->ca_desc ? "the CA in " : "the system store",
-                              c->ca_desc ? c->ca_desc : "");
-        return ENVD_E_TRANSPORT;
-    }
-    *err = envd_error_new(ENVD_E_TRANSPORT, ENVD_TRANSPORT_HTTP, 0,
-                          "cannot reach the Kubernetes API server at %s: %s", c->server, why);
-    return ENVD_E_TRANSPORT;
-}
+/* ------------------------------------------------------- error answers */
 
 /* An API error answer: a metav1.Status when the server made it. */
-static envd_error *status_error(const envd_k8s_conn *c, const envd_k8s_cred *cr, long code,
-                                const body_buf *b, const char *ns, const char *name)
+envd_error *envd_k8s_status_error(const envd_k8s_conn *c, const char *cred_kind, long code,
+                                  const char *body, size_t len, const char *ns, const char *name)
 {
-    json_t *st = b->data ? json_loadb(b->data, b->len, 0, NULL) : NULL;
+    json_t *st = body ? json_loadb(body, len, 0, NULL) : NULL;
     const char *kind = str_at(st, "kind");
     int is_status = kind && strcmp(kind, "Status") == 0;
     const char *msg = is_status ? str_at(st, "message") : NULL;
     char raw[256] = "";
-    if (!msg && b->data) {
-        snprintf(raw, sizeof(raw), "%.200s", b->data);
+    if (!msg && body) {
+        snprintf(raw, sizeof(raw), "%.200s", body);
         for (char *p = raw; *p; p++)
             if (*p == '\n' || *p == '\r')
                 *p = ' ';
@@ -417,7 +178,7 @@ static envd_error *status_error(const envd_k8s_conn *c, const envd_k8s_cred *cr,
         e = envd_error_new(ENVD_UNAUTHENTICATED, ENVD_TRANSPORT_HTTP, http,
                            "401 Unauthorized: the Kubernetes API server at %s rejected %s of %s "
                            "(%s): %s",
-                           c->server, auth_kind(c, cr), c->user_desc, c->origin, msg);
+                           c->server, cred_kind, c->user_desc, c->origin, msg);
     } else if (code == 403) {
         e = envd_error_new(ENVD_PERMISSION_DENIED, ENVD_TRANSPORT_HTTP, http,
                            "403 Forbidden: %s; %s (%s) needs the RBAC verb \"get\" on resource "
@@ -444,7 +205,7 @@ static envd_error *status_error(const envd_k8s_conn *c, const envd_k8s_cred *cr,
 }
 
 /* DNS-1123: a label for namespaces, a subdomain for names. */
-static int valid_k8s_name(const char *s, int label)
+int envd_k8s_valid_name(const char *s, int label)
 {
     size_t n = strlen(s);
     if (n == 0 || n > (label ? 63u : 253u))
@@ -456,108 +217,4 @@ static int valid_k8s_name(const char *s, int label)
             return 0;
     }
     return isalnum((unsigned char)s[0]) && isalnum((unsigned char)s[n - 1]);
-}
-
-static envd_error *wrap_get(envd_error *e, const char *ns, const char *name)
-{
-    char prefix[600];
-    snprintf(prefix, sizeof(prefix), "failed to get sandbox %s/%s", ns, name);
-    return envd_error_wrap(e, prefix);
-}
-
-envd_status envd_k8s_lookup(const envd_k8s_options *o, const char *ns, const char *name, CURL *easy,
-                            atomic_int *cancel, envd_k8s_sandbox **out, envd_error **err)
-{
-    *out = NULL;
-    envd_error *e = NULL;
-    if (!name || !valid_k8s_name(name, 0) || (ns && *ns && !valid_k8s_name(ns, 1))) {
-        *err = envd_error_new(ENVD_INVALID_ARGUMENT, ENVD_TRANSPORT_NONE, 0,
-                              "invalid sandbox %s '%s': Kubernetes names are lower-case letters, "
-                              "digits, '-' (and '.' in names)",
-                              !name || !valid_k8s_name(name, 0) ? "name" : "namespace",
-                              !name || !valid_k8s_name(name, 0) ? (name ? name : "") : ns);
-        return ENVD_INVALID_ARGUMENT;
-    }
-    envd_k8s_conn *c = NULL;
-    envd_status st = envd_k8s_conn_load(o, &c, &e);
-    if (st != ENVD_OK) {
-        *err = envd_error_wrap(
-            e ? e : envd_error_new(st, ENVD_TRANSPORT_NONE, 0, "%s", envd_strerror(st)),
-            "failed to create k8s client");
-        return st;
-    }
-    if (!ns || !*ns) {
-        ns = c->ns;
-        if (!valid_k8s_name(ns, 1)) {
-            *err = envd_error_new(ENVD_E_CONFIG, ENVD_TRANSPORT_NONE, 0,
-                                  "failed to create k8s client: %s: the namespace '%s' is not a "
-                                  "valid Kubernetes name",
-                                  c->origin, ns);
-            envd_k8s_conn_free(c);
-            return ENVD_E_CONFIG;
-        }
-    }
-    int64_t timeout = o ? o->timeout_ms : 30000;
-    envd_k8s_curl_init();
-    CURL *h = easy ? easy : curl_easy_init();
-    char *url = NULL;
-    body_buf body = {NULL, 0, 0};
-    envd_k8s_cred cred;
-    memset(&cred, 0, sizeof(cred));
-    long code = 0;
-    if (!h || asprintf(&url, "%s/apis/agents.kruise.io/v1alpha1/namespaces/%s/sandboxes/%s",
-                       c->server, ns, name) < 0) {
-        url = NULL;
-        st = ENVD_E_NOMEM;
-        goto out;
-    }
-    /* Static credentials win over the plugin, as in client-go. */
-    int use_exec = c->exec && !c->token && !c->username;
-    for (int attempt = 0; attempt < 2; attempt++) {
-        if (use_exec) {
-            envd_k8s_cred_clear(&cred);
-            st = envd_k8s_exec_credential(c, attempt > 0, timeout, cancel, &cred, &e);
-            if (st != ENVD_OK) {
-                e = envd_error_wrap(e, "failed to create k8s client");
-                goto out;
-            }
-        }
-        body.len = 0;
-        st = http_get(h, c, use_exec ? &cred : NULL, url, timeout, cancel, &code, &body, &e);
-        if (st != ENVD_OK) {
-            e = wrap_get(e, ns, name);
-            goto out;
-        }
-        /* A 401 with a cached plugin credential: run the plugin again once. */
-        if (!(code == 401 && use_exec))
-            break;
-    }
-    if (code != 200) {
-        e = wrap_get(status_error(c, use_exec ? &cred : NULL, code, &body, ns, name), ns, name);
-        st = envd_error_code(e);
-        goto out;
-    }
-    char *problem = NULL;
-    *out = envd_k8s_sandbox_parse(ns, name, body.data ? body.data : "", body.len, &problem);
-    if (!*out) {
-        st = problem ? ENVD_E_PROTOCOL : ENVD_E_NOMEM;
-        e = wrap_get(envd_error_new(st, ENVD_TRANSPORT_HTTP, 200, "%s from %s",
-                                    problem ? problem : "out of memory", c->server),
-                     ns, name);
-        free(problem);
-    }
-out:
-    if (st != ENVD_OK && !e)
-        e = wrap_get(envd_error_new(st, ENVD_TRANSPORT_NONE, 0, "%s", envd_strerror(st)), ns, name);
-    if (st != ENVD_OK)
-        *err = e;
-    else
-        envd_error_free(e);
-    envd_k8s_cred_clear(&cred);
-    free(url);
-    free(body.data);
-    if (h && h != easy)
-        curl_easy_cleanup(h);
-    envd_k8s_conn_free(c);
-    return st;
 }

@@ -481,6 +481,8 @@ envd_status envd_http_start(envd_curl_engine *e, const envd_http_request *req,
     h->x.timeout_ms = req->timeout_ms;
     h->x.idle_timeout_ms = req->idle_timeout_ms;
     h->x.idle_before_first = 1; /* uploads stall before any response too */
+    if (req->tune && (st = req->tune(req->tune_ud, easy)) != ENVD_OK)
+        goto fail;
     if ((st = envd_curl_engine_submit(e, &h->x)) != ENVD_OK)
         goto fail;
     *out = h;

@@ -151,6 +151,13 @@ typedef struct envd_http_request {
     const envd_endpoint *ep;
     const char *method;          /* "GET" or "POST" */
     const char *path;            /* "/files?path=...&username=..." already encoded */
+    /* Options beyond the endpoint's, for a caller with its own TLS and
+     * credentials (the Kubernetes lookup: an in-memory CA, a client
+     * certificate, a proxy, basic auth): called once on the starting
+     * thread with the transfer's CURL * after the library's options, before
+     * the transfer is submitted. Non-OK fails the start. NULL = none. */
+    envd_status (*tune)(void *ud, void *easy);
+    void *tune_ud;
     const envd_kv *headers;
     size_t n_headers;
     /* POST body, one of: parts (multipart/form-data), or a single raw body

@@ -76,7 +76,7 @@ static void resolve_then_run(void **state)
     setenv("KUBECONFIG", fx->kubeconfig, 1);
     envd_client *c = NULL;
     envd_error *err = NULL;
-    envd_status st = envd_client_from_k8s(fx->rt, "e2e", "runner", fx->cfg, &c, &err);
+    envd_status st = envd_client_from_k8s(fx->rt, "e2e", "runner", fx->cfg, NULL, &c, &err);
     unsetenv("KUBECONFIG");
     assert_envd_ok(st, err);
     run_echo(c, "resolved-through-k8s");
@@ -99,7 +99,7 @@ static void async_then_run(void **state)
     envd_k8s_options *o = envd_k8s_options_new();
     envd_k8s_options_set_kubeconfig(o, fx->kubeconfig);
     envd_future *f = NULL;
-    assert_int_equal(envd_client_from_k8s_opts_async(fx->rt, "e2e", "runner", fx->cfg, o, &f),
+    assert_int_equal(envd_client_from_k8s_async(fx->rt, "e2e", "runner", fx->cfg, o, &f),
                      ENVD_OK);
     envd_k8s_options_free(o);
     assert_int_equal(envd_future_wait(f, 15000), ENVD_OK);

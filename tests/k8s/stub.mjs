@@ -17,7 +17,7 @@
 // test that crashed (the stub gets SIGTERM when its parent dies) leaves
 // nothing behind.
 // Prints "listening <port>" on stdout once it accepts connections.
-import https from "node:https";
+import http2 from "node:http2";
 import { readFileSync, rmSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -126,16 +126,22 @@ function handle(req, res) {
   const obj = sandbox(ns, name);
   if (!obj) return status(res, 404, "NotFound", `sandboxes.agents.kruise.io "${name}" not found`, details);
   const send = () => {
-    if (res.destroyed) return;
-    res.writeHead(200, { "Content-Type": "application/json" });
-    res.end(JSON.stringify(obj));
+    // the client may have gone (a canceled lookup): nothing to answer
+    if (res.destroyed || res.closed || (res.stream && res.stream.destroyed)) return;
+    try {
+      res.writeHead(200, { "Content-Type": "application/json" });
+      res.end(JSON.stringify(obj));
+    } catch {}
   };
   if (ns === fx.slowNamespace) setTimeout(send, 5000).unref();
   else send();
 }
 
-const server = https.createServer(
+// HTTP/2 where the client offers it (as the API server does), HTTP/1.1
+// otherwise.
+const server = http2.createSecureServer(
   {
+    allowHTTP1: true,
     key: readFileSync(join(opts.certs, "server.key")),
     cert: readFileSync(join(opts.certs, "server.crt")),
     ca: readFileSync(join(opts.certs, "ca.crt")),

@@ -375,24 +375,24 @@ static void sandbox_parser(void **state)
                      "\"status\":{\"phase\":\"Running\",\"podInfo\":{\"podIP\":\"10.1.2.3\"},"
                      "\"conditions\":[{\"type\":\"PodScheduled\",\"status\":\"True\"},"
                      "{\"type\":\"Ready\",\"status\":\"True\"}]}}";
-    envd_k8s_sandbox *s = envd_k8s_sandbox_parse("ns", "n", js, strlen(js), &problem);
+    envd_k8s_sb *s = envd_k8s_sandbox_parse("ns", "n", js, strlen(js), &problem);
     assert_non_null(s);
-    assert_string_equal(envd_k8s_sandbox_id(s), "short");
-    assert_string_equal(envd_k8s_sandbox_token(s), "legacy");
-    assert_string_equal(envd_k8s_sandbox_pod_ip(s), "10.1.2.3");
-    assert_true(envd_k8s_sandbox_is_running(s));
+    assert_string_equal(s->pub.id, "short");
+    assert_string_equal(s->pub.token, "legacy");
+    assert_string_equal(s->pub.pod_ip, "10.1.2.3");
+    assert_true(s->pub.running);
     assert_null(envd_k8s_not_running_error(s));
-    envd_k8s_sandbox_free(s);
+    envd_k8s_sandbox_free(&s->pub);
 
     /* both annotations: the current one wins; no label: ns--name */
     js = "{\"metadata\":{\"annotations\":{\"e2b.agents.kruise.io/envd-access-token\":\"old\","
          "\"agents.kruise.io/runtime-access-token\":\"new\"},\"deletionTimestamp\":\"2026-01-01T"
          "00:00:00Z\"},\"spec\":{\"paused\":true},\"status\":{}}";
     s = envd_k8s_sandbox_parse("ns", "n", js, strlen(js), &problem);
-    assert_string_equal(envd_k8s_sandbox_id(s), "ns--n");
-    assert_string_equal(envd_k8s_sandbox_token(s), "new");
-    assert_string_equal(envd_k8s_sandbox_phase(s), "");
-    assert_false(envd_k8s_sandbox_is_running(s));
+    assert_string_equal(s->pub.id, "ns--n");
+    assert_string_equal(s->pub.token, "new");
+    assert_string_equal(s->pub.phase, "");
+    assert_false(s->pub.running);
     envd_error *e = envd_k8s_not_running_error(s);
     assert_int_equal(envd_error_code(e), ENVD_FAILED_PRECONDITION);
     const char *m = envd_error_message(e);
@@ -401,7 +401,7 @@ static void sandbox_parser(void **state)
     assert_non_null(strstr(m, "being deleted"));
     assert_non_null(strstr(m, "spec.paused"));
     envd_error_free(e);
-    envd_k8s_sandbox_free(s);
+    envd_k8s_sandbox_free(&s->pub);
 
     assert_null(envd_k8s_sandbox_parse("ns", "n", "[1]", 3, &problem));
     assert_non_null(problem);

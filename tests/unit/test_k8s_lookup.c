@@ -20,7 +20,13 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 static k8s_stub stub;
 static envd_runtime *rt;
@@ -81,13 +87,13 @@ static void expect_web(const char *file)
     envd_error *err = NULL;
     envd_status st = envd_k8s_sandbox_get(o, "default", "web", &s, &err);
     assert_ok(st, err);
-    assert_string_equal(envd_k8s_sandbox_id(s), "default--web");
-    assert_string_equal(envd_k8s_sandbox_token(s), "tok-web-runtime");
-    assert_string_equal(envd_k8s_sandbox_phase(s), "Running");
-    assert_string_equal(envd_k8s_sandbox_ready(s), "True");
-    assert_string_equal(envd_k8s_sandbox_pod_ip(s), "10.0.0.7");
-    assert_string_equal(envd_k8s_sandbox_namespace(s), "default");
-    assert_true(envd_k8s_sandbox_is_running(s));
+    assert_string_equal(s->id, "default--web");
+    assert_string_equal(s->token, "tok-web-runtime");
+    assert_string_equal(s->phase, "Running");
+    assert_string_equal(s->ready, "True");
+    assert_string_equal(s->pod_ip, "10.0.0.7");
+    assert_string_equal(s->namespace_, "default");
+    assert_true(s->running);
     envd_k8s_sandbox_free(s);
     envd_k8s_options_free(o);
 }
@@ -220,7 +226,7 @@ static void merged_kubeconfig_env(void **state)
     envd_client *c = NULL;
     envd_error *err = NULL;
     /* the plain Go-style call: default resolution, namespace from the context */
-    envd_status st = envd_client_from_k8s(rt, NULL, "web", NULL, &c, &err);
+    envd_status st = envd_client_from_k8s(rt, NULL, "web", NULL, NULL, &c, &err);
     unsetenv("KUBECONFIG");
     assert_ok(st, err);
     expect_client(c, "default--web", "tok-web-runtime");
@@ -245,7 +251,7 @@ static void in_cluster(void **state)
     envd_client *c = NULL;
     envd_error *err = NULL;
     /* auto: no kubeconfig, so in-cluster; the namespace file names agents */
-    envd_status st = envd_client_from_k8s_opts(rt, NULL, "runner", NULL, o, &c, &err);
+    envd_status st = envd_client_from_k8s(rt, NULL, "runner", NULL, o, &c, &err);
     assert_ok(st, err);
     expect_client(c, "agents--runner", "tok-runner");
     envd_client_free(c);
@@ -253,7 +259,7 @@ static void in_cluster(void **state)
     k8s_write_kubeconfig(&stub, "ic-token.yaml", "    token: tok-mallory\n");
     envd_k8s_options_set_kubeconfig(o, at("ic-token.yaml"));
     envd_k8s_options_set_source(o, ENVD_K8S_SOURCE_IN_CLUSTER);
-    st = envd_client_from_k8s_opts(rt, "agents", "runner", NULL, o, &c, &err);
+    st = envd_client_from_k8s(rt, "agents", "runner", NULL, o, &c, &err);
     assert_ok(st, err);
     envd_client_free(c);
     envd_k8s_options_free(o);
@@ -359,7 +365,7 @@ static void tokens_and_ids(void **state)
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         envd_client *c = NULL;
         envd_error *err = NULL;
-        envd_status st = envd_client_from_k8s_opts(rt, "default", cases[i].name, cfg, o, &c, &err);
+        envd_status st = envd_client_from_k8s(rt, "default", cases[i].name, cfg, o, &c, &err);
         assert_ok(st, err);
         expect_client(c, cases[i].id, cases[i].token);
         assert_string_equal(envd_client_runtime_url(c), "http://domain.app");
@@ -368,16 +374,16 @@ static void tokens_and_ids(void **state)
     /* no caller config and no annotation: no token at all */
     envd_client *c = NULL;
     envd_error *err = NULL;
-    envd_status st = envd_client_from_k8s_opts(rt, "default", "notoken", NULL, o, &c, &err);
+    envd_status st = envd_client_from_k8s(rt, "default", "notoken", NULL, o, &c, &err);
     assert_ok(st, err);
     expect_client(c, "default--notoken", NULL);
     envd_client_free(c);
     /* names are checked before anything is sent */
-    st = envd_client_from_k8s_opts(rt, "Bad_NS", "web", cfg, o, &c, &err);
+    st = envd_client_from_k8s(rt, "Bad_NS", "web", cfg, o, &c, &err);
     assert_int_equal(st, ENVD_INVALID_ARGUMENT);
     assert_contains(envd_error_message(err), "invalid sandbox namespace 'Bad_NS'");
     envd_error_free(err);
-    assert_int_equal(envd_client_from_k8s_opts(rt, "default", "../x", cfg, o, &c, &err),
+    assert_int_equal(envd_client_from_k8s(rt, "default", "../x", cfg, o, &c, &err),
                      ENVD_INVALID_ARGUMENT);
     envd_error_free(err);
     envd_config_free(cfg);
@@ -429,7 +435,7 @@ static void not_running(void **state)
     envd_k8s_options *o = opts_for("nr.yaml");
     envd_client *c = NULL;
     envd_error *err = NULL;
-    envd_status st = envd_client_from_k8s_opts(rt, "default", "pending", NULL, o, &c, &err);
+    envd_status st = envd_client_from_k8s(rt, "default", "pending", NULL, o, &c, &err);
     assert_int_equal(st, ENVD_FAILED_PRECONDITION);
     assert_null(c);
     const char *m = envd_error_message(err);
@@ -438,14 +444,14 @@ static void not_running(void **state)
                        "not ready)");
     envd_error_free(err);
 
-    st = envd_client_from_k8s_opts(rt, "default", "pooled", NULL, o, &c, &err);
+    st = envd_client_from_k8s(rt, "default", "pooled", NULL, o, &c, &err);
     assert_int_equal(st, ENVD_FAILED_PRECONDITION);
     assert_contains(envd_error_message(err), "SandboxSet 'pool-a'");
     envd_error_free(err);
 
     /* the Go client's behaviour on request */
     envd_k8s_options_set_require_running(o, 0);
-    st = envd_client_from_k8s_opts(rt, "default", "pending", NULL, o, &c, &err);
+    st = envd_client_from_k8s(rt, "default", "pending", NULL, o, &c, &err);
     assert_ok(st, err);
     expect_client(c, "default--pending", "tok-pending");
     envd_client_free(c);
@@ -459,7 +465,7 @@ static void malformed_kubeconfig(void **state)
     envd_client *c = NULL;
     envd_error *err = NULL;
     setenv("KUBECONFIG", at("broken.yaml"), 1);
-    envd_status st = envd_client_from_k8s(rt, "default", "web", NULL, &c, &err);
+    envd_status st = envd_client_from_k8s(rt, "default", "web", NULL, NULL, &c, &err);
     unsetenv("KUBECONFIG");
     assert_int_equal(st, ENVD_E_CONFIG);
     char want[600];
@@ -481,7 +487,7 @@ static void async_many(void **state)
     for (int i = 0; i < N; i++) {
         char name[32];
         snprintf(name, sizeof(name), "sbx-%d", i);
-        assert_int_equal(envd_client_from_k8s_opts_async(rt, "bulk", name, NULL, o, &fs[i]),
+        assert_int_equal(envd_client_from_k8s_async(rt, "bulk", name, NULL, o, &fs[i]),
                          ENVD_OK);
     }
     envd_k8s_options_free(o); /* copied by each call */
@@ -502,13 +508,154 @@ static void async_many(void **state)
     free(fs);
 }
 
+/* A loopback port that accepts connections (the kernel completes the
+ * handshake) and never says a word. Returns the listening socket. */
+static int silent_server(int *port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof(a);
+    assert_true(fd >= 0);
+    assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+    assert_int_equal(listen(fd, 16), 0);
+    assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &len), 0);
+    *port = ntohs(a.sin_port);
+    return fd;
+}
+
+/* Starts a lookup on a runtime of its own, checks it is still pending,
+ * frees the runtime and checks that this was prompt and that the future
+ * completed ENVD_CANCELED. */
+static void free_runtime_under(const char *kubeconfig, const char *ns, const char *name)
+{
+    envd_runtime *own = NULL;
+    assert_int_equal(envd_runtime_new(NULL, &own), ENVD_OK);
+    envd_k8s_options *o = envd_k8s_options_new();
+    envd_k8s_options_set_kubeconfig(o, at(kubeconfig));
+    envd_k8s_options_set_timeout_ms(o, 60000);
+    envd_future *f = NULL;
+    assert_int_equal(envd_client_from_k8s_async(own, ns, name, NULL, o, &f), ENVD_OK);
+    envd_k8s_options_free(o);
+    assert_int_equal(envd_future_wait(f, 400), ENVD_E_TIMEOUT); /* stuck, as wanted */
+    int64_t t0 = envd_now_ms();
+    envd_runtime_free(own);
+    int64_t took = envd_now_ms() - t0;
+    print_message("%s: envd_runtime_free took %lld ms\n", kubeconfig, (long long)took);
+    assert_true(took < 2000);
+    assert_int_equal(envd_future_wait(f, 0), ENVD_OK);
+    assert_int_equal(envd_future_status(f), ENVD_CANCELED);
+    assert_null(envd_future_take_client(f));
+    envd_future_free(f);
+}
+
+/* The exec plugin that never finishes: records its pid, then sleeps. */
+static void write_sleeping_plugin(const char *file, const char *pidfile)
+{
+    k8s_write(at(file), "#!/bin/sh\necho $$ > '%s'\nexec sleep 60\n", at(pidfile));
+    chmod(at(file), 0755);
+}
+
+/* The pid the plugin wrote, once it did. */
+static pid_t plugin_pid(const char *pidfile)
+{
+    for (int i = 0; i < 200; i++) {
+        FILE *fp = fopen(at(pidfile), "r");
+        int pid = 0;
+        if (fp) {
+            int got = fscanf(fp, "%d", &pid);
+            fclose(fp);
+            if (got == 1 && pid > 0)
+                return (pid_t)pid;
+        }
+        usleep(10000);
+    }
+    fail_msg("the plugin did not start");
+    return 0;
+}
+
+static void runtime_free_cancels_lookups(void **state)
+{
+    (void)state;
+    /* an API server that accepts and never answers */
+    int port = 0;
+    int ls = silent_server(&port);
+    k8s_write(at("silent.yaml"),
+              "clusters: [{name: s, cluster: {server: 'https://127.0.0.1:%d', "
+              "insecure-skip-tls-verify: true}}]\n"
+              "users: [{name: u, user: {token: tok-alice}}]\n"
+              "contexts: [{name: c, context: {cluster: s, user: u}}]\ncurrent-context: c\n",
+              port);
+    free_runtime_under("silent.yaml", "default", "web");
+    close(ls);
+
+    /* the stub holds slow/ for 5 s after reading the request */
+    k8s_write_kubeconfig(&stub, "hold.yaml", "    token: tok-alice\n");
+    free_runtime_under("hold.yaml", "slow", "slow");
+
+    /* an exec plugin that sleeps: killed, and nothing is left running */
+    write_sleeping_plugin("plugin-sleep.sh", "sleep.pid");
+    unlink(at("sleep.pid"));
+    exec_plugin_user("exec-sleep.yaml", "plugin-sleep.sh", NULL);
+    free_runtime_under("exec-sleep.yaml", "default", "web");
+    pid_t pid = plugin_pid("sleep.pid");
+    assert_int_equal(kill(pid, 0), -1);
+    assert_int_equal(errno, ESRCH);
+}
+
+/* A plugin that outlives the lookup's timeout is killed at the timeout. */
+static void exec_plugin_timeout(void **state)
+{
+    (void)state;
+    write_sleeping_plugin("plugin-slow.sh", "slow.pid");
+    unlink(at("slow.pid"));
+    exec_plugin_user("exec-slow.yaml", "plugin-slow.sh", NULL);
+    envd_k8s_options *o = envd_k8s_options_new();
+    envd_k8s_options_set_kubeconfig(o, at("exec-slow.yaml"));
+    envd_k8s_options_set_timeout_ms(o, 500);
+    envd_client *c = NULL;
+    envd_error *err = NULL;
+    int64_t t0 = envd_now_ms();
+    envd_status st = envd_client_from_k8s(rt, "default", "web", NULL, o, &c, &err);
+    int64_t took = envd_now_ms() - t0;
+    envd_k8s_options_free(o);
+    assert_int_equal(st, ENVD_DEADLINE_EXCEEDED);
+    assert_null(c);
+    assert_contains(envd_error_message(err), "did not finish within 500 ms");
+    envd_error_free(err);
+    assert_true(took >= 450 && took < 2500);
+    pid_t pid = plugin_pid("slow.pid");
+    assert_int_equal(kill(pid, 0), -1);
+    assert_int_equal(errno, ESRCH);
+
+    /* cancelling the future kills it too */
+    write_sleeping_plugin("plugin-slow.sh", "slow.pid");
+    unlink(at("slow.pid"));
+    o = envd_k8s_options_new();
+    envd_k8s_options_set_kubeconfig(o, at("exec-slow.yaml"));
+    envd_future *f = NULL;
+    assert_int_equal(envd_client_from_k8s_async(rt, "default", "web", NULL, o, &f), ENVD_OK);
+    envd_k8s_options_free(o);
+    pid = plugin_pid("slow.pid");
+    t0 = envd_now_ms();
+    envd_future_cancel(f);
+    assert_int_equal(envd_future_wait(f, 3000), ENVD_OK);
+    assert_true(envd_now_ms() - t0 < 2000);
+    assert_int_equal(envd_future_status(f), ENVD_CANCELED);
+    envd_future_free(f);
+    /* the worker reaps it before it takes the next job: a lookup after it
+     * finds it gone */
+    k8s_write_kubeconfig(&stub, "after.yaml", "    token: tok-alice\n");
+    expect_web("after.yaml");
+    assert_int_equal(kill(pid, 0), -1);
+}
+
 static void async_errors_and_cancel(void **state)
 {
     (void)state;
     k8s_write_kubeconfig(&stub, "async.yaml", "    token: tok-alice\n");
     envd_k8s_options *o = opts_for("async.yaml");
     envd_future *f = NULL;
-    assert_int_equal(envd_client_from_k8s_opts_async(rt, "default", "missing", NULL, o, &f),
+    assert_int_equal(envd_client_from_k8s_async(rt, "default", "missing", NULL, o, &f),
                      ENVD_OK);
     assert_int_equal(envd_future_wait(f, 10000), ENVD_OK);
     assert_int_equal(envd_future_status(f), ENVD_NOT_FOUND);
@@ -518,7 +665,7 @@ static void async_errors_and_cancel(void **state)
 
     /* the stub answers slow/ after 5 s: cancel ends it at once */
     int64_t t0 = envd_now_ms();
-    assert_int_equal(envd_client_from_k8s_opts_async(rt, "slow", "slow", NULL, o, &f), ENVD_OK);
+    assert_int_equal(envd_client_from_k8s_async(rt, "slow", "slow", NULL, o, &f), ENVD_OK);
     assert_int_equal(envd_future_wait(f, 200), ENVD_E_TIMEOUT);
     envd_future_cancel(f);
     assert_int_equal(envd_future_wait(f, 3000), ENVD_OK);
@@ -527,13 +674,12 @@ static void async_errors_and_cancel(void **state)
     envd_future_free(f);
 
     /* freeing a pending future cancels it; nothing leaks (ASan) */
-    assert_int_equal(envd_client_from_k8s_opts_async(rt, "slow", "slow", NULL, o, &f), ENVD_OK);
+    assert_int_equal(envd_client_from_k8s_async(rt, "slow", "slow", NULL, o, &f), ENVD_OK);
     envd_future_free(f);
     /* the async call's own argument checks */
-    assert_int_equal(envd_client_from_k8s_async(NULL, "a", "b", NULL, &f), ENVD_E_USAGE);
-    assert_int_equal(envd_client_from_k8s_async(rt, "a", NULL, NULL, &f), ENVD_E_USAGE);
+    assert_int_equal(envd_client_from_k8s_async(NULL, "a", "b", NULL, NULL, &f), ENVD_E_USAGE);
+    assert_int_equal(envd_client_from_k8s_async(rt, "a", NULL, NULL, NULL, &f), ENVD_E_USAGE);
     envd_k8s_options_free(o);
-    usleep(300000); /* let the cancelled lookup finish before the runtime goes */
 }
 
 static void config_file_clients(void **state)
@@ -605,6 +751,8 @@ int main(void)
         cmocka_unit_test(malformed_kubeconfig),
         cmocka_unit_test(async_many),
         cmocka_unit_test(async_errors_and_cancel),
+        cmocka_unit_test(runtime_free_cancels_lookups),
+        cmocka_unit_test(exec_plugin_timeout),
         cmocka_unit_test(config_file_clients),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

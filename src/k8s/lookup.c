@@ -1,0 +1,544 @@
+/* One Sandbox lookup as an operation of the runtime.
+ *
+ * Stages: the kubeconfig is read on the starting thread (local files); an
+ * exec plugin, when the user has one, runs on the runtime's Kubernetes
+ * worker; the GET goes to the runtime's curl engine, and its on_done (curl
+ * I/O thread) parses the answer and completes the future. A 401 with a
+ * cached plugin credential goes back to the worker once for a fresh one.
+ *
+ * References: the starting function's, one per stage in flight (a queued
+ * or running worker job, a transfer until its on_done), and the future's
+ * around each cancel call. Cancel sets the flag every stage checks, stops
+ * the transfer and wakes the worker (a running plugin is killed). The
+ * runtime stops the worker before it frees the curl engine, so every stage
+ * ends and every future completes, ENVD_CANCELED. */
+#include "api/internal.h"
+#include "api/sync.h"
+#include "k8s/exec_plugin.h"
+#include "k8s/k8s.h"
+
+#include <curl/curl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MAX_BODY (8u << 20)
+#define MAX_HEADERS 8
+
+typedef struct lookup {
+    envd_k8s_job job; /* the worker's queue entry */
+    atomic_int refs;
+    atomic_int cancel;
+    atomic_int completed;
+    envd_future *f;
+    envd_curl_engine *curl;
+    envd_k8s_worker *worker;
+    envd_k8s_finish fin;
+    envd_k8s_conn *conn;
+    char *ns, *name;
+    char *path; /* "/apis/.../sandboxes/<name>" */
+    envd_endpoint ep;
+    struct curl_slist *connect_to; /* tls-server-name */
+    int64_t timeout_ms;
+    int use_exec, attempt;
+    envd_k8s_cred cred; /* the plugin's, for this attempt */
+
+    pthread_mutex_t mu; /* http and http_done: cancel races on_done */
+    envd_http *http;
+    int http_done;
+
+    /* The answer (curl I/O thread, one transfer at a time). */
+    long status;
+    char *body;
+    size_t len, cap;
+    int too_big;
+} lookup;
+
+static void lookup_ref(void *p)
+{
+    atomic_fetch_add(&((lookup *)p)->refs, 1);
+}
+
+static void lookup_unref(void *p)
+{
+    lookup *op = p;
+    if (atomic_fetch_sub(&op->refs, 1) != 1)
+        return;
+    envd_http_release(op->http);
+    envd_k8s_conn_free(op->conn);
+    envd_k8s_cred_clear(&op->cred);
+    curl_slist_free_all(op->connect_to);
+    if (op->fin.ctx_free)
+        op->fin.ctx_free(op->fin.ctx);
+    free(op->ns);
+    free(op->name);
+    free(op->path);
+    free(op->ep.base_url);
+    free(op->body);
+    pthread_mutex_destroy(&op->mu);
+    free(op);
+}
+
+static void lookup_cancel(void *p)
+{
+    lookup *op = p;
+    atomic_store(&op->cancel, 1);
+    pthread_mutex_lock(&op->mu);
+    if (op->http && !op->http_done)
+        envd_http_cancel(op->http);
+    pthread_mutex_unlock(&op->mu);
+    envd_k8s_worker_wake(op->worker);
+}
+
+/* Completes the future once: with result, or with err (owned here). A
+ * canceled lookup reports ENVD_CANCELED whatever its last stage said. */
+static void complete(lookup *op, void *result, envd_free_fn free_fn, envd_error *err)
+{
+    if (err && atomic_load(&op->cancel) && envd_error_code(err) != ENVD_CANCELED) {
+        envd_error_free(err);
+        err = envd_error_new(ENVD_CANCELED, ENVD_TRANSPORT_NONE, 0, "canceled");
+    }
+    if (atomic_exchange(&op->completed, 1)) {
+        if (result && free_fn)
+            free_fn(result);
+        envd_error_free(err);
+        return;
+    }
+    envd_future_complete(op->f, result, free_fn, err);
+}
+
+static envd_error *wrap_get(const lookup *op, envd_error *e)
+{
+    char prefix[600];
+    snprintf(prefix, sizeof(prefix), "failed to get sandbox %s/%s", op->ns, op->name);
+    return envd_error_wrap(e, prefix);
+}
+
+/* A stage could not start: st, or ENVD_CANCELED when the runtime is going. */
+static void fail_start(lookup *op, envd_status st, const char *what)
+{
+    if (st == ENVD_E_SHUTDOWN)
+        complete(op, NULL, NULL, envd_error_new(ENVD_CANCELED, ENVD_TRANSPORT_NONE, 0,
+                                                "canceled: the runtime is being freed"));
+    else
+        complete(op, NULL, NULL,
+                 wrap_get(op, envd_error_new(st, ENVD_TRANSPORT_NONE, 0, "%s", what)));
+}
+
+/* ------------------------------------------------------------ the GET */
+
+/* What authenticated, for 401 messages. */
+static const char *cred_kind(const lookup *op)
+{
+    const envd_k8s_conn *c = op->conn;
+    if (op->use_exec)
+        return op->cred.token ? "a token from its exec plugin"
+                              : "a client certificate from its exec plugin";
+    if (c->token)
+        return "a bearer token";
+    if (c->username)
+        return "username/password";
+    if (c->cert.data)
+        return "a client certificate";
+    return "no credentials";
+}
+
+/* http.c's tune hook: the kubeconfig's TLS material, proxy and basic auth. */
+static envd_status tune(void *ud, void *easy)
+{
+    lookup *op = ud;
+    const envd_k8s_conn *c = op->conn;
+    CURL *h = easy;
+    if (!c->insecure && c->ca.data) {
+        /* Only the kubeconfig's CA, as client-go: not the system store too. */
+        struct curl_blob ca = {c->ca.data, c->ca.len, CURL_BLOB_COPY};
+        curl_easy_setopt(h, CURLOPT_CAINFO, NULL);
+        curl_easy_setopt(h, CURLOPT_CAPATH, NULL);
+        curl_easy_setopt(h, CURLOPT_CAINFO_BLOB, &ca);
+    }
+    const envd_k8s_cred *cr = op->use_exec ? &op->cred : NULL;
+    const envd_k8s_blob *cert = cr && cr->cert.data ? &cr->cert : &c->cert;
+    const envd_k8s_blob *key = cr && cr->cert.data ? &cr->key : &c->key;
+    if (cert->data && key->data) {
+        struct curl_blob cb = {cert->data, cert->len, CURL_BLOB_COPY};
+        struct curl_blob kb = {key->data, key->len, CURL_BLOB_COPY};
+        curl_easy_setopt(h, CURLOPT_SSLCERT_BLOB, &cb);
+        curl_easy_setopt(h, CURLOPT_SSLCERTTYPE, "PEM");
+        curl_easy_setopt(h, CURLOPT_SSLKEY_BLOB, &kb);
+        curl_easy_setopt(h, CURLOPT_SSLKEYTYPE, "PEM");
+    }
+    if (c->proxy_url)
+        curl_easy_setopt(h, CURLOPT_PROXY, c->proxy_url);
+    if (op->connect_to)
+        curl_easy_setopt(h, CURLOPT_CONNECT_TO, op->connect_to);
+    if (!(cr && cr->token) && !c->token && c->username) {
+        curl_easy_setopt(h, CURLOPT_HTTPAUTH, (long)CURLAUTH_BASIC);
+        curl_easy_setopt(h, CURLOPT_USERNAME, c->username);
+        curl_easy_setopt(h, CURLOPT_PASSWORD, c->password ? c->password : "");
+    }
+    return ENVD_OK;
+}
+
+static int on_status(void *ud, int status, int64_t content_length)
+{
+    (void)content_length;
+    ((lookup *)ud)->status = status;
+    return 0;
+}
+
+static int on_data(void *ud, const uint8_t *p, size_t n)
+{
+    lookup *op = ud;
+    if (op->len + n > MAX_BODY) {
+        op->too_big = 1;
+        return 1;
+    }
+    if (op->len + n + 1 > op->cap) {
+        size_t nc = op->cap ? op->cap : 4096;
+        while (nc < op->len + n + 1)
+            nc *= 2;
+        char *nd = realloc(op->body, nc);
+        if (!nd)
+            return 1;
+        op->body = nd;
+        op->cap = nc;
+    }
+    memcpy(op->body + op->len, p, n);
+    op->len += n;
+    op->body[op->len] = 0;
+    return 0;
+}
+
+/* The transfer's failure in the words of the Kubernetes lookup. */
+static envd_error *http_failure(const lookup *op, envd_error *e)
+{
+    const envd_k8s_conn *c = op->conn;
+    envd_status code = envd_error_code(e);
+    const char *why = envd_error_message(e);
+    envd_error *r;
+    if (op->too_big)
+        r = envd_error_new(ENVD_E_PROTOCOL, ENVD_TRANSPORT_HTTP, (int)op->status,
+                           "the answer from %s is larger than %u bytes", c->server, MAX_BODY);
+    else if (code == ENVD_CANCELED || code == ENVD_E_NOMEM)
+        r = envd_error_new(code, ENVD_TRANSPORT_HTTP, 0, "%s", why);
+    else if (code == ENVD_DEADLINE_EXCEEDED || code == ENVD_E_IDLE_TIMEOUT)
+        r = envd_error_new(ENVD_DEADLINE_EXCEEDED, ENVD_TRANSPORT_HTTP, 0,
+                           "the Kubernetes API server at %s did not answer within %lld ms (%s)",
+                           c->server, (long long)op->timeout_ms, why);
+    else if (strstr(why, "TLS failure"))
+        r = envd_error_new(ENVD_E_TRANSPORT, ENVD_TRANSPORT_HTTP, 0,
+                           "TLS with the Kubernetes API server at %s failed: %s (trusting %s%s)",
+                           c->server, why, c->ca_desc ? "the CA in " : "the system store",
+                           c->ca_desc ? c->ca_desc : "");
+    else
+        r = envd_error_new(ENVD_E_TRANSPORT, ENVD_TRANSPORT_HTTP, 0,
+                           "cannot reach the Kubernetes API server at %s: %s", c->server, why);
+    envd_error_free(e);
+    return wrap_get(op, r);
+}
+
+static void to_worker(lookup *op);
+
+/* A 200 answer: parse, then the caller's finish makes the result. */
+static void answered(lookup *op)
+{
+    char *problem = NULL;
+    envd_k8s_sb *s = envd_k8s_sandbox_parse(op->ns, op->name, op->body ? op->body : "", op->len,
+                                            &problem);
+    if (!s) {
+        envd_status st = problem ? ENVD_E_PROTOCOL : ENVD_E_NOMEM;
+        envd_error *e = envd_error_new(st, ENVD_TRANSPORT_HTTP, 200, "%s from %s",
+                                       problem ? problem : "out of memory", op->conn->server);
+        free(problem);
+        complete(op, NULL, NULL, wrap_get(op, e));
+        return;
+    }
+    void *result = NULL;
+    envd_free_fn free_fn = NULL;
+    envd_error *e = op->fin.make(op->fin.ctx, s, &result, &free_fn);
+    complete(op, result, free_fn, e);
+}
+
+static void on_done(void *ud, envd_error *err)
+{
+    lookup *op = ud;
+    pthread_mutex_lock(&op->mu);
+    op->http_done = 1;
+    pthread_mutex_unlock(&op->mu);
+    if (err || op->too_big) {
+        complete(op, NULL, NULL, http_failure(op, err));
+    } else if (op->status == 401 && op->use_exec && op->attempt == 0) {
+        op->attempt = 1; /* a cached plugin credential went stale: once more, fresh */
+        to_worker(op);
+    } else if (op->status != 200) {
+        envd_error *e = envd_k8s_status_error(op->conn, cred_kind(op), op->status, op->body,
+                                              op->len, op->ns, op->name);
+        complete(op, NULL, NULL, wrap_get(op, e));
+    } else {
+        answered(op);
+    }
+    lookup_unref(op); /* the transfer's */
+}
+
+/* Header values from the kubeconfig into h (room for MAX_HEADERS plus the
+ * groups); *auth gets the Authorization value to free. Impersonate-Extra
+ * lines come whole and are added by the caller. */
+static size_t build_headers(const lookup *op, envd_kv *h, char **auth)
+{
+    const envd_k8s_conn *c = op->conn;
+    size_t n = 0;
+    h[n++] = (envd_kv){"Accept", "application/json"};
+    const char *token = op->use_exec && op->cred.token ? op->cred.token : c->token;
+    *auth = NULL;
+    if (token && asprintf(auth, "Bearer %s", token) < 0)
+        *auth = NULL;
+    if (*auth)
+        h[n++] = (envd_kv){"Authorization", *auth};
+    if (c->as_user)
+        h[n++] = (envd_kv){"Impersonate-User", c->as_user};
+    if (c->as_uid)
+        h[n++] = (envd_kv){"Impersonate-Uid", c->as_uid};
+    for (size_t i = 0; i < c->n_as_groups; i++)
+        h[n++] = (envd_kv){"Impersonate-Group", c->as_groups[i]};
+    return n;
+}
+
+static void http_begin(lookup *op)
+{
+    const envd_k8s_conn *c = op->conn;
+    size_t cap = MAX_HEADERS + c->n_as_groups + c->n_as_extra;
+    envd_kv *h = calloc(cap, sizeof(*h));
+    char **extra = calloc(c->n_as_extra + 1, sizeof(char *));
+    char *auth = NULL;
+    envd_status st = h && extra ? ENVD_OK : ENVD_E_NOMEM;
+    size_t n = st == ENVD_OK ? build_headers(op, h, &auth) : 0;
+    const char *token = op->use_exec && op->cred.token ? op->cred.token : c->token;
+    if (token && !auth)
+        st = ENVD_E_NOMEM;
+    /* "Impersonate-Extra-<key>: <value>", split at its ": " */
+    for (size_t i = 0; st == ENVD_OK && i < c->n_as_extra; i++) {
+        char *colon = (extra[i] = strdup(c->as_extra[i])) ? strstr(extra[i], ": ") : NULL;
+        if (!extra[i])
+            st = ENVD_E_NOMEM;
+        else if (colon) {
+            *colon = 0;
+            h[n++] = (envd_kv){extra[i], colon + 2};
+        }
+    }
+    op->status = 0;
+    op->len = 0;
+    envd_http_request req = {.ep = &op->ep,
+                             .method = "GET",
+                             .path = op->path,
+                             .tune = tune,
+                             .tune_ud = op,
+                             .headers = h,
+                             .n_headers = n,
+                             .accept_gzip = 1,
+                             .timeout_ms = op->timeout_ms,
+                             .idle_timeout_ms = op->timeout_ms};
+    envd_http_callbacks cb = {on_status, on_data, NULL, on_done, op};
+    envd_http *hd = NULL;
+    lookup_ref(op); /* the transfer's, dropped by on_done */
+    if (st == ENVD_OK)
+        st = envd_http_start(op->curl, &req, &cb, &hd);
+    for (size_t i = 0; extra && i < c->n_as_extra; i++)
+        free(extra[i]);
+    free(extra);
+    free(h);
+    free(auth);
+    if (st != ENVD_OK) {
+        lookup_unref(op);
+        if (st == ENVD_INVALID_ARGUMENT)
+            complete(op, NULL, NULL,
+                     envd_error_new(ENVD_E_CONFIG, ENVD_TRANSPORT_NONE, 0,
+                                    "the credentials of %s cannot be sent in an HTTP header",
+                                    c->user_desc));
+        else
+            fail_start(op, st, envd_strerror(st));
+        return;
+    }
+    pthread_mutex_lock(&op->mu);
+    envd_http *old = op->http;
+    op->http = hd;
+    op->http_done = 0;
+    pthread_mutex_unlock(&op->mu);
+    envd_http_release(old);
+    if (atomic_load(&op->cancel)) /* canceled before op->http was there */
+        envd_http_cancel(hd);
+}
+
+/* ------------------------------------------------------- the exec plugin */
+
+static void job_run(envd_k8s_job *j, int stopping)
+{
+    lookup *op = (lookup *)j;
+    envd_error *e = NULL;
+    envd_status st = ENVD_CANCELED;
+    if (!stopping && !atomic_load(&op->cancel)) {
+        envd_k8s_cred_clear(&op->cred);
+        envd_k8s_stop stop = {&op->cancel, op->worker};
+        st = envd_k8s_exec_credential(op->conn, op->attempt > 0, op->timeout_ms, &stop, &op->cred,
+                                      &e);
+    }
+    if (st == ENVD_OK) {
+        http_begin(op);
+    } else {
+        if (!e)
+            e = envd_error_new(st, ENVD_TRANSPORT_NONE, 0, "%s", envd_strerror(st));
+        complete(op, NULL, NULL,
+                 st == ENVD_CANCELED ? e : envd_error_wrap(e, "failed to create k8s client"));
+    }
+    lookup_unref(op); /* the job's */
+}
+
+static void to_worker(lookup *op)
+{
+    lookup_ref(op);
+    envd_status st = envd_k8s_worker_submit(op->worker, &op->job);
+    if (st != ENVD_OK) {
+        lookup_unref(op);
+        fail_start(op, st, "cannot start the Kubernetes worker thread");
+    }
+}
+
+/* ------------------------------------------------------------- starting */
+
+/* Points the URL's host at tls-server-name and connects to the real host,
+ * so that SNI and certificate verification use that name. */
+static envd_status server_name_url(lookup *op)
+{
+    const envd_k8s_conn *c = op->conn;
+    CURLU *u = curl_url();
+    char *host = NULL, *port = NULL, *url = NULL;
+    envd_status st = ENVD_E_CONFIG;
+    if (u && curl_url_set(u, CURLUPART_URL, c->server, 0) == CURLUE_OK &&
+        curl_url_get(u, CURLUPART_HOST, &host, 0) == CURLUE_OK &&
+        curl_url_get(u, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT) == CURLUE_OK &&
+        curl_url_set(u, CURLUPART_HOST, c->tls_server_name, 0) == CURLUE_OK &&
+        curl_url_get(u, CURLUPART_URL, &url, 0) == CURLUE_OK) {
+        char line[512];
+        snprintf(line, sizeof(line), "%s:%s:%s:%s", c->tls_server_name, port, host, port);
+        op->connect_to = curl_slist_append(NULL, line);
+        size_t n = strlen(url);
+        while (n > 0 && url[n - 1] == '/')
+            n--; /* the path follows */
+        op->ep.base_url = strndup(url, n);
+        st = op->connect_to && op->ep.base_url ? ENVD_OK : ENVD_E_NOMEM;
+    }
+    curl_free(host);
+    curl_free(port);
+    curl_free(url);
+    curl_url_cleanup(u);
+    return st;
+}
+
+/* The parts of the request that come from the kubeconfig. An error is
+ * the future's. */
+static envd_error *prepare(lookup *op, const envd_k8s_options *o)
+{
+    envd_error *e = NULL;
+    envd_status st = envd_k8s_conn_load(o, &op->conn, &e);
+    if (st != ENVD_OK)
+        return envd_error_wrap(
+            e ? e : envd_error_new(st, ENVD_TRANSPORT_NONE, 0, "%s", envd_strerror(st)),
+            "failed to create k8s client");
+    const envd_k8s_conn *c = op->conn;
+    if (!op->ns) {
+        if (!envd_k8s_valid_name(c->ns, 1))
+            return envd_error_new(ENVD_E_CONFIG, ENVD_TRANSPORT_NONE, 0,
+                                  "failed to create k8s client: %s: the namespace '%s' is not a "
+                                  "valid Kubernetes name",
+                                  c->origin, c->ns);
+        if (!(op->ns = strdup(c->ns)))
+            return NULL;
+    }
+    op->ep.tls = strncmp(c->server, "https:", 6) == 0;
+    op->ep.insecure = c->insecure;
+    if (c->tls_server_name && server_name_url(op) != ENVD_OK)
+        return envd_error_new(ENVD_E_CONFIG, ENVD_TRANSPORT_NONE, 0,
+                              "cannot use tls-server-name '%s' with server %s",
+                              c->tls_server_name, c->server);
+    if ((!op->ep.base_url && !(op->ep.base_url = strdup(c->server))) ||
+        asprintf(&op->path, "/apis/agents.kruise.io/v1alpha1/namespaces/%s/sandboxes/%s", op->ns,
+                 op->name) < 0) {
+        op->path = NULL;
+        return envd_error_new(ENVD_E_NOMEM, ENVD_TRANSPORT_NONE, 0, "out of memory");
+    }
+    /* Static credentials win over the plugin, as in client-go. */
+    op->use_exec = c->exec && !c->token && !c->username;
+    return NULL;
+}
+
+static lookup *lookup_new(envd_curl_engine *curl, envd_k8s_worker *worker,
+                          const envd_k8s_options *o, const char *ns, const char *name)
+{
+    lookup *op = calloc(1, sizeof(*op));
+    if (!op)
+        return NULL;
+    atomic_init(&op->refs, 1);
+    atomic_init(&op->cancel, 0);
+    atomic_init(&op->completed, 0);
+    pthread_mutex_init(&op->mu, NULL);
+    op->job.run = job_run;
+    op->curl = curl;
+    op->worker = worker;
+    op->timeout_ms = o ? o->timeout_ms : 30000;
+    op->name = strdup(name);
+    op->ns = ns && *ns ? strdup(ns) : NULL;
+    if (!op->name || (ns && *ns && !op->ns)) {
+        lookup_unref(op);
+        return NULL;
+    }
+    return op;
+}
+
+envd_status envd_k8s_lookup_start(envd_curl_engine *curl, envd_k8s_worker *worker,
+                                  const envd_k8s_options *o, const char *ns, const char *name,
+                                  const envd_k8s_finish *fin, envd_future **out)
+{
+    *out = NULL;
+    int bad_name = !envd_k8s_valid_name(name, 0);
+    if (bad_name || (ns && *ns && !envd_k8s_valid_name(ns, 1))) {
+        if (fin->ctx_free)
+            fin->ctx_free(fin->ctx);
+        return envd_start_error(ENVD_INVALID_ARGUMENT,
+                                "invalid sandbox %s '%s': Kubernetes names are lower-case "
+                                "letters, digits, '-' (and '.' in names)",
+                                bad_name ? "name" : "namespace", bad_name ? name : ns);
+    }
+    lookup *op = lookup_new(curl, worker, o, ns, name);
+    envd_future *f = op ? envd_future_create(fin->kind) : NULL;
+    if (!f) {
+        if (op)
+            lookup_unref(op);
+        if (fin->ctx_free)
+            fin->ctx_free(fin->ctx);
+        return envd_start_error(ENVD_E_NOMEM, "out of memory");
+    }
+    op->f = f;
+    op->fin = *fin;
+    envd_cancel_hook hook = {lookup_cancel, lookup_ref, lookup_unref, op};
+    envd_future_set_cancel(f, &hook);
+    envd_error *e = prepare(op, o);
+    if (e || !op->ns)
+        complete(op, NULL, NULL,
+                 e ? e : envd_error_new(ENVD_E_NOMEM, ENVD_TRANSPORT_NONE, 0, "out of memory"));
+    else if (op->use_exec)
+        to_worker(op);
+    else
+        http_begin(op);
+    lookup_unref(op); /* this function's */
+    *out = f;
+    return ENVD_OK;
+}
+
+envd_k8s_worker *envd_k8s_runtime_worker(envd_runtime *rt)
+{
+    pthread_mutex_lock(&rt->mu);
+    if (!rt->k8s)
+        rt->k8s = envd_k8s_worker_new();
+    envd_k8s_worker *w = rt->k8s;
+    pthread_mutex_unlock(&rt->mu);
+    return w;
+}
