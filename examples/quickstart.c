@@ -123,15 +123,15 @@ int main(int argc, char **argv)
     const envd_sandbox_entry *entry = NULL;
     if (file && !k8s) {
         entry = sandbox ? envd_config_file_sandbox_find(file, sandbox)
-                        : envd_config_file_sandbox_at(file, 0);
-        if (entry && envd_sandbox_entry_runtime_token(entry) && !token)
-            st = envd_config_set_runtime_token(cfg, envd_sandbox_entry_runtime_token(entry));
-        if (entry && envd_sandbox_entry_k8s_name(entry)) {
-            k8s_name = envd_sandbox_entry_k8s_name(entry);
-            if (envd_sandbox_entry_k8s_namespace(entry))
-                k8s_ns = strdup(envd_sandbox_entry_k8s_namespace(entry));
+                        : envd_config_file_sandboxes(file, NULL);
+        if (entry && entry->runtime_token && !token)
+            st = envd_config_set_runtime_token(cfg, entry->runtime_token);
+        if (entry && entry->k8s_name) {
+            k8s_name = entry->k8s_name;
+            if (entry->k8s_namespace)
+                k8s_ns = strdup(entry->k8s_namespace);
         } else if (entry) {
-            sandbox = envd_sandbox_entry_id(entry);
+            sandbox = entry->id;
         }
     }
 

@@ -218,30 +218,28 @@ ENVD_API envd_status envd_config_load_file(const char *path, envd_config **out,
 ENVD_API void envd_config_file_free(envd_config_file *f);
 
 /* The following results are valid as long as f. */
-ENVD_API const char *envd_config_file_path(const envd_config_file *f);
-/* The environment overlay applied, or NULL. */
-ENVD_API const char *envd_config_file_environment(const envd_config_file *f);
 ENVD_API const envd_config *envd_config_file_config(const envd_config_file *f);
 ENVD_API const envd_k8s_options *envd_config_file_k8s_options(const envd_config_file *f);
 
-/* One entry of `sandboxes`. */
-typedef struct envd_sandbox_entry envd_sandbox_entry;
+/* One entry of `sandboxes`, a plain read-only struct. */
+typedef struct envd_sandbox_entry {
+    const char *name;
+    const char *id; /* the sandbox ID for an `id` entry, NULL for a `k8s` one */
+    /* Namespace and name for a `k8s` entry (NULL for an `id` one; the
+     * namespace is also NULL when the entry gives only a name: the
+     * context's is used). */
+    const char *k8s_namespace;
+    const char *k8s_name;
+    const char *runtime_token; /* the entry's own runtime token, or NULL */
+} envd_sandbox_entry;
 
-ENVD_API size_t envd_config_file_sandbox_count(const envd_config_file *f);
-/* Entries in file order; NULL when i is out of range. */
-ENVD_API const envd_sandbox_entry *envd_config_file_sandbox_at(const envd_config_file *f, size_t i);
+/* The entries in file order (after the environment overlay): *n of them
+ * (n may be NULL); NULL when there are none. */
+ENVD_API const envd_sandbox_entry *envd_config_file_sandboxes(const envd_config_file *f,
+                                                              size_t *n);
 /* NULL when no entry has that name. */
 ENVD_API const envd_sandbox_entry *envd_config_file_sandbox_find(const envd_config_file *f,
                                                                  const char *name);
-ENVD_API const char *envd_sandbox_entry_name(const envd_sandbox_entry *e);
-/* The sandbox ID for an `id` entry, NULL for a `k8s` one. */
-ENVD_API const char *envd_sandbox_entry_id(const envd_sandbox_entry *e);
-/* Namespace and name for a `k8s` entry (NULL for an `id` one; the namespace
- * is also NULL when the entry gives only a name: the context's is used). */
-ENVD_API const char *envd_sandbox_entry_k8s_namespace(const envd_sandbox_entry *e);
-ENVD_API const char *envd_sandbox_entry_k8s_name(const envd_sandbox_entry *e);
-/* The entry's own runtime token, or NULL. */
-ENVD_API const char *envd_sandbox_entry_runtime_token(const envd_sandbox_entry *e);
 
 /* A client for the sandbox named `name` in f (NULL: the first entry; a
  * client without sandbox ID when the file lists none), with the file's

@@ -147,7 +147,7 @@ typedef struct ctx {
     val v[N_OPTS];
     envd_kvlist headers; /* merged ignoring case, first spelling kept */
     envd_buf header_at;  /* header_at[headers.n]: where each was written */
-    struct envd_sandbox_entry *sbx;
+    struct envd_sbx_own *sbx;
     size_t n_sbx;
     yaml_node_t *environments;
     char *default_env;
@@ -155,7 +155,7 @@ typedef struct ctx {
     int no_expand;     /* checking an overlay not in use: leave ${...} alone */
 } ctx;
 
-static void entry_clear(struct envd_sandbox_entry *e)
+static void entry_clear(struct envd_sbx_own *e)
 {
     free(e->name);
     free(e->id);
@@ -473,7 +473,7 @@ static envd_status read_k8s(ctx *cx, yaml_node_t *map, envd_error **err)
 }
 
 
-static envd_status read_entry(ctx *cx, yaml_node_t *item, size_t idx, struct envd_sandbox_entry *e,
+static envd_status read_entry(ctx *cx, yaml_node_t *item, size_t idx, struct envd_sbx_own *e,
                               envd_error **err)
 {
     char what[64];
@@ -556,7 +556,7 @@ static envd_status read_sandboxes(ctx *cx, yaml_node_t *seq, envd_error **err)
     size_t first_new = cx->n_sbx; /* names must be unique within one layer */
     for (size_t i = 0; i < envd_yaml_len(seq); i++) {
         yaml_node_t *item = envd_yaml_item_at(&cx->y, seq, i);
-        struct envd_sandbox_entry e;
+        struct envd_sbx_own e;
         memset(&e, 0, sizeof(e));
         envd_status st = read_entry(cx, item, i, &e, err);
         if (st != ENVD_OK) {
@@ -577,7 +577,7 @@ static envd_status read_sandboxes(ctx *cx, yaml_node_t *seq, envd_error **err)
             cx->sbx[j] = e;
             continue;
         }
-        struct envd_sandbox_entry *ns = realloc(cx->sbx, (cx->n_sbx + 1) * sizeof(*ns));
+        struct envd_sbx_own *ns = realloc(cx->sbx, (cx->n_sbx + 1) * sizeof(*ns));
         if (!ns) {
             entry_clear(&e);
             return ENVD_E_NOMEM;
@@ -693,7 +693,8 @@ void envd_config_file_free(envd_config_file *f)
     envd_config_free(f->cfg);
     envd_k8s_options_free(f->k8s);
     for (size_t i = 0; i < f->n_sandboxes; i++)
-        entry_clear(&f->sandboxes[i]);
+        entry_clear(&f->own[i]);
+    free(f->own);
     free(f->sandboxes);
     free(f);
 }
@@ -790,6 +791,22 @@ static envd_status read_file(ctx *cx, const char *path, const char *environment,
     return ENVD_OK;
 }
 
+/* The public view of the loader's entries. */
+static envd_status publish_entries(envd_config_file *f)
+{
+    if (f->n_sandboxes == 0)
+        return ENVD_OK;
+    f->sandboxes = calloc(f->n_sandboxes, sizeof(*f->sandboxes));
+    if (!f->sandboxes)
+        return ENVD_E_NOMEM;
+    for (size_t i = 0; i < f->n_sandboxes; i++) {
+        const struct envd_sbx_own *o = &f->own[i];
+        f->sandboxes[i] = (envd_sandbox_entry){o->name, o->id, o->k8s_ns, o->k8s_name,
+                                               o->runtime_token};
+    }
+    return ENVD_OK;
+}
+
 static envd_status load(const char *path, const char *environment, envd_config_file **out,
                         envd_error **err)
 {
@@ -810,10 +827,12 @@ static envd_status load(const char *path, const char *environment, envd_config_f
     }
     if ((st = apply(&cx, f->cfg, f->k8s, err)) != ENVD_OK)
         goto out;
-    f->sandboxes = cx.sbx;
+    f->own = cx.sbx;
     f->n_sandboxes = cx.n_sbx;
     cx.sbx = NULL;
     cx.n_sbx = 0;
+    if ((st = publish_entries(f)) != ENVD_OK)
+        goto out;
     *out = f;
     f = NULL;
 out:
@@ -868,14 +887,6 @@ envd_status envd_config_load_file(const char *path, envd_config **out, envd_conf
     return ENVD_OK;
 }
 
-const char *envd_config_file_path(const envd_config_file *f)
-{
-    return f ? f->path : NULL;
-}
-const char *envd_config_file_environment(const envd_config_file *f)
-{
-    return f ? f->environment : NULL;
-}
 const envd_config *envd_config_file_config(const envd_config_file *f)
 {
     return f ? f->cfg : NULL;
@@ -884,13 +895,11 @@ const envd_k8s_options *envd_config_file_k8s_options(const envd_config_file *f)
 {
     return f ? f->k8s : NULL;
 }
-size_t envd_config_file_sandbox_count(const envd_config_file *f)
+const envd_sandbox_entry *envd_config_file_sandboxes(const envd_config_file *f, size_t *n)
 {
-    return f ? f->n_sandboxes : 0;
-}
-const envd_sandbox_entry *envd_config_file_sandbox_at(const envd_config_file *f, size_t i)
-{
-    return f && i < f->n_sandboxes ? &f->sandboxes[i] : NULL;
+    if (n)
+        *n = f ? f->n_sandboxes : 0;
+    return f && f->n_sandboxes ? f->sandboxes : NULL;
 }
 const envd_sandbox_entry *envd_config_file_sandbox_find(const envd_config_file *f, const char *name)
 {
@@ -898,24 +907,4 @@ const envd_sandbox_entry *envd_config_file_sandbox_find(const envd_config_file *
         if (strcmp(f->sandboxes[i].name, name) == 0)
             return &f->sandboxes[i];
     return NULL;
-}
-const char *envd_sandbox_entry_name(const envd_sandbox_entry *e)
-{
-    return e ? e->name : NULL;
-}
-const char *envd_sandbox_entry_id(const envd_sandbox_entry *e)
-{
-    return e ? e->id : NULL;
-}
-const char *envd_sandbox_entry_k8s_namespace(const envd_sandbox_entry *e)
-{
-    return e ? e->k8s_ns : NULL;
-}
-const char *envd_sandbox_entry_k8s_name(const envd_sandbox_entry *e)
-{
-    return e ? e->k8s_name : NULL;
-}
-const char *envd_sandbox_entry_runtime_token(const envd_sandbox_entry *e)
-{
-    return e ? e->runtime_token : NULL;
 }

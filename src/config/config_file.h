@@ -6,7 +6,9 @@
 
 #include <stddef.h>
 
-struct envd_sandbox_entry {
+/* An entry as the loader builds it (owned strings); the file hands out
+ * envd_sandbox_entry views of these. */
+struct envd_sbx_own {
     char *name;
     char *id;                /* an `id` entry */
     char *k8s_ns, *k8s_name; /* a `k8s` entry; k8s_ns NULL: the context's */
@@ -18,7 +20,8 @@ struct envd_config_file {
     char *environment; /* the overlay applied, or NULL */
     envd_config *cfg;
     envd_k8s_options *k8s;
-    struct envd_sandbox_entry *sandboxes;
+    struct envd_sbx_own *own;
+    envd_sandbox_entry *sandboxes; /* the public view of own, same order */
     size_t n_sandboxes;
 };
 

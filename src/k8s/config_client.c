@@ -60,7 +60,7 @@ envd_status envd_config_file_client_async(envd_runtime *rt, const envd_config_fi
         return ENVD_E_NOMEM;
     envd_status st;
     if (en && en->k8s_name) {
-        st = envd_client_from_k8s_async(rt, en->k8s_ns, en->k8s_name, c, f->k8s, out);
+        st = envd_client_from_k8s_async(rt, en->k8s_namespace, en->k8s_name, c, f->k8s, out);
     } else {
         /* Nothing to look up: a future that is already complete. */
         envd_future *fut = envd_future_create(ENVD_FK_CLIENT);

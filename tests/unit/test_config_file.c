@@ -131,25 +131,24 @@ static void every_option(void **state)
     assert_int_equal(k->timeout_ms, 1234);
     assert_int_equal(k->require_running, 0);
 
-    assert_string_equal(envd_config_file_path(f), at("all.yaml"));
-    assert_null(envd_config_file_environment(f));
-    assert_int_equal(envd_config_file_sandbox_count(f), 3);
-    const envd_sandbox_entry *e = envd_config_file_sandbox_at(f, 0);
-    assert_string_equal(envd_sandbox_entry_name(e), "builder");
-    assert_string_equal(envd_sandbox_entry_id(e), "sbx-1");
-    assert_null(envd_sandbox_entry_k8s_name(e));
-    assert_null(envd_sandbox_entry_runtime_token(e));
+    size_t n = 0;
+    const envd_sandbox_entry *all = envd_config_file_sandboxes(f, &n);
+    assert_int_equal(n, 3);
+    const envd_sandbox_entry *e = &all[0];
+    assert_string_equal(e->name, "builder");
+    assert_string_equal(e->id, "sbx-1");
+    assert_null(e->k8s_name);
+    assert_null(e->runtime_token);
     e = envd_config_file_sandbox_find(f, "agent");
-    assert_ptr_equal(e, envd_config_file_sandbox_at(f, 1));
-    assert_null(envd_sandbox_entry_id(e));
-    assert_string_equal(envd_sandbox_entry_k8s_namespace(e), "team-a");
-    assert_string_equal(envd_sandbox_entry_k8s_name(e), "agent-7");
-    assert_string_equal(envd_sandbox_entry_runtime_token(e), "own");
+    assert_ptr_equal(e, &all[1]);
+    assert_null(e->id);
+    assert_string_equal(e->k8s_namespace, "team-a");
+    assert_string_equal(e->k8s_name, "agent-7");
+    assert_string_equal(e->runtime_token, "own");
     e = envd_config_file_sandbox_find(f, "local");
-    assert_null(envd_sandbox_entry_k8s_namespace(e)); /* the context's */
-    assert_string_equal(envd_sandbox_entry_k8s_name(e), "solo");
+    assert_null(e->k8s_namespace); /* the context's */
+    assert_string_equal(e->k8s_name, "solo");
     assert_null(envd_config_file_sandbox_find(f, "nope"));
-    assert_null(envd_config_file_sandbox_at(f, 3));
     envd_config_file_free(f);
 
     /* an empty file: the defaults */
@@ -190,7 +189,7 @@ static void environments(void **state)
     envd_status st = envd_config_file_load(at("env.yaml"), NULL, &f, &err);
     assert_ok(st, err);
     const envd_config *c = envd_config_file_config(f);
-    assert_string_equal(envd_config_file_environment(f), "staging");
+    /* (the overlay shows in the values it set) */
     assert_string_equal(c->domain, "staging:2");
     assert_string_equal(c->auth_header, "Basic dXNlcjo=");
     assert_string_equal(c->user, "user");
@@ -199,10 +198,12 @@ static void environments(void **state)
     assert_string_equal(c->headers.values[1], "B2");
     assert_string_equal(envd_config_file_k8s_options(f)->context, "staging-ctx");
     assert_int_equal(envd_config_file_k8s_options(f)->timeout_ms, 5);
-    assert_int_equal(envd_config_file_sandbox_count(f), 3);
+    size_t n = 0;
+    assert_non_null(envd_config_file_sandboxes(f, &n));
+    assert_int_equal(n, 3);
     const envd_sandbox_entry *two = envd_config_file_sandbox_find(f, "two");
-    assert_null(envd_sandbox_entry_id(two));
-    assert_string_equal(envd_sandbox_entry_k8s_name(two), "two");
+    assert_null(two->id);
+    assert_string_equal(two->k8s_name, "two");
     envd_config_file_free(f);
 
     /* $ENVD_ENVIRONMENT wins over the file; user replaces the auth header */
@@ -213,7 +214,8 @@ static void environments(void **state)
     assert_string_equal(c->domain, "prod:3");
     assert_string_equal(c->user, "deploy");
     assert_null(c->auth_header);
-    assert_int_equal(envd_config_file_sandbox_count(f), 2);
+    assert_non_null(envd_config_file_sandboxes(f, &n));
+    assert_int_equal(n, 2);
     envd_config_file_free(f);
     /* the argument wins over both; an empty overlay is allowed */
     st = envd_config_file_load(at("env.yaml"), "bare", &f, &err);

@@ -679,6 +679,22 @@ static void async_errors_and_cancel(void **state)
     /* the async call's own argument checks */
     assert_int_equal(envd_client_from_k8s_async(NULL, "a", "b", NULL, NULL, &f), ENVD_E_USAGE);
     assert_int_equal(envd_client_from_k8s_async(rt, "a", NULL, NULL, NULL, &f), ENVD_E_USAGE);
+    assert_null(f);
+    /* the blocking forms name the argument */
+    envd_client *c = (envd_client *)&f;
+    envd_error *err = NULL;
+    assert_int_equal(envd_client_from_k8s(NULL, "a", "b", NULL, NULL, &c, &err), ENVD_E_USAGE);
+    assert_null(c);
+    assert_string_equal(envd_error_message(err), "envd_client_from_k8s: runtime is NULL");
+    envd_error_free(err);
+    assert_int_equal(envd_config_file_client(rt, NULL, "x", &c, &err), ENVD_E_USAGE);
+    assert_string_equal(envd_error_message(err), "envd_config_file_client: file is NULL");
+    envd_error_free(err);
+    envd_k8s_sandbox *sb = (envd_k8s_sandbox *)&f;
+    assert_int_equal(envd_k8s_sandbox_get(o, "default", NULL, &sb, &err), ENVD_E_USAGE);
+    assert_null(sb);
+    assert_string_equal(envd_error_message(err), "envd_k8s_sandbox_get: name is NULL");
+    envd_error_free(err);
     envd_k8s_options_free(o);
 }
 
