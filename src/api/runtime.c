@@ -1,7 +1,8 @@
 /* The runtime: timer thread, gRPC workers, curl I/O thread, in-flight cap. */
 #include "api/internal.h"
-#include "k8s/worker.h"
+#include "core/alloc.h"
 #include "core/thread.h"
+#include "k8s/worker.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -38,7 +39,7 @@ envd_status envd_runtime_new(const envd_config *cfg, envd_runtime **out)
         cfg = defaults;
     }
     int workers = worker_count(cfg);
-    envd_runtime *rt = workers > 0 ? calloc(1, sizeof(*rt)) : NULL;
+    envd_runtime *rt = workers > 0 ? envd_calloc(1, sizeof(*rt)) : NULL;
     if (rt) {
         rt->max_inflight = cfg->max_inflight;
         rt->fail_fast = cfg->fail_fast;
@@ -125,4 +126,4 @@ void envd_rt_release(envd_runtime *rt)
     pthread_mutex_unlock(&rt->mu);
 }
 
-char *envd_strdup0(const char *s) { return strdup(s ? s : ""); }
+char *envd_strdup0(const char *s) { return envd_strdup(s ? s : ""); }

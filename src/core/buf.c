@@ -1,5 +1,6 @@
 /* envd_buf: see buf.h. */
 #include "core/buf.h"
+#include "core/alloc.h"
 
 #include <stdarg.h>
 #include <stdint.h>
@@ -29,7 +30,7 @@ int envd_buf_reserve(envd_buf *b, size_t extra)
     size_t nc = b->cap ? b->cap : 64;
     while (nc < need)
         nc = nc > SIZE_MAX / 2 ? need : nc * 2;
-    char *nd = realloc(b->data, nc);
+    char *nd = envd_realloc(b->data, nc);
     if (!nd)
         return -1;
     if (!b->data)
@@ -71,7 +72,7 @@ int envd_buf_appendf(envd_buf *b, const char *fmt, ...)
         return -1;
     if ((size_t)n < sizeof(small))
         return envd_buf_append(b, small, (size_t)n);
-    char *big = malloc((size_t)n + 1);
+    char *big = envd_malloc((size_t)n + 1);
     if (!big)
         return -1;
     va_start(ap, fmt);
@@ -89,7 +90,7 @@ const char *envd_buf_str(const envd_buf *b)
 
 char *envd_buf_take(envd_buf *b, size_t *len)
 {
-    char *d = b->data ? b->data : calloc(1, 1);
+    char *d = b->data ? b->data : envd_calloc(1, 1);
     if (d && len)
         *len = b->len;
     if (d) {

@@ -1,5 +1,6 @@
 /* Error objects and status names. */
 #include "core/error.h"
+#include "core/alloc.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,7 +11,7 @@ static envd_error oom_error = {ENVD_E_NOMEM, 0, ENVD_TRANSPORT_NONE, (char *)"ou
 envd_error *envd_error_newv(envd_status code, envd_transport_kind transport, int http_status,
                             const char *fmt, va_list ap)
 {
-    envd_error *e = calloc(1, sizeof(*e));
+    envd_error *e = envd_calloc(1, sizeof(*e));
     if (!e)
         return &oom_error;
     va_list ap2;
@@ -19,7 +20,7 @@ envd_error *envd_error_newv(envd_status code, envd_transport_kind transport, int
     va_end(ap2);
     if (n < 0)
         n = 0;
-    e->message = malloc((size_t)n + 1);
+    e->message = envd_malloc((size_t)n + 1);
     if (!e->message) {
         free(e);
         return &oom_error;
@@ -56,7 +57,7 @@ envd_error *envd_error_wrap(envd_error *e, const char *prefix)
     if (!e || e == &oom_error || !prefix)
         return e;
     size_t pl = strlen(prefix), ml = strlen(e->message);
-    char *m = malloc(pl + 2 + ml + 1);
+    char *m = envd_malloc(pl + 2 + ml + 1);
     if (!m)
         return e;
     memcpy(m, prefix, pl);

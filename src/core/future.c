@@ -1,6 +1,7 @@
 /* Futures: a mutex and condition variable each, plus a list of wait-any
  * waiters. Nothing here knows what the operation is. */
 #include "core/future.h"
+#include "core/alloc.h"
 #include "core/error.h"
 #include "core/thread.h"
 #include "core/timer.h"
@@ -58,7 +59,7 @@ static void deadline_ts(int64_t deadline_ms, struct timespec *ts)
 
 envd_future *envd_future_create(int kind)
 {
-    envd_future *f = calloc(1, sizeof(*f));
+    envd_future *f = envd_calloc(1, sizeof(*f));
     if (!f)
         return NULL;
     pthread_mutex_init(&f->mu, NULL);
@@ -204,7 +205,7 @@ envd_status envd_future_wait_any(envd_future *const *fs, size_t n, int64_t timeo
     pthread_mutex_init(&w.mu, NULL);
     cond_init_monotonic(&w.cv);
     w.fired = 0;
-    waiter_node *nodes = calloc(n, sizeof(*nodes));
+    waiter_node *nodes = envd_calloc(n, sizeof(*nodes));
     if (!nodes) {
         pthread_mutex_destroy(&w.mu);
         pthread_cond_destroy(&w.cv);

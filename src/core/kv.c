@@ -1,5 +1,6 @@
 /* Owned strings and the name/value list: see kv.h. */
 #include "core/kv.h"
+#include "core/alloc.h"
 
 #include <stdint.h>
 #include <stdlib.h>
@@ -9,7 +10,7 @@
 int envd_str_set(char **slot, const char *v)
 {
     char *c = NULL;
-    if (v && !(c = strdup(v)))
+    if (v && !(c = envd_strdup(v)))
         return -1;
     free(*slot);
     *slot = c;
@@ -37,11 +38,11 @@ static int grow(envd_kvlist *l)
     size_t nc = l->cap ? l->cap * 2 : 4;
     if (nc > SIZE_MAX / sizeof(char *))
         return -1;
-    char **nn = realloc(l->names, nc * sizeof(char *));
+    char **nn = envd_realloc(l->names, nc * sizeof(char *));
     if (!nn)
         return -1;
     l->names = nn;
-    char **nv = realloc(l->values, nc * sizeof(char *));
+    char **nv = envd_realloc(l->values, nc * sizeof(char *));
     if (!nv)
         return -1; /* names grew; cap stays, so the next try reallocs both again */
     l->values = nv;
@@ -54,7 +55,7 @@ int envd_kvlist_set(envd_kvlist *l, const char *name, const char *value, envd_kv
     size_t i = envd_kvlist_find(l, name, m);
     if (i < l->n)
         return envd_str_set(&l->values[i], value);
-    char *n = strdup(name), *v = strdup(value);
+    char *n = envd_strdup(name), *v = envd_strdup(value);
     if (!n || !v || grow(l) != 0) {
         free(n);
         free(v);

@@ -1,6 +1,7 @@
 /* Engine-thread marks: thread-local flags, set once per thread by the
  * trampoline below or by the thread itself. */
 #include "core/thread.h"
+#include "core/alloc.h"
 #include "core/error.h"
 
 #include <errno.h>
@@ -9,7 +10,7 @@
 
 static _Thread_local int tl_engine;
 static _Thread_local int tl_callbacks; /* depth of completion callbacks */
-static atomic_int fail_countdown;      /* test seam; 0 = off */
+static envd_fault start_fault;         /* test seam */
 
 typedef struct trampoline {
     void *(*fn)(void *);
@@ -24,20 +25,11 @@ static void *thread_main(void *p)
     return t.fn(t.arg);
 }
 
-/* One count per start; the start that brings the countdown from 1 to 0 fails. */
-static int injected_failure(void)
-{
-    int n = atomic_load(&fail_countdown);
-    while (n > 0 && !atomic_compare_exchange_weak(&fail_countdown, &n, n - 1))
-        ;
-    return n == 1;
-}
-
 int envd_thread_start(pthread_t *t, void *(*fn)(void *), void *arg)
 {
-    if (injected_failure())
+    if (envd_fault_hit(&start_fault))
         return EAGAIN;
-    trampoline *tr = malloc(sizeof(*tr));
+    trampoline *tr = envd_malloc(sizeof(*tr));
     if (!tr)
         return ENOMEM;
     tr->fn = fn;
@@ -64,4 +56,4 @@ void envd_thread_callback_enter(void) { tl_callbacks++; }
 
 void envd_thread_callback_leave(void) { tl_callbacks--; }
 
-void envd_thread_test_fail_start(int n) { atomic_store(&fail_countdown, n > 0 ? n : 0); }
+void envd_thread_test_fail_start(int n) { envd_fault_arm(&start_fault, n); }

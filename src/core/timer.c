@@ -3,6 +3,7 @@
  * rewrites the deadline and lets the heap fix itself lazily: the thread
  * re-inserts an entry whose deadline moved later when it pops it. */
 #include "core/timer.h"
+#include "core/alloc.h"
 #include "core/thread.h"
 
 #include <errno.h>
@@ -81,7 +82,7 @@ static int heap_push(envd_timers *ts, envd_timer *t)
 {
     if (ts->n == ts->cap) {
         size_t cap = ts->cap ? ts->cap * 2 : 64;
-        envd_timer **h = realloc(ts->heap, cap * sizeof(*h));
+        envd_timer **h = envd_realloc(ts->heap, cap * sizeof(*h));
         if (!h)
             return -1;
         ts->heap = h;
@@ -155,7 +156,7 @@ static void *timer_main(void *arg)
 
 int envd_timers_new(envd_timers **out)
 {
-    envd_timers *ts = calloc(1, sizeof(*ts));
+    envd_timers *ts = envd_calloc(1, sizeof(*ts));
     if (!ts)
         return -1;
     pthread_condattr_t ca;
@@ -201,7 +202,7 @@ void envd_timers_free(envd_timers *ts)
 
 envd_timer *envd_timer_start(envd_timers *ts, int64_t delay_ms, envd_timer_fn fn, void *ud)
 {
-    envd_timer *t = calloc(1, sizeof(*t));
+    envd_timer *t = envd_calloc(1, sizeof(*t));
     if (!t)
         return NULL;
     t->ts = ts;
