@@ -118,6 +118,21 @@ static int make_local(const bench_env *env, int big, int64_t bytes)
     return rc;
 }
 
+/* One file per request: an upload is a batch of one fd source, a download
+ * goes to the fd sink set in `down`. */
+static envd_status start_move(envd_client *c, const char *path, int fd, int64_t size,
+                              const envd_files_opts *down, envd_future **f)
+{
+    if (down)
+        return envd_files_read_async(c, path, down, f);
+    envd_write_batch *b = envd_write_batch_new();
+    envd_status st = b ? envd_write_batch_add_fd(b, path, fd, size) : ENVD_E_NOMEM;
+    if (st == ENVD_OK)
+        st = envd_files_write_batch_async(c, b, NULL, f);
+    envd_write_batch_free(b);
+    return st;
+}
+
 /* Moves n files (one source file to n paths, or n paths to /dev/null) with
  * at most `conc` in flight. Returns the bytes moved; counts failures. */
 static int64_t move_files(envd_client *c, const bench_env *env, const fcase *fc, const char *who,
@@ -129,9 +144,11 @@ static int64_t move_files(envd_client *c, const bench_env *env, const fcase *fc,
     int devnull = fc->upload ? -1 : open("/dev/null", O_WRONLY | O_CLOEXEC);
     envd_future **fs = calloc((size_t)conc, sizeof(*fs));
     int *fds = calloc((size_t)conc, sizeof(int));
+    envd_files_opts *down = fc->upload ? NULL : envd_files_opts_new();
     int64_t moved = 0;
     int next = 0, active = 0;
-    if (!fs || !fds || (!fc->upload && devnull < 0)) {
+    if (!fs || !fds || (!fc->upload && (devnull < 0 || !down ||
+                                        envd_files_opts_set_sink_fd(down, devnull) != ENVD_OK))) {
         snprintf(why, why_len, "out of memory or no /dev/null");
         *errors += (uint64_t)n;
         n = 0;
@@ -145,10 +162,9 @@ static int64_t move_files(envd_client *c, const bench_env *env, const fcase *fc,
             int fd = -1;
             if (fc->upload) {
                 fd = open(src, O_RDONLY | O_CLOEXEC);
-                st = fd < 0 ? ENVD_E_IO
-                            : envd_files_write_from_fd_async(c, path, fd, size, NULL, &f);
+                st = fd < 0 ? ENVD_E_IO : start_move(c, path, fd, size, NULL, &f);
             } else {
-                st = envd_files_read_to_fd_async(c, path, devnull, NULL, &f);
+                st = start_move(c, path, -1, size, down, &f);
             }
             if (st != ENVD_OK) {
                 if (fd >= 0)
@@ -182,6 +198,7 @@ static int64_t move_files(envd_client *c, const bench_env *env, const fcase *fc,
     }
     if (devnull >= 0)
         close(devnull);
+    envd_files_opts_free(down);
     free(fs);
     free(fds);
     return moved;

@@ -96,7 +96,7 @@ static int stat_setup(bench_env *env)
     static const char text[] = "envd-bench stat target\n";
     envd_error *err = NULL;
     envd_status s =
-        envd_files_write(env->setup_client, STAT_PATH, text, sizeof(text) - 1, NULL, &err);
+        envd_files_write(env->setup_client, STAT_PATH, text, sizeof(text) - 1, NULL, NULL, &err);
     if (s != ENVD_OK) {
         bench_log("envd-bench: stat setup: write %s: %s", STAT_PATH,
                   err ? envd_error_message(err) : envd_strerror(s));

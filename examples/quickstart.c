@@ -172,7 +172,7 @@ int main(int argc, char **argv)
 
     const char *path = "/tmp/libenvd-quickstart.txt";
     const char *text = "hello from libenvd\n";
-    if ((st = envd_files_write(c, path, text, strlen(text), NULL, &err)) != ENVD_OK) {
+    if ((st = envd_files_write(c, path, text, strlen(text), NULL, NULL, &err)) != ENVD_OK) {
         rc = fail("write", st, err);
         goto out;
     }

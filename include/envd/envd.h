@@ -822,90 +822,55 @@ ENVD_API envd_status envd_fs_watcher_remove_async(envd_client *c, const char *id
  * but sends username=node on /files, so on images without a `node` account
  * (stock agent images) its reads and writes fail with 401. libenvd has one
  * user: envd_config_set_user (default root) sets both the Authorization
- * header and the /files username. A per-call user (the `user` arguments,
- * envd_files_opts_set_user) replaces both for that request. NULL or "" means
- * the client's user.
+ * header and the /files username. envd_files_opts_set_user replaces both
+ * for one request.
  *
  * Errors: 404 is ENVD_NOT_FOUND "file not found: <path>"; other statuses map
  * as the spec says (401 ENVD_UNAUTHENTICATED, 507 ENVD_E_NO_SPACE, 416
  * ENVD_OUT_OF_RANGE ...) with the status and an excerpt of the body in the
- * message; envd_error_http_status gives the status.
+ * message; envd_error_http_status gives the status. A NULL or empty path is
+ * ENVD_E_USAGE.
  *
- * Timeouts: the client's request timeout bounds the wait for the response
- * headers: from the start for a read, from the end of the request body for
- * a write (an upload takes as long as it takes). The idle timeout (client's,
- * or envd_files_opts_set_idle_timeout_ms) fails a transfer that moves no
- * byte in either direction for that long. envd_files_opts_set_timeout_ms
- * adds a deadline on the whole transfer (none by default). */
-
-/* Reads a whole file into memory (*data is NUL-terminated for convenience;
- * caller frees with free()). user NULL = the client's user. */
-ENVD_API envd_status envd_files_read(envd_client *c, const char *path, const char *user,
-                                     uint8_t **data, size_t *len, envd_error **err);
-ENVD_API envd_status envd_files_read_async(envd_client *c, const char *path, const char *user,
-                                           envd_future **out);
-/* The bytes of a read future (NUL-terminated); valid until it is freed. */
-ENVD_API const uint8_t *envd_future_bytes(const envd_future *f, size_t *len);
-/* envd_files_read as a string (the Go client's ReadText): *text is
- * NUL-terminated, caller frees with free(). A file holding NUL bytes reads
- * fine but the string ends at the first one. */
-ENVD_API envd_status envd_files_read_text(envd_client *c, const char *path, const char *user,
-                                          char **text, envd_error **err);
-
-/* What envd reported for a write: one entry per file written (the JSON
- * array of the reply; when it cannot be parsed, the requested paths, as the
- * Go client falls back to). */
-typedef struct envd_write_info envd_write_info;
-ENVD_API size_t envd_write_info_count(const envd_write_info *w);
-/* The i-th file's path, name and type ("file"); NULL past the end. */
-ENVD_API const char *envd_write_info_path(const envd_write_info *w, size_t i);
-ENVD_API const char *envd_write_info_name(const envd_write_info *w, size_t i);
-ENVD_API const char *envd_write_info_type(const envd_write_info *w, size_t i);
-ENVD_API void envd_write_info_free(envd_write_info *w);
-/* The result of any write future; valid until the future is freed. */
-ENVD_API const envd_write_info *envd_future_write_info(const envd_future *f);
-/* Bytes of file content moved by a finished transfer future (read: body
- * bytes after gzip decoding; write: bytes taken from the sources). */
-ENVD_API int64_t envd_future_transferred(const envd_future *f);
-
-/* Writes (creates or overwrites; parents are created) as one multipart
- * request with the part `file`, as the Go client does. */
-ENVD_API envd_status envd_files_write(envd_client *c, const char *path, const void *data,
-                                      size_t len, const char *user, envd_error **err);
-/* data must stay valid until the future completes (it is not copied). The
- * future's result: envd_future_write_info. */
-ENVD_API envd_status envd_files_write_async(envd_client *c, const char *path, const void *data,
-                                            size_t len, const char *user, envd_future **out);
-/* envd_files_write of a NUL-terminated string (the Go client's WriteText). */
-ENVD_API envd_status envd_files_write_text(envd_client *c, const char *path, const char *text,
-                                           const char *user, envd_error **err);
-
-/* ---- streamed transfers and their options */
+ * Timeouts, all kept by the engine's I/O loop: the client's request timeout
+ * bounds the wait for the response headers: from the start for a read, from
+ * the end of the request body for a write (an upload takes as long as it
+ * takes). The idle timeout (client's, or envd_files_opts_set_idle_timeout_ms)
+ * fails a transfer that moves no byte in either direction for that long.
+ * envd_files_opts_set_timeout_ms adds a deadline on the whole transfer
+ * (none by default).
+ *
+ * Callbacks (progress, sinks, sources) and fd reads/writes run on the curl
+ * engine's single I/O thread: a slow one stalls every Connect and /files
+ * transfer of the runtime. */
 
 /* Progress: bytes of file content moved so far and the total (-1 when
- * unknown, e.g. a gzip download). Runs on an engine thread. */
+ * unknown, e.g. a gzip download). */
 typedef void (*envd_progress_cb)(void *ud, int64_t done, int64_t total);
-/* Download sink: bytes as they arrive (valid only during the call). Return
- * 0 to go on, non-zero to stop the transfer (it ends with ENVD_CANCELED). */
+/* Read sink: bytes as they arrive (valid only during the call). Return 0 to
+ * go on, non-zero to stop the transfer (it ends with ENVD_CANCELED). */
 typedef int (*envd_data_cb)(void *ud, const uint8_t *data, size_t len);
-/* Upload source: fill buf with up to cap bytes and return the count; 0 at
+/* Write source: fill buf with up to cap bytes and return the count; 0 at
  * the end; ENVD_READ_ABORT to fail the transfer (ENVD_E_IO). */
 typedef size_t (*envd_read_cb)(void *ud, uint8_t *buf, size_t cap);
 #define ENVD_READ_ABORT ((size_t)-1)
 
+/* ---- options (NULL everywhere means the defaults) */
+
 typedef struct envd_files_opts envd_files_opts;
 
-/* Options for the streamed transfers; NULL everywhere means the defaults.
- * Caller frees with envd_files_opts_free; calls copy what they need. */
+/* Caller frees with envd_files_opts_free; calls copy what they need. Setters
+ * return ENVD_E_USAGE for NULL options and ENVD_INVALID_ARGUMENT for a value
+ * out of range (a negative time, a bad header name ...). */
 ENVD_API envd_files_opts *envd_files_opts_new(void);
 ENVD_API void envd_files_opts_free(envd_files_opts *o);
-/* The user for this request (NULL = the client's). */
+/* The user for this request (NULL or "" = the client's). */
 ENVD_API envd_status envd_files_opts_set_user(envd_files_opts *o, const char *user);
 /* gzip on the wire (envd >= 0.5.3): a write sends Content-Encoding: gzip,
- * compressing as it streams; a read asks for it and decodes as it streams. */
+ * compressing as it streams; a read asks for it and decodes as it streams.
+ * (A reply compressed without being asked is decoded too.) */
 ENVD_API envd_status envd_files_opts_set_gzip(envd_files_opts *o, int enabled);
 /* Writes: a raw application/octet-stream body instead of multipart (envd >=
- * 0.5.7); one file per request. */
+ * 0.5.7); one file per request (a bigger batch is ENVD_E_USAGE). */
 ENVD_API envd_status envd_files_opts_set_octet_stream(envd_files_opts *o, int enabled);
 /* Writes: X-Metadata-<key>: value, stored by envd (>= 0.6.2) as file
  * metadata (see envd_entry_info.metadata). A write replaces the file's
@@ -913,7 +878,8 @@ ENVD_API envd_status envd_files_opts_set_octet_stream(envd_files_opts *o, int en
 ENVD_API envd_status envd_files_opts_set_metadata(envd_files_opts *o, const char *key,
                                                   const char *value);
 /* Reads: only `length` bytes from `offset` (Range; length < 0: to the end).
- * A range past the end fails with ENVD_OUT_OF_RANGE (416). */
+ * A range past the end fails with ENVD_OUT_OF_RANGE (416). A write with a
+ * range is ENVD_E_USAGE. */
 ENVD_API envd_status envd_files_opts_set_range(envd_files_opts *o, int64_t offset,
                                                int64_t length);
 ENVD_API envd_status envd_files_opts_on_progress(envd_files_opts *o, envd_progress_cb cb,
@@ -924,71 +890,97 @@ ENVD_API envd_status envd_files_opts_set_idle_timeout_ms(envd_files_opts *o, int
 /* Deadline for the whole transfer (ENVD_DEADLINE_EXCEEDED); 0 = none
  * (default). */
 ENVD_API envd_status envd_files_opts_set_timeout_ms(envd_files_opts *o, int64_t ms);
+/* Reads: where the bytes go. Default: memory (the whole file, up to 4 GiB,
+ * ENVD_RESOURCE_EXHAUSTED past that). An fd is written with write(2) from
+ * its current position on and must stay open until the read completes; on
+ * failure it may hold part of the file. A callback gets the bytes chunk by
+ * chunk (cb NULL: back to memory). Either way memory stays flat. */
+ENVD_API envd_status envd_files_opts_set_sink_fd(envd_files_opts *o, int fd);
+ENVD_API envd_status envd_files_opts_set_sink(envd_files_opts *o, envd_data_cb cb, void *ud);
 
-/* Downloads path into fd (written from the current position on, with
- * write(2)), in constant memory. On failure fd may hold part of the file.
- * The writes happen on the engine's I/O thread: fd should be a file or
- * anything else that does not block for long. */
-ENVD_API envd_status envd_files_read_to_fd(envd_client *c, const char *path, int fd,
-                                           const envd_files_opts *o, envd_error **err);
-/* fd must stay open until the future completes. */
-ENVD_API envd_status envd_files_read_to_fd_async(envd_client *c, const char *path, int fd,
-                                                 const envd_files_opts *o, envd_future **out);
-/* Downloads path into cb, chunk by chunk, in constant memory. */
-ENVD_API envd_status envd_files_read_stream(envd_client *c, const char *path, envd_data_cb cb,
-                                            void *ud, const envd_files_opts *o,
-                                            envd_error **err);
-ENVD_API envd_status envd_files_read_stream_async(envd_client *c, const char *path,
-                                                  envd_data_cb cb, void *ud,
-                                                  const envd_files_opts *o, envd_future **out);
+/* ---- reads */
 
-/* Uploads `size` bytes read from fd (from its current position) to path, in
- * constant memory. size < 0: the rest of a regular file, or until EOF for a
- * pipe (sent chunked). *info (may be NULL) gets envd's reply; caller frees it
- * with envd_write_info_free. The reads happen on the engine's I/O thread. */
-ENVD_API envd_status envd_files_write_from_fd(envd_client *c, const char *path, int fd,
-                                              int64_t size, const envd_files_opts *o,
-                                              envd_write_info **info, envd_error **err);
-ENVD_API envd_status envd_files_write_from_fd_async(envd_client *c, const char *path, int fd,
-                                                    int64_t size, const envd_files_opts *o,
-                                                    envd_future **out);
-/* Uploads what cb produces (exactly `size` bytes, or until it returns 0 when
- * size < 0) to path. */
-ENVD_API envd_status envd_files_write_stream(envd_client *c, const char *path, envd_read_cb cb,
-                                             void *ud, int64_t size, const envd_files_opts *o,
-                                             envd_write_info **info, envd_error **err);
-ENVD_API envd_status envd_files_write_stream_async(envd_client *c, const char *path,
-                                                   envd_read_cb cb, void *ud, int64_t size,
-                                                   const envd_files_opts *o, envd_future **out);
+/* Reads path into the options' sink. Memory sink: *data is the file,
+ * NUL-terminated for convenience (caller frees with free()), *len its size.
+ * fd or callback sink: *data = NULL, *len = bytes moved. */
+ENVD_API envd_status envd_files_read(envd_client *c, const char *path, const envd_files_opts *o,
+                                     uint8_t **data, size_t *len, envd_error **err);
+ENVD_API envd_status envd_files_read_async(envd_client *c, const char *path,
+                                           const envd_files_opts *o, envd_future **out);
+/* The bytes of a memory read future (NUL-terminated); valid until it is
+ * freed. NULL for another sink. */
+ENVD_API const uint8_t *envd_future_bytes(const envd_future *f, size_t *len);
+/* Bytes of file content moved by a finished transfer future (read: body
+ * bytes after gzip decoding; write: bytes taken from the sources). */
+ENVD_API int64_t envd_future_transferred(const envd_future *f);
+/* envd_files_read as a string (the Go client's ReadText): *text is
+ * NUL-terminated, caller frees with free(). A file holding NUL bytes reads
+ * fine but the string ends at the first one. Options with another sink are
+ * ENVD_E_USAGE. */
+ENVD_API envd_status envd_files_read_text(envd_client *c, const char *path,
+                                          const envd_files_opts *o, char **text,
+                                          envd_error **err);
 
-/* ---- several files in one request */
+/* ---- writes: a batch of files in one request; one file is a batch of one */
 
 typedef struct envd_write_batch envd_write_batch;
 
-/* A set of files for one multipart request (each part's filename is its
- * target path, as envd reads it when no path query is given). Caller frees
- * with envd_write_batch_free, any time after the write call returned. */
+/* Each file's target path is its multipart filename (envd reads it when no
+ * path query is given). Caller frees with envd_write_batch_free, any time
+ * after the write call returned. A NULL or empty path is ENVD_E_USAGE, one
+ * holding CR or LF ENVD_INVALID_ARGUMENT. */
 ENVD_API envd_write_batch *envd_write_batch_new(void);
 ENVD_API void envd_write_batch_free(envd_write_batch *b);
 /* data is not copied: it must stay valid until the write completes. */
 ENVD_API envd_status envd_write_batch_add(envd_write_batch *b, const char *path, const void *data,
                                           size_t len);
-/* size < 0: the rest of the regular file. */
+/* `size` bytes from fd's current position (size < 0: the rest of a regular
+ * file, or until EOF for a pipe, sent chunked); fd must stay open until the
+ * write completes. */
 ENVD_API envd_status envd_write_batch_add_fd(envd_write_batch *b, const char *path, int fd,
                                              int64_t size);
+/* What cb produces: exactly `size` bytes, or until it returns 0 when
+ * size < 0. */
 ENVD_API envd_status envd_write_batch_add_stream(envd_write_batch *b, const char *path,
                                                  envd_read_cb cb, void *ud, int64_t size);
-ENVD_API size_t envd_write_batch_count(const envd_write_batch *b);
-/* Writes every file of b in one request. Options apply to all (octet-stream
- * is one file per request: ENVD_E_USAGE here). Parts are sent in order;
- * if envd fails part way, the files before the failing one are written. */
+
+/* What envd reported for a write: one entry per file written (the JSON
+ * array of the reply; when it cannot be parsed, the requested paths, as the
+ * Go client falls back to). Read-only; free with envd_write_info_free. */
+typedef struct envd_write_entry {
+    const char *path;
+    const char *name;
+    const char *type; /* "file" */
+} envd_write_entry;
+typedef struct envd_write_info {
+    size_t count;
+    const envd_write_entry *items;
+} envd_write_info;
+ENVD_API void envd_write_info_free(envd_write_info *w);
+/* The result of a write future; valid until the future is freed. */
+ENVD_API const envd_write_info *envd_future_write_info(const envd_future *f);
+
+/* Writes (creates or overwrites; parents are created) every file of b in
+ * one request (multipart, part `file` each, as the Go client does). Parts
+ * are sent in order; if envd fails part way, the files before the failing
+ * one are written. *info (may be NULL) gets envd's reply. */
 ENVD_API envd_status envd_files_write_batch(envd_client *c, const envd_write_batch *b,
                                             const envd_files_opts *o, envd_write_info **info,
                                             envd_error **err);
 ENVD_API envd_status envd_files_write_batch_async(envd_client *c, const envd_write_batch *b,
                                                   const envd_files_opts *o, envd_future **out);
+/* One file from memory (the Go client's Write): a batch of one. */
+ENVD_API envd_status envd_files_write(envd_client *c, const char *path, const void *data,
+                                      size_t len, const envd_files_opts *o,
+                                      envd_write_info **info, envd_error **err);
+/* envd_files_write of a NUL-terminated string (the Go client's WriteText). */
+ENVD_API envd_status envd_files_write_text(envd_client *c, const char *path, const char *text,
+                                           const envd_files_opts *o, envd_write_info **info,
+                                           envd_error **err);
 
 /* ---- signed URLs (envd's v1 signatures, spec §6.2) */
+
+typedef enum envd_files_op { ENVD_FILES_READ = 0, ENVD_FILES_WRITE = 1 } envd_files_op;
 
 /* A URL that reads (GET) or writes (POST, multipart part `file` or a raw
  * octet-stream body) path without the access-token header, for handing to
@@ -999,10 +991,9 @@ ENVD_API envd_status envd_files_write_batch_async(envd_client *c, const envd_wri
  * client's. Caller frees *url with free(). The URL carries no routing
  * headers: behind a gateway that routes by e2b-sandbox-id, give the client
  * a base URL that routes by path or host (e.g. .../kruise/<id>/49983). */
-ENVD_API envd_status envd_files_download_url(envd_client *c, const char *path, const char *user,
-                                             int64_t expires_in_s, char **url, envd_error **err);
-ENVD_API envd_status envd_files_upload_url(envd_client *c, const char *path, const char *user,
-                                           int64_t expires_in_s, char **url, envd_error **err);
+ENVD_API envd_status envd_files_url(envd_client *c, const char *path, envd_files_op op,
+                                    const char *user, int64_t expires_in_s, char **url,
+                                    envd_error **err);
 /* The signature itself: "v1_" + unpadded base64 of SHA-256 of
  * "<path>:<operation>:<user>:<token>[:<expiration>]". operation is "read" or
  * "write"; user NULL = ""; expiration <= 0 = none. Caller frees *out with

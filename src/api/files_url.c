@@ -1,7 +1,7 @@
 /* Signed /files URLs (envd's v1 scheme, spec §6.2): the signature is
  * "v1_" + unpadded standard base64 of SHA-256 over
  * "<path>:<operation>:<username>:<token>[:<expiration>]". */
-#include "api/internal.h"
+#include "api/files_internal.h"
 
 #include <curl/curl.h>
 #include <openssl/evp.h>
@@ -49,17 +49,28 @@ envd_status envd_files_signature(const char *path, const char *operation, const 
     return ENVD_OK;
 }
 
-static envd_status files_url(envd_client *c, const char *path, const char *user,
-                             const char *operation, int64_t expires_in_s, char **url,
-                             envd_error **err)
+envd_status envd_files_url(envd_client *c, const char *path, envd_files_op op, const char *user,
+                          int64_t expires_in_s, char **url, envd_error **err)
 {
     if (err)
         *err = NULL;
-    if (!url)
-        return ENVD_E_USAGE;
-    *url = NULL;
-    if (!c || !path || expires_in_s < 0)
-        return ENVD_E_USAGE;
+    if (url)
+        *url = NULL;
+    const char *bad = !url ? "url is NULL"
+                      : !c ? "client is NULL"
+                      : !path ? "path is NULL"
+                      : !*path ? "path is empty"
+                      : (op != ENVD_FILES_READ && op != ENVD_FILES_WRITE)
+                          ? "op is not ENVD_FILES_READ or ENVD_FILES_WRITE"
+                          : NULL;
+    if (bad)
+        return envd_files_usage(err, "envd_files_url", bad);
+    if (expires_in_s < 0) {
+        if (err)
+            *err = envd_error_new(ENVD_INVALID_ARGUMENT, ENVD_TRANSPORT_NONE, 0,
+                                  "envd_files_url: expires_in_s is negative");
+        return ENVD_INVALID_ARGUMENT;
+    }
     if (!user || !*user)
         user = c->cfg->user;
     const char *token = c->cfg->runtime_token;
@@ -75,7 +86,8 @@ static envd_status files_url(envd_client *c, const char *path, const char *user,
     char *sig = NULL;
     envd_status s = ENVD_OK;
     if (signed_url &&
-        (s = envd_files_signature(path, operation, user, token, expiration, &sig)) != ENVD_OK)
+        (s = envd_files_signature(path, op == ENVD_FILES_READ ? "read" : "write", user, token,
+                                  expiration, &sig)) != ENVD_OK)
         return s;
     char *ep = curl_easy_escape(NULL, path, 0);
     char *eu = curl_easy_escape(NULL, user, 0);
@@ -99,16 +111,4 @@ static envd_status files_url(envd_client *c, const char *path, const char *user,
     curl_free(es);
     free(sig);
     return s;
-}
-
-envd_status envd_files_download_url(envd_client *c, const char *path, const char *user,
-                                    int64_t expires_in_s, char **url, envd_error **err)
-{
-    return files_url(c, path, user, "read", expires_in_s, url, err);
-}
-
-envd_status envd_files_upload_url(envd_client *c, const char *path, const char *user,
-                                  int64_t expires_in_s, char **url, envd_error **err)
-{
-    return files_url(c, path, user, "write", expires_in_s, url, err);
 }

@@ -400,6 +400,16 @@ void envd_curl_xfer_first_seen(envd_curl_xfer *x)
         note_deadline(x->eng, now + x->idle_timeout_ms);
 }
 
+void envd_curl_xfer_expect_response(envd_curl_xfer *x, int64_t ms)
+{
+    if (x->first_seen || ms <= 0)
+        return;
+    x->timeout_ms = ms;
+    x->first_deadline = envd_now_ms() + ms;
+    if (x->timers_on)
+        note_deadline(x->eng, x->first_deadline);
+}
+
 static void finish(envd_curl_engine *e, envd_curl_xfer *x, CURLcode rc, envd_status abort,
                    const char *why)
 {

@@ -105,6 +105,11 @@ void envd_curl_xfer_touch(envd_curl_xfer *x);
  * the timeout_ms deadline no longer applies unless timeout_whole. */
 void envd_curl_xfer_first_seen(envd_curl_xfer *x);
 
+/* I/O thread: the response headers are due within ms from now (0 = no
+ * limit); replaces the first deadline. For an upload, whose response cannot
+ * come before its body has gone out. A no-op once the response began. */
+void envd_curl_xfer_expect_response(envd_curl_xfer *x, int64_t ms);
+
 void envd_curl_xfer_ref(envd_curl_xfer *x);
 void envd_curl_xfer_unref(envd_curl_xfer *x);
 

@@ -1,25 +1,22 @@
 /* Plain HTTP for envd's /files over the libcurl engine.
  *
  * Bodies stream both ways: a download goes to on_data chunk by chunk as curl
- * receives it, an upload is pulled from the caller's read callbacks (or from
- * one copy of the caller's buffer) as the socket takes it, optionally through
- * a streaming gzip deflate. Memory stays flat whatever the file size.
+ * receives it, an upload is pulled from the request body (http_body.c:
+ * multipart framing, the caller's read callbacks or a copy of its bytes,
+ * gzip) as the socket takes it. Memory stays flat whatever the file size.
+ *
+ * Every timeout belongs to the engine's I/O loop: the wait for the response
+ * headers and the idle clock are the engine's transfer timers (the former
+ * armed at the end of the request body for an upload), the deadline on the
+ * whole transfer is curl's own CURLOPT_TIMEOUT_MS.
  */
 #include "transport/curl_engine.h"
+#include "transport/http_body.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <zlib.h>
-
-#define GZ_IN_CAP ((size_t)64 << 10)
-
-typedef struct part_src {
-    envd_http *h;
-    size_t (*read)(void *ud, uint8_t *buf, size_t cap);
-    void *ud;
-} part_src;
 
 struct envd_http {
     envd_curl_xfer x; /* first */
@@ -27,33 +24,13 @@ struct envd_http {
     char *label; /* "POST /files?path=..." for messages */
     char *url;
     struct curl_slist *hdrs;
-    curl_mime *mime;
-    part_src *parts;
-
-    /* Raw body source: caller's callback or our copy of its buffer. */
-    size_t (*read)(void *ud, uint8_t *buf, size_t cap);
-    void *read_ud;
-    uint8_t *mem;
-    size_t mem_len;
-
-    /* gzip on the fly */
-    int gzip;
-    int zs_init;
-    z_stream zs;
-    uint8_t *zin;
-    int in_eof, z_done;
-
-    /* Progress counts the caller's body bytes (before gzip, without chunk
-     * framing) for raw bodies; curl's count (with the multipart framing) for
-     * forms. */
-    int progress_from_source;
-    int64_t src_bytes;
-    int64_t upload_total; /* -1 unknown */
-    int64_t last_ul;
+    envd_http_body *body; /* NULL without a request body */
+    int64_t reply_timeout_ms; /* armed when the body has gone out */
+    int64_t deadline_ms;
 
     /* I/O thread. */
-    int has_body;
-    int body_eof; /* a read-callback body returned its end */
+    int64_t last_progress;
+    int body_eof; /* the whole body was produced (or there is none) */
     int headers_done;
     long status;
     int encoded; /* the response had a Content-Encoding */
@@ -78,7 +55,7 @@ static int headers_complete(envd_http *h, long code)
 {
     h->headers_done = 1;
     h->status = code;
-    if (h->has_body) {
+    if (h->body) {
         /* An error reply to a request with a body (e.g. 507 half way through
          * an upload) may come before the server read the whole body, and
          * curl would keep the connection even when it stopped sending: the
@@ -149,118 +126,58 @@ static size_t on_write(char *ptr, size_t size, size_t n, void *ud)
     return len;
 }
 
-static int on_xferinfo(void *ud, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
-                       curl_off_t ulnow)
-{
-    envd_http *h = ud;
-    (void)dltotal;
-    (void)dlnow;
-    int64_t sent = (int64_t)ulnow, total = h->upload_total;
-    if (h->progress_from_source) {
-        sent = h->src_bytes;
-        if (h->mem) /* gzip from memory: what deflate has consumed */
-            sent = (int64_t)(h->mem_len - h->zs.avail_in);
-    } else if (total < 0 && ultotal > 0) {
-        total = (int64_t)ultotal;
-    }
-    if (sent != h->last_ul) {
-        h->last_ul = sent;
-        h->cb.on_progress(h->cb.ud, sent, total);
-    }
-    return 0;
-}
-
 /* ---- request body (I/O thread) ------------------------------------------- */
 
-/* One read from the caller's callback, with its failure turned into our
- * error. Returns (size_t)-1 on failure. */
-static size_t user_read(envd_http *h, size_t (*fn)(void *, uint8_t *, size_t), void *ud,
-                        uint8_t *buf, size_t cap)
+static void body_sent(envd_http *h)
 {
-    size_t got = fn(ud, buf, cap);
+    h->body_eof = 1;
+    envd_curl_xfer_expect_response(&h->x, h->reply_timeout_ms);
+}
+
+static size_t on_read(char *buf, size_t size, size_t n, void *ud)
+{
+    envd_http *h = ud;
+    if (atomic_load_explicit(&h->x.cancel_requested, memory_order_acquire))
+        return CURL_READFUNC_ABORT;
+    size_t got = envd_http_body_read(h->body, (uint8_t *)buf, size * n);
     if (got == (size_t)-1) {
-        set_err(h, ENVD_E_IO, "the body read callback failed");
-        return (size_t)-1;
-    }
-    if (got > cap) {
-        set_err(h, ENVD_E_IO, "the body read callback returned more than it was asked for");
-        return (size_t)-1;
+        set_err(h, ENVD_E_IO, envd_http_body_error(h->body));
+        return CURL_READFUNC_ABORT;
     }
     envd_curl_xfer_touch(&h->x);
-    h->src_bytes += (int64_t)got;
+    int64_t taken = envd_http_body_taken(h->body);
+    if (h->cb.on_progress && taken != h->last_progress) {
+        h->last_progress = taken;
+        h->cb.on_progress(h->cb.ud, taken, envd_http_body_total(h->body));
+    }
+    if (!h->body_eof && (got == 0 || envd_http_body_done(h->body)))
+        body_sent(h);
     return got;
 }
 
-static size_t on_read_raw(char *buf, size_t size, size_t n, void *ud)
-{
-    envd_http *h = ud;
-    if (atomic_load_explicit(&h->x.cancel_requested, memory_order_acquire))
-        return CURL_READFUNC_ABORT;
-    size_t got = user_read(h, h->read, h->read_ud, (uint8_t *)buf, size * n);
-    if (got == 0)
-        h->body_eof = 1;
-    return got == (size_t)-1 ? CURL_READFUNC_ABORT : got;
-}
-
-static size_t on_read_gzip(char *buf, size_t size, size_t n, void *ud)
-{
-    envd_http *h = ud;
-    size_t cap = size * n;
-    if (atomic_load_explicit(&h->x.cancel_requested, memory_order_acquire))
-        return CURL_READFUNC_ABORT;
-    if (h->z_done)
-        return 0;
-    h->zs.next_out = (Bytef *)buf;
-    h->zs.avail_out = (uInt)(cap > UINT32_MAX ? UINT32_MAX : cap);
-    uInt out_cap = h->zs.avail_out;
-    while (h->zs.avail_out > 0) {
-        if (h->zs.avail_in == 0 && !h->in_eof) {
-            if (h->read) {
-                size_t got = user_read(h, h->read, h->read_ud, h->zin, GZ_IN_CAP);
-                if (got == (size_t)-1)
-                    return CURL_READFUNC_ABORT;
-                if (got == 0)
-                    h->in_eof = 1;
-                h->zs.next_in = h->zin;
-                h->zs.avail_in = (uInt)got;
-            } else {
-                h->in_eof = 1; /* the whole buffer was handed over at start */
-            }
-        }
-        int rc = deflate(&h->zs, h->in_eof ? Z_FINISH : Z_NO_FLUSH);
-        if (rc == Z_STREAM_END) {
-            h->z_done = 1;
-            h->body_eof = 1;
-            break;
-        }
-        if (rc != Z_OK && rc != Z_BUF_ERROR) {
-            set_err(h, ENVD_E_IO, "gzip compression failed");
-            return CURL_READFUNC_ABORT;
-        }
-    }
-    return out_cap - h->zs.avail_out;
-}
-
-static size_t on_read_part(char *buf, size_t size, size_t n, void *ud)
-{
-    part_src *p = ud;
-    if (atomic_load_explicit(&p->h->x.cancel_requested, memory_order_acquire))
-        return CURL_READFUNC_ABORT;
-    size_t got = user_read(p->h, p->read, p->ud, (uint8_t *)buf, size * n);
-    return got == (size_t)-1 ? CURL_READFUNC_ABORT : got;
-}
-
 /* ---- lifecycle --------------------------------------------------------------- */
+
+static envd_error *abort_error(envd_http *h, envd_status abort, const char *why)
+{
+    /* The engine's first deadline runs from the end of an upload's body. */
+    const char *after = abort == ENVD_DEADLINE_EXCEEDED && h->body ? " after the upload" : "";
+    return envd_error_new(abort, ENVD_TRANSPORT_HTTP, (int)h->status, "%s: %s%s", h->label, why,
+                          after);
+}
 
 static void http_done(envd_curl_xfer *x, CURLcode rc, envd_status abort, const char *why)
 {
     envd_http *h = http_of(x);
     envd_error *err = NULL;
     if (abort != ENVD_OK) {
-        err = envd_error_new(abort, ENVD_TRANSPORT_HTTP, (int)h->status, "%s: %s", h->label, why);
+        err = abort_error(h, abort, why);
     } else if (h->err) {
         err = h->err;
         h->err = NULL;
+    } else if (rc == CURLE_OPERATION_TIMEDOUT && h->deadline_ms > 0) {
+        err = envd_error_new(ENVD_DEADLINE_EXCEEDED, ENVD_TRANSPORT_HTTP, (int)h->status,
+                             "%s: deadline of %lld ms exceeded", h->label,
+                             (long long)h->deadline_ms);
     } else if (rc != CURLE_OK) {
         char buf[CURL_ERROR_SIZE + 512];
         envd_status st = envd_curl_describe(x, rc, buf, sizeof buf);
@@ -274,13 +191,8 @@ static void http_destroy(envd_curl_xfer *x)
     envd_http *h = http_of(x);
     if (h->x.easy)
         curl_easy_cleanup(h->x.easy);
-    curl_mime_free(h->mime); /* after the easy handle */
     curl_slist_free_all(h->hdrs);
-    if (h->zs_init)
-        deflateEnd(&h->zs);
-    free(h->zin);
-    free(h->mem);
-    free(h->parts);
+    envd_http_body_free(h->body);
     free(h->label);
     free(h->url);
     envd_error_free(h->err);
@@ -298,140 +210,67 @@ static envd_status add_header(struct curl_slist **l, const char *line)
     return ENVD_OK;
 }
 
-static envd_status setup_mime(envd_http *h, const envd_http_request *req)
+/* The request body: one streaming reader for forms and raw bodies alike. */
+static envd_status setup_body(envd_http *h, const envd_http_request *req)
 {
-    h->mime = curl_mime_init(h->x.easy);
-    h->parts = calloc(req->n_parts, sizeof *h->parts);
-    if (!h->mime || !h->parts)
-        return ENVD_E_NOMEM;
-    int64_t total = 0;
-    for (size_t i = 0; i < req->n_parts; i++) {
-        const envd_http_part *p = &req->parts[i];
-        if (!p->name || (!p->read && p->len > 0 && !p->data))
-            return ENVD_E_USAGE;
-        curl_mimepart *mp = curl_mime_addpart(h->mime);
-        if (!mp || curl_mime_name(mp, p->name) != CURLE_OK ||
-            curl_mime_type(mp, p->content_type ? p->content_type : "application/octet-stream") !=
-                CURLE_OK)
-            return ENVD_E_NOMEM;
-        if (p->filename && curl_mime_filename(mp, p->filename) != CURLE_OK)
-            return ENVD_E_NOMEM;
-        if (p->read) {
-            h->parts[i] = (part_src){h, p->read, p->read_ud};
-            if (curl_mime_data_cb(mp, p->size < 0 ? (curl_off_t)-1 : (curl_off_t)p->size,
-                                  on_read_part, NULL, NULL, &h->parts[i]) != CURLE_OK)
-                return ENVD_E_NOMEM;
-            total = (p->size < 0 || total < 0) ? -1 : total + p->size;
-        } else {
-            /* curl copies the bytes. */
-            if (curl_mime_data(mp, p->len ? (const char *)p->data : "", p->len) != CURLE_OK)
-                return ENVD_E_NOMEM;
-            if (total >= 0)
-                total += (int64_t)p->len;
-        }
-    }
-    (void)total; /* curl knows the framed size; see on_xferinfo */
-    h->upload_total = -1;
-    curl_easy_setopt(h->x.easy, CURLOPT_MIMEPOST, h->mime);
-    return ENVD_OK;
-}
-
-static envd_status setup_raw(envd_http *h, const envd_http_request *req)
-{
-    const envd_http_part *raw = req->raw;
-    if (!raw->read && raw->len > 0 && !raw->data)
-        return ENVD_E_USAGE;
-    char ct[256];
-    snprintf(ct, sizeof ct, "Content-Type: %s",
-             raw->content_type ? raw->content_type : "application/octet-stream");
-    if (strpbrk(ct, "\r\n"))
-        return ENVD_INVALID_ARGUMENT;
-    envd_status st = add_header(&h->hdrs, ct);
+    int form = req->n_parts > 0;
+    envd_status st = envd_http_body_new(form ? req->parts : req->raw, form ? req->n_parts : 1,
+                                        form, req->gzip_request, &h->body);
     if (st != ENVD_OK)
         return st;
+    const char *ct = envd_http_body_content_type(h->body);
+    char *line = malloc(strlen(ct) + sizeof "Content-Type: ");
+    if (!line)
+        return ENVD_E_NOMEM;
+    sprintf(line, "Content-Type: %s", ct);
+    st = add_header(&h->hdrs, line);
+    free(line);
+    if (st == ENVD_OK && req->gzip_request)
+        st = add_header(&h->hdrs, "Content-Encoding: gzip");
+    if (st != ENVD_OK)
+        return st;
+    int64_t size = envd_http_body_wire_size(h->body);
     CURL *easy = h->x.easy;
     curl_easy_setopt(easy, CURLOPT_POST, 1L);
-
-    if (req->gzip_request) {
-        h->gzip = 1;
-        if ((st = add_header(&h->hdrs, "Content-Encoding: gzip")) != ENVD_OK)
-            return st;
-        /* windowBits 15 + 16: a gzip header and trailer, not zlib's. */
-        if (deflateInit2(&h->zs, Z_DEFAULT_COMPRESSION, Z_DEFLATED, 15 + 16, 8,
-                         Z_DEFAULT_STRATEGY) != Z_OK)
-            return ENVD_E_NOMEM;
-        h->zs_init = 1;
-        if (raw->read) {
-            h->read = raw->read;
-            h->read_ud = raw->read_ud;
-            if (!(h->zin = malloc(GZ_IN_CAP)))
-                return ENVD_E_NOMEM;
-        } else {
-            h->mem_len = raw->len;
-            if (!(h->mem = malloc(raw->len ? raw->len : 1)))
-                return ENVD_E_NOMEM;
-            if (raw->len)
-                memcpy(h->mem, raw->data, raw->len);
-            /* deflate counts input in uInt. */
-            if (raw->len > UINT32_MAX)
-                return ENVD_INVALID_ARGUMENT;
-            h->zs.next_in = h->mem;
-            h->zs.avail_in = (uInt)raw->len;
-        }
-        h->progress_from_source = 1;
-        h->upload_total = raw->read ? (raw->size < 0 ? -1 : raw->size) : (int64_t)raw->len;
-        curl_easy_setopt(easy, CURLOPT_READFUNCTION, on_read_gzip);
-        curl_easy_setopt(easy, CURLOPT_READDATA, h);
-        curl_easy_setopt(easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)-1);
-    } else if (raw->read) {
-        h->read = raw->read;
-        h->read_ud = raw->read_ud;
-        h->progress_from_source = 1;
-        h->upload_total = raw->size < 0 ? -1 : raw->size;
-        curl_easy_setopt(easy, CURLOPT_READFUNCTION, on_read_raw);
-        curl_easy_setopt(easy, CURLOPT_READDATA, h);
-        curl_easy_setopt(easy, CURLOPT_POSTFIELDSIZE_LARGE,
-                         (curl_off_t)(raw->size < 0 ? -1 : raw->size));
-    } else {
-        h->upload_total = (int64_t)raw->len;
-        curl_easy_setopt(easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)raw->len);
-        if (curl_easy_setopt(easy, CURLOPT_COPYPOSTFIELDS,
-                             raw->len ? (const char *)raw->data : "") != CURLE_OK)
-            return ENVD_E_NOMEM;
-    }
+    curl_easy_setopt(easy, CURLOPT_READFUNCTION, on_read);
+    curl_easy_setopt(easy, CURLOPT_READDATA, h);
+    curl_easy_setopt(easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)size);
+    /* An empty body is never read: it has gone out from the start. */
+    h->body_eof = size == 0;
     return ENVD_OK;
 }
 
-envd_status envd_http_start(envd_curl_engine *e, const envd_http_request *req,
-                            const envd_http_callbacks *cb, envd_http **out)
+static envd_status check_request(const envd_http_request *req, const envd_http_callbacks *cb)
 {
-    *out = NULL;
-    if (!e || !req || !cb || !cb->on_done || !req->ep || !req->ep->base_url || !req->method ||
+    if (!req || !cb || !cb->on_done || !req->ep || !req->ep->base_url || !req->method ||
         !req->method[0] || !req->path || req->path[0] != '/' || (req->n_parts && !req->parts) ||
-        (req->n_parts && req->raw) || (req->gzip_request && !req->raw))
+        (req->n_parts && req->raw) || (req->gzip_request && !req->raw && !req->n_parts) ||
+        req->timeout_ms < 0 || req->idle_timeout_ms < 0 || req->deadline_ms < 0)
         return ENVD_E_USAGE;
     if (strpbrk(req->method, "\r\n \t") || strpbrk(req->path, "\r\n \t"))
         return ENVD_INVALID_ARGUMENT;
-    int is_get = strcmp(req->method, "GET") == 0;
-    if (is_get && (req->n_parts || req->raw))
+    if (strcmp(req->method, "GET") == 0 && (req->n_parts || req->raw))
         return ENVD_E_USAGE;
+    return ENVD_OK;
+}
 
+/* The transfer object with its URL and label ("POST /files?..."). */
+static envd_http *http_new(envd_curl_engine *e, const envd_http_request *req,
+                           const envd_http_callbacks *cb)
+{
     envd_http *h = calloc(1, sizeof *h);
     if (!h)
-        return ENVD_E_NOMEM;
+        return NULL;
     h->cb = *cb;
-    h->upload_total = -1;
-    h->last_ul = 0;
     size_t bl = strlen(req->ep->base_url), pl = strlen(req->path);
     size_t ml = strlen(req->method);
     h->url = malloc(bl + pl + 1);
     h->label = malloc(ml + 1 + pl + 1);
     CURL *easy = envd_curl_easy_get(e);
     if (!h->url || !h->label || !easy) {
-        if (easy)
-            curl_easy_cleanup(easy);
+        envd_curl_easy_put(e, easy);
         http_destroy(&h->x);
-        return ENVD_E_NOMEM;
+        return NULL;
     }
     memcpy(h->url, req->ep->base_url, bl);
     memcpy(h->url + bl, req->path, pl + 1);
@@ -439,58 +278,71 @@ envd_status envd_http_start(envd_curl_engine *e, const envd_http_request *req,
     h->label[ml] = ' ';
     memcpy(h->label + ml + 1, req->path, pl + 1);
     envd_curl_xfer_init(&h->x, &http_vt, e, easy, req->ep);
+    return h;
+}
 
+static envd_status setup_request(envd_http *h, const envd_http_request *req)
+{
+    CURL *easy = h->x.easy;
     envd_status st = add_header(&h->hdrs, "Expect:");
     if (st != ENVD_OK)
-        goto fail;
-
+        return st;
     curl_easy_setopt(easy, CURLOPT_URL, h->url);
     curl_easy_setopt(easy, CURLOPT_HEADERFUNCTION, on_header);
     curl_easy_setopt(easy, CURLOPT_HEADERDATA, h);
     curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, on_write);
     curl_easy_setopt(easy, CURLOPT_WRITEDATA, h);
-    if (req->accept_gzip)
-        curl_easy_setopt(easy, CURLOPT_ACCEPT_ENCODING, "gzip");
-    if (cb->on_progress) {
-        curl_easy_setopt(easy, CURLOPT_NOPROGRESS, 0L);
-        curl_easy_setopt(easy, CURLOPT_XFERINFOFUNCTION, on_xferinfo);
-        curl_easy_setopt(easy, CURLOPT_XFERINFODATA, h);
-    }
-
-    if (is_get) {
+    /* Setting it at all makes curl decode what it can: a server that
+     * compresses unasked is decoded, not handed over as the file. */
+    curl_easy_setopt(easy, CURLOPT_ACCEPT_ENCODING, req->accept_gzip ? "gzip" : "identity");
+    if (req->deadline_ms > 0)
+        curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS, (long)req->deadline_ms);
+    h->body_eof = 1;
+    if (strcmp(req->method, "GET") == 0) {
         curl_easy_setopt(easy, CURLOPT_HTTPGET, 1L);
     } else {
-        if (req->n_parts)
-            st = setup_mime(h, req);
-        else if (req->raw)
-            st = setup_raw(h, req);
-        else {
+        if (req->n_parts || req->raw) {
+            if ((st = setup_body(h, req)) != ENVD_OK)
+                return st;
+        } else {
             curl_easy_setopt(easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)0);
             curl_easy_setopt(easy, CURLOPT_POSTFIELDS, "");
         }
-        if (st != ENVD_OK)
-            goto fail;
-        h->has_body = req->n_parts || req->raw;
         if (strcmp(req->method, "POST") != 0)
             curl_easy_setopt(easy, CURLOPT_CUSTOMREQUEST, req->method);
     }
     if ((st = envd_curl_headers(req->headers, req->n_headers, &h->hdrs)) != ENVD_OK)
-        goto fail;
+        return st;
     curl_easy_setopt(easy, CURLOPT_HTTPHEADER, h->hdrs);
-
-    h->x.timeout_ms = req->timeout_ms;
+    h->deadline_ms = req->deadline_ms;
+    h->reply_timeout_ms = req->timeout_ms;
+    h->x.timeout_ms = h->body_eof ? req->timeout_ms : 0; /* else armed in body_sent() */
     h->x.idle_timeout_ms = req->idle_timeout_ms;
     h->x.idle_before_first = 1; /* uploads stall before any response too */
     if (req->tune && (st = req->tune(req->tune_ud, easy)) != ENVD_OK)
-        goto fail;
-    if ((st = envd_curl_engine_submit(e, &h->x)) != ENVD_OK)
-        goto fail;
+        return st;
+    return ENVD_OK;
+}
+
+envd_status envd_http_start(envd_curl_engine *e, const envd_http_request *req,
+                            const envd_http_callbacks *cb, envd_http **out)
+{
+    if (!out)
+        return ENVD_E_USAGE;
+    *out = NULL;
+    envd_status st = e ? check_request(req, cb) : ENVD_E_USAGE;
+    if (st != ENVD_OK)
+        return st;
+    envd_http *h = http_new(e, req, cb);
+    if (!h)
+        return ENVD_E_NOMEM;
+    if ((st = setup_request(h, req)) != ENVD_OK ||
+        (st = envd_curl_engine_submit(e, &h->x)) != ENVD_OK) {
+        http_destroy(&h->x);
+        return st;
+    }
     *out = h;
     return ENVD_OK;
-
-fail:
-    http_destroy(&h->x);
-    return st;
 }
 
 void envd_http_cancel(envd_http *h)

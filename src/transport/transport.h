@@ -132,16 +132,18 @@ void envd_curl_engine_free(envd_curl_engine *e);
 /* The Connect protocol (binary proto codec). */
 envd_rpc_transport *envd_curl_engine_connect(envd_curl_engine *e);
 
-/* Plain HTTP for /files. */
+/* Plain HTTP for /files (http.c; request bodies in http_body.c). */
 typedef struct envd_http_part {
-    const char *name;            /* form field name: "file" */
+    const char *name;            /* form field name; NULL = "file" */
     const char *filename;        /* may be NULL */
     const char *content_type;    /* NULL = application/octet-stream */
-    /* Either data/len, or read() with size (-1 when unknown). */
+    /* Either data/len (copied by start), or read() with size (-1 when
+     * unknown: the body goes chunked). */
     const uint8_t *data;
     size_t len;
-    /* Fill buf with up to cap bytes; return the count, 0 at end, or
-     * (size_t)-1 on a local error (the transfer fails with ENVD_E_IO). */
+    /* I/O thread: fill buf with up to cap bytes; return the count, 0 at the
+     * end, or (size_t)-1 on a local error (the transfer fails with
+     * ENVD_E_IO). A sized source must give exactly size bytes. */
     size_t (*read)(void *ud, uint8_t *buf, size_t cap);
     void *read_ud;
     int64_t size;
@@ -161,14 +163,20 @@ typedef struct envd_http_request {
     const envd_kv *headers;
     size_t n_headers;
     /* POST body, one of: parts (multipart/form-data), or a single raw body
-     * (data/len or read()/size, sent as content_type). */
+     * sent as its content_type. Streamed either way (http_body.h). */
     const envd_http_part *parts;
     size_t n_parts;
     const envd_http_part *raw;
-    int gzip_request;            /* compress the raw body with gzip on the fly */
-    int accept_gzip;             /* ask for gzip and decode it transparently */
-    int64_t timeout_ms;          /* until the response headers; 0 = none */
+    int gzip_request;            /* compress the body with gzip on the fly */
+    /* Ask for gzip (else "identity"); an encoded reply is decoded either way,
+     * and one in an encoding curl cannot decode fails (ENVD_E_PROTOCOL). */
+    int accept_gzip;
+    /* Until the response headers, 0 = none: from the start for a request
+     * without a body, from the end of the body otherwise (an upload takes as
+     * long as it takes). ENVD_DEADLINE_EXCEEDED. */
+    int64_t timeout_ms;
     int64_t idle_timeout_ms;     /* longest stall in either direction; 0 = none */
+    int64_t deadline_ms;         /* the whole transfer; 0 = none */
 } envd_http_request;
 
 typedef struct envd_http_callbacks {
@@ -178,7 +186,9 @@ typedef struct envd_http_callbacks {
     /* Response body bytes, as they arrive (decoded if gzip). Return non-zero
      * to abort. */
     int (*on_data)(void *ud, const uint8_t *data, size_t len);
-    /* Upload progress (bytes sent so far, total or -1); may be NULL. */
+    /* Upload progress, I/O thread, after each read of the body: bytes taken
+     * from the parts so far (no framing, before gzip) and their total, or
+     * -1. May be NULL. */
     void (*on_progress)(void *ud, int64_t sent, int64_t total);
     /* Exactly once, last. err is NULL when an HTTP response was received in
      * full (whatever its status: the caller judges the status); the callee

@@ -262,8 +262,10 @@ static void futures_outlive_their_client(void **state)
         envd_future *fs[4];
         assert_int_equal(envd_commands_run_async(c, "sleep 0.3; echo late", NULL, &fs[0]), ENVD_OK);
         assert_int_equal(envd_fs_get_info_async(c, "/", &fs[1]), ENVD_OK);
-        assert_int_equal(envd_files_write_async(c, "/tmp/outlive.txt", "x", 1, NULL, &fs[2]),
-                         ENVD_OK);
+        envd_write_batch *b = envd_write_batch_new();
+        assert_int_equal(envd_write_batch_add(b, "/tmp/outlive.txt", "x", 1), ENVD_OK);
+        assert_int_equal(envd_files_write_batch_async(c, b, NULL, &fs[2]), ENVD_OK);
+        envd_write_batch_free(b);
         assert_int_equal(envd_files_read_async(c, "/nope", NULL, &fs[3]), ENVD_OK);
         envd_client_free(c);
         assert_int_equal(envd_future_wait_all(fs, 4, 20000), ENVD_OK);

@@ -7,6 +7,7 @@
  * file, a refused write, a full disk (507), an unknown user, a wrong token,
  * signed URLs (good, tampered, expired). */
 #include "fs_test_util.h"
+#include "files_calls.h"
 
 #include <curl/curl.h>
 #include <netinet/in.h>
@@ -172,7 +173,7 @@ static void round_trip_one(fixture *fx, const char *vpath, const uint8_t *data, 
     sha_of(data, len, want);
 
     /* memory -> memory */
-    envd_status st = envd_files_write(fx->c, vpath, data, len, NULL, &err);
+    envd_status st = envd_files_write(fx->c, vpath, data, len, NULL, NULL, &err);
     assert_envd_ok(st, err);
     expect_disk(fx, vpath, data, len);
     uint8_t *back = NULL;
@@ -192,15 +193,15 @@ static void round_trip_one(fixture *fx, const char *vpath, const uint8_t *data, 
     fflush(in);
     rewind(in);
     envd_write_info *wi = NULL;
-    st = envd_files_write_from_fd(fx->c, vpath, fileno(in), -1, NULL, &wi, &err);
+    st = write_fd(fx->c, vpath, fileno(in), -1, NULL, &wi, &err);
     assert_envd_ok(st, err);
-    assert_int_equal(envd_write_info_count(wi), 1);
-    assert_string_equal(envd_write_info_path(wi, 0), vpath);
-    assert_string_equal(envd_write_info_name(wi, 0), strrchr(vpath, '/') + 1);
-    assert_string_equal(envd_write_info_type(wi, 0), "file");
+    assert_int_equal((wi)->count, 1);
+    assert_string_equal((wi)->items[0].path, vpath);
+    assert_string_equal((wi)->items[0].name, strrchr(vpath, '/') + 1);
+    assert_string_equal((wi)->items[0].type, "file");
     envd_write_info_free(wi);
     expect_disk(fx, vpath, data, len);
-    st = envd_files_read_to_fd(fx->c, vpath, fileno(out), NULL, &err);
+    st = read_fd(fx->c, vpath, fileno(out), NULL, &err);
     assert_envd_ok(st, err);
     assert_int_equal(ftell(out) >= 0, 1);
     fflush(out);
@@ -216,12 +217,12 @@ static void round_trip_one(fixture *fx, const char *vpath, const uint8_t *data, 
     /* callback -> callback, hashed both ways */
     gen g = {.r = {0x9e3779b97f4a7c15ULL ^ len}, .left = (int64_t)len, .hashing = 1};
     sha_init(&g.h);
-    st = envd_files_write_stream(fx->c, vpath, gen_read, &g, (int64_t)len, NULL, NULL, &err);
+    st = write_cb(fx->c, vpath, gen_read, &g, (int64_t)len, NULL, NULL, &err);
     assert_envd_ok(st, err);
     sha_final(&g.h, want);
     sink s = {0};
     sha_init(&s.h);
-    st = envd_files_read_stream(fx->c, vpath, sink_data, &s, NULL, &err);
+    st = read_cb(fx->c, vpath, sink_data, &s, NULL, &err);
     assert_envd_ok(st, err);
     sha_final(&s.h, got);
     assert_int_equal(s.n, (int64_t)len);
@@ -246,17 +247,17 @@ static void round_trips(void **state)
 
     /* the async forms, and the byte counts of finished transfers */
     envd_future *fs[3];
-    assert_int_equal(envd_files_write_async(fx->c, "/rt/async.txt", "async!", 6, NULL, &fs[0]),
+    assert_int_equal(write_mem_async(fx->c, "/rt/async.txt", "async!", 6, NULL, &fs[0]),
                      ENVD_OK);
     envd_future_wait(fs[0], 20000);
     assert_int_equal(envd_future_status(fs[0]), ENVD_OK);
     assert_int_equal(envd_future_transferred(fs[0]), 6);
-    assert_string_equal(envd_write_info_path(envd_future_write_info(fs[0]), 0), "/rt/async.txt");
+    assert_string_equal((envd_future_write_info(fs[0]))->items[0].path, "/rt/async.txt");
     assert_int_equal(envd_files_read_async(fx->c, "/rt/async.txt", NULL, &fs[1]), ENVD_OK);
     sink s = {0};
     sha_init(&s.h);
     assert_int_equal(
-        envd_files_read_stream_async(fx->c, "/rt/async.txt", sink_data, &s, NULL, &fs[2]), ENVD_OK);
+        read_cb_async(fx->c, "/rt/async.txt", sink_data, &s, NULL, &fs[2]), ENVD_OK);
     assert_int_equal(envd_future_wait_all(fs + 1, 2, 20000), ENVD_OK);
     size_t n;
     assert_string_equal((const char *)envd_future_bytes(fs[1], &n), "async!");
@@ -273,7 +274,7 @@ static void text_helpers(void **state)
 {
     fixture *fx = *state;
     envd_error *err = NULL;
-    assert_int_equal(envd_files_write_text(fx->c, "/txt/a.txt", "line one\nline two\n", NULL, &err),
+    assert_int_equal(envd_files_write_text(fx->c, "/txt/a.txt", "line one\nline two\n", NULL, NULL, &err),
                      ENVD_OK);
     char *t = NULL;
     assert_int_equal(envd_files_read_text(fx->c, "/txt/a.txt", NULL, &t, &err), ENVD_OK);
@@ -295,9 +296,9 @@ static void awkward_paths(void **state)
         char body[64];
         snprintf(body, sizeof body, "content %zu", i);
         envd_write_info *wi = NULL;
-        envd_status st = envd_files_write_from_fd(fx->c, paths[i], -1, 0, NULL, &wi, &err);
+        envd_status st = write_fd(fx->c, paths[i], -1, 0, NULL, &wi, &err);
         assert_int_equal(st, ENVD_E_USAGE); /* a bad fd is refused up front */
-        assert_int_equal(envd_files_write(fx->c, paths[i], body, strlen(body), NULL, &err),
+        assert_int_equal(envd_files_write(fx->c, paths[i], body, strlen(body), NULL, NULL, &err),
                          ENVD_OK);
         expect_disk(fx, paths[i], body, strlen(body));
         envd_entry_info *e = NULL;
@@ -327,11 +328,11 @@ static void awkward_paths(void **state)
     envd_write_info *wi = NULL;
     envd_status st = envd_files_write_batch(fx->c, b, NULL, &wi, &err);
     assert_envd_ok(st, err);
-    assert_int_equal(envd_write_info_count(wi), np);
+    assert_int_equal((wi)->count, np);
     for (size_t i = 0; i < np; i++) {
         char p[256];
         snprintf(p, sizeof p, "%s.batch", paths[i]);
-        assert_string_equal(envd_write_info_path(wi, i), p);
+        assert_string_equal((wi)->items[i].path, p);
         expect_disk(fx, p, bodies[i], strlen(bodies[i]));
     }
     envd_write_info_free(wi);
@@ -355,7 +356,7 @@ static void read_write_errors(void **state)
     /* streamed reads of a missing file: the sink sees nothing */
     sink s = {0};
     sha_init(&s.h);
-    st = envd_files_read_stream(fx->c, "/err/missing.txt", sink_data, &s, NULL, &err);
+    st = read_cb(fx->c, "/err/missing.txt", sink_data, &s, NULL, &err);
     expect_error(st, err, ENVD_NOT_FOUND, 404, "file not found: /err/missing.txt");
     assert_int_equal(s.n, 0);
     char h[65];
@@ -366,16 +367,16 @@ static void read_write_errors(void **state)
     mkdirs(disk_path(&fx->srv, "/err/dir", p, sizeof p));
     st = envd_files_read(fx->c, "/err/dir", NULL, &d, &n, &err);
     expect_error(st, err, ENVD_INVALID_ARGUMENT, 400, "is a directory");
-    st = envd_files_write(fx->c, "/err/dir", "x", 1, NULL, &err);
+    st = envd_files_write(fx->c, "/err/dir", "x", 1, NULL, NULL, &err);
     expect_error(st, err, ENVD_INVALID_ARGUMENT, 400, "failed to write file (status 400)");
 
     /* a parent that is a file */
     disk_write(&fx->srv, "/err/plain", "p", 1);
-    st = envd_files_write(fx->c, "/err/plain/child.txt", "x", 1, NULL, &err);
+    st = envd_files_write(fx->c, "/err/plain/child.txt", "x", 1, NULL, NULL, &err);
     expect_error(st, err, ENVD_INTERNAL, 500, "status 500");
 
     /* the Go client's default /files user does not exist on stock images */
-    st = envd_files_read(fx->c, "/err/plain", "node", &d, &n, &err);
+    st = read_as(fx->c, "/err/plain", "node", &d, &n, &err);
     expect_error(st, err, ENVD_UNAUTHENTICATED, 401, "'node'");
 }
 
@@ -396,9 +397,9 @@ static void refused_write(void **state)
     if (sh("chattr +i '%s' 2>/dev/null", p) != 0)
         skip();
     envd_error *err = NULL;
-    envd_status st = envd_files_write(fx->c, "/ro/new.txt", "x", 1, NULL, &err);
+    envd_status st = envd_files_write(fx->c, "/ro/new.txt", "x", 1, NULL, NULL, &err);
     envd_error *err2 = NULL;
-    envd_status st2 = envd_files_write(fx->c, "/ro/existing.txt", "x", 1, NULL, &err2);
+    envd_status st2 = envd_files_write(fx->c, "/ro/existing.txt", "x", 1, NULL, NULL, &err2);
     sh("chattr -i '%s' 2>/dev/null", p);
     expect_error(st, err, ENVD_INTERNAL, 500, "operation not permitted");
     /* the file itself is not immutable: overwriting it works */
@@ -422,7 +423,7 @@ static void disk_full(void **state)
     size_t len = (size_t)1 << 20;
     uint8_t *data = calloc(1, len);
     envd_error *err = NULL;
-    envd_status st = envd_files_write(fx->c, target, data, len, NULL, &err);
+    envd_status st = envd_files_write(fx->c, target, data, len, NULL, NULL, &err);
     free(data);
     if (mounted)
         sh("umount '%s'", p);
@@ -437,9 +438,9 @@ static void per_call_and_per_client_user(void **state)
     fixture *fx = *state;
     envd_error *err = NULL;
     /* relative paths resolve against the user's home */
-    envd_status st = envd_files_write(fx->c, "rel.txt", "root's", 6, NULL, &err);
+    envd_status st = envd_files_write(fx->c, "rel.txt", "root's", 6, NULL, NULL, &err);
     assert_envd_ok(st, err);
-    st = envd_files_write(fx->c, "rel.txt", "user's", 6, "user", &err);
+    st = write_as(fx->c, "rel.txt", "user's", 6, "user", &err);
     assert_envd_ok(st, err);
     expect_disk(fx, "/root/rel.txt", "root's", 6);
     expect_disk(fx, "/home/user/rel.txt", "user's", 6);
@@ -447,7 +448,7 @@ static void per_call_and_per_client_user(void **state)
     envd_files_opts_set_user(o, "user");
     sink s = {.keep = malloc(16), .cap = 16};
     sha_init(&s.h);
-    st = envd_files_read_stream(fx->c, "~/rel.txt", sink_data, &s, o, &err);
+    st = read_cb(fx->c, "~/rel.txt", sink_data, &s, o, &err);
     assert_envd_ok(st, err);
     char h[65];
     sha_final(&s.h, h);
@@ -457,7 +458,7 @@ static void per_call_and_per_client_user(void **state)
 
     /* a client whose user is "user": RPCs and /files both follow */
     envd_client *c = client_of(fx, NULL, 20000, "user");
-    assert_int_equal(envd_files_write(c, "mine.txt", "m", 1, NULL, &err), ENVD_OK);
+    assert_int_equal(envd_files_write(c, "mine.txt", "m", 1, NULL, NULL, &err), ENVD_OK);
     expect_disk(fx, "/home/user/mine.txt", "m", 1);
     int ex = 0;
     assert_int_equal(envd_fs_exists(c, "mine.txt", &ex, &err), ENVD_OK); /* Stat as user */
@@ -484,20 +485,20 @@ static void gzip_both_ways(void **state)
     assert_int_equal(fwrite(text, 1, len, in), len);
     rewind(in);
     envd_status st =
-        envd_files_write_from_fd(fx->c, "/gz/multi.txt", fileno(in), -1, o, NULL, &err);
+        write_fd(fx->c, "/gz/multi.txt", fileno(in), -1, o, NULL, &err);
     assert_envd_ok(st, err);
     expect_disk(fx, "/gz/multi.txt", text, len);
     /* octet-stream + gzip */
     envd_files_opts_set_octet_stream(o, 1);
     rewind(in);
-    st = envd_files_write_from_fd(fx->c, "/gz/raw.txt", fileno(in), -1, o, NULL, &err);
+    st = write_fd(fx->c, "/gz/raw.txt", fileno(in), -1, o, NULL, &err);
     assert_envd_ok(st, err);
     expect_disk(fx, "/gz/raw.txt", text, len);
     fclose(in);
     /* download gzip-encoded, decoded on the fly */
     sink s = {.keep = malloc(len), .cap = len};
     sha_init(&s.h);
-    st = envd_files_read_stream(fx->c, "/gz/raw.txt", sink_data, &s, o, &err);
+    st = read_cb(fx->c, "/gz/raw.txt", sink_data, &s, o, &err);
     assert_envd_ok(st, err);
     assert_int_equal(s.n, (int64_t)len);
     assert_memory_equal(s.keep, text, len);
@@ -520,7 +521,7 @@ static void metadata_on_write(void **state)
     envd_error *err = NULL;
     gen g = {.r = {7}, .left = 1000};
     envd_status st =
-        envd_files_write_stream(fx->c, "/meta/f.bin", gen_read, &g, 1000, o, NULL, &err);
+        write_cb(fx->c, "/meta/f.bin", gen_read, &g, 1000, o, NULL, &err);
     assert_envd_ok(st, err);
     envd_entry_info *e = NULL;
     st = envd_fs_get_info(fx->c, "/meta/f.bin", &e, &err);
@@ -538,7 +539,7 @@ static void metadata_on_write(void **state)
     assert_string_equal(e->metadata[1].value, "x y z");
     envd_entry_info_free(e);
     /* a write without metadata clears it */
-    assert_int_equal(envd_files_write(fx->c, "/meta/f.bin", "x", 1, NULL, &err), ENVD_OK);
+    assert_int_equal(envd_files_write(fx->c, "/meta/f.bin", "x", 1, NULL, NULL, &err), ENVD_OK);
     st = envd_fs_get_info(fx->c, "/meta/f.bin", &e, &err);
     assert_envd_ok(st, err);
     assert_int_equal(e->n_metadata, 0);
@@ -561,21 +562,21 @@ static void range_reads(void **state)
 
     assert_int_equal(envd_files_opts_set_range(o, 10, 20), ENVD_OK);
     sha_init(&s.h);
-    envd_status st = envd_files_read_stream(fx->c, "/range/f.bin", sink_data, &s, o, &err);
+    envd_status st = read_cb(fx->c, "/range/f.bin", sink_data, &s, o, &err);
     assert_envd_ok(st, err);
     assert_int_equal(s.n, 20);
     assert_memory_equal(buf, data + 10, 20);
 
     assert_int_equal(envd_files_opts_set_range(o, 990, -1), ENVD_OK);
     s.n = 0;
-    st = envd_files_read_stream(fx->c, "/range/f.bin", sink_data, &s, o, &err);
+    st = read_cb(fx->c, "/range/f.bin", sink_data, &s, o, &err);
     assert_envd_ok(st, err);
     assert_int_equal(s.n, 10);
     assert_memory_equal(buf, data + 990, 10);
 
     assert_int_equal(envd_files_opts_set_range(o, 5000, 10), ENVD_OK);
     s.n = 0;
-    st = envd_files_read_stream(fx->c, "/range/f.bin", sink_data, &s, o, &err);
+    st = read_cb(fx->c, "/range/f.bin", sink_data, &s, o, &err);
     expect_error(st, err, ENVD_OUT_OF_RANGE, 416, NULL);
     assert_int_equal(s.n, 0);
     char h[65];
@@ -583,7 +584,7 @@ static void range_reads(void **state)
     assert_int_equal(envd_files_opts_set_range(o, -1, 10), ENVD_INVALID_ARGUMENT);
     /* a range on a write is a usage error */
     assert_int_equal(envd_files_opts_set_range(o, 0, 10), ENVD_OK);
-    st = envd_files_write_stream(fx->c, "/range/w", gen_read, &(gen){.left = 1}, 1, o, NULL, &err);
+    st = write_cb(fx->c, "/range/w", gen_read, &(gen){.left = 1}, 1, o, NULL, &err);
     assert_int_equal(st, ENVD_E_USAGE);
     envd_files_opts_free(o);
 }
@@ -628,11 +629,11 @@ static void pipes_and_octet_stream(void **state)
         envd_files_opts_set_octet_stream(o, octet);
         const char *path = octet ? "/pipe/raw.bin" : "/pipe/multi.bin";
         envd_write_info *wi = NULL;
-        envd_status st = envd_files_write_from_fd(fx->c, path, fds[0], -1, o, &wi, &err);
+        envd_status st = write_fd(fx->c, path, fds[0], -1, o, &wi, &err);
         pthread_join(t, NULL);
         close(fds[0]);
         assert_envd_ok(st, err);
-        assert_string_equal(envd_write_info_path(wi, 0), path);
+        assert_string_equal((wi)->items[0].path, path);
         envd_write_info_free(wi);
         expect_disk(fx, path, data, len);
         envd_files_opts_free(o);
@@ -667,17 +668,16 @@ static void batch_in_one_request(void **state)
             assert_int_equal(envd_write_batch_add_stream(b, p, gen_read, &gens[i], 5000), ENVD_OK);
         }
     }
-    assert_int_equal(envd_write_batch_count(b), N);
     assert_int_equal(envd_write_batch_add(b, "/bad\nname", "x", 1), ENVD_INVALID_ARGUMENT);
     envd_write_info *wi = NULL;
     envd_error *err = NULL;
     envd_status st = envd_files_write_batch(fx->c, b, NULL, &wi, &err);
     assert_envd_ok(st, err);
-    assert_int_equal(envd_write_info_count(wi), N);
+    assert_int_equal((wi)->count, N);
     for (int i = 0; i < N; i++) {
         char p[64];
         snprintf(p, sizeof p, "/batch/d%d/f%03d.txt", i % 7, i);
-        assert_string_equal(envd_write_info_path(wi, (size_t)i), p);
+        assert_string_equal((wi)->items[(size_t)i].path, p);
         if (i % 3 != 2) {
             expect_disk(fx, p, bodies[i], strlen(bodies[i]));
         } else {
@@ -706,7 +706,7 @@ static void batch_in_one_request(void **state)
     envd_write_batch_free(b); /* the call took what it needs */
     envd_future_wait(f, 20000);
     assert_int_equal(envd_future_status(f), ENVD_OK);
-    assert_int_equal(envd_write_info_count(envd_future_write_info(f)), 10);
+    assert_int_equal((envd_future_write_info(f))->count, 10);
     envd_future_free(f);
     expect_disk(fx, "/batch/gz/9.txt", bodies[9], strlen(bodies[9]));
     b = envd_write_batch_new();
@@ -743,7 +743,7 @@ static void progress_both_ways(void **state)
     envd_files_opts_on_progress(o, on_prog, &up);
     gen g = {.r = {3}, .left = len};
     envd_error *err = NULL;
-    assert_int_equal(envd_files_write_stream(fx->c, "/prog/f", gen_read, &g, len, o, NULL, &err),
+    assert_int_equal(write_cb(fx->c, "/prog/f", gen_read, &g, len, o, NULL, &err),
                      ENVD_OK);
     assert_true(up.calls > 1);
     assert_int_equal(up.backwards, 0);
@@ -752,7 +752,7 @@ static void progress_both_ways(void **state)
     envd_files_opts_on_progress(o, on_prog, &down);
     sink s = {0};
     sha_init(&s.h);
-    assert_int_equal(envd_files_read_stream(fx->c, "/prog/f", sink_data, &s, o, &err), ENVD_OK);
+    assert_int_equal(read_cb(fx->c, "/prog/f", sink_data, &s, o, &err), ENVD_OK);
     char h[65];
     sha_final(&s.h, h);
     assert_true(down.calls > 1);
@@ -794,7 +794,7 @@ static void cancel_and_source_failures(void **state)
     /* cancel a slow upload in flight */
     envd_future *f;
     assert_int_equal(
-        envd_files_write_stream_async(fx->c, "/cx/slow", slow_read, NULL, -1, NULL, &f), ENVD_OK);
+        write_cb_async(fx->c, "/cx/slow", slow_read, NULL, -1, NULL, &f), ENVD_OK);
     usleep(200000);
     envd_future_cancel(f);
     assert_int_equal(envd_future_wait(f, 10000), ENVD_OK);
@@ -804,16 +804,16 @@ static void cancel_and_source_failures(void **state)
     /* the source fails */
     int calls = 0;
     envd_status st =
-        envd_files_write_stream(fx->c, "/cx/fail", failing_read, &calls, -1, NULL, NULL, &err);
+        write_cb(fx->c, "/cx/fail", failing_read, &calls, -1, NULL, NULL, &err);
     expect_error(st, err, ENVD_E_IO, 0, "the read callback failed");
     /* the source ends before its declared size */
     gen g = {.r = {1}, .left = 100};
-    st = envd_files_write_stream(fx->c, "/cx/short", gen_read, &g, 5000, NULL, NULL, &err);
+    st = write_cb(fx->c, "/cx/short", gen_read, &g, 5000, NULL, NULL, &err);
     expect_error(st, err, ENVD_E_IO, 0, "ended after 100 of 5000 bytes");
     /* a descriptor that is not readable */
     int fds[2];
     assert_int_equal(pipe(fds), 0);
-    st = envd_files_write_from_fd(fx->c, "/cx/wfd", fds[1], -1, NULL, NULL, &err);
+    st = write_fd(fx->c, "/cx/wfd", fds[1], -1, NULL, NULL, &err);
     close(fds[0]);
     close(fds[1]);
     expect_error(st, err, ENVD_E_IO, 0, "reading the file descriptor");
@@ -821,11 +821,11 @@ static void cancel_and_source_failures(void **state)
     /* the sink stops a download */
     disk_write(&fx->srv, "/cx/big", "0123456789", 10);
     int seen = 0;
-    st = envd_files_read_stream(fx->c, "/cx/big", stop_after_first, &seen, NULL, &err);
+    st = read_cb(fx->c, "/cx/big", stop_after_first, &seen, NULL, &err);
     expect_error(st, err, ENVD_CANCELED, 0, "the data callback stopped the transfer");
     /* a sink descriptor that is not writable */
     assert_int_equal(pipe(fds), 0);
-    st = envd_files_read_to_fd(fx->c, "/cx/big", fds[0], NULL, &err);
+    st = read_fd(fx->c, "/cx/big", fds[0], NULL, &err);
     close(fds[0]);
     close(fds[1]);
     expect_error(st, err, ENVD_E_IO, 0, "writing to the file descriptor");
@@ -928,7 +928,7 @@ static void three_timeouts(void **state)
     /* 2. a write: the body goes out in full, then the wait for the reply
      * is bounded by the request timeout */
     gen g = {.r = {1}, .left = 2 << 20};
-    st = envd_files_write_stream(c, "/x", gen_read, &g, 2 << 20, NULL, NULL, &err);
+    st = write_cb(c, "/x", gen_read, &g, 2 << 20, NULL, NULL, &err);
     expect_error(st, err, ENVD_DEADLINE_EXCEEDED, 0, "no response within 300 ms after the upload");
     assert_true(atomic_load(&q.received) > (2 << 20));
     envd_client_free(c);
@@ -941,7 +941,7 @@ static void three_timeouts(void **state)
     envd_files_opts_set_idle_timeout_ms(o, 300);
     sink s = {0};
     sha_init(&s.h);
-    st = envd_files_read_stream(c, "/x", sink_data, &s, o, &err);
+    st = read_cb(c, "/x", sink_data, &s, o, &err);
     expect_error(st, err, ENVD_E_IDLE_TIMEOUT, 0, "idle");
     assert_int_equal(s.n, 10);
 
@@ -949,7 +949,7 @@ static void three_timeouts(void **state)
     envd_files_opts_set_idle_timeout_ms(o, 0);
     envd_files_opts_set_timeout_ms(o, 400);
     t0 = now_ms();
-    st = envd_files_read_stream(c, "/x", sink_data, &s, o, &err);
+    st = read_cb(c, "/x", sink_data, &s, o, &err);
     expect_error(st, err, ENVD_DEADLINE_EXCEEDED, 0, "deadline of 400 ms exceeded");
     assert_true(now_ms() - t0 < 5000);
     char h[65];
@@ -1007,13 +1007,13 @@ static void wrong_token(void **state)
 {
     fixture *fx = *state;
     envd_error *err = NULL;
-    assert_int_equal(envd_files_write(fx->c, "/tok/a.txt", "secret", 6, NULL, &err), ENVD_OK);
+    assert_int_equal(envd_files_write(fx->c, "/tok/a.txt", "secret", 6, NULL, NULL, &err), ENVD_OK);
     envd_client *bad = client_of(fx, "not-the-token", 20000, NULL);
     uint8_t *d = NULL;
     size_t n;
     envd_status st = envd_files_read(bad, "/tok/a.txt", NULL, &d, &n, &err);
     expect_error(st, err, ENVD_UNAUTHENTICATED, 401, "does not match");
-    st = envd_files_write(bad, "/tok/b.txt", "x", 1, NULL, &err);
+    st = envd_files_write(bad, "/tok/b.txt", "x", 1, NULL, NULL, &err);
     expect_error(st, err, ENVD_UNAUTHENTICATED, 401, "does not match");
     int ex;
     st = envd_fs_exists(bad, "/tok/a.txt", &ex, &err); /* RPCs too */
@@ -1029,10 +1029,10 @@ static void signed_urls(void **state)
 {
     fixture *fx = *state;
     envd_error *err = NULL;
-    assert_int_equal(envd_files_write(fx->c, "/sig/dir a/f.txt", "signed!", 7, NULL, &err),
+    assert_int_equal(envd_files_write(fx->c, "/sig/dir a/f.txt", "signed!", 7, NULL, NULL, &err),
                      ENVD_OK);
     char *url = NULL;
-    assert_int_equal(envd_files_download_url(fx->c, "/sig/dir a/f.txt", NULL, 0, &url, &err),
+    assert_int_equal(envd_files_url(fx->c, "/sig/dir a/f.txt", ENVD_FILES_READ, NULL, 0, &url, &err),
                      ENVD_OK);
     assert_non_null(
         strstr(url, "/files?path=%2Fsig%2Fdir%20a%2Ff.txt&username=root&signature=v1_"));
@@ -1050,7 +1050,7 @@ static void signed_urls(void **state)
     free(url);
 
     /* with an expiration */
-    assert_int_equal(envd_files_download_url(fx->c, "/sig/dir a/f.txt", "root", 60, &url, &err),
+    assert_int_equal(envd_files_url(fx->c, "/sig/dir a/f.txt", ENVD_FILES_READ, "root", 60, &url, &err),
                      ENVD_OK);
     assert_non_null(strstr(url, "&signature_expiration="));
     f = fetch(url, NULL);
@@ -1075,24 +1075,24 @@ static void signed_urls(void **state)
     free(sig);
 
     /* upload URL: a multipart POST from plain curl */
-    assert_int_equal(envd_files_upload_url(fx->c, "/sig/up.txt", "user", 60, &url, &err), ENVD_OK);
+    assert_int_equal(envd_files_url(fx->c, "/sig/up.txt", ENVD_FILES_WRITE, "user", 60, &url, &err), ENVD_OK);
     f = fetch(url, "uploaded by curl");
     assert_int_equal(f.status, 200);
     assert_non_null(strstr(f.body, "\"path\":\"/sig/up.txt\""));
     expect_disk(fx, "/sig/up.txt", "uploaded by curl", 16);
     /* a read URL does not write */
     free(url);
-    assert_int_equal(envd_files_download_url(fx->c, "/sig/up.txt", "user", 0, &url, &err), ENVD_OK);
+    assert_int_equal(envd_files_url(fx->c, "/sig/up.txt", ENVD_FILES_READ, "user", 0, &url, &err), ENVD_OK);
     f = fetch(url, "overwrite?");
     assert_int_equal(f.status, 401);
     free(url);
 
     /* without a token: plain URLs, and no expiration */
     envd_client *none = client_of(fx, NULL, 20000, NULL);
-    assert_int_equal(envd_files_download_url(none, "/a", NULL, 0, &url, &err), ENVD_OK);
+    assert_int_equal(envd_files_url(none, "/a", ENVD_FILES_READ, NULL, 0, &url, &err), ENVD_OK);
     assert_null(strstr(url, "signature"));
     free(url);
-    assert_int_equal(envd_files_download_url(none, "/a", NULL, 30, &url, &err),
+    assert_int_equal(envd_files_url(none, "/a", ENVD_FILES_READ, NULL, 30, &url, &err),
                      ENVD_INVALID_ARGUMENT);
     assert_null(url);
     envd_error_free(err);
@@ -1113,13 +1113,13 @@ static void gateway_round_trips(void **state)
         gen g = {.r = {11}, .left = len, .hashing = 1};
         sha_init(&g.h);
         const char *path = h2 ? "/gw/h2.bin" : "/gw/h1.bin";
-        envd_status st = envd_files_write_stream(c, path, gen_read, &g, len, NULL, NULL, &err);
+        envd_status st = write_cb(c, path, gen_read, &g, len, NULL, NULL, &err);
         assert_envd_ok(st, err);
         char want[65], got[65];
         sha_final(&g.h, want);
         sink s = {0};
         sha_init(&s.h);
-        st = envd_files_read_stream(c, path, sink_data, &s, NULL, &err);
+        st = read_cb(c, path, sink_data, &s, NULL, &err);
         assert_envd_ok(st, err);
         sha_final(&s.h, got);
         assert_string_equal(got, want);
@@ -1138,7 +1138,7 @@ static void gateway_round_trips(void **state)
         envd_write_info *wi = NULL;
         st = envd_files_write_batch(c, b, NULL, &wi, &err);
         assert_envd_ok(st, err);
-        assert_int_equal(envd_write_info_count(wi), 20);
+        assert_int_equal((wi)->count, 20);
         envd_write_info_free(wi);
         envd_write_batch_free(b);
         envd_future *fs[100];

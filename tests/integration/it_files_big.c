@@ -7,6 +7,7 @@
  * it). The data never touches the client's disk; on the server's side the
  * file is removed right after the check. */
 #include "fs_test_util.h"
+#include "files_calls.h"
 
 typedef struct fixture {
     test_server srv;
@@ -90,10 +91,10 @@ static void big_round_trip(void **state)
     int64_t t0 = now_ms();
     envd_write_info *wi = NULL;
     envd_status st =
-        envd_files_write_stream(fx->c, "/big/blob.bin", gen_read, &g, len, o, &wi, &err);
+        write_cb(fx->c, "/big/blob.bin", gen_read, &g, len, o, &wi, &err);
     int64_t t1 = now_ms();
     assert_envd_ok(st, err);
-    assert_string_equal(envd_write_info_path(wi, 0), "/big/blob.bin");
+    assert_string_equal((wi)->items[0].path, "/big/blob.bin");
     envd_write_info_free(wi);
     char want[65], got[65];
     sha_final(&g.h, want);
@@ -107,7 +108,7 @@ static void big_round_trip(void **state)
     sink s = {0};
     sha_init(&s.h);
     int64_t t2 = now_ms();
-    st = envd_files_read_stream(fx->c, "/big/blob.bin", sink_data, &s, o, &err);
+    st = read_cb(fx->c, "/big/blob.bin", sink_data, &s, o, &err);
     int64_t t3 = now_ms();
     envd_error *err2 = NULL;
     envd_status st2 = envd_fs_remove(fx->c, "/big/blob.bin", &err2); /* free the disk first */
@@ -142,7 +143,7 @@ static void many_at_once(envd_client *c, int n, const char *dir)
         char p[128];
         snprintf(p, sizeof p, "%s/f%04d.txt", dir, i);
         snprintf(bodies[i], sizeof bodies[i], "body of file %d in %s", i, dir);
-        assert_int_equal(envd_files_write_async(c, p, bodies[i], strlen(bodies[i]), NULL, &fs[i]),
+        assert_int_equal(write_mem_async(c, p, bodies[i], strlen(bodies[i]), NULL, &fs[i]),
                          ENVD_OK);
     }
     assert_int_equal(envd_future_wait_all(fs, (size_t)n, 120000), ENVD_OK);

@@ -180,7 +180,7 @@ static void files_round_trip(void **state)
     envd_error *err = NULL;
     const char *text = "hello, files\n";
     const char *path = "/tmp/dir with space/a&b?#%.txt";
-    envd_status st = envd_files_write(fx->c, path, text, strlen(text), NULL, &err);
+    envd_status st = envd_files_write(fx->c, path, text, strlen(text), NULL, NULL, &err);
     assert_envd_ok(st, err);
     uint8_t *data = NULL;
     size_t len = 0;

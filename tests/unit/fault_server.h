@@ -19,6 +19,7 @@
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
+#include <zlib.h>
 
 typedef void (*fault_fn)(int fd);
 
@@ -256,6 +257,28 @@ static inline void fs_set(fault_fn fn)
     g_fs.scenario = fn;
     g_fs.last_head[0] = '\0';
     pthread_mutex_unlock(&g_fs.mu);
+}
+
+/* A 200 reply of text, gzip-encoded (Content-Encoding: gzip). */
+static inline void fs_gzip_reply(int fd, const char *text)
+{
+    uint8_t out[1024];
+    z_stream zs = {0};
+    deflateInit2(&zs, 9, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY);
+    zs.next_in = (Bytef *)text;
+    zs.avail_in = (uInt)strlen(text);
+    zs.next_out = out;
+    zs.avail_out = sizeof out;
+    deflate(&zs, Z_FINISH);
+    size_t n = sizeof out - zs.avail_out;
+    deflateEnd(&zs);
+    char h[256];
+    snprintf(h, sizeof h,
+             "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Encoding: gzip\r\n"
+             "Content-Length: %zu\r\nConnection: close\r\n\r\n",
+             n);
+    fs_puts(fd, h);
+    fs_write_all(fd, out, n);
 }
 
 static inline void fs_stop(void)

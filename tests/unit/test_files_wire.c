@@ -13,6 +13,7 @@
 
 #include "envd/envd.h"
 #include "fault_server.h"
+#include "../integration/files_calls.h"
 
 #include <zlib.h>
 
@@ -100,6 +101,25 @@ static void reply_500_long(int fd)
     free(body);
 }
 
+/* Claims far more than it sends, then closes. */
+static void reply_claims_64g(int fd)
+{
+    fs_puts(fd, "HTTP/1.1 200 OK\r\nContent-Length: 68719476736\r\nConnection: close\r\n\r\n"
+                "hello");
+}
+
+static void reply_claims_1g(int fd)
+{
+    fs_puts(fd, "HTTP/1.1 200 OK\r\nContent-Length: 1073741824\r\nConnection: close\r\n\r\n"
+                "hello");
+}
+
+/* gzip although the request asked for identity. */
+static void reply_gzip_unasked(int fd)
+{
+    fs_gzip_reply(fd, "compressed anyway\n");
+}
+
 static const char *head(void)
 {
     return g_fs.last_head;
@@ -131,9 +151,9 @@ static void write_request_shape(void **state)
     envd_write_info *wi = NULL;
     envd_error *err = NULL;
     const char *path = "/a b/q\"u\\o?&#%+.txt";
-    envd_status st = envd_files_write_stream(c, path, NULL, NULL, 0, NULL, &wi, &err);
+    envd_status st = write_cb(c, path, NULL, NULL, 0, NULL, &wi, &err);
     assert_int_equal(st, ENVD_E_USAGE); /* no callback */
-    st = envd_files_write(c, path, "hello", 5, NULL, &err);
+    st = envd_files_write(c, path, "hello", 5, NULL, NULL, &err);
     assert_int_equal(st, ENVD_OK);
     fs_join_conns();
     assert_true(strncmp(head(),
@@ -159,19 +179,19 @@ static void write_request_shape(void **state)
 
     /* the write result is the reply's first entry */
     fs_set(reply_json);
-    st = envd_files_write_from_fd(c, "/x", 0, 0, NULL, &wi, &err);
+    st = write_fd(c, "/x", 0, 0, NULL, &wi, &err);
     assert_int_equal(st, ENVD_OK);
-    assert_string_equal(envd_write_info_path(wi, 0), "/srv/said/this.txt");
-    assert_string_equal(envd_write_info_name(wi, 0), "this.txt");
+    assert_string_equal((wi)->items[0].path, "/srv/said/this.txt");
+    assert_string_equal((wi)->items[0].name, "this.txt");
     envd_write_info_free(wi);
     /* 201 counts; an unreadable reply falls back to the path */
     fs_set(reply_201_garbage);
-    st = envd_files_write_from_fd(c, "/dir/fallback.txt", 0, 0, NULL, &wi, &err);
+    st = write_fd(c, "/dir/fallback.txt", 0, 0, NULL, &wi, &err);
     assert_int_equal(st, ENVD_OK);
-    assert_int_equal(envd_write_info_count(wi), 1);
-    assert_string_equal(envd_write_info_path(wi, 0), "/dir/fallback.txt");
-    assert_string_equal(envd_write_info_name(wi, 0), "fallback.txt");
-    assert_string_equal(envd_write_info_type(wi, 0), "file");
+    assert_int_equal((wi)->count, 1);
+    assert_string_equal((wi)->items[0].path, "/dir/fallback.txt");
+    assert_string_equal((wi)->items[0].name, "fallback.txt");
+    assert_string_equal((wi)->items[0].type, "file");
     envd_write_info_free(wi);
     envd_client_free(c);
 }
@@ -191,7 +211,7 @@ static void user_in_both_places(void **state)
     assert_header("\r\nauthorization: Basic dXNlcjo=\r\n"); /* user: */
     /* per call: both change for that request only */
     fs_set(reply_file);
-    assert_int_equal(envd_files_read(c, "rel.txt", "root", &d, &n, &err), ENVD_OK);
+    assert_int_equal(read_as(c, "rel.txt", "root", &d, &n, &err), ENVD_OK);
     free(d);
     fs_join_conns();
     assert_true(strncmp(head(), "GET /files?path=rel.txt&username=root HTTP/1.1\r\n", 48) == 0);
@@ -212,7 +232,7 @@ static void options_on_the_wire(void **state)
     FILE *f = tmpfile();
     fputs("raw body", f);
     rewind(f);
-    assert_int_equal(envd_files_write_from_fd(c, "/o.bin", fileno(f), -1, o, NULL, &err), ENVD_OK);
+    assert_int_equal(write_fd(c, "/o.bin", fileno(f), -1, o, NULL, &err), ENVD_OK);
     fclose(f);
     fs_join_conns();
     assert_header("\r\ncontent-type: application/octet-stream\r\n");
@@ -227,7 +247,8 @@ static void options_on_the_wire(void **state)
     o = envd_files_opts_new();
     envd_files_opts_set_gzip(o, 1);
     fs_set(reply_json);
-    assert_int_equal(envd_files_write(c, "/g.txt", "x", 1, NULL, &err), ENVD_OK); /* no gzip */
+    /* no options, no gzip */
+    assert_int_equal(envd_files_write(c, "/g.txt", "x", 1, NULL, NULL, &err), ENVD_OK);
     fs_join_conns();
     assert_null(strcasestr(head(), "content-encoding"));
     fs_set(reply_json);
@@ -268,7 +289,7 @@ static void options_on_the_wire(void **state)
     envd_files_opts_set_gzip(o, 1);
     fs_set(reply_file);
     FILE *out = tmpfile();
-    assert_int_equal(envd_files_read_to_fd(c, "/r", fileno(out), o, &err), ENVD_OK);
+    assert_int_equal(read_fd(c, "/r", fileno(out), o, &err), ENVD_OK);
     fs_join_conns();
     assert_header("\r\nrange: bytes=100-104\r\n");
     assert_header("\r\nAccept-Encoding: gzip\r\n");
@@ -277,7 +298,7 @@ static void options_on_the_wire(void **state)
     envd_files_opts_set_range(o, 7, -1);
     fs_set(reply_file);
     out = tmpfile();
-    assert_int_equal(envd_files_read_to_fd(c, "/r", fileno(out), o, &err), ENVD_OK);
+    assert_int_equal(read_fd(c, "/r", fileno(out), o, &err), ENVD_OK);
     fclose(out);
     fs_join_conns();
     assert_header("\r\nrange: bytes=7-\r\n");
@@ -301,7 +322,7 @@ static void error_replies(void **state)
     envd_error_free(err);
 
     fs_set(reply_500_long);
-    st = envd_files_write(c, "/x/y", "z", 1, NULL, &err);
+    st = envd_files_write(c, "/x/y", "z", 1, NULL, NULL, &err);
     assert_int_equal(st, ENVD_UNAVAILABLE);
     assert_int_equal(envd_error_http_status(err), 503);
     const char *m = envd_error_message(err);
@@ -312,6 +333,137 @@ static void error_replies(void **state)
     envd_client_free(c);
 }
 
+static void expect_err(envd_status st, envd_error *err, envd_status want, const char *text)
+{
+    if (st != want)
+        fail_msg("got %s (%s), want %s", envd_strerror(st), err ? envd_error_message(err) : "-",
+                 envd_strerror(want));
+    assert_non_null(err);
+    if (text && !strstr(envd_error_message(err), text))
+        fail_msg("'%s' lacks '%s'", envd_error_message(err), text);
+    envd_error_free(err);
+}
+
+/* Content-Length is a claim, not an allocation: a memory read past the
+ * limit fails at once as RESOURCE_EXHAUSTED, a smaller claim costs nothing
+ * until bytes arrive, and an fd sink takes any size. */
+static void reply_sizes_are_claims(void **state)
+{
+    (void)state;
+    envd_client *c = client(NULL);
+    envd_error *err = NULL;
+    uint8_t *d = (uint8_t *)"x";
+    size_t n = 1;
+    fs_set(reply_claims_64g);
+    envd_status st = envd_files_read(c, "/huge", NULL, &d, &n, &err);
+    assert_null(d);
+    assert_int_equal(n, 0);
+    expect_err(st, err, ENVD_RESOURCE_EXHAUSTED, "68719476736 bytes do not fit");
+
+    fs_set(reply_claims_1g);
+    st = envd_files_read(c, "/liar", NULL, &d, &n, &err);
+    expect_err(st, err, ENVD_E_TRANSPORT, "before the response was complete");
+
+    FILE *out = tmpfile();
+    fs_set(reply_claims_64g);
+    st = read_fd(c, "/huge", fileno(out), NULL, &err);
+    expect_err(st, err, ENVD_E_TRANSPORT, "before the response was complete");
+    assert_int_equal(ftell(out), 5); /* what came went to the fd */
+    fclose(out);
+    envd_client_free(c);
+}
+
+static void gzip_not_asked_for_is_decoded(void **state)
+{
+    (void)state;
+    envd_client *c = client(NULL);
+    envd_error *err = NULL;
+    uint8_t *d = NULL;
+    size_t n = 0;
+    fs_set(reply_gzip_unasked);
+    envd_status st = envd_files_read(c, "/z", NULL, &d, &n, &err);
+    if (st != ENVD_OK)
+        fail_msg("%s", envd_error_message(err));
+    assert_int_equal(n, 18);
+    assert_string_equal((char *)d, "compressed anyway\n");
+    free(d);
+    fs_join_conns();
+    assert_header("\r\nAccept-Encoding: identity\r\n");
+    envd_client_free(c);
+}
+
+/* The call first, then its error (argument evaluation order is unspecified). */
+#define EXPECT(call, want, text)                                                                   \
+    do {                                                                                           \
+        envd_status st_ = (call);                                                                  \
+        expect_err(st_, err, want, text);                                                          \
+    } while (0)
+
+/* Usage errors name the argument; starters leave *out NULL; option setters
+ * tell a NULL object (E_USAGE) from a bad value (INVALID_ARGUMENT). */
+static void usage_errors(void **state)
+{
+    (void)state;
+    envd_client *c = client(NULL);
+    envd_error *err = NULL;
+    fs_set(reply_json);
+    EXPECT(envd_files_write(c, "", "x", 1, NULL, NULL, &err), ENVD_E_USAGE,
+               "envd_files_write: path is empty");
+    EXPECT(envd_files_write(c, NULL, "x", 1, NULL, NULL, &err), ENVD_E_USAGE,
+               "envd_files_write: path is NULL");
+    EXPECT(envd_files_write(NULL, "/a", "x", 1, NULL, NULL, &err), ENVD_E_USAGE,
+               "client is NULL");
+    EXPECT(envd_files_write_text(c, "/a", NULL, NULL, NULL, &err), ENVD_E_USAGE,
+               "text is NULL");
+    uint8_t *d = NULL;
+    size_t n = 0;
+    EXPECT(envd_files_read(c, "", NULL, &d, &n, &err), ENVD_E_USAGE, "path is empty");
+    char *url = NULL;
+    EXPECT(envd_files_url(c, "", ENVD_FILES_READ, NULL, 0, &url, &err), ENVD_E_USAGE,
+               "envd_files_url: path is empty");
+    EXPECT(envd_files_url(c, "/a", (envd_files_op)7, NULL, 0, &url, &err), ENVD_E_USAGE,
+               "op");
+    assert_null(url);
+
+    envd_future *f = (envd_future *)&f; /* not NULL: the starter must clear it */
+    assert_int_equal(envd_files_read_async(c, "", NULL, &f), ENVD_E_USAGE);
+    assert_null(f);
+    f = (envd_future *)&f;
+    assert_int_equal(envd_files_read_async(NULL, "/a", NULL, &f), ENVD_E_USAGE);
+    assert_null(f);
+    envd_write_batch *b = envd_write_batch_new();
+    f = (envd_future *)&f;
+    assert_int_equal(envd_files_write_batch_async(c, b, NULL, &f), ENVD_E_USAGE);
+    assert_null(f);
+    assert_int_equal(envd_write_batch_add(b, "", "x", 1), ENVD_E_USAGE);
+    assert_int_equal(envd_write_batch_add(b, NULL, "x", 1), ENVD_E_USAGE);
+    assert_int_equal(envd_write_batch_add(b, "/a\nb", "x", 1), ENVD_INVALID_ARGUMENT);
+    assert_int_equal(envd_write_batch_add(b, "/a", "x", 1), ENVD_OK);
+    assert_int_equal(envd_write_batch_add(b, "/b", "y", 1), ENVD_OK);
+    envd_files_opts *o = envd_files_opts_new();
+    envd_files_opts_set_octet_stream(o, 1); /* one file per octet-stream request */
+    f = (envd_future *)&f;
+    assert_int_equal(envd_files_write_batch_async(c, b, o, &f), ENVD_E_USAGE);
+    assert_null(f);
+    envd_write_batch_free(b);
+
+    assert_int_equal(envd_files_opts_set_timeout_ms(o, -1), ENVD_INVALID_ARGUMENT);
+    assert_int_equal(envd_files_opts_set_idle_timeout_ms(o, -5), ENVD_INVALID_ARGUMENT);
+    assert_int_equal(envd_files_opts_set_range(o, -1, 4), ENVD_INVALID_ARGUMENT);
+    assert_int_equal(envd_files_opts_set_sink_fd(o, -1), ENVD_INVALID_ARGUMENT);
+    assert_int_equal(envd_files_opts_set_timeout_ms(NULL, 5), ENVD_E_USAGE);
+    assert_int_equal(envd_files_opts_set_idle_timeout_ms(NULL, 5), ENVD_E_USAGE);
+    assert_int_equal(envd_files_opts_set_sink_fd(NULL, 1), ENVD_E_USAGE);
+    assert_int_equal(envd_files_opts_set_sink(NULL, NULL, NULL), ENVD_E_USAGE);
+    assert_int_equal(envd_files_opts_set_gzip(NULL, 1), ENVD_E_USAGE);
+    char *t = (char *)"x";
+    assert_int_equal(envd_files_opts_set_sink_fd(o, 1), ENVD_OK);
+    EXPECT(envd_files_read_text(c, "/a", o, &t, &err), ENVD_E_USAGE, "sink");
+    assert_null(t);
+    envd_files_opts_free(o);
+    envd_client_free(c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -319,6 +471,9 @@ int main(void)
         cmocka_unit_test(user_in_both_places),
         cmocka_unit_test(options_on_the_wire),
         cmocka_unit_test(error_replies),
+        cmocka_unit_test(reply_sizes_are_claims),
+        cmocka_unit_test(gzip_not_asked_for_is_decoded),
+        cmocka_unit_test(usage_errors),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -65,13 +65,9 @@ static int h_data(void *ud, const uint8_t *d, size_t n)
     return 0;
 }
 
-static void run(hrec *h, const char *method, const envd_http_part *raw, int gzip_req,
-                int accept_gzip, int64_t timeout_ms, int64_t idle_ms)
+static envd_http_request request(const char *method, const envd_http_part *raw, int gzip_req,
+                                 int accept_gzip, int64_t timeout_ms, int64_t idle_ms)
 {
-    int stop = h->stop_on_status;
-    memset(h, 0, sizeof *h);
-    h->stop_on_status = stop;
-    rec_init(&h->r);
     static const envd_kv hd[] = {{"x-access-token", "tok"}};
     envd_http_request req = {.ep = &g_ep.ep,
                              .method = method,
@@ -83,12 +79,28 @@ static void run(hrec *h, const char *method, const envd_http_part *raw, int gzip
                              .accept_gzip = accept_gzip,
                              .timeout_ms = timeout_ms,
                              .idle_timeout_ms = idle_ms};
+    return req;
+}
+
+static void run_req(hrec *h, const envd_http_request *req)
+{
+    int stop = h->stop_on_status;
+    memset(h, 0, sizeof *h);
+    h->stop_on_status = stop;
+    rec_init(&h->r);
     envd_http_callbacks cb = {h_status, h_data, NULL, rec_on_done, h};
     envd_http *x;
-    assert_int_equal(envd_http_start(g_eng, &req, &cb, &x), ENVD_OK);
+    assert_int_equal(envd_http_start(g_eng, req, &cb, &x), ENVD_OK);
     assert_true(rec_wait(&h->r, 15000));
     assert_int_equal(h->r.done_count, 1);
     envd_http_release(x);
+}
+
+static void run(hrec *h, const char *method, const envd_http_part *raw, int gzip_req,
+                int accept_gzip, int64_t timeout_ms, int64_t idle_ms)
+{
+    envd_http_request req = request(method, raw, gzip_req, accept_gzip, timeout_ms, idle_ms);
+    run_req(h, &req);
 }
 
 static void expect(hrec *h, envd_status code, const char *needle)
@@ -111,24 +123,7 @@ static void sc_ok_json(int fd)
 
 static void sc_gzip_body(int fd)
 {
-    const char *text = "hello gzip world, hello gzip world\n";
-    uint8_t out[256];
-    z_stream zs = {0};
-    deflateInit2(&zs, 9, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY);
-    zs.next_in = (Bytef *)text;
-    zs.avail_in = (uInt)strlen(text);
-    zs.next_out = out;
-    zs.avail_out = sizeof out;
-    deflate(&zs, Z_FINISH);
-    size_t n = sizeof out - zs.avail_out;
-    deflateEnd(&zs);
-    char h[256];
-    snprintf(h, sizeof h,
-             "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Encoding: gzip\r\n"
-             "Content-Length: %zu\r\nConnection: close\r\n\r\n",
-             n);
-    fs_puts(fd, h);
-    fs_write_all(fd, out, n);
+    fs_gzip_reply(fd, "hello gzip world, hello gzip world\n");
 }
 
 static void sc_cut_body(int fd)
@@ -150,6 +145,12 @@ static void sc_stall_mid_body(int fd)
     fs_puts(fd, "HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\n"
                 "Content-Length: 1000\r\nConnection: close\r\n\r\n0123456789");
     fs_wait_close(fd);
+}
+
+static void sc_weird_encoding(int fd)
+{
+    fs_puts(fd, "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Encoding: x-squash\r\n"
+                "Content-Length: 5\r\nConnection: close\r\n\r\nhello");
 }
 
 static void sc_507(int fd)
@@ -198,7 +199,9 @@ static void test_gzip_request_on_the_wire(void **state)
     assert_non_null(strcasestr(hd, "\r\nx-access-token: tok\r\n"));
     assert_non_null(strcasestr(hd, "\r\nUser-Agent: libenvd/0.1\r\n"));
     assert_null(strcasestr(hd, "\r\nExpect:"));
-    assert_null(strcasestr(hd, "accept-encoding"));
+    /* Not asking for gzip: identity, which also makes curl decode a reply
+     * compressed anyway (test_encoding_not_asked_for). */
+    assert_non_null(strcasestr(hd, "\r\nAccept-Encoding: identity\r\n"));
     /* The body is one gzip member holding the source. */
     assert_true(g_fs.last_body_len > 18 && g_fs.last_body_len < 300000);
     assert_int_equal(g_fs.last_body[0], 0x1f);
@@ -291,6 +294,83 @@ static void test_status_handling(void **state)
     rec_destroy(&h.r);
 }
 
+/* A reply compressed although the request did not ask for it is decoded,
+ * never handed over as the file; one in an encoding curl cannot decode
+ * fails as a protocol error. */
+static void test_encoding_not_asked_for(void **state)
+{
+    (void)state;
+    hrec h = {0};
+    fs_set(sc_gzip_body);
+    run(&h, "GET", NULL, 0, 0, 5000, 5000);
+    expect(&h, ENVD_OK, NULL);
+    assert_string_equal(h.r.out, "hello gzip world, hello gzip world\n");
+    pthread_mutex_lock(&g_fs.mu);
+    int identity = strcasestr(g_fs.last_head, "\r\nAccept-Encoding: identity\r\n") != NULL;
+    pthread_mutex_unlock(&g_fs.mu);
+    assert_true(identity);
+    rec_destroy(&h.r);
+
+    fs_set(sc_weird_encoding);
+    run(&h, "GET", NULL, 0, 0, 5000, 5000);
+    expect(&h, ENVD_E_PROTOCOL, NULL);
+    assert_true(h.r.out_len == 0 || strcmp(h.r.out, "hello") != 0);
+    rec_destroy(&h.r);
+}
+
+typedef struct slow_src {
+    int calls;
+} slow_src;
+
+/* 6 pieces of 1000 bytes, 100 ms apart: 500 ms of upload. */
+static size_t slow_read(void *ud, uint8_t *buf, size_t cap)
+{
+    slow_src *s = ud;
+    if (s->calls == 6)
+        return 0;
+    if (s->calls++)
+        fs_sleep_ms(100);
+    size_t n = cap < 1000 ? cap : 1000;
+    memset(buf, 'u', n);
+    return n;
+}
+
+/* The wait for the response starts at the end of an upload's body; the
+ * whole-transfer deadline covers everything; both fire from the I/O loop. */
+static void test_upload_and_deadline_timers(void **state)
+{
+    (void)state;
+    hrec h = {0};
+    slow_src src = {0};
+    envd_http_part raw = {.read = slow_read, .read_ud = &src, .size = -1};
+    fs_set(sc_ok_json);
+    run(&h, "POST", &raw, 0, 0, 300, 0); /* 500 ms of body, 300 ms to answer */
+    expect(&h, ENVD_OK, NULL);
+    assert_int_equal(h.r.status, 200);
+    rec_destroy(&h.r);
+
+    size_t left = 300000;
+    envd_http_part sized = {.read = read_text, .read_ud = &left, .size = 300000};
+    fs_set(sc_hang);
+    int64_t t0 = envd_now_ms();
+    run(&h, "POST", &sized, 0, 0, 300, 0);
+    int64_t dt = envd_now_ms() - t0;
+    expect(&h, ENVD_DEADLINE_EXCEEDED, "no response within 300 ms after the upload");
+    assert_true(dt >= 300 && dt < 2000);
+    rec_destroy(&h.r);
+
+    fs_set(sc_stall_mid_body);
+    envd_http_request req = request("GET", NULL, 0, 0, 5000, 0);
+    req.deadline_ms = 400;
+    t0 = envd_now_ms();
+    run_req(&h, &req);
+    dt = envd_now_ms() - t0;
+    expect(&h, ENVD_DEADLINE_EXCEEDED, "deadline of 400 ms exceeded");
+    assert_true(dt >= 400 && dt < 2000);
+    assert_int_equal(h.r.bytes, 10);
+    rec_destroy(&h.r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -298,6 +378,8 @@ int main(void)
         cmocka_unit_test(test_gzip_response),
         cmocka_unit_test(test_cut_and_stalled),
         cmocka_unit_test(test_status_handling),
+        cmocka_unit_test(test_encoding_not_asked_for),
+        cmocka_unit_test(test_upload_and_deadline_timers),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -99,7 +99,7 @@ static void download_and_upload_urls(void **state)
     envd_client *c = client(w, NULL, TOKEN);
     char *url = NULL;
     envd_error *err = NULL;
-    assert_int_equal(envd_files_download_url(c, "/home/user/hello.txt", "user", 0, &url, &err),
+    assert_int_equal(envd_files_url(c, "/home/user/hello.txt", ENVD_FILES_READ, "user", 0, &url, &err),
                      ENVD_OK);
     char *sig = escaped_sig("/home/user/hello.txt", "read", "user", 0);
     char want[1024];
@@ -114,7 +114,7 @@ static void download_and_upload_urls(void **state)
 
     /* the client's user by default; an expiration from now */
     time_t before = time(NULL);
-    assert_int_equal(envd_files_upload_url(c, "a b/c?&#%.txt", NULL, 120, &url, &err), ENVD_OK);
+    assert_int_equal(envd_files_url(c, "a b/c?&#%.txt", ENVD_FILES_WRITE, NULL, 120, &url, &err), ENVD_OK);
     time_t after = time(NULL);
     const char *e = strstr(url, "&signature_expiration=");
     assert_non_null(e);
@@ -132,7 +132,7 @@ static void download_and_upload_urls(void **state)
 
     /* a base URL with a path (path-routed gateway) keeps its prefix */
     c = client(w, "http://gw.example:7788/kruise/sbx-1/49983/", TOKEN);
-    assert_int_equal(envd_files_download_url(c, "/f", "root", 0, &url, &err), ENVD_OK);
+    assert_int_equal(envd_files_url(c, "/f", ENVD_FILES_READ, "root", 0, &url, &err), ENVD_OK);
     assert_true(strncmp(url, "http://gw.example:7788/kruise/sbx-1/49983/files?path=%2Ff&", 58) ==
                 0);
     free(url);
@@ -140,14 +140,14 @@ static void download_and_upload_urls(void **state)
 
     /* no token: a plain URL; an expiration is refused */
     c = client(w, NULL, NULL);
-    assert_int_equal(envd_files_download_url(c, "/f", NULL, 0, &url, &err), ENVD_OK);
+    assert_int_equal(envd_files_url(c, "/f", ENVD_FILES_READ, NULL, 0, &url, &err), ENVD_OK);
     assert_string_equal(url, "http://gw.example:7788/files?path=%2Ff&username=root");
     free(url);
-    assert_int_equal(envd_files_download_url(c, "/f", NULL, 10, &url, &err), ENVD_INVALID_ARGUMENT);
+    assert_int_equal(envd_files_url(c, "/f", ENVD_FILES_READ, NULL, 10, &url, &err), ENVD_INVALID_ARGUMENT);
     assert_null(url);
     assert_non_null(err);
     envd_error_free(err);
-    assert_int_equal(envd_files_download_url(c, NULL, NULL, 0, &url, &err), ENVD_E_USAGE);
+    assert_int_equal(envd_files_url(c, NULL, ENVD_FILES_READ, NULL, 0, &url, &err), ENVD_E_USAGE);
     envd_client_free(c);
 }
 

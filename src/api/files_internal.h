@@ -1,0 +1,125 @@
+/* What the /files sources share (files_opts.c, files_read.c, files_write.c,
+ * files_xfer.c): the options, upload sources, and the transfer operation
+ * that turns one HTTP request into one future. */
+#ifndef ENVD_API_FILES_INTERNAL_H
+#define ENVD_API_FILES_INTERNAL_H
+
+#include "api/internal.h"
+
+enum { ENVD_SINK_MEM, ENVD_SINK_FD, ENVD_SINK_CB };
+
+struct envd_files_opts {
+    char *user;
+    int gzip;
+    int octet;
+    char **meta_keys, **meta_values;
+    size_t n_meta;
+    int has_range;
+    int64_t range_off, range_len;
+    envd_progress_cb progress;
+    void *progress_ud;
+    int idle_set;
+    int64_t idle_timeout_ms;
+    int64_t timeout_ms;
+    int sink; /* ENVD_SINK_* */
+    int sink_fd;
+    envd_data_cb sink_cb;
+    void *sink_ud;
+};
+
+/* The defaults, for o == NULL. */
+extern const envd_files_opts envd_files_opts_default;
+
+enum { ENVD_SRC_MEM, ENVD_SRC_FD, ENVD_SRC_CB };
+
+/* One file to upload. path is owned by whoever holds the source. */
+typedef struct envd_files_src {
+    char *path;
+    int kind;
+    const uint8_t *data; /* MEM */
+    int fd;              /* FD */
+    envd_read_cb cb;     /* CB */
+    void *ud;
+    int64_t size; /* -1: unknown, read to the end */
+} envd_files_src;
+
+struct envd_write_batch {
+    envd_files_src *items;
+    size_t n, cap;
+};
+
+typedef struct files_xfer files_xfer;
+
+/* A source as the transport reads it: the transfer and which file. */
+typedef struct files_reader {
+    files_xfer *x;
+    const envd_files_src *s;
+    size_t off; /* memory sources: bytes taken so far */
+} files_reader;
+
+struct files_xfer {
+    /* The operation's lifetime and cancellation; envd_op's job once it
+     * exists (files_xfer.c: xfer_ref/unref/cancel). */
+    atomic_int refs;
+    envd_runtime *rt; /* not the client: it may be freed while this runs */
+    envd_future *f;
+    _Atomic(envd_http *) http;
+
+    char *what; /* the path, or "(N files)", for messages */
+    int is_read;
+    envd_files_opts o; /* copied scalars: sink, progress (no owned strings) */
+    int64_t content_length;
+
+    /* Response body kept in memory: the file (memory sink), a write's reply,
+     * or an error excerpt. */
+    uint8_t *buf;
+    size_t len, cap;
+    int reply_truncated;
+
+    envd_files_src *srcs; /* writes: our copies (paths owned) */
+    files_reader *readers;
+    size_t n_srcs;
+
+    int64_t moved, reported; /* file bytes, for progress and results */
+    int status;
+    int body_ok;
+    int stopped_by_cb;
+    envd_error *local_err; /* a local failure (source, sink, limit) that stopped it */
+};
+
+typedef struct files_args {
+    const char *path; /* a read, or a write of one file (query path=) */
+    int is_read;
+    const envd_files_src *srcs; /* writes */
+    size_t n_srcs;
+} files_args;
+
+/* Starts a read or write. *out is NULL on every error path. */
+envd_status envd_files_xfer_start(envd_client *c, const files_args *a, const envd_files_opts *o,
+                                  envd_future **out);
+
+/* Records the first local failure of x (kept over the transport's error). */
+void envd_files_fail(files_xfer *x, envd_status code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* Keeps up to max bytes of d in x->buf (marks reply_truncated past it);
+ * -1 on OOM. */
+int envd_files_keep(files_xfer *x, const uint8_t *d, size_t n, size_t max);
+void envd_files_progress(files_xfer *x, int64_t total);
+
+/* files_read.c: the read side of a transfer (I/O thread). */
+int envd_files_on_status_read(files_xfer *x, int64_t content_length);
+int envd_files_sink(files_xfer *x, const uint8_t *d, size_t n);
+void *envd_files_read_result(files_xfer *x, envd_free_fn *free_fn);
+
+/* files_write.c: the write side. */
+size_t envd_files_src_read(void *ud, uint8_t *buf, size_t cap); /* an envd_http_part read */
+void envd_files_srcs_free(envd_files_src *s, size_t n);
+void *envd_files_write_result(files_xfer *x, envd_free_fn *free_fn);
+/* The rest of a regular file from fd's offset, or -1. */
+int64_t envd_files_fd_remaining(int fd);
+int64_t envd_files_write_info_bytes(const envd_future *f);
+
+/* A usage error naming the argument, for the blocking forms. */
+envd_status envd_files_usage(envd_error **err, const char *fn, const char *what);
+
+#endif

@@ -1,0 +1,381 @@
+/* One /files transfer as one future: builds the HTTP request (target,
+ * headers, body parts), takes the response through the read side
+ * (files_read.c) or the write side (files_write.c), and turns the outcome
+ * into the future's result or error.
+ *
+ * No timer runs here: the wait for the response headers, the idle clock and
+ * the whole-transfer deadline are all the transport's, on the engine's I/O
+ * loop (transport.h, envd_http_request). */
+#include "api/files_internal.h"
+
+#include <curl/curl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define ERROR_BODY_MAX 4096
+#define REPLY_MAX ((size_t)4 << 20) /* a write's JSON reply: ~100 bytes a file */
+
+/* ---- lifetime and cancellation ------------------------------------------------- */
+
+static void xfer_unref(void *p)
+{
+    files_xfer *x = p;
+    if (atomic_fetch_sub(&x->refs, 1) != 1)
+        return;
+    envd_http *h = atomic_load(&x->http);
+    if (h)
+        envd_http_release(h);
+    envd_files_srcs_free(x->srcs, x->n_srcs);
+    free(x->readers);
+    envd_error_free(x->local_err);
+    free(x->what);
+    free(x->buf);
+    free(x);
+}
+
+static void xfer_ref(void *p)
+{
+    atomic_fetch_add(&((files_xfer *)p)->refs, 1);
+}
+
+static void xfer_cancel(void *p)
+{
+    envd_http *h = atomic_load(&((files_xfer *)p)->http);
+    if (h)
+        envd_http_cancel(h);
+}
+
+/* ---- shared by both sides (I/O thread) ------------------------------------------- */
+
+void envd_files_fail(files_xfer *x, envd_status code, const char *fmt, ...)
+{
+    if (x->local_err)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    x->local_err = envd_error_newv(code, ENVD_TRANSPORT_NONE, 0, fmt, ap);
+    va_end(ap);
+}
+
+int envd_files_keep(files_xfer *x, const uint8_t *d, size_t n, size_t max)
+{
+    if (x->len + n > max) {
+        x->reply_truncated = 1;
+        n = max > x->len ? max - x->len : 0;
+    }
+    if (x->len + n + 1 > x->cap) {
+        size_t nc = x->cap ? x->cap : 16384;
+        while (nc < x->len + n + 1)
+            nc *= 2;
+        uint8_t *nb = realloc(x->buf, nc);
+        if (!nb) {
+            envd_files_fail(x, ENVD_E_NOMEM, "failed to %s file %s: out of memory after %zu bytes",
+                            x->is_read ? "read" : "write", x->what, x->len);
+            return -1;
+        }
+        x->buf = nb;
+        x->cap = nc;
+    }
+    if (n)
+        memcpy(x->buf + x->len, d, n);
+    x->len += n;
+    return 0;
+}
+
+void envd_files_progress(files_xfer *x, int64_t total)
+{
+    if (x->o.progress && x->moved != x->reported) {
+        x->reported = x->moved;
+        x->o.progress(x->o.progress_ud, x->moved, total);
+    }
+}
+
+/* ---- the transport's callbacks (I/O thread) --------------------------------------- */
+
+static int on_status(void *ud, int status, int64_t content_length)
+{
+    files_xfer *x = ud;
+    x->status = status;
+    x->content_length = content_length;
+    x->body_ok = x->is_read ? (status == 200 || status == 206) : (status == 200 || status == 201);
+    return x->is_read && x->body_ok ? envd_files_on_status_read(x, content_length) : 0;
+}
+
+static int on_data(void *ud, const uint8_t *d, size_t n)
+{
+    files_xfer *x = ud;
+    if (!x->body_ok)
+        return envd_files_keep(x, d, n, ERROR_BODY_MAX);
+    if (!x->is_read)
+        return envd_files_keep(x, d, n, REPLY_MAX);
+    return envd_files_sink(x, d, n);
+}
+
+static void on_progress(void *ud, int64_t sent, int64_t total)
+{
+    files_xfer *x = ud;
+    x->moved = sent;
+    envd_files_progress(x, total);
+}
+
+/* The error a finished transfer ends with, or NULL. Takes err. */
+static envd_error *outcome_error(files_xfer *x, envd_error *err)
+{
+    const char *verb = x->is_read ? "read" : "write";
+    if (x->local_err) { /* what stopped it, rather than the abort it caused */
+        envd_error_free(err);
+        err = x->local_err;
+        x->local_err = NULL;
+        return err;
+    }
+    if (err)
+        return envd_error_wrap(err, x->is_read ? "failed to read file" : "failed to write file");
+    if (x->status == 404)
+        return envd_error_new(ENVD_NOT_FOUND, ENVD_TRANSPORT_HTTP, 404, "file not found: %s",
+                              x->what);
+    if (x->body_ok)
+        return NULL;
+    envd_error *e = envd_error_from_http_body(x->status, x->buf, x->len, ENVD_TRANSPORT_HTTP);
+    /* envd's /files answers 500 for its own I/O failures (open, write,
+     * EnsureDirs), which its RPCs report as internal. */
+    if (x->status == 500 && e->code == ENVD_UNKNOWN)
+        e->code = ENVD_INTERNAL;
+    err = envd_error_new(e->code, ENVD_TRANSPORT_HTTP, x->status,
+                         "failed to %s file (status %d): %s", verb, x->status, e->message);
+    envd_error_free(e);
+    return err;
+}
+
+static void on_done(void *ud, envd_error *err)
+{
+    files_xfer *x = ud;
+    void *result = NULL;
+    envd_free_fn free_fn = NULL;
+    if (!(err = outcome_error(x, err))) {
+        result = x->is_read ? envd_files_read_result(x, &free_fn)
+                            : envd_files_write_result(x, &free_fn);
+        if (!result)
+            err = envd_error_new(ENVD_E_NOMEM, ENVD_TRANSPORT_HTTP, x->status, "out of memory");
+    }
+    envd_rt_release(x->rt);
+    envd_future_complete(x->f, result, free_fn, err);
+    xfer_unref(x);
+}
+
+/* ---- building the request ----------------------------------------------------------- */
+
+/* "<files_path>?path=<p>&username=<u>" (path omitted when NULL). */
+static char *files_target(envd_client *c, const char *path, const char *user)
+{
+    char *ep = path ? curl_easy_escape(NULL, path, 0) : NULL;
+    char *eu = curl_easy_escape(NULL, user, 0);
+    char *out = NULL;
+    if ((ep || !path) && eu) {
+        size_t n = strlen(c->files_path) + (ep ? strlen(ep) : 0) + strlen(eu) + 32;
+        if ((out = malloc(n))) {
+            if (ep)
+                snprintf(out, n, "%s?path=%s&username=%s", c->files_path, ep, eu);
+            else
+                snprintf(out, n, "%s?username=%s", c->files_path, eu);
+        }
+    }
+    curl_free(ep);
+    curl_free(eu);
+    return out;
+}
+
+typedef struct req_headers {
+    envd_kv *kv;
+    size_t n;
+    char *owned; /* from envd_call_headers */
+    char *names; /* "x-metadata-<key>\0" for each key, in one block */
+    char range[64];
+} req_headers;
+
+static void headers_free(req_headers *h)
+{
+    free(h->kv);
+    free(h->owned);
+    free(h->names);
+}
+
+/* The client's headers (Authorization following the user, as the RPCs),
+ * then Range for a read or X-Metadata-* for a write. */
+static envd_status build_headers(envd_client *c, int is_read, const envd_files_opts *o,
+                                 const char *user, req_headers *h)
+{
+    size_t n_meta = is_read ? 0 : o->n_meta, need = 0;
+    if (!(h->kv = malloc((c->n_headers + 2 + n_meta) * sizeof *h->kv)))
+        return ENVD_E_NOMEM;
+    int other_user = strcmp(user, c->cfg->user) != 0;
+    h->n = envd_call_headers(c, other_user ? user : NULL, h->kv, &h->owned);
+    if (is_read && o->has_range) {
+        if (o->range_len < 0)
+            snprintf(h->range, sizeof h->range, "bytes=%lld-", (long long)o->range_off);
+        else
+            snprintf(h->range, sizeof h->range, "bytes=%lld-%lld", (long long)o->range_off,
+                     (long long)(o->range_off + o->range_len - 1));
+        h->kv[h->n++] = (envd_kv){"range", h->range};
+    }
+    for (size_t i = 0; i < n_meta; i++)
+        need += strlen(o->meta_keys[i]) + sizeof("x-metadata-");
+    if (n_meta && !(h->names = malloc(need)))
+        return ENVD_E_NOMEM;
+    char *p = h->names;
+    for (size_t i = 0; i < n_meta; i++) {
+        int k = sprintf(p, "x-metadata-%s", o->meta_keys[i]);
+        h->kv[h->n++] = (envd_kv){p, o->meta_values[i]};
+        p += k + 1;
+    }
+    return ENVD_OK;
+}
+
+/* Copies the sources (paths owned) and gives each its reader. */
+static envd_status copy_srcs(files_xfer *x, const envd_files_src *srcs, size_t n)
+{
+    x->srcs = calloc(n, sizeof *x->srcs);
+    x->readers = calloc(n, sizeof *x->readers);
+    if (!x->srcs || !x->readers)
+        return ENVD_E_NOMEM;
+    for (size_t i = 0; i < n; i++) {
+        x->srcs[i] = srcs[i];
+        if (srcs[i].kind == ENVD_SRC_FD && srcs[i].size < 0)
+            x->srcs[i].size = envd_files_fd_remaining(srcs[i].fd);
+        if (!(x->srcs[i].path = strdup(srcs[i].path)))
+            return ENVD_E_NOMEM;
+        x->n_srcs = i + 1;
+        x->readers[i] = (files_reader){x, &x->srcs[i], 0};
+    }
+    return ENVD_OK;
+}
+
+static files_xfer *xfer_new(envd_client *c, const files_args *a, const envd_files_opts *o)
+{
+    files_xfer *x = calloc(1, sizeof *x);
+    if (!x)
+        return NULL;
+    atomic_init(&x->refs, 2); /* the starter + the transport's on_done */
+    x->rt = c->rt;
+    x->is_read = a->is_read;
+    x->o = *o; /* scalars only: the strings stay the caller's */
+    x->o.user = NULL;
+    x->o.meta_keys = x->o.meta_values = NULL;
+    x->o.n_meta = 0;
+    x->content_length = -1;
+    char what[32];
+    snprintf(what, sizeof what, "(%zu files)", a->n_srcs);
+    x->what = strdup(a->path ? a->path : what);
+    int fk = !a->is_read ? ENVD_FK_WRITE_INFO
+             : o->sink == ENVD_SINK_MEM ? ENVD_FK_BYTES
+                                        : ENVD_FK_TRANSFER;
+    x->f = envd_future_create(fk);
+    if (!x->what || !x->f || (!a->is_read && copy_srcs(x, a->srcs, a->n_srcs) != ENVD_OK)) {
+        if (x->f) {
+            envd_future_complete(x->f, NULL, NULL, NULL);
+            envd_future_free(x->f);
+        }
+        atomic_store(&x->refs, 1);
+        xfer_unref(x);
+        return NULL;
+    }
+    return x;
+}
+
+/* Starts the request; on failure nothing runs and x is untouched. */
+static envd_status launch(envd_client *c, files_xfer *x, const files_args *a,
+                          const envd_files_opts *o, const char *target, req_headers *hd)
+{
+    int form = !a->is_read && !o->octet;
+    envd_http_part *parts = NULL;
+    if (!a->is_read && !(parts = calloc(x->n_srcs, sizeof *parts)))
+        return ENVD_E_NOMEM;
+    for (size_t i = 0; !a->is_read && i < x->n_srcs; i++)
+        parts[i] = (envd_http_part){.name = "file",
+                                    .filename = form ? x->srcs[i].path : NULL,
+                                    .read = envd_files_src_read,
+                                    .read_ud = &x->readers[i],
+                                    .size = x->srcs[i].size};
+    envd_http_request req = {
+        .ep = &c->ep,
+        .method = a->is_read ? "GET" : "POST",
+        .path = target,
+        .headers = hd->kv,
+        .n_headers = hd->n,
+        .parts = form ? parts : NULL,
+        .n_parts = form ? x->n_srcs : 0,
+        .raw = a->is_read || form ? NULL : parts,
+        .gzip_request = !a->is_read && o->gzip,
+        .accept_gzip = a->is_read && o->gzip,
+        .timeout_ms = c->cfg->request_timeout_ms,
+        .idle_timeout_ms = o->idle_set ? o->idle_timeout_ms : c->cfg->idle_timeout_ms,
+        .deadline_ms = o->timeout_ms,
+    };
+    envd_http_callbacks cb = {on_status, on_data, on_progress, on_done, x};
+    envd_http *h = NULL;
+    envd_status s = envd_http_start(c->rt->curl, &req, &cb, &h);
+    free(parts);
+    if (s == ENVD_OK)
+        atomic_store(&x->http, h);
+    return s;
+}
+
+static envd_status check_args(envd_client *c, const files_args *a, const envd_files_opts *o)
+{
+    if (!c || (a->is_read && (!a->path || !*a->path)) || (!a->is_read && a->n_srcs == 0))
+        return ENVD_E_USAGE;
+    for (size_t i = 0; !a->is_read && i < a->n_srcs; i++)
+        if (!a->srcs[i].path || !*a->srcs[i].path)
+            return ENVD_E_USAGE;
+    if (!a->is_read && (o->has_range || (o->octet && a->n_srcs != 1)))
+        return ENVD_E_USAGE; /* one file per octet-stream request; ranges are reads */
+    if (a->is_read && o->sink == ENVD_SINK_FD && o->sink_fd < 0)
+        return ENVD_E_USAGE;
+    return ENVD_OK;
+}
+
+envd_status envd_files_xfer_start(envd_client *c, const files_args *a, const envd_files_opts *o,
+                                  envd_future **out)
+{
+    if (!out)
+        return ENVD_E_USAGE;
+    *out = NULL;
+    if (!o)
+        o = &envd_files_opts_default;
+    envd_status s = check_args(c, a, o);
+    if (s != ENVD_OK)
+        return s;
+    const char *user = o->user ? o->user : c->cfg->user;
+    files_xfer *x = xfer_new(c, a, o);
+    if (!x)
+        return ENVD_E_NOMEM;
+    req_headers hd = {0};
+    char *target = files_target(c, a->path, user);
+    s = target ? build_headers(c, a->is_read, o, user, &hd) : ENVD_E_NOMEM;
+    if (s == ENVD_OK && (s = envd_rt_acquire(c->rt)) == ENVD_OK &&
+        (s = launch(c, x, a, o, target, &hd)) != ENVD_OK)
+        envd_rt_release(c->rt);
+    headers_free(&hd);
+    free(target);
+    envd_future *f = x->f;
+    if (s != ENVD_OK) {
+        envd_future_complete(f, NULL, NULL, NULL);
+        envd_future_free(f);
+        atomic_store(&x->refs, 1); /* on_done will never run */
+        xfer_unref(x);
+        return s;
+    }
+    envd_cancel_hook hook = {xfer_cancel, xfer_ref, xfer_unref, x};
+    envd_future_set_cancel(f, &hook);
+    *out = f;
+    xfer_unref(x);
+    return ENVD_OK;
+}
+
+envd_status envd_files_usage(envd_error **err, const char *fn, const char *what)
+{
+    if (err)
+        *err = envd_error_new(ENVD_E_USAGE, ENVD_TRANSPORT_NONE, 0, "%s: %s", fn, what);
+    return ENVD_E_USAGE;
+}
