@@ -132,7 +132,7 @@ static void make_requests(envd_client *c)
     assert_envd_ok(st, err);
     envd_watch_free(w);
 
-    st = envd_files_write_text(c, "/hdr.txt", "hello", NULL, &err); /* POST /files */
+    st = envd_files_write_text(c, "/hdr.txt", "hello", NULL, NULL, &err); /* POST /files */
     assert_envd_ok(st, err);
     char *text = NULL;
     st = envd_files_read_text(c, "/hdr.txt", NULL, &text, &err); /* GET /files */

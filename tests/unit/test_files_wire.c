@@ -362,12 +362,12 @@ static void reply_sizes_are_claims(void **state)
 
     fs_set(reply_claims_1g);
     st = envd_files_read(c, "/liar", NULL, &d, &n, &err);
-    expect_err(st, err, ENVD_E_TRANSPORT, "before the response was complete");
+    expect_err(st, err, ENVD_UNAVAILABLE, "before the response was complete");
 
     FILE *out = tmpfile();
     fs_set(reply_claims_64g);
     st = read_fd(c, "/huge", fileno(out), NULL, &err);
-    expect_err(st, err, ENVD_E_TRANSPORT, "before the response was complete");
+    expect_err(st, err, ENVD_UNAVAILABLE, "before the response was complete");
     assert_int_equal(ftell(out), 5); /* what came went to the fd */
     fclose(out);
     envd_client_free(c);
