@@ -39,7 +39,8 @@ typedef struct envd_k8s_finish {
 } envd_k8s_finish;
 
 /* Starts reading the Sandbox <ns>/<name> (ns NULL or "": the context's)
- * with options o (NULL: defaults). The HTTPS request goes to curl, an exec
+ * with options o (NULL: defaults). rt: the runtime whose in-flight cap the
+ * lookup counts against (ENVD_E_BUSY, ENVD_E_SHUTDOWN), or NULL. The HTTPS request goes to curl, an exec
  * plugin to worker. *out: a future of fin->kind; cancelling it, or stopping
  * the worker and then freeing the engine, completes it ENVD_CANCELED.
  * Kubeconfig problems complete the future with the error. Returns
@@ -47,9 +48,10 @@ typedef struct envd_k8s_finish {
  * ENVD_E_NOMEM (with fin->ctx freed and *out NULL). Errors carry the Go
  * client's prefixes ("failed to create k8s client: ...", "failed to get
  * sandbox ns/name: ..."). */
-envd_status envd_k8s_lookup_start(envd_curl_engine *curl, envd_k8s_worker *worker,
-                                  const envd_k8s_options *o, const char *ns, const char *name,
-                                  const envd_k8s_finish *fin, envd_future **out);
+envd_status envd_k8s_lookup_start(envd_runtime *rt, envd_curl_engine *curl,
+                                  envd_k8s_worker *worker, const envd_k8s_options *o,
+                                  const char *ns, const char *name, const envd_k8s_finish *fin,
+                                  envd_future **out);
 
 /* The runtime's worker, made on first use. NULL on OOM. */
 envd_k8s_worker *envd_k8s_runtime_worker(envd_runtime *rt);

@@ -75,7 +75,7 @@ envd_status envd_client_from_k8s_async(envd_runtime *rt, const char *ns, const c
         return envd_start_error(ENVD_E_NOMEM, "out of memory");
     }
     envd_k8s_finish fin = {ENVD_FK_CLIENT, make_client, cx, client_ctx_free};
-    return envd_k8s_lookup_start(rt->curl, w, k8s, ns, name, &fin, out);
+    return envd_k8s_lookup_start(rt, rt->curl, w, k8s, ns, name, &fin, out);
 }
 
 envd_client *envd_future_take_client(envd_future *f)
@@ -119,7 +119,7 @@ envd_status envd_k8s_sandbox_get(const envd_k8s_options *o, const char *ns, cons
         st = envd_start_error(ENVD_E_NOMEM, "cannot start the lookup's I/O thread");
     if (st == ENVD_OK) {
         envd_k8s_finish fin = {ENVD_FK_K8S_SANDBOX, take_sandbox, NULL, NULL};
-        st = envd_k8s_lookup_start(curl, w, o, ns, name, &fin, &f);
+        st = envd_k8s_lookup_start(NULL, curl, w, o, ns, name, &fin, &f);
     }
     void *r = NULL;
     st = envd_sync_call(__func__, st, f, ENVD_FK_K8S_SANDBOX, &r, err);

@@ -6,18 +6,21 @@
  * I/O thread) parses the answer and completes the future. A 401 with a
  * cached plugin credential goes back to the worker once for a fresh one.
  *
- * References: the starting function's, one per stage in flight (a queued
- * or running worker job, a transfer until its on_done), and the future's
- * around each cancel call. Cancel sets the flag every stage checks, stops
- * the transfer and wakes the worker (a running plugin is killed). The
- * runtime stops the worker before it frees the curl engine, so every stage
- * ends and every future completes, ENVD_CANCELED. */
-#include "api/internal.h"
+ * The lookup is an envd_op (api/op.h). References: the starting
+ * function's, one per stage in flight (a queued or running worker job, a
+ * transfer until its on_done), and the future's around each cancel call.
+ * On a runtime it holds an in-flight slot like every operation. Cancel
+ * sets the op's stop flag, which every stage checks, stops the transfer
+ * and wakes the worker (a running plugin is killed). The runtime stops the
+ * worker before it frees the curl engine, so every stage ends and every
+ * future completes, ENVD_CANCELED. */
+#include "api/op.h"
 #include "api/sync.h"
 #include "k8s/exec_plugin.h"
 #include "k8s/k8s.h"
 
 #include <curl/curl.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,9 +29,8 @@
 #define MAX_HEADERS 8
 
 typedef struct lookup {
+    envd_op base;     /* first */
     envd_k8s_job job; /* the worker's queue entry */
-    atomic_int refs;
-    atomic_int cancel;
     atomic_int completed;
     envd_future *f;
     envd_curl_engine *curl;
@@ -54,16 +56,14 @@ typedef struct lookup {
     int too_big;
 } lookup;
 
-static void lookup_ref(void *p)
+static lookup *of_op(envd_op *b)
 {
-    atomic_fetch_add(&((lookup *)p)->refs, 1);
+    return (lookup *)b;
 }
 
-static void lookup_unref(void *p)
+static void lookup_destroy(envd_op *b)
 {
-    lookup *op = p;
-    if (atomic_fetch_sub(&op->refs, 1) != 1)
-        return;
+    lookup *op = of_op(b);
     envd_http_release(op->http);
     envd_k8s_conn_free(op->conn);
     envd_k8s_cred_clear(&op->cred);
@@ -79,10 +79,11 @@ static void lookup_unref(void *p)
     free(op);
 }
 
-static void lookup_cancel(void *p)
+/* envd_op_stop's part for work that is not an RPC: the transfer, and a
+ * plugin running on the worker. */
+static void lookup_stop(envd_op *b)
 {
-    lookup *op = p;
-    atomic_store(&op->cancel, 1);
+    lookup *op = of_op(b);
     pthread_mutex_lock(&op->mu);
     if (op->http && !op->http_done)
         envd_http_cancel(op->http);
@@ -90,11 +91,28 @@ static void lookup_cancel(void *p)
     envd_k8s_worker_wake(op->worker);
 }
 
+static const envd_op_class lookup_class = {lookup_destroy, lookup_stop, NULL};
+
+static void lookup_ref(lookup *op)
+{
+    envd_op_ref(&op->base);
+}
+
+static void lookup_unref(lookup *op)
+{
+    envd_op_unref(&op->base);
+}
+
+static int canceled(lookup *op)
+{
+    return envd_op_stopped(&op->base);
+}
+
 /* Completes the future once: with result, or with err (owned here). A
  * canceled lookup reports ENVD_CANCELED whatever its last stage said. */
 static void complete(lookup *op, void *result, envd_free_fn free_fn, envd_error *err)
 {
-    if (err && atomic_load(&op->cancel) && envd_error_code(err) != ENVD_CANCELED) {
+    if (err && canceled(op) && envd_error_code(err) != ENVD_CANCELED) {
         envd_error_free(err);
         err = envd_error_new(ENVD_CANCELED, ENVD_TRANSPORT_NONE, 0, "canceled");
     }
@@ -104,6 +122,8 @@ static void complete(lookup *op, void *result, envd_free_fn free_fn, envd_error 
         envd_error_free(err);
         return;
     }
+    /* The slot goes first: the future's caller may free the runtime. */
+    envd_op_release(&op->base);
     envd_future_complete(op->f, result, free_fn, err);
 }
 
@@ -364,7 +384,7 @@ static void http_begin(lookup *op)
     op->http_done = 0;
     pthread_mutex_unlock(&op->mu);
     envd_http_release(old);
-    if (atomic_load(&op->cancel)) /* canceled before op->http was there */
+    if (canceled(op)) /* canceled before op->http was there */
         envd_http_cancel(hd);
 }
 
@@ -372,12 +392,12 @@ static void http_begin(lookup *op)
 
 static void job_run(envd_k8s_job *j, int stopping)
 {
-    lookup *op = (lookup *)j;
+    lookup *op = (lookup *)((char *)j - offsetof(lookup, job));
     envd_error *e = NULL;
     envd_status st = ENVD_CANCELED;
-    if (!stopping && !atomic_load(&op->cancel)) {
+    if (!stopping && !canceled(op)) {
         envd_k8s_cred_clear(&op->cred);
-        envd_k8s_stop stop = {&op->cancel, op->worker};
+        envd_k8s_stop stop = {&op->base.stop, op->worker};
         st = envd_k8s_exec_credential(op->conn, op->attempt > 0, op->timeout_ms, &stop, &op->cred,
                                       &e);
     }
@@ -470,14 +490,13 @@ static envd_error *prepare(lookup *op, const envd_k8s_options *o)
     return NULL;
 }
 
-static lookup *lookup_new(envd_curl_engine *curl, envd_k8s_worker *worker,
+static lookup *lookup_new(envd_runtime *rt, envd_curl_engine *curl, envd_k8s_worker *worker,
                           const envd_k8s_options *o, const char *ns, const char *name)
 {
     lookup *op = calloc(1, sizeof(*op));
     if (!op)
         return NULL;
-    atomic_init(&op->refs, 1);
-    atomic_init(&op->cancel, 0);
+    envd_op_init(&op->base, &lookup_class, rt);
     atomic_init(&op->completed, 0);
     pthread_mutex_init(&op->mu, NULL);
     op->job.run = job_run;
@@ -493,33 +512,36 @@ static lookup *lookup_new(envd_curl_engine *curl, envd_k8s_worker *worker,
     return op;
 }
 
-envd_status envd_k8s_lookup_start(envd_curl_engine *curl, envd_k8s_worker *worker,
-                                  const envd_k8s_options *o, const char *ns, const char *name,
-                                  const envd_k8s_finish *fin, envd_future **out)
+envd_status envd_k8s_lookup_start(envd_runtime *rt, envd_curl_engine *curl,
+                                  envd_k8s_worker *worker, const envd_k8s_options *o,
+                                  const char *ns, const char *name, const envd_k8s_finish *fin,
+                                  envd_future **out)
 {
     *out = NULL;
     int bad_name = !envd_k8s_valid_name(name, 0);
-    if (bad_name || (ns && *ns && !envd_k8s_valid_name(ns, 1))) {
-        if (fin->ctx_free)
-            fin->ctx_free(fin->ctx);
-        return envd_start_error(ENVD_INVALID_ARGUMENT,
-                                "invalid sandbox %s '%s': Kubernetes names are lower-case "
-                                "letters, digits, '-' (and '.' in names)",
-                                bad_name ? "name" : "namespace", bad_name ? name : ns);
-    }
-    lookup *op = lookup_new(curl, worker, o, ns, name);
+    envd_status st = ENVD_OK;
+    if (bad_name || (ns && *ns && !envd_k8s_valid_name(ns, 1)))
+        st = envd_start_error(ENVD_INVALID_ARGUMENT,
+                              "invalid sandbox %s '%s': Kubernetes names are lower-case "
+                              "letters, digits, '-' (and '.' in names)",
+                              bad_name ? "name" : "namespace", bad_name ? name : ns);
+    lookup *op = st == ENVD_OK ? lookup_new(rt, curl, worker, o, ns, name) : NULL;
     envd_future *f = op ? envd_future_create(fin->kind) : NULL;
-    if (!f) {
+    if (st == ENVD_OK && !f)
+        st = envd_start_error(ENVD_E_NOMEM, "out of memory");
+    if (st == ENVD_OK && rt && (st = envd_op_acquire(&op->base)) != ENVD_OK)
+        envd_start_error(st, "%s", envd_strerror(st));
+    if (st != ENVD_OK) {
+        envd_future_discard(f);
         if (op)
             lookup_unref(op);
         if (fin->ctx_free)
             fin->ctx_free(fin->ctx);
-        return envd_start_error(ENVD_E_NOMEM, "out of memory");
+        return st;
     }
     op->f = f;
     op->fin = *fin;
-    envd_cancel_hook hook = {lookup_cancel, lookup_ref, lookup_unref, op};
-    envd_future_set_cancel(f, &hook);
+    envd_op_bind(&op->base, f);
     envd_error *e = prepare(op, o);
     if (e || !op->ns)
         complete(op, NULL, NULL,
