@@ -201,6 +201,13 @@ ENVD_API envd_client *envd_future_take_client(envd_future *f);
  * environments; its values replace the base ones, headers merge by name,
  * sandboxes merge by name. The overlay used is, in order: the one named
  * when loading, $ENVD_ENVIRONMENT, the file's `environment`, none.
+ *
+ * Every value goes through its setter (envd_config_set_*,
+ * envd_k8s_options_set_*), so the ranges and refusals are the setters'
+ * (headers: Connect-Timeout-Ms is refused as by envd_config_set_header),
+ * reported as "file:line:column: key: <the setter's reason>". Overlays not
+ * in use are checked the same way, except values holding a ${VAR}. The
+ * file is read whole, at most 16 MiB.
  */
 typedef struct envd_config_file envd_config_file;
 

@@ -19,12 +19,7 @@ void envd_cmd_opts_free(envd_cmd_opts *o)
 {
     if (!o)
         return;
-    for (size_t i = 0; i < o->n_envs; i++) {
-        free(o->env_names[i]);
-        free(o->env_values[i]);
-    }
-    free(o->env_names);
-    free(o->env_values);
+    envd_kvlist_free(&o->env);
     free(o->cwd);
     free(o->tag);
     free(o->user);
@@ -33,39 +28,14 @@ void envd_cmd_opts_free(envd_cmd_opts *o)
 
 static envd_status set_str(char **slot, const char *v)
 {
-    char *c = v ? strdup(v) : NULL;
-    if (v && !c)
-        return ENVD_E_NOMEM;
-    free(*slot);
-    *slot = c;
-    return ENVD_OK;
+    return envd_str_set(slot, v) ? ENVD_E_NOMEM : ENVD_OK;
 }
 
 envd_status envd_cmd_opts_set_env(envd_cmd_opts *o, const char *name, const char *value)
 {
     if (!o || !name || !*name || !value)
         return ENVD_E_USAGE;
-    for (size_t i = 0; i < o->n_envs; i++)
-        if (strcmp(o->env_names[i], name) == 0)
-            return set_str(&o->env_values[i], value);
-    char **nn = realloc(o->env_names, (o->n_envs + 1) * sizeof(char *));
-    if (!nn)
-        return ENVD_E_NOMEM;
-    o->env_names = nn;
-    char **nv = realloc(o->env_values, (o->n_envs + 1) * sizeof(char *));
-    if (!nv)
-        return ENVD_E_NOMEM;
-    o->env_values = nv;
-    char *n = strdup(name), *v = strdup(value);
-    if (!n || !v) {
-        free(n);
-        free(v);
-        return ENVD_E_NOMEM;
-    }
-    o->env_names[o->n_envs] = n;
-    o->env_values[o->n_envs] = v;
-    o->n_envs++;
-    return ENVD_OK;
+    return envd_kvlist_set(&o->env, name, value, ENVD_KV_EXACT) ? ENVD_E_NOMEM : ENVD_OK;
 }
 
 envd_status envd_cmd_opts_set_cwd(envd_cmd_opts *o, const char *cwd)

@@ -4,13 +4,23 @@
 #define ENVD_API_COMMANDS_H
 
 #include "api/internal.h"
+#include "core/kv.h"
 
 #define ENVD_DEFAULT_MAX_OUTPUT ((size_t)64 << 20)
 
 struct envd_cmd_opts {
-    char **env_names;
-    char **env_values;
-    size_t n_envs;
+    /* The environment, names matched exactly. env_names, env_values and
+     * n_envs are the same storage under the names commands.c still reads;
+     * drop the alias once it reads env.names, env.values and env.n. */
+    union {
+        envd_kvlist env;
+        struct {
+            char **env_names;
+            char **env_values;
+            size_t n_envs;
+            size_t env_cap_;
+        };
+    };
     char *cwd;
     char *tag;
     char *user;

@@ -843,14 +843,23 @@ out:
 }
 
 
+static envd_status usage(envd_error **err, const char *fn, const char *arg)
+{
+    if (err)
+        *err = envd_error_new(ENVD_E_USAGE, ENVD_TRANSPORT_NONE, 0, "%s: %s must not be NULL", fn,
+                              arg);
+    return ENVD_E_USAGE;
+}
+
 envd_status envd_config_file_load(const char *path, const char *environment, envd_config_file **out,
                                   envd_error **err)
 {
     if (err)
         *err = NULL;
+    if (out)
+        *out = NULL;
     if (!path || !out)
-        return ENVD_E_USAGE;
-    *out = NULL;
+        return usage(err, "envd_config_file_load", !path ? "path" : "out");
     envd_error *e = NULL;
     envd_status st = load(path, environment, out, &e);
     if (st != ENVD_OK && !e)
@@ -869,15 +878,19 @@ envd_status envd_config_load_file(const char *path, envd_config **out, envd_conf
         *err = NULL;
     if (file)
         *file = NULL;
-    if (!out)
-        return ENVD_E_USAGE;
-    *out = NULL;
+    if (out)
+        *out = NULL;
+    if (!path || !out)
+        return usage(err, "envd_config_load_file", !path ? "path" : "out");
     envd_config_file *f = NULL;
     envd_status st = envd_config_file_load(path, NULL, &f, err);
     if (st != ENVD_OK)
         return st;
     if (!(*out = envd_config_dup(f->cfg))) {
         envd_config_file_free(f);
+        if (err)
+            *err = envd_error_new(ENVD_E_NOMEM, ENVD_TRANSPORT_NONE, 0, "%s: %s", path,
+                                  envd_strerror(ENVD_E_NOMEM));
         return ENVD_E_NOMEM;
     }
     if (file)

@@ -1,6 +1,7 @@
 /* YAML documents with positions, on top of libyaml's loader. */
 #include "config/yaml_doc.h"
 #include "core/error.h"
+#include "core/file.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -44,26 +45,19 @@ static envd_status load(envd_yaml *y, yaml_parser_t *p, envd_error **err)
     return ENVD_OK;
 }
 
+/* Read whole first, and bounded: configuration files and kubeconfigs are
+ * small, and a path naming /dev/zero or a large log by mistake must fail
+ * with a message instead of filling the memory. */
+#define YAML_MAX_BYTES (16u << 20)
+
 envd_status envd_yaml_load_file(envd_yaml *y, const char *path, envd_error **err)
 {
     memset(y, 0, sizeof(*y));
-    if (!(y->path = strdup(path)))
-        return ENVD_E_NOMEM;
-    FILE *fp = fopen(path, "rb");
-    if (!fp) {
-        int e = errno;
-        if (err)
-            *err = envd_error_new(ENVD_E_IO, ENVD_TRANSPORT_NONE, 0, "%s: %s", path, strerror(e));
-        return ENVD_E_IO;
-    }
-    yaml_parser_t p;
-    if (!yaml_parser_initialize(&p)) {
-        fclose(fp);
-        return ENVD_E_NOMEM;
-    }
-    yaml_parser_set_input_file(&p, fp);
-    envd_status s = load(y, &p, err);
-    fclose(fp);
+    envd_buf b = {0};
+    envd_status s = envd_file_read_err(path, YAML_MAX_BYTES, &b, err);
+    if (s == ENVD_OK)
+        s = envd_yaml_load_string(y, path, envd_buf_str(&b), b.len, err);
+    envd_buf_free(&b);
     return s;
 }
 

@@ -1,6 +1,7 @@
 /* Exec credential plugins: spawn, collect, parse, cache. */
 #include "k8s/exec_plugin.h"
 #include "k8s/worker.h"
+#include "core/buf.h"
 #include "core/error.h"
 #include "core/timer.h"
 
@@ -299,35 +300,7 @@ static char **build_env(const envd_k8s_exec *x, char *info)
     return env;
 }
 
-typedef struct outbuf {
-    char *data;
-    size_t len, cap, max;
-    int truncated;
-} outbuf;
-
-static int outbuf_add(outbuf *b, const char *p, size_t n)
-{
-    if (b->len + n > b->max) {
-        b->truncated = 1;
-        n = b->max > b->len ? b->max - b->len : 0;
-    }
-    if (b->len + n + 1 > b->cap) {
-        size_t nc = b->cap ? b->cap * 2 : 1024;
-        while (nc < b->len + n + 1)
-            nc *= 2;
-        char *nd = realloc(b->data, nc);
-        if (!nd)
-            return -1;
-        b->data = nd;
-        b->cap = nc;
-    }
-    memcpy(b->data + b->len, p, n);
-    b->len += n;
-    b->data[b->len] = 0;
-    return 0;
-}
-
-static void tidy_stderr(outbuf *b)
+static void tidy_stderr(envd_buf *b)
 {
     if (!b->data)
         return;
@@ -339,7 +312,7 @@ static void tidy_stderr(outbuf *b)
 }
 
 static envd_error *plugin_error(envd_status code, const envd_k8s_conn *c, const char *what,
-                                const outbuf *err_out)
+                                const envd_buf *err_out)
 {
     const envd_k8s_exec *x = c->exec;
     const char *se = err_out && err_out->len ? err_out->data : NULL;
@@ -353,7 +326,7 @@ static envd_error *plugin_error(envd_status code, const envd_k8s_conn *c, const 
 typedef struct plugin_run {
     pid_t pid;
     int out_fd, err_fd; /* read ends */
-    outbuf out, err;
+    envd_buf out, err;
     int status; /* waitpid's */
 } plugin_run;
 
@@ -432,7 +405,7 @@ static envd_status collect(plugin_run *r, int64_t timeout_ms, const envd_k8s_sto
             char buf[4096];
             ssize_t got = read(pf[i].fd, buf, sizeof(buf));
             if (got > 0) {
-                if (outbuf_add(i == 0 ? &r->out : &r->err, buf, (size_t)got) != 0)
+                if (envd_buf_append(i == 0 ? &r->out : &r->err, buf, (size_t)got) != 0)
                     return ENVD_E_NOMEM;
             } else if (got == 0 || (errno != EINTR && errno != EAGAIN)) {
                 pf[i].fd = -1;
@@ -487,7 +460,9 @@ static envd_status run_plugin(const envd_k8s_conn *c, int64_t timeout_ms,
                               const envd_k8s_stop *stop, envd_k8s_cred *out, envd_error **err)
 {
     const envd_k8s_exec *x = c->exec;
-    plugin_run r = {-1, -1, -1, {NULL, 0, 0, MAX_STDOUT, 0}, {NULL, 0, 0, MAX_STDERR, 0}, 0};
+    plugin_run r = {.pid = -1, .out_fd = -1, .err_fd = -1};
+    envd_buf_init_capped(&r.out, MAX_STDOUT);
+    envd_buf_init_capped(&r.err, MAX_STDERR);
     char *info_json = exec_info(c), *info = NULL;
     char **env = NULL, **argv = NULL;
     envd_status st = ENVD_E_NOMEM;

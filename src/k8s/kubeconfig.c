@@ -2,6 +2,7 @@
  * the in-cluster configuration. */
 #include "k8s/kubeconfig.h"
 #include "config/yaml_doc.h"
+#include "core/file.h"
 #include "core/error.h"
 
 #include <errno.h>
@@ -18,45 +19,16 @@
 
 int envd_k8s_read_file(const char *path, envd_k8s_blob *out)
 {
-    out->data = NULL;
-    out->len = 0;
-    FILE *fp = fopen(path, "rb");
-    if (!fp)
-        return -1;
-    size_t cap = 4096, len = 0;
-    unsigned char *buf = malloc(cap + 1);
-    while (buf) {
-        size_t r = fread(buf + len, 1, cap - len, fp);
-        len += r;
-        if (len < cap) {
-            if (ferror(fp)) {
-                free(buf);
-                buf = NULL;
-                errno = EIO;
-            }
-            break;
-        }
-        if (cap >= (64u << 20)) { /* nothing we read is that large */
-            free(buf);
-            buf = NULL;
-            errno = EFBIG;
-            break;
-        }
-        cap *= 2;
-        unsigned char *nb = realloc(buf, cap + 1);
-        if (!nb) {
-            free(buf);
-            buf = NULL;
-            errno = ENOMEM;
-        }
-        buf = nb;
-    }
-    fclose(fp);
-    if (!buf)
-        return -1;
-    buf[len] = 0;
-    out->data = buf;
+    envd_buf b = {0};
+    int e = envd_file_read(path, 64u << 20, &b); /* nothing we read is that large */
+    size_t len = 0;
+    out->data = e ? NULL : (unsigned char *)envd_buf_take(&b, &len);
     out->len = len;
+    envd_buf_free(&b);
+    if (!out->data) {
+        errno = e ? e : ENOMEM;
+        return -1;
+    }
     return 0;
 }
 

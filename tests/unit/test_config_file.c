@@ -302,6 +302,26 @@ static void mistakes(void **state)
     assert_non_null(strstr(envd_error_message(err), "nope.yaml: No such file"));
     envd_error_free(err);
     assert_int_equal(envd_config_file_load(NULL, NULL, &f, &err), ENVD_E_USAGE);
+    assert_string_equal(envd_error_message(err), "envd_config_file_load: path must not be NULL");
+    envd_error_free(err);
+    assert_int_equal(envd_config_file_load(at("x.yaml"), NULL, NULL, &err), ENVD_E_USAGE);
+    assert_string_equal(envd_error_message(err), "envd_config_file_load: out must not be NULL");
+    envd_error_free(err);
+    envd_config *cfg = NULL;
+    assert_int_equal(envd_config_load_file(NULL, &cfg, NULL, &err), ENVD_E_USAGE);
+    assert_string_equal(envd_error_message(err), "envd_config_load_file: path must not be NULL");
+    envd_error_free(err);
+    assert_int_equal(envd_config_load_file(at("x.yaml"), NULL, &f, &err), ENVD_E_USAGE);
+    assert_string_equal(envd_error_message(err), "envd_config_load_file: out must not be NULL");
+    assert_null(f);
+    envd_error_free(err);
+    /* read whole and bounded: an endless file fails with a message */
+    assert_int_equal(envd_config_file_load("/dev/zero", NULL, &f, &err), ENVD_E_IO);
+    assert_string_equal(envd_error_message(err), "/dev/zero: larger than the 16777216-byte limit");
+    envd_error_free(err);
+    assert_int_equal(envd_config_file_load(tmp, NULL, &f, &err), ENVD_E_IO);
+    assert_non_null(strstr(envd_error_message(err), ": Is a directory"));
+    envd_error_free(err);
 }
 
 /* The file goes through the setters: their ranges and reasons, the
