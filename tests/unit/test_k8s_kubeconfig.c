@@ -366,6 +366,41 @@ static void exec_credential_parser(void **state)
     }
 }
 
+/* The option setters: NULL options are a usage error, bad values are
+ * refused (with a reason) and leave the option as it was. */
+static void option_setters(void **state)
+{
+    (void)state;
+    assert_int_equal(envd_k8s_options_set_source(NULL, ENVD_K8S_SOURCE_AUTO), ENVD_E_USAGE);
+    assert_int_equal(envd_k8s_options_set_kubeconfig(NULL, "x"), ENVD_E_USAGE);
+    assert_int_equal(envd_k8s_options_set_context(NULL, "x"), ENVD_E_USAGE);
+    assert_int_equal(envd_k8s_options_set_in_cluster_dir(NULL, "x"), ENVD_E_USAGE);
+    assert_int_equal(envd_k8s_options_set_timeout_ms(NULL, 1), ENVD_E_USAGE);
+    assert_int_equal(envd_k8s_options_set_require_running(NULL, 1), ENVD_E_USAGE);
+    envd_k8s_options *o = envd_k8s_options_new();
+    assert_int_equal(envd_k8s_options_set_timeout_ms(o, -1), ENVD_INVALID_ARGUMENT);
+    assert_true(strstr(envd_k8s_options_last_reason(o), ">= 0") != NULL);
+    assert_int_equal(o->timeout_ms, 30000);
+    assert_int_equal(envd_k8s_options_set_timeout_ms(o, 0), ENVD_OK); /* none */
+    assert_int_equal(o->timeout_ms, 0);
+    assert_int_equal(envd_k8s_options_set_source(o, (envd_k8s_source)7), ENVD_INVALID_ARGUMENT);
+    assert_int_equal(o->source, ENVD_K8S_SOURCE_AUTO);
+    assert_int_equal(envd_k8s_options_set_context(o, "prod"), ENVD_OK);
+    assert_int_equal(envd_k8s_options_set_require_running(o, 0), ENVD_OK);
+    envd_k8s_options *d = envd_k8s_options_dup(o);
+    assert_string_equal(d->context, "prod");
+    assert_int_equal(d->require_running, 0);
+    assert_int_equal(d->timeout_ms, 0);
+    assert_int_equal(envd_k8s_options_set_context(d, ""), ENVD_OK); /* back to the default */
+    assert_null(d->context);
+    envd_k8s_options_free(d);
+    envd_k8s_options_free(o);
+    d = envd_k8s_options_dup(NULL); /* the defaults */
+    assert_int_equal(d->timeout_ms, 30000);
+    assert_int_equal(d->require_running, 1);
+    envd_k8s_options_free(d);
+}
+
 static void sandbox_parser(void **state)
 {
     (void)state;
@@ -418,6 +453,7 @@ int main(void)
         cmocka_unit_test(in_cluster_dir),
         cmocka_unit_test(exec_credential_parser),
         cmocka_unit_test(sandbox_parser),
+        cmocka_unit_test(option_setters),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
