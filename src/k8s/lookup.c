@@ -16,6 +16,7 @@
  * future completes, ENVD_CANCELED. */
 #include "api/op.h"
 #include "api/sync.h"
+#include "core/buf.h"
 #include "k8s/exec_plugin.h"
 #include "k8s/k8s.h"
 
@@ -51,9 +52,7 @@ typedef struct lookup {
 
     /* The answer (curl I/O thread, one transfer at a time). */
     long status;
-    char *body;
-    size_t len, cap;
-    int too_big;
+    envd_buf body; /* capped at MAX_BODY */
 } lookup;
 
 static lookup *of_op(envd_op *b)
@@ -74,7 +73,7 @@ static void lookup_destroy(envd_op *b)
     free(op->name);
     free(op->path);
     free(op->ep.base_url);
-    free(op->body);
+    envd_buf_free(&op->body);
     pthread_mutex_destroy(&op->mu);
     free(op);
 }
@@ -208,25 +207,8 @@ static int on_status(void *ud, int status, int64_t content_length)
 
 static int on_data(void *ud, const uint8_t *p, size_t n)
 {
-    lookup *op = ud;
-    if (op->len + n > MAX_BODY) {
-        op->too_big = 1;
-        return 1;
-    }
-    if (op->len + n + 1 > op->cap) {
-        size_t nc = op->cap ? op->cap : 4096;
-        while (nc < op->len + n + 1)
-            nc *= 2;
-        char *nd = realloc(op->body, nc);
-        if (!nd)
-            return 1;
-        op->body = nd;
-        op->cap = nc;
-    }
-    memcpy(op->body + op->len, p, n);
-    op->len += n;
-    op->body[op->len] = 0;
-    return 0;
+    envd_buf *b = &((lookup *)ud)->body;
+    return envd_buf_append(b, p, n) != 0 || b->truncated;
 }
 
 /* The transfer's failure in the words of the Kubernetes lookup. */
@@ -236,7 +218,7 @@ static envd_error *http_failure(const lookup *op, envd_error *e)
     envd_status code = envd_error_code(e);
     const char *why = envd_error_message(e);
     envd_error *r;
-    if (op->too_big)
+    if (op->body.truncated)
         r = envd_error_new(ENVD_E_PROTOCOL, ENVD_TRANSPORT_HTTP, (int)op->status,
                            "the answer from %s is larger than %u bytes", c->server, MAX_BODY);
     else if (code == ENVD_CANCELED || code == ENVD_E_NOMEM)
@@ -263,8 +245,8 @@ static void to_worker(lookup *op);
 static void answered(lookup *op)
 {
     char *problem = NULL;
-    envd_k8s_sb *s = envd_k8s_sandbox_parse(op->ns, op->name, op->body ? op->body : "", op->len,
-                                            &problem);
+    envd_k8s_sb *s = envd_k8s_sandbox_parse(op->ns, op->name, envd_buf_str(&op->body),
+                                            op->body.len, &problem);
     if (!s) {
         envd_status st = problem ? ENVD_E_PROTOCOL : ENVD_E_NOMEM;
         envd_error *e = envd_error_new(st, ENVD_TRANSPORT_HTTP, 200, "%s from %s",
@@ -285,14 +267,14 @@ static void on_done(void *ud, envd_error *err)
     pthread_mutex_lock(&op->mu);
     op->http_done = 1;
     pthread_mutex_unlock(&op->mu);
-    if (err || op->too_big) {
+    if (err || op->body.truncated) {
         complete(op, NULL, NULL, http_failure(op, err));
     } else if (op->status == 401 && op->use_exec && op->attempt == 0) {
         op->attempt = 1; /* a cached plugin credential went stale: once more, fresh */
         to_worker(op);
     } else if (op->status != 200) {
-        envd_error *e = envd_k8s_status_error(op->conn, cred_kind(op), op->status, op->body,
-                                              op->len, op->ns, op->name);
+        envd_error *e = envd_k8s_status_error(op->conn, cred_kind(op), op->status,
+                                              op->body.data, op->body.len, op->ns, op->name);
         complete(op, NULL, NULL, wrap_get(op, e));
     } else {
         answered(op);
@@ -346,7 +328,7 @@ static void http_begin(lookup *op)
         }
     }
     op->status = 0;
-    op->len = 0;
+    envd_buf_clear(&op->body);
     envd_http_request req = {.ep = &op->ep,
                              .method = "GET",
                              .path = op->path,
@@ -500,6 +482,7 @@ static lookup *lookup_new(envd_runtime *rt, envd_curl_engine *curl, envd_k8s_wor
     atomic_init(&op->completed, 0);
     pthread_mutex_init(&op->mu, NULL);
     op->job.run = job_run;
+    envd_buf_init_capped(&op->body, MAX_BODY);
     op->curl = curl;
     op->worker = worker;
     op->timeout_ms = o ? o->timeout_ms : 30000;
