@@ -4,7 +4,7 @@
 #ifndef ENVD_API_FILES_INTERNAL_H
 #define ENVD_API_FILES_INTERNAL_H
 
-#include "api/internal.h"
+#include "api/op.h"
 
 enum { ENVD_SINK_MEM, ENVD_SINK_FD, ENVD_SINK_CB };
 
@@ -58,12 +58,9 @@ typedef struct files_reader {
 } files_reader;
 
 struct files_xfer {
-    /* The operation's lifetime and cancellation; envd_op's job once it
-     * exists (files_xfer.c: xfer_ref/unref/cancel). */
-    atomic_int refs;
-    envd_runtime *rt; /* not the client: it may be freed while this runs */
+    envd_op op; /* first: lifetime, slot, stop, cancel hooks */
     envd_future *f;
-    _Atomic(envd_http *) http;
+    _Atomic(envd_http *) http; /* the work envd_op_stop cancels */
 
     char *what; /* the path, or "(N files)", for messages */
     int is_read;
@@ -119,7 +116,14 @@ void *envd_files_write_result(files_xfer *x, envd_free_fn *free_fn);
 int64_t envd_files_fd_remaining(int fd);
 int64_t envd_files_write_info_bytes(const envd_future *f);
 
-/* A usage error naming the argument, for the blocking forms. */
-envd_status envd_files_usage(envd_error **err, const char *fn, const char *what);
+/* Starters behind the blocking rows of sync.c that have no _async of their
+ * own: one file from memory (a batch of one), and a string. */
+envd_status envd_files_write_one(envd_client *c, const char *path, const void *data, size_t len,
+                                 const envd_files_opts *o, envd_future **out);
+envd_status envd_files_write_text_start(envd_client *c, const char *path, const char *text,
+                                        const envd_files_opts *o, envd_future **out);
+/* A finished read's result (ENVD_FK_BYTES or ENVD_FK_TRANSFER) into the
+ * blocking form's outputs; frees r. */
+void envd_files_read_out(void *r, int kind, uint8_t **data, size_t *len);
 
 #endif

@@ -171,65 +171,14 @@ int64_t envd_future_transferred(const envd_future *f)
     }
 }
 
-static envd_status read_usage(envd_client *c, const char *fn, const char *path, envd_error **err)
+void envd_files_read_out(void *r, int kind, uint8_t **data, size_t *len)
 {
-    if (!c)
-        return envd_files_usage(err, fn, "client is NULL");
-    if (!path)
-        return envd_files_usage(err, fn, "path is NULL");
-    if (!*path)
-        return envd_files_usage(err, fn, "path is empty");
-    return ENVD_OK;
-}
-
-envd_status envd_files_read(envd_client *c, const char *path, const envd_files_opts *o,
-                            uint8_t **data, size_t *len, envd_error **err)
-{
-    if (err)
-        *err = NULL;
-    if (data)
-        *data = NULL;
-    if (len)
-        *len = 0;
-    if (!data || !len)
-        return envd_files_usage(err, "envd_files_read", !data ? "data is NULL" : "len is NULL");
-    envd_status s = read_usage(c, "envd_files_read", path, err);
-    envd_future *f = NULL;
-    if (s != ENVD_OK || (s = envd_files_read_async(c, path, o, &f)) != ENVD_OK)
-        return s;
-    void *r = NULL;
-    int mem = envd_future_kind(f) == ENVD_FK_BYTES;
-    s = envd_sync_finish(f, &r, err);
-    if (r && mem) {
+    if (r && kind == ENVD_FK_BYTES) {
         bytes_result *b = r;
         *data = b->data;
         *len = b->len;
-        free(b);
     } else if (r) {
         *len = (size_t)((transfer_result *)r)->bytes;
-        free(r);
     }
-    return s;
-}
-
-envd_status envd_files_read_text(envd_client *c, const char *path, const envd_files_opts *o,
-                                 char **text, envd_error **err)
-{
-    if (text)
-        *text = NULL;
-    if (!text) {
-        if (err)
-            *err = NULL;
-        return envd_files_usage(err, "envd_files_read_text", "text is NULL");
-    }
-    if (o && o->sink != ENVD_SINK_MEM) {
-        if (err)
-            *err = NULL;
-        return envd_files_usage(err, "envd_files_read_text", "the options name another sink");
-    }
-    uint8_t *d = NULL;
-    size_t n = 0;
-    envd_status s = envd_files_read(c, path, o, &d, &n, err);
-    *text = (char *)d;
-    return s;
+    free(r);
 }

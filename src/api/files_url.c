@@ -63,8 +63,11 @@ envd_status envd_files_url(envd_client *c, const char *path, envd_files_op op, c
                       : (op != ENVD_FILES_READ && op != ENVD_FILES_WRITE)
                           ? "op is not ENVD_FILES_READ or ENVD_FILES_WRITE"
                           : NULL;
-    if (bad)
-        return envd_files_usage(err, "envd_files_url", bad);
+    if (bad) {
+        if (err)
+            *err = envd_error_new(ENVD_E_USAGE, ENVD_TRANSPORT_NONE, 0, "envd_files_url: %s", bad);
+        return ENVD_E_USAGE;
+    }
     if (expires_in_s < 0) {
         if (err)
             *err = envd_error_new(ENVD_INVALID_ARGUMENT, ENVD_TRANSPORT_NONE, 0,

@@ -4,6 +4,7 @@
  * sources on the engine's I/O thread as the socket takes them
  * (transport/http_body.c). */
 #include "api/files_internal.h"
+#include "api/sync.h"
 
 #include <errno.h>
 #include <jansson.h>
@@ -272,72 +273,32 @@ envd_status envd_files_write_batch_async(envd_client *c, const envd_write_batch 
     if (out)
         *out = NULL;
     if (!b || b->n == 0)
-        return ENVD_E_USAGE;
+        return envd_start_error(ENVD_E_USAGE, "the batch is %s", b ? "empty" : "NULL");
     files_args a = {.path = b->n == 1 ? b->items[0].path : NULL,
                     .srcs = b->items,
                     .n_srcs = b->n};
     return envd_files_xfer_start(c, &a, o, out);
 }
 
-static envd_status write_finish(envd_future *f, envd_write_info **info, envd_error **err)
+envd_status envd_files_write_one(envd_client *c, const char *path, const void *data, size_t len,
+                                 const envd_files_opts *o, envd_future **out)
 {
-    envd_write_info *w = NULL;
-    envd_status s = envd_sync_finish(f, (void **)&w, err);
-    if (info)
-        *info = w;
-    else
-        envd_write_info_free(w);
-    return s;
-}
-
-envd_status envd_files_write_batch(envd_client *c, const envd_write_batch *b,
-                                   const envd_files_opts *o, envd_write_info **info,
-                                   envd_error **err)
-{
-    if (err)
-        *err = NULL;
-    if (info)
-        *info = NULL;
-    if (!c)
-        return envd_files_usage(err, "envd_files_write_batch", "client is NULL");
-    if (!b || b->n == 0)
-        return envd_files_usage(err, "envd_files_write_batch", "the batch is NULL or empty");
-    envd_future *f = NULL;
-    envd_status s = envd_files_write_batch_async(c, b, o, &f);
-    return s == ENVD_OK ? write_finish(f, info, err) : s;
-}
-
-envd_status envd_files_write(envd_client *c, const char *path, const void *data, size_t len,
-                             const envd_files_opts *o, envd_write_info **info, envd_error **err)
-{
-    if (err)
-        *err = NULL;
-    if (info)
-        *info = NULL;
-    if (!c)
-        return envd_files_usage(err, "envd_files_write", "client is NULL");
-    if (!path || !*path)
-        return envd_files_usage(err, "envd_files_write", path ? "path is empty" : "path is NULL");
+    if (out)
+        *out = NULL;
     if (!data && len)
-        return envd_files_usage(err, "envd_files_write", "data is NULL");
+        return envd_start_error(ENVD_E_USAGE, "data is NULL");
     envd_files_src src = {
         .path = (char *)path, .kind = ENVD_SRC_MEM, .data = data, .fd = -1, .size = (int64_t)len};
     envd_write_batch one = {&src, 1, 1};
-    envd_future *f = NULL;
-    envd_status s = envd_files_write_batch_async(c, &one, o, &f);
-    return s == ENVD_OK ? write_finish(f, info, err) : s;
+    return envd_files_write_batch_async(c, &one, o, out);
 }
 
-envd_status envd_files_write_text(envd_client *c, const char *path, const char *text,
-                                  const envd_files_opts *o, envd_write_info **info,
-                                  envd_error **err)
+envd_status envd_files_write_text_start(envd_client *c, const char *path, const char *text,
+                                        const envd_files_opts *o, envd_future **out)
 {
-    if (!text) {
-        if (err)
-            *err = NULL;
-        if (info)
-            *info = NULL;
-        return envd_files_usage(err, "envd_files_write_text", "text is NULL");
-    }
-    return envd_files_write(c, path, text, strlen(text), o, info, err);
+    if (out)
+        *out = NULL;
+    if (!text)
+        return envd_start_error(ENVD_E_USAGE, "text is NULL");
+    return envd_files_write_one(c, path, text, strlen(text), o, out);
 }

@@ -7,6 +7,7 @@
  * the whole-transfer deadline are all the transport's, on the engine's I/O
  * loop (transport.h, envd_http_request). */
 #include "api/files_internal.h"
+#include "api/sync.h"
 
 #include <curl/curl.h>
 #include <stdarg.h>
@@ -17,13 +18,11 @@
 #define ERROR_BODY_MAX 4096
 #define REPLY_MAX ((size_t)4 << 20) /* a write's JSON reply: ~100 bytes a file */
 
-/* ---- lifetime and cancellation ------------------------------------------------- */
+/* ---- the operation (envd_op) ---------------------------------------------------- */
 
-static void xfer_unref(void *p)
+static void xfer_destroy(envd_op *op)
 {
-    files_xfer *x = p;
-    if (atomic_fetch_sub(&x->refs, 1) != 1)
-        return;
+    files_xfer *x = (files_xfer *)op;
     envd_http *h = atomic_load(&x->http);
     if (h)
         envd_http_release(h);
@@ -35,17 +34,16 @@ static void xfer_unref(void *p)
     free(x);
 }
 
-static void xfer_ref(void *p)
+/* envd_op_stop's work: the HTTP transfer, once it exists (the starter
+ * checks the stop flag after publishing it). */
+static void xfer_stop(envd_op *op)
 {
-    atomic_fetch_add(&((files_xfer *)p)->refs, 1);
-}
-
-static void xfer_cancel(void *p)
-{
-    envd_http *h = atomic_load(&((files_xfer *)p)->http);
+    envd_http *h = atomic_load(&((files_xfer *)op)->http);
     if (h)
         envd_http_cancel(h);
 }
+
+static const envd_op_class xfer_class = {xfer_destroy, xfer_stop, NULL};
 
 /* ---- shared by both sides (I/O thread) ------------------------------------------- */
 
@@ -159,9 +157,9 @@ static void on_done(void *ud, envd_error *err)
         if (!result)
             err = envd_error_new(ENVD_E_NOMEM, ENVD_TRANSPORT_HTTP, x->status, "out of memory");
     }
-    envd_rt_release(x->rt);
+    envd_op_release(&x->op); /* before the future: its caller may free the runtime */
     envd_future_complete(x->f, result, free_fn, err);
-    xfer_unref(x);
+    envd_op_unref(&x->op);
 }
 
 /* ---- building the request ----------------------------------------------------------- */
@@ -189,7 +187,7 @@ static char *files_target(envd_client *c, const char *path, const char *user)
 typedef struct req_headers {
     envd_kv *kv;
     size_t n;
-    char *owned; /* from envd_call_headers */
+    envd_header_scratch scratch;
     char *names; /* "x-metadata-<key>\0" for each key, in one block */
     char range[64];
 } req_headers;
@@ -197,20 +195,22 @@ typedef struct req_headers {
 static void headers_free(req_headers *h)
 {
     free(h->kv);
-    free(h->owned);
+    envd_headers_done(&h->scratch);
     free(h->names);
 }
 
-/* The client's headers (Authorization following the user, as the RPCs),
- * then Range for a read or X-Metadata-* for a write. */
+/* The client's headers by the one header policy (Authorization following
+ * the user, as the RPCs; nothing reserved), then Range for a read or
+ * X-Metadata-* for a write. */
 static envd_status build_headers(envd_client *c, int is_read, const envd_files_opts *o,
                                  const char *user, req_headers *h)
 {
     size_t n_meta = is_read ? 0 : o->n_meta, need = 0;
-    if (!(h->kv = malloc((c->n_headers + 2 + n_meta) * sizeof *h->kv)))
+    if (!(h->kv = malloc((ENVD_OP_HEADERS_CAP(c) + 1 + n_meta) * sizeof *h->kv)))
         return ENVD_E_NOMEM;
     int other_user = strcmp(user, c->cfg->user) != 0;
-    h->n = envd_call_headers(c, other_user ? user : NULL, h->kv, &h->owned);
+    h->n = envd_op_headers(c, NULL, ENVD_CALL_FILES, other_user ? user : NULL, 0, h->kv,
+                           &h->scratch);
     if (is_read && o->has_range) {
         if (o->range_len < 0)
             snprintf(h->range, sizeof h->range, "bytes=%lld-", (long long)o->range_off);
@@ -256,8 +256,7 @@ static files_xfer *xfer_new(envd_client *c, const files_args *a, const envd_file
     files_xfer *x = calloc(1, sizeof *x);
     if (!x)
         return NULL;
-    atomic_init(&x->refs, 2); /* the starter + the transport's on_done */
-    x->rt = c->rt;
+    envd_op_init(&x->op, &xfer_class, c->rt); /* the starter's reference */
     x->is_read = a->is_read;
     x->o = *o; /* scalars only: the strings stay the caller's */
     x->o.user = NULL;
@@ -272,12 +271,8 @@ static files_xfer *xfer_new(envd_client *c, const files_args *a, const envd_file
                                         : ENVD_FK_TRANSFER;
     x->f = envd_future_create(fk);
     if (!x->what || !x->f || (!a->is_read && copy_srcs(x, a->srcs, a->n_srcs) != ENVD_OK)) {
-        if (x->f) {
-            envd_future_complete(x->f, NULL, NULL, NULL);
-            envd_future_free(x->f);
-        }
-        atomic_store(&x->refs, 1);
-        xfer_unref(x);
+        envd_future_discard(x->f);
+        envd_op_unref(&x->op);
         return NULL;
     }
     return x;
@@ -314,24 +309,40 @@ static envd_status launch(envd_client *c, files_xfer *x, const files_args *a,
     };
     envd_http_callbacks cb = {on_status, on_data, on_progress, on_done, x};
     envd_http *h = NULL;
+    envd_op_ref(&x->op); /* the transport's, until on_done */
     envd_status s = envd_http_start(c->rt->curl, &req, &cb, &h);
     free(parts);
-    if (s == ENVD_OK)
-        atomic_store(&x->http, h);
-    return s;
+    if (s != ENVD_OK) {
+        envd_op_unref(&x->op);
+        return s;
+    }
+    atomic_store(&x->http, h);
+    if (envd_op_stopped(&x->op)) /* a cancel that came before the store */
+        envd_http_cancel(h);
+    return ENVD_OK;
 }
 
+/* Refusals name the argument (envd_start_error: the blocking form's *err). */
 static envd_status check_args(envd_client *c, const files_args *a, const envd_files_opts *o)
 {
-    if (!c || (a->is_read && (!a->path || !*a->path)) || (!a->is_read && a->n_srcs == 0))
-        return ENVD_E_USAGE;
-    for (size_t i = 0; !a->is_read && i < a->n_srcs; i++)
-        if (!a->srcs[i].path || !*a->srcs[i].path)
-            return ENVD_E_USAGE;
-    if (!a->is_read && (o->has_range || (o->octet && a->n_srcs != 1)))
-        return ENVD_E_USAGE; /* one file per octet-stream request; ranges are reads */
+    if (!c)
+        return envd_start_error(ENVD_E_USAGE, "client is NULL");
+    if (a->is_read && (!a->path || !*a->path))
+        return envd_start_error(ENVD_E_USAGE, "path is %s", a->path ? "empty" : "NULL");
     if (a->is_read && o->sink == ENVD_SINK_FD && o->sink_fd < 0)
-        return ENVD_E_USAGE;
+        return envd_start_error(ENVD_E_USAGE, "the sink fd is negative");
+    if (a->is_read)
+        return ENVD_OK;
+    if (a->n_srcs == 0)
+        return envd_start_error(ENVD_E_USAGE, "the batch is empty");
+    for (size_t i = 0; i < a->n_srcs; i++)
+        if (!a->srcs[i].path || !*a->srcs[i].path)
+            return envd_start_error(ENVD_E_USAGE, "path is %s", a->srcs[i].path ? "empty" : "NULL");
+    if (o->octet && a->n_srcs != 1)
+        return envd_start_error(ENVD_E_USAGE, "an octet-stream write takes one file, not %zu",
+                                a->n_srcs);
+    if (o->has_range)
+        return envd_start_error(ENVD_E_USAGE, "a range applies to reads, not writes");
     return ENVD_OK;
 }
 
@@ -339,7 +350,7 @@ envd_status envd_files_xfer_start(envd_client *c, const files_args *a, const env
                                   envd_future **out)
 {
     if (!out)
-        return ENVD_E_USAGE;
+        return envd_start_error(ENVD_E_USAGE, "out is NULL");
     *out = NULL;
     if (!o)
         o = &envd_files_opts_default;
@@ -353,29 +364,18 @@ envd_status envd_files_xfer_start(envd_client *c, const files_args *a, const env
     req_headers hd = {0};
     char *target = files_target(c, a->path, user);
     s = target ? build_headers(c, a->is_read, o, user, &hd) : ENVD_E_NOMEM;
-    if (s == ENVD_OK && (s = envd_rt_acquire(c->rt)) == ENVD_OK &&
-        (s = launch(c, x, a, o, target, &hd)) != ENVD_OK)
-        envd_rt_release(c->rt);
+    if (s == ENVD_OK && (s = envd_op_acquire(&x->op)) == ENVD_OK)
+        s = launch(c, x, a, o, target, &hd);
     headers_free(&hd);
     free(target);
     envd_future *f = x->f;
-    if (s != ENVD_OK) {
-        envd_future_complete(f, NULL, NULL, NULL);
-        envd_future_free(f);
-        atomic_store(&x->refs, 1); /* on_done will never run */
-        xfer_unref(x);
+    if (s != ENVD_OK) { /* nothing runs: the last reference gives the slot back */
+        envd_future_discard(f);
+        envd_op_unref(&x->op);
         return s;
     }
-    envd_cancel_hook hook = {xfer_cancel, xfer_ref, xfer_unref, x};
-    envd_future_set_cancel(f, &hook);
+    envd_op_bind(&x->op, f);
     *out = f;
-    xfer_unref(x);
+    envd_op_unref(&x->op);
     return ENVD_OK;
-}
-
-envd_status envd_files_usage(envd_error **err, const char *fn, const char *what)
-{
-    if (err)
-        *err = envd_error_new(ENVD_E_USAGE, ENVD_TRANSPORT_NONE, 0, "%s: %s", fn, what);
-    return ENVD_E_USAGE;
 }

@@ -3,6 +3,7 @@
  * row each, one section per area. A blocking form is added here and nowhere
  * else; its _async starter lives with its area. */
 #include "api/sync.h"
+#include "api/files_internal.h"
 #include "envd/envd_k8s.h"
 #include "core/thread.h"
 
@@ -111,7 +112,67 @@ ENVD_SYNC_NONE(envd_fs_watcher_remove, (c, id, &f_), envd_client *c, const char 
 
 /* ---- watches (watch.c) ---------------------------------------------------- */
 
-/* ---- /files transfers (files.c) ------------------------------------------- */
+/* ---- /files transfers (files_read.c, files_write.c) ---------------------- */
+
+ENVD_SYNC_TAKE(envd_files_write_batch, envd_write_info *, ENVD_FK_WRITE_INFO, (c, b, o, &f_),
+               envd_client *c, const envd_write_batch *b, const envd_files_opts *o)
+ENVD_SYNC_TAKE_VIA(envd_files_write, envd_files_write_one, envd_write_info *, ENVD_FK_WRITE_INFO,
+                   (c, path, data, len, o, &f_), envd_client *c, const char *path,
+                   const void *data, size_t len, const envd_files_opts *o)
+ENVD_SYNC_TAKE_VIA(envd_files_write_text, envd_files_write_text_start, envd_write_info *,
+                   ENVD_FK_WRITE_INFO, (c, path, text, o, &f_), envd_client *c, const char *path,
+                   const char *text, const envd_files_opts *o)
+
+/* A read has two outputs (the bytes and their count) and a result whose
+ * kind follows the sink: the rows' contract, written out. `refused`: a
+ * usage error found by the blocking form itself. */
+static envd_status files_read(const char *fn, envd_client *c, const char *path,
+                              const envd_files_opts *o, uint8_t **data, size_t *len,
+                              const char *refused, envd_error **err)
+{
+    envd_status s = envd_sync_begin(fn, err);
+    if (s != ENVD_OK)
+        return s;
+    envd_future *f = NULL;
+    void *r = NULL;
+    if (!refused && (!data || !len))
+        refused = data ? "len is NULL" : "data is NULL";
+    if (refused)
+        s = envd_start_error(ENVD_E_USAGE, "%s", refused);
+    else
+        s = envd_files_read_async(c, path, o, &f);
+    int kind = f ? envd_future_kind(f) : ENVD_FK_NONE;
+    s = envd_sync_call(fn, s, f, kind, data ? &r : NULL, err);
+    if (data && len)
+        envd_files_read_out(r, kind, data, len);
+    return s;
+}
+
+envd_status envd_files_read(envd_client *c, const char *path, const envd_files_opts *o,
+                            uint8_t **data, size_t *len, envd_error **err)
+{
+    if (data)
+        *data = NULL;
+    if (len)
+        *len = 0;
+    return files_read(__func__, c, path, o, data, len, NULL, err);
+}
+
+envd_status envd_files_read_text(envd_client *c, const char *path, const envd_files_opts *o,
+                                 char **text, envd_error **err)
+{
+    uint8_t *d = NULL;
+    size_t n = 0;
+    const char *refused = !text                              ? "text is NULL"
+                          : o && o->sink != ENVD_SINK_MEM ? "the options name another sink"
+                                                            : NULL;
+    envd_status s = files_read(__func__, c, path, o, &d, &n, refused, err);
+    if (text)
+        *text = (char *)d;
+    else
+        free(d);
+    return s;
+}
 
 /* ---- clients from Kubernetes (k8s) ---------------------------------------- */
 
