@@ -1,0 +1,435 @@
+/* envdctl's filesystem subcommands: ls, stat, rm, mkdir, mv, cat, watch.
+ * Each is one or a few blocking calls of the public API; a PATH may be
+ * written SANDBOX:PATH to name another sandbox than the global one. */
+#include "envdctl.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* A path argument and the client for its sandbox (the global one, or the
+ * one named before a ':'), opened once per distinct sandbox. */
+typedef struct fs_target {
+    char *sandbox;
+    const char *path;
+    envd_client *c;
+} fs_target;
+
+static int target_open(cli_ctx *ctx, const char *arg, fs_target *t)
+{
+    memset(t, 0, sizeof(*t));
+    if (cli_split_remote(arg, &t->sandbox, &t->path) < 0)
+        return cli_errorf(ctx, "out of memory");
+    if (!*t->path)
+        return cli_usage_error(ctx, "empty path in '%s'", arg);
+    return cli_open(ctx, t->sandbox, &t->c);
+}
+
+static void target_close(fs_target *t)
+{
+    envd_client_free(t->c);
+    free(t->sandbox);
+    memset(t, 0, sizeof(*t));
+}
+
+static const char *type_name(envd_file_type t)
+{
+    switch (t) {
+    case ENVD_FILE_TYPE_FILE: return "file";
+    case ENVD_FILE_TYPE_DIRECTORY: return "directory";
+    case ENVD_FILE_TYPE_SYMLINK: return "symlink";
+    default: return "unknown";
+    }
+}
+
+/* One entry as a JSON object (no newline). */
+static int entry_json(cli_buf *b, const envd_entry_info *e)
+{
+    char when[40];
+    cli_format_time(e->modified_sec, e->modified_nsec, when, sizeof(when));
+    int rc = cli_buf_append(b, "{\"name\":", 8);
+    rc |= cli_buf_json_string(b, e->name, strlen(e->name));
+    rc |= cli_buf_appendf(b, ",\"path\":");
+    rc |= cli_buf_json_string(b, e->path, strlen(e->path));
+    rc |= cli_buf_appendf(b, ",\"type\":\"%s\",\"size\":%lld,\"mode\":\"%04o\",\"permissions\":",
+                          type_name(e->type), (long long)e->size, (unsigned)e->mode);
+    rc |= cli_buf_json_string(b, e->permissions, strlen(e->permissions));
+    rc |= cli_buf_appendf(b, ",\"owner\":");
+    rc |= cli_buf_json_string(b, e->owner, strlen(e->owner));
+    rc |= cli_buf_appendf(b, ",\"group\":");
+    rc |= cli_buf_json_string(b, e->group, strlen(e->group));
+    rc |= cli_buf_appendf(b, ",\"modified\":\"%s\"", when);
+    if (e->symlink_target) {
+        rc |= cli_buf_appendf(b, ",\"symlink_target\":");
+        rc |= cli_buf_json_string(b, e->symlink_target, strlen(e->symlink_target));
+    }
+    rc |= cli_buf_appendf(b, ",\"metadata\":{");
+    for (size_t i = 0; i < e->n_metadata; i++) {
+        rc |= cli_buf_appendf(b, i ? "," : "");
+        rc |= cli_buf_json_string(b, e->metadata[i].name, strlen(e->metadata[i].name));
+        rc |= cli_buf_append(b, ":", 1);
+        rc |= cli_buf_json_string(b, e->metadata[i].value, strlen(e->metadata[i].value));
+    }
+    return rc | cli_buf_append(b, "}}", 2);
+}
+
+static int print_json_entry(const cli_ctx *ctx, const envd_entry_info *e)
+{
+    cli_buf b = {0};
+    int bad = entry_json(&b, e) || cli_buf_append(&b, "\n", 1);
+    if (!bad)
+        fwrite(b.data, 1, b.len, stdout);
+    cli_buf_free(&b);
+    return bad ? cli_errorf(ctx, "out of memory") : 0;
+}
+
+/* "-rw-r--r--  root  root  1234  2026-12-02T05:50:25.000Z  name[ -> target]" */
+static void print_long(const envd_entry_info *e, const char *shown)
+{
+    char when[40];
+    cli_format_time(e->modified_sec, e->modified_nsec, when, sizeof(when));
+    printf("%s %-8s %-8s %10lld %s %s", e->permissions, e->owner, e->group, (long long)e->size,
+           when, shown);
+    if (e->symlink_target)
+        printf(" -> %s", e->symlink_target);
+    putchar('\n');
+}
+
+/* ------------------------------------------------------------------ stat */
+
+static const char stat_usage[] =
+    "usage: envdctl stat [--json] PATH...\n"
+    "Shows each path's type, size, mode, owner, modification time and metadata.\n"
+    "  --json   one JSON object per line\n";
+
+static void print_stat(const envd_entry_info *e)
+{
+    char when[40];
+    cli_format_time(e->modified_sec, e->modified_nsec, when, sizeof(when));
+    printf("path: %s\ntype: %s\nsize: %lld\nmode: %04o (%s)\nowner: %s\ngroup: %s\n"
+           "modified: %s\n",
+           e->path, type_name(e->type), (long long)e->size, (unsigned)e->mode, e->permissions,
+           e->owner, e->group, when);
+    if (e->symlink_target)
+        printf("symlink: %s\n", e->symlink_target);
+    for (size_t i = 0; i < e->n_metadata; i++)
+        printf("metadata: %s=%s\n", e->metadata[i].name, e->metadata[i].value);
+}
+
+int cmd_stat(cli_ctx *ctx, int argc, char **argv)
+{
+    static const cli_opt opts[] = {{"json", 0, 0, 1}, {NULL, 0, 0, 0}};
+    cli_parser p;
+    cli_parser_init(&p, ctx, argc, argv, opts, stat_usage);
+    int json = 0, o;
+    while ((o = cli_next(&p)) != CLI_DONE) {
+        if (o < CLI_DONE)
+            return cli_stop(o);
+        if (o == 1)
+            json = 1;
+    }
+    char **paths = p.args;
+    int n = p.nargs;
+    if (n == 0)
+        return cli_usage_error(ctx, "missing PATH");
+    int rc = 0;
+    for (int i = 0; i < n; i++) {
+        fs_target t;
+        int r = target_open(ctx, paths[i], &t);
+        envd_entry_info *e = NULL;
+        envd_error *err = NULL;
+        envd_status st = r ? ENVD_OK : envd_fs_get_info(t.c, t.path, &e, &err);
+        if (r)
+            rc = r;
+        else if (st != ENVD_OK)
+            rc = cli_fail(ctx, paths[i], st, err);
+        else if (json)
+            rc |= print_json_entry(ctx, e);
+        else
+            print_stat(e);
+        if (!r && st == ENVD_OK && !json && i + 1 < n)
+            putchar('\n');
+        envd_entry_info_free(e);
+        target_close(&t);
+    }
+    return rc;
+}
+
+/* -------------------------------------------------------------------- ls */
+
+static const char ls_usage[] =
+    "usage: envdctl ls [-l] [--depth N] [--json] [PATH]\n"
+    "Lists a directory (default: the user's home), parents before children.\n"
+    "  -l          long format: permissions, owner, group, size, time, name\n"
+    "  --depth N   descend N levels (default 1)\n"
+    "  --json      one JSON object per entry and line\n";
+
+/* The entry's path below the listed directory ("sub/file"). */
+static const char *shown_name(const envd_entry_info *e, const char *dir_path, size_t dir_len)
+{
+    if (dir_len && strncmp(e->path, dir_path, dir_len) == 0 && e->path[dir_len] == '/')
+        return e->path + dir_len + 1;
+    if (dir_len == 1 && dir_path[0] == '/' && e->path[0] == '/')
+        return e->path + 1;
+    return e->name;
+}
+
+static int ls_print(const cli_ctx *ctx, const envd_entry_info *e, const char *shown, int mode)
+{
+    if (mode == 2)
+        return print_json_entry(ctx, e);
+    if (mode == 1)
+        print_long(e, shown);
+    else
+        puts(shown);
+    return 0;
+}
+
+/* ls of one path: a file is shown itself, a directory by its entries, named
+ * relative to it (envd reports absolute paths). */
+static int ls_one(cli_ctx *ctx, const char *arg, uint32_t depth, int mode)
+{
+    fs_target t;
+    int rc = target_open(ctx, arg, &t);
+    if (rc)
+        return rc;
+    envd_entry_info *self = NULL;
+    envd_entry_list *l = NULL;
+    envd_error *err = NULL;
+    envd_status st = envd_fs_get_info(t.c, t.path, &self, &err);
+    if (st == ENVD_OK && self->type != ENVD_FILE_TYPE_DIRECTORY)
+        rc = ls_print(ctx, self, t.path, mode);
+    else if (st == ENVD_OK && (st = envd_fs_list(t.c, t.path, depth, &l, &err)) == ENVD_OK) {
+        size_t dl = strlen(self->path);
+        for (size_t i = 0; i < l->count && rc == 0; i++)
+            rc = ls_print(ctx, &l->items[i], shown_name(&l->items[i], self->path, dl), mode);
+    }
+    if (st != ENVD_OK)
+        rc = cli_fail(ctx, arg, st, err);
+    envd_entry_list_free(l);
+    envd_entry_info_free(self);
+    target_close(&t);
+    return rc;
+}
+
+int cmd_ls(cli_ctx *ctx, int argc, char **argv)
+{
+    static const cli_opt opts[] = {
+        {"long", 'l', 0, 1}, {"depth", 0, 1, 2}, {"json", 0, 0, 3}, {NULL, 0, 0, 0}};
+    cli_parser p;
+    cli_parser_init(&p, ctx, argc, argv, opts, ls_usage);
+    int mode = 0, o;
+    uint64_t depth = 1;
+    while ((o = cli_next(&p)) != CLI_DONE) {
+        if (o < CLI_DONE)
+            return cli_stop(o);
+        if (o == 1 && mode == 0)
+            mode = 1;
+        else if (o == 3)
+            mode = 2;
+        else if (o == 2 && (cli_parse_uint(p.value, UINT32_MAX, &depth) != 0 || depth == 0))
+            return cli_usage_error(ctx, "--depth: expected a positive integer, got '%s'",
+                                   p.value);
+    }
+    if (p.nargs == 0)
+        return ls_one(ctx, ".", (uint32_t)depth, mode);
+    int rc = 0;
+    for (int i = 0; i < p.nargs; i++) {
+        if (p.nargs > 1 && mode != 2)
+            printf("%s%s:\n", i ? "\n" : "", p.args[i]);
+        int r = ls_one(ctx, p.args[i], (uint32_t)depth, mode);
+        rc = rc ? rc : r;
+    }
+    return rc;
+}
+
+/* ----------------------------------------------------------- rm, mkdir, mv */
+
+static const char rm_usage[] =
+    "usage: envdctl rm [-f] PATH...\n"
+    "Removes files and directories, recursively.\n"
+    "  -f, --force   a missing path is not an error\n";
+
+int cmd_rm(cli_ctx *ctx, int argc, char **argv)
+{
+    static const cli_opt opts[] = {{"force", 'f', 0, 1}, {"recursive", 'r', 0, 2},
+                                   {NULL, 0, 0, 0}};
+    cli_parser p;
+    cli_parser_init(&p, ctx, argc, argv, opts, rm_usage);
+    int force = 0, o;
+    while ((o = cli_next(&p)) != CLI_DONE) {
+        if (o < CLI_DONE)
+            return cli_stop(o);
+        force |= o == 1;
+    }
+    if (p.nargs == 0)
+        return cli_usage_error(ctx, "missing PATH");
+    int rc = 0;
+    for (int i = 0; i < p.nargs; i++) {
+        fs_target t;
+        int r = target_open(ctx, p.args[i], &t), exists = 1;
+        envd_error *err = NULL;
+        envd_status st = ENVD_OK;
+        /* envd removes like os.RemoveAll: a missing path is fine to it, not to rm */
+        if (!r && !force)
+            st = envd_fs_exists(t.c, t.path, &exists, &err);
+        if (!r && st == ENVD_OK && !exists)
+            r = cli_errorf(ctx, "%s: no such file or directory", p.args[i]);
+        else if (!r && st == ENVD_OK)
+            st = envd_fs_remove(t.c, t.path, &err);
+        if (!r && st != ENVD_OK)
+            r = cli_fail(ctx, p.args[i], st, err);
+        rc = rc ? rc : r;
+        target_close(&t);
+    }
+    return rc;
+}
+
+static const char mkdir_usage[] =
+    "usage: envdctl mkdir [-p] PATH...\n"
+    "Makes directories.\n"
+    "  -p, --parents   make missing parents; an existing directory is fine\n";
+
+/* The parent of path ("/a/b" -> "/a", "a" -> "."), malloc'd. */
+static char *parent_of(const char *path)
+{
+    size_t n = strlen(path);
+    while (n > 1 && path[n - 1] == '/')
+        n--;
+    while (n > 0 && path[n - 1] != '/')
+        n--;
+    while (n > 1 && path[n - 1] == '/')
+        n--;
+    return n == 0 ? strdup(".") : strndup(path, n);
+}
+
+/* Without -p, mkdir refuses what envd would do silently: a missing parent,
+ * an existing directory. */
+static int mkdir_one(cli_ctx *ctx, const char *arg, int parents)
+{
+    fs_target t;
+    int rc = target_open(ctx, arg, &t), exists = 1, created = 0;
+    envd_error *err = NULL;
+    envd_status st = ENVD_OK;
+    char *parent = rc ? NULL : parent_of(t.path);
+    if (!rc && !parents && parent)
+        st = envd_fs_exists(t.c, parent, &exists, &err);
+    if (!rc && st == ENVD_OK && !exists)
+        rc = cli_errorf(ctx, "%s: no such directory: %s (use -p)", arg, parent);
+    else if (!rc && st == ENVD_OK)
+        st = envd_fs_make_dir(t.c, t.path, &created, &err);
+    if (!rc && st != ENVD_OK)
+        rc = cli_fail(ctx, arg, st, err);
+    else if (!rc && !created && !parents)
+        rc = cli_errorf(ctx, "%s: already exists", arg);
+    free(parent);
+    target_close(&t);
+    return rc;
+}
+
+int cmd_mkdir(cli_ctx *ctx, int argc, char **argv)
+{
+    static const cli_opt opts[] = {{"parents", 'p', 0, 1}, {NULL, 0, 0, 0}};
+    cli_parser p;
+    cli_parser_init(&p, ctx, argc, argv, opts, mkdir_usage);
+    int parents = 0, o;
+    while ((o = cli_next(&p)) != CLI_DONE) {
+        if (o < CLI_DONE)
+            return cli_stop(o);
+        parents |= o == 1;
+    }
+    if (p.nargs == 0)
+        return cli_usage_error(ctx, "missing PATH");
+    int rc = 0;
+    for (int i = 0; i < p.nargs; i++) {
+        int r = mkdir_one(ctx, p.args[i], parents);
+        rc = rc ? rc : r;
+    }
+    return rc;
+}
+
+static const char mv_usage[] =
+    "usage: envdctl mv SRC DST\n"
+    "Moves or renames SRC to DST inside one sandbox; into DST when it is a directory.\n";
+
+int cmd_mv(cli_ctx *ctx, int argc, char **argv)
+{
+    cli_parser p;
+    cli_parser_init(&p, ctx, argc, argv, NULL, mv_usage);
+    int o;
+    while ((o = cli_next(&p)) != CLI_DONE)
+        if (o < CLI_DONE)
+            return cli_stop(o);
+    if (p.nargs != 2)
+        return cli_usage_error(ctx, "expected SRC and DST, got %d argument%s", p.nargs,
+                               p.nargs == 1 ? "" : "s");
+    fs_target t;
+    int rc = target_open(ctx, p.args[0], &t);
+    char *dsb = NULL;
+    const char *dst = NULL;
+    if (!rc && cli_split_remote(p.args[1], &dsb, &dst) < 0)
+        rc = cli_errorf(ctx, "out of memory");
+    else if (!rc && ((dsb == NULL) != (t.sandbox == NULL) ||
+                     (dsb && strcmp(dsb, t.sandbox) != 0)))
+        rc = cli_usage_error(ctx, "SRC and DST must be in the same sandbox (use cp)");
+    envd_entry_info *d = NULL, *moved = NULL;
+    envd_error *err = NULL;
+    char *into = NULL;
+    if (!rc && envd_fs_get_info(t.c, dst, &d, NULL) == ENVD_OK &&
+        d->type == ENVD_FILE_TYPE_DIRECTORY) {
+        const char *base = strrchr(t.path, '/');
+        into = cli_strdupf("%s/%s", d->path, base ? base + 1 : t.path);
+        dst = into;
+    }
+    envd_status st = rc ? ENVD_OK : envd_fs_rename(t.c, t.path, dst, &moved, &err);
+    if (!rc && st != ENVD_OK)
+        rc = cli_fail(ctx, p.args[0], st, err);
+    envd_entry_info_free(d);
+    envd_entry_info_free(moved);
+    free(into);
+    free(dsb);
+    target_close(&t);
+    return rc;
+}
+
+/* ------------------------------------------------------------------- cat */
+
+static const char cat_usage[] =
+    "usage: envdctl cat PATH...\n"
+    "Writes the files to standard output, streamed.\n";
+
+int cmd_cat(cli_ctx *ctx, int argc, char **argv)
+{
+    cli_parser p;
+    cli_parser_init(&p, ctx, argc, argv, NULL, cat_usage);
+    int o;
+    while ((o = cli_next(&p)) != CLI_DONE)
+        if (o < CLI_DONE)
+            return cli_stop(o);
+    if (p.nargs == 0)
+        return cli_usage_error(ctx, "missing PATH");
+    envd_files_opts *fo = envd_files_opts_new();
+    if (!fo || envd_files_opts_set_sink_fd(fo, STDOUT_FILENO) != ENVD_OK) {
+        envd_files_opts_free(fo);
+        return cli_errorf(ctx, "out of memory");
+    }
+    fflush(stdout);
+    int rc = 0;
+    for (int i = 0; i < p.nargs; i++) {
+        fs_target t;
+        int r = target_open(ctx, p.args[i], &t);
+        size_t len = 0;
+        uint8_t *data = NULL;
+        envd_error *err = NULL;
+        envd_status st = r ? ENVD_OK : envd_files_read(t.c, t.path, fo, &data, &len, &err);
+        if (!r && st != ENVD_OK)
+            r = cli_fail(ctx, p.args[i], st, err);
+        free(data);
+        target_close(&t);
+        rc = rc ? rc : r;
+    }
+    envd_files_opts_free(fo);
+    return rc;
+}
