@@ -1,5 +1,6 @@
 /* envd_client: URL, endpoint and the headers every request carries. */
 #include "api/internal.h"
+#include "core/alloc.h"
 
 #include <curl/curl.h>
 #include <stdio.h>
@@ -37,9 +38,9 @@ static envd_status parse_endpoint(const char *url, envd_endpoint *ep, char **fil
     while (plen > 0 && path[plen - 1] == '/')
         plen--;
     size_t need = strlen(scheme) + 3 + strlen(host) + 1 + (port ? strlen(port) : 0) + plen + 1;
-    ep->base_url = malloc(need);
-    ep->authority = malloc(strlen(host) + 1 + (port ? strlen(port) : 0) + 1);
-    *files_path = malloc(plen + sizeof("/files"));
+    ep->base_url = envd_malloc(need);
+    ep->authority = envd_malloc(strlen(host) + 1 + (port ? strlen(port) : 0) + 1);
+    *files_path = envd_malloc(plen + sizeof("/files"));
     if (!ep->base_url || !ep->authority || !*files_path) {
         s = ENVD_E_NOMEM;
         goto out;
@@ -65,9 +66,9 @@ static envd_status build_headers(envd_client *c)
 {
     const envd_config *cfg = c->cfg;
     size_t cap = 5 + cfg->headers.n;
-    c->headers = calloc(cap, sizeof(envd_kv));
-    char *auth = cfg->auth_header ? strdup(cfg->auth_header) : envd_basic_auth(cfg->user);
-    char *port = malloc(16);
+    c->headers = envd_calloc(cap, sizeof(envd_kv));
+    char *auth = cfg->auth_header ? envd_strdup(cfg->auth_header) : envd_basic_auth(cfg->user);
+    char *port = envd_malloc(16);
     if (!c->headers || !auth || !port) {
         free(auth);
         free(port);
@@ -102,16 +103,16 @@ static envd_status client_init(envd_client *c, envd_runtime *rt, const char *san
 {
     c->rt = rt;
     c->cfg = envd_config_dup(cfg);
-    c->sandbox_id = strdup(sandbox_id ? sandbox_id : "");
-    c->keepalive = malloc(16);
+    c->sandbox_id = envd_strdup(sandbox_id ? sandbox_id : "");
+    c->keepalive = envd_malloc(16);
     if (!c->cfg || !c->sandbox_id || !c->keepalive)
         return ENVD_E_NOMEM;
     snprintf(c->keepalive, 16, "%d", c->cfg->keepalive_s);
     if (c->cfg->sandbox_base_url) {
-        c->runtime_url = strdup(c->cfg->sandbox_base_url);
+        c->runtime_url = envd_strdup(c->cfg->sandbox_base_url);
     } else {
         size_t n = strlen(c->cfg->scheme) + 3 + strlen(c->cfg->domain) + 1;
-        c->runtime_url = malloc(n);
+        c->runtime_url = envd_malloc(n);
         if (c->runtime_url)
             snprintf(c->runtime_url, n, "%s://%s", c->cfg->scheme, c->cfg->domain);
     }
@@ -120,7 +121,7 @@ static envd_status client_init(envd_client *c, envd_runtime *rt, const char *san
     envd_status s = parse_endpoint(c->runtime_url, &c->ep, &c->files_path, err);
     if (s != ENVD_OK)
         return s;
-    if (c->cfg->ca_file && !(c->ep.ca_file = strdup(c->cfg->ca_file)))
+    if (c->cfg->ca_file && !(c->ep.ca_file = envd_strdup(c->cfg->ca_file)))
         return ENVD_E_NOMEM;
     c->ep.h2c_prior_knowledge = c->cfg->h2c && !c->ep.tls;
     if ((s = build_headers(c)) != ENVD_OK)
@@ -142,7 +143,7 @@ envd_status envd_client_new(envd_runtime *rt, const char *sandbox_id, const envd
                                   "envd_client_new: %s must not be NULL", !rt ? "rt" : "out");
         return ENVD_E_USAGE;
     }
-    envd_client *c = calloc(1, sizeof(*c));
+    envd_client *c = envd_calloc(1, sizeof(*c));
     envd_status s = c ? client_init(c, rt, sandbox_id, cfg, err) : ENVD_E_NOMEM;
     if (s != ENVD_OK) {
         envd_client_free(c);

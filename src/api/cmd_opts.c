@@ -1,12 +1,13 @@
 /* envd_cmd_opts and envd_command_result. */
 #include "api/commands.h"
+#include "core/alloc.h"
 
 #include <stdlib.h>
 #include <string.h>
 
 envd_cmd_opts *envd_cmd_opts_new(void)
 {
-    envd_cmd_opts *o = calloc(1, sizeof(*o));
+    envd_cmd_opts *o = envd_calloc(1, sizeof(*o));
     if (o) {
         o->max_output = ENVD_DEFAULT_MAX_OUTPUT;
         o->request_timeout_ms = -1;

@@ -2,8 +2,10 @@
  * are the only validators of these options (the YAML loader goes through
  * them too), and each refusal leaves a reason in cfg->last_error. */
 #include "config/config.h"
+#include "core/alloc.h"
 
 #include <ctype.h>
+#include <limits.h>
 #include <openssl/evp.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -70,13 +72,13 @@ int envd_config_last_bad_arg(const envd_config *cfg)
 char *envd_basic_auth(const char *user)
 {
     size_t ul = strlen(user);
-    unsigned char *raw = malloc(ul + 2);
+    unsigned char *raw = envd_malloc(ul + 2);
     if (!raw)
         return NULL;
     memcpy(raw, user, ul);
     raw[ul] = ':';
     size_t b64 = 4 * ((ul + 1 + 2) / 3);
-    char *out = malloc(6 + b64 + 1);
+    char *out = envd_malloc(6 + b64 + 1);
     if (out) {
         memcpy(out, "Basic ", 6);
         EVP_EncodeBlock((unsigned char *)out + 6, raw, (int)(ul + 1));
@@ -87,7 +89,7 @@ char *envd_basic_auth(const char *user)
 
 envd_config *envd_config_new(void)
 {
-    envd_config *c = calloc(1, sizeof(*c));
+    envd_config *c = envd_calloc(1, sizeof(*c));
     if (!c)
         return NULL;
     /* As the Go client: read before options. Kept as given (not checked
@@ -131,7 +133,7 @@ envd_config *envd_config_dup(const envd_config *src)
 {
     if (!src)
         return envd_config_new();
-    envd_config *c = calloc(1, sizeof(*c));
+    envd_config *c = envd_calloc(1, sizeof(*c));
     if (!c)
         return NULL;
     *c = *src;
@@ -269,9 +271,8 @@ envd_status envd_config_set_scheme(envd_config *cfg, const char *scheme)
                                                                             : ENVD_OK;
 }
 
-/* A value sent as a header as it is (token, key, auth): NULL or "" unsets. */
-static envd_status set_header_valued(envd_config *cfg, char **slot, const char *v,
-                                     const char *arg)
+/* A value sent as a header as it is (token, key, auth). */
+static envd_status check_header_valued(envd_config *cfg, const char *v, const char *arg)
 {
     if (!cfg)
         return ENVD_E_USAGE;
@@ -280,6 +281,16 @@ static envd_status set_header_valued(envd_config *cfg, char **slot, const char *
         return refuse(cfg, ENVD_INVALID_ARGUMENT, 1, arg,
                       "is sent as a header value, so it must not hold CR, LF or other control "
                       "characters");
+    return ENVD_OK;
+}
+
+/* The same, stored; NULL or "" unsets. */
+static envd_status set_header_valued(envd_config *cfg, char **slot, const char *v,
+                                     const char *arg)
+{
+    envd_status st = check_header_valued(cfg, v, arg);
+    if (st != ENVD_OK)
+        return st;
     return envd_str_set(slot, v && *v ? v : NULL) ? ENVD_E_NOMEM : ENVD_OK;
 }
 
@@ -314,22 +325,24 @@ envd_status envd_config_set_sandbox_base_url(envd_config *cfg, const char *url)
                                                                            : ENVD_OK;
 }
 
-/* The user behind a "Basic base64(user:pass)" value, or NULL. */
-static char *user_from_basic(const char *v)
+/* *user gets the user behind a "Basic base64(user:pass)" value, or NULL
+ * when v names none. -1 on out of memory. */
+static int user_from_basic(const char *v, char **user)
 {
+    *user = NULL;
     if (strncasecmp(v, "Basic ", 6) != 0)
-        return NULL;
+        return 0;
     const char *b = v + 6;
     size_t n = strlen(b);
-    if (n == 0 || n % 4)
-        return NULL;
-    unsigned char *raw = malloc(n / 4 * 3 + 1);
+    if (n == 0 || n % 4 || n > INT_MAX)
+        return 0;
+    unsigned char *raw = envd_malloc(n / 4 * 3 + 1);
     if (!raw)
-        return NULL;
+        return -1;
     int len = EVP_DecodeBlock(raw, (const unsigned char *)b, (int)n);
     if (len < 0) {
         free(raw);
-        return NULL;
+        return 0;
     }
     while (len > 0 && b[n - 1] == '=' && raw[len - 1] == 0) { /* padding bytes */
         len--;
@@ -339,21 +352,29 @@ static char *user_from_basic(const char *v)
     char *colon = memchr(raw, ':', (size_t)len);
     if (!colon || colon == (char *)raw) {
         free(raw);
-        return NULL;
+        return 0;
     }
     *colon = 0;
-    return (char *)raw;
+    *user = (char *)raw;
+    return 0;
 }
 
 envd_status envd_config_set_auth_header(envd_config *cfg, const char *value)
 {
-    envd_status st = set_header_valued(cfg, cfg ? &cfg->auth_header : NULL, value, "value");
+    envd_status st = check_header_valued(cfg, value, "value");
     if (st != ENVD_OK)
         return st;
-    if (!cfg->auth_header)
-        return envd_str_set(&cfg->user, DEFAULT_USER) ? ENVD_E_NOMEM : ENVD_OK;
-    /* Keep /files on the same user as the RPCs when the header names one. */
-    char *u = user_from_basic(value);
+    /* Everything allocated before anything changes: all or nothing. Keep
+     * /files on the same user as the RPCs when the header names one. */
+    char *h = NULL, *u = NULL;
+    int on = value && *value;
+    if (on ? !(h = envd_strdup(value)) || user_from_basic(value, &u) != 0
+           : !(u = envd_strdup(DEFAULT_USER))) {
+        free(h);
+        return ENVD_E_NOMEM;
+    }
+    free(cfg->auth_header);
+    cfg->auth_header = h;
     if (u) {
         free(cfg->user);
         cfg->user = u;
@@ -424,7 +445,7 @@ static envd_status set_one_header(envd_config *cfg, const char *name, const char
         return refuse(cfg, ENVD_INVALID_ARGUMENT, arg_no + 1, value_arg,
                       "not a valid HTTP header value (CR, LF and other control characters "
                       "are not allowed)");
-    char *lname = strdup(name); /* gRPC wants metadata keys in lower case */
+    char *lname = envd_strdup(name); /* gRPC wants metadata keys in lower case */
     if (!lname)
         return ENVD_E_NOMEM;
     for (char *p = lname; *p; p++)
@@ -505,7 +526,8 @@ envd_status envd_config_set_transport(envd_config *cfg, envd_transport_kind kind
     if (!cfg)
         return ENVD_E_USAGE;
     clear_error(cfg);
-    if (kind != ENVD_TRANSPORT_GRPC && kind != ENVD_TRANSPORT_CONNECT && kind != ENVD_TRANSPORT_AUTO)
+    if (kind != ENVD_TRANSPORT_GRPC && kind != ENVD_TRANSPORT_CONNECT &&
+        kind != ENVD_TRANSPORT_AUTO)
         return refuse(cfg, ENVD_INVALID_ARGUMENT, 1, "kind",
                       "must be ENVD_TRANSPORT_GRPC, ENVD_TRANSPORT_CONNECT or "
                       "ENVD_TRANSPORT_AUTO, got %d",

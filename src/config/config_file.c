@@ -8,6 +8,7 @@
  * its reason (envd_config_last_error) is what the error says after
  * "file:line:column: key: ". */
 #include "config/config_file.h"
+#include "core/alloc.h"
 #include "config/config.h"
 #include "config/k8s_options.h"
 #include "config/yaml_doc.h"
@@ -191,7 +192,7 @@ static envd_status expand_ref(ctx *cx, yaml_node_t *n, const char *in, const cha
         *err = envd_yaml_error(&cx->y, n, "unterminated ${ in '%s'", in);
         return ENVD_E_CONFIG;
     }
-    char *name = strndup(p + 2, (size_t)(close - p - 2));
+    char *name = envd_strndup(p + 2, (size_t)(close - p - 2));
     if (!name)
         return ENVD_E_NOMEM;
     char *dflt = strstr(name, ":-");
@@ -377,11 +378,20 @@ static char *norm_key(yaml_node_t *k)
     const char *t = envd_yaml_text(k);
     if (!t)
         return NULL;
-    char *r = strdup(t);
+    char *r = envd_strdup(t);
     for (char *p = r; p && *p; p++)
         if (*p == '-')
             *p = '_';
     return r;
+}
+
+/* a and b are the same key, '-' read as '_' (b may be NULL). */
+static int same_key(const char *a, const char *b)
+{
+    for (; b && *a && *b; a++, b++)
+        if (*a != *b && !(strchr("-_", *a) && strchr("-_", *b)))
+            return 0;
+    return b && *a == *b;
 }
 
 /* Checks map is a mapping of scalar keys without duplicates. */
@@ -399,20 +409,14 @@ static envd_status check_map(ctx *cx, yaml_node_t *map, const char *what, envd_e
             *err = envd_yaml_error(&cx->y, k, "%s%s: keys must be strings", what, cx->layer);
             return ENVD_E_CONFIG;
         }
-        char *ki = norm_key(k);
-        for (size_t j = 0; ki && j < i; j++) {
+        for (size_t j = 0; j < i; j++) {
             yaml_node_t *k2 = envd_yaml_key_at(&cx->y, map, j);
-            char *kj = norm_key(k2);
-            int same = kj && strcmp(ki, kj) == 0;
-            free(kj);
-            if (same) {
+            if (same_key(envd_yaml_text(k), envd_yaml_text(k2))) {
                 *err = envd_yaml_error(&cx->y, k, "duplicate key '%s'%s (first at line %zu)",
                                        envd_yaml_text(k), cx->layer, k2->start_mark.line + 1);
-                free(ki);
                 return ENVD_E_CONFIG;
             }
         }
-        free(ki);
     }
     return ENVD_OK;
 }
@@ -505,10 +509,10 @@ static envd_status read_entry(ctx *cx, yaml_node_t *item, size_t idx, struct env
             if (st == ENVD_OK) {
                 char *slash = strchr(ref, '/');
                 if (slash && slash != ref && slash[1] && !strchr(slash + 1, '/')) {
-                    e->k8s_ns = strndup(ref, (size_t)(slash - ref));
-                    e->k8s_name = strdup(slash + 1);
+                    e->k8s_ns = envd_strndup(ref, (size_t)(slash - ref));
+                    e->k8s_name = envd_strdup(slash + 1);
                 } else if (!slash && *ref) {
-                    e->k8s_name = strdup(ref);
+                    e->k8s_name = envd_strdup(ref);
                 } else {
                     *err = envd_yaml_error(
                         &cx->y, vn, "%s: expected NAMESPACE/NAME or NAME, got '%s'", shown, ref);
@@ -577,7 +581,7 @@ static envd_status read_sandboxes(ctx *cx, yaml_node_t *seq, envd_error **err)
             cx->sbx[j] = e;
             continue;
         }
-        struct envd_sbx_own *ns = realloc(cx->sbx, (cx->n_sbx + 1) * sizeof(*ns));
+        struct envd_sbx_own *ns = envd_realloc(cx->sbx, (cx->n_sbx + 1) * sizeof(*ns));
         if (!ns) {
             entry_clear(&e);
             return ENVD_E_NOMEM;
@@ -715,6 +719,18 @@ static envd_status no_such_environment(ctx *cx, const char *path, const char *en
     return ENVD_E_CONFIG;
 }
 
+/* " (environment 'x')": what messages about an overlay add. NULL on out of
+ * memory. */
+static char *layer_suffix(const char *env)
+{
+    envd_buf b = {0};
+    char *r = NULL;
+    if (envd_buf_appendf(&b, " (environment '%s')", env) == 0)
+        r = envd_buf_take(&b, NULL);
+    envd_buf_free(&b);
+    return r;
+}
+
 /* The overlays not in use are checked too, keys, types and values (through
  * the setters, on a scratch config), so a mistake in one is found before the
  * day it is selected. Their ${VAR}s are not expanded: a value holding one
@@ -727,17 +743,15 @@ static envd_status check_unused_overlay(ctx *cx, const char *name, yaml_node_t *
     scratch.y = cx->y; /* shared, not owned */
     scratch.dir = cx->dir;
     scratch.no_expand = 1;
-    char *lb = NULL;
+    char *lb = layer_suffix(name);
     envd_config *cfg = envd_config_new();
     envd_k8s_options *k8s = envd_k8s_options_new();
     envd_status st = ENVD_E_NOMEM;
-    if (cfg && k8s && asprintf(&lb, " (environment '%s')", name) >= 0) {
+    if (cfg && k8s && lb) {
         scratch.layer = lb;
         st = read_layer(&scratch, ov, 1, err);
         if (st == ENVD_OK)
             st = apply(&scratch, cfg, k8s, err);
-    } else {
-        lb = NULL;
     }
     envd_config_free(cfg);
     envd_k8s_options_free(k8s);
@@ -758,8 +772,9 @@ static envd_status read_file(ctx *cx, const char *path, const char *environment,
     if (st != ENVD_OK)
         return st;
     const char *slash = strrchr(path, '/');
-    cx->dir =
-        slash ? (slash == path ? strdup("/") : strndup(path, (size_t)(slash - path))) : strdup(".");
+    cx->dir = !slash         ? envd_strdup(".")
+              : slash == path ? envd_strdup("/")
+                              : envd_strndup(path, (size_t)(slash - path));
     if (!cx->dir)
         return ENVD_E_NOMEM;
     yaml_node_t *root = envd_yaml_root(&cx->y);
@@ -772,10 +787,8 @@ static envd_status read_file(ctx *cx, const char *path, const char *environment,
         yaml_node_t *overlay = envd_yaml_get(&cx->y, cx->environments, *env);
         if (!overlay)
             return no_such_environment(cx, path, *env, err);
-        if (asprintf(layer_buf, " (environment '%s')", *env) < 0) {
-            *layer_buf = NULL;
+        if (!(*layer_buf = layer_suffix(*env)))
             return ENVD_E_NOMEM;
-        }
         cx->layer = *layer_buf;
         if (!envd_yaml_is_null(overlay) && (st = read_layer(cx, overlay, 1, err)) != ENVD_OK)
             return st;
@@ -796,7 +809,7 @@ static envd_status publish_entries(envd_config_file *f)
 {
     if (f->n_sandboxes == 0)
         return ENVD_OK;
-    f->sandboxes = calloc(f->n_sandboxes, sizeof(*f->sandboxes));
+    f->sandboxes = envd_calloc(f->n_sandboxes, sizeof(*f->sandboxes));
     if (!f->sandboxes)
         return ENVD_E_NOMEM;
     for (size_t i = 0; i < f->n_sandboxes; i++) {
@@ -819,8 +832,9 @@ static envd_status load(const char *path, const char *environment, envd_config_f
     envd_status st = read_file(&cx, path, environment, &env, &layer_buf, err);
     if (st != ENVD_OK)
         goto out;
-    f = calloc(1, sizeof(*f));
-    if (!f || !(f->path = strdup(path)) || (env && *env && !(f->environment = strdup(env))) ||
+    f = envd_calloc(1, sizeof(*f));
+    if (!f || !(f->path = envd_strdup(path)) ||
+        (env && *env && !(f->environment = envd_strdup(env))) ||
         !(f->cfg = envd_config_new()) || !(f->k8s = envd_k8s_options_new())) {
         st = ENVD_E_NOMEM;
         goto out;

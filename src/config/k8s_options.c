@@ -1,5 +1,6 @@
 /* envd_k8s_options: where Kubernetes credentials come from. */
 #include "config/k8s_options.h"
+#include "core/alloc.h"
 #include "core/kv.h"
 
 #include <stdlib.h>
@@ -18,7 +19,7 @@ const char *envd_k8s_options_last_reason(const envd_k8s_options *o)
 
 envd_k8s_options *envd_k8s_options_new(void)
 {
-    envd_k8s_options *o = calloc(1, sizeof(*o));
+    envd_k8s_options *o = envd_calloc(1, sizeof(*o));
     if (!o)
         return NULL;
     o->source = ENVD_K8S_SOURCE_AUTO;

@@ -1,5 +1,6 @@
 /* YAML documents with positions, on top of libyaml's loader. */
 #include "config/yaml_doc.h"
+#include "core/alloc.h"
 #include "core/error.h"
 #include "core/file.h"
 
@@ -65,7 +66,7 @@ envd_status envd_yaml_load_string(envd_yaml *y, const char *name, const char *te
                                   envd_error **err)
 {
     memset(y, 0, sizeof(*y));
-    if (!(y->path = strdup(name)))
+    if (!(y->path = envd_strdup(name)))
         return ENVD_E_NOMEM;
     yaml_parser_t p;
     if (!yaml_parser_initialize(&p))

@@ -7,6 +7,7 @@
 #include <cmocka.h>
 
 #include "api/internal.h"
+#include "core/alloc.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -282,8 +283,8 @@ static void domain_is_host_and_port(void **state)
 {
     (void)state;
     envd_config *cfg = envd_config_new();
-    const char *good[] = {"gw.example",      "gw.example:7788", "127.0.0.1:49983", "[::1]:49983",
-                          "[::1]",           "localhost:1",     "h:65535",         "xn--bcher-kva.ch",
+    const char *good[] = {"gw.example", "gw.example:7788",  "127.0.0.1:49983",  "[::1]:49983",
+                          "[::1]",      "localhost:1",      "h:65535",          "xn--bcher-kva.ch",
                           "[fe80::1%eth0]:80"};
     for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
         assert_accepted(cfg, envd_config_set_domain(cfg, good[i]));
@@ -518,6 +519,52 @@ static void last_error_lifetime_and_usage(void **state)
     envd_config_free(cfg);
 }
 
+/* Every allocation of building a config and a client from it fails in
+ * turn: a clean ENVD_E_NOMEM (with an error for envd_client_new), the
+ * option left as it was, nothing leaked (ASan). */
+static void allocation_failures(void **state)
+{
+    (void)state;
+    long n = 1;
+    for (;; n++) {
+        envd_alloc_test_fail(n);
+        envd_config *cfg = envd_config_new();
+        envd_status st = cfg ? ENVD_OK : ENVD_E_NOMEM;
+        if (st == ENVD_OK)
+            st = envd_config_set_domain(cfg, "gw.example:7788");
+        if (st == ENVD_OK)
+            st = envd_config_set_auth_header(cfg, "Basic bm9kZTo=");
+        if (st == ENVD_OK)
+            st = envd_config_set_header(cfg, "X-A", "1");
+        if (st == ENVD_OK)
+            st = envd_config_set_api_key(cfg, "key");
+        envd_client *c = NULL;
+        envd_error *err = NULL;
+        if (st == ENVD_OK) {
+            st = envd_client_new(rt, "sbx", cfg, &c, &err);
+            if (st != ENVD_OK) {
+                assert_non_null(err);
+                assert_int_equal(envd_error_code(err), st);
+                assert_null(c);
+            }
+        }
+        int fired = envd_alloc_test_fired();
+        envd_alloc_test_fail(0);
+        if (cfg && st == ENVD_E_NOMEM) /* all or nothing: user and header agree */
+            assert_true(cfg->auth_header ? strcmp(cfg->user, "node") == 0
+                                         : strcmp(cfg->user, "root") == 0);
+        envd_error_free(err);
+        envd_client_free(c);
+        envd_config_free(cfg);
+        if (!fired) {
+            assert_int_equal(st, ENVD_OK);
+            break;
+        }
+        assert_int_equal(st, ENVD_E_NOMEM);
+    }
+    assert_true(n > 15);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -530,6 +577,7 @@ int main(void)
         cmocka_unit_test(values_sent_as_headers_are_checked),
         cmocka_unit_test(reserved_and_bad_headers_are_refused),
         cmocka_unit_test(last_error_lifetime_and_usage),
+        cmocka_unit_test(allocation_failures),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

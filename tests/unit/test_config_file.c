@@ -12,6 +12,7 @@
 /* clang-format on */
 
 #include "config/config.h"
+#include "core/alloc.h"
 #include "config/k8s_options.h"
 #include "envd/envd_k8s.h"
 
@@ -340,7 +341,8 @@ static void setters_decide(void **state)
     expect_error("max_inflight: 0\n", "1:15", "max_inflight: must be between 1 and 1000000, got 0");
     expect_error("max_inflight: 1000001\n", "1:15", "max_inflight: must be between 1 and 1000000");
     expect_error("request_timeout_ms: -1\n", "1:21", "request_timeout_ms: must be >= 0 (0: none)");
-    expect_error("idle_timeout_ms: -5\n", "1:18", "idle_timeout_ms: must be >= 0 (0: none), got -5");
+    expect_error("idle_timeout_ms: -5\n", "1:18",
+                 "idle_timeout_ms: must be >= 0 (0: none), got -5");
     expect_error("kubernetes: {timeout_ms: -1}\n", "1:26", "kubernetes.timeout_ms: must be >= 0");
     expect_error("domain: http://127.0.0.1:5\n", "1:9",
                  "domain: must be host[:port]; 'http://127.0.0.1:5' is a URL (for a URL use "
@@ -350,7 +352,8 @@ static void setters_decide(void **state)
                  "sandbox_base_url: must be an http:// or https:// URL");
     expect_error("runtime_token: \"a\\r\\nb\"\n", "1:16",
                  "runtime_token: is sent as a header value, so it must not hold CR, LF");
-    expect_error("transport: GRPC\n", "1:12", "transport: must be grpc, connect or auto, got 'GRPC'");
+    expect_error("transport: GRPC\n", "1:12",
+                 "transport: must be grpc, connect or auto, got 'GRPC'");
 
     /* the reserved headers, any case, at the key */
     expect_error("headers:\n  Connect-Timeout-Ms: '300'\n", "2:3",
@@ -389,7 +392,8 @@ static void setters_decide(void **state)
                           "domain: '[::1]:49983'\n"
                           "headers: {X-Connect-Timeout-Ms: ok}\n"
                           "environments:\n"
-                          "  later: {domain: '${CF_TEST_UNSET}'}\n"); /* not expanded, not checked */
+                          /* not expanded, so not checked */
+                          "  later: {domain: '${CF_TEST_UNSET}'}\n");
     unsetenv("CF_TEST_UNSET");
     envd_config *cfg = NULL;
     envd_error *err = NULL;
@@ -413,6 +417,53 @@ static void setters_decide(void **state)
     envd_config_free(cfg);
 }
 
+/* Every allocation of a load fails in turn: each time a clean
+ * ENVD_E_NOMEM, no output, nothing leaked (ASan), until the load runs
+ * through. */
+static void allocation_failures(void **state)
+{
+    (void)state;
+    setenv("CF_TEST_TOKEN", "tok", 1);
+    write_file("oom.yaml", "domain: gw:1\n"
+                           "runtime_token: ${CF_TEST_TOKEN}\n"
+                           "auth_header: Basic dXNlcjo=\n"
+                           "ca_file: certs/ca.pem\n"
+                           "headers: {X-A: a, X-B: b}\n"
+                           "max_inflight: 7\n"
+                           "kubernetes: {kubeconfig: 'a.yaml:~/b.yaml', context: c}\n"
+                           "sandboxes: [{name: a, id: x}, {name: b, k8s: ns/n}]\n"
+                           "environment: one\n"
+                           "environments:\n"
+                           "  one: {domain: 'gw:2', headers: {x-b: B}, user: node}\n"
+                           "  two: {workers: 3, sandboxes: [{name: c, id: y}]}\n");
+    long n = 1;
+    for (;; n++) {
+        envd_config *cfg = NULL;
+        envd_config_file *f = NULL;
+        envd_error *err = NULL;
+        envd_alloc_test_fail(n);
+        envd_status st = envd_config_load_file(at("oom.yaml"), &cfg, &f, &err);
+        int fired = envd_alloc_test_fired();
+        envd_alloc_test_fail(0);
+        if (!fired) {
+            assert_ok(st, err);
+            assert_string_equal(cfg->domain, "gw:2");
+            assert_string_equal(cfg->user, "node");
+            assert_int_equal(cfg->headers.n, 2);
+            envd_config_free(cfg);
+            envd_config_file_free(f);
+            break;
+        }
+        if (st != ENVD_E_NOMEM)
+            fail_msg("allocation %ld: %s (%s)", n, envd_strerror(st),
+                     err ? envd_error_message(err) : "no error");
+        assert_null(cfg);
+        assert_null(f);
+        envd_error_free(err);
+    }
+    assert_true(n > 30); /* the seam is really in the loader's path */
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -420,6 +471,7 @@ int main(void)
         cmocka_unit_test(environments),
         cmocka_unit_test(mistakes),
         cmocka_unit_test(setters_decide),
+        cmocka_unit_test(allocation_failures),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
