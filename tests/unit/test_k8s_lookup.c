@@ -586,6 +586,19 @@ static void runtime_free_cancels_lookups(void **state)
               "contexts: [{name: c, context: {cluster: s, user: u}}]\ncurrent-context: c\n",
               port);
     free_runtime_under("silent.yaml", "default", "web");
+    /* the same server and a short timeout: the lookup ends at it */
+    envd_k8s_options *o = opts_for("silent.yaml");
+    envd_k8s_options_set_timeout_ms(o, 300);
+    envd_k8s_sandbox *s = NULL;
+    envd_error *err = NULL;
+    int64_t t0 = envd_now_ms();
+    assert_int_equal(envd_k8s_sandbox_get(o, "default", "web", &s, &err), ENVD_DEADLINE_EXCEEDED);
+    int64_t took = envd_now_ms() - t0;
+    assert_true(took >= 250 && took < 2000);
+    assert_null(s);
+    assert_contains(envd_error_message(err), "did not answer within 300 ms");
+    envd_error_free(err);
+    envd_k8s_options_free(o);
     close(ls);
 
     /* the stub holds slow/ for 5 s after reading the request */
