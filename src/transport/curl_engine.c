@@ -211,9 +211,9 @@ static envd_failure curl_failure(const envd_curl_xfer *x, CURLcode rc, const cha
         return ENVD_FAILURE_BROKEN;
     case CURLE_HTTP2:
     case CURLE_HTTP2_STREAM: *what = "HTTP/2 failure"; return ENVD_FAILURE_BROKEN;
-    case CURLE_WEIRD_SERVER_REPLY:
+    case CURLE_WEIRD_SERVER_REPLY: *what = "malformed HTTP response"; return ENVD_FAILURE_NOT_HTTP;
     case CURLE_BAD_CONTENT_ENCODING:
-        *what = "malformed HTTP response";
+        *what = "the response body does not decode";
         return ENVD_FAILURE_PROTOCOL;
     case CURLE_UNSUPPORTED_PROTOCOL:
         /* Also what libcurl 7.88 says when an HTTP/2-only server answers an
@@ -221,7 +221,7 @@ static envd_failure curl_failure(const envd_curl_xfer *x, CURLcode rc, const cha
         if (strstr(x->errbuf, "HTTP/0.9")) {
             *what = "the server did not answer in HTTP/1.1 (an HTTP/2-only port? see "
                     "envd_config_set_h2c)";
-            return ENVD_FAILURE_PROTOCOL;
+            return ENVD_FAILURE_NOT_HTTP;
         }
         *what = "bad URL";
         *st = ENVD_E_CONFIG;

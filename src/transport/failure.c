@@ -8,17 +8,22 @@
  * The codes are the ones gRPC core and connect-go clients give, so code
  * written against either keeps working:
  *   - every way of not reaching the server or losing it (nothing listening,
- *     DNS, TLS, a reset, a server killed mid-call or mid-stream) is
- *     UNAVAILABLE: retryable, and the caller cannot tell which part of the
- *     request got through once it was sent;
+ *     DNS, TLS, a reset, a server killed mid-call or mid-stream, a peer that
+ *     answers the connection in something other than the HTTP asked for) is
+ *     UNAVAILABLE, as gRPC core says "failed to connect to all addresses" and
+ *     Go's HTTP client fails the request before any response. (libcurl over
+ *     h2c could not tell that last one from a close anyway.) The message
+ *     says which it was; with `auto` the HTTP-version mismatch is what makes
+ *     the client fall back to Connect;
  *   - an HTTP status without an RPC status (a gateway's or a proxy's own
  *     reply) maps as grpc_http2_status_to_grpc_status and connect-go's
  *     connectHTTPToCode do (404 is a missing route: UNIMPLEMENTED).
  * Three rows keep a libenvd code where gRPC and Connect have none or a vague
  * one:
- *   - PROTOCOL is ENVD_E_PROTOCOL (gRPC: INTERNAL, or UNAVAILABLE while the
- *     connection is set up): a peer that does not speak the protocol is a
- *     deployment mistake, not a server's INTERNAL and not worth retrying;
+ *   - PROTOCOL is ENVD_E_PROTOCOL (gRPC core: INTERNAL or UNKNOWN): a
+ *     response that came but breaks the RPC protocol (a malformed frame, a
+ *     proxy's 200 page) is a deployment mistake or a broken server, not the
+ *     server's own INTERNAL, and not worth retrying;
  *   - IDLE is ENVD_E_IDLE_TIMEOUT: the per-stream silence clock is
  *     libenvd's own (gRPC's keepalive would end the whole connection);
  *   - LOCAL is ENVD_E_TRANSPORT: gRPC core or libcurl failed on this side
@@ -45,6 +50,7 @@ static const failure_row failure_table[] = {
     {ENVD_FAILURE_UNREACHABLE, 0, ENVD_UNAVAILABLE},  /* UNAVAILABLE / unavailable */
     {ENVD_FAILURE_DNS, 0, ENVD_UNAVAILABLE},          /* UNAVAILABLE / unavailable */
     {ENVD_FAILURE_TLS, 0, ENVD_UNAVAILABLE},          /* UNAVAILABLE / unavailable */
+    {ENVD_FAILURE_NOT_HTTP, 0, ENVD_UNAVAILABLE},     /* UNAVAILABLE / unavailable */
     {ENVD_FAILURE_CLOSED, 0, ENVD_UNAVAILABLE},       /* UNAVAILABLE / unavailable */
     {ENVD_FAILURE_BROKEN, 0, ENVD_UNAVAILABLE},       /* UNAVAILABLE / unavailable */
     {ENVD_FAILURE_PROTOCOL, 0, ENVD_E_PROTOCOL},      /* INTERNAL / internal */

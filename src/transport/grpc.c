@@ -473,7 +473,7 @@ static envd_error *local_error(const envd_rpc *r)
 static envd_failure unavailable_kind(const char *details, int responded)
 {
     if (contains_ci(details, "http1.x server") || contains_ci(details, "Failed parsing HTTP/2"))
-        return ENVD_FAILURE_PROTOCOL;
+        return ENVD_FAILURE_NOT_HTTP;
     if (contains_ci(details, "DNS resolution failed") || contains_ci(details, "name resolution"))
         return ENVD_FAILURE_DNS;
     if (contains_ci(details, "handshake") || contains_ci(details, "SSL") ||
@@ -493,6 +493,10 @@ static envd_failure call_failure(const envd_rpc *r, const char *details, int htt
     if (http)
         /* 200 is a reply that never carried a grpc-status. */
         return http == 200 ? ENVD_FAILURE_PROTOCOL : ENVD_FAILURE_HTTP;
+    /* Core's words for a stream the peer ended without any grpc-status
+     * (whether or not headers or messages came first): not a gRPC reply. */
+    if (r->status == GRPC_STATUS_UNKNOWN && details && strcmp(details, "Stream removed") == 0)
+        return ENVD_FAILURE_PROTOCOL;
     if (peer)
         return (envd_failure)0;
     switch (r->status) {

@@ -227,11 +227,14 @@ typedef enum envd_failure {
     ENVD_FAILURE_UNREACHABLE, /* no route, connection setup timed out */
     ENVD_FAILURE_DNS,         /* the host name does not resolve */
     ENVD_FAILURE_TLS,         /* handshake or certificate verification failed */
+    ENVD_FAILURE_NOT_HTTP,    /* the peer answered the connection in bytes that
+                               * are not the HTTP asked for (garbage, HTTP/1.x
+                               * to an HTTP/2 preface or the other way round) */
     ENVD_FAILURE_CLOSED,      /* connection closed or reset before any response */
     ENVD_FAILURE_BROKEN,      /* connection lost mid-call or mid-stream */
-    ENVD_FAILURE_PROTOCOL,    /* the peer broke the protocol: bytes that are not
-                               * HTTP/2 or HTTP/1.1, a malformed frame, a 200
-                               * that is not an RPC reply */
+    ENVD_FAILURE_PROTOCOL,    /* a response that breaks the RPC protocol: a
+                               * malformed frame, a 200 that is not an RPC
+                               * reply, a body that does not decode */
     ENVD_FAILURE_DEADLINE,    /* the request timeout ran out */
     ENVD_FAILURE_IDLE,        /* a stream stayed silent past its idle timeout */
     ENVD_FAILURE_HTTP,        /* an HTTP status without an RPC status: a

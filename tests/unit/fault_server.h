@@ -1,7 +1,11 @@
 /* A tiny HTTP/1.1 server on loopback for misbehaviour tests: every
  * connection reads one request, then runs the scenario function the test
  * installed, which writes whatever bytes it likes (or nothing) and returns;
- * the connection is then closed. The last request is kept for assertions. */
+ * the connection is then closed. The last request is kept for assertions.
+ * In raw mode (fs_set_raw) the scenario gets the connection as accepted, for
+ * faults before any request and for HTTP/2: the fs_h2_* helpers speak just
+ * enough cleartext HTTP/2 (prior knowledge, as gRPC and Connect over h2c
+ * use it) to answer one stream however the test likes. */
 #ifndef ENVD_TEST_FAULT_SERVER_H
 #define ENVD_TEST_FAULT_SERVER_H
 
@@ -9,6 +13,7 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -30,6 +35,7 @@ typedef struct fault_server {
     atomic_int stop;
     pthread_mutex_t mu;
     fault_fn scenario;        /* mu */
+    int raw;                  /* mu: scenario runs before any request is read */
     char last_head[8192];     /* mu: request line and headers */
     unsigned char *last_body; /* mu: request body (de-chunked) */
     size_t last_body_len;
@@ -115,6 +121,14 @@ static inline void *fs_conn_main(void *arg)
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    pthread_mutex_lock(&g_fs.mu);
+    fault_fn raw_fn = g_fs.raw ? g_fs.scenario : NULL;
+    pthread_mutex_unlock(&g_fs.mu);
+    if (raw_fn) {
+        raw_fn(fd);
+        close(fd);
+        return NULL;
+    }
     size_t cap = 1 << 16, len = 0;
     char *buf = malloc(cap + 1);
     char *end = NULL;
@@ -196,6 +210,127 @@ static inline void *fs_conn_main(void *arg)
     return NULL;
 }
 
+/* Ends the connection with a TCP reset rather than a FIN. */
+static inline void fs_reset(int fd)
+{
+    struct linger lg = {1, 0};
+    setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+}
+
+/* Reads and drops what the client sends until it closes or stays quiet
+ * for quiet_ms, so closing does not reset a reply it has not read yet. */
+static inline void fs_drain(int fd, int quiet_ms)
+{
+    char b[4096];
+    for (;;) {
+        struct pollfd p = {fd, POLLIN, 0};
+        if (poll(&p, 1, quiet_ms) <= 0)
+            return;
+        if (recv(fd, b, sizeof b, 0) <= 0)
+            return;
+    }
+}
+
+/* ---- a little HTTP/2 --------------------------------------------------------- */
+
+static inline int fs_recv_n(int fd, void *p, size_t n)
+{
+    char *c = p;
+    while (n > 0) {
+        ssize_t r = recv(fd, c, n, 0);
+        if (r <= 0)
+            return -1;
+        c += r;
+        n -= (size_t)r;
+    }
+    return 0;
+}
+
+static inline int fs_h2_frame(int fd, unsigned type, unsigned flags, uint32_t stream,
+                              const void *p, size_t n)
+{
+    unsigned char h[9] = {(unsigned char)(n >> 16), (unsigned char)(n >> 8), (unsigned char)n,
+                          (unsigned char)type,      (unsigned char)flags,
+                          (unsigned char)(stream >> 24), (unsigned char)(stream >> 16),
+                          (unsigned char)(stream >> 8), (unsigned char)stream};
+    if (fs_write_all(fd, h, sizeof h))
+        return -1;
+    return n ? fs_write_all(fd, p, n) : 0;
+}
+
+/* The server side of the connection preface, then frames until the first
+ * request's HEADERS (with END_HEADERS) arrive; SETTINGS are acknowledged.
+ * Returns that stream's id, or -1. */
+static inline int fs_h2_accept(int fd)
+{
+    char preface[24];
+    if (fs_recv_n(fd, preface, sizeof preface) ||
+        memcmp(preface, "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", 24) != 0)
+        return -1;
+    if (fs_h2_frame(fd, 0x4, 0, 0, NULL, 0)) /* our SETTINGS: the defaults */
+        return -1;
+    for (;;) {
+        unsigned char h[9];
+        if (fs_recv_n(fd, h, sizeof h))
+            return -1;
+        size_t len = (size_t)h[0] << 16 | (size_t)h[1] << 8 | h[2];
+        uint32_t sid = ((uint32_t)h[5] << 24 | (uint32_t)h[6] << 16 | (uint32_t)h[7] << 8 | h[8]) &
+                       0x7fffffffu;
+        unsigned char *payload = malloc(len ? len : 1);
+        if (!payload || fs_recv_n(fd, payload, len)) {
+            free(payload);
+            return -1;
+        }
+        free(payload);
+        if (h[3] == 0x4 && !(h[4] & 0x1) && fs_h2_frame(fd, 0x4, 0x1, 0, NULL, 0))
+            return -1;
+        if (h[3] == 0x1 && (h[4] & 0x4))
+            return (int)sid;
+    }
+}
+
+/* One HPACK "literal header field without indexing, new name" (names and
+ * values under 127 bytes). */
+static inline size_t fs_hpack_literal(unsigned char *out, const char *name, const char *value)
+{
+    size_t nl = strlen(name), vl = strlen(value), o = 0;
+    out[o++] = 0x00;
+    out[o++] = (unsigned char)nl;
+    memcpy(out + o, name, nl);
+    o += nl;
+    out[o++] = (unsigned char)vl;
+    memcpy(out + o, value, vl);
+    return o + vl;
+}
+
+/* Response HEADERS: :status and, unless NULL, content-type. */
+static inline int fs_h2_headers(int fd, uint32_t sid, int status, const char *ctype,
+                                int end_stream)
+{
+    unsigned char block[512];
+    char st[8];
+    snprintf(st, sizeof st, "%d", status);
+    size_t n = fs_hpack_literal(block, ":status", st);
+    if (ctype)
+        n += fs_hpack_literal(block + n, "content-type", ctype);
+    return fs_h2_frame(fd, 0x1, 0x4 | (end_stream ? 0x1 : 0), sid, block, n);
+}
+
+/* gRPC trailers: grpc-status (and END_STREAM). */
+static inline int fs_h2_grpc_trailers(int fd, uint32_t sid, int grpc_status)
+{
+    unsigned char block[64];
+    char st[8];
+    snprintf(st, sizeof st, "%d", grpc_status);
+    size_t n = fs_hpack_literal(block, "grpc-status", st);
+    return fs_h2_frame(fd, 0x1, 0x4 | 0x1, sid, block, n);
+}
+
+static inline int fs_h2_data(int fd, uint32_t sid, const void *p, size_t n, int end_stream)
+{
+    return fs_h2_frame(fd, 0x0, end_stream ? 0x1 : 0, sid, p, n);
+}
+
 static inline void *fs_accept_main(void *arg)
 {
     (void)arg;
@@ -250,13 +385,25 @@ static inline void fs_join_conns(void)
         pthread_join(t[i], NULL);
 }
 
-static inline void fs_set(fault_fn fn)
+static inline void fs_set_mode(fault_fn fn, int raw)
 {
     fs_join_conns();
     pthread_mutex_lock(&g_fs.mu);
     g_fs.scenario = fn;
+    g_fs.raw = raw;
     g_fs.last_head[0] = '\0';
     pthread_mutex_unlock(&g_fs.mu);
+}
+
+static inline void fs_set(fault_fn fn)
+{
+    fs_set_mode(fn, 0);
+}
+
+/* fn gets each connection as accepted, before anything is read. */
+static inline void fs_set_raw(fault_fn fn)
+{
+    fs_set_mode(fn, 1);
 }
 
 /* A 200 reply of text, gzip-encoded (Content-Encoding: gzip). */
