@@ -1,6 +1,7 @@
 /* envd_client: URL, endpoint and the headers every request carries. */
 #include "api/internal.h"
 #include "core/alloc.h"
+#include "core/buf.h"
 
 #include <curl/curl.h>
 #include <stdio.h>
@@ -37,17 +38,14 @@ static envd_status parse_endpoint(const char *url, envd_endpoint *ep, char **fil
     size_t plen = path ? strlen(path) : 0;
     while (plen > 0 && path[plen - 1] == '/')
         plen--;
-    size_t need = strlen(scheme) + 3 + strlen(host) + 1 + (port ? strlen(port) : 0) + plen + 1;
-    ep->base_url = envd_malloc(need);
-    ep->authority = envd_malloc(strlen(host) + 1 + (port ? strlen(port) : 0) + 1);
-    *files_path = envd_malloc(plen + sizeof("/files"));
-    if (!ep->base_url || !ep->authority || !*files_path) {
+    const char *p = path ? path : "";
+    ep->authority = envd_strdup_printf("%s%s%s", host, port ? ":" : "", port ? port : "");
+    ep->base_url = ep->authority ? envd_strdup_printf("%s://%s%.*s", scheme, ep->authority,
+                                                      (int)plen, p)
+                                 : NULL;
+    *files_path = envd_strdup_printf("%.*s/files", (int)plen, p);
+    if (!ep->base_url || !*files_path)
         s = ENVD_E_NOMEM;
-        goto out;
-    }
-    sprintf(ep->authority, "%s%s%s", host, port ? ":" : "", port ? port : "");
-    sprintf(ep->base_url, "%s://%s%.*s", scheme, ep->authority, (int)plen, path ? path : "");
-    sprintf(*files_path, "%.*s/files", (int)plen, path ? path : "");
 out:
     curl_free(scheme);
     curl_free(host);
@@ -68,13 +66,12 @@ static envd_status build_headers(envd_client *c)
     size_t cap = 5 + cfg->headers.n;
     c->headers = envd_calloc(cap, sizeof(envd_kv));
     char *auth = cfg->auth_header ? envd_strdup(cfg->auth_header) : envd_basic_auth(cfg->user);
-    char *port = envd_malloc(16);
+    char *port = envd_strdup_printf("%d", cfg->runtime_port);
     if (!c->headers || !auth || !port) {
         free(auth);
         free(port);
         return ENVD_E_NOMEM;
     }
-    snprintf(port, 16, "%d", cfg->runtime_port);
     c->own_auth = auth;
     c->own_port = port;
     size_t n = 0;
@@ -104,18 +101,12 @@ static envd_status client_init(envd_client *c, envd_runtime *rt, const char *san
     c->rt = rt;
     c->cfg = envd_config_dup(cfg);
     c->sandbox_id = envd_strdup(sandbox_id ? sandbox_id : "");
-    c->keepalive = envd_malloc(16);
-    if (!c->cfg || !c->sandbox_id || !c->keepalive)
+    if (!c->cfg || !c->sandbox_id ||
+        !(c->keepalive = envd_strdup_printf("%d", c->cfg->keepalive_s)))
         return ENVD_E_NOMEM;
-    snprintf(c->keepalive, 16, "%d", c->cfg->keepalive_s);
-    if (c->cfg->sandbox_base_url) {
-        c->runtime_url = envd_strdup(c->cfg->sandbox_base_url);
-    } else {
-        size_t n = strlen(c->cfg->scheme) + 3 + strlen(c->cfg->domain) + 1;
-        c->runtime_url = envd_malloc(n);
-        if (c->runtime_url)
-            snprintf(c->runtime_url, n, "%s://%s", c->cfg->scheme, c->cfg->domain);
-    }
+    c->runtime_url = c->cfg->sandbox_base_url
+                         ? envd_strdup(c->cfg->sandbox_base_url)
+                         : envd_strdup_printf("%s://%s", c->cfg->scheme, c->cfg->domain);
     if (!c->runtime_url)
         return ENVD_E_NOMEM;
     envd_status s = parse_endpoint(c->runtime_url, &c->ep, &c->files_path, err);

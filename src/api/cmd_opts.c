@@ -76,24 +76,24 @@ envd_status envd_cmd_opts_set_timeout_ms(envd_cmd_opts *o, int64_t ms)
     return ENVD_OK;
 }
 
-envd_status envd_cmd_opts_set_request_timeout_ms(envd_cmd_opts *o, int64_t ms)
+static envd_status set_ms(envd_cmd_opts *o, int64_t *slot, int64_t ms)
 {
     if (!o)
         return ENVD_E_USAGE;
     if (ms < 0)
         return ENVD_INVALID_ARGUMENT;
-    o->request_timeout_ms = ms;
+    *slot = ms;
     return ENVD_OK;
+}
+
+envd_status envd_cmd_opts_set_request_timeout_ms(envd_cmd_opts *o, int64_t ms)
+{
+    return set_ms(o, o ? &o->request_timeout_ms : NULL, ms);
 }
 
 envd_status envd_cmd_opts_set_idle_timeout_ms(envd_cmd_opts *o, int64_t ms)
 {
-    if (!o)
-        return ENVD_E_USAGE;
-    if (ms < 0)
-        return ENVD_INVALID_ARGUMENT;
-    o->idle_timeout_ms = ms;
-    return ENVD_OK;
+    return set_ms(o, o ? &o->idle_timeout_ms : NULL, ms);
 }
 
 envd_status envd_cmd_opts_set_pty(envd_cmd_opts *o, uint32_t cols, uint32_t rows)

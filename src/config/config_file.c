@@ -723,12 +723,7 @@ static envd_status no_such_environment(ctx *cx, const char *path, const char *en
  * memory. */
 static char *layer_suffix(const char *env)
 {
-    envd_buf b = {0};
-    char *r = NULL;
-    if (envd_buf_appendf(&b, " (environment '%s')", env) == 0)
-        r = envd_buf_take(&b, NULL);
-    envd_buf_free(&b);
-    return r;
+    return envd_strdup_printf(" (environment '%s')", env);
 }
 
 /* The overlays not in use are checked too, keys, types and values (through

@@ -83,6 +83,21 @@ int envd_buf_appendf(envd_buf *b, const char *fmt, ...)
     return rc;
 }
 
+char *envd_strdup_printf(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    char *s = n >= 0 ? envd_malloc((size_t)n + 1) : NULL;
+    if (s) {
+        va_start(ap, fmt);
+        vsnprintf(s, (size_t)n + 1, fmt, ap);
+        va_end(ap);
+    }
+    return s;
+}
+
 const char *envd_buf_str(const envd_buf *b)
 {
     return b->data ? b->data : "";

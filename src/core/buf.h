@@ -39,6 +39,15 @@ int envd_buf_appendf(envd_buf *b, const char *fmt, ...)
 #endif
     ;
 
+/* A new string formatted with printf rules (asprintf through the
+ * allocation seam); free with free(). NULL on out of memory or a format
+ * error. */
+char *envd_strdup_printf(const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 1, 2)))
+#endif
+    ;
+
 /* The text held, "" when empty. Valid until the next change to b. */
 const char *envd_buf_str(const envd_buf *b);
 

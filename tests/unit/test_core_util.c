@@ -122,6 +122,23 @@ static void buf_cap_truncates(void **state)
     envd_buf_free(&b);
 }
 
+static void strdup_printf_formats(void **state)
+{
+    (void)state;
+    char *s = envd_strdup_printf("%s://%s:%d", "http", "h", 80);
+    assert_string_equal(s, "http://h:80");
+    free(s);
+    s = envd_strdup_printf("%s", "");
+    assert_string_equal(s, "");
+    free(s);
+    char big[5000];
+    memset(big, 'a', sizeof(big) - 1);
+    big[sizeof(big) - 1] = 0;
+    s = envd_strdup_printf("<%s>", big);
+    assert_int_equal(strlen(s), sizeof(big) + 1);
+    free(s);
+}
+
 static void kv_upsert_exact_and_nocase(void **state)
 {
     (void)state;
@@ -292,6 +309,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(buf_grows_and_stays_terminated),
         cmocka_unit_test(buf_cap_truncates),
+        cmocka_unit_test(strdup_printf_formats),
         cmocka_unit_test(kv_upsert_exact_and_nocase),
         cmocka_unit_test(str_set_replaces),
         cmocka_unit_test(file_read_bounded),
