@@ -321,12 +321,12 @@ envd_status envd_fs_rename_async(envd_client *c, const char *old_path, const cha
 
 /* ---- Remove ---------------------------------------------------------------- */
 
-static void remove_finish(void *ctx, const uint8_t *resp, size_t len, envd_error *err,
-                          void **result, envd_free_fn *free_fn, envd_error **out_err)
+void envd_fs_outcome_finish(void *ctx, const uint8_t *resp, size_t len, envd_error *err,
+                            void **result, envd_free_fn *free_fn, envd_error **out_err)
 {
-    (void)ctx, (void)resp, (void)len, (void)result, (void)free_fn;
+    (void)resp, (void)len, (void)result, (void)free_fn;
     if (err)
-        *out_err = envd_error_wrap(err, "failed to remove");
+        *out_err = envd_error_wrap(err, ctx);
 }
 
 envd_status envd_fs_remove_async(envd_client *c, const char *path, envd_future **out)
@@ -336,8 +336,10 @@ envd_status envd_fs_remove_async(envd_client *c, const char *path, envd_future *
         return st;
     Filesystem__RemoveRequest req = FILESYSTEM__REMOVE_REQUEST__INIT;
     req.path = (char *)path;
-    envd_unary_spec spec = {
-        .method = "/filesystem.Filesystem/Remove", .kind = ENVD_FK_NONE, .finish = remove_finish};
+    envd_unary_spec spec = {.method = "/filesystem.Filesystem/Remove",
+                            .kind = ENVD_FK_NONE,
+                            .finish = envd_fs_outcome_finish,
+                            .ctx = "failed to remove"};
     return envd_unary_start(c, &spec, &req.base, out);
 }
 

@@ -22,6 +22,11 @@ envd_status envd_fs_event_from_proto(const Filesystem__FilesystemEvent *p, envd_
 /* Frees what envd_fs_event_from_proto put into ev. */
 void envd_fs_event_clear(envd_fs_event *ev);
 
+/* A unary finish for calls whose only answer is the outcome: the error, if
+ * any, prefixed with ctx (a string literal, the Go client's words). */
+void envd_fs_outcome_finish(void *ctx, const uint8_t *resp, size_t len, envd_error *err,
+                            void **result, envd_free_fn *free_fn, envd_error **out_err);
+
 /* "malformed <what> response" protocol error. */
 envd_error *envd_fs_decode_error(const char *what);
 envd_error *envd_fs_nomem(void);

@@ -124,14 +124,6 @@ const envd_fs_event_list *envd_future_event_list(const envd_future *f)
     return envd_future_result(f, ENVD_FK_EVENT_LIST);
 }
 
-static void remove_watcher_finish(void *ctx, const uint8_t *resp, size_t len, envd_error *err,
-                                  void **result, envd_free_fn *free_fn, envd_error **out_err)
-{
-    (void)ctx, (void)resp, (void)len, (void)result, (void)free_fn;
-    if (err)
-        *out_err = envd_error_wrap(err, "failed to remove watcher");
-}
-
 envd_status envd_fs_watcher_remove_async(envd_client *c, const char *id, envd_future **out)
 {
     envd_status st = envd_fs_check(c, out, "id", id);
@@ -141,7 +133,8 @@ envd_status envd_fs_watcher_remove_async(envd_client *c, const char *id, envd_fu
     req.watcher_id = (char *)id;
     envd_unary_spec spec = {.method = "/filesystem.Filesystem/RemoveWatcher",
                             .kind = ENVD_FK_NONE,
-                            .finish = remove_watcher_finish};
+                            .finish = envd_fs_outcome_finish,
+                            .ctx = "failed to remove watcher"};
     return envd_unary_start(c, &spec, &req.base, out);
 }
 
