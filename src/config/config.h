@@ -10,8 +10,17 @@
 #include <stdint.h>
 
 #define ENVD_DEFAULT_RUNTIME_PORT 49983
+/* Each worker is a thread draining its own gRPC completion queue, and gRPC
+ * aborts the whole process when it cannot create a thread (0.1 let 100000
+ * through and died in abseil after ~32000 threads). A bound the setter
+ * enforces keeps that an error a caller can see. */
 #define ENVD_MAX_WORKERS 1024
+/* Far above the default of 4096, low enough that an extra digit or two is
+ * caught. */
 #define ENVD_MAX_INFLIGHT_LIMIT 1000000
+/* A day. Past a few minutes a keepalive no longer keeps anything alive
+ * (the sandbox gateway drops streams idle for 600 s), so a larger value is
+ * a mistake, not a choice. */
 #define ENVD_MAX_KEEPALIVE_S 86400
 
 struct envd_config {
