@@ -35,6 +35,6 @@ if [ "${SKIP_SANITIZERS:-0}" != 1 ]; then
   cmake -S . -B build-tsan -DCMAKE_BUILD_TYPE=Debug -DENVD_SANITIZE=thread -DENVD_WERROR=ON >/dev/null
   cmake --build build-tsan -j"$jobs"
   (cd build-tsan && TSAN_OPTIONS="suppressions=$PWD/../tests/tsan.supp halt_on_error=1" \
-     ctest --output-on-failure -j"$jobs" --timeout 600 -R 'test_future|test_grpc|test_connect|test_http|it_first_calls|it_engine')
+     ctest --output-on-failure -j"$jobs" --timeout 600 -R 'test_future|test_grpc|test_connect|test_http|test_error_model|it_first_calls|it_engine')
 fi
 echo "== all tests passed"
