@@ -585,7 +585,7 @@ static void range_reads(void **state)
     /* a range on a write is a usage error */
     assert_int_equal(envd_files_opts_set_range(o, 0, 10), ENVD_OK);
     st = write_cb(fx->c, "/range/w", gen_read, &(gen){.left = 1}, 1, o, NULL, &err);
-    assert_int_equal(st, ENVD_E_USAGE);
+    expect_error(st, err, ENVD_E_USAGE, 0, "envd_files_write_batch: a range applies to reads");
     envd_files_opts_free(o);
 }
 
@@ -710,11 +710,13 @@ static void batch_in_one_request(void **state)
     envd_future_free(f);
     expect_disk(fx, "/batch/gz/9.txt", bodies[9], strlen(bodies[9]));
     b = envd_write_batch_new();
-    assert_int_equal(envd_files_write_batch(fx->c, b, NULL, NULL, &err), ENVD_E_USAGE);
+    st = envd_files_write_batch(fx->c, b, NULL, NULL, &err);
+    expect_error(st, err, ENVD_E_USAGE, 0, "envd_files_write_batch: the batch is empty");
     envd_write_batch_add(b, "/batch/x", "x", 1);
     envd_write_batch_add(b, "/batch/y", "y", 1);
     envd_files_opts_set_octet_stream(o, 1);
-    assert_int_equal(envd_files_write_batch(fx->c, b, o, NULL, &err), ENVD_E_USAGE);
+    st = envd_files_write_batch(fx->c, b, o, NULL, &err);
+    expect_error(st, err, ENVD_E_USAGE, 0, "an octet-stream write takes one file, not 2");
     envd_write_batch_free(b);
     envd_files_opts_free(o);
 }
