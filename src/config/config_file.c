@@ -117,10 +117,19 @@ static const opt_def OPTS[] = {
 
 #define N_OPTS (sizeof(OPTS) / sizeof(OPTS[0]))
 
+/* a and b are the same key, '-' read as '_' (b may be NULL). */
+static int same_key(const char *a, const char *b)
+{
+    for (; b && *a && *b; a++, b++)
+        if (*a != *b && !(strchr("-_", *a) && strchr("-_", *b)))
+            return 0;
+    return b && *a == *b;
+}
+
 static const opt_def *find_opt(int k8s, const char *key)
 {
     for (size_t i = 0; i < N_OPTS; i++)
-        if (OPTS[i].k8s == k8s && strcmp(OPTS[i].key, key) == 0)
+        if (OPTS[i].k8s == k8s && same_key(OPTS[i].key, key))
             return &OPTS[i];
     return NULL;
 }
@@ -372,28 +381,6 @@ static envd_status read_value(ctx *cx, const opt_def *d, const char *shown, yaml
     v->layer = cx->layer;
     return ENVD_OK;
 }
-/* The key as written, with '-' read as '_'; NULL if not a scalar. */
-static char *norm_key(yaml_node_t *k)
-{
-    const char *t = envd_yaml_text(k);
-    if (!t)
-        return NULL;
-    char *r = envd_strdup(t);
-    for (char *p = r; p && *p; p++)
-        if (*p == '-')
-            *p = '_';
-    return r;
-}
-
-/* a and b are the same key, '-' read as '_' (b may be NULL). */
-static int same_key(const char *a, const char *b)
-{
-    for (; b && *a && *b; a++, b++)
-        if (*a != *b && !(strchr("-_", *a) && strchr("-_", *b)))
-            return 0;
-    return b && *a == *b;
-}
-
 /* Checks map is a mapping of scalar keys without duplicates. */
 static envd_status check_map(ctx *cx, yaml_node_t *map, const char *what, envd_error **err)
 {
@@ -458,9 +445,7 @@ static envd_status read_k8s(ctx *cx, yaml_node_t *map, envd_error **err)
     envd_status st = check_map(cx, map, "kubernetes", err);
     for (size_t i = 0; st == ENVD_OK && i < envd_yaml_len(map); i++) {
         yaml_node_t *k = envd_yaml_key_at(&cx->y, map, i);
-        char *key = norm_key(k);
-        if (!key)
-            return ENVD_E_NOMEM;
+        const char *key = envd_yaml_text(k); /* a string: check_map saw to it */
         const opt_def *d = find_opt(1, key);
         if (!d) {
             *err = envd_yaml_error(&cx->y, k, "unknown key 'kubernetes.%s'%s", envd_yaml_text(k),
@@ -471,11 +456,9 @@ static envd_status read_k8s(ctx *cx, yaml_node_t *map, envd_error **err)
             snprintf(shown, sizeof(shown), "kubernetes.%s", d->key);
             st = read_value(cx, d, shown, envd_yaml_value_at(&cx->y, map, i), err);
         }
-        free(key);
     }
     return st;
 }
-
 
 static envd_status read_entry(ctx *cx, yaml_node_t *item, size_t idx, struct envd_sbx_own *e,
                               envd_error **err)
@@ -487,14 +470,12 @@ static envd_status read_entry(ctx *cx, yaml_node_t *item, size_t idx, struct env
     for (size_t i = 0; st == ENVD_OK && i < envd_yaml_len(item); i++) {
         yaml_node_t *k = envd_yaml_key_at(&cx->y, item, i);
         yaml_node_t *vn = envd_yaml_value_at(&cx->y, item, i);
-        char *key = norm_key(k);
-        if (!key)
-            return ENVD_E_NOMEM;
+        const char *key = envd_yaml_text(k); /* a string: check_map saw to it */
         char shown[128];
         snprintf(shown, sizeof(shown), "%s.%s", what, key);
-        char **slot = strcmp(key, "name") == 0            ? &e->name
-                      : strcmp(key, "id") == 0            ? &e->id
-                      : strcmp(key, "runtime_token") == 0 ? &e->runtime_token
+        char **slot = same_key("name", key)            ? &e->name
+                      : same_key("id", key)            ? &e->id
+                      : same_key("runtime_token", key) ? &e->runtime_token
                                                           : NULL;
         if (slot) {
             free(*slot);
@@ -529,7 +510,6 @@ static envd_status read_entry(ctx *cx, yaml_node_t *item, size_t idx, struct env
                                    envd_yaml_text(k), what, cx->layer);
             st = ENVD_E_CONFIG;
         }
-        free(key);
     }
     if (st != ENVD_OK)
         return st;
@@ -592,35 +572,31 @@ static envd_status read_sandboxes(ctx *cx, yaml_node_t *seq, envd_error **err)
     return ENVD_OK;
 }
 
-
 static envd_status read_layer(ctx *cx, yaml_node_t *map, int overlay, envd_error **err)
 {
     envd_status st = check_map(cx, map, overlay ? "environment" : "the file", err);
     for (size_t i = 0; st == ENVD_OK && i < envd_yaml_len(map); i++) {
         yaml_node_t *k = envd_yaml_key_at(&cx->y, map, i);
         yaml_node_t *vn = envd_yaml_value_at(&cx->y, map, i);
-        char *key = norm_key(k);
-        if (!key)
-            return ENVD_E_NOMEM;
+        const char *key = envd_yaml_text(k); /* a string: check_map saw to it */
         const opt_def *d = find_opt(0, key);
         if (d) {
             st = read_value(cx, d, d->key, vn, err);
-        } else if (strcmp(key, "headers") == 0) {
+        } else if (same_key("headers", key)) {
             st = read_headers(cx, vn, err);
-        } else if (strcmp(key, "kubernetes") == 0) {
+        } else if (same_key("kubernetes", key)) {
             st = read_k8s(cx, vn, err);
-        } else if (strcmp(key, "sandboxes") == 0) {
+        } else if (same_key("sandboxes", key)) {
             st = read_sandboxes(cx, vn, err);
-        } else if (!overlay && strcmp(key, "environment") == 0) {
+        } else if (!overlay && same_key("environment", key)) {
             st = get_string(cx, vn, "environment", &cx->default_env, err);
-        } else if (!overlay && strcmp(key, "environments") == 0) {
+        } else if (!overlay && same_key("environments", key)) {
             st = check_map(cx, vn, "environments", err);
             cx->environments = vn;
         } else {
             *err = envd_yaml_error(&cx->y, k, "unknown key '%s'%s", envd_yaml_text(k), cx->layer);
             st = ENVD_E_CONFIG;
         }
-        free(key);
     }
     return st;
 }
@@ -850,7 +826,6 @@ out:
     ctx_free(&cx);
     return st;
 }
-
 
 static envd_status usage(envd_error **err, const char *fn, const char *arg)
 {
