@@ -371,6 +371,92 @@ static void test_upload_and_deadline_timers(void **state)
     rec_destroy(&h.r);
 }
 
+typedef struct text_src {
+    const char *p;
+    size_t left;
+} text_src;
+
+static size_t text_read(void *ud, uint8_t *buf, size_t cap)
+{
+    text_src *t = ud;
+    size_t n = t->left < cap ? t->left : cap;
+    if (n > 2)
+        n = 2; /* small pieces: the framing must not depend on them */
+    memcpy(buf, t->p, n);
+    t->p += n;
+    t->left -= n;
+    return n;
+}
+
+/* The one multipart writer (http_body.c): parts from a copy of bytes and
+ * from callbacks of known and unknown size, framed byte for byte; a
+ * Content-Length when every size is known, chunked otherwise; a sized
+ * source that ends early fails the request with the part named. */
+static void test_multipart_on_the_wire(void **state)
+{
+    (void)state;
+    static const envd_kv hd[] = {{"x-access-token", "tok"}};
+    text_src a = {"abcde", 5}, b = {"xyz", 3};
+    envd_http_part parts[3] = {
+        {.filename = "/m/one", .data = (const uint8_t *)"mem", .len = 3},
+        {.name = "file", .filename = "/m/q\"uote", .read = text_read, .read_ud = &a, .size = 5},
+        {.filename = "/m/three", .content_type = "text/plain", .read = text_read, .read_ud = &b,
+         .size = -1},
+    };
+    envd_http_request req = {.ep = &g_ep.ep, .method = "POST", .path = "/files?username=root",
+                             .headers = hd, .n_headers = 1, .parts = parts, .n_parts = 3,
+                             .timeout_ms = 5000};
+    hrec h = {0};
+    fs_set(sc_ok_json);
+    run_req(&h, &req);
+    expect(&h, ENVD_OK, NULL);
+    pthread_mutex_lock(&g_fs.mu);
+    const char *bd = strcasestr(g_fs.last_head, "boundary=");
+    assert_non_null(bd);
+    char boundary[64];
+    size_t bl = strcspn(bd + 9, "\r\n");
+    assert_true(bl < sizeof boundary);
+    memcpy(boundary, bd + 9, bl);
+    boundary[bl] = 0;
+    int chunked = strcasestr(g_fs.last_head, "\r\nTransfer-Encoding: chunked\r\n") != NULL;
+    char want[1024];
+    snprintf(want, sizeof want,
+             "--%s\r\nContent-Disposition: form-data; name=\"file\"; filename=\"/m/one\"\r\n"
+             "Content-Type: application/octet-stream\r\n\r\nmem\r\n"
+             "--%s\r\nContent-Disposition: form-data; name=\"file\"; filename=\"/m/q\\\"uote\"\r\n"
+             "Content-Type: application/octet-stream\r\n\r\nabcde\r\n"
+             "--%s\r\nContent-Disposition: form-data; name=\"file\"; filename=\"/m/three\"\r\n"
+             "Content-Type: text/plain\r\n\r\nxyz\r\n--%s--\r\n",
+             boundary, boundary, boundary, boundary);
+    int same = g_fs.last_body_len == strlen(want) &&
+               memcmp(g_fs.last_body, want, strlen(want)) == 0;
+    pthread_mutex_unlock(&g_fs.mu);
+    assert_true(chunked); /* one size unknown */
+    assert_true(same);
+    rec_destroy(&h.r);
+
+    /* every size known: Content-Length, the framing counted in */
+    a = (text_src){"abcde", 5};
+    parts[2] = (envd_http_part){.filename = "/m/three", .data = (const uint8_t *)"xyz", .len = 3};
+    fs_set(sc_ok_json);
+    run_req(&h, &req);
+    expect(&h, ENVD_OK, NULL);
+    pthread_mutex_lock(&g_fs.mu);
+    const char *cl = strcasestr(g_fs.last_head, "\r\nContent-Length: ");
+    size_t body_len = g_fs.last_body_len;
+    pthread_mutex_unlock(&g_fs.mu);
+    assert_non_null(cl);
+    assert_int_equal(strtoull(cl + 18, NULL, 10), body_len);
+    rec_destroy(&h.r);
+
+    /* a sized source that ends early */
+    a = (text_src){"abc", 3};
+    fs_set(sc_ok_json);
+    run_req(&h, &req);
+    expect(&h, ENVD_E_IO, "part /m/q\"uote: the source ended after 3 of 5 bytes");
+    rec_destroy(&h.r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -380,6 +466,7 @@ int main(void)
         cmocka_unit_test(test_status_handling),
         cmocka_unit_test(test_encoding_not_asked_for),
         cmocka_unit_test(test_upload_and_deadline_timers),
+        cmocka_unit_test(test_multipart_on_the_wire),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
