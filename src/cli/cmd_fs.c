@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 /* A path argument and the client for its sandbox (the global one, or the
@@ -431,5 +432,139 @@ int cmd_cat(cli_ctx *ctx, int argc, char **argv)
         rc = rc ? rc : r;
     }
     envd_files_opts_free(fo);
+    return rc;
+}
+
+/* ----------------------------------------------------------------- watch */
+
+static const char watch_usage[] =
+    "usage: envdctl watch [-r] [--count N] [--timeout DUR] PATH\n"
+    "Prints the changes under a directory as JSON lines, until Ctrl-C:\n"
+    "  {\"type\":\"create\",\"name\":\"sub/a.txt\",\"path\":\"/dir/sub/a.txt\",\"time\":\"...\"}\n"
+    "types: create, write, remove, rename (the old name), chmod.\n"
+    "  -r, --recursive   the whole subtree\n"
+    "  --count N         exit after N events\n"
+    "  --timeout DUR     exit after DUR (500ms, 10s, 2m)\n";
+
+typedef struct watch_state {
+    const char *dir; /* the watched directory's absolute path */
+    _Atomic long seen;
+    long limit; /* --count: events past it are not printed */
+    int failed_output;
+} watch_state;
+
+static const char *event_name(envd_fs_event_type t)
+{
+    switch (t) {
+    case ENVD_FS_EVENT_CREATE: return "create";
+    case ENVD_FS_EVENT_WRITE: return "write";
+    case ENVD_FS_EVENT_REMOVE: return "remove";
+    case ENVD_FS_EVENT_RENAME: return "rename";
+    case ENVD_FS_EVENT_CHMOD: return "chmod";
+    default: return "unknown";
+    }
+}
+
+/* On an engine thread: one line per event, flushed, so a pipe reader sees
+ * each as it happens. */
+static void on_event(void *ud, const envd_fs_event *ev)
+{
+    watch_state *w = ud;
+    long n = ++w->seen;
+    if (w->limit && n > w->limit)
+        return;
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    char when[40];
+    cli_format_time(now.tv_sec, (int32_t)now.tv_nsec, when, sizeof(when));
+    cli_buf b = {0};
+    int rc = cli_buf_appendf(&b, "{\"type\":\"%s\",\"name\":", event_name(ev->type));
+    rc |= cli_buf_json_string(&b, ev->name, strlen(ev->name));
+    rc |= cli_buf_append(&b, ",\"path\":", 8);
+    char *full = cli_strdupf("%s%s%s", w->dir, strcmp(w->dir, "/") ? "/" : "", ev->name);
+    rc |= !full || cli_buf_json_string(&b, full, strlen(full));
+    rc |= cli_buf_appendf(&b, ",\"time\":\"%s\"}\n", when);
+    if (rc || fwrite(b.data, 1, b.len, stdout) != b.len || fflush(stdout) != 0)
+        w->failed_output = 1;
+    free(full);
+    cli_buf_free(&b);
+}
+
+static int watch_parse(cli_ctx *ctx, cli_parser *p, unsigned *flags, uint64_t *count,
+                       int64_t *timeout_ms)
+{
+    int o;
+    while ((o = cli_next(p)) != CLI_DONE) {
+        if (o < CLI_DONE)
+            return cli_stop(o) + 100; /* distinguishes help (100) from errors */
+        if (o == 1)
+            *flags |= ENVD_WATCH_RECURSIVE;
+        else if (o == 2 && (cli_parse_uint(p->value, INT32_MAX, count) != 0 || *count == 0))
+            return cli_usage_error(ctx, "--count: expected a positive integer, got '%s'",
+                                   p->value);
+        else if (o == 3 && cli_parse_duration(p->value, timeout_ms) != 0)
+            return cli_usage_error(ctx, "--timeout: expected a duration (500ms, 10s, 2m), got '%s'",
+                                   p->value);
+    }
+    if (p->nargs != 1)
+        return cli_usage_error(ctx, p->nargs ? "expected one PATH" : "missing PATH");
+    return 0;
+}
+
+/* Waits for the end: the stream's, --count, --timeout or a signal. */
+static int watch_wait(cli_ctx *ctx, envd_watch *w, watch_state *st, uint64_t count,
+                      int64_t timeout_ms, const char *arg)
+{
+    int64_t deadline = timeout_ms > 0 ? cli_now_ms() + timeout_ms : 0;
+    envd_future *f = envd_watch_future(w);
+    while (envd_future_wait(f, 100) == ENVD_E_TIMEOUT) {
+        if (cli_interrupted || (count && (uint64_t)st->seen >= count) ||
+            (deadline && cli_now_ms() >= deadline) || st->failed_output)
+            break;
+    }
+    int ended = envd_future_done(f);
+    envd_watch_stop(w);
+    if (st->failed_output)
+        return cli_errorf(ctx, "writing to standard output failed");
+    if (ended && envd_future_status(f) != ENVD_OK)
+        return cli_fail(ctx, arg, envd_future_status(f), envd_future_take_error(f));
+    return 0;
+}
+
+int cmd_watch(cli_ctx *ctx, int argc, char **argv)
+{
+    static const cli_opt opts[] = {{"recursive", 'r', 0, 1},
+                                   {"count", 0, 1, 2},
+                                   {"timeout", 0, 1, 3},
+                                   {NULL, 0, 0, 0}};
+    cli_parser p;
+    cli_parser_init(&p, ctx, argc, argv, opts, watch_usage);
+    unsigned flags = 0;
+    uint64_t count = 0;
+    int64_t timeout_ms = 0;
+    int rc = watch_parse(ctx, &p, &flags, &count, &timeout_ms);
+    if (rc)
+        return rc >= 100 ? rc - 100 : rc;
+    cli_catch_interrupts();
+    fs_target t;
+    if ((rc = target_open(ctx, p.args[0], &t)) != 0)
+        return rc;
+    envd_entry_info *dir = NULL;
+    envd_watch *w = NULL;
+    envd_error *err = NULL;
+    watch_state st = {0};
+    st.limit = (long)count;
+    envd_status s = envd_fs_get_info(t.c, t.path, &dir, &err);
+    if (s == ENVD_OK) {
+        st.dir = dir->path;
+        s = envd_fs_watch_dir(t.c, t.path, flags, on_event, &st, &w, &err);
+    }
+    if (s != ENVD_OK)
+        rc = cli_fail(ctx, p.args[0], s, err);
+    else
+        rc = watch_wait(ctx, w, &st, count, timeout_ms, p.args[0]);
+    envd_watch_free(w);
+    envd_entry_info_free(dir);
+    target_close(&t);
     return rc;
 }

@@ -17,6 +17,7 @@
 #include <envd/envd_k8s.h>
 
 #include <pthread.h>
+#include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -156,6 +157,12 @@ char *cli_error_text(const char *what, envd_status st, const envd_error *err);
 char *cli_strdupf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* -------------------------------------------------------------- helpers */
+
+/* SIGINT, SIGTERM and SIGHUP set cli_interrupted (to the signal's number)
+ * instead of killing the program, so that a subcommand can stop its stream
+ * and free what it holds; the waiting thread polls it. */
+extern volatile sig_atomic_t cli_interrupted;
+void cli_catch_interrupts(void);
 
 /* "500ms", "10s", "2m", "1h", "1.5s" or plain (possibly fractional)
  * seconds into milliseconds. -1 on a malformed or negative value. */

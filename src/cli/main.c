@@ -11,12 +11,14 @@ static const struct {
     cli_cmd_fn fn;
     const char *summary;
 } commands[] = {
+    {"cp", cmd_cp, "copy files and directories between here and sandboxes"},
     {"ls", cmd_ls, "list a directory"},
     {"stat", cmd_stat, "show a file's metadata"},
     {"rm", cmd_rm, "remove files or directories (recursively)"},
     {"mkdir", cmd_mkdir, "make a directory"},
     {"mv", cmd_mv, "move or rename a file"},
     {"cat", cmd_cat, "print a file"},
+    {"watch", cmd_watch, "print a directory's changes as JSON lines"},
 };
 #define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))
 

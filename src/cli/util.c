@@ -72,6 +72,23 @@ int cli_fail(const cli_ctx *ctx, const char *what, envd_status st, envd_error *e
     return st == ENVD_E_USAGE ? CLI_EXIT_USAGE : CLI_EXIT_FAIL;
 }
 
+/* -------------------------------------------------------------- signals */
+
+volatile sig_atomic_t cli_interrupted;
+
+static void on_interrupt(int sig) { cli_interrupted = sig; }
+
+void cli_catch_interrupts(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_interrupt;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL);
+}
+
 /* -------------------------------------------------------------- numbers */
 
 int cli_parse_duration(const char *s, int64_t *ms)

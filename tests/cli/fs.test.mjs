@@ -198,3 +198,52 @@ test("--config: a named sandbox, SANDBOX:PATH, a broken file", async () => {
   assert.equal(r.code, 2);
   assert.match(r.stderr, /--config: .*cfg\.yaml:2/);
 });
+
+test("watch: JSON lines as changes happen, --count, --timeout, a missing directory", async () => {
+  mkdirSync(local("watched"), { recursive: true });
+  let child;
+  const run = envdctl([...d(), "watch", "-r", "--count", "3", "/watched"], {
+    timeoutMs: 30000,
+    onSpawn: (c) => (child = c),
+  });
+  // the watch is confirmed before envdctl prints anything; give it a moment
+  await new Promise((r) => setTimeout(r, 1000));
+  mkdirSync(local("watched/sub"));
+  await new Promise((r) => setTimeout(r, 200));
+  writeFileSync(local("watched/sub/f.txt"), "x");
+  const r = await run;
+  assert.ok(child);
+  assert.equal(r.code, 0, r.stderr);
+  const events = r.stdout.trim().split("\n").map((l) => JSON.parse(l));
+  assert.equal(events.length, 3);
+  assert.deepEqual(events[0], { ...events[0], type: "create", name: "sub", path: "/watched/sub" });
+  assert.deepEqual(events[1], { ...events[1], type: "create", name: "sub/f.txt", path: "/watched/sub/f.txt" });
+  assert.equal(events[2].type, "write");
+  for (const e of events) assert.match(e.time, /Z$/);
+
+  const t0 = Date.now();
+  const quiet = await envdctl([...d(), "watch", "--timeout", "700ms", "/watched"]);
+  assert.equal(quiet.code, 0, quiet.stderr);
+  assert.equal(quiet.stdout, "");
+  assert.ok(Date.now() - t0 >= 700);
+
+  const missing = await envdctl([...d(), "watch", "/nowhere"]);
+  assert.equal(missing.code, 1);
+  assert.match(missing.stderr, /^envdctl: watch: \/nowhere: .*not found/m);
+  const bad = await envdctl([...d(), "watch", "--timeout", "soon", "/watched"]);
+  assert.equal(bad.code, 2);
+  assert.match(bad.stderr, /--timeout: expected a duration/);
+});
+
+test("watch: SIGINT ends it cleanly", async () => {
+  mkdirSync(local("sig"), { recursive: true });
+  let child;
+  const run = envdctl([...d(), "watch", "/sig"], { onSpawn: (c) => (child = c) });
+  await new Promise((r) => setTimeout(r, 800));
+  writeFileSync(local("sig/a"), "1");
+  await new Promise((r) => setTimeout(r, 500));
+  child.kill("SIGINT");
+  const r = await run;
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(JSON.parse(r.stdout.split("\n")[0]).name, "a");
+});
