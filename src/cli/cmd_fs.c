@@ -441,7 +441,8 @@ static const char watch_usage[] =
     "usage: envdctl watch [-r] [--count N] [--timeout DUR] PATH\n"
     "Prints the changes under a directory as JSON lines, until Ctrl-C:\n"
     "  {\"type\":\"create\",\"name\":\"sub/a.txt\",\"path\":\"/dir/sub/a.txt\",\"time\":\"...\"}\n"
-    "types: create, write, remove, rename (the old name), chmod.\n"
+    "types: create, write, remove, rename (the old name), chmod. \"watching PATH\" goes\n"
+    "to stderr once the watch is in place.\n"
     "  -r, --recursive   the whole subtree\n"
     "  --count N         exit after N events\n"
     "  --timeout DUR     exit after DUR (500ms, 10s, 2m)\n";
@@ -559,10 +560,13 @@ int cmd_watch(cli_ctx *ctx, int argc, char **argv)
         st.dir = dir->path;
         s = envd_fs_watch_dir(t.c, t.path, flags, on_event, &st, &w, &err);
     }
-    if (s != ENVD_OK)
+    if (s != ENVD_OK) {
         rc = cli_fail(ctx, p.args[0], s, err);
-    else
+    } else {
+        /* every change from now on is reported: a script may go ahead */
+        fprintf(stderr, "envdctl: watch: watching %s\n", dir->path);
         rc = watch_wait(ctx, w, &st, count, timeout_ms, p.args[0]);
+    }
     envd_watch_free(w);
     envd_entry_info_free(dir);
     target_close(&t);

@@ -199,6 +199,17 @@ test("--config: a named sandbox, SANDBOX:PATH, a broken file", async () => {
   assert.match(r.stderr, /--config: .*cfg\.yaml:2/);
 });
 
+/** Resolves once envdctl watch says the watch is in place. */
+function armed(child) {
+  return new Promise((resolve) => {
+    let seen = "";
+    child.stderr.on("data", (b) => {
+      seen += b;
+      if (/watching \//.test(seen)) resolve();
+    });
+  });
+}
+
 test("watch: JSON lines as changes happen, --count, --timeout, a missing directory", async () => {
   mkdirSync(local("watched"), { recursive: true });
   let child;
@@ -206,8 +217,7 @@ test("watch: JSON lines as changes happen, --count, --timeout, a missing directo
     timeoutMs: 30000,
     onSpawn: (c) => (child = c),
   });
-  // the watch is confirmed before envdctl prints anything; give it a moment
-  await new Promise((r) => setTimeout(r, 1000));
+  await armed(child);
   mkdirSync(local("watched/sub"));
   await new Promise((r) => setTimeout(r, 200));
   writeFileSync(local("watched/sub/f.txt"), "x");
@@ -239,7 +249,7 @@ test("watch: SIGINT ends it cleanly", async () => {
   mkdirSync(local("sig"), { recursive: true });
   let child;
   const run = envdctl([...d(), "watch", "/sig"], { onSpawn: (c) => (child = c) });
-  await new Promise((r) => setTimeout(r, 800));
+  await armed(child);
   writeFileSync(local("sig/a"), "1");
   await new Promise((r) => setTimeout(r, 500));
   child.kill("SIGINT");
