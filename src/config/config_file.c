@@ -423,10 +423,8 @@ static envd_status read_headers(ctx *cx, yaml_node_t *map, envd_error **err)
         snprintf(shown, sizeof(shown), "headers.%s", name);
         if ((st = get_string(cx, vn, shown, &value, err)) != ENVD_OK)
             break;
-        if (cx->no_expand && strstr(value, "${")) {
-            free(value);
-            continue;
-        }
+        if (cx->no_expand && strstr(value, "${"))
+            value[0] = 0; /* the name can be checked now, the value only once expanded */
         size_t j = envd_kvlist_find(&cx->headers, name, ENVD_KV_NOCASE);
         header_at at = {kn, vn, cx->layer};
         if (envd_kvlist_set(&cx->headers, name, value, ENVD_KV_NOCASE) != 0 ||

@@ -375,6 +375,9 @@ static void setters_decide(void **state)
     expect_error("environments:\n  prod:\n    headers: {Connect-Timeout-Ms: '1'}\n", "3:15",
                  "headers.Connect-Timeout-Ms (environment 'prod'): 'Connect-Timeout-Ms' is "
                  "reserved");
+    expect_error("environments:\n  prod: {headers: {Keepalive-Ping-Interval: '${X}'}}\n", "2:20",
+                 "headers.Keepalive-Ping-Interval (environment 'prod'): 'Keepalive-Ping-Interval' "
+                 "is reserved");
     expect_error("environments:\n  prod: {workers: 5000}\n", "2:19",
                  "workers (environment 'prod'): must be at most 1024");
     expect_error("environments:\n  prod: {kubernetes: {timeout_ms: -2}}\n", "2:35",
@@ -393,7 +396,8 @@ static void setters_decide(void **state)
                           "headers: {X-Connect-Timeout-Ms: ok}\n"
                           "environments:\n"
                           /* not expanded, so not checked */
-                          "  later: {domain: '${CF_TEST_UNSET}'}\n");
+                          "  later: {domain: '${CF_TEST_UNSET}',\n"
+                          "          headers: {X-T: '${CF_TEST_UNSET}'}}\n");
     unsetenv("CF_TEST_UNSET");
     envd_config *cfg = NULL;
     envd_error *err = NULL;
