@@ -5,6 +5,7 @@
 #define ENVD_API_FILES_INTERNAL_H
 
 #include "api/op.h"
+#include "core/buf.h"
 
 enum { ENVD_SINK_MEM, ENVD_SINK_FD, ENVD_SINK_CB };
 
@@ -67,11 +68,9 @@ struct files_xfer {
     envd_files_opts o; /* copied scalars: sink, progress (no owned strings) */
     int64_t content_length;
 
-    /* Response body kept in memory: the file (memory sink), a write's reply,
-     * or an error excerpt. */
-    uint8_t *buf;
-    size_t len, cap;
-    int reply_truncated;
+    /* Response body kept in memory, capped by on_status: the file (memory
+     * sink), a write's reply, or an error excerpt. */
+    envd_buf body;
 
     envd_files_src *srcs; /* writes: our copies (paths owned) */
     files_reader *readers;
@@ -98,9 +97,8 @@ envd_status envd_files_xfer_start(envd_client *c, const files_args *a, const env
 /* Records the first local failure of x (kept over the transport's error). */
 void envd_files_fail(files_xfer *x, envd_status code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
-/* Keeps up to max bytes of d in x->buf (marks reply_truncated past it);
- * -1 on OOM. */
-int envd_files_keep(files_xfer *x, const uint8_t *d, size_t n, size_t max);
+/* Appends to x->body (up to its cap); -1 on OOM, with x's error set. */
+int envd_files_keep(files_xfer *x, const uint8_t *d, size_t n);
 void envd_files_progress(files_xfer *x, int64_t total);
 
 /* files_read.c: the read side of a transfer (I/O thread). */

@@ -51,19 +51,17 @@ static int over_limit(files_xfer *x, uint64_t bytes)
 
 int envd_files_on_status_read(files_xfer *x, int64_t content_length)
 {
-    if (x->o.sink != ENVD_SINK_MEM || content_length <= 0)
+    if (x->o.sink != ENVD_SINK_MEM)
+        return 0;
+    envd_buf_init_capped(&x->body, MEM_SINK_MAX);
+    if (content_length <= 0)
         return 0;
     if ((uint64_t)content_length > MEM_SINK_MAX)
         return over_limit(x, (uint64_t)content_length);
-    size_t want = (size_t)content_length < MEM_RESERVE_MAX ? (size_t)content_length
-                                                            : MEM_RESERVE_MAX;
-    uint8_t *b = malloc(want + 1);
-    if (b) { /* a hint only: without it the buffer grows as bytes come */
-        free(x->buf);
-        x->buf = b;
-        x->cap = want + 1;
-        x->len = 0;
-    }
+    /* A hint only: without it the buffer grows as bytes come. */
+    (void)envd_buf_reserve(&x->body, (size_t)content_length < MEM_RESERVE_MAX
+                                         ? (size_t)content_length
+                                         : MEM_RESERVE_MAX);
     return 0;
 }
 
@@ -95,8 +93,8 @@ int envd_files_sink(files_xfer *x, const uint8_t *d, size_t n)
     int rc = 0;
     switch (x->o.sink) {
     case ENVD_SINK_MEM:
-        rc = x->len + n > MEM_SINK_MAX ? over_limit(x, (uint64_t)x->len + n)
-                                       : envd_files_keep(x, d, n, MEM_SINK_MAX);
+        rc = x->body.len + n > MEM_SINK_MAX ? over_limit(x, (uint64_t)x->body.len + n)
+                                            : envd_files_keep(x, d, n);
         break;
     case ENVD_SINK_FD: rc = sink_fd(x, d, n); break;
     default:
@@ -126,14 +124,10 @@ void *envd_files_read_result(files_xfer *x, envd_free_fn *free_fn)
         return t;
     }
     bytes_result *b = malloc(sizeof *b);
-    if (!b || (!x->buf && !(x->buf = malloc(1)))) {
+    if (!b || !(b->data = (uint8_t *)envd_buf_take(&x->body, &b->len))) {
         free(b);
         return NULL;
     }
-    x->buf[x->len] = 0;
-    b->data = x->buf;
-    b->len = x->len;
-    x->buf = NULL;
     *free_fn = bytes_free;
     return b;
 }

@@ -222,8 +222,8 @@ static int write_info_push(write_info_full *w, const char *path, const char *nam
 static write_info_full *parse_reply(files_xfer *x, int *bad)
 {
     json_t *root = NULL;
-    if (!x->reply_truncated && x->len > 0)
-        root = json_loadb((const char *)x->buf, x->len, 0, NULL);
+    if (!x->body.truncated && x->body.len > 0)
+        root = json_loadb(x->body.data, x->body.len, 0, NULL);
     size_t n = root && json_is_array(root) ? json_array_size(root) : 0;
     write_info_full *w = n ? write_info_new(n) : NULL;
     *bad = n == 0;

@@ -30,7 +30,7 @@ static void xfer_destroy(envd_op *op)
     free(x->readers);
     envd_error_free(x->local_err);
     free(x->what);
-    free(x->buf);
+    envd_buf_free(&x->body);
     free(x);
 }
 
@@ -57,29 +57,13 @@ void envd_files_fail(files_xfer *x, envd_status code, const char *fmt, ...)
     va_end(ap);
 }
 
-int envd_files_keep(files_xfer *x, const uint8_t *d, size_t n, size_t max)
+int envd_files_keep(files_xfer *x, const uint8_t *d, size_t n)
 {
-    if (x->len + n > max) {
-        x->reply_truncated = 1;
-        n = max > x->len ? max - x->len : 0;
-    }
-    if (x->len + n + 1 > x->cap) {
-        size_t nc = x->cap ? x->cap : 16384;
-        while (nc < x->len + n + 1)
-            nc *= 2;
-        uint8_t *nb = realloc(x->buf, nc);
-        if (!nb) {
-            envd_files_fail(x, ENVD_E_NOMEM, "failed to %s file %s: out of memory after %zu bytes",
-                            x->is_read ? "read" : "write", x->what, x->len);
-            return -1;
-        }
-        x->buf = nb;
-        x->cap = nc;
-    }
-    if (n)
-        memcpy(x->buf + x->len, d, n);
-    x->len += n;
-    return 0;
+    if (envd_buf_append(&x->body, d, n) == 0)
+        return 0;
+    envd_files_fail(x, ENVD_E_NOMEM, "failed to %s file %s: out of memory after %zu bytes",
+                    x->is_read ? "read" : "write", x->what, x->body.len);
+    return -1;
 }
 
 void envd_files_progress(files_xfer *x, int64_t total)
@@ -98,17 +82,17 @@ static int on_status(void *ud, int status, int64_t content_length)
     x->status = status;
     x->content_length = content_length;
     x->body_ok = x->is_read ? (status == 200 || status == 206) : (status == 200 || status == 201);
+    if (!x->body_ok)
+        envd_buf_init_capped(&x->body, ERROR_BODY_MAX);
+    else if (!x->is_read)
+        envd_buf_init_capped(&x->body, REPLY_MAX);
     return x->is_read && x->body_ok ? envd_files_on_status_read(x, content_length) : 0;
 }
 
 static int on_data(void *ud, const uint8_t *d, size_t n)
 {
     files_xfer *x = ud;
-    if (!x->body_ok)
-        return envd_files_keep(x, d, n, ERROR_BODY_MAX);
-    if (!x->is_read)
-        return envd_files_keep(x, d, n, REPLY_MAX);
-    return envd_files_sink(x, d, n);
+    return x->body_ok && x->is_read ? envd_files_sink(x, d, n) : envd_files_keep(x, d, n);
 }
 
 static void on_progress(void *ud, int64_t sent, int64_t total)
@@ -135,7 +119,8 @@ static envd_error *outcome_error(files_xfer *x, envd_error *err)
                               x->what);
     if (x->body_ok)
         return NULL;
-    envd_error *e = envd_error_from_http_body(x->status, x->buf, x->len, ENVD_TRANSPORT_HTTP);
+    envd_error *e = envd_error_from_http_body(x->status, (const uint8_t *)x->body.data,
+                                              x->body.len, ENVD_TRANSPORT_HTTP);
     /* envd's /files answers 500 for its own I/O failures (open, write,
      * EnsureDirs), which its RPCs report as internal. */
     if (x->status == 500 && e->code == ENVD_UNKNOWN)
