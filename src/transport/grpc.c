@@ -484,6 +484,22 @@ static envd_failure unavailable_kind(const char *details, int responded)
     return responded ? ENVD_FAILURE_BROKEN : ENVD_FAILURE_CLOSED;
 }
 
+/* Core's own words for a connection that went away under a call. Core
+ * files such a status as "received from peer" too, so the words are what
+ * tells it from a server that sent UNAVAILABLE itself. */
+static int connection_lost(grpc_status_code st, const char *details)
+{
+    static const char *const words[] = {"Socket closed", "Connection reset", "Broken pipe",
+                                        "End of TCP stream", "keepalive watchdog timeout"};
+    if (st != GRPC_STATUS_UNAVAILABLE)
+        return 0;
+    for (size_t i = 0; i < sizeof words / sizeof words[0]; i++) {
+        if (contains_ci(details, words[i]))
+            return 1;
+    }
+    return 0;
+}
+
 /* Which failure of the one error model (failure.c) a finished call shows;
  * 0 when its status is the server's own answer (a grpc-status read off the
  * wire), which is passed on as it is. */
@@ -497,7 +513,7 @@ static envd_failure call_failure(const envd_rpc *r, const char *details, int htt
      * (whether or not headers or messages came first): not a gRPC reply. */
     if (r->status == GRPC_STATUS_UNKNOWN && details && strcmp(details, "Stream removed") == 0)
         return ENVD_FAILURE_PROTOCOL;
-    if (peer)
+    if (peer && !connection_lost(r->status, details))
         return (envd_failure)0;
     switch (r->status) {
     case GRPC_STATUS_DEADLINE_EXCEEDED: return ENVD_FAILURE_DEADLINE; /* our unary deadline */
@@ -515,7 +531,7 @@ static envd_error *failure_error(const envd_rpc *r, envd_failure kind, envd_stat
     if (kind == ENVD_FAILURE_DEADLINE)
         return envd_error_new(code, ENVD_TRANSPORT_GRPC, 0, "gRPC %s: no response within %lld ms",
                               r->method, (long long)r->timeout_ms);
-    if (kind == ENVD_FAILURE_BROKEN)
+    if (kind == ENVD_FAILURE_BROKEN || kind == ENVD_FAILURE_CLOSED)
         return envd_error_new(code, ENVD_TRANSPORT_GRPC, 0,
                               "lost the connection to %s during %s (gRPC over %s): %s", r->target,
                               r->method, via, d ? d : "unavailable");

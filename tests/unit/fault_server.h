@@ -308,7 +308,7 @@ static inline int fs_h2_headers(int fd, uint32_t sid, int status, const char *ct
                                 int end_stream)
 {
     unsigned char block[512];
-    char st[8];
+    char st[16];
     snprintf(st, sizeof st, "%d", status);
     size_t n = fs_hpack_literal(block, ":status", st);
     if (ctype)
@@ -320,7 +320,7 @@ static inline int fs_h2_headers(int fd, uint32_t sid, int status, const char *ct
 static inline int fs_h2_grpc_trailers(int fd, uint32_t sid, int grpc_status)
 {
     unsigned char block[64];
-    char st[8];
+    char st[16];
     snprintf(st, sizeof st, "%d", grpc_status);
     size_t n = fs_hpack_literal(block, "grpc-status", st);
     return fs_h2_frame(fd, 0x1, 0x4 | 0x1, sid, block, n);

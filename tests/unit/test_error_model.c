@@ -163,6 +163,7 @@ typedef struct reply_spec {
     const uint8_t *data;
     size_t len;
     int grpc_status; /* >= 0: gRPC trailers after the data */
+    int cut;         /* reset the connection after the data, mid-response */
 } reply_spec;
 
 static pthread_mutex_t g_reply_mu = PTHREAD_MUTEX_INITIALIZER;
@@ -239,10 +240,15 @@ static void sc_h2_reply(int fd)
     if (sid <= 0)
         return;
     reply_spec r = get_reply();
-    int end_after_headers = !r.data && r.grpc_status < 0;
+    int end_after_headers = !r.data && r.grpc_status < 0 && !r.cut;
     fs_h2_headers(fd, (uint32_t)sid, r.status, r.ctype, end_after_headers);
     if (r.data)
-        fs_h2_data(fd, (uint32_t)sid, r.data, r.len, r.grpc_status < 0);
+        fs_h2_data(fd, (uint32_t)sid, r.data, r.len, r.grpc_status < 0 && !r.cut);
+    if (r.cut) {
+        fs_sleep_ms(100); /* let the client take in what came */
+        fs_reset(fd);
+        return;
+    }
     if (r.grpc_status >= 0)
         fs_h2_grpc_trailers(fd, (uint32_t)sid, r.grpc_status);
     fs_drain(fd, 500);
@@ -253,12 +259,19 @@ static void sc_h1_reply(int fd)
 {
     reply_spec r = get_reply();
     char head[256];
-    snprintf(head, sizeof head, "HTTP/1.1 %d X\r\n%s%s%sContent-Length: %zu\r\nConnection: close\r\n\r\n",
+    /* A cut reply announces more than it sends. */
+    snprintf(head, sizeof head,
+             "HTTP/1.1 %d X\r\n%s%s%sContent-Length: %zu\r\nConnection: close\r\n\r\n",
              r.status, r.ctype ? "Content-Type: " : "", r.ctype ? r.ctype : "",
-             r.ctype ? "\r\n" : "", r.data ? r.len : 0);
+             r.ctype ? "\r\n" : "", (r.data ? r.len : 0) + (r.cut ? 1000 : 0));
     fs_puts(fd, head);
     if (r.data)
         fs_write_all(fd, r.data, r.len);
+    if (r.cut) {
+        fs_sleep_ms(100);
+        fs_reset(fd);
+        return;
+    }
     fs_drain(fd, 200);
 }
 
@@ -357,6 +370,18 @@ static void row_server_killed_mid_stream(void **state)
         expect_status((variant)v, got[v], ENVD_UNAVAILABLE);
 }
 
+/* The connection dies in the middle of a unary reply: headers and part of
+ * the body came, then a reset. */
+static void row_lost_mid_call(void **state)
+{
+    (void)state;
+    static const uint8_t part[] = {0, 0, 0, 0, 50, 1, 2, 3};
+    reply_spec g = {200, "application/grpc", part, sizeof part, -1, 1};
+    reply_spec c = {200, "application/proto", part + 5, 3, -1, 1};
+    call_spec s = {.hostport = g_fault_addr, .kind = ENVD_RPC_UNARY};
+    expect_reply(&s, g, c, c, ENVD_UNAVAILABLE);
+}
+
 /* A peer that answers the connection in something other than the HTTP the
  * client speaks: the connection never carries a request, as gRPC core and
  * Go's HTTP client both report it (UNAVAILABLE, with the reason in the
@@ -387,8 +412,8 @@ static void row_malformed_frame(void **state)
      * after 3. Connect: an envelope with flags 0xff. */
     static const uint8_t grpc_cut[] = {0, 0, 0, 0, 64, 'a', 'b', 'c'};
     static const uint8_t connect_bad[] = {0xff, 0, 0, 0, 1, 'x'};
-    reply_spec g = {200, "application/grpc", grpc_cut, sizeof grpc_cut, -1};
-    reply_spec c = {200, "application/connect+proto", connect_bad, sizeof connect_bad, -1};
+    reply_spec g = {200, "application/grpc", grpc_cut, sizeof grpc_cut, -1, 0};
+    reply_spec c = {200, "application/connect+proto", connect_bad, sizeof connect_bad, -1, 0};
     expect_reply(&s, g, c, c, ENVD_E_PROTOCOL);
 }
 
@@ -397,7 +422,7 @@ static void row_not_an_rpc_reply(void **state)
     (void)state;
     /* A 200 from something that is not envd: a proxy's HTML page. */
     static const char page[] = "<html><body>welcome to nginx</body></html>";
-    reply_spec r = {200, "text/html", (const uint8_t *)page, sizeof page - 1, -1};
+    reply_spec r = {200, "text/html", (const uint8_t *)page, sizeof page - 1, -1, 0};
     call_spec s = {.hostport = g_fault_addr, .kind = ENVD_RPC_UNARY};
     expect_reply(&s, r, r, r, ENVD_E_PROTOCOL);
     s.kind = ENVD_RPC_SERVER_STREAM;
@@ -442,7 +467,8 @@ static void row_gateway_statuses(void **state)
     static const char body[] = "the gateway says no";
     for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
         print_message("HTTP %d:\n", rows[i].http);
-        reply_spec r = {rows[i].http, "text/plain", (const uint8_t *)body, sizeof body - 1, -1};
+        reply_spec r = {rows[i].http, "text/plain", (const uint8_t *)body, sizeof body - 1, -1,
+                        0};
         call_spec s = {.hostport = g_fault_addr, .kind = ENVD_RPC_UNARY};
         expect_reply(&s, r, r, r, rows[i].want);
         s.kind = ENVD_RPC_SERVER_STREAM;
@@ -480,6 +506,7 @@ int main(void)
         cmocka_unit_test(row_dns_failure),
         cmocka_unit_test(row_tls_failure),
         cmocka_unit_test(row_reset_before_response),
+        cmocka_unit_test(row_lost_mid_call),
         cmocka_unit_test(row_server_killed_mid_stream),
         cmocka_unit_test(row_not_http),
         cmocka_unit_test(row_malformed_frame),
