@@ -6,6 +6,7 @@
 
 #include "api/op.h"
 #include "core/buf.h"
+#include "core/kv.h"
 
 enum { ENVD_SINK_MEM, ENVD_SINK_FD, ENVD_SINK_CB };
 
@@ -13,8 +14,7 @@ struct envd_files_opts {
     char *user;
     int gzip;
     int octet;
-    char **meta_keys, **meta_values;
-    size_t n_meta;
+    envd_kvlist meta; /* X-Metadata-<name>: value, names case-insensitive */
     int has_range;
     int64_t range_off, range_len;
     envd_progress_cb progress;

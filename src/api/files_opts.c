@@ -4,7 +4,6 @@
 
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
 const envd_files_opts envd_files_opts_default = {.sink = ENVD_SINK_MEM, .sink_fd = -1};
 
@@ -21,12 +20,7 @@ void envd_files_opts_free(envd_files_opts *o)
     if (!o)
         return;
     free(o->user);
-    for (size_t i = 0; i < o->n_meta; i++) {
-        free(o->meta_keys[i]);
-        free(o->meta_values[i]);
-    }
-    free(o->meta_keys);
-    free(o->meta_values);
+    envd_kvlist_free(&o->meta);
     free(o);
 }
 
@@ -34,12 +28,7 @@ envd_status envd_files_opts_set_user(envd_files_opts *o, const char *user)
 {
     if (!o)
         return ENVD_E_USAGE;
-    char *u = user && *user ? strdup(user) : NULL;
-    if (user && *user && !u)
-        return ENVD_E_NOMEM;
-    free(o->user);
-    o->user = u;
-    return ENVD_OK;
+    return envd_str_set(&o->user, user && *user ? user : NULL) == 0 ? ENVD_OK : ENVD_E_NOMEM;
 }
 
 envd_status envd_files_opts_set_gzip(envd_files_opts *o, int enabled)
@@ -84,32 +73,7 @@ envd_status envd_files_opts_set_metadata(envd_files_opts *o, const char *key, co
         return ENVD_E_USAGE;
     if (!valid_metadata(key, value))
         return ENVD_INVALID_ARGUMENT;
-    char *v = strdup(value);
-    if (!v)
-        return ENVD_E_NOMEM;
-    for (size_t i = 0; i < o->n_meta; i++) {
-        if (strcasecmp(o->meta_keys[i], key) == 0) {
-            free(o->meta_values[i]);
-            o->meta_values[i] = v;
-            return ENVD_OK;
-        }
-    }
-    char *k = strdup(key);
-    char **nk = realloc(o->meta_keys, (o->n_meta + 1) * sizeof(char *));
-    if (nk)
-        o->meta_keys = nk;
-    char **nv = nk ? realloc(o->meta_values, (o->n_meta + 1) * sizeof(char *)) : NULL;
-    if (nv)
-        o->meta_values = nv;
-    if (!k || !nk || !nv) {
-        free(k);
-        free(v);
-        return ENVD_E_NOMEM;
-    }
-    o->meta_keys[o->n_meta] = k;
-    o->meta_values[o->n_meta] = v;
-    o->n_meta++;
-    return ENVD_OK;
+    return envd_kvlist_set(&o->meta, key, value, ENVD_KV_NOCASE) == 0 ? ENVD_OK : ENVD_E_NOMEM;
 }
 
 envd_status envd_files_opts_set_range(envd_files_opts *o, int64_t offset, int64_t length)

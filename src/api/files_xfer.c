@@ -190,7 +190,7 @@ static void headers_free(req_headers *h)
 static envd_status build_headers(envd_client *c, int is_read, const envd_files_opts *o,
                                  const char *user, req_headers *h)
 {
-    size_t n_meta = is_read ? 0 : o->n_meta, need = 0;
+    size_t n_meta = is_read ? 0 : o->meta.n, need = 0;
     if (!(h->kv = malloc((ENVD_OP_HEADERS_CAP(c) + 1 + n_meta) * sizeof *h->kv)))
         return ENVD_E_NOMEM;
     int other_user = strcmp(user, c->cfg->user) != 0;
@@ -205,13 +205,13 @@ static envd_status build_headers(envd_client *c, int is_read, const envd_files_o
         h->kv[h->n++] = (envd_kv){"range", h->range};
     }
     for (size_t i = 0; i < n_meta; i++)
-        need += strlen(o->meta_keys[i]) + sizeof("x-metadata-");
+        need += strlen(o->meta.names[i]) + sizeof("x-metadata-");
     if (n_meta && !(h->names = malloc(need)))
         return ENVD_E_NOMEM;
     char *p = h->names;
     for (size_t i = 0; i < n_meta; i++) {
-        int k = sprintf(p, "x-metadata-%s", o->meta_keys[i]);
-        h->kv[h->n++] = (envd_kv){p, o->meta_values[i]};
+        int k = sprintf(p, "x-metadata-%s", o->meta.names[i]);
+        h->kv[h->n++] = (envd_kv){p, o->meta.values[i]};
         p += k + 1;
     }
     return ENVD_OK;
@@ -245,8 +245,7 @@ static files_xfer *xfer_new(envd_client *c, const files_args *a, const envd_file
     x->is_read = a->is_read;
     x->o = *o; /* scalars only: the strings stay the caller's */
     x->o.user = NULL;
-    x->o.meta_keys = x->o.meta_values = NULL;
-    x->o.n_meta = 0;
+    x->o.meta = (envd_kvlist){0};
     x->content_length = -1;
     char what[32];
     snprintf(what, sizeof what, "(%zu files)", a->n_srcs);
