@@ -1,6 +1,7 @@
 /* Options of the /files transfers. Setters validate: NULL options are a
  * usage error, a value out of range is ENVD_INVALID_ARGUMENT. */
 #include "api/files_internal.h"
+#include "core/alloc.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -9,7 +10,7 @@ const envd_files_opts envd_files_opts_default = {.sink = ENVD_SINK_MEM, .sink_fd
 
 envd_files_opts *envd_files_opts_new(void)
 {
-    envd_files_opts *o = malloc(sizeof *o);
+    envd_files_opts *o = envd_malloc(sizeof *o);
     if (o)
         *o = envd_files_opts_default;
     return o;

@@ -2,6 +2,7 @@
  * default, a file descriptor, or a callback), chunk by chunk as curl
  * receives it. */
 #include "api/files_internal.h"
+#include "core/alloc.h"
 
 #include <errno.h>
 #include <poll.h>
@@ -116,14 +117,14 @@ int envd_files_sink(files_xfer *x, const uint8_t *d, size_t n)
 void *envd_files_read_result(files_xfer *x, envd_free_fn *free_fn)
 {
     if (x->o.sink != ENVD_SINK_MEM) {
-        transfer_result *t = malloc(sizeof *t);
+        transfer_result *t = envd_malloc(sizeof *t);
         if (t) {
             t->bytes = x->moved;
             *free_fn = free;
         }
         return t;
     }
-    bytes_result *b = malloc(sizeof *b);
+    bytes_result *b = envd_malloc(sizeof *b);
     if (!b || !(b->data = (uint8_t *)envd_buf_take(&x->body, &b->len))) {
         free(b);
         return NULL;

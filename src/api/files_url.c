@@ -2,6 +2,7 @@
  * "v1_" + unpadded standard base64 of SHA-256 over
  * "<path>:<operation>:<username>:<token>[:<expiration>]". */
 #include "api/files_internal.h"
+#include "core/alloc.h"
 
 #include <curl/curl.h>
 #include <openssl/evp.h>
@@ -25,7 +26,7 @@ envd_status envd_files_signature(const char *path, const char *operation, const 
     if (expiration > 0)
         snprintf(exp, sizeof exp, ":%lld", (long long)expiration);
     size_t n = strlen(path) + strlen(operation) + strlen(user) + strlen(token) + strlen(exp) + 4;
-    char *raw = malloc(n);
+    char *raw = envd_malloc(n);
     if (!raw)
         return ENVD_E_NOMEM;
     int len = snprintf(raw, n, "%s:%s:%s:%s%s", path, operation, user, token, exp);
@@ -37,7 +38,7 @@ envd_status envd_files_signature(const char *path, const char *operation, const 
     if (!ok || dlen != sizeof digest)
         return ENVD_E_NOMEM;
     /* "v1_" + base64 (4 chars per 3 bytes, NUL) */
-    char *sig = malloc(3 + 4 * ((sizeof digest + 2) / 3) + 1);
+    char *sig = envd_malloc(3 + 4 * ((sizeof digest + 2) / 3) + 1);
     if (!sig)
         return ENVD_E_NOMEM;
     memcpy(sig, "v1_", 3);
@@ -98,7 +99,7 @@ envd_status envd_files_url(envd_client *c, const char *path, envd_files_op op, c
     s = ENVD_E_NOMEM;
     if (ep && eu && (es || !sig)) {
         size_t n = strlen(c->ep.base_url) + strlen(ep) + strlen(eu) + (es ? strlen(es) : 0) + 96;
-        char *u = malloc(n);
+        char *u = envd_malloc(n);
         if (u) {
             int k = snprintf(u, n, "%s/files?path=%s&username=%s", c->ep.base_url, ep, eu);
             if (es)

@@ -4,6 +4,7 @@
  * sources on the engine's I/O thread as the socket takes them
  * (transport/http_body.c). */
 #include "api/files_internal.h"
+#include "core/alloc.h"
 #include "api/sync.h"
 
 #include <errno.h>
@@ -18,7 +19,7 @@
 
 envd_write_batch *envd_write_batch_new(void)
 {
-    return calloc(1, sizeof(envd_write_batch));
+    return envd_calloc(1, sizeof(envd_write_batch));
 }
 
 void envd_files_srcs_free(envd_files_src *s, size_t n)
@@ -43,7 +44,7 @@ static envd_status batch_push(envd_write_batch *b, const envd_files_src *s)
         return ENVD_INVALID_ARGUMENT; /* cannot travel in a part header */
     if (b->n == b->cap) {
         size_t nc = b->cap ? b->cap * 2 : 16;
-        envd_files_src *ni = realloc(b->items, nc * sizeof(*ni));
+        envd_files_src *ni = envd_realloc(b->items, nc * sizeof(*ni));
         if (!ni)
             return ENVD_E_NOMEM;
         b->items = ni;
@@ -51,7 +52,7 @@ static envd_status batch_push(envd_write_batch *b, const envd_files_src *s)
     }
     envd_files_src *d = &b->items[b->n];
     *d = *s;
-    if (!(d->path = strdup(s->path)))
+    if (!(d->path = envd_strdup(s->path)))
         return ENVD_E_NOMEM;
     b->n++;
     return ENVD_OK;
@@ -195,8 +196,8 @@ static const char *base_name(const char *p)
 
 static write_info_full *write_info_new(size_t n)
 {
-    write_info_full *w = calloc(1, sizeof(*w));
-    if (w && !(w->items = calloc(n ? n : 1, sizeof *w->items))) {
+    write_info_full *w = envd_calloc(1, sizeof(*w));
+    if (w && !(w->items = envd_calloc(n ? n : 1, sizeof *w->items))) {
         free(w);
         return NULL;
     }
@@ -207,7 +208,7 @@ static write_info_full *write_info_new(size_t n)
 
 static int write_info_push(write_info_full *w, const char *path, const char *name, const char *type)
 {
-    char *p = strdup(path), *nm = strdup(name), *t = strdup(type);
+    char *p = envd_strdup(path), *nm = envd_strdup(name), *t = envd_strdup(type);
     if (!p || !nm || !t) {
         free(p);
         free(nm);

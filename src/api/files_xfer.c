@@ -7,6 +7,7 @@
  * the whole-transfer deadline are all the transport's, on the engine's I/O
  * loop (transport.h, envd_http_request). */
 #include "api/files_internal.h"
+#include "core/alloc.h"
 #include "api/sync.h"
 
 #include <curl/curl.h>
@@ -157,7 +158,7 @@ static char *files_target(envd_client *c, const char *path, const char *user)
     char *out = NULL;
     if ((ep || !path) && eu) {
         size_t n = strlen(c->files_path) + (ep ? strlen(ep) : 0) + strlen(eu) + 32;
-        if ((out = malloc(n))) {
+        if ((out = envd_malloc(n))) {
             if (ep)
                 snprintf(out, n, "%s?path=%s&username=%s", c->files_path, ep, eu);
             else
@@ -191,7 +192,7 @@ static envd_status build_headers(envd_client *c, int is_read, const envd_files_o
                                  const char *user, req_headers *h)
 {
     size_t n_meta = is_read ? 0 : o->meta.n, need = 0;
-    if (!(h->kv = malloc((ENVD_OP_HEADERS_CAP(c) + 1 + n_meta) * sizeof *h->kv)))
+    if (!(h->kv = envd_malloc((ENVD_OP_HEADERS_CAP(c) + 1 + n_meta) * sizeof *h->kv)))
         return ENVD_E_NOMEM;
     int other_user = strcmp(user, c->cfg->user) != 0;
     h->n = envd_op_headers(c, NULL, ENVD_CALL_FILES, other_user ? user : NULL, 0, h->kv,
@@ -206,7 +207,7 @@ static envd_status build_headers(envd_client *c, int is_read, const envd_files_o
     }
     for (size_t i = 0; i < n_meta; i++)
         need += strlen(o->meta.names[i]) + sizeof("x-metadata-");
-    if (n_meta && !(h->names = malloc(need)))
+    if (n_meta && !(h->names = envd_malloc(need)))
         return ENVD_E_NOMEM;
     char *p = h->names;
     for (size_t i = 0; i < n_meta; i++) {
@@ -220,15 +221,15 @@ static envd_status build_headers(envd_client *c, int is_read, const envd_files_o
 /* Copies the sources (paths owned) and gives each its reader. */
 static envd_status copy_srcs(files_xfer *x, const envd_files_src *srcs, size_t n)
 {
-    x->srcs = calloc(n, sizeof *x->srcs);
-    x->readers = calloc(n, sizeof *x->readers);
+    x->srcs = envd_calloc(n, sizeof *x->srcs);
+    x->readers = envd_calloc(n, sizeof *x->readers);
     if (!x->srcs || !x->readers)
         return ENVD_E_NOMEM;
     for (size_t i = 0; i < n; i++) {
         x->srcs[i] = srcs[i];
         if (srcs[i].kind == ENVD_SRC_FD && srcs[i].size < 0)
             x->srcs[i].size = envd_files_fd_remaining(srcs[i].fd);
-        if (!(x->srcs[i].path = strdup(srcs[i].path)))
+        if (!(x->srcs[i].path = envd_strdup(srcs[i].path)))
             return ENVD_E_NOMEM;
         x->n_srcs = i + 1;
         x->readers[i] = (files_reader){x, &x->srcs[i], 0};
@@ -238,7 +239,7 @@ static envd_status copy_srcs(files_xfer *x, const envd_files_src *srcs, size_t n
 
 static files_xfer *xfer_new(envd_client *c, const files_args *a, const envd_files_opts *o)
 {
-    files_xfer *x = calloc(1, sizeof *x);
+    files_xfer *x = envd_calloc(1, sizeof *x);
     if (!x)
         return NULL;
     envd_op_init(&x->op, &xfer_class, c->rt); /* the starter's reference */
@@ -249,7 +250,7 @@ static files_xfer *xfer_new(envd_client *c, const files_args *a, const envd_file
     x->content_length = -1;
     char what[32];
     snprintf(what, sizeof what, "(%zu files)", a->n_srcs);
-    x->what = strdup(a->path ? a->path : what);
+    x->what = envd_strdup(a->path ? a->path : what);
     int fk = !a->is_read ? ENVD_FK_WRITE_INFO
              : o->sink == ENVD_SINK_MEM ? ENVD_FK_BYTES
                                         : ENVD_FK_TRANSFER;
@@ -268,7 +269,7 @@ static envd_status launch(envd_client *c, files_xfer *x, const files_args *a,
 {
     int form = !a->is_read && !o->octet;
     envd_http_part *parts = NULL;
-    if (!a->is_read && !(parts = calloc(x->n_srcs, sizeof *parts)))
+    if (!a->is_read && !(parts = envd_calloc(x->n_srcs, sizeof *parts)))
         return ENVD_E_NOMEM;
     for (size_t i = 0; !a->is_read && i < x->n_srcs; i++)
         parts[i] = (envd_http_part){.name = "file",

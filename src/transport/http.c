@@ -11,6 +11,7 @@
  * whole transfer is curl's own CURLOPT_TIMEOUT_MS.
  */
 #include "transport/curl_engine.h"
+#include "core/alloc.h"
 #include "transport/http_body.h"
 
 #include <stdio.h>
@@ -219,7 +220,7 @@ static envd_status setup_body(envd_http *h, const envd_http_request *req)
     if (st != ENVD_OK)
         return st;
     const char *ct = envd_http_body_content_type(h->body);
-    char *line = malloc(strlen(ct) + sizeof "Content-Type: ");
+    char *line = envd_malloc(strlen(ct) + sizeof "Content-Type: ");
     if (!line)
         return ENVD_E_NOMEM;
     sprintf(line, "Content-Type: %s", ct);
@@ -258,14 +259,14 @@ static envd_status check_request(const envd_http_request *req, const envd_http_c
 static envd_http *http_new(envd_curl_engine *e, const envd_http_request *req,
                            const envd_http_callbacks *cb)
 {
-    envd_http *h = calloc(1, sizeof *h);
+    envd_http *h = envd_calloc(1, sizeof *h);
     if (!h)
         return NULL;
     h->cb = *cb;
     size_t bl = strlen(req->ep->base_url), pl = strlen(req->path);
     size_t ml = strlen(req->method);
-    h->url = malloc(bl + pl + 1);
-    h->label = malloc(ml + 1 + pl + 1);
+    h->url = envd_malloc(bl + pl + 1);
+    h->label = envd_malloc(ml + 1 + pl + 1);
     CURL *easy = envd_curl_easy_get(e);
     if (!h->url || !h->label || !easy) {
         envd_curl_easy_put(e, easy);

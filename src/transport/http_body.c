@@ -2,6 +2,7 @@
  * written here rather than by curl_mime because curl_mime cannot run a form
  * through gzip, and envd takes gzip-encoded forms. */
 #include "transport/http_body.h"
+#include "core/alloc.h"
 
 #include <openssl/rand.h>
 #include <stdio.h>
@@ -51,7 +52,7 @@ static char *quote(const char *s)
     size_t n = 0;
     for (const char *q = s; *q; q++)
         n += (*q == '\\' || *q == '"') ? 2 : 1;
-    char *out = malloc(n + 1), *o = out;
+    char *out = envd_malloc(n + 1), *o = out;
     if (!out)
         return NULL;
     for (const char *q = s; *q; q++) {
@@ -88,7 +89,7 @@ static envd_status part_head(body_part *d, const envd_http_part *p, const char *
     envd_status st = ENVD_E_NOMEM;
     if (qn && (qf || !p->filename)) {
         size_t hl = strlen(qn) + (qf ? strlen(qf) : 0) + strlen(ct) + strlen(boundary) + 128;
-        if ((d->head = malloc(hl))) {
+        if ((d->head = envd_malloc(hl))) {
             int k = snprintf(d->head, hl, "%s--%s\r\nContent-Disposition: form-data; name=\"%s\"",
                              first ? "" : "\r\n", boundary, qn);
             if (qf)
@@ -111,14 +112,14 @@ static envd_status part_init(envd_http_body *b, size_t i, const envd_http_part *
         return ENVD_E_USAGE;
     if (bad_text(p->name) || bad_text(p->filename) || bad_text(p->content_type))
         return ENVD_INVALID_ARGUMENT; /* cannot travel in a header */
-    if (p->filename && !(d->label = strdup(p->filename)))
+    if (p->filename && !(d->label = envd_strdup(p->filename)))
         return ENVD_E_NOMEM;
     if (p->read) {
         d->read = p->read;
         d->ud = p->read_ud;
         d->size = p->size < 0 ? -1 : p->size;
     } else {
-        if (!(d->mem = malloc(p->len ? p->len : 1)))
+        if (!(d->mem = envd_malloc(p->len ? p->len : 1)))
             return ENVD_E_NOMEM;
         if (p->len)
             memcpy(d->mem, p->data, p->len);
@@ -134,7 +135,7 @@ static envd_status body_types(envd_http_body *b, const envd_http_part *parts, co
     if (!ct)
         ct = "application/octet-stream";
     size_t n = strlen(ct) + (b->multipart ? strlen(boundary) : 0) + 1;
-    if (!(b->content_type = malloc(n)))
+    if (!(b->content_type = envd_malloc(n)))
         return ENVD_E_NOMEM;
     snprintf(b->content_type, n, "%s%s", ct, b->multipart ? boundary : "");
     if (b->multipart)
@@ -149,7 +150,7 @@ static envd_status gzip_init(envd_http_body *b)
         Z_OK)
         return ENVD_E_NOMEM;
     b->z_init = 1;
-    return (b->zin = malloc(GZ_IN_CAP)) ? ENVD_OK : ENVD_E_NOMEM;
+    return (b->zin = envd_malloc(GZ_IN_CAP)) ? ENVD_OK : ENVD_E_NOMEM;
 }
 
 envd_status envd_http_body_new(const envd_http_part *parts, size_t n, int multipart, int gzip,
@@ -158,7 +159,7 @@ envd_status envd_http_body_new(const envd_http_part *parts, size_t n, int multip
     *out = NULL;
     if (!parts || n == 0 || (!multipart && n != 1))
         return ENVD_E_USAGE;
-    envd_http_body *b = calloc(1, sizeof *b);
+    envd_http_body *b = envd_calloc(1, sizeof *b);
     if (!b)
         return ENVD_E_NOMEM;
     b->multipart = multipart;
@@ -166,7 +167,7 @@ envd_status envd_http_body_new(const envd_http_part *parts, size_t n, int multip
     b->phase = multipart ? PH_HEAD : PH_DATA;
     envd_status st = ENVD_E_NOMEM;
     char boundary[40] = "envd";
-    if (!(b->parts = calloc(n, sizeof *b->parts)) ||
+    if (!(b->parts = envd_calloc(n, sizeof *b->parts)) ||
         (multipart && random_boundary(boundary + 4, sizeof boundary - 4) != ENVD_OK))
         goto fail;
     b->n = n;

@@ -130,6 +130,39 @@ static envd_status unary_over(envd_transport_kind kind)
 static envd_status op_unary_grpc(void) { return unary_over(ENVD_TRANSPORT_GRPC); }
 static envd_status op_unary_connect(void) { return unary_over(ENVD_TRANSPORT_CONNECT); }
 
+/* A /files write then a read of it into memory (Connect transport, plain
+ * HTTP for the files), from a new runtime and client. */
+static envd_status op_files(void)
+{
+    envd_config *cfg = envd_config_new();
+    if (!cfg)
+        return ENVD_E_NOMEM;
+    envd_status s = envd_config_set_domain(cfg, peer.addr);
+    if (s == ENVD_OK)
+        s = envd_config_set_transport(cfg, ENVD_TRANSPORT_CONNECT);
+    if (s == ENVD_OK)
+        s = envd_config_set_workers(cfg, 1);
+    envd_runtime *rt = NULL;
+    envd_client *c = NULL;
+    if (s == ENVD_OK)
+        s = envd_runtime_new(cfg, &rt);
+    if (s == ENVD_OK)
+        s = envd_client_new(rt, NULL, cfg, &c, NULL);
+    envd_config_free(cfg);
+    if (s == ENVD_OK)
+        s = envd_files_write(c, "/alloc-fail.txt", "seam", 4, NULL, NULL, NULL);
+    uint8_t *d = NULL;
+    size_t n = 0;
+    if (s == ENVD_OK)
+        s = envd_files_read(c, "/alloc-fail.txt", NULL, &d, &n, NULL);
+    if (s == ENVD_OK && (n != 4 || memcmp(d, "seam", 4) != 0))
+        s = ENVD_E_USAGE;
+    free(d);
+    envd_client_free(c);
+    envd_runtime_free(rt);
+    return s;
+}
+
 static const struct {
     const char *name;
     envd_status (*run)(void);
@@ -139,6 +172,7 @@ static const struct {
     {"future lifecycle", op_future},
     {"unary call (gRPC)", op_unary_grpc},
     {"unary call (Connect)", op_unary_connect},
+    {"/files write + read", op_files},
 };
 
 static void every_allocation_fails_in_turn(void **state)
