@@ -69,7 +69,7 @@ static void list_teardown(bench_env *env)
     for (size_t i = 0; i < env->n_bg; i++) {
         int killed = 0;
         envd_error *err = NULL;
-        envd_commands_kill(env->setup_client, env->bg_pids[i], &killed, &err);
+        envd_commands_kill(env->setup_client, ENVD_PID(env->bg_pids[i]), &killed, &err);
         envd_error_free(err);
     }
     env->n_bg = 0;

@@ -167,7 +167,7 @@ int main(int argc, char **argv)
     }
     const char *tname = envd_client_transport(c) == ENVD_TRANSPORT_GRPC ? "grpc" : "connect";
     printf("transport: %s\n", tname);
-    printf("uname -a: %s", envd_command_result_stdout(res, NULL));
+    printf("uname -a: %s", res->stdout_data);
     envd_command_result_free(res);
 
     const char *path = "/tmp/libenvd-quickstart.txt";

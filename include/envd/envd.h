@@ -338,6 +338,11 @@ ENVD_API envd_transport_kind envd_client_transport(const envd_client *c);
  *   wait timeout     envd_handle_wait / envd_future_wait; the wait ends,
  *                    the operation goes on (ENVD_E_TIMEOUT).
  *
+ * Cancel means stop: cancelling a run or start future, or freeing the
+ * runtime while a run is in flight, also SIGKILLs the process it started
+ * (unless envd_cmd_opts_set_detach). A start future's handle, once taken,
+ * is the caller's: freeing the handle only disconnects.
+ *
  * Output produced while no stream is attached to a process is lost (envd
  * does not replay it). A stream holds one in-flight slot of the runtime for
  * its whole life. */
@@ -352,11 +357,22 @@ typedef void (*envd_output_cb)(void *ud, const uint8_t *data, size_t len);
  * answered by envd (today: ENVD_UNIMPLEMENTED). */
 typedef enum envd_signal { ENVD_SIGNAL_SIGKILL = 9, ENVD_SIGNAL_SIGTERM = 15 } envd_signal;
 
+/* Which process a call addresses: by pid, or by tag when tag is non-NULL.
+ * envd picks one process with that tag; with several tagged processes its
+ * lookup can fail spuriously: prefer pids. */
+typedef struct envd_proc {
+    uint32_t pid;
+    const char *tag;
+} envd_proc;
+#define ENVD_PID(p) (&(const envd_proc){(uint32_t)(p), NULL})
+#define ENVD_TAG(t) (&(const envd_proc){0, (t)})
+
 typedef struct envd_cmd_opts envd_cmd_opts;
 
-/* Options for run/start/connect/pty. Caller frees with envd_cmd_opts_free;
- * the options are copied by the call that takes them (the callbacks' ud
- * pointers must stay valid as long as the stream). */
+/* Options for run/start/connect. Caller frees with envd_cmd_opts_free; the
+ * options are copied by the call that takes them (the callbacks' ud
+ * pointers must stay valid as long as the stream). Setters answer
+ * ENVD_E_USAGE for a NULL o and ENVD_INVALID_ARGUMENT for a bad value. */
 ENVD_API envd_cmd_opts *envd_cmd_opts_new(void);
 ENVD_API void envd_cmd_opts_free(envd_cmd_opts *o);
 ENVD_API envd_status envd_cmd_opts_set_env(envd_cmd_opts *o, const char *name, const char *value);
@@ -365,15 +381,17 @@ ENVD_API envd_status envd_cmd_opts_set_cwd(envd_cmd_opts *o, const char *cwd);
  * With it on, a program reading stdin waits for input until
  * envd_commands_close_stdin. */
 ENVD_API envd_status envd_cmd_opts_set_stdin(envd_cmd_opts *o, int enabled);
-/* A free-form tag (not unique) for List and for connect/kill by tag. */
+/* A free-form tag (not unique) for List and for ENVD_TAG references. */
 ENVD_API envd_status envd_cmd_opts_set_tag(envd_cmd_opts *o, const char *tag);
 /* Run as this user instead of the client's (Authorization: Basic
  * base64("user:"), as envd reads it). No ':' allowed. */
 ENVD_API envd_status envd_cmd_opts_set_user(envd_cmd_opts *o, const char *user);
 /* Process timeout: envd SIGKILLs the process after ms (sent as
  * Connect-Timeout-Ms on Start, never on anything else). 0 (default) = none.
- * When it fires the result is exit code -1 (ENVD_E_COMMAND_EXIT), or
- * ENVD_DEADLINE_EXCEEDED if envd ended the stream first. */
+ * When it fires the outcome is the same over either transport: the
+ * process was killed, so ENVD_E_COMMAND_EXIT with exit code -1 (in the
+ * error and in the result, which keeps the output so far), the message
+ * starting "process timeout of N ms reached". */
 ENVD_API envd_status envd_cmd_opts_set_timeout_ms(envd_cmd_opts *o, int64_t ms);
 /* Request timeout for this command's stream start (0 = none); default the
  * client's. */
@@ -384,88 +402,84 @@ ENVD_API envd_status envd_cmd_opts_set_request_timeout_ms(envd_cmd_opts *o, int6
 ENVD_API envd_status envd_cmd_opts_set_idle_timeout_ms(envd_cmd_opts *o, int64_t ms);
 /* Start with a pseudo-terminal of cols x rows (0, 0 = none, the default).
  * stdout and stderr are then merged by the terminal: output goes to the
- * on_pty callback and the result's stdout. */
+ * on_stdout callback and the result's stdout. For connect, any size marks
+ * the handle as a PTY handle (its input goes to the terminal); the size is
+ * not sent. */
 ENVD_API envd_status envd_cmd_opts_set_pty(envd_cmd_opts *o, uint32_t cols, uint32_t rows);
+/* Run argv[0] with argv[1..] (NULL-terminated, copied) directly, without a
+ * shell: no quoting, no login profile. The cmd argument of run/start must
+ * then be NULL. NULL clears it. */
+ENVD_API envd_status envd_cmd_opts_set_argv(envd_cmd_opts *o, const char *const *argv);
+/* Non-zero: cancelling the run/start future or freeing the runtime leaves
+ * the process running (default 0: it is killed, "cancel means stop"). */
+ENVD_API envd_status envd_cmd_opts_set_detach(envd_cmd_opts *o, int detach);
 ENVD_API envd_status envd_cmd_opts_on_stdout(envd_cmd_opts *o, envd_output_cb cb, void *ud);
 ENVD_API envd_status envd_cmd_opts_on_stderr(envd_cmd_opts *o, envd_output_cb cb, void *ud);
-/* Terminal output of a PTY process. */
-ENVD_API envd_status envd_cmd_opts_on_pty(envd_cmd_opts *o, envd_output_cb cb, void *ud);
 /* Keep at most this many bytes of stdout and of stderr in the result
  * (callbacks still see everything). Default 64 MiB each; 0 = keep none,
  * so memory stays flat whatever the process prints. */
 ENVD_API envd_status envd_cmd_opts_set_max_output(envd_cmd_opts *o, size_t bytes);
 
-typedef struct envd_command_result envd_command_result;
-
-/* Output kept in the result; *len gets its length. NUL-terminated (the
- * bytes may hold NULs: use *len). Valid as long as r. */
-ENVD_API const char *envd_command_result_stdout(const envd_command_result *r, size_t *len);
-ENVD_API const char *envd_command_result_stderr(const envd_command_result *r, size_t *len);
-/* The exit code; -1 when a signal killed the process. */
-ENVD_API int envd_command_result_exit_code(const envd_command_result *r);
-/* envd's error text for a non-zero exit ("exit status 1"), or "". */
-ENVD_API const char *envd_command_result_error(const envd_command_result *r);
-/* Non-zero if output beyond the max-output cap was dropped from r. */
-ENVD_API int envd_command_result_truncated(const envd_command_result *r);
+/* What a command left: read-only, freed with envd_command_result_free. */
+typedef struct envd_command_result {
+    const char *stdout_data; /* NUL-terminated ("" when none); may hold NULs */
+    size_t stdout_len;
+    const char *stderr_data;
+    size_t stderr_len;
+    int exit_code;     /* -1 when a signal killed the process */
+    const char *error; /* envd's text for a non-zero exit ("exit status 1"), or "" */
+    int truncated;     /* output beyond the max-output cap was dropped */
+} envd_command_result;
 ENVD_API void envd_command_result_free(envd_command_result *r);
 
-/* Runs `/bin/bash -l -c cmd` and waits for it. On a non-zero exit both *res
- * and *err are set (ENVD_E_COMMAND_EXIT, whose message is the Go client's
- * "command exited with code N: <error>\nstderr: <stderr>" and whose
- * envd_error_exit_code is N), as the Go client returns both. Caller frees
- * *res and *err. */
+/* Runs a command and waits for it: `/bin/bash -l -c cmd`, or the argv of
+ * o (cmd NULL). On a non-zero exit both *res and *err are set
+ * (ENVD_E_COMMAND_EXIT, whose message is the Go client's "command exited
+ * with code N: <error>\nstderr: <stderr>" and whose envd_error_exit_code
+ * is N), as the Go client returns both. Caller frees *res and *err. */
 ENVD_API envd_status envd_commands_run(envd_client *c, const char *cmd, const envd_cmd_opts *o,
                                        envd_command_result **res, envd_error **err);
-/* The future's result: envd_future_command_result. Freeing the future
- * before it completes stops the stream (the process goes on). */
+/* The future's result: envd_future_command_result; envd_future_pid once
+ * the process started. Cancelling or freeing it before it completes stops
+ * the stream and kills the process (unless detached). */
 ENVD_API envd_status envd_commands_run_async(envd_client *c, const char *cmd,
                                              const envd_cmd_opts *o, envd_future **out);
-/* Runs argv[0] with argv[1..] (NULL-terminated) directly, without a shell:
- * no quoting, no login profile. */
-ENVD_API envd_status envd_commands_run_argv(envd_client *c, const char *const *argv,
-                                            const envd_cmd_opts *o, envd_command_result **res,
-                                            envd_error **err);
-ENVD_API envd_status envd_commands_run_argv_async(envd_client *c, const char *const *argv,
-                                                  const envd_cmd_opts *o, envd_future **out);
 /* The result of a run or handle future, also when it failed with
- * ENVD_E_COMMAND_EXIT. Valid until the future is freed. */
+ * ENVD_E_COMMAND_EXIT (a non-zero exit, a process timeout). Valid until
+ * the future is freed. */
 ENVD_API const envd_command_result *envd_future_command_result(const envd_future *f);
+/* The pid of a run or start future's process once envd reported it; 0
+ * before (and for other futures). */
+ENVD_API uint32_t envd_future_pid(const envd_future *f);
 
 typedef struct envd_handle envd_handle;
 
 /* Starts a command and returns once envd reported its pid (the request
- * timeout bounds this). Output goes to the callbacks in o and into the
- * result of envd_handle_wait. Errors: the call's ("failed to start command:
- * ..."), a stream that ends without a start event, or one that starts with
- * another event (ENVD_E_PROTOCOL). Caller frees *out with envd_handle_free. */
+ * timeout bounds this): cmd or o's argv as for run; with cmd NULL, no argv
+ * and a pty set in o, an interactive login shell (`/bin/bash -i -l`,
+ * TERM=xterm-256color, LANG=LC_ALL=C.UTF-8; o's envs override them). Output
+ * goes to the callbacks in o and into the result of envd_handle_wait.
+ * Errors: the call's ("failed to start command: ..."), a stream that ends
+ * without a start event, or one that starts with another event
+ * (ENVD_E_PROTOCOL). Caller frees *out with envd_handle_free. */
 ENVD_API envd_status envd_commands_start(envd_client *c, const char *cmd, const envd_cmd_opts *o,
                                          envd_handle **out, envd_error **err);
 /* The future completes at the start event; its result:
- * envd_future_take_handle. */
+ * envd_future_take_handle. Cancelled before that, the process is killed
+ * (unless detached). */
 ENVD_API envd_status envd_commands_start_async(envd_client *c, const char *cmd,
                                                const envd_cmd_opts *o, envd_future **out);
-ENVD_API envd_status envd_commands_start_argv(envd_client *c, const char *const *argv,
-                                              const envd_cmd_opts *o, envd_handle **out,
-                                              envd_error **err);
-ENVD_API envd_status envd_commands_start_argv_async(envd_client *c, const char *const *argv,
-                                                    const envd_cmd_opts *o, envd_future **out);
-/* Attaches to a process by pid: output from now on, then its end. A process
- * that ended less than 30 s ago (envd >= 0.6.12) still gives its exit code;
- * an unknown one gives ENVD_NOT_FOUND. The handle's pid is the one envd's
+/* Attaches to a process: output from now on, then its end. A process that
+ * ended less than 30 s ago (envd >= 0.6.12) still gives its exit code; an
+ * unknown one gives ENVD_NOT_FOUND. The handle's pid is the one envd's
  * first event names. o: callbacks, user, max output, request and idle
- * timeouts (a process timeout is never sent on Connect). */
-ENVD_API envd_status envd_commands_connect(envd_client *c, uint32_t pid, const envd_cmd_opts *o,
-                                           envd_handle **out, envd_error **err);
-ENVD_API envd_status envd_commands_connect_async(envd_client *c, uint32_t pid,
+ * timeouts, pty (a PTY handle); a process timeout is never sent here. */
+ENVD_API envd_status envd_commands_connect(envd_client *c, const envd_proc *p,
+                                           const envd_cmd_opts *o, envd_handle **out,
+                                           envd_error **err);
+ENVD_API envd_status envd_commands_connect_async(envd_client *c, const envd_proc *p,
                                                  const envd_cmd_opts *o, envd_future **out);
-/* The same by tag. envd picks one process with that tag; with several
- * tagged processes its lookup can fail spuriously: prefer pids. */
-ENVD_API envd_status envd_commands_connect_tag(envd_client *c, const char *tag,
-                                               const envd_cmd_opts *o, envd_handle **out,
-                                               envd_error **err);
-ENVD_API envd_status envd_commands_connect_tag_async(envd_client *c, const char *tag,
-                                                     const envd_cmd_opts *o, envd_future **out);
-/* Moves the handle out of a start/connect/pty/reconnect future; caller frees
+/* Moves the handle out of a start/connect/reconnect future; caller frees
  * it. Freeing the future without taking it frees the handle. */
 ENVD_API envd_handle *envd_future_take_handle(envd_future *f);
 
@@ -487,11 +501,8 @@ ENVD_API envd_future *envd_handle_future(envd_handle *h);
 ENVD_API void envd_handle_disconnect(envd_handle *h);
 /* SIGKILL. Returns 1 if killed, 0 if it was already gone (or on error). */
 ENVD_API int envd_handle_kill(envd_handle *h);
-/* Sends a signal; *sent = 0 when the process is gone. */
-ENVD_API envd_status envd_handle_signal(envd_handle *h, envd_signal signal, int *sent,
-                                        envd_error **err);
 /* Input to the process: its stdin (started with stdin on), or its terminal
- * for a PTY handle (envd_pty_create, envd_pty_connect, opts with a pty). */
+ * for a PTY handle (o with a pty). */
 ENVD_API envd_status envd_handle_send_input(envd_handle *h, const void *data, size_t len,
                                             envd_error **err);
 /* EOF on the process's stdin (envd >= 0.5.2; a PTY takes Ctrl-D instead). */
@@ -507,38 +518,39 @@ ENVD_API envd_status envd_handle_reconnect_async(envd_handle *h, envd_future **o
 /* Disconnects if needed and frees. */
 ENVD_API void envd_handle_free(envd_handle *h);
 
-/* SIGKILL to pid: *killed = 0 when envd does not know the pid (no error),
- * as the Go client. */
-ENVD_API envd_status envd_commands_kill(envd_client *c, uint32_t pid, int *killed,
-                                        envd_error **err);
-/* The future's result: envd_future_bool (1 killed, 0 not found). */
-ENVD_API envd_status envd_commands_kill_async(envd_client *c, uint32_t pid, envd_future **out);
-/* SIGKILL to the process tagged tag (see connect_tag for the caveat). */
-ENVD_API envd_status envd_commands_kill_tag(envd_client *c, const char *tag, int *killed,
-                                            envd_error **err);
-/* Any signal; *sent = 0 when envd does not know the process. SIGTERM and
- * SIGKILL also end the process's stream even if children keep its output
- * open. */
-ENVD_API envd_status envd_commands_signal(envd_client *c, uint32_t pid, envd_signal signal,
+/* Any signal; *sent = 0 when envd does not know the process (no error), as
+ * the Go client. SIGTERM and SIGKILL also end the process's stream even if
+ * children keep its output open. The future's result: envd_future_bool. */
+ENVD_API envd_status envd_commands_signal(envd_client *c, const envd_proc *p, envd_signal sig,
                                           int *sent, envd_error **err);
-ENVD_API envd_status envd_commands_signal_async(envd_client *c, uint32_t pid,
-                                                envd_signal signal, envd_future **out);
-ENVD_API envd_status envd_commands_signal_tag(envd_client *c, const char *tag,
-                                              envd_signal signal, int *sent, envd_error **err);
-ENVD_API envd_status envd_commands_signal_tag_async(envd_client *c, const char *tag,
-                                                    envd_signal signal, envd_future **out);
-/* Writes to the stdin of a process started with stdin on (SendInput; data
- * is copied). Calls are unordered relative to each other when they overlap:
- * for ordered input use an input stream. */
-ENVD_API envd_status envd_commands_send_stdin(envd_client *c, uint32_t pid, const void *data,
-                                              size_t len, envd_error **err);
-ENVD_API envd_status envd_commands_send_stdin_async(envd_client *c, uint32_t pid,
-                                                    const void *data, size_t len,
-                                                    envd_future **out);
+ENVD_API envd_status envd_commands_signal_async(envd_client *c, const envd_proc *p,
+                                                envd_signal sig, envd_future **out);
+/* SIGKILL (the Go client's Kill): *killed = 0 when envd does not know the
+ * process. Async: envd_commands_signal_async with ENVD_SIGNAL_SIGKILL. */
+ENVD_API envd_status envd_commands_kill(envd_client *c, const envd_proc *p, int *killed,
+                                        envd_error **err);
+
+/* Where input goes: the process's stdin, or its terminal (a PTY process). */
+typedef enum envd_input { ENVD_INPUT_STDIN = 0, ENVD_INPUT_PTY = 1 } envd_input;
+
+/* Writes to the stdin (or terminal) of a process (SendInput; data is
+ * copied; the Go client's SendStdin). Calls are unordered relative to each
+ * other when they overlap: for ordered input use an input stream. */
+ENVD_API envd_status envd_commands_send_input(envd_client *c, const envd_proc *p, envd_input kind,
+                                              const void *data, size_t len, envd_error **err);
+ENVD_API envd_status envd_commands_send_input_async(envd_client *c, const envd_proc *p,
+                                                    envd_input kind, const void *data,
+                                                    size_t len, envd_future **out);
 /* EOF on the process's stdin (CloseStdin, envd >= 0.5.2). Idempotent. */
-ENVD_API envd_status envd_commands_close_stdin(envd_client *c, uint32_t pid, envd_error **err);
-ENVD_API envd_status envd_commands_close_stdin_async(envd_client *c, uint32_t pid,
+ENVD_API envd_status envd_commands_close_stdin(envd_client *c, const envd_proc *p,
+                                               envd_error **err);
+ENVD_API envd_status envd_commands_close_stdin_async(envd_client *c, const envd_proc *p,
                                                      envd_future **out);
+/* Resizes the terminal of a PTY process (Update). */
+ENVD_API envd_status envd_commands_resize(envd_client *c, const envd_proc *p, uint32_t cols,
+                                          uint32_t rows, envd_error **err);
+ENVD_API envd_status envd_commands_resize_async(envd_client *c, const envd_proc *p, uint32_t cols,
+                                                uint32_t rows, envd_future **out);
 
 /* Ordered input over one StreamInput call: writes reach the process in
  * the order they were made. envd answers once the input ends, so a problem
@@ -547,9 +559,9 @@ ENVD_API envd_status envd_commands_close_stdin_async(envd_client *c, uint32_t pi
  * open, the stream sends a keepalive every keepalive interval. */
 typedef struct envd_input_stream envd_input_stream;
 
-/* Opens input to pid: its stdin, or its terminal when pty is non-zero.
- * Caller frees *out with envd_input_stream_free. */
-ENVD_API envd_status envd_commands_open_input(envd_client *c, uint32_t pid, int pty,
+/* Opens input to a process: its stdin, or its terminal. Caller frees *out
+ * with envd_input_stream_free. */
+ENVD_API envd_status envd_commands_open_input(envd_client *c, const envd_proc *p, envd_input kind,
                                               envd_input_stream **out);
 /* Queues data (copied). Fails with the stream's error (in *err) once it is
  * over, and with ENVD_E_USAGE after envd_input_stream_end. */
@@ -568,7 +580,21 @@ ENVD_API envd_future *envd_input_stream_future(envd_input_stream *s);
  * ended input completes on its own. */
 ENVD_API void envd_input_stream_free(envd_input_stream *s);
 
-typedef struct envd_process_list envd_process_list;
+/* One live process as List reports it; strings valid as long as the list. */
+typedef struct envd_process_info {
+    uint32_t pid;
+    const char *tag; /* "" when none */
+    const char *cmd;
+    const char *const *args;
+    size_t n_args;
+    const envd_kv *envs; /* given at start (not the inherited ones) */
+    size_t n_envs;
+    const char *cwd; /* given at start, "" when none was */
+} envd_process_info;
+typedef struct envd_process_list {
+    size_t count;
+    const envd_process_info *items;
+} envd_process_list;
 /* The live processes (including other clients' and tagged ones). Caller
  * frees *out with envd_process_list_free. */
 ENVD_API envd_status envd_commands_list(envd_client *c, envd_process_list **out,
@@ -577,51 +603,7 @@ ENVD_API envd_status envd_commands_list(envd_client *c, envd_process_list **out,
 ENVD_API envd_status envd_commands_list_async(envd_client *c, envd_future **out);
 /* The list of a list future; valid until the future is freed. */
 ENVD_API const envd_process_list *envd_future_process_list(const envd_future *f);
-/* Strings below are valid as long as the list. */
-ENVD_API size_t envd_process_list_count(const envd_process_list *l);
-ENVD_API uint32_t envd_process_list_pid(const envd_process_list *l, size_t i);
-/* "" when the process has no tag. */
-ENVD_API const char *envd_process_list_tag(const envd_process_list *l, size_t i);
-ENVD_API const char *envd_process_list_cmd(const envd_process_list *l, size_t i);
-ENVD_API size_t envd_process_list_argc(const envd_process_list *l, size_t i);
-ENVD_API const char *envd_process_list_arg(const envd_process_list *l, size_t i, size_t j);
-/* The environment variables given at start (not the inherited ones). */
-ENVD_API size_t envd_process_list_envc(const envd_process_list *l, size_t i);
-ENVD_API const char *envd_process_list_env_name(const envd_process_list *l, size_t i, size_t j);
-ENVD_API const char *envd_process_list_env_value(const envd_process_list *l, size_t i, size_t j);
-/* The value of variable name given at start, or NULL. */
-ENVD_API const char *envd_process_list_getenv(const envd_process_list *l, size_t i,
-                                              const char *name);
-/* The cwd given at start, "" when none was. */
-ENVD_API const char *envd_process_list_cwd(const envd_process_list *l, size_t i);
 ENVD_API void envd_process_list_free(envd_process_list *l);
-
-/* ---- PTY sessions (the E2B SDKs' pty.create/connect/sendInput/resize/kill) */
-
-/* Starts `/bin/bash -i -l` in a cols x rows terminal with TERM=
- * xterm-256color, LANG=C.UTF-8 and LC_ALL=C.UTF-8 (o's envs override them).
- * Terminal output goes to o's on_pty callback and the result's stdout. Kill
- * it with envd_handle_kill (or envd_commands_kill). */
-ENVD_API envd_status envd_pty_create(envd_client *c, uint32_t cols, uint32_t rows,
-                                     const envd_cmd_opts *o, envd_handle **out,
-                                     envd_error **err);
-ENVD_API envd_status envd_pty_create_async(envd_client *c, uint32_t cols, uint32_t rows,
-                                           const envd_cmd_opts *o, envd_future **out);
-/* Attaches to a PTY process (a PTY handle: send_input goes to the terminal). */
-ENVD_API envd_status envd_pty_connect(envd_client *c, uint32_t pid, const envd_cmd_opts *o,
-                                      envd_handle **out, envd_error **err);
-ENVD_API envd_status envd_pty_connect_async(envd_client *c, uint32_t pid, const envd_cmd_opts *o,
-                                            envd_future **out);
-/* Keystrokes to the terminal of pid (data is copied). */
-ENVD_API envd_status envd_pty_send_input(envd_client *c, uint32_t pid, const void *data,
-                                         size_t len, envd_error **err);
-ENVD_API envd_status envd_pty_send_input_async(envd_client *c, uint32_t pid, const void *data,
-                                               size_t len, envd_future **out);
-/* Resizes the terminal of pid (Update). */
-ENVD_API envd_status envd_pty_resize(envd_client *c, uint32_t pid, uint32_t cols, uint32_t rows,
-                                     envd_error **err);
-ENVD_API envd_status envd_pty_resize_async(envd_client *c, uint32_t pid, uint32_t cols,
-                                           uint32_t rows, envd_future **out);
 
 /* ------------------------------------------------------------ filesystem */
 

@@ -98,6 +98,7 @@ static envd_status build_headers(envd_client *c)
 static envd_status client_init(envd_client *c, envd_runtime *rt, const char *sandbox_id,
                                const envd_config *cfg, envd_error **err)
 {
+    atomic_init(&c->refs, 1);
     c->rt = rt;
     c->cfg = envd_config_dup(cfg);
     c->sandbox_id = envd_strdup(sandbox_id ? sandbox_id : "");
@@ -147,9 +148,14 @@ envd_status envd_client_new(envd_runtime *rt, const char *sandbox_id, const envd
     return ENVD_OK;
 }
 
+void envd_client_ref(envd_client *c)
+{
+    atomic_fetch_add(&c->refs, 1);
+}
+
 void envd_client_free(envd_client *c)
 {
-    if (!c)
+    if (!c || atomic_fetch_sub(&c->refs, 1) != 1)
         return;
     free(c->headers);
     free(c->own_auth);

@@ -24,6 +24,7 @@ void envd_cmd_opts_free(envd_cmd_opts *o)
     free(o->cwd);
     free(o->tag);
     free(o->user);
+    envd_cmd_opts_set_argv(o, NULL);
     free(o);
 }
 
@@ -108,12 +109,38 @@ envd_status envd_cmd_opts_set_pty(envd_cmd_opts *o, uint32_t cols, uint32_t rows
     return ENVD_OK;
 }
 
-envd_status envd_cmd_opts_on_pty(envd_cmd_opts *o, envd_output_cb cb, void *ud)
+envd_status envd_cmd_opts_set_argv(envd_cmd_opts *o, const char *const *argv)
 {
     if (!o)
         return ENVD_E_USAGE;
-    o->on_pty = cb;
-    o->pty_ud = ud;
+    if (argv && (!argv[0] || !*argv[0]))
+        return ENVD_INVALID_ARGUMENT; /* no program */
+    size_t n = 0;
+    while (argv && argv[n])
+        n++;
+    char **copy = argv ? calloc(n + 1, sizeof(*copy)) : NULL;
+    if (argv && !copy)
+        return ENVD_E_NOMEM;
+    for (size_t i = 0; i < n; i++) {
+        if (!(copy[i] = strdup(argv[i]))) {
+            while (i--)
+                free(copy[i]);
+            free(copy);
+            return ENVD_E_NOMEM;
+        }
+    }
+    for (size_t i = 0; o->argv && o->argv[i]; i++)
+        free(o->argv[i]);
+    free(o->argv);
+    o->argv = copy;
+    return ENVD_OK;
+}
+
+envd_status envd_cmd_opts_set_detach(envd_cmd_opts *o, int detach)
+{
+    if (!o)
+        return ENVD_E_USAGE;
+    o->detach = detach != 0;
     return ENVD_OK;
 }
 
@@ -143,37 +170,18 @@ envd_status envd_cmd_opts_set_max_output(envd_cmd_opts *o, size_t bytes)
     return ENVD_OK;
 }
 
-const char *envd_command_result_stdout(const envd_command_result *r, size_t *len)
+void envd_cmd_result_publish(envd_cmd_result *r)
 {
-    if (len)
-        *len = r ? r->out.len : 0;
-    return r && r->out.data ? r->out.data : "";
+    r->pub.stdout_data = r->out.data ? r->out.data : "";
+    r->pub.stdout_len = r->out.len;
+    r->pub.stderr_data = r->err.data ? r->err.data : "";
+    r->pub.stderr_len = r->err.len;
+    r->pub.error = r->error ? r->error : "";
 }
 
-const char *envd_command_result_stderr(const envd_command_result *r, size_t *len)
+void envd_command_result_free(envd_command_result *pub)
 {
-    if (len)
-        *len = r ? r->err.len : 0;
-    return r && r->err.data ? r->err.data : "";
-}
-
-int envd_command_result_exit_code(const envd_command_result *r)
-{
-    return r ? r->exit_code : 0;
-}
-
-const char *envd_command_result_error(const envd_command_result *r)
-{
-    return r && r->error ? r->error : "";
-}
-
-int envd_command_result_truncated(const envd_command_result *r)
-{
-    return r ? r->truncated : 0;
-}
-
-void envd_command_result_free(envd_command_result *r)
-{
+    envd_cmd_result *r = (envd_cmd_result *)pub;
     if (!r)
         return;
     free(r->out.data);

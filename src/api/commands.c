@@ -1,10 +1,17 @@
-/* Commands: run, start, connect, PTY sessions and their handles. Each
- * handle is one Start or Connect server stream; its futures are the start
+/* Commands: run, start and connect (PTY sessions are commands with a
+ * terminal) and their handles. Each is one Start or Connect server stream,
+ * an operation on the common base (op.h); its futures are the start
  * (completes with the handle at the StartEvent) and the end (completes with
- * the command result). */
+ * the command result).
+ *
+ * Cancel means stop: cancelling a run (or a start before its handle was
+ * delivered) SIGKILLs the process, unless detached. The pid is only known
+ * at the start event; a cancel that comes earlier leaves the stream open
+ * until then, kills, and only then ends it. envd_runtime_free kills the
+ * runs still in flight the same way (the op's shutdown hook). */
 #include "api/commands.h"
 #include "api/op.h"
-#include "process.pb-c.h"
+#include "api/sync.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,36 +21,42 @@
  * process later (envd_handle_reconnect). */
 typedef struct stream_conf {
     char *user;
-    envd_output_cb on_stdout, on_stderr, on_pty;
-    void *stdout_ud, *stderr_ud, *pty_ud;
+    envd_output_cb on_stdout, on_stderr;
+    void *stdout_ud, *stderr_ud;
     size_t max_output;
     int64_t request_timeout_ms;
     int64_t idle_timeout_ms;
     int64_t process_timeout_ms; /* Start only */
     int pty;                    /* the process has a terminal */
+    int detach;                 /* cancel does not kill */
 } stream_conf;
 
 /* An operation (op.h). References: the starter (until the call returns),
  * the transport (until on_done returned), and for start/connect the
  * caller's handle (held by the start future's result until taken, dropped
- * by envd_handle_free). */
+ * by envd_handle_free). The handle holds a reference to its client. */
 struct envd_handle {
-    envd_op op;       /* first: the transport's ud is the op */
-    envd_client *c;   /* for the handle's calls; the client outlives them */
+    envd_op op;              /* first: the transport's ud is the op */
+    envd_client *c;          /* for the handle's calls and kills */
     atomic_int disconnected; /* no callback runs after disconnect */
-    envd_future *start_f;    /* engine thread: NULL once completed */
-    envd_future *done_f;     /* the end: the command result */
-    int owns_done;           /* start/connect: the handle holds done_f's
-                              * caller reference (run: the caller does) */
-    const char *what;        /* "start" or "connect", for messages */
+    atomic_uint pid_known;   /* the pid, for threads other than the engine's */
+    atomic_int kill_wanted;  /* cancelled before the pid was known */
+    atomic_int kill_sent;
+    atomic_int delivered; /* the start future holds the handle: the caller's now */
+    envd_future *start_f; /* engine thread: NULL once completed */
+    envd_future *done_f;  /* the end: the command result */
+    int owns_done;        /* start/connect: the handle holds done_f's
+                           * caller reference (run: the caller does) */
+    int is_start;         /* Start (a process of ours), not Connect */
     stream_conf conf;
+    int64_t opened_ms;
     /* Engine thread (pid is read by others only after start_f completed). */
     uint32_t pid;
     int started;
     int got_end;
     int bad_first; /* event case of a first event that was not start */
     int oom;
-    envd_command_result *res;
+    envd_cmd_result *res;
 };
 
 static void conf_clear(stream_conf *cf)
@@ -76,10 +89,9 @@ static envd_status conf_from(envd_client *c, const envd_cmd_opts *o, stream_conf
     cf->stdout_ud = o->stdout_ud;
     cf->on_stderr = o->on_stderr;
     cf->stderr_ud = o->stderr_ud;
-    cf->on_pty = o->on_pty;
-    cf->pty_ud = o->pty_ud;
     cf->process_timeout_ms = o->timeout_ms;
     cf->pty = o->pty;
+    cf->detach = o->detach;
     if (o->user && !(cf->user = strdup(o->user)))
         return ENVD_E_NOMEM;
     return ENVD_OK;
@@ -95,22 +107,63 @@ static envd_status conf_copy(const stream_conf *from, stream_conf *to)
     return ENVD_OK;
 }
 
+/* ---- the operation ------------------------------------------------------- */
+
 static void handle_destroy(envd_op *op)
 {
     envd_handle *h = (envd_handle *)op;
     if (h->owns_done)
         envd_future_free(h->done_f); /* completed by now: just the reference */
-    envd_command_result_free(h->res);
+    envd_command_result_free(&h->res->pub);
     conf_clear(&h->conf);
+    envd_client_free(h->c);
     free(h);
 }
-
-static const envd_op_class handle_class = {.destroy = handle_destroy};
 
 static void handle_unref(envd_handle *h)
 {
     envd_op_unref(&h->op);
 }
+
+/* SIGKILL to the handle's process, once. With out NULL fire and forget;
+ * either way it takes no in-flight slot (it is sent while stopping). */
+static void send_kill(envd_handle *h, envd_future **out)
+{
+    if (atomic_exchange(&h->kill_sent, 1))
+        return;
+    uint32_t pid = atomic_load(&h->pid_known);
+    (void)envd_proc_signal_start(h->c, ENVD_PID(pid), ENVD_SIGNAL_SIGKILL, 1, out);
+}
+
+/* Whether stopping this operation also kills its process. */
+static int kills(envd_handle *h)
+{
+    return h->is_start && !h->conf.detach && !atomic_load(&h->delivered);
+}
+
+static void handle_cancel(envd_op *op)
+{
+    envd_handle *h = (envd_handle *)op;
+    if (kills(h)) {
+        atomic_store(&h->kill_wanted, 1);
+        if (!atomic_load(&h->pid_known))
+            return; /* the start event kills and ends the stream */
+        send_kill(h, NULL);
+    }
+    envd_op_stop(op);
+}
+
+static envd_future *handle_shutdown(envd_op *op)
+{
+    envd_handle *h = (envd_handle *)op;
+    envd_future *f = NULL;
+    if (kills(h) && atomic_load(&h->pid_known))
+        send_kill(h, &f);
+    return f;
+}
+
+static const envd_op_class handle_class = {
+    .destroy = handle_destroy, .cancel = handle_cancel, .shutdown = handle_shutdown};
 
 static void result_free_fn(void *p)
 {
@@ -123,6 +176,8 @@ static void handle_result_free(void *p)
 {
     envd_handle_free(p);
 }
+
+/* ---- output -------------------------------------------------------------- */
 
 static int obuf_append(envd_obuf *b, const uint8_t *d, size_t n, size_t cap, int *truncated)
 {
@@ -153,46 +208,39 @@ enum { OUT_STDOUT = 1, OUT_STDERR = 2, OUT_PTY = 3 };
 
 static void deliver_output(envd_handle *h, int field, const uint8_t *data, size_t len)
 {
-    envd_output_cb cb;
-    void *ud;
-    envd_obuf *keep;
     const stream_conf *cf = &h->conf;
-    switch (field) {
-    case OUT_STDOUT: cb = cf->on_stdout, ud = cf->stdout_ud, keep = &h->res->out; break;
-    case OUT_STDERR: cb = cf->on_stderr, ud = cf->stderr_ud, keep = &h->res->err; break;
-    case OUT_PTY:
-        /* The terminal merges stdout and stderr; the result keeps it as
-         * stdout. */
-        cb = cf->on_pty, ud = cf->pty_ud, keep = &h->res->out;
-        break;
-    default: return;
-    }
+    /* The terminal merges stdout and stderr; it counts as stdout. */
+    int err = field == OUT_STDERR;
+    if (field != OUT_STDOUT && field != OUT_STDERR && field != OUT_PTY)
+        return;
     if (!len)
         return;
+    envd_output_cb cb = err ? cf->on_stderr : cf->on_stdout;
     if (cb && !atomic_load(&h->disconnected))
-        cb(ud, data, len);
-    if (obuf_append(keep, data, len, cf->max_output, &h->res->truncated))
+        cb(err ? cf->stderr_ud : cf->stdout_ud, data, len);
+    envd_obuf *keep = err ? &h->res->err : &h->res->out;
+    if (obuf_append(keep, data, len, cf->max_output, &h->res->pub.truncated))
         h->oom = 1;
 }
 
+/* A length prefix as protobuf-c reads one: at most 5 bytes, and the field
+ * must fill exactly the rest of the message (anything after it is another
+ * field, which the fast path leaves to the full decoder). */
 static int read_len(const uint8_t **p, const uint8_t *end, size_t *out)
 {
     uint64_t v = 0;
-    for (int shift = 0; shift < 64 && *p < end; shift += 7) {
+    for (int i = 0; i < 5 && *p < end; i++) {
         uint8_t b = *(*p)++;
-        v |= (uint64_t)(b & 0x7f) << shift;
+        v |= (uint64_t)(b & 0x7f) << (7 * i);
         if (!(b & 0x80)) {
             *out = (size_t)v;
-            return v == (uint64_t)(end - *p); /* the field fills the rest */
+            return v == (uint64_t)(end - *p);
         }
     }
     return 0;
 }
 
-/* The hot message, read in place without a copy: exactly
- * StartResponse{event: ProcessEvent{data: DataEvent{stdout|stderr|pty}}}.
- * Anything else (other events, extra fields) takes the full decoder. */
-static int peek_output(const uint8_t *msg, size_t len, int *field, const uint8_t **data, size_t *n)
+int envd_peek_output(const uint8_t *msg, size_t len, int *field, const uint8_t **data, size_t *n)
 {
     const uint8_t *p = msg, *end = msg + len;
     size_t l;
@@ -211,13 +259,53 @@ static int peek_output(const uint8_t *msg, size_t len, int *field, const uint8_t
     return 1;
 }
 
+/* ---- events ---------------------------------------------------------------- */
+
+/* The first event: it must be start. Returns non-zero to end the stream. */
+static int on_start_event(envd_handle *h, const Process__ProcessEvent *ev)
+{
+    if (ev->event_case != PROCESS__PROCESS_EVENT__EVENT_START || !ev->start) {
+        h->bad_first = ev->event_case ? (int)ev->event_case : -1;
+        return -1; /* on_done reports it */
+    }
+    h->pid = ev->start->pid;
+    h->started = 1;
+    envd_future_set_aux(h->done_f, h->pid);
+    if (h->start_f)
+        envd_future_set_aux(h->start_f, h->pid);
+    atomic_store(&h->pid_known, h->pid);
+    if (atomic_load(&h->kill_wanted) && kills(h)) {
+        send_kill(h, NULL); /* cancelled before the pid was known */
+        return -1;
+    }
+    envd_future *sf = h->start_f;
+    h->start_f = NULL;
+    if (sf) { /* run has no start future */
+        atomic_store(&h->delivered, 1);
+        envd_future_complete(sf, h, handle_result_free, NULL);
+    }
+    return 0;
+}
+
+static int on_end_event(envd_handle *h, const Process__ProcessEvent__EndEvent *end)
+{
+    h->got_end = 1;
+    h->res->pub.exit_code = end->exit_code;
+    if (end->_error_case == PROCESS__PROCESS_EVENT__END_EVENT___ERROR_ERROR && end->error &&
+        !(h->res->error = strdup(end->error))) {
+        h->oom = 1;
+        return -1;
+    }
+    return 0;
+}
+
 static int on_event(void *ud, const uint8_t *msg, size_t len)
 {
     envd_handle *h = ud;
     int field;
     const uint8_t *data;
     size_t n;
-    if (h->started && peek_output(msg, len, &field, &data, &n)) {
+    if (h->started && envd_peek_output(msg, len, &field, &data, &n)) {
         deliver_output(h, field, data, n);
         return h->oom ? -1 : 0;
     }
@@ -230,17 +318,7 @@ static int on_event(void *ud, const uint8_t *msg, size_t len)
     if (!ev) {
         /* the Go client skips messages without an event */
     } else if (!h->started) {
-        if (ev->event_case != PROCESS__PROCESS_EVENT__EVENT_START || !ev->start) {
-            h->bad_first = ev->event_case ? (int)ev->event_case : -1;
-            rc = -1; /* on_done reports it */
-        } else {
-            h->pid = ev->start->pid;
-            h->started = 1;
-            envd_future *sf = h->start_f;
-            h->start_f = NULL;
-            if (sf) /* run has no start future */
-                envd_future_complete(sf, h, handle_result_free, NULL);
-        }
+        rc = on_start_event(h, ev);
     } else if (ev->event_case == PROCESS__PROCESS_EVENT__EVENT_DATA && ev->data) {
         const Process__ProcessEvent__DataEvent *d = ev->data;
         if (d->output_case == PROCESS__PROCESS_EVENT__DATA_EVENT__OUTPUT_STDOUT)
@@ -251,13 +329,7 @@ static int on_event(void *ud, const uint8_t *msg, size_t len)
             deliver_output(h, OUT_PTY, d->pty.data, d->pty.len);
         rc = h->oom ? -1 : 0;
     } else if (ev->event_case == PROCESS__PROCESS_EVENT__EVENT_END && ev->end) {
-        h->got_end = 1;
-        h->res->exit_code = ev->end->exit_code;
-        if (ev->end->_error_case == PROCESS__PROCESS_EVENT__END_EVENT___ERROR_ERROR &&
-            ev->end->error && !(h->res->error = strdup(ev->end->error))) {
-            h->oom = 1;
-            rc = -1;
-        }
+        rc = on_end_event(h, ev->end);
     }
     /* start again and keepalive: nothing to do (the transport fed the idle
      * clock on arrival). */
@@ -265,16 +337,46 @@ static int on_event(void *ud, const uint8_t *msg, size_t len)
     return rc;
 }
 
-/* "command exited with code N[: error][\nstderr: ...]", as the Go client. */
-static envd_error *exit_error(const envd_command_result *r, envd_transport_kind tk)
+/* ---- the end --------------------------------------------------------------- */
+
+/* "command exited with code N[: error][\nstderr: ...]", as the Go client,
+ * after "process timeout of T ms reached: " when that is why it died. */
+static envd_error *exit_error(const envd_handle *h, const envd_cmd_result *r,
+                              envd_transport_kind tk)
 {
+    char pre[64] = "";
+    if (r->pub.exit_code == -1 && h->conf.process_timeout_ms > 0 &&
+        envd_now_ms() - h->opened_ms >= h->conf.process_timeout_ms)
+        snprintf(pre, sizeof(pre), "process timeout of %lld ms reached: ",
+                 (long long)h->conf.process_timeout_ms);
     const char *em = r->error ? r->error : "";
     const char *se = r->err.data ? r->err.data : "";
     envd_error *e =
-        envd_error_new(ENVD_E_COMMAND_EXIT, tk, 0, "command exited with code %d%s%s%s%s",
-                       r->exit_code, *em ? ": " : "", em, *se ? "\nstderr: " : "", se);
-    e->exit_code = r->exit_code;
+        envd_error_new(ENVD_E_COMMAND_EXIT, tk, 0, "%scommand exited with code %d%s%s%s%s", pre,
+                       r->pub.exit_code, *em ? ": " : "", em, *se ? "\nstderr: " : "", se);
+    e->exit_code = r->pub.exit_code;
     return e;
+}
+
+/* The stream broke after the start. A process timeout ends a Connect stream
+ * with deadline_exceeded before (or instead of) the end event that gRPC
+ * delivers: envd killed the process either way, so it becomes the same
+ * result, exit code -1 with the output kept. Returns NULL for that. */
+static envd_error *stream_error(envd_handle *h, envd_error *err, envd_transport_kind tk)
+{
+    if (atomic_load(&h->disconnected) && err->code == ENVD_CANCELED) {
+        envd_error_free(err);
+        return envd_error_new(ENVD_CANCELED, tk, 0, "disconnected from process %u", h->pid);
+    }
+    if (err->code == ENVD_DEADLINE_EXCEEDED && h->conf.process_timeout_ms > 0 && !h->got_end) {
+        envd_error_free(err);
+        h->got_end = 1;
+        h->res->pub.exit_code = -1;
+        if (!h->res->error && !(h->res->error = strdup("signal: killed")))
+            h->oom = 1;
+        return NULL;
+    }
+    return envd_error_wrap(err, "stream error");
 }
 
 static envd_error *fail_error(envd_handle *h, envd_error *err, envd_transport_kind tk)
@@ -284,6 +386,12 @@ static envd_error *fail_error(envd_handle *h, envd_error *err, envd_transport_ki
         return envd_error_new(ENVD_E_NOMEM, ENVD_TRANSPORT_NONE, 0,
                               "out of memory keeping the output of process %u", h->pid);
     }
+    if (atomic_load(&h->kill_sent)) {
+        /* cancelled, or the runtime is going: whatever the stream saw of
+         * the kill, the caller asked for a stop */
+        envd_error_free(err);
+        return envd_error_new(ENVD_CANCELED, tk, 0, "cancelled: process %u killed", h->pid);
+    }
     if (!h->started && h->bad_first) {
         envd_error_free(err);
         return envd_error_new(ENVD_E_PROTOCOL, tk, 0, "expected start event, got event %d",
@@ -292,27 +400,15 @@ static envd_error *fail_error(envd_handle *h, envd_error *err, envd_transport_ki
     if (!h->started) {
         if (!err)
             return envd_error_new(ENVD_E_PROTOCOL, tk, 0, "stream closed without %s event",
-                                  h->what);
-        return envd_error_wrap(err, strcmp(h->what, "start") == 0 ? "failed to start command"
-                                                                  : "failed to connect to process");
+                                  h->is_start ? "start" : "connect");
+        return envd_error_wrap(err, h->is_start ? "failed to start command"
+                                                : "failed to connect to process");
     }
-    if (err) {
-        if (atomic_load(&h->disconnected) && err->code == ENVD_CANCELED) {
-            envd_error_free(err);
-            return envd_error_new(ENVD_CANCELED, tk, 0, "disconnected from process %u", h->pid);
-        }
-        if (err->code == ENVD_DEADLINE_EXCEEDED && h->conf.process_timeout_ms > 0) {
-            /* envd's RPC deadline is the process lifetime: it ran out. */
-            char pre[96];
-            snprintf(pre, sizeof(pre), "process timeout of %lld ms reached",
-                     (long long)h->conf.process_timeout_ms);
-            return envd_error_wrap(err, pre);
-        }
-        return envd_error_wrap(err, "stream error");
-    }
-    if (!h->got_end)
+    if (err && !(err = stream_error(h, err, tk)) && h->oom)
+        return fail_error(h, NULL, tk);
+    if (!err && !h->got_end)
         return envd_error_new(ENVD_E_PROTOCOL, tk, 0, "command ended without an end event");
-    return NULL;
+    return err;
 }
 
 static void on_stream_done(void *ud, envd_error *err)
@@ -330,10 +426,11 @@ static void on_stream_done(void *ud, envd_error *err)
     if (err) {
         envd_future_complete(h->done_f, NULL, NULL, err);
     } else {
-        envd_command_result *r = h->res;
+        envd_cmd_result *r = h->res;
         h->res = NULL;
-        envd_future_complete(h->done_f, r, result_free_fn,
-                             r->exit_code != 0 ? exit_error(r, tk) : NULL);
+        envd_cmd_result_publish(r);
+        envd_future_complete(h->done_f, &r->pub, result_free_fn,
+                             r->pub.exit_code != 0 ? exit_error(h, r, tk) : NULL);
     }
     if (!h->started && h->owns_done) /* no handle reached the caller */
         handle_unref(h);
@@ -344,8 +441,8 @@ static void on_stream_done(void *ud, envd_error *err)
 
 typedef struct stream_args {
     const char *method;
-    const char *what;
     const ProtobufCMessage *msg;
+    int is_start;
     int want_handle; /* start/connect: a start future and a handle; run: no */
 } stream_args;
 
@@ -360,17 +457,21 @@ static envd_status stream_open(envd_client *c, const stream_args *a, stream_conf
         return ENVD_E_NOMEM;
     }
     envd_op_init(&h->op, &handle_class, c->rt);
-    h->owns_done = a->want_handle;
+    envd_client_ref(c);
     h->c = c;
-    h->what = a->what;
+    h->owns_done = a->want_handle;
+    h->is_start = a->is_start;
     h->conf = *cf;
     memset(cf, 0, sizeof(*cf));
+    h->opened_ms = envd_now_ms();
     h->res = calloc(1, sizeof(*h->res));
     h->done_f = envd_future_create(ENVD_FK_COMMAND);
     envd_future *start_f = a->want_handle ? envd_future_create(ENVD_FK_HANDLE) : NULL;
     h->start_f = start_f;
     if (a->want_handle)
         envd_op_ref(&h->op); /* the caller's handle */
+    if (a->is_start && !a->want_handle && !h->conf.detach)
+        envd_op_track(&h->op); /* a run: killed if the runtime goes first */
     envd_status s = ENVD_E_NOMEM;
     if (h->res && h->done_f && (!a->want_handle || start_f)) {
         envd_call call = {.method = a->method,
@@ -379,11 +480,12 @@ static envd_status stream_open(envd_client *c, const stream_args *a, stream_conf
                           .user = h->conf.user,
                           .timeout_ms = h->conf.request_timeout_ms,
                           .idle_timeout_ms = h->conf.idle_timeout_ms,
-                          .process_timeout_ms = h->conf.process_timeout_ms};
+                          .process_timeout_ms = a->is_start ? h->conf.process_timeout_ms : 0};
         s = envd_op_start_rpc(&h->op, c, &call, on_event, on_stream_done);
     }
     if (s != ENVD_OK) {
-        h->owns_done = 0; /* discarded here */
+        envd_op_release(&h->op); /* untracks */
+        h->owns_done = 0;        /* discarded here */
         envd_future_discard(h->done_f);
         envd_future_discard(start_f);
         if (a->want_handle)
@@ -411,7 +513,6 @@ typedef struct start_msg {
     Process__ProcessConfig cfg;
     Process__PTY pty;
     Process__PTY__Size size;
-    char *shell_args[3];
     Process__ProcessConfig__EnvsEntry *envs;
     Process__ProcessConfig__EnvsEntry **env_ptrs;
 } start_msg;
@@ -497,7 +598,7 @@ static envd_status launch_msg(envd_client *c, start_msg *m, const envd_cmd_opts 
     stream_conf cf;
     envd_status s = conf_from(c, o, &cf);
     if (s == ENVD_OK) {
-        stream_args a = {"/process.Process/Start", "start", &m->req.base, want_handle};
+        stream_args a = {"/process.Process/Start", &m->req.base, 1, want_handle};
         s = stream_open(c, &a, &cf, out);
     }
     conf_clear(&cf);
@@ -505,34 +606,39 @@ static envd_status launch_msg(envd_client *c, start_msg *m, const envd_cmd_opts 
     return s;
 }
 
-/* /bin/bash -l -c cmd, as the Go client. */
-static envd_status launch_shell(envd_client *c, const char *cmd, const envd_cmd_opts *o,
-                                int want_handle, envd_future **out)
+/* The E2B SDKs' terminal session: an interactive login shell in a UTF-8
+ * xterm-256color terminal; the options may override the variables. */
+static const char *const login_envs[] = {"TERM", "xterm-256color", "LANG", "C.UTF-8",
+                                         "LC_ALL", "C.UTF-8", NULL};
+
+/* What a start runs: `/bin/bash -l -c cmd` (as the Go client), o's argv
+ * without a shell, or with neither and a terminal, the login shell. */
+static envd_status launch(envd_client *c, const char *cmd, const envd_cmd_opts *o,
+                          int want_handle, envd_future **out)
 {
     if (out)
         *out = NULL;
-    if (!c || !cmd || !out)
-        return ENVD_E_USAGE;
-    start_msg m;
-    char *args[3] = {"-l", "-c", (char *)cmd};
-    envd_status s = fill_start(&m, "/bin/bash", args, 3, o, NULL);
+    envd_status s = envd_proc_begin(c, 0, NULL, out != NULL);
     if (s != ENVD_OK)
         return s;
-    return launch_msg(c, &m, o, want_handle, out);
-}
-
-static envd_status launch_argv(envd_client *c, const char *const *argv, const envd_cmd_opts *o,
-                               int want_handle, envd_future **out)
-{
-    if (out)
-        *out = NULL;
-    if (!c || !argv || !argv[0] || !*argv[0] || !out)
-        return ENVD_E_USAGE;
-    size_t n = 0;
-    while (argv[n + 1])
-        n++;
-    start_msg m;
-    envd_status s = fill_start(&m, argv[0], (char **)(argv + 1), n, o, NULL);
+    int has_argv = o && o->argv;
+    if (cmd && has_argv)
+        return envd_start_error(ENVD_E_USAGE, "cmd is not NULL, and the options set an argv");
+    if (!cmd && !has_argv && !(o && o->pty))
+        return envd_start_error(ENVD_E_USAGE, "cmd is NULL");
+    start_msg m; /* points into these until sent */
+    char *shell_args[3] = {"-l", "-c", (char *)cmd};
+    char *login_args[2] = {"-i", "-l"};
+    if (cmd) {
+        s = fill_start(&m, "/bin/bash", shell_args, 3, o, NULL);
+    } else if (has_argv) {
+        size_t n = 0;
+        while (o->argv[n + 1])
+            n++;
+        s = fill_start(&m, o->argv[0], o->argv + 1, n, o, NULL);
+    } else {
+        s = fill_start(&m, "/bin/bash", login_args, 2, o, login_envs);
+    }
     if (s != ENVD_OK)
         return s;
     return launch_msg(c, &m, o, want_handle, out);
@@ -541,13 +647,13 @@ static envd_status launch_argv(envd_client *c, const char *const *argv, const en
 envd_status envd_commands_run_async(envd_client *c, const char *cmd, const envd_cmd_opts *o,
                                     envd_future **out)
 {
-    return launch_shell(c, cmd, o, 0, out);
+    return launch(c, cmd, o, 0, out);
 }
 
-envd_status envd_commands_run_argv_async(envd_client *c, const char *const *argv,
-                                         const envd_cmd_opts *o, envd_future **out)
+envd_status envd_commands_start_async(envd_client *c, const char *cmd, const envd_cmd_opts *o,
+                                      envd_future **out)
 {
-    return launch_argv(c, argv, o, 0, out);
+    return launch(c, cmd, o, 1, out);
 }
 
 const envd_command_result *envd_future_command_result(const envd_future *f)
@@ -555,46 +661,10 @@ const envd_command_result *envd_future_command_result(const envd_future *f)
     return envd_future_result(f, ENVD_FK_COMMAND);
 }
 
-static envd_status sync_run(envd_status s, envd_future **fp, envd_command_result **res,
-                            envd_error **err)
+uint32_t envd_future_pid(const envd_future *f)
 {
-    if (s != ENVD_OK)
-        return s;
-    return envd_sync_finish(*fp, (void **)res, err);
-}
-
-envd_status envd_commands_run(envd_client *c, const char *cmd, const envd_cmd_opts *o,
-                              envd_command_result **res, envd_error **err)
-{
-    if (res)
-        *res = NULL;
-    if (err)
-        *err = NULL;
-    envd_future *f = NULL;
-    return sync_run(envd_commands_run_async(c, cmd, o, &f), &f, res, err);
-}
-
-envd_status envd_commands_run_argv(envd_client *c, const char *const *argv, const envd_cmd_opts *o,
-                                   envd_command_result **res, envd_error **err)
-{
-    if (res)
-        *res = NULL;
-    if (err)
-        *err = NULL;
-    envd_future *f = NULL;
-    return sync_run(envd_commands_run_argv_async(c, argv, o, &f), &f, res, err);
-}
-
-envd_status envd_commands_start_async(envd_client *c, const char *cmd, const envd_cmd_opts *o,
-                                      envd_future **out)
-{
-    return launch_shell(c, cmd, o, 1, out);
-}
-
-envd_status envd_commands_start_argv_async(envd_client *c, const char *const *argv,
-                                           const envd_cmd_opts *o, envd_future **out)
-{
-    return launch_argv(c, argv, o, 1, out);
+    int k = envd_future_kind(f);
+    return k == ENVD_FK_COMMAND || k == ENVD_FK_HANDLE ? (uint32_t)envd_future_aux(f) : 0;
 }
 
 envd_handle *envd_future_take_handle(envd_future *f)
@@ -602,161 +672,34 @@ envd_handle *envd_future_take_handle(envd_future *f)
     return envd_future_take_result(f, ENVD_FK_HANDLE);
 }
 
-static envd_status sync_handle(envd_status s, envd_future **fp, envd_handle **out, envd_error **err)
-{
-    if (s != ENVD_OK)
-        return s;
-    return envd_sync_finish(*fp, (void **)out, err);
-}
-
-#define SYNC_PROLOGUE(out, err)                                                                    \
-    do {                                                                                           \
-        if (err)                                                                                   \
-            *(err) = NULL;                                                                         \
-        if (!(out))                                                                                \
-            return ENVD_E_USAGE;                                                                   \
-        *(out) = NULL;                                                                             \
-    } while (0)
-
-envd_status envd_commands_start(envd_client *c, const char *cmd, const envd_cmd_opts *o,
-                                envd_handle **out, envd_error **err)
-{
-    SYNC_PROLOGUE(out, err);
-    envd_future *f = NULL;
-    return sync_handle(envd_commands_start_async(c, cmd, o, &f), &f, out, err);
-}
-
-envd_status envd_commands_start_argv(envd_client *c, const char *const *argv,
-                                     const envd_cmd_opts *o, envd_handle **out, envd_error **err)
-{
-    SYNC_PROLOGUE(out, err);
-    envd_future *f = NULL;
-    return sync_handle(envd_commands_start_argv_async(c, argv, o, &f), &f, out, err);
-}
-
-/* ---- PTY sessions ------------------------------------------------------------ */
-
-envd_status envd_pty_create_async(envd_client *c, uint32_t cols, uint32_t rows,
-                                  const envd_cmd_opts *o, envd_future **out)
-{
-    if (out)
-        *out = NULL;
-    if (!c || !out)
-        return ENVD_E_USAGE;
-    if (cols == 0 || rows == 0)
-        return ENVD_INVALID_ARGUMENT;
-    /* The E2B SDKs' session: an interactive login shell in a UTF-8
-     * xterm-256color terminal; the options may override the variables. */
-    static const char *const defaults[] = {"TERM",   "xterm-256color", "LANG", "C.UTF-8",
-                                           "LC_ALL", "C.UTF-8",        NULL};
-    envd_cmd_opts po;
-    if (o)
-        po = *o; /* shallow: only read while the call runs */
-    else {
-        memset(&po, 0, sizeof(po));
-        po.max_output = ENVD_DEFAULT_MAX_OUTPUT;
-        po.request_timeout_ms = po.idle_timeout_ms = -1;
-    }
-    po.pty = 1;
-    po.pty_cols = cols;
-    po.pty_rows = rows;
-    char *args[2] = {"-i", "-l"};
-    start_msg m;
-    envd_status s = fill_start(&m, "/bin/bash", args, 2, &po, defaults);
-    if (s != ENVD_OK)
-        return s;
-    return launch_msg(c, &m, &po, 1, out);
-}
-
-envd_status envd_pty_create(envd_client *c, uint32_t cols, uint32_t rows, const envd_cmd_opts *o,
-                            envd_handle **out, envd_error **err)
-{
-    SYNC_PROLOGUE(out, err);
-    envd_future *f = NULL;
-    return sync_handle(envd_pty_create_async(c, cols, rows, o, &f), &f, out, err);
-}
-
 /* ---- Connect ------------------------------------------------------------------ */
 
-static envd_status connect_conf(envd_client *c, envd_proc_sel sel, stream_conf *cf,
+static envd_status connect_conf(envd_client *c, const envd_proc *p, stream_conf *cf,
                                 envd_future **out)
 {
     Process__ConnectRequest req = PROCESS__CONNECT_REQUEST__INIT;
-    Process__ProcessSelector ps = PROCESS__PROCESS_SELECTOR__INIT;
-    if (sel.tag) {
-        ps.selector_case = PROCESS__PROCESS_SELECTOR__SELECTOR_TAG;
-        ps.tag = (char *)sel.tag;
-    } else {
-        ps.selector_case = PROCESS__PROCESS_SELECTOR__SELECTOR_PID;
-        ps.pid = sel.pid;
-    }
+    Process__ProcessSelector ps;
+    envd_proc_selector(&ps, p);
     req.process = &ps;
-    stream_args a = {"/process.Process/Connect", "connect", &req.base, 1};
+    stream_args a = {"/process.Process/Connect", &req.base, 0, 1};
     cf->process_timeout_ms = 0; /* Connect never carries a lifetime */
     return stream_open(c, &a, cf, out);
 }
 
-static envd_status connect_opts(envd_client *c, envd_proc_sel sel, const envd_cmd_opts *o, int pty,
-                                envd_future **out)
+envd_status envd_commands_connect_async(envd_client *c, const envd_proc *p,
+                                        const envd_cmd_opts *o, envd_future **out)
 {
     if (out)
         *out = NULL;
-    if (!c || !out)
-        return ENVD_E_USAGE;
-    if (sel.tag && !*sel.tag)
-        return ENVD_INVALID_ARGUMENT;
+    envd_status s = envd_proc_begin(c, 1, p, out != NULL);
+    if (s != ENVD_OK)
+        return s;
     stream_conf cf;
-    envd_status s = conf_from(c, o, &cf);
-    if (s != ENVD_OK) {
+    if ((s = conf_from(c, o, &cf)) != ENVD_OK) {
         conf_clear(&cf);
         return s;
     }
-    cf.pty |= pty;
-    return connect_conf(c, sel, &cf, out);
-}
-
-envd_status envd_commands_connect_async(envd_client *c, uint32_t pid, const envd_cmd_opts *o,
-                                        envd_future **out)
-{
-    return connect_opts(c, (envd_proc_sel){pid, NULL}, o, 0, out);
-}
-
-envd_status envd_commands_connect_tag_async(envd_client *c, const char *tag, const envd_cmd_opts *o,
-                                            envd_future **out)
-{
-    if (!tag)
-        return out ? (*out = NULL, ENVD_E_USAGE) : ENVD_E_USAGE;
-    return connect_opts(c, (envd_proc_sel){0, tag}, o, 0, out);
-}
-
-envd_status envd_pty_connect_async(envd_client *c, uint32_t pid, const envd_cmd_opts *o,
-                                   envd_future **out)
-{
-    return connect_opts(c, (envd_proc_sel){pid, NULL}, o, 1, out);
-}
-
-envd_status envd_commands_connect(envd_client *c, uint32_t pid, const envd_cmd_opts *o,
-                                  envd_handle **out, envd_error **err)
-{
-    SYNC_PROLOGUE(out, err);
-    envd_future *f = NULL;
-    return sync_handle(envd_commands_connect_async(c, pid, o, &f), &f, out, err);
-}
-
-envd_status envd_commands_connect_tag(envd_client *c, const char *tag, const envd_cmd_opts *o,
-                                      envd_handle **out, envd_error **err)
-{
-    SYNC_PROLOGUE(out, err);
-    envd_future *f = NULL;
-    return sync_handle(envd_commands_connect_tag_async(c, tag, o, &f), &f, out, err);
-}
-
-envd_status envd_pty_connect(envd_client *c, uint32_t pid, const envd_cmd_opts *o,
-                             envd_handle **out, envd_error **err)
-{
-    SYNC_PROLOGUE(out, err);
-    envd_future *f = NULL;
-    return sync_handle(envd_pty_connect_async(c, pid, o, &f), &f, out, err);
+    return connect_conf(c, p, &cf, out);
 }
 
 /* ---- the handle ------------------------------------------------------------------ */
@@ -780,8 +723,9 @@ envd_status envd_handle_wait(envd_handle *h, int64_t timeout_ms, envd_command_re
         *err = NULL;
     if (!h)
         return ENVD_E_USAGE;
-    if (envd_future_wait(h->done_f, timeout_ms) != ENVD_OK)
-        return ENVD_E_TIMEOUT;
+    envd_status s = envd_future_wait(h->done_f, timeout_ms);
+    if (s != ENVD_OK)
+        return s; /* ENVD_E_TIMEOUT, or E_USAGE on an engine thread */
     if (res)
         *res = envd_future_take_result(h->done_f, ENVD_FK_COMMAND);
     if (err)
@@ -809,78 +753,50 @@ int envd_handle_kill(envd_handle *h)
 {
     int killed = 0;
     if (h)
-        envd_commands_kill(h->c, h->pid, &killed, NULL);
+        envd_commands_kill(h->c, ENVD_PID(h->pid), &killed, NULL);
     return killed;
 }
 
-envd_status envd_handle_signal(envd_handle *h, envd_signal signal, int *sent, envd_error **err)
+envd_status envd_handle_input_async(envd_handle *h, const void *data, size_t len,
+                                    envd_future **out)
 {
-    if (err)
-        *err = NULL;
-    if (sent)
-        *sent = 0;
     if (!h)
-        return ENVD_E_USAGE;
-    return envd_commands_signal(h->c, h->pid, signal, sent, err);
+        return out ? (*out = NULL, envd_start_error(ENVD_E_USAGE, "handle is NULL"))
+                   : envd_start_error(ENVD_E_USAGE, "out is NULL");
+    return envd_commands_send_input_async(h->c, ENVD_PID(h->pid),
+                                          h->conf.pty ? ENVD_INPUT_PTY : ENVD_INPUT_STDIN, data,
+                                          len, out);
 }
 
-static envd_status handle_call(envd_status s, envd_future **fp, envd_error **err)
+envd_status envd_handle_close_stdin_async(envd_handle *h, envd_future **out)
 {
-    return s != ENVD_OK ? s : envd_sync_finish(*fp, NULL, err);
+    if (!h)
+        return out ? (*out = NULL, envd_start_error(ENVD_E_USAGE, "handle is NULL"))
+                   : envd_start_error(ENVD_E_USAGE, "out is NULL");
+    return envd_commands_close_stdin_async(h->c, ENVD_PID(h->pid), out);
 }
 
-envd_status envd_handle_send_input(envd_handle *h, const void *data, size_t len, envd_error **err)
+envd_status envd_handle_resize_async(envd_handle *h, uint32_t cols, uint32_t rows,
+                                     envd_future **out)
 {
-    if (err)
-        *err = NULL;
     if (!h)
-        return ENVD_E_USAGE;
-    envd_future *f = NULL;
-    return handle_call(
-        envd_proc_input_async(h->c, (envd_proc_sel){h->pid, NULL}, h->conf.pty, data, len, &f), &f,
-        err);
-}
-
-envd_status envd_handle_close_stdin(envd_handle *h, envd_error **err)
-{
-    if (err)
-        *err = NULL;
-    if (!h)
-        return ENVD_E_USAGE;
-    envd_future *f = NULL;
-    return handle_call(envd_proc_close_stdin_async(h->c, (envd_proc_sel){h->pid, NULL}, &f), &f,
-                       err);
-}
-
-envd_status envd_handle_resize(envd_handle *h, uint32_t cols, uint32_t rows, envd_error **err)
-{
-    if (err)
-        *err = NULL;
-    if (!h)
-        return ENVD_E_USAGE;
-    envd_future *f = NULL;
-    return handle_call(envd_proc_resize_async(h->c, (envd_proc_sel){h->pid, NULL}, cols, rows, &f),
-                       &f, err);
+        return out ? (*out = NULL, envd_start_error(ENVD_E_USAGE, "handle is NULL"))
+                   : envd_start_error(ENVD_E_USAGE, "out is NULL");
+    return envd_commands_resize_async(h->c, ENVD_PID(h->pid), cols, rows, out);
 }
 
 envd_status envd_handle_reconnect_async(envd_handle *h, envd_future **out)
 {
-    if (out)
-        *out = NULL;
-    if (!h || !out)
-        return ENVD_E_USAGE;
+    if (!out)
+        return envd_start_error(ENVD_E_USAGE, "out is NULL");
+    *out = NULL;
+    if (!h)
+        return envd_start_error(ENVD_E_USAGE, "handle is NULL");
     stream_conf cf;
     envd_status s = conf_copy(&h->conf, &cf);
     if (s != ENVD_OK) {
         conf_clear(&cf);
         return s;
     }
-    return connect_conf(h->c, (envd_proc_sel){h->pid, NULL}, &cf, out);
-}
-
-envd_status envd_handle_reconnect(envd_handle *h, envd_handle **out, envd_error **err)
-{
-    SYNC_PROLOGUE(out, err);
-    envd_future *f = NULL;
-    return sync_handle(envd_handle_reconnect_async(h, &f), &f, out, err);
+    return connect_conf(h->c, ENVD_PID(h->pid), &cf, out);
 }

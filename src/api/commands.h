@@ -1,10 +1,11 @@
-/* Shared by the commands files: options, results, and the unary process
- * calls the handle functions reuse. */
+/* Shared by the commands files: options, results, the unary process calls
+ * the handle functions reuse, and the fast path of the output stream. */
 #ifndef ENVD_API_COMMANDS_H
 #define ENVD_API_COMMANDS_H
 
 #include "api/internal.h"
 #include "core/kv.h"
+#include "process.pb-c.h"
 
 #define ENVD_DEFAULT_MAX_OUTPUT ((size_t)64 << 20)
 
@@ -24,18 +25,18 @@ struct envd_cmd_opts {
     char *cwd;
     char *tag;
     char *user;
+    char **argv; /* NULL-terminated, or NULL: run through the shell */
     int stdin_enabled;
+    int detach;                 /* cancel does not kill */
     int64_t timeout_ms;         /* process timeout; 0 = none */
     int64_t request_timeout_ms; /* < 0: the client's */
     int64_t idle_timeout_ms;    /* < 0: the client's */
-    int pty;                    /* start with a terminal of pty_cols x pty_rows */
+    int pty;                    /* a terminal of pty_cols x pty_rows */
     uint32_t pty_cols, pty_rows;
     envd_output_cb on_stdout;
     void *stdout_ud;
     envd_output_cb on_stderr;
     void *stderr_ud;
-    envd_output_cb on_pty;
-    void *pty_ud;
     size_t max_output;
 };
 
@@ -44,28 +45,44 @@ typedef struct envd_obuf {
     size_t len, cap;
 } envd_obuf;
 
-struct envd_command_result {
+/* The public result is the first member; the buffers behind it follow. */
+typedef struct envd_cmd_result {
+    envd_command_result pub;
     envd_obuf out;
     envd_obuf err;
-    int exit_code;
     char *error;
-    int truncated;
-};
+} envd_cmd_result;
 
-/* The process a unary call or a Connect stream addresses: by pid, or by
- * tag when tag is non-NULL. */
-typedef struct envd_proc_sel {
-    uint32_t pid;
-    const char *tag;
-} envd_proc_sel;
+/* Points pub's fields at the buffers ("" for empty ones). */
+void envd_cmd_result_publish(envd_cmd_result *r);
 
-/* Unary process calls (process_calls.c), as futures. */
-envd_status envd_proc_signal_async(envd_client *c, envd_proc_sel sel, int signal,
+/* SendSignal (process_calls.c). urgent: takes no in-flight slot (a kill
+ * sent while stopping); out NULL: fire and forget. */
+envd_status envd_proc_signal_start(envd_client *c, const envd_proc *p, int signal, int urgent,
                                    envd_future **out);
-envd_status envd_proc_input_async(envd_client *c, envd_proc_sel sel, int pty, const void *data,
-                                  size_t len, envd_future **out);
-envd_status envd_proc_close_stdin_async(envd_client *c, envd_proc_sel sel, envd_future **out);
-envd_status envd_proc_resize_async(envd_client *c, envd_proc_sel sel, uint32_t cols, uint32_t rows,
-                                   envd_future **out);
+
+/* Starters behind the handle's blocking rows (sync.c). */
+envd_status envd_handle_input_async(envd_handle *h, const void *data, size_t len,
+                                    envd_future **out);
+envd_status envd_handle_close_stdin_async(envd_handle *h, envd_future **out);
+envd_status envd_handle_resize_async(envd_handle *h, uint32_t cols, uint32_t rows,
+                                     envd_future **out);
+
+/* A usage error for a process reference: NULL, or an empty tag (the
+ * message names it, see envd_start_error). */
+envd_status envd_proc_check(const envd_proc *p);
+/* The checks a starter addressing a process begins with, in this order:
+ * out (has_out), the client, p (when has_p). *out is the caller's to
+ * clear. */
+envd_status envd_proc_begin(const envd_client *c, int has_p, const envd_proc *p, int has_out);
+/* The wire selector of a checked reference (points into p). */
+void envd_proc_selector(Process__ProcessSelector *ps, const envd_proc *p);
+
+/* The output fast path (commands.c): the hot message read in place, exactly
+ * StartResponse{event: ProcessEvent{data: DataEvent{stdout|stderr|pty}}}
+ * with nothing else in it. Returns 1 and sets *field (1 stdout, 2 stderr,
+ * 3 pty), *data and *n when msg is that; 0 for anything else, which the
+ * full decoder then handles (or rejects). Exposed for its unit test. */
+int envd_peek_output(const uint8_t *msg, size_t len, int *field, const uint8_t **data, size_t *n);
 
 #endif

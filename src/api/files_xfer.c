@@ -44,7 +44,7 @@ static void xfer_stop(envd_op *op)
         envd_http_cancel(h);
 }
 
-static const envd_op_class xfer_class = {xfer_destroy, xfer_stop, NULL};
+static const envd_op_class xfer_class = {.destroy = xfer_destroy, .stop = xfer_stop};
 
 /* ---- shared by both sides (I/O thread) ------------------------------------------- */
 

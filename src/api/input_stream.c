@@ -5,6 +5,7 @@
  * proxies do not close a quiet input stream. */
 #include "api/commands.h"
 #include "api/op.h"
+#include "api/sync.h"
 #include "process.pb-c.h"
 
 #include <stdlib.h>
@@ -129,13 +130,12 @@ static void on_done(void *ud, envd_error *err)
 }
 
 /* The first message: which process the input goes to. */
-static void send_start(envd_input_stream *s, uint32_t pid)
+static void send_start(envd_input_stream *s, const envd_proc *p)
 {
     Process__StreamInputRequest m = PROCESS__STREAM_INPUT_REQUEST__INIT;
     Process__StreamInputRequest__StartEvent se = PROCESS__STREAM_INPUT_REQUEST__START_EVENT__INIT;
-    Process__ProcessSelector ps = PROCESS__PROCESS_SELECTOR__INIT;
-    ps.selector_case = PROCESS__PROCESS_SELECTOR__SELECTOR_PID;
-    ps.pid = pid;
+    Process__ProcessSelector ps;
+    envd_proc_selector(&ps, p);
     se.process = &ps;
     m.event_case = PROCESS__STREAM_INPUT_REQUEST__EVENT_START;
     m.start = &se;
@@ -143,21 +143,25 @@ static void send_start(envd_input_stream *s, uint32_t pid)
     (void)send_msg(s, &m);
 }
 
-envd_status envd_commands_open_input(envd_client *c, uint32_t pid, int pty, envd_input_stream **out)
+envd_status envd_commands_open_input(envd_client *c, const envd_proc *p, envd_input kind,
+                                     envd_input_stream **out)
 {
     if (out)
         *out = NULL;
-    if (!c || !out)
-        return ENVD_E_USAGE;
+    envd_status st = envd_proc_begin(c, 1, p, out != NULL);
+    if (st != ENVD_OK)
+        return st;
+    if (kind != ENVD_INPUT_STDIN && kind != ENVD_INPUT_PTY)
+        return envd_start_error(ENVD_INVALID_ARGUMENT, "kind %d is not an envd_input", (int)kind);
     envd_input_stream *s = calloc(1, sizeof(*s));
     if (!s)
         return ENVD_E_NOMEM;
     envd_op_init(&s->op, &input_class, c->rt); /* the caller's reference */
     pthread_mutex_init(&s->mu, NULL);
-    s->pty = pty != 0;
+    s->pty = kind == ENVD_INPUT_PTY;
     s->ka_ms = (int64_t)c->cfg->keepalive_s * 1000;
     s->f = envd_future_create(ENVD_FK_NONE);
-    envd_status st = ENVD_E_NOMEM;
+    st = ENVD_E_NOMEM;
     if (s->f) {
         envd_call call = {.method = "/process.Process/StreamInput",
                           .kind = ENVD_RPC_CLIENT_STREAM,
@@ -172,7 +176,7 @@ envd_status envd_commands_open_input(envd_client *c, uint32_t pid, int pty, envd
         return st;
     }
     envd_op_bind(&s->op, s->f);
-    send_start(s, pid);
+    send_start(s, p);
     pthread_mutex_lock(&s->mu);
     if (!s->ended && s->ka_ms > 0) {
         is_ref(s);

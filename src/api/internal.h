@@ -45,9 +45,14 @@ struct envd_runtime {
     int fail_fast;
     int closing;
     envd_transport_choice *choice; /* transport auto, per endpoint */
+    struct envd_op *live;          /* ops with work to finish at free (op.h) */
 };
 
 struct envd_client {
+    /* The caller's, and one per command handle (a handle's calls and a
+     * run's kill at runtime free need the client after the caller let go;
+     * envd_client_free drops one). */
+    atomic_int refs;
     envd_runtime *rt;
     envd_config *cfg;
     char *sandbox_id;
@@ -64,6 +69,8 @@ struct envd_client {
     char *files_path;   /* path prefix of the runtime URL ("" or "/x") + "/files" */
     atomic_int transport; /* envd_transport_kind: GRPC, CONNECT or AUTO (unknown) */
 };
+
+void envd_client_ref(envd_client *c);
 
 /* In-flight cap. acquire returns ENVD_E_BUSY (fail-fast) or ENVD_E_SHUTDOWN. */
 envd_status envd_rt_acquire(envd_runtime *rt);
@@ -91,10 +98,12 @@ typedef struct envd_unary_spec {
     void *ctx;                 /* passed to finish; freed with ctx_free */
     envd_free_fn ctx_free;
     const char *user;          /* per-call user, or NULL */
+    int urgent;                /* takes no in-flight slot (kills while stopping) */
 } envd_unary_spec;
 
 /* Starts a unary RPC whose request is `msg` (packed here). On error nothing
- * was started and ctx was freed. */
+ * was started and ctx was freed. out NULL: fire and forget (no future; the
+ * outcome is dropped). */
 envd_status envd_unary_start(envd_client *c, const envd_unary_spec *spec,
                              const ProtobufCMessage *msg, envd_future **out);
 

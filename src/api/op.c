@@ -15,6 +15,8 @@ void envd_op_init(envd_op *op, const envd_op_class *cls, envd_runtime *rt)
     atomic_init(&op->rpc, NULL);
     atomic_init(&op->stop, 0);
     atomic_init(&op->slot, 0);
+    atomic_init(&op->live, 0);
+    op->live_prev = op->live_next = NULL;
 }
 
 void envd_op_ref(envd_op *op)
@@ -45,7 +47,73 @@ void envd_op_release(envd_op *op)
 {
     if (atomic_exchange(&op->slot, 0))
         envd_rt_release(op->rt);
+    /* Only tracked ops take the lock: a kill started by envd_ops_shutdown
+     * (under it) may fail and release at once. */
+    if (!atomic_load(&op->live))
+        return;
+    envd_runtime *rt = op->rt;
+    pthread_mutex_lock(&rt->mu);
+    if (atomic_load(&op->live)) {
+        if (op->live_prev)
+            op->live_prev->live_next = op->live_next;
+        else
+            rt->live = op->live_next;
+        if (op->live_next)
+            op->live_next->live_prev = op->live_prev;
+        atomic_store(&op->live, 0);
+    }
+    pthread_mutex_unlock(&rt->mu);
 }
+
+void envd_op_track(envd_op *op)
+{
+    envd_runtime *rt = op->rt;
+    pthread_mutex_lock(&rt->mu);
+    atomic_store(&op->live, 1);
+    op->live_prev = NULL;
+    op->live_next = rt->live;
+    if (rt->live)
+        rt->live->live_prev = op;
+    rt->live = op;
+    pthread_mutex_unlock(&rt->mu);
+}
+
+/* How long envd_runtime_free waits for the kills of runs in flight. */
+#define SHUTDOWN_WAIT_MS 5000
+
+void envd_ops_shutdown(envd_runtime *rt)
+{
+    /* The tracked ops, each with a reference so that their hooks run
+     * outside the lock (a hook starts an RPC). */
+    size_t n = 0;
+    pthread_mutex_lock(&rt->mu);
+    for (envd_op *op = rt->live; op; op = op->live_next)
+        n++;
+    envd_op **ops = n ? calloc(n, sizeof(*ops)) : NULL;
+    n = 0;
+    for (envd_op *op = rt->live; ops && op; op = op->live_next) {
+        envd_op_ref(op);
+        ops[n++] = op;
+    }
+    pthread_mutex_unlock(&rt->mu);
+    envd_future **fs = n ? calloc(n, sizeof(*fs)) : NULL;
+    size_t nf = 0;
+    for (size_t i = 0; i < n; i++) {
+        envd_future *f = ops[i]->cls->shutdown ? ops[i]->cls->shutdown(ops[i]) : NULL;
+        if (f && fs)
+            fs[nf++] = f;
+        else
+            envd_future_free(f); /* cannot wait for it (no memory): it is cancelled */
+        envd_op_unref(ops[i]);
+    }
+    if (nf)
+        envd_future_wait_all(fs, nf, SHUTDOWN_WAIT_MS);
+    for (size_t i = 0; i < nf; i++)
+        envd_future_free(fs[i]);
+    free(fs);
+    free(ops);
+}
+
 
 void envd_op_stop(envd_op *op)
 {
@@ -189,7 +257,7 @@ envd_status envd_op_start_rpc(envd_op *op, envd_client *c, const envd_call *call
     envd_status s = pack(call->msg, &body, &len);
     if (s != ENVD_OK)
         return s;
-    if ((s = envd_op_acquire(op)) != ENVD_OK) {
+    if (!call->urgent && (s = envd_op_acquire(op)) != ENVD_OK) {
         free(body);
         return s;
     }

@@ -55,6 +55,11 @@ typedef struct envd_op_class {
     /* What cancelling one of the operation's futures does; NULL means
      * envd_op_stop. */
     void (*cancel)(envd_op *op);
+    /* The runtime is being freed while the op is tracked (envd_op_track):
+     * start what must reach the server before the engines go (a run's
+     * SIGKILL) and return its future, or NULL. Called with a reference
+     * held, outside the runtime's lock; must not block. */
+    envd_future *(*shutdown)(envd_op *op);
 } envd_op_class;
 
 struct envd_op {
@@ -65,6 +70,9 @@ struct envd_op {
     _Atomic(envd_rpc *) rpc; /* set once start() returned */
     atomic_int stop;
     atomic_int slot; /* 1 while an in-flight slot is held */
+    /* The runtime's list of tracked ops (its lock guards these). */
+    envd_op *live_prev, *live_next;
+    atomic_int live;
 };
 
 /* One reference (the starter's). */
@@ -77,6 +85,12 @@ void envd_op_unref(envd_op *op);
 envd_status envd_op_acquire(envd_op *op);
 /* Gives the slot back; later calls do nothing. */
 void envd_op_release(envd_op *op);
+
+/* Puts op on the runtime's list for cls->shutdown, until envd_op_release. */
+void envd_op_track(envd_op *op);
+/* envd_runtime_free, before the engines go: runs cls->shutdown of every
+ * tracked op and waits (bounded) for what they started. */
+void envd_ops_shutdown(envd_runtime *rt);
 
 /* Sets the stop flag and cancels the RPC (or cls->stop's work). Any thread,
  * any number of times. */
@@ -99,9 +113,10 @@ typedef struct envd_call {
     int64_t timeout_ms;          /* see envd_rpc_request */
     int64_t idle_timeout_ms;
     int64_t process_timeout_ms; /* Start only: the process lifetime; 0 = none */
+    int urgent; /* no in-flight slot: a kill sent while stopping */
 } envd_call;
 
-/* Takes a slot, picks the transport, builds the headers, packs the message
+/* Takes a slot (unless urgent), picks the transport, builds the headers, packs the message
  * and starts the call with callbacks whose ud is op. On success the
  * transport holds a new reference to op: on_done must call envd_op_release
  * before completing futures and envd_op_unref last. On failure nothing

@@ -1,5 +1,5 @@
 /* The runtime: timer thread, gRPC workers, curl I/O thread, in-flight cap. */
-#include "api/internal.h"
+#include "api/op.h"
 #include "core/alloc.h"
 #include "core/thread.h"
 #include "k8s/worker.h"
@@ -72,6 +72,9 @@ static void runtime_destroy(envd_runtime *rt)
     rt->closing = 1;
     pthread_cond_broadcast(&rt->slot_cv);
     pthread_mutex_unlock(&rt->mu);
+    /* Runs in flight are killed (cancel means stop), before the engines
+     * that carry the kills go. */
+    envd_ops_shutdown(rt);
     /* Engines cancel what is in flight; every future completes. The
      * Kubernetes worker stops first: its jobs hand requests to curl. */
     envd_k8s_worker_stop(rt->k8s);

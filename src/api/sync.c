@@ -5,6 +5,7 @@
 #include "api/sync.h"
 #include "api/files_internal.h"
 #include "envd/envd_k8s.h"
+#include "api/commands.h"
 #include "core/thread.h"
 
 #include <stdarg.h>
@@ -91,6 +92,31 @@ int envd_future_bool(const envd_future *f)
 
 /* ---- commands and processes (commands.c, process_calls.c) ---------------- */
 
+ENVD_SYNC_TAKE(envd_commands_run, envd_command_result *, ENVD_FK_COMMAND, (c, cmd, o, &f_),
+               envd_client *c, const char *cmd, const envd_cmd_opts *o)
+ENVD_SYNC_TAKE(envd_commands_start, envd_handle *, ENVD_FK_HANDLE, (c, cmd, o, &f_),
+               envd_client *c, const char *cmd, const envd_cmd_opts *o)
+ENVD_SYNC_TAKE(envd_commands_connect, envd_handle *, ENVD_FK_HANDLE, (c, p, o, &f_),
+               envd_client *c, const envd_proc *p, const envd_cmd_opts *o)
+ENVD_SYNC_BOOL(envd_commands_signal, (c, p, sig, &f_), envd_client *c, const envd_proc *p,
+               envd_signal sig)
+ENVD_SYNC_BOOL_VIA(envd_commands_kill, envd_commands_signal_async,
+                   (c, p, ENVD_SIGNAL_SIGKILL, &f_), envd_client *c, const envd_proc *p)
+ENVD_SYNC_NONE(envd_commands_send_input, (c, p, kind, data, len, &f_), envd_client *c,
+               const envd_proc *p, envd_input kind, const void *data, size_t len)
+ENVD_SYNC_NONE(envd_commands_close_stdin, (c, p, &f_), envd_client *c, const envd_proc *p)
+ENVD_SYNC_NONE(envd_commands_resize, (c, p, cols, rows, &f_), envd_client *c, const envd_proc *p,
+               uint32_t cols, uint32_t rows)
+ENVD_SYNC_TAKE(envd_commands_list, envd_process_list *, ENVD_FK_PROCESS_LIST, (c, &f_),
+               envd_client *c)
+ENVD_SYNC_NONE_VIA(envd_handle_send_input, envd_handle_input_async, (h, data, len, &f_),
+                   envd_handle *h, const void *data, size_t len)
+ENVD_SYNC_NONE_VIA(envd_handle_close_stdin, envd_handle_close_stdin_async, (h, &f_),
+                   envd_handle *h)
+ENVD_SYNC_NONE_VIA(envd_handle_resize, envd_handle_resize_async, (h, cols, rows, &f_),
+                   envd_handle *h, uint32_t cols, uint32_t rows)
+ENVD_SYNC_TAKE(envd_handle_reconnect, envd_handle *, ENVD_FK_HANDLE, (h, &f_), envd_handle *h)
+
 /* ---- input streams (input_stream.c) -------------------------------------- */
 
 /* ---- filesystem RPCs (fs.c, fs_watcher.c) -------------------------------- */
@@ -111,6 +137,9 @@ ENVD_SYNC_TAKE(envd_fs_watcher_events, envd_fs_event_list *, ENVD_FK_EVENT_LIST,
 ENVD_SYNC_NONE(envd_fs_watcher_remove, (c, id, &f_), envd_client *c, const char *id)
 
 /* ---- watches (watch.c) ---------------------------------------------------- */
+
+ENVD_SYNC_TAKE(envd_fs_watch_dir, envd_watch *, ENVD_FK_WATCH, (c, path, flags, cb, ud, &f_),
+               envd_client *c, const char *path, unsigned flags, envd_fs_event_cb cb, void *ud)
 
 /* ---- /files transfers (files_read.c, files_write.c) ---------------------- */
 

@@ -50,7 +50,13 @@ static void on_done(void *ud, envd_error *err)
     envd_error *out_err = NULL;
     u->spec.finish(u->spec.ctx, u->resp, u->resp_len, err, &result, &free_fn, &out_err);
     envd_op_release(&u->op); /* before completing: the caller may free the client */
-    envd_future_complete(u->f, result, free_fn, out_err);
+    if (u->f) {
+        envd_future_complete(u->f, result, free_fn, out_err);
+    } else { /* fire and forget */
+        if (result && free_fn)
+            free_fn(result);
+        envd_error_free(out_err);
+    }
     envd_op_unref(&u->op);
 }
 
@@ -59,13 +65,13 @@ envd_status envd_unary_start(envd_client *c, const envd_unary_spec *spec,
 {
     if (out)
         *out = NULL;
-    unary_op *u = c && out ? calloc(1, sizeof(*u)) : NULL;
-    envd_future *f = u ? envd_future_create(spec->kind) : NULL;
-    if (!f) {
+    unary_op *u = c ? calloc(1, sizeof(*u)) : NULL;
+    envd_future *f = u && out ? envd_future_create(spec->kind) : NULL;
+    if (!u || (out && !f)) {
         if (spec->ctx_free)
             spec->ctx_free(spec->ctx);
         free(u);
-        return c && out ? ENVD_E_NOMEM : ENVD_E_USAGE;
+        return c ? ENVD_E_NOMEM : ENVD_E_USAGE;
     }
     envd_op_init(&u->op, &unary_class, c->rt);
     u->spec = *spec;
@@ -74,15 +80,18 @@ envd_status envd_unary_start(envd_client *c, const envd_unary_spec *spec,
                       .kind = ENVD_RPC_UNARY,
                       .msg = msg,
                       .user = spec->user,
-                      .timeout_ms = c->cfg->request_timeout_ms};
+                      .timeout_ms = c->cfg->request_timeout_ms,
+                      .urgent = spec->urgent};
     envd_status s = envd_op_start_rpc(&u->op, c, &call, on_message, on_done);
     if (s != ENVD_OK) {
         envd_future_discard(f);
         envd_op_unref(&u->op);
         return s;
     }
-    envd_op_bind(&u->op, f);
-    *out = f;
+    if (f) {
+        envd_op_bind(&u->op, f);
+        *out = f;
+    }
     envd_op_unref(&u->op);
     return ENVD_OK;
 }

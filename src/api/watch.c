@@ -2,6 +2,7 @@
  * a handle to stop it). The polling watchers are in fs_watcher.c. */
 #include "api/fs_internal.h"
 #include "api/op.h"
+#include "api/sync.h"
 
 #include <pthread.h>
 #include <stdlib.h>
@@ -135,10 +136,16 @@ static void fill_watch_request(Filesystem__WatchDirRequest *req, const char *pat
 envd_status envd_fs_watch_dir_async(envd_client *c, const char *path, unsigned flags,
                                     envd_fs_event_cb cb, void *ud, envd_future **out)
 {
-    if (out)
-        *out = NULL;
-    if (!c || !path || !cb || !out)
-        return ENVD_E_USAGE;
+    if (!out)
+        return envd_start_error(ENVD_E_USAGE, "out is NULL");
+    *out = NULL;
+    if (!c)
+        return envd_start_error(ENVD_E_USAGE, "client is NULL");
+    envd_status s = envd_fs_check_str("path", path);
+    if (s != ENVD_OK)
+        return s;
+    if (!cb)
+        return envd_start_error(ENVD_E_USAGE, "cb is NULL");
     envd_watch *w = calloc(1, sizeof(*w));
     if (!w)
         return ENVD_E_NOMEM;
@@ -149,7 +156,7 @@ envd_status envd_fs_watch_dir_async(envd_client *c, const char *path, unsigned f
     pthread_mutex_init(&w->cb_mu, NULL);
     envd_future *sf = w->start_f = envd_future_create(ENVD_FK_WATCH);
     w->done_f = envd_future_create(ENVD_FK_NONE);
-    envd_status s = ENVD_E_NOMEM;
+    s = ENVD_E_NOMEM;
     if (sf && w->done_f) {
         Filesystem__WatchDirRequest req = FILESYSTEM__WATCH_DIR_REQUEST__INIT;
         fill_watch_request(&req, path, flags);
@@ -179,29 +186,6 @@ envd_status envd_fs_watch_dir_async(envd_client *c, const char *path, unsigned f
 envd_watch *envd_future_take_watch(envd_future *f)
 {
     return envd_future_take_result(f, ENVD_FK_WATCH);
-}
-
-envd_status envd_fs_watch_dir(envd_client *c, const char *path, unsigned flags, envd_fs_event_cb cb,
-                              void *ud, envd_watch **out, envd_error **err)
-{
-    if (err)
-        *err = NULL;
-    if (out)
-        *out = NULL;
-    if (!out)
-        return ENVD_E_USAGE;
-    envd_future *f;
-    envd_status s = envd_fs_watch_dir_async(c, path, flags, cb, ud, &f);
-    if (s != ENVD_OK)
-        return s;
-    envd_future_wait(f, -1);
-    s = envd_future_status(f);
-    if (s == ENVD_OK)
-        *out = envd_future_take_watch(f);
-    else if (err)
-        *err = envd_future_take_error(f);
-    envd_future_free(f);
-    return s;
 }
 
 void envd_watch_stop(envd_watch *w)

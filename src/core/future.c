@@ -40,6 +40,7 @@ struct envd_future {
     envd_future_cb cb;
     void *cb_ud;
     waiter_node *waiters;
+    atomic_ullong aux; /* envd_future_set_aux */
 };
 
 static void cond_init_monotonic(pthread_cond_t *cv)
@@ -404,4 +405,14 @@ void envd_future_free(envd_future *f)
         return;
     envd_future_cancel(f);
     future_unref(f);
+}
+
+void envd_future_set_aux(envd_future *f, uint64_t v)
+{
+    atomic_store(&f->aux, v);
+}
+
+uint64_t envd_future_aux(const envd_future *f)
+{
+    return f ? atomic_load(&((envd_future *)f)->aux) : 0;
 }

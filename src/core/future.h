@@ -40,4 +40,9 @@ void *envd_future_take_result(envd_future *f, int kind);
 
 int envd_future_kind(const envd_future *f);
 
+/* A number the operation publishes before it completes, readable at any
+ * time (0 until set): a run future's pid. */
+void envd_future_set_aux(envd_future *f, uint64_t v);
+uint64_t envd_future_aux(const envd_future *f);
+
 #endif

@@ -90,7 +90,7 @@ static void lookup_stop(envd_op *b)
     envd_k8s_worker_wake(op->worker);
 }
 
-static const envd_op_class lookup_class = {lookup_destroy, lookup_stop, NULL};
+static const envd_op_class lookup_class = {.destroy = lookup_destroy, .stop = lookup_stop};
 
 static void lookup_ref(lookup *op)
 {

@@ -179,8 +179,8 @@ static inline int listed(envd_client *c, uint32_t pid)
     envd_status st = envd_commands_list(c, &l, &err);
     assert_envd_ok(st, err);
     int seen = 0;
-    for (size_t i = 0; i < envd_process_list_count(l); i++)
-        seen |= envd_process_list_pid(l, i) == pid;
+    for (size_t i = 0; i < l->count; i++)
+        seen |= l->items[i].pid == pid;
     envd_process_list_free(l);
     return seen;
 }

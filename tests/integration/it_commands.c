@@ -41,19 +41,19 @@ static void exit_codes(void **state)
 {
     fixture *fx = *state;
     envd_command_result *r = run_ok(fx->c, "echo zero", NULL);
-    assert_int_equal(envd_command_result_exit_code(r), 0);
-    assert_string_equal(envd_command_result_stdout(r, NULL), "zero\n");
-    assert_string_equal(envd_command_result_error(r), "");
+    assert_int_equal(r->exit_code, 0);
+    assert_string_equal(r->stdout_data, "zero\n");
+    assert_string_equal(r->error, "");
     envd_command_result_free(r);
 
     envd_error *err = NULL;
     envd_status st = envd_commands_run(fx->c, "echo one; echo why >&2; exit 1", NULL, &r, &err);
     assert_int_equal(st, ENVD_E_COMMAND_EXIT);
     assert_non_null(r);
-    assert_int_equal(envd_command_result_exit_code(r), 1);
-    assert_string_equal(envd_command_result_stdout(r, NULL), "one\n");
-    assert_string_equal(envd_command_result_stderr(r, NULL), "why\n");
-    assert_string_equal(envd_command_result_error(r), "exit status 1");
+    assert_int_equal(r->exit_code, 1);
+    assert_string_equal(r->stdout_data, "one\n");
+    assert_string_equal(r->stderr_data, "why\n");
+    assert_string_equal(r->error, "exit status 1");
     assert_int_equal(envd_error_code(err), ENVD_E_COMMAND_EXIT);
     assert_int_equal(envd_error_exit_code(err), 1);
     assert_string_equal(envd_error_message(err),
@@ -63,8 +63,8 @@ static void exit_codes(void **state)
 
     st = envd_commands_run(fx->c, "definitely-not-a-command-42", NULL, &r, &err);
     assert_int_equal(st, ENVD_E_COMMAND_EXIT);
-    assert_int_equal(envd_command_result_exit_code(r), 127);
-    assert_non_null(strstr(envd_command_result_stderr(r, NULL), "not found"));
+    assert_int_equal(r->exit_code, 127);
+    assert_non_null(strstr(r->stderr_data, "not found"));
     assert_int_equal(envd_error_exit_code(err), 127);
     envd_command_result_free(r);
     envd_error_free(err);
@@ -74,7 +74,7 @@ static void exit_codes(void **state)
     assert_int_equal(envd_commands_run_async(fx->c, "exit 3", NULL, &f), ENVD_OK);
     assert_int_equal(envd_future_wait(f, 20000), ENVD_OK);
     assert_int_equal(envd_future_status(f), ENVD_E_COMMAND_EXIT);
-    assert_int_equal(envd_command_result_exit_code(envd_future_command_result(f)), 3);
+    assert_int_equal((envd_future_command_result(f))->exit_code, 3);
     assert_int_equal(envd_error_exit_code(envd_future_error(f)), 3);
     envd_future_free(f);
 }
@@ -91,8 +91,8 @@ static void killed_by_signals(void **state)
     envd_command_result *r = NULL;
     st = envd_handle_wait(h, 20000, &r, &err);
     assert_int_equal(st, ENVD_E_COMMAND_EXIT);
-    assert_int_equal(envd_command_result_exit_code(r), -1);
-    assert_string_equal(envd_command_result_error(r), "signal: killed");
+    assert_int_equal(r->exit_code, -1);
+    assert_string_equal(r->error, "signal: killed");
     assert_int_equal(envd_error_exit_code(err), -1);
     assert_true(now_ms() - t0 < 10000);
     envd_command_result_free(r);
@@ -105,13 +105,13 @@ static void killed_by_signals(void **state)
     st = envd_commands_start(fx->c, "sleep 30", NULL, &h, &err);
     assert_envd_ok(st, err);
     int sent = 0;
-    st = envd_handle_signal(h, ENVD_SIGNAL_SIGTERM, &sent, &err);
+    st = envd_commands_signal(fx->c, ENVD_PID(envd_handle_pid(h)), ENVD_SIGNAL_SIGTERM, &sent, &err);
     assert_envd_ok(st, err);
     assert_int_equal(sent, 1);
     st = envd_handle_wait(h, 20000, &r, &err);
     assert_int_equal(st, ENVD_E_COMMAND_EXIT);
-    assert_int_equal(envd_command_result_exit_code(r), -1);
-    assert_string_equal(envd_command_result_error(r), "signal: terminated");
+    assert_int_equal(r->exit_code, -1);
+    assert_string_equal(r->error, "signal: terminated");
     envd_command_result_free(r);
     envd_error_free(err);
     envd_handle_free(h);
@@ -119,12 +119,12 @@ static void killed_by_signals(void **state)
     /* a signal envd does not support: its answer, as an error */
     st = envd_commands_start(fx->c, "sleep 30", NULL, &h, &err);
     assert_envd_ok(st, err);
-    st = envd_commands_signal(fx->c, envd_handle_pid(h), (envd_signal)2, &sent, &err);
+    st = envd_commands_signal(fx->c, ENVD_PID(envd_handle_pid(h)), (envd_signal)2, &sent, &err);
     assert_int_equal(st, ENVD_UNIMPLEMENTED);
     assert_non_null(strstr(envd_error_message(err), "failed to send signal: "));
     envd_error_free(err);
     envd_future *kf = NULL;
-    assert_int_equal(envd_commands_kill_async(fx->c, envd_handle_pid(h), &kf), ENVD_OK);
+    assert_int_equal(envd_commands_signal_async(fx->c, ENVD_PID(envd_handle_pid(h)), ENVD_SIGNAL_SIGKILL, &kf), ENVD_OK);
     assert_int_equal(envd_future_wait(kf, 20000), ENVD_OK);
     assert_int_equal(envd_future_status(kf), ENVD_OK);
     assert_int_equal(envd_future_bool(kf), 1);
@@ -155,8 +155,8 @@ static void interleaved_output(void **state)
     }
     /* order is kept within each stream, and callbacks see what the result
      * keeps */
-    assert_string_equal(envd_command_result_stdout(r, NULL), want_out);
-    assert_string_equal(envd_command_result_stderr(r, NULL), want_err);
+    assert_string_equal(r->stdout_data, want_out);
+    assert_string_equal(r->stderr_data, want_err);
     assert_string_equal(out.buf, want_out);
     assert_string_equal(errs.buf, want_err);
     assert_true(out.calls >= 1 && errs.calls >= 1);
@@ -171,7 +171,7 @@ static void unicode_and_binary_output(void **state)
     fixture *fx = *state;
     envd_command_result *r =
         run_ok(fx->c, "printf 'h\\xc3\\xa9llo \\xe2\\x9c\\x93 \\xf0\\x9f\\x9a\\x80\\n'", NULL);
-    assert_string_equal(envd_command_result_stdout(r, NULL),
+    assert_string_equal(r->stdout_data,
                         "h\xc3\xa9llo \xe2\x9c\x93 \xf0\x9f\x9a\x80\n");
     envd_command_result_free(r);
 
@@ -185,13 +185,13 @@ static void unicode_and_binary_output(void **state)
                "printf '\\000\\377\\376' >&2",
                o);
     size_t n;
-    const char *bytes = envd_command_result_stdout(r, &n);
+    const char *bytes = (n = r->stdout_len, r->stdout_data);
     assert_int_equal(n, 256);
     for (int i = 0; i < 256; i++)
         assert_int_equal((unsigned char)bytes[i], i);
     assert_int_equal(out.len, 256);
     assert_memory_equal(out.buf, bytes, 256);
-    const char *eb = envd_command_result_stderr(r, &n);
+    const char *eb = (n = r->stderr_len, r->stderr_data);
     assert_int_equal(n, 3);
     assert_memory_equal(eb, "\0\377\376", 3);
     envd_command_result_free(r);
@@ -208,19 +208,17 @@ static void capped_output(void **state)
     envd_cmd_opts_on_stdout(o, sink_cb, &out);
     envd_cmd_opts_set_max_output(o, 1000);
     envd_command_result *r = run_ok(fx->c, "head -c 300000 /dev/zero | tr '\\0' x; echo e >&2", o);
-    size_t n;
-    envd_command_result_stdout(r, &n);
-    assert_int_equal(n, 1000);
-    assert_true(envd_command_result_truncated(r));
-    assert_string_equal(envd_command_result_stderr(r, NULL), "e\n");
+    assert_int_equal(r->stdout_len, 1000);
+    assert_true(r->truncated);
+    assert_string_equal(r->stderr_data, "e\n");
     assert_int_equal(out.total, 300000); /* the callback saw everything */
     envd_command_result_free(r);
 
     envd_cmd_opts_set_max_output(o, 0);
     r = run_ok(fx->c, "echo hidden", o);
-    envd_command_result_stdout(r, &n);
-    assert_int_equal(n, 0);
-    assert_true(envd_command_result_truncated(r));
+    assert_int_equal(r->stdout_len, 0);
+    assert_string_equal(r->stdout_data, "");
+    assert_true(r->truncated);
     envd_command_result_free(r);
     envd_cmd_opts_free(o);
     sink_free(&out);
@@ -235,14 +233,14 @@ static void envs_cwd_user(void **state)
     envd_cmd_opts_set_cwd(o, "/tmp");
     envd_command_result *r =
         run_ok(fx->c, "echo \"$GREETING|${EMPTY-unset}|$(basename $(pwd))|$USER\"", o);
-    assert_string_equal(envd_command_result_stdout(r, NULL), "hi there||tmp|root\n");
+    assert_string_equal(r->stdout_data, "hi there||tmp|root\n");
     envd_command_result_free(r);
 
     /* per-command user, as envd reads it (Basic auth) */
     envd_cmd_opts_set_user(o, "user");
     envd_cmd_opts_set_cwd(o, NULL);
     r = run_ok(fx->c, "echo $USER $(basename $HOME)", o);
-    assert_string_equal(envd_command_result_stdout(r, NULL), "user user\n");
+    assert_string_equal(r->stdout_data, "user user\n");
     envd_command_result_free(r);
     assert_int_equal(envd_cmd_opts_set_user(o, "a:b"), ENVD_INVALID_ARGUMENT);
 
@@ -272,27 +270,24 @@ static void envs_cwd_user(void **state)
     const envd_process_list *l = envd_future_process_list(lf);
     assert_non_null(l);
     int seen = 0;
-    for (size_t i = 0; i < envd_process_list_count(l); i++) {
-        if (envd_process_list_pid(l, i) != envd_handle_pid(h))
+    for (size_t i = 0; i < l->count; i++) {
+        if (l->items[i].pid != envd_handle_pid(h))
             continue;
         seen = 1;
-        assert_string_equal(envd_process_list_tag(l, i), "listed");
-        assert_string_equal(envd_process_list_cmd(l, i), "/bin/bash");
-        assert_int_equal(envd_process_list_argc(l, i), 3);
-        assert_string_equal(envd_process_list_arg(l, i, 0), "-l");
-        assert_string_equal(envd_process_list_arg(l, i, 2), "sleep 30");
-        assert_null(envd_process_list_arg(l, i, 3));
-        assert_string_equal(envd_process_list_cwd(l, i), "/tmp");
-        assert_int_equal(envd_process_list_envc(l, i), 2);
-        assert_string_equal(envd_process_list_getenv(l, i, "GREETING"), "hi there");
-        assert_string_equal(envd_process_list_getenv(l, i, "EMPTY"), "");
-        assert_null(envd_process_list_getenv(l, i, "PATH"));
+        assert_string_equal(l->items[i].tag, "listed");
+        assert_string_equal(l->items[i].cmd, "/bin/bash");
+        assert_int_equal(l->items[i].n_args, 3);
+        assert_string_equal(l->items[i].args[0], "-l");
+        assert_string_equal(l->items[i].args[2], "sleep 30");
+        assert_string_equal(l->items[i].cwd, "/tmp");
+        assert_int_equal(l->items[i].n_envs, 2);
         int names = 0;
-        for (size_t j = 0; j < 2; j++)
-            names += strcmp(envd_process_list_env_name(l, i, j), "GREETING") == 0 ||
-                     strcmp(envd_process_list_env_name(l, i, j), "EMPTY") == 0;
+        for (size_t j = 0; j < 2; j++) {
+            const envd_kv *e = &l->items[i].envs[j];
+            names += strcmp(e->name, "GREETING") == 0 && strcmp(e->value, "hi there") == 0;
+            names += strcmp(e->name, "EMPTY") == 0 && strcmp(e->value, "") == 0;
+        }
         assert_int_equal(names, 2);
-        assert_null(envd_process_list_env_name(l, i, 2));
     }
     assert_true(seen);
     envd_future_free(lf);
@@ -308,15 +303,18 @@ static void argv_without_shell(void **state)
     const char *const argv[] = {"/bin/echo", "a  b", "$HOME", "'q'", NULL};
     envd_command_result *r = NULL;
     envd_error *err = NULL;
-    envd_status st = envd_commands_run_argv(fx->c, argv, NULL, &r, &err);
+    envd_cmd_opts *o = envd_cmd_opts_new();
+    assert_int_equal(envd_cmd_opts_set_argv(o, argv), ENVD_OK);
+    envd_status st = envd_commands_run(fx->c, NULL, o, &r, &err);
     assert_envd_ok(st, err);
-    assert_string_equal(envd_command_result_stdout(r, NULL), "a  b $HOME 'q'\n");
+    assert_string_equal(r->stdout_data, "a  b $HOME 'q'\n");
     envd_command_result_free(r);
 
     const char *const missing[] = {"/no/such/program", NULL};
-    st = envd_commands_run_argv(fx->c, missing, NULL, &r, &err);
+    assert_int_equal(envd_cmd_opts_set_argv(o, missing), ENVD_OK);
+    st = envd_commands_run(fx->c, NULL, o, &r, &err);
     if (st == ENVD_E_COMMAND_EXIT) /* the peer's sh reports it: 127 */
-        assert_int_equal(envd_command_result_exit_code(r), 127);
+        assert_int_equal(r->exit_code, 127);
     else /* envd's exec fails the start */
         assert_int_equal(st, ENVD_INVALID_ARGUMENT);
     envd_command_result_free(r);
@@ -324,25 +322,36 @@ static void argv_without_shell(void **state)
 
     const char *const sleeper[] = {"sleep", "30", NULL};
     envd_handle *h = NULL;
-    st = envd_commands_start_argv(fx->c, sleeper, NULL, &h, &err);
+    assert_int_equal(envd_cmd_opts_set_argv(o, sleeper), ENVD_OK);
+    st = envd_commands_start(fx->c, NULL, o, &h, &err);
     assert_envd_ok(st, err);
     envd_process_list *l = NULL;
     st = envd_commands_list(fx->c, &l, &err);
     assert_envd_ok(st, err);
     int seen = 0;
-    for (size_t i = 0; i < envd_process_list_count(l); i++)
-        if (envd_process_list_pid(l, i) == envd_handle_pid(h)) {
+    for (size_t i = 0; i < l->count; i++)
+        if (l->items[i].pid == envd_handle_pid(h)) {
             seen = 1;
-            assert_string_equal(envd_process_list_cmd(l, i), "sleep");
-            assert_int_equal(envd_process_list_argc(l, i), 1);
+            assert_string_equal(l->items[i].cmd, "sleep");
+            assert_int_equal(l->items[i].n_args, 1);
         }
     assert_true(seen);
     envd_process_list_free(l);
     assert_int_equal(envd_handle_kill(h), 1);
     envd_handle_free(h);
 
+    /* a cmd and an argv, or neither: usage errors that say so */
+    assert_int_equal(envd_commands_run(fx->c, "echo", o, &r, &err), ENVD_E_USAGE);
+    assert_null(r);
+    assert_non_null(strstr(envd_error_message(err), "envd_commands_run: cmd is not NULL"));
+    envd_error_free(err);
+    assert_int_equal(envd_cmd_opts_set_argv(o, NULL), ENVD_OK);
+    assert_int_equal(envd_commands_run(fx->c, NULL, o, &r, &err), ENVD_E_USAGE);
+    assert_string_equal(envd_error_message(err), "envd_commands_run: cmd is NULL");
+    envd_error_free(err);
     const char *const empty[] = {NULL};
-    assert_int_equal(envd_commands_run_argv(fx->c, empty, NULL, &r, &err), ENVD_E_USAGE);
+    assert_int_equal(envd_cmd_opts_set_argv(o, empty), ENVD_INVALID_ARGUMENT);
+    envd_cmd_opts_free(o);
 }
 
 static void stdin_then_eof(void **state)
@@ -355,10 +364,10 @@ static void stdin_then_eof(void **state)
     envd_status st = envd_commands_start(fx->c, "cat; echo eof", o, &h, &err);
     assert_envd_ok(st, err);
     uint32_t pid = envd_handle_pid(h);
-    st = envd_commands_send_stdin(fx->c, pid, "hello ", 6, &err);
+    st = envd_commands_send_input(fx->c, ENVD_PID(pid), ENVD_INPUT_STDIN, "hello ", 6, &err);
     assert_envd_ok(st, err);
     envd_future *f = NULL;
-    assert_int_equal(envd_commands_send_stdin_async(fx->c, pid, "world\n", 6, &f), ENVD_OK);
+    assert_int_equal(envd_commands_send_input_async(fx->c, ENVD_PID(pid), ENVD_INPUT_STDIN, "world\n", 6, &f), ENVD_OK);
     assert_int_equal(envd_future_wait(f, 20000), ENVD_OK);
     assert_int_equal(envd_future_status(f), ENVD_OK);
     envd_future_free(f);
@@ -372,7 +381,7 @@ static void stdin_then_eof(void **state)
     st = envd_handle_wait(h, 20000, &r, &err);
     assert_envd_ok(st, err);
     size_t n;
-    const char *out = envd_command_result_stdout(r, &n);
+    const char *out = (n = r->stdout_len, r->stdout_data);
     assert_int_equal(n, 21);
     assert_memory_equal(out, "hello world\n\0bin\neof\n", 21);
     envd_command_result_free(r);
@@ -381,16 +390,16 @@ static void stdin_then_eof(void **state)
     /* stdin off (the default): /dev/null, so cat ends at once; input is
      * refused */
     r = run_ok(fx->c, "cat; echo done", NULL);
-    assert_string_equal(envd_command_result_stdout(r, NULL), "done\n");
+    assert_string_equal(r->stdout_data, "done\n");
     envd_command_result_free(r);
     st = envd_commands_start(fx->c, "sleep 30", NULL, &h, &err);
     assert_envd_ok(st, err);
     /* closing a stdin that was never open is fine, twice */
     for (int i = 0; i < 2; i++) {
-        st = envd_commands_close_stdin(fx->c, envd_handle_pid(h), &err);
+        st = envd_commands_close_stdin(fx->c, ENVD_PID(envd_handle_pid(h)), &err);
         assert_envd_ok(st, err);
     }
-    st = envd_commands_send_stdin(fx->c, envd_handle_pid(h), "x", 1, &err);
+    st = envd_commands_send_input(fx->c, ENVD_PID(envd_handle_pid(h)), ENVD_INPUT_STDIN, "x", 1, &err);
     assert_int_equal(st, ENVD_INTERNAL);
     assert_non_null(strstr(envd_error_message(err), "failed to send stdin: "));
     envd_error_free(err);
@@ -409,7 +418,7 @@ static void ordered_input_stream(void **state)
     envd_status st = envd_commands_start(fx->c, "cat", o, &h, &err);
     assert_envd_ok(st, err);
     envd_input_stream *in = NULL;
-    assert_int_equal(envd_commands_open_input(fx->c, envd_handle_pid(h), 0, &in), ENVD_OK);
+    assert_int_equal(envd_commands_open_input(fx->c, ENVD_PID(envd_handle_pid(h)), ENVD_INPUT_STDIN, &in), ENVD_OK);
     char want[16384] = "";
     for (int i = 0; i < 500; i++) {
         char line[32];
@@ -435,7 +444,7 @@ static void ordered_input_stream(void **state)
     st = envd_handle_wait(h, 20000, &r, &err);
     assert_envd_ok(st, err);
     size_t n;
-    const char *out = envd_command_result_stdout(r, &n);
+    const char *out = (n = r->stdout_len, r->stdout_data);
     size_t wl = strlen(want);
     assert_int_equal(n, wl + big);
     assert_memory_equal(out, want, wl);
@@ -445,7 +454,7 @@ static void ordered_input_stream(void **state)
     envd_handle_free(h);
 
     /* input for an unknown pid: envd's error when the input ends */
-    assert_int_equal(envd_commands_open_input(fx->c, 999999, 0, &in), ENVD_OK);
+    assert_int_equal(envd_commands_open_input(fx->c, ENVD_PID(999999), ENVD_INPUT_STDIN, &in), ENVD_OK);
     st = envd_input_stream_write(in, "x", 1, &err);
     if (st == ENVD_OK)
         st = envd_input_stream_close(in, &err);
@@ -455,7 +464,7 @@ static void ordered_input_stream(void **state)
     envd_input_stream_free(in);
 
     /* abandoned without ending: freed cleanly */
-    assert_int_equal(envd_commands_open_input(fx->c, 999999, 0, &in), ENVD_OK);
+    assert_int_equal(envd_commands_open_input(fx->c, ENVD_PID(999999), ENVD_INPUT_STDIN, &in), ENVD_OK);
     envd_input_stream_free(in);
     envd_cmd_opts_free(o);
 }
@@ -479,19 +488,19 @@ static void tags(void **state)
     envd_cmd_opts *co = envd_cmd_opts_new();
     envd_cmd_opts_on_stdout(co, sink_cb, &s);
     envd_handle *byt = NULL;
-    st = envd_commands_connect_tag(fx->c, tag, co, &byt, &err);
+    st = envd_commands_connect(fx->c, ENVD_TAG(tag), co, &byt, &err);
     assert_envd_ok(st, err);
     assert_int_equal(envd_handle_pid(byt), pid);
     assert_true(sink_wait_for(&s, "\n", 5000)); /* it streams */
 
     int killed = 0;
-    st = envd_commands_kill_tag(fx->c, tag, &killed, &err);
+    st = envd_commands_kill(fx->c, ENVD_TAG(tag), &killed, &err);
     assert_envd_ok(st, err);
     assert_int_equal(killed, 1);
     envd_command_result *r = NULL;
     st = envd_handle_wait(byt, 20000, &r, &err);
     assert_int_equal(st, ENVD_E_COMMAND_EXIT);
-    assert_int_equal(envd_command_result_exit_code(r), -1);
+    assert_int_equal(r->exit_code, -1);
     envd_command_result_free(r);
     envd_error_free(err);
     st = envd_handle_wait(h, 20000, NULL, NULL);
@@ -500,14 +509,19 @@ static void tags(void **state)
     envd_handle_free(h);
 
     /* unknown tags */
-    st = envd_commands_kill_tag(fx->c, "no-such-tag", &killed, &err);
+    st = envd_commands_kill(fx->c, ENVD_TAG("no-such-tag"), &killed, &err);
     assert_envd_ok(st, err);
     assert_int_equal(killed, 0);
-    st = envd_commands_connect_tag(fx->c, "no-such-tag", NULL, &byt, &err);
+    st = envd_commands_connect(fx->c, ENVD_TAG("no-such-tag"), NULL, &byt, &err);
     assert_int_equal(st, ENVD_NOT_FOUND);
     assert_null(byt);
     envd_error_free(err);
-    assert_int_equal(envd_commands_connect_tag(fx->c, "", NULL, &byt, &err), ENVD_INVALID_ARGUMENT);
+    assert_int_equal(envd_commands_connect(fx->c, ENVD_TAG(""), NULL, &byt, &err), ENVD_E_USAGE);
+    assert_string_equal(envd_error_message(err), "envd_commands_connect: process tag is empty");
+    envd_error_free(err);
+    assert_int_equal(envd_commands_connect(fx->c, NULL, NULL, &byt, &err), ENVD_E_USAGE);
+    assert_string_equal(envd_error_message(err), "envd_commands_connect: process is NULL");
+    envd_error_free(err);
     sink_free(&s);
     envd_cmd_opts_free(co);
     envd_cmd_opts_free(o);
@@ -518,15 +532,15 @@ static void unknown_processes(void **state)
     fixture *fx = *state;
     envd_error *err = NULL;
     int killed = 1;
-    envd_status st = envd_commands_kill(fx->c, 999999, &killed, &err);
+    envd_status st = envd_commands_kill(fx->c, ENVD_PID(999999), &killed, &err);
     assert_envd_ok(st, err);
     assert_int_equal(killed, 0);
     int sent = 1;
-    st = envd_commands_signal(fx->c, 999999, ENVD_SIGNAL_SIGTERM, &sent, &err);
+    st = envd_commands_signal(fx->c, ENVD_PID(999999), ENVD_SIGNAL_SIGTERM, &sent, &err);
     assert_envd_ok(st, err);
     assert_int_equal(sent, 0);
     envd_future *f = NULL;
-    assert_int_equal(envd_commands_signal_tag_async(fx->c, "nope", ENVD_SIGNAL_SIGKILL, &f),
+    assert_int_equal(envd_commands_signal_async(fx->c, ENVD_TAG("nope"), ENVD_SIGNAL_SIGKILL, &f),
                      ENVD_OK);
     envd_future_wait(f, 20000);
     assert_int_equal(envd_future_status(f), ENVD_OK);
@@ -534,19 +548,19 @@ static void unknown_processes(void **state)
     envd_future_free(f);
 
     envd_handle *h = NULL;
-    st = envd_commands_connect(fx->c, 999999, NULL, &h, &err);
+    st = envd_commands_connect(fx->c, ENVD_PID(999999), NULL, &h, &err);
     assert_int_equal(st, ENVD_NOT_FOUND);
     assert_null(h);
     assert_non_null(strstr(envd_error_message(err), "failed to connect to process: "));
     envd_error_free(err);
 
-    st = envd_commands_send_stdin(fx->c, 999999, "x", 1, &err);
+    st = envd_commands_send_input(fx->c, ENVD_PID(999999), ENVD_INPUT_STDIN, "x", 1, &err);
     assert_int_equal(st, ENVD_NOT_FOUND);
     envd_error_free(err);
-    st = envd_commands_close_stdin(fx->c, 999999, &err);
+    st = envd_commands_close_stdin(fx->c, ENVD_PID(999999), &err);
     assert_int_equal(st, ENVD_NOT_FOUND);
     envd_error_free(err);
-    st = envd_pty_resize(fx->c, 999999, 80, 24, &err);
+    st = envd_commands_resize(fx->c, ENVD_PID(999999), 80, 24, &err);
     assert_int_equal(st, ENVD_NOT_FOUND);
     envd_error_free(err);
 }
@@ -581,14 +595,14 @@ static void disconnect_then_connect(void **state)
     assert_true(listed(fx->c, pid));
     envd_cmd_opts_on_stdout(o, sink_cb, &s2);
     envd_handle *h2 = NULL;
-    st = envd_commands_connect(fx->c, pid, o, &h2, &err);
+    st = envd_commands_connect(fx->c, ENVD_PID(pid), o, &h2, &err);
     assert_envd_ok(st, err);
     assert_int_equal(envd_handle_pid(h2), pid);
     st = envd_handle_wait(h2, 20000, &r, &err);
     assert_int_equal(st, ENVD_E_COMMAND_EXIT);
-    assert_int_equal(envd_command_result_exit_code(r), 4);
-    assert_non_null(strstr(envd_command_result_stdout(r, NULL), "tick15\n"));
-    assert_string_equal(envd_command_result_stdout(r, NULL), s2.buf);
+    assert_int_equal(r->exit_code, 4);
+    assert_non_null(strstr(r->stdout_data, "tick15\n"));
+    assert_string_equal(r->stdout_data, s2.buf);
     envd_command_result_free(r);
     envd_error_free(err);
     /* nothing reached the first handle's callback after disconnect */
@@ -601,8 +615,8 @@ static void disconnect_then_connect(void **state)
     assert_int_equal(envd_handle_pid(h3), pid);
     st = envd_handle_wait(h3, 20000, &r, &err);
     assert_int_equal(st, ENVD_E_COMMAND_EXIT);
-    assert_int_equal(envd_command_result_exit_code(r), 4);
-    assert_string_equal(envd_command_result_stdout(r, NULL), "");
+    assert_int_equal(r->exit_code, 4);
+    assert_string_equal(r->stdout_data, "");
     envd_command_result_free(r);
     envd_error_free(err);
     envd_handle_free(h3);
@@ -619,11 +633,12 @@ static void pty_session(void **state)
     sink term;
     sink_init(&term, 0);
     envd_cmd_opts *o = envd_cmd_opts_new();
-    envd_cmd_opts_on_pty(o, sink_cb, &term);
+    envd_cmd_opts_on_stdout(o, sink_cb, &term);
     envd_cmd_opts_set_env(o, "MARK", "pty-mark");
     envd_handle *h = NULL;
     envd_error *err = NULL;
-    envd_status st = envd_pty_create(fx->c, 80, 24, o, &h, &err);
+    envd_cmd_opts_set_pty(o, 80, 24);
+    envd_status st = envd_commands_start(fx->c, NULL, o, &h, &err); /* the login shell */
     assert_envd_ok(st, err);
     uint32_t pid = envd_handle_pid(h);
     const char *cmd = "echo \"$((6*7))-$TERM-$MARK\"; tty >/dev/null && echo is-a-tty\n";
@@ -635,7 +650,7 @@ static void pty_session(void **state)
     st = envd_handle_resize(h, 100, 30, &err);
     assert_envd_ok(st, err);
     const char *size = "stty size\n";
-    st = envd_pty_send_input(fx->c, pid, size, strlen(size), &err);
+    st = envd_commands_send_input(fx->c, ENVD_PID(pid), ENVD_INPUT_PTY, size, strlen(size), &err);
     assert_envd_ok(st, err);
     assert_true(sink_wait_for(&term, "30 100", 10000));
 
@@ -643,9 +658,10 @@ static void pty_session(void **state)
     sink term2;
     sink_init(&term2, 0);
     envd_cmd_opts *o2 = envd_cmd_opts_new();
-    envd_cmd_opts_on_pty(o2, sink_cb, &term2);
+    envd_cmd_opts_on_stdout(o2, sink_cb, &term2);
     envd_handle *h2 = NULL;
-    st = envd_pty_connect(fx->c, pid, o2, &h2, &err);
+    envd_cmd_opts_set_pty(o2, 1, 1); /* a PTY handle: input goes to the terminal */
+    st = envd_commands_connect(fx->c, ENVD_PID(pid), o2, &h2, &err);
     assert_envd_ok(st, err);
     const char *again = "echo second-$((1+1))\n";
     st = envd_handle_send_input(h2, again, strlen(again), &err);
@@ -664,9 +680,9 @@ static void pty_session(void **state)
     envd_command_result *r = NULL;
     st = envd_handle_wait(h, 20000, &r, &err);
     assert_int_equal(st, ENVD_E_COMMAND_EXIT);
-    assert_int_equal(envd_command_result_exit_code(r), 5);
+    assert_int_equal(r->exit_code, 5);
     /* the result keeps the terminal's output as stdout */
-    assert_non_null(strstr(envd_command_result_stdout(r, NULL), "42-xterm"));
+    assert_non_null(strstr(r->stdout_data, "42-xterm"));
     envd_command_result_free(r);
     envd_error_free(err);
     envd_handle_wait(h2, 20000, NULL, NULL);
@@ -674,12 +690,15 @@ static void pty_session(void **state)
     envd_handle_free(h);
 
     /* kill a PTY session */
-    st = envd_pty_create(fx->c, 40, 10, NULL, &h, &err);
+    envd_cmd_opts *ko = envd_cmd_opts_new();
+    envd_cmd_opts_set_pty(ko, 40, 10);
+    st = envd_commands_start(fx->c, NULL, ko, &h, &err);
+    envd_cmd_opts_free(ko);
     assert_envd_ok(st, err);
     assert_int_equal(envd_handle_kill(h), 1);
     st = envd_handle_wait(h, 20000, &r, &err);
     assert_int_equal(st, ENVD_E_COMMAND_EXIT);
-    assert_int_equal(envd_command_result_exit_code(r), -1);
+    assert_int_equal(r->exit_code, -1);
     envd_command_result_free(r);
     envd_error_free(err);
     envd_handle_free(h);
@@ -690,7 +709,7 @@ static void pty_session(void **state)
     st = envd_commands_start(fx->c, "read a; echo got-$a; stty size", o3, &h, &err);
     assert_envd_ok(st, err);
     envd_input_stream *in = NULL;
-    assert_int_equal(envd_commands_open_input(fx->c, envd_handle_pid(h), 1, &in), ENVD_OK);
+    assert_int_equal(envd_commands_open_input(fx->c, ENVD_PID(envd_handle_pid(h)), ENVD_INPUT_PTY, &in), ENVD_OK);
     st = envd_input_stream_write(in, "abc\n", 4, &err);
     assert_envd_ok(st, err);
     st = envd_input_stream_close(in, &err);
@@ -698,8 +717,8 @@ static void pty_session(void **state)
     envd_input_stream_free(in);
     st = envd_handle_wait(h, 20000, &r, &err);
     assert_envd_ok(st, err);
-    assert_non_null(strstr(envd_command_result_stdout(r, NULL), "got-abc"));
-    assert_non_null(strstr(envd_command_result_stdout(r, NULL), "20 50"));
+    assert_non_null(strstr(r->stdout_data, "got-abc"));
+    assert_non_null(strstr(r->stdout_data, "20 50"));
     envd_command_result_free(r);
     envd_handle_free(h);
     assert_int_equal(envd_cmd_opts_set_pty(o3, 10, 0), ENVD_INVALID_ARGUMENT);
@@ -749,7 +768,7 @@ static void futures_and_wait_timeouts(void **state)
         left--;
         const envd_command_result *r = envd_future_command_result(ends[i]);
         assert_non_null(r);
-        assert_int_equal(envd_command_result_exit_code(r), i);
+        assert_int_equal(r->exit_code, i);
         assert_int_equal(envd_future_status(ends[i]), i ? ENVD_E_COMMAND_EXIT : ENVD_OK);
     }
     for (int i = 0; i < N; i++)
@@ -765,7 +784,7 @@ static void futures_and_wait_timeouts(void **state)
     assert_null(r);
     st = envd_handle_wait(h, 20000, &r, &err);
     assert_envd_ok(st, err);
-    assert_string_equal(envd_command_result_stdout(r, NULL), "late\n");
+    assert_string_equal(r->stdout_data, "late\n");
     envd_command_result_free(r);
     /* taken once */
     st = envd_handle_wait(h, 0, &r, &err);
@@ -797,7 +816,7 @@ static void alternating_methods(void **state)
         assert_envd_ok(st, err);
         envd_entry_info_free(e);
         int killed = 1;
-        st = envd_commands_kill(fx->c, 999999, &killed, &err);
+        st = envd_commands_kill(fx->c, ENVD_PID(999999), &killed, &err);
         assert_envd_ok(st, err);
         assert_int_equal(killed, 0);
         envd_process_list *l = NULL;

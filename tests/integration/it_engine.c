@@ -270,7 +270,7 @@ static void futures_outlive_their_client(void **state)
         envd_client_free(c);
         assert_int_equal(envd_future_wait_all(fs, 4, 20000), ENVD_OK);
         assert_int_equal(envd_future_status(fs[0]), ENVD_OK);
-        assert_string_equal(envd_command_result_stdout(envd_future_command_result(fs[0]), NULL),
+        assert_string_equal((envd_future_command_result(fs[0]))->stdout_data,
                             "late\n");
         assert_int_equal(envd_future_status(fs[1]), ENVD_OK);
         assert_int_equal(envd_future_status(fs[2]), ENVD_OK);

@@ -87,11 +87,11 @@ static void run_outputs_and_exit_codes(void **state)
     envd_status st = envd_commands_run(fx->c, "echo hello; echo oops >&2", NULL, &r, &err);
     assert_envd_ok(st, err);
     size_t n;
-    assert_string_equal(envd_command_result_stdout(r, &n), "hello\n");
+    assert_string_equal((n = r->stdout_len, r->stdout_data), "hello\n");
     assert_int_equal(n, 6);
-    assert_string_equal(envd_command_result_stderr(r, NULL), "oops\n");
-    assert_int_equal(envd_command_result_exit_code(r), 0);
-    assert_string_equal(envd_command_result_error(r), "");
+    assert_string_equal(r->stderr_data, "oops\n");
+    assert_int_equal(r->exit_code, 0);
+    assert_string_equal(r->error, "");
     envd_command_result_free(r);
 
     /* non-zero exit: the result and a command-exit error, both */
@@ -99,8 +99,8 @@ static void run_outputs_and_exit_codes(void **state)
     assert_int_equal(st, ENVD_E_COMMAND_EXIT);
     assert_non_null(r);
     assert_non_null(err);
-    assert_int_equal(envd_command_result_exit_code(r), 3);
-    assert_string_equal(envd_command_result_stdout(r, NULL), "out\n");
+    assert_int_equal(r->exit_code, 3);
+    assert_string_equal(r->stdout_data, "out\n");
     assert_int_equal(envd_error_exit_code(err), 3);
     assert_string_equal(envd_error_message(err),
                         "command exited with code 3: exit status 3\nstderr: bad\n");
@@ -109,7 +109,7 @@ static void run_outputs_and_exit_codes(void **state)
 
     st = envd_commands_run(fx->c, "no-such-command-xyz", NULL, &r, &err);
     assert_int_equal(st, ENVD_E_COMMAND_EXIT);
-    assert_int_equal(envd_command_result_exit_code(r), 127);
+    assert_int_equal(r->exit_code, 127);
     envd_command_result_free(r);
     envd_error_free(err);
 }
@@ -132,7 +132,7 @@ static void run_many_async(void **state)
             fail_msg("run %d: %s", i, envd_error_message(envd_future_error(fs[i])));
         const envd_command_result *r = envd_future_command_result(fs[i]);
         assert_non_null(r);
-        assert_string_equal(envd_command_result_stdout(r, NULL), want);
+        assert_string_equal(r->stdout_data, want);
         envd_future_free(fs[i]);
     }
 }
@@ -150,12 +150,12 @@ static void list_sees_a_running_process(void **state)
     st = envd_commands_list(fx->c, &l, &err);
     assert_envd_ok(st, err);
     int seen = 0;
-    for (size_t i = 0; i < envd_process_list_count(l); i++) {
-        if (envd_process_list_pid(l, i) == pid) {
+    for (size_t i = 0; i < l->count; i++) {
+        if (l->items[i].pid == pid) {
             seen = 1;
-            assert_string_equal(envd_process_list_cmd(l, i), "/bin/bash");
-            assert_int_equal(envd_process_list_argc(l, i), 3);
-            assert_string_equal(envd_process_list_arg(l, i, 2), "sleep 30");
+            assert_string_equal(l->items[i].cmd, "/bin/bash");
+            assert_int_equal(l->items[i].n_args, 3);
+            assert_string_equal(l->items[i].args[2], "sleep 30");
         }
     }
     envd_process_list_free(l);
@@ -164,12 +164,12 @@ static void list_sees_a_running_process(void **state)
     envd_command_result *r = NULL;
     st = envd_handle_wait(h, 20000, &r, &err);
     assert_int_equal(st, ENVD_E_COMMAND_EXIT);
-    assert_int_equal(envd_command_result_exit_code(r), -1); /* killed by a signal */
+    assert_int_equal(r->exit_code, -1); /* killed by a signal */
     envd_command_result_free(r);
     envd_error_free(err);
     envd_handle_free(h);
     int killed = 1;
-    st = envd_commands_kill(fx->c, 999999, &killed, &err);
+    st = envd_commands_kill(fx->c, ENVD_PID(999999), &killed, &err);
     assert_envd_ok(st, err);
     assert_int_equal(killed, 0);
 }

@@ -67,7 +67,7 @@ static void route_all(world *w, int port, int h2c, envd_transport_kind kind,
     for (int i = 0; i < NSRV; i++) {
         if (envd_future_status(runs[i]) != ENVD_OK)
             fail_msg("%s: %s", ids[i], envd_error_message(envd_future_error(runs[i])));
-        assert_string_equal(envd_command_result_stdout(envd_future_command_result(runs[i]), NULL),
+        assert_string_equal((envd_future_command_result(runs[i]))->stdout_data,
                             "ok\n");
         envd_future_free(runs[i]);
         assert_int_equal(envd_client_transport(c[i]), want);

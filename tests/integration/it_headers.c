@@ -111,19 +111,19 @@ static void make_requests(envd_client *c)
     envd_cmd_opts_free(o);
 
     envd_handle *h2 = NULL;
-    st = envd_commands_connect(c, envd_handle_pid(h), NULL, &h2, &err); /* Connect */
+    st = envd_commands_connect(c, ENVD_PID(envd_handle_pid(h)), NULL, &h2, &err); /* Connect */
     assert_envd_ok(st, err);
     envd_handle_free(h2);
 
     envd_input_stream *in = NULL; /* StreamInput: a client stream */
-    assert_int_equal(envd_commands_open_input(c, envd_handle_pid(h), 0, &in), ENVD_OK);
+    assert_int_equal(envd_commands_open_input(c, ENVD_PID(envd_handle_pid(h)), ENVD_INPUT_STDIN, &in), ENVD_OK);
     st = envd_input_stream_write(in, "x\n", 2, &err);
     assert_envd_ok(st, err);
     st = envd_input_stream_close(in, &err);
     assert_envd_ok(st, err);
     envd_input_stream_free(in);
     int killed = 0;
-    st = envd_commands_kill(c, envd_handle_pid(h), &killed, &err);
+    st = envd_commands_kill(c, ENVD_PID(envd_handle_pid(h)), &killed, &err);
     assert_envd_ok(st, err);
     envd_handle_free(h);
 

@@ -64,8 +64,8 @@ static void run_echo(envd_client *c, const char *word)
     envd_command_result *res = NULL;
     st = envd_commands_run(c, cmd, NULL, &res, &err);
     assert_envd_ok(st, err);
-    assert_string_equal(envd_command_result_stdout(res, NULL), want);
-    assert_int_equal(envd_command_result_exit_code(res), 0);
+    assert_string_equal(res->stdout_data, want);
+    assert_int_equal(res->exit_code, 0);
     envd_command_result_free(res);
 }
 
