@@ -18,6 +18,10 @@
  *    never sends Connect-Timeout-Ms or grpc-timeout on its own for a stream:
  *    envd reads Connect-Timeout-Ms on Start as the process lifetime. Timeouts
  *    are enforced on the client side instead.
+ *  - A failure on the way to the server gets its status from the one error
+ *    model (envd_failure_status below, table in failure.c), so the same
+ *    event reads the same on every transport; a status the server itself
+ *    sent is passed on as it is.
  */
 #ifndef ENVD_TRANSPORT_H
 #define ENVD_TRANSPORT_H
