@@ -25,10 +25,11 @@
  *     to it).
  *
  * Teardown order: free handles and futures, then clients, then the runtime.
- * A handle calls through its client (kill, resize, reconnect ...), so the
- * client must outlive its handles; a future may outlive its client. Freeing
- * the runtime cancels whatever is still in flight: those futures complete
- * with ENVD_CANCELED.
+ * A command handle keeps what it needs of its client (kill, resize,
+ * reconnect ...), and a future may outlive its client. Freeing the runtime
+ * cancels whatever is still in flight: those futures complete with
+ * ENVD_CANCELED, and the processes of runs still in flight are killed
+ * first (cancel means stop; see the commands section).
  */
 #ifndef ENVD_ENVD_H
 #define ENVD_ENVD_H
