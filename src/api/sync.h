@@ -50,17 +50,21 @@ envd_status envd_sync_call(const char *fn, envd_status st, envd_future *f, int k
 envd_status envd_sync_bool(const char *fn, envd_status st, envd_future *f, int *out,
                            envd_error **err);
 
+/* What every row shares: the prologue, then the starter, which sets f_. */
+#define ENVD_SYNC_START_(starter, args)                                                            \
+    envd_future *f_ = NULL;                                                                        \
+    envd_status s_ = envd_sync_begin(__func__, err);                                               \
+    if (s_ != ENVD_OK)                                                                             \
+        return s_;                                                                                 \
+    s_ = starter args;
+
 #define ENVD_SYNC_TAKE_VIA(name, starter, type, kind, args, ...)                                   \
     envd_status name(__VA_ARGS__, type *out, envd_error **err)                                     \
     {                                                                                              \
-        envd_future *f_ = NULL;                                                                    \
         void *r_ = NULL;                                                                           \
         if (out)                                                                                   \
             *out = NULL;                                                                           \
-        envd_status s_ = envd_sync_begin(__func__, err);                                           \
-        if (s_ != ENVD_OK)                                                                         \
-            return s_;                                                                             \
-        s_ = starter args;                                                                         \
+        ENVD_SYNC_START_(starter, args)                                                            \
         s_ = envd_sync_call(__func__, s_, f_, kind, out ? &r_ : NULL, err);                        \
         if (out)                                                                                   \
             *out = r_;                                                                             \
@@ -70,24 +74,16 @@ envd_status envd_sync_bool(const char *fn, envd_status st, envd_future *f, int *
 #define ENVD_SYNC_BOOL_VIA(name, starter, args, ...)                                               \
     envd_status name(__VA_ARGS__, int *out, envd_error **err)                                      \
     {                                                                                              \
-        envd_future *f_ = NULL;                                                                    \
         if (out)                                                                                   \
             *out = 0;                                                                              \
-        envd_status s_ = envd_sync_begin(__func__, err);                                           \
-        if (s_ != ENVD_OK)                                                                         \
-            return s_;                                                                             \
-        s_ = starter args;                                                                         \
+        ENVD_SYNC_START_(starter, args)                                                            \
         return envd_sync_bool(__func__, s_, f_, out, err);                                         \
     }
 
 #define ENVD_SYNC_NONE_VIA(name, starter, args, ...)                                               \
     envd_status name(__VA_ARGS__, envd_error **err)                                                \
     {                                                                                              \
-        envd_future *f_ = NULL;                                                                    \
-        envd_status s_ = envd_sync_begin(__func__, err);                                           \
-        if (s_ != ENVD_OK)                                                                         \
-            return s_;                                                                             \
-        s_ = starter args;                                                                         \
+        ENVD_SYNC_START_(starter, args)                                                            \
         return envd_sync_call(__func__, s_, f_, ENVD_FK_NONE, NULL, err);                          \
     }
 

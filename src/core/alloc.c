@@ -36,7 +36,10 @@ void *envd_calloc(size_t count, size_t size)
     return envd_fault_hit(&alloc_fault) ? NULL : calloc(count, size);
 }
 
-void *envd_realloc(void *p, size_t n) { return envd_fault_hit(&alloc_fault) ? NULL : realloc(p, n); }
+void *envd_realloc(void *p, size_t n)
+{
+    return envd_fault_hit(&alloc_fault) ? NULL : realloc(p, n);
+}
 
 char *envd_strdup(const char *s) { return envd_fault_hit(&alloc_fault) ? NULL : strdup(s); }
 

@@ -91,20 +91,25 @@ static void *complete_later(void *arg)
 static void wait_any_and_all(void **state)
 {
     (void)state;
-    enum { N = 8 };
+    enum { N = 8, FIRST = 5 };
     envd_future *fs[N];
     completer cs[N];
     pthread_t th[N];
     for (int i = 0; i < N; i++) {
         fs[i] = envd_future_create(3);
-        cs[i] = (completer){fs[i], 20 + (N - i) * 15, i};
+        cs[i] = (completer){fs[i], 20, i};
     }
     size_t idx = 99;
     assert_int_equal(envd_future_wait_any(fs, N, 5, &idx), ENVD_E_TIMEOUT);
-    for (int i = 0; i < N; i++)
-        pthread_create(&th[i], NULL, complete_later, &cs[i]);
+    /* one completes while wait_any sleeps; the others only after it
+     * returned, so the answer does not depend on thread scheduling */
+    pthread_create(&th[FIRST], NULL, complete_later, &cs[FIRST]);
     assert_int_equal(envd_future_wait_any(fs, N, 5000, &idx), ENVD_OK);
-    assert_int_equal(idx, N - 1); /* the shortest delay */
+    assert_int_equal(idx, FIRST);
+    assert_int_equal(envd_future_wait_all(fs, N, 5), ENVD_E_TIMEOUT);
+    for (int i = 0; i < N; i++)
+        if (i != FIRST)
+            pthread_create(&th[i], NULL, complete_later, &cs[i]);
     assert_int_equal(envd_future_wait_all(fs, N, 5000), ENVD_OK);
     for (int i = 0; i < N; i++) {
         pthread_join(th[i], NULL);
@@ -176,35 +181,45 @@ static void free_pending_then_complete(void **state)
 
 static void fire_cb(void *ud) { atomic_fetch_add((atomic_int *)ud, 1); }
 
+/* Polls flag for up to ms; the time it took to be set, or -1. */
+static int64_t wait_flag(atomic_int *flag, int64_t ms)
+{
+    int64_t t0 = envd_now_ms();
+    while (!atomic_load(flag) && envd_now_ms() - t0 < ms)
+        usleep(1000);
+    return atomic_load(flag) ? envd_now_ms() - t0 : -1;
+}
+
+/* Deadlines are far apart compared with scheduling delays (a loaded CI box,
+ * TSan): a timer must not fire hundreds of ms early, and must fire. */
 static void timers(void **state)
 {
     (void)state;
     envd_timers *ts;
     assert_int_equal(envd_timers_new(&ts), 0);
     atomic_int a = 0, b = 0, c = 0;
-    int64_t t0 = envd_now_ms();
     envd_timer *ta = envd_timer_start(ts, 30, fire_cb, &a);
-    envd_timer *tb = envd_timer_start(ts, 40, fire_cb, &b);
-    envd_timer *tc = envd_timer_start(ts, 5000, fire_cb, &c);
+    envd_timer *tb = envd_timer_start(ts, 400, fire_cb, &b);
+    envd_timer *tc = envd_timer_start(ts, 60000, fire_cb, &c);
     /* keep b alive by resetting it, as an idle timer fed by traffic */
     for (int i = 0; i < 6; i++) {
-        usleep(20000);
-        envd_timer_reset(tb, 40);
+        usleep(100000);
+        envd_timer_reset(tb, 400);
     }
-    assert_int_equal(atomic_load(&a), 1);
-    assert_int_equal(atomic_load(&b), 0);
-    usleep(100000);
-    assert_int_equal(atomic_load(&b), 1);
-    assert_true(envd_now_ms() - t0 >= 150);
+    int64_t last_reset = envd_now_ms();
+    assert_true(wait_flag(&a, 5000) >= 0);
+    assert_int_equal(atomic_load(&b), 0); /* 600 ms after start, alive */
+    assert_true(wait_flag(&b, 5000) >= 0);
+    assert_true(envd_now_ms() - last_reset >= 400);
     assert_int_equal(envd_timer_cancel(ta), 0); /* had fired */
     assert_int_equal(envd_timer_cancel(tb), 0);
     assert_int_equal(envd_timer_cancel(tc), 1); /* disarmed */
     assert_int_equal(atomic_load(&c), 0);
     /* an earlier deadline set by reset is honoured */
-    envd_timer *td = envd_timer_start(ts, 5000, fire_cb, &c);
+    envd_timer *td = envd_timer_start(ts, 60000, fire_cb, &c);
     envd_timer_reset(td, 10);
-    usleep(100000);
-    assert_int_equal(atomic_load(&c), 1);
+    int64_t took = wait_flag(&c, 5000);
+    assert_true(took >= 0 && took < 5000);
     envd_timer_cancel(td);
     envd_timers_free(ts);
 }
