@@ -83,18 +83,24 @@ int envd_buf_appendf(envd_buf *b, const char *fmt, ...)
     return rc;
 }
 
+char *envd_strdup_vprintf(const char *fmt, va_list ap)
+{
+    va_list again;
+    va_copy(again, ap);
+    int n = vsnprintf(NULL, 0, fmt, again);
+    va_end(again);
+    char *s = n >= 0 ? envd_malloc((size_t)n + 1) : NULL;
+    if (s)
+        vsnprintf(s, (size_t)n + 1, fmt, ap);
+    return s;
+}
+
 char *envd_strdup_printf(const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    int n = vsnprintf(NULL, 0, fmt, ap);
+    char *s = envd_strdup_vprintf(fmt, ap);
     va_end(ap);
-    char *s = n >= 0 ? envd_malloc((size_t)n + 1) : NULL;
-    if (s) {
-        va_start(ap, fmt);
-        vsnprintf(s, (size_t)n + 1, fmt, ap);
-        va_end(ap);
-    }
     return s;
 }
 

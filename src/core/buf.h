@@ -5,6 +5,7 @@
 #ifndef ENVD_CORE_BUF_H
 #define ENVD_CORE_BUF_H
 
+#include <stdarg.h>
 #include <stddef.h>
 
 typedef struct envd_buf {
@@ -45,6 +46,12 @@ int envd_buf_appendf(envd_buf *b, const char *fmt, ...)
 char *envd_strdup_printf(const char *fmt, ...)
 #if defined(__GNUC__)
     __attribute__((format(printf, 1, 2)))
+#endif
+    ;
+/* The same with a va_list (vasprintf); ap is left as vsnprintf leaves it. */
+char *envd_strdup_vprintf(const char *fmt, va_list ap)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 1, 0)))
 #endif
     ;
 

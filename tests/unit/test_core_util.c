@@ -122,6 +122,15 @@ static void buf_cap_truncates(void **state)
     envd_buf_free(&b);
 }
 
+static char *vformat(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    char *s = envd_strdup_vprintf(fmt, ap);
+    va_end(ap);
+    return s;
+}
+
 static void strdup_printf_formats(void **state)
 {
     (void)state;
@@ -136,6 +145,9 @@ static void strdup_printf_formats(void **state)
     big[sizeof(big) - 1] = 0;
     s = envd_strdup_printf("<%s>", big);
     assert_int_equal(strlen(s), sizeof(big) + 1);
+    free(s);
+    s = vformat("%d/%s", 7, "x"); /* the va_list form */
+    assert_string_equal(s, "7/x");
     free(s);
 }
 
