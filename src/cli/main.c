@@ -11,6 +11,7 @@ static const struct {
     cli_cmd_fn fn;
     const char *summary;
 } commands[] = {
+    {"batch", cmd_batch, "run a file of jobs over a pool of sandboxes"},
     {"cp", cmd_cp, "copy files and directories between here and sandboxes"},
     {"ls", cmd_ls, "list a directory"},
     {"stat", cmd_stat, "show a file's metadata"},
