@@ -70,6 +70,8 @@ struct sched {
     brun *held;                  /* read, waiting for a sandbox */
     brun *all;                   /* every job started and not finished */
     int eof, stopping, killed, halted, write_failed;
+    envd_future **kills; /* our own SIGKILLs at cancel, awaited before exit */
+    size_t n_kills;
     int64_t grace_deadline;
     int n_active, max_jobs;
     uint64_t bad;
@@ -707,8 +709,20 @@ static int64_t start_jobs(sched *S, int64_t now)
 static void cancel_running(sched *S)
 {
     S->killed = 1;
+    size_t n = 0;
+    for (brun *r = S->all; r; r = r->all_next)
+        n++;
+    S->kills = calloc(n ? n : 1, sizeof(*S->kills));
     for (brun *r = S->all; r; r = r->all_next) {
         r->cancel = 1;
+        /* The library kills a cancelled run too, but fire-and-forget: a
+         * process exiting right after could drop that call with its
+         * runtime. Our own kill is awaited before envdctl exits. */
+        uint32_t pid = r->h ? envd_handle_pid(r->h) : r->f && r->ph == PH_RUN ? envd_future_pid(r->f) : 0;
+        if (pid && S->kills && r->sb &&
+            envd_commands_signal_async(r->sb->client, ENVD_PID(pid), ENVD_SIGNAL_SIGKILL,
+                                       &S->kills[S->n_kills]) == ENVD_OK)
+            S->n_kills++;
         if (r->h)
             envd_future_cancel(envd_handle_future(r->h));
         else if (r->f)
@@ -733,10 +747,6 @@ static void check_signals(sched *S, int64_t now)
             r->status = BATCH_CANCELED;
             set_error(r, cli_strdupf("canceled while waiting to retry"));
             finish(r);
-        }
-        if (S->held) {
-            free_run(S->held); /* never started: --resume runs it */
-            S->held = NULL;
         }
     }
     if (S->stopping && !S->killed && (seen >= 2 || now >= S->grace_deadline))
@@ -791,6 +801,10 @@ static void loop(sched *S)
         int64_t now = cli_now_ms();
         check_signals(S, now);
         drain(S);
+        if ((S->stopping || S->halted) && S->held) {
+            free_run(S->held); /* never started: --resume runs it */
+            S->held = NULL;
+        }
         int64_t wait = start_jobs(S, now);
         if (S->n_active == 0 && !S->held && (S->eof || S->stopping || S->halted))
             break;
@@ -834,6 +848,11 @@ int batch_run(cli_ctx *ctx, const batch_opts *o, batch_pool *pool, batch_reader 
     srand((unsigned)(time(NULL) ^ getpid()));
     batch_report_init(&S.rep, o->progress_mode, total);
     loop(&S);
+    if (S.n_kills)
+        envd_future_wait_all(S.kills, S.n_kills, 5000);
+    for (size_t i = 0; i < S.n_kills; i++)
+        envd_future_free(S.kills[i]);
+    free(S.kills);
     batch_report_tick(&S.rep, 1);
     if (!o->quiet)
         batch_report_summary(&S.rep);
