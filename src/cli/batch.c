@@ -296,10 +296,8 @@ static int validate(cli_ctx *ctx, batch_reader *rd, const batch_args *a, const b
         }
         int added = batch_idset_add(&ids, j.id);
         if (added <= 0 && errors++ < 50)
-            cli_errorf(ctx, "%s:%ld: %s", a->o.jobs_path, j.line,
-                       added ? "out of memory" : "duplicate id");
-        if (added == 0 && errors <= 50)
-            fprintf(stderr, "  (id '%s')\n", j.id);
+            cli_errorf(ctx, "%s:%ld: %s '%s'", a->o.jobs_path, j.line,
+                       added ? "out of memory at id" : "duplicate id", j.id);
         (*all)++;
         if (j.index % a->o.shard_n == a->o.shard_i && !batch_idset_has(skip, j.id))
             (*total)++;

@@ -718,7 +718,9 @@ static void cancel_running(sched *S)
         /* The library kills a cancelled run too, but fire-and-forget: a
          * process exiting right after could drop that call with its
          * runtime. Our own kill is awaited before envdctl exits. */
-        uint32_t pid = r->h ? envd_handle_pid(r->h) : r->f && r->ph == PH_RUN ? envd_future_pid(r->f) : 0;
+        uint32_t pid = r->h                       ? envd_handle_pid(r->h)
+                       : r->f && r->ph == PH_RUN ? envd_future_pid(r->f)
+                                                 : 0;
         if (pid && S->kills && r->sb &&
             envd_commands_signal_async(r->sb->client, ENVD_PID(pid), ENVD_SIGNAL_SIGKILL,
                                        &S->kills[S->n_kills]) == ENVD_OK)

@@ -149,8 +149,8 @@ test("a jobs file with every kind of error: FILE:LINE for each, nothing runs", a
   assert.equal(r.code, 2);
   const f = W("bad.jsonl");
   for (const [line, what] of [[2, /unknown field 'colour'/], [3, /missing 'cmd' or 'argv'/],
-    [4, /both 'cmd' and 'argv'/], [5, /duplicate id/], [6, /invalid JSON/], [7, /a job must be an object/],
-    [8, /'timeout'/], [9, /no-such-file/], [12, /'argv'/], [13, /'retries'/]]) {
+    [4, /both 'cmd' and 'argv'/], [5, /duplicate id 'good'/], [6, /invalid JSON/], [7, /a job must be an object/],
+    [8, /'timeout'/], [9, /'upload' item 0: .*no-such-file/], [12, /'argv'/], [13, /'retries'/]]) {
     assert.match(r.stderr, new RegExp(`${f.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}:${line}: ${what.source}`));
   }
   for (const line of [1, 10, 11]) assert.doesNotMatch(r.stderr, new RegExp(`bad\\.jsonl:${line}:`));
