@@ -114,7 +114,8 @@ static void handle_destroy(envd_op *op)
     envd_handle *h = (envd_handle *)op;
     if (h->owns_done)
         envd_future_free(h->done_f); /* completed by now: just the reference */
-    envd_command_result_free(&h->res->pub);
+    if (h->res)
+        envd_command_result_free(&h->res->pub);
     conf_clear(&h->conf);
     envd_client_free(h->c);
     free(h);
