@@ -341,8 +341,11 @@ ENVD_API envd_transport_kind envd_client_transport(const envd_client *c);
  *
  * Cancel means stop: cancelling a run or start future, or freeing the
  * runtime while a run is in flight, also SIGKILLs the process it started
- * (unless envd_cmd_opts_set_detach). A start future's handle, once taken,
- * is the caller's: freeing the handle only disconnects.
+ * (unless envd_cmd_opts_set_detach). A cancel that comes before envd named
+ * the pid takes effect at the start event (the future completes then, with
+ * ENVD_CANCELED); envd_runtime_free kills the runs whose pid is known and
+ * waits up to 5 s for the kills to be answered. A start future's handle,
+ * once delivered, is the caller's: freeing the handle only disconnects.
  *
  * Output produced while no stream is attached to a process is lost (envd
  * does not replay it). A stream holds one in-flight slot of the runtime for
