@@ -115,6 +115,31 @@ ENVD_API envd_status envd_k8s_sandbox_get(const envd_k8s_options *o, const char 
                                           envd_error **err);
 ENVD_API void envd_k8s_sandbox_free(envd_k8s_sandbox *s);
 
+/* Every Sandbox object of a namespace matching a label selector
+ * ("app=eval,tier!=gpu"; NULL or "": all of them): read-only, freed with
+ * envd_k8s_sandboxes_free. */
+typedef struct envd_k8s_sandboxes {
+    size_t count;
+    const envd_k8s_sandbox *items;
+} envd_k8s_sandboxes;
+
+/* Lists them (ns NULL or "": the context's namespace) with the options o
+ * (NULL: defaults), on the runtime as envd_client_from_k8s_async does (the
+ * same connections, exec plugin worker and in-flight slot). The future's
+ * result: envd_future_k8s_sandboxes. Errors as for envd_k8s_sandbox_get
+ * (listing needs the RBAC verb "list"). Caller frees *out with
+ * envd_future_free. */
+ENVD_API envd_status envd_k8s_sandbox_list_async(envd_runtime *rt, const envd_k8s_options *o,
+                                                 const char *ns, const char *selector,
+                                                 envd_future **out);
+/* The blocking form. Caller frees *out with envd_k8s_sandboxes_free. */
+ENVD_API envd_status envd_k8s_sandbox_list(envd_runtime *rt, const envd_k8s_options *o,
+                                           const char *ns, const char *selector,
+                                           envd_k8s_sandboxes **out, envd_error **err);
+/* Valid until the future is freed; NULL unless it succeeded. */
+ENVD_API const envd_k8s_sandboxes *envd_future_k8s_sandboxes(const envd_future *f);
+ENVD_API void envd_k8s_sandboxes_free(envd_k8s_sandboxes *l);
+
 /* ------------------------------------------------------- client from k8s */
 
 /* NewFromK8s: reads the Sandbox <ns>/<name> with the options k8s (NULL:

@@ -126,6 +126,41 @@ int batch_k8s_job(cli_ctx *ctx, const char *jobs_path, const char *image, uint64
 
 int batch_pool_add_selector(batch_pool *p, const char *ns_selector)
 {
-    return cli_usage_error(p->ctx, "--k8s-selector %s: not available in this build",
-                           ns_selector);
+    const char *colon = strchr(ns_selector, ':');
+    if (!colon)
+        return cli_usage_error(p->ctx, "--k8s-selector: expected NAMESPACE:SELECTOR, got '%s'",
+                               ns_selector);
+    int rc = cli_ctx_ready(p->ctx);
+    if (rc)
+        return rc;
+    char *ns = strndup(ns_selector, (size_t)(colon - ns_selector));
+    const envd_config_file *file = p->ctx->file;
+    envd_k8s_sandboxes *l = NULL;
+    envd_error *err = NULL;
+    envd_status st = ns ? envd_k8s_sandbox_list(p->ctx->rt,
+                                                file ? envd_config_file_k8s_options(file) : NULL,
+                                                ns, colon + 1, &l, &err)
+                        : ENVD_E_NOMEM;
+    free(ns);
+    if (st != ENVD_OK)
+        return cli_fail(p->ctx, "--k8s-selector", st, err);
+    size_t skipped = 0;
+    for (size_t i = 0; i < l->count && rc == 0; i++) {
+        const envd_k8s_sandbox *s = &l->items[i];
+        if (!s->running) {
+            skipped++; /* the gateway would not route to it */
+            continue;
+        }
+        char *spec = cli_strdupf("%s/%s", s->namespace_, s->name);
+        rc = spec && batch_pool_add(p, NULL, spec, 0) == 0 ? 0 : cli_errorf(p->ctx, "out of memory");
+        free(spec);
+    }
+    if (rc == 0 && l->count == skipped)
+        rc = cli_errorf(p->ctx, "--k8s-selector %s: no running Sandbox matches (%zu found)",
+                        ns_selector, l->count);
+    else if (rc == 0 && skipped)
+        cli_errorf(p->ctx, "--k8s-selector %s: %zu of %zu are not running, left out", ns_selector,
+                   skipped, l->count);
+    envd_k8s_sandboxes_free(l);
+    return rc;
 }

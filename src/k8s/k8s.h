@@ -36,6 +36,10 @@ typedef struct envd_k8s_finish {
     envd_error *(*make)(void *ctx, envd_k8s_sb *s, void **result, envd_free_fn *free_fn);
     void *ctx;
     envd_free_fn ctx_free; /* runs when the lookup is gone; may be NULL */
+    /* Set: list the Sandbox objects of the namespace matching this label
+     * selector ("" all) instead of reading one (name NULL); the result is
+     * an envd_k8s_sandboxes and make is not called. */
+    const char *selector;
 } envd_k8s_finish;
 
 /* Starts reading the Sandbox <ns>/<name> (ns NULL or "": the context's)
@@ -60,6 +64,10 @@ envd_k8s_worker *envd_k8s_runtime_worker(envd_runtime *rt);
  * a JSON object (*problem says why) or on out of memory. */
 envd_k8s_sb *envd_k8s_sandbox_parse(const char *ns, const char *name, const char *json,
                                     size_t len, char **problem);
+
+/* Parses a SandboxList: each item as envd_k8s_sandbox_parse does. */
+envd_k8s_sandboxes *envd_k8s_sandboxes_parse(const char *ns, const char *json, size_t len,
+                                                   char **problem);
 
 /* ENVD_FAILED_PRECONDITION describing why s is not routable, or NULL. */
 envd_error *envd_k8s_not_running_error(const envd_k8s_sb *s);

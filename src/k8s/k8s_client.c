@@ -74,7 +74,7 @@ envd_status envd_client_from_k8s_async(envd_runtime *rt, const char *ns, const c
         client_ctx_free(cx);
         return envd_start_error(ENVD_E_NOMEM, "out of memory");
     }
-    envd_k8s_finish fin = {ENVD_FK_CLIENT, make_client, cx, client_ctx_free};
+    envd_k8s_finish fin = {ENVD_FK_CLIENT, make_client, cx, client_ctx_free, NULL};
     return envd_k8s_lookup_start(rt, rt->curl, w, k8s, ns, name, &fin, out);
 }
 
@@ -118,7 +118,7 @@ envd_status envd_k8s_sandbox_get(const envd_k8s_options *o, const char *ns, cons
              envd_curl_engine_new(timers, &curl) != ENVD_OK)
         st = envd_start_error(ENVD_E_NOMEM, "cannot start the lookup's I/O thread");
     if (st == ENVD_OK) {
-        envd_k8s_finish fin = {ENVD_FK_K8S_SANDBOX, take_sandbox, NULL, NULL};
+        envd_k8s_finish fin = {ENVD_FK_K8S_SANDBOX, take_sandbox, NULL, NULL, NULL};
         st = envd_k8s_lookup_start(NULL, curl, w, o, ns, name, &fin, &f);
     }
     void *r = NULL;
@@ -134,4 +134,30 @@ envd_status envd_k8s_sandbox_get(const envd_k8s_options *o, const char *ns, cons
     if (timers)
         envd_timers_free(timers);
     return st;
+}
+
+/* ------------------------------------------------------ the Sandbox list */
+
+envd_status envd_k8s_sandbox_list_async(envd_runtime *rt, const envd_k8s_options *o,
+                                        const char *ns, const char *selector, envd_future **out)
+{
+    if (!out)
+        return envd_start_error(ENVD_E_USAGE, "out is NULL");
+    *out = NULL;
+    if (!rt)
+        return envd_start_error(ENVD_E_USAGE, "runtime is NULL");
+    envd_k8s_worker *w = envd_k8s_runtime_worker(rt);
+    if (!w)
+        return envd_start_error(ENVD_E_NOMEM, "out of memory");
+    envd_k8s_finish fin = {ENVD_FK_K8S_SANDBOX_LIST, NULL, NULL, NULL, selector ? selector : ""};
+    return envd_k8s_lookup_start(rt, rt->curl, w, o, ns, NULL, &fin, out);
+}
+
+ENVD_SYNC_TAKE(envd_k8s_sandbox_list, envd_k8s_sandboxes *, ENVD_FK_K8S_SANDBOX_LIST,
+               (rt, o, ns, selector, &f_), envd_runtime *rt, const envd_k8s_options *o,
+               const char *ns, const char *selector)
+
+const envd_k8s_sandboxes *envd_future_k8s_sandboxes(const envd_future *f)
+{
+    return envd_future_result(f, ENVD_FK_K8S_SANDBOX_LIST);
 }

@@ -38,7 +38,8 @@ typedef struct lookup {
     envd_k8s_worker *worker;
     envd_k8s_finish fin;
     envd_k8s_conn *conn;
-    char *ns, *name;
+    char *ns, *name; /* name NULL: a list */
+    char *selector;  /* a list's label selector */
     char *path; /* "/apis/.../sandboxes/<name>" */
     envd_endpoint ep;
     struct curl_slist *connect_to; /* tls-server-name */
@@ -71,6 +72,7 @@ static void lookup_destroy(envd_op *b)
         op->fin.ctx_free(op->fin.ctx);
     free(op->ns);
     free(op->name);
+    free(op->selector);
     free(op->path);
     free(op->ep.base_url);
     envd_buf_free(&op->body);
@@ -129,7 +131,11 @@ static void complete(lookup *op, void *result, envd_free_fn free_fn, envd_error 
 static envd_error *wrap_get(const lookup *op, envd_error *e)
 {
     char prefix[600];
-    snprintf(prefix, sizeof(prefix), "failed to get sandbox %s/%s", op->ns, op->name);
+    if (op->name)
+        snprintf(prefix, sizeof(prefix), "failed to get sandbox %s/%s", op->ns, op->name);
+    else
+        snprintf(prefix, sizeof(prefix), "failed to list sandboxes in %s (selector '%s')",
+                 op->ns, op->selector);
     return envd_error_wrap(e, prefix);
 }
 
@@ -242,11 +248,25 @@ static envd_error *http_failure(const lookup *op, envd_error *e)
 static void to_worker(lookup *op);
 
 /* A 200 answer: parse, then the caller's finish makes the result. */
+static void list_free_fn(void *p)
+{
+    envd_k8s_sandboxes_free(p);
+}
+
 static void answered(lookup *op)
 {
     char *problem = NULL;
-    envd_k8s_sb *s = envd_k8s_sandbox_parse(op->ns, op->name, envd_buf_str(&op->body),
-                                            op->body.len, &problem);
+    envd_k8s_sb *s = NULL;
+    envd_k8s_sandboxes *l = NULL;
+    if (op->selector)
+        l = envd_k8s_sandboxes_parse(op->ns, envd_buf_str(&op->body), op->body.len, &problem);
+    else
+        s = envd_k8s_sandbox_parse(op->ns, op->name, envd_buf_str(&op->body), op->body.len,
+                                   &problem);
+    if (l) {
+        complete(op, l, list_free_fn, NULL);
+        return;
+    }
     if (!s) {
         envd_status st = problem ? ENVD_E_PROTOCOL : ENVD_E_NOMEM;
         envd_error *e = envd_error_new(st, ENVD_TRANSPORT_HTTP, 200, "%s from %s",
@@ -273,8 +293,8 @@ static void on_done(void *ud, envd_error *err)
         op->attempt = 1; /* a cached plugin credential went stale: once more, fresh */
         to_worker(op);
     } else if (op->status != 200) {
-        envd_error *e = envd_k8s_status_error(op->conn, cred_kind(op), op->status,
-                                              op->body.data, op->body.len, op->ns, op->name);
+        envd_error *e = envd_k8s_status_error(op->conn, cred_kind(op), op->status, op->body.data,
+                                              op->body.len, op->ns, op->name ? op->name : "");
         complete(op, NULL, NULL, wrap_get(op, e));
     } else {
         answered(op);
@@ -461,9 +481,16 @@ static envd_error *prepare(lookup *op, const envd_k8s_options *o)
         return envd_error_new(ENVD_E_CONFIG, ENVD_TRANSPORT_NONE, 0,
                               "cannot use tls-server-name '%s' with server %s",
                               c->tls_server_name, c->server);
-    if ((!op->ep.base_url && !(op->ep.base_url = strdup(c->server))) ||
-        asprintf(&op->path, "/apis/agents.kruise.io/v1alpha1/namespaces/%s/sandboxes/%s", op->ns,
-                 op->name) < 0) {
+    char *sel = op->selector && *op->selector ? curl_easy_escape(NULL, op->selector, 0) : NULL;
+    int n = -1;
+    if (op->ep.base_url || (op->ep.base_url = strdup(c->server)))
+        n = op->name ? asprintf(&op->path, "/apis/agents.kruise.io/v1alpha1/namespaces/%s/"
+                                           "sandboxes/%s", op->ns, op->name)
+                     : asprintf(&op->path, "/apis/agents.kruise.io/v1alpha1/namespaces/%s/"
+                                           "sandboxes%s%s", op->ns, sel ? "?labelSelector=" : "",
+                                sel ? sel : "");
+    curl_free(sel);
+    if (n < 0) {
         op->path = NULL;
         return envd_error_new(ENVD_E_NOMEM, ENVD_TRANSPORT_NONE, 0, "out of memory");
     }
@@ -473,7 +500,8 @@ static envd_error *prepare(lookup *op, const envd_k8s_options *o)
 }
 
 static lookup *lookup_new(envd_runtime *rt, envd_curl_engine *curl, envd_k8s_worker *worker,
-                          const envd_k8s_options *o, const char *ns, const char *name)
+                          const envd_k8s_options *o, const char *ns, const char *name,
+                          const char *sel)
 {
     lookup *op = calloc(1, sizeof(*op));
     if (!op)
@@ -486,9 +514,10 @@ static lookup *lookup_new(envd_runtime *rt, envd_curl_engine *curl, envd_k8s_wor
     op->curl = curl;
     op->worker = worker;
     op->timeout_ms = o ? o->timeout_ms : 30000;
-    op->name = strdup(name);
+    op->name = name ? strdup(name) : NULL;
+    op->selector = name ? NULL : strdup(sel ? sel : "");
     op->ns = ns && *ns ? strdup(ns) : NULL;
-    if (!op->name || (ns && *ns && !op->ns)) {
+    if (!(op->name || op->selector) || (ns && *ns && !op->ns)) {
         lookup_unref(op);
         return NULL;
     }
@@ -501,14 +530,16 @@ envd_status envd_k8s_lookup_start(envd_runtime *rt, envd_curl_engine *curl,
                                   envd_future **out)
 {
     *out = NULL;
-    int bad_name = !envd_k8s_valid_name(name, 0);
+    if (fin->selector)
+        name = NULL; /* a list */
+    int bad_name = name && !envd_k8s_valid_name(name, 0);
     envd_status st = ENVD_OK;
     if (bad_name || (ns && *ns && !envd_k8s_valid_name(ns, 1)))
         st = envd_start_error(ENVD_INVALID_ARGUMENT,
                               "invalid sandbox %s '%s': Kubernetes names are lower-case "
                               "letters, digits, '-' (and '.' in names)",
                               bad_name ? "name" : "namespace", bad_name ? name : ns);
-    lookup *op = st == ENVD_OK ? lookup_new(rt, curl, worker, o, ns, name) : NULL;
+    lookup *op = st == ENVD_OK ? lookup_new(rt, curl, worker, o, ns, name, fin->selector) : NULL;
     envd_future *f = op ? envd_future_create(fin->kind) : NULL;
     if (st == ENVD_OK && !f)
         st = envd_start_error(ENVD_E_NOMEM, "out of memory");

@@ -54,24 +54,12 @@ static void publish(envd_k8s_sb *s)
                                 s->phase, s->ready, s->pod_ip, is_running(s)};
 }
 
-envd_k8s_sb *envd_k8s_sandbox_parse(const char *ns, const char *name, const char *text,
-                                    size_t len, char **problem)
+/* One Sandbox object (root is borrowed). NULL on out of memory. */
+static envd_k8s_sb *from_json(const char *ns, const char *name, json_t *root)
 {
-    *problem = NULL;
-    json_error_t je;
-    json_t *root = json_loadb(text, len, 0, &je);
-    if (!json_is_object(root)) {
-        if (asprintf(problem, "the answer is not a JSON object (%s)",
-                     root ? "another JSON value" : je.text) < 0)
-            *problem = NULL;
-        json_decref(root);
-        return NULL;
-    }
     envd_k8s_sb *s = calloc(1, sizeof(*s));
-    if (!s) {
-        json_decref(root);
+    if (!s)
         return NULL;
-    }
     json_t *md = json_object_get(root, "metadata");
     json_t *ann = json_object_get(md, "annotations");
     json_t *labels = json_object_get(md, "labels");
@@ -117,13 +105,90 @@ envd_k8s_sb *envd_k8s_sandbox_parse(const char *ns, const char *name, const char
             strcmp(kind, "SandboxSet") == 0)
             bad = !(s->pool = dup_or(str_at(o, "name"), "?"));
     }
-    json_decref(root);
     if (bad) {
         envd_k8s_sandbox_free(&s->pub);
         return NULL;
     }
     publish(s);
     return s;
+}
+
+static json_t *load_object(const char *text, size_t len, char **problem)
+{
+    *problem = NULL;
+    json_error_t je;
+    json_t *root = json_loadb(text, len, 0, &je);
+    if (!json_is_object(root)) {
+        if (asprintf(problem, "the answer is not a JSON object (%s)",
+                     root ? "another JSON value" : je.text) < 0)
+            *problem = NULL;
+        json_decref(root);
+        return NULL;
+    }
+    return root;
+}
+
+envd_k8s_sb *envd_k8s_sandbox_parse(const char *ns, const char *name, const char *text,
+                                    size_t len, char **problem)
+{
+    json_t *root = load_object(text, len, problem);
+    envd_k8s_sb *s = root ? from_json(ns, name, root) : NULL;
+    json_decref(root);
+    return s;
+}
+
+/* The list and what its items point into. */
+typedef struct sb_list {
+    envd_k8s_sandboxes pub; /* first */
+    envd_k8s_sandbox *items;
+    envd_k8s_sb **owned;
+} sb_list;
+
+void envd_k8s_sandboxes_free(envd_k8s_sandboxes *pub)
+{
+    sb_list *l = (sb_list *)pub;
+    if (!l)
+        return;
+    for (size_t i = 0; i < l->pub.count; i++)
+        envd_k8s_sandbox_free(&l->owned[i]->pub);
+    free(l->owned);
+    free(l->items);
+    free(l);
+}
+
+envd_k8s_sandboxes *envd_k8s_sandboxes_parse(const char *ns, const char *text, size_t len,
+                                                   char **problem)
+{
+    json_t *root = load_object(text, len, problem);
+    if (!root)
+        return NULL;
+    json_t *items = json_object_get(root, "items");
+    if (!json_is_array(items) && !json_is_null(items) && items) {
+        if (asprintf(problem, "the answer is not a list (\"items\" is no array)") < 0)
+            *problem = NULL;
+        json_decref(root);
+        return NULL;
+    }
+    size_t n = json_array_size(items);
+    sb_list *l = calloc(1, sizeof(*l));
+    int bad = !l || (n && (!(l->items = calloc(n, sizeof(*l->items))) ||
+                           !(l->owned = calloc(n, sizeof(*l->owned)))));
+    for (size_t i = 0; !bad && i < n; i++) {
+        json_t *item = json_array_get(items, i), *md = json_object_get(item, "metadata");
+        const char *name = str_at(md, "name"), *ins = str_at(md, "namespace");
+        envd_k8s_sb *sb = from_json(ins ? ins : ns, name ? name : "", item);
+        if (!(bad = !sb)) {
+            l->owned[l->pub.count] = sb;
+            l->items[l->pub.count++] = sb->pub;
+        }
+    }
+    json_decref(root);
+    if (bad) {
+        envd_k8s_sandboxes_free(l ? &l->pub : NULL);
+        return NULL; /* out of memory */
+    }
+    l->pub.items = l->items;
+    return &l->pub;
 }
 
 envd_error *envd_k8s_not_running_error(const envd_k8s_sb *s)

@@ -3,6 +3,8 @@
 // serves OpenKruise Agents Sandbox objects and nothing else:
 //
 //   GET /apis/agents.kruise.io/v1alpha1/namespaces/<ns>/sandboxes/<name>
+//   GET /apis/agents.kruise.io/v1alpha1/namespaces/<ns>/sandboxes?labelSelector=S
+//       (a SandboxList; equality selectors: k=v, k==v, k!=v, k, !k)
 //
 // Authentication as the API server does it: a bearer token, HTTP basic
 // auth, or a client certificate signed by the test CA (CN = user name);
@@ -78,6 +80,7 @@ function sandbox(ns, name) {
         name,
         namespace: ns,
         annotations: { "agents.kruise.io/runtime-access-token": `${fx.bulk.tokenPrefix}${m[1]}` },
+        labels: { app: "bulk", shard: String(Number(m[1]) % 4) },
       },
       status: { phase: "Running", conditions: [{ type: "Ready", status: "True" }] },
     };
@@ -102,6 +105,34 @@ function authenticate(req) {
   return null;
 }
 
+// The label selector's equality terms against an object's labels.
+function selected(obj, selector) {
+  const labels = obj.metadata.labels || {};
+  for (const term of selector.split(",").map((t) => t.trim()).filter(Boolean)) {
+    let m;
+    if ((m = /^([^!=]+)!=(.*)$/.exec(term))) {
+      if (labels[m[1].trim()] === m[2].trim()) return false;
+    } else if ((m = /^([^!=]+)==?(.*)$/.exec(term))) {
+      if (labels[m[1].trim()] !== m[2].trim()) return false;
+    } else if (term.startsWith("!")) {
+      if (term.slice(1).trim() in labels) return false;
+    } else if (!(term in labels)) return false;
+  }
+  return true;
+}
+
+function list(ns, selector) {
+  const names = Object.keys(fx.sandboxes).filter((k) => k.startsWith(`${ns}/`)).map((k) => k.slice(ns.length + 1));
+  if (ns === fx.bulk.namespace) for (let i = 0; i < fx.bulk.count; i++) names.push(`sbx-${i}`);
+  return {
+    apiVersion: "agents.kruise.io/v1alpha1",
+    kind: "SandboxList",
+    metadata: { resourceVersion: "1" },
+    items: names.map((n) => sandbox(ns, n)).filter((o) => selected(o, selector)),
+  };
+}
+
+const LIST_PATH = /^\/apis\/agents\.kruise\.io\/v1alpha1\/namespaces\/([^/]+)\/sandboxes$/;
 const PATH = /^\/apis\/agents\.kruise\.io\/v1alpha1\/namespaces\/([^/]+)\/sandboxes\/([^/?]+)$/;
 
 function handle(req, res) {
@@ -109,6 +140,12 @@ function handle(req, res) {
   let user = authenticate(req);
   if (!user) return status(res, 401, "Unauthorized", "Unauthorized");
   if (req.headers["impersonate-user"]) user = req.headers["impersonate-user"];
+  const lm = LIST_PATH.exec(url.pathname);
+  if (req.method === "GET" && lm && !fx.noCrdNamespaces.includes(lm[1]) && !fx.forbidden.includes(user)) {
+    res.writeHead(200, { "Content-Type": "application/json" });
+    res.end(JSON.stringify(list(lm[1], url.searchParams.get("labelSelector") || "")));
+    return;
+  }
   const m = PATH.exec(url.pathname);
   if (req.method !== "GET" || !m || fx.noCrdNamespaces.includes(m[1]))
     return status(res, 404, "NotFound", "the server could not find the requested resource", {});
