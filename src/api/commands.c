@@ -12,6 +12,7 @@
 #include "api/commands.h"
 #include "api/op.h"
 #include "api/sync.h"
+#include "core/thread.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -723,10 +724,12 @@ envd_status envd_handle_wait(envd_handle *h, int64_t timeout_ms, envd_command_re
     if (err)
         *err = NULL;
     if (!h)
-        return ENVD_E_USAGE;
+        return envd_usage_error(err, __func__, "handle is NULL");
     envd_status s = envd_future_wait(h->done_f, timeout_ms);
+    if (s == ENVD_E_USAGE && err) /* on an engine thread */
+        *err = envd_thread_refusal(__func__);
     if (s != ENVD_OK)
-        return s; /* ENVD_E_TIMEOUT, or E_USAGE on an engine thread */
+        return s; /* or ENVD_E_TIMEOUT: the handle goes on */
     if (res)
         *res = envd_future_take_result(h->done_f, ENVD_FK_COMMAND);
     if (err)

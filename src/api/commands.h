@@ -75,6 +75,9 @@ envd_status envd_proc_check(const envd_proc *p);
  * out (has_out), the client, p (when has_p). *out is the caller's to
  * clear. */
 envd_status envd_proc_begin(const envd_client *c, int has_p, const envd_proc *p, int has_out);
+/* A usage error of a call with an err parameter: ENVD_E_USAGE, and *err
+ * (when err is not NULL) says "<fn>: <what>". */
+envd_status envd_usage_error(envd_error **err, const char *fn, const char *what);
 /* The wire selector of a checked reference (points into p). */
 void envd_proc_selector(Process__ProcessSelector *ps, const envd_proc *p);
 

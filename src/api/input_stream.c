@@ -6,6 +6,7 @@
 #include "api/commands.h"
 #include "api/op.h"
 #include "api/sync.h"
+#include "core/thread.h"
 #include "process.pb-c.h"
 
 #include <stdlib.h>
@@ -207,12 +208,12 @@ envd_status envd_input_stream_write(envd_input_stream *s, const void *data, size
     if (err)
         *err = NULL;
     if (!s || (!data && len))
-        return ENVD_E_USAGE;
+        return envd_usage_error(err, __func__, s ? "data is NULL" : "stream is NULL");
     pthread_mutex_lock(&s->mu);
     int ended = s->ended, end_called = s->end_called;
     pthread_mutex_unlock(&s->mu);
     if (end_called)
-        return ENVD_E_USAGE; /* written after end() */
+        return envd_usage_error(err, __func__, "the input was ended already");
     if (ended)
         return over(s, err);
     const uint8_t *p = data;
@@ -270,11 +271,15 @@ envd_status envd_input_stream_close(envd_input_stream *s, envd_error **err)
     if (err)
         *err = NULL;
     if (!s)
-        return ENVD_E_USAGE;
+        return envd_usage_error(err, __func__, "stream is NULL");
     envd_status st = envd_input_stream_end(s);
     if (st != ENVD_OK)
         return st;
-    envd_future_wait(s->f, -1);
+    if (envd_future_wait(s->f, -1) != ENVD_OK) { /* on an engine thread */
+        if (err)
+            *err = envd_thread_refusal(__func__);
+        return ENVD_E_USAGE;
+    }
     if (err)
         *err = envd_future_take_error(s->f);
     return envd_future_status(s->f);

@@ -16,6 +16,13 @@ envd_status envd_proc_check(const envd_proc *p)
     return ENVD_OK;
 }
 
+envd_status envd_usage_error(envd_error **err, const char *fn, const char *what)
+{
+    if (err)
+        *err = envd_error_new(ENVD_E_USAGE, ENVD_TRANSPORT_NONE, 0, "%s: %s", fn, what);
+    return ENVD_E_USAGE;
+}
+
 void envd_proc_selector(Process__ProcessSelector *ps, const envd_proc *p)
 {
     process__process_selector__init(ps);

@@ -826,6 +826,52 @@ static void alternating_methods(void **state)
     }
 }
 
+/* Usage errors say which argument, and every starter leaves *out NULL. */
+static void usage_errors_name_the_argument(void **state)
+{
+    fixture *fx = *state;
+    envd_error *err = NULL;
+    envd_command_result *r = (envd_command_result *)1;
+    assert_int_equal(envd_commands_run(NULL, "true", NULL, &r, &err), ENVD_E_USAGE);
+    assert_null(r);
+    assert_string_equal(envd_error_message(err), "envd_commands_run: client is NULL");
+    envd_error_free(err);
+    assert_int_equal(envd_commands_run_async(fx->c, "true", NULL, NULL), ENVD_E_USAGE);
+    envd_future *f = (envd_future *)1;
+    assert_int_equal(envd_commands_signal_async(fx->c, ENVD_PID(1), (envd_signal)0, &f),
+                     ENVD_INVALID_ARGUMENT);
+    assert_null(f);
+    int sent = 1;
+    assert_int_equal(envd_commands_signal(fx->c, NULL, ENVD_SIGNAL_SIGTERM, &sent, &err),
+                     ENVD_E_USAGE);
+    assert_int_equal(sent, 0);
+    assert_string_equal(envd_error_message(err), "envd_commands_signal: process is NULL");
+    envd_error_free(err);
+    assert_int_equal(envd_commands_send_input(fx->c, ENVD_PID(1), ENVD_INPUT_STDIN, NULL, 3, &err),
+                     ENVD_E_USAGE);
+    assert_string_equal(envd_error_message(err), "envd_commands_send_input: data is NULL");
+    envd_error_free(err);
+    assert_int_equal(envd_commands_resize(fx->c, ENVD_TAG("t"), 0, 10, &err),
+                     ENVD_INVALID_ARGUMENT);
+    assert_non_null(strstr(envd_error_message(err), "envd_commands_resize: "));
+    envd_error_free(err);
+    envd_input_stream *in = (envd_input_stream *)1;
+    assert_int_equal(envd_commands_open_input(fx->c, ENVD_TAG(""), ENVD_INPUT_STDIN, &in),
+                     ENVD_E_USAGE);
+    assert_null(in);
+    assert_int_equal(envd_input_stream_write(NULL, "x", 1, &err), ENVD_E_USAGE);
+    assert_string_equal(envd_error_message(err), "envd_input_stream_write: stream is NULL");
+    envd_error_free(err);
+    assert_int_equal(envd_handle_wait(NULL, 0, &r, &err), ENVD_E_USAGE);
+    assert_string_equal(envd_error_message(err), "envd_handle_wait: handle is NULL");
+    envd_error_free(err);
+    envd_handle *h = (envd_handle *)1;
+    assert_int_equal(envd_handle_reconnect(NULL, &h, &err), ENVD_E_USAGE);
+    assert_null(h);
+    assert_string_equal(envd_error_message(err), "envd_handle_reconnect: handle is NULL");
+    envd_error_free(err);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -836,7 +882,7 @@ int main(void)
         cmocka_unit_test(ordered_input_stream), cmocka_unit_test(tags),
         cmocka_unit_test(unknown_processes),    cmocka_unit_test(disconnect_then_connect),
         cmocka_unit_test(pty_session),          cmocka_unit_test(futures_and_wait_timeouts),
-        cmocka_unit_test(alternating_methods),
+        cmocka_unit_test(alternating_methods),  cmocka_unit_test(usage_errors_name_the_argument),
     };
     int failed = 0;
     failed += cmocka_run_group_tests_name("grpc (h2c)", tests, setup_grpc, teardown);
