@@ -57,8 +57,6 @@ typedef struct envd_k8s_options envd_k8s_options;
  * that is not running is an error. Caller frees with envd_k8s_options_free.
  * NULL on out of memory. */
 ENVD_API envd_k8s_options *envd_k8s_options_new(void);
-/* Copy (defaults for NULL); caller frees. */
-ENVD_API envd_k8s_options *envd_k8s_options_dup(const envd_k8s_options *o);
 ENVD_API void envd_k8s_options_free(envd_k8s_options *o);
 
 ENVD_API envd_status envd_k8s_options_set_source(envd_k8s_options *o, envd_k8s_source source);

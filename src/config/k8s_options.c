@@ -29,22 +29,6 @@ envd_k8s_options *envd_k8s_options_new(void)
     return o;
 }
 
-envd_k8s_options *envd_k8s_options_dup(const envd_k8s_options *src)
-{
-    envd_k8s_options *o = envd_k8s_options_new();
-    if (!o || !src)
-        return o;
-    o->source = src->source;
-    o->timeout_ms = src->timeout_ms;
-    o->require_running = src->require_running;
-    if (set_str(&o->kubeconfig, src->kubeconfig) || set_str(&o->context, src->context) ||
-        set_str(&o->in_cluster_dir, src->in_cluster_dir)) {
-        envd_k8s_options_free(o);
-        return NULL;
-    }
-    return o;
-}
-
 void envd_k8s_options_free(envd_k8s_options *o)
 {
     if (!o)
