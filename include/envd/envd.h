@@ -237,7 +237,9 @@ typedef struct envd_runtime envd_runtime;
 
 /* Starts the engine threads. cfg may be NULL (defaults); only the runtime
  * options (workers, in-flight cap) are read. Caller frees with
- * envd_runtime_free. */
+ * envd_runtime_free. ENVD_E_CONFIG for more workers than the setter allows,
+ * ENVD_E_NOMEM when memory or a thread cannot be had; either way nothing is
+ * left running or allocated and *out is NULL. */
 ENVD_API envd_status envd_runtime_new(const envd_config *cfg, envd_runtime **out);
 /* Cancels what is in flight, joins the threads. On an engine thread (a
  * thread of any runtime, or inside any callback) it frees nothing and
@@ -267,6 +269,8 @@ ENVD_API envd_status envd_future_wait_any(envd_future *const *fs, size_t n, int6
                                           size_t *index);
 /* Waits until all n futures completed. */
 ENVD_API envd_status envd_future_wait_all(envd_future *const *fs, size_t n, int64_t timeout_ms);
+/* 1 once the outcome is set (its completion callback may still be
+ * running), else 0. Never waits. */
 ENVD_API int envd_future_done(const envd_future *f);
 /* The outcome once done: ENVD_OK or the error's code. */
 ENVD_API envd_status envd_future_status(const envd_future *f);
