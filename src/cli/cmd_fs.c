@@ -35,6 +35,43 @@ static void target_close(fs_target *t)
     memset(t, 0, sizeof(*t));
 }
 
+/* What a subcommand does to one path argument (index i), its sandbox open
+ * in t; flags are its options. */
+typedef int (*path_fn)(cli_ctx *ctx, const char *arg, fs_target *t, int flags, int i);
+
+/* Runs fn on every path argument, each in its own sandbox; a failure does
+ * not stop the others, and the first one's status is the result. */
+static int each_path(cli_ctx *ctx, const cli_parser *p, path_fn fn, int flags)
+{
+    if (p->nargs == 0)
+        return cli_usage_error(ctx, "missing PATH");
+    int rc = 0;
+    for (int i = 0; i < p->nargs; i++) {
+        fs_target t;
+        int r = target_open(ctx, p->args[i], &t);
+        if (r == 0)
+            r = fn(ctx, p->args[i], &t, flags, i);
+        target_close(&t);
+        rc = rc ? rc : r;
+    }
+    return rc;
+}
+
+/* Parses a subcommand whose options are all flags without values: their
+ * ids are bits, OR-ed into *flags. -1 to go on, else the exit status. */
+static int parse_flags(cli_parser *p, int *flags)
+{
+    int o;
+    *flags = 0;
+    while ((o = cli_next(p)) != CLI_DONE) {
+        if (o < CLI_DONE)
+            return cli_stop(o);
+        if (o > 0)
+            *flags |= o;
+    }
+    return -1;
+}
+
 static const char *type_name(envd_file_type t)
 {
     switch (t) {
@@ -119,43 +156,32 @@ static void print_stat(const envd_entry_info *e)
         printf("metadata: %s=%s\n", e->metadata[i].name, e->metadata[i].value);
 }
 
+static int stat_one(cli_ctx *ctx, const char *arg, fs_target *t, int json, int i)
+{
+    envd_entry_info *e = NULL;
+    envd_error *err = NULL;
+    envd_status st = envd_fs_get_info(t->c, t->path, &e, &err);
+    if (st != ENVD_OK)
+        return cli_fail(ctx, arg, st, err);
+    int rc = 0;
+    if (json) {
+        rc = print_json_entry(ctx, e);
+    } else {
+        if (i > 0)
+            putchar('\n');
+        print_stat(e);
+    }
+    envd_entry_info_free(e);
+    return rc;
+}
+
 int cmd_stat(cli_ctx *ctx, int argc, char **argv)
 {
     static const cli_opt opts[] = {{"json", 0, 0, 1}, {NULL, 0, 0, 0}};
     cli_parser p;
     cli_parser_init(&p, ctx, argc, argv, opts, stat_usage);
-    int json = 0, o;
-    while ((o = cli_next(&p)) != CLI_DONE) {
-        if (o < CLI_DONE)
-            return cli_stop(o);
-        if (o == 1)
-            json = 1;
-    }
-    char **paths = p.args;
-    int n = p.nargs;
-    if (n == 0)
-        return cli_usage_error(ctx, "missing PATH");
-    int rc = 0;
-    for (int i = 0; i < n; i++) {
-        fs_target t;
-        int r = target_open(ctx, paths[i], &t);
-        envd_entry_info *e = NULL;
-        envd_error *err = NULL;
-        envd_status st = r ? ENVD_OK : envd_fs_get_info(t.c, t.path, &e, &err);
-        if (r)
-            rc = r;
-        else if (st != ENVD_OK)
-            rc = cli_fail(ctx, paths[i], st, err);
-        else if (json)
-            rc |= print_json_entry(ctx, e);
-        else
-            print_stat(e);
-        if (!r && st == ENVD_OK && !json && i + 1 < n)
-            putchar('\n');
-        envd_entry_info_free(e);
-        target_close(&t);
-    }
-    return rc;
+    int json, rc = parse_flags(&p, &json);
+    return rc >= 0 ? rc : each_path(ctx, &p, stat_one, json);
 }
 
 /* -------------------------------------------------------------------- ls */
@@ -253,39 +279,31 @@ static const char rm_usage[] =
     "Removes files and directories, recursively.\n"
     "  -f, --force   a missing path is not an error\n";
 
+#define RM_FORCE 1
+
+static int rm_one(cli_ctx *ctx, const char *arg, fs_target *t, int flags, int i)
+{
+    int exists = 1;
+    envd_error *err = NULL;
+    envd_status st = ENVD_OK;
+    /* envd removes like os.RemoveAll: a missing path is fine to it, not to rm */
+    if (!(flags & RM_FORCE))
+        st = envd_fs_exists(t->c, t->path, &exists, &err);
+    if (st == ENVD_OK && !exists)
+        return cli_errorf(ctx, "%s: no such file or directory", arg);
+    if (st == ENVD_OK)
+        st = envd_fs_remove(t->c, t->path, &err);
+    return st == ENVD_OK ? 0 : cli_fail(ctx, arg, st, err);
+}
+
 int cmd_rm(cli_ctx *ctx, int argc, char **argv)
 {
-    static const cli_opt opts[] = {{"force", 'f', 0, 1}, {"recursive", 'r', 0, 2},
-                                   {NULL, 0, 0, 0}};
+    static const cli_opt opts[] = {{"force", 'f', 0, RM_FORCE}, {"recursive", 'r', 0, 2},
+                                   {"recursive", 'R', 0, 2},    {NULL, 0, 0, 0}};
     cli_parser p;
     cli_parser_init(&p, ctx, argc, argv, opts, rm_usage);
-    int force = 0, o;
-    while ((o = cli_next(&p)) != CLI_DONE) {
-        if (o < CLI_DONE)
-            return cli_stop(o);
-        force |= o == 1;
-    }
-    if (p.nargs == 0)
-        return cli_usage_error(ctx, "missing PATH");
-    int rc = 0;
-    for (int i = 0; i < p.nargs; i++) {
-        fs_target t;
-        int r = target_open(ctx, p.args[i], &t), exists = 1;
-        envd_error *err = NULL;
-        envd_status st = ENVD_OK;
-        /* envd removes like os.RemoveAll: a missing path is fine to it, not to rm */
-        if (!r && !force)
-            st = envd_fs_exists(t.c, t.path, &exists, &err);
-        if (!r && st == ENVD_OK && !exists)
-            r = cli_errorf(ctx, "%s: no such file or directory", p.args[i]);
-        else if (!r && st == ENVD_OK)
-            st = envd_fs_remove(t.c, t.path, &err);
-        if (!r && st != ENVD_OK)
-            r = cli_fail(ctx, p.args[i], st, err);
-        rc = rc ? rc : r;
-        target_close(&t);
-    }
-    return rc;
+    int flags, rc = parse_flags(&p, &flags);
+    return rc >= 0 ? rc : each_path(ctx, &p, rm_one, flags);
 }
 
 static const char mkdir_usage[] =
@@ -308,25 +326,25 @@ static char *parent_of(const char *path)
 
 /* Without -p, mkdir refuses what envd would do silently: a missing parent,
  * an existing directory. */
-static int mkdir_one(cli_ctx *ctx, const char *arg, int parents)
+static int mkdir_one(cli_ctx *ctx, const char *arg, fs_target *t, int parents, int i)
 {
-    fs_target t;
-    int rc = target_open(ctx, arg, &t), exists = 1, created = 0;
+    int exists = 1, created = 0, rc = 0;
     envd_error *err = NULL;
     envd_status st = ENVD_OK;
-    char *parent = rc ? NULL : parent_of(t.path);
-    if (!rc && !parents && parent)
-        st = envd_fs_exists(t.c, parent, &exists, &err);
-    if (!rc && st == ENVD_OK && !exists)
+    char *parent = parent_of(t->path);
+    if (!parent)
+        return cli_errorf(ctx, "out of memory");
+    if (!parents)
+        st = envd_fs_exists(t->c, parent, &exists, &err);
+    if (st == ENVD_OK && !exists)
         rc = cli_errorf(ctx, "%s: no such directory: %s (use -p)", arg, parent);
-    else if (!rc && st == ENVD_OK)
-        st = envd_fs_make_dir(t.c, t.path, &created, &err);
+    else if (st == ENVD_OK)
+        st = envd_fs_make_dir(t->c, t->path, &created, &err);
     if (!rc && st != ENVD_OK)
         rc = cli_fail(ctx, arg, st, err);
     else if (!rc && !created && !parents)
         rc = cli_errorf(ctx, "%s: already exists", arg);
     free(parent);
-    target_close(&t);
     return rc;
 }
 
@@ -335,20 +353,8 @@ int cmd_mkdir(cli_ctx *ctx, int argc, char **argv)
     static const cli_opt opts[] = {{"parents", 'p', 0, 1}, {NULL, 0, 0, 0}};
     cli_parser p;
     cli_parser_init(&p, ctx, argc, argv, opts, mkdir_usage);
-    int parents = 0, o;
-    while ((o = cli_next(&p)) != CLI_DONE) {
-        if (o < CLI_DONE)
-            return cli_stop(o);
-        parents |= o == 1;
-    }
-    if (p.nargs == 0)
-        return cli_usage_error(ctx, "missing PATH");
-    int rc = 0;
-    for (int i = 0; i < p.nargs; i++) {
-        int r = mkdir_one(ctx, p.args[i], parents);
-        rc = rc ? rc : r;
-    }
-    return rc;
+    int parents, rc = parse_flags(&p, &parents);
+    return rc >= 0 ? rc : each_path(ctx, &p, mkdir_one, parents);
 }
 
 static const char mv_usage[] =
@@ -359,15 +365,14 @@ int cmd_mv(cli_ctx *ctx, int argc, char **argv)
 {
     cli_parser p;
     cli_parser_init(&p, ctx, argc, argv, NULL, mv_usage);
-    int o;
-    while ((o = cli_next(&p)) != CLI_DONE)
-        if (o < CLI_DONE)
-            return cli_stop(o);
+    int none, rc = parse_flags(&p, &none);
+    if (rc >= 0)
+        return rc;
     if (p.nargs != 2)
         return cli_usage_error(ctx, "expected SRC and DST, got %d argument%s", p.nargs,
                                p.nargs == 1 ? "" : "s");
     fs_target t;
-    int rc = target_open(ctx, p.args[0], &t);
+    rc = target_open(ctx, p.args[0], &t);
     char *dsb = NULL;
     const char *dst = NULL;
     if (!rc && cli_split_remote(p.args[1], &dsb, &dst) < 0)
@@ -401,38 +406,29 @@ static const char cat_usage[] =
     "usage: envdctl cat PATH...\n"
     "Writes the files to standard output, streamed.\n";
 
-int cmd_cat(cli_ctx *ctx, int argc, char **argv)
+static int cat_one(cli_ctx *ctx, const char *arg, fs_target *t, int flags, int i)
 {
-    cli_parser p;
-    cli_parser_init(&p, ctx, argc, argv, NULL, cat_usage);
-    int o;
-    while ((o = cli_next(&p)) != CLI_DONE)
-        if (o < CLI_DONE)
-            return cli_stop(o);
-    if (p.nargs == 0)
-        return cli_usage_error(ctx, "missing PATH");
     envd_files_opts *fo = envd_files_opts_new();
     if (!fo || envd_files_opts_set_sink_fd(fo, STDOUT_FILENO) != ENVD_OK) {
         envd_files_opts_free(fo);
         return cli_errorf(ctx, "out of memory");
     }
-    fflush(stdout);
-    int rc = 0;
-    for (int i = 0; i < p.nargs; i++) {
-        fs_target t;
-        int r = target_open(ctx, p.args[i], &t);
-        size_t len = 0;
-        uint8_t *data = NULL;
-        envd_error *err = NULL;
-        envd_status st = r ? ENVD_OK : envd_files_read(t.c, t.path, fo, &data, &len, &err);
-        if (!r && st != ENVD_OK)
-            r = cli_fail(ctx, p.args[i], st, err);
-        free(data);
-        target_close(&t);
-        rc = rc ? rc : r;
-    }
+    size_t len = 0;
+    uint8_t *data = NULL;
+    envd_error *err = NULL;
+    envd_status st = envd_files_read(t->c, t->path, fo, &data, &len, &err);
+    free(data);
     envd_files_opts_free(fo);
-    return rc;
+    return st == ENVD_OK ? 0 : cli_fail(ctx, arg, st, err);
+}
+
+int cmd_cat(cli_ctx *ctx, int argc, char **argv)
+{
+    cli_parser p;
+    cli_parser_init(&p, ctx, argc, argv, NULL, cat_usage);
+    int none, rc = parse_flags(&p, &none);
+    fflush(stdout); /* the files go to fd 1 directly */
+    return rc >= 0 ? rc : each_path(ctx, &p, cat_one, 0);
 }
 
 /* ----------------------------------------------------------------- watch */

@@ -11,6 +11,7 @@ static const struct {
     cli_cmd_fn fn;
     const char *summary;
 } commands[] = {
+    {"run", cmd_run, "run a command in the sandbox, streaming its output"},
     {"batch", cmd_batch, "run a file of jobs over a pool of sandboxes"},
     {"cp", cmd_cp, "copy files and directories between here and sandboxes"},
     {"ls", cmd_ls, "list a directory"},
@@ -19,6 +20,8 @@ static const struct {
     {"mkdir", cmd_mkdir, "make a directory"},
     {"mv", cmd_mv, "move or rename a file"},
     {"cat", cmd_cat, "print a file"},
+    {"ps", cmd_ps, "list the sandbox's processes"},
+    {"kill", cmd_kill, "signal a process by pid or tag"},
     {"watch", cmd_watch, "print a directory's changes as JSON lines"},
 };
 #define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))

@@ -201,12 +201,13 @@ test("--config: a named sandbox, SANDBOX:PATH, a broken file", async () => {
 
 /** Resolves once envdctl watch says the watch is in place. */
 function armed(child) {
-  return new Promise((resolve) => {
+  return new Promise((resolve, reject) => {
     let seen = "";
     child.stderr.on("data", (b) => {
       seen += b;
       if (/watching \//.test(seen)) resolve();
     });
+    child.once("exit", (code) => reject(new Error(`envdctl watch exited (${code}) before the watch was armed: ${seen}`)));
   });
 }
 
