@@ -238,8 +238,8 @@ static int parse_args(cli_ctx *ctx, int argc, char **argv, batch_args *a, batch_
     cli_parser_init(&p, ctx, argc, argv, opts, usage);
     int o;
     while ((o = cli_next(&p)) != CLI_DONE) {
-        if (o < CLI_DONE)
-            return cli_stop(o);
+        if (o < CLI_DONE) /* --help: CLI_HELP, so that nothing runs after it */
+            return o == CLI_HELP ? CLI_HELP : cli_stop(o);
         if (o == CLI_ARG)
             continue;
         int rc = take_option(&p, o, a);
@@ -388,10 +388,11 @@ int cmd_batch(cli_ctx *ctx, int argc, char **argv)
     memset(&pool, 0, sizeof(pool));
     pool.ctx = ctx;
     pool.backoff_ms = 1000;
-    int rc = parse_args(ctx, argc, argv, &a, &pool);
-    if (rc == 0)
+    int rc = parse_args(ctx, argc, argv, &a, &pool), help = rc == CLI_HELP;
+    rc = help ? CLI_EXIT_OK : rc;
+    if (rc == 0 && !help)
         rc = shard_from_env(ctx, &a);
-    if (rc == 0) {
+    if (rc == 0 && !help) {
         a.o.progress_mode = a.quiet ? 0 : isatty(2) ? 2 : a.progress ? 1 : 0;
         a.o.quiet = a.quiet;
         pool.backoff_ms = a.o.retry_backoff_ms > 0 ? a.o.retry_backoff_ms * 2 : 1000;
