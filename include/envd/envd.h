@@ -231,6 +231,44 @@ ENVD_API envd_status envd_config_set_workers(envd_config *cfg, int workers);
 ENVD_API envd_status envd_config_set_max_inflight(envd_config *cfg, int max_inflight,
                                                   int fail_fast);
 
+/* ---- Limits ------------------------------------------------------------------
+ * A sandbox runs untrusted code, and a gateway or proxy may answer in envd's
+ * place, so what a server can make the client hold or wait for is bounded.
+ * Each bound is a setting with a default; the fixed ones are listed too.
+ *
+ *   largest reply message     envd_config_set_max_message_bytes, default
+ *                             16 MiB: one unary reply or one stream message
+ *                             (a Connect envelope, a gRPC message after
+ *                             decompression). Over it the call fails
+ *                             (ENVD_E_PROTOCOL on Connect, ENVD_RESOURCE_
+ *                             EXHAUSTED from gRPC). A ListDir reply of empty
+ *                             entries grows ~90x when decoded, so this bound
+ *                             is what caps that memory.
+ *   slowest /files body       envd_config_set_files_min_rate, default 1 KiB
+ *                             per 30 s: a response body that moves less than
+ *                             that in a window fails with ENVD_E_IDLE_TIMEOUT
+ *                             (the idle timeout alone never fires on a body
+ *                             that trickles one byte at a time).
+ *   error body kept           64 KiB of a non-2xx body (the message quotes at
+ *                             most 512 printable bytes of it); the rest is
+ *                             read and dropped.
+ *   response headers          libcurl's bounds (a line of 100 KB, a block of
+ *                             300 KB; over them: ENVD_E_PROTOCOL); gRPC
+ *                             core's metadata bound (16 KiB).
+ *   /files reply kept         a write's JSON reply 1 MiB; a read into memory
+ *                             as the sink's own cap (Content-Length is a
+ *                             claim, never an allocation).
+ */
+#define ENVD_DEFAULT_MAX_MESSAGE_BYTES ((int64_t)16 << 20)
+#define ENVD_DEFAULT_FILES_MIN_BYTES 1024
+#define ENVD_DEFAULT_FILES_MIN_WINDOW_MS 30000
+/* 1 KiB .. 1 GiB. */
+ENVD_API envd_status envd_config_set_max_message_bytes(envd_config *cfg, int64_t bytes);
+/* At least bytes (0 = no minimum) in every window_ms (100 .. 3600000) of a
+ * /files response body, counted from the response headers on. */
+ENVD_API envd_status envd_config_set_files_min_rate(envd_config *cfg, int64_t bytes,
+                                                    int64_t window_ms);
+
 /* --------------------------------------------------------------- runtime */
 
 typedef struct envd_runtime envd_runtime;

@@ -116,6 +116,7 @@ static envd_status client_init(envd_client *c, envd_runtime *rt, const char *san
     if (c->cfg->ca_file && !(c->ep.ca_file = envd_strdup(c->cfg->ca_file)))
         return ENVD_E_NOMEM;
     c->ep.h2c_prior_knowledge = c->cfg->h2c && !c->ep.tls;
+    c->ep.max_message = (size_t)c->cfg->max_message_bytes;
     if ((s = build_headers(c)) != ENVD_OK)
         return s;
     atomic_init(&c->transport, c->cfg->transport);

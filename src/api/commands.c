@@ -244,6 +244,8 @@ static int read_len(const uint8_t **p, const uint8_t *end, size_t *out)
 
 int envd_peek_output(const uint8_t *msg, size_t len, int *field, const uint8_t **data, size_t *n)
 {
+    if (!msg || !len) /* msg + 0 on NULL is undefined */
+        return 0;
     const uint8_t *p = msg, *end = msg + len;
     size_t l;
     if (p == end || *p++ != 0x0a || !read_len(&p, end, &l)) /* event = 1, bytes */
@@ -293,10 +295,14 @@ static int on_end_event(envd_handle *h, const Process__ProcessEvent__EndEvent *e
 {
     h->got_end = 1;
     h->res->pub.exit_code = end->exit_code;
-    if (end->_error_case == PROCESS__PROCESS_EVENT__END_EVENT___ERROR_ERROR && end->error &&
-        !(h->res->error = strdup(end->error))) {
-        h->oom = 1;
-        return -1;
+    if (end->_error_case == PROCESS__PROCESS_EVENT__END_EVENT___ERROR_ERROR && end->error) {
+        /* A server may send more than one end event: the last error wins,
+         * the earlier one is freed rather than leaked. */
+        free(h->res->error);
+        if (!(h->res->error = strdup(end->error))) {
+            h->oom = 1;
+            return -1;
+        }
     }
     return 0;
 }

@@ -291,6 +291,8 @@ static envd_status launch(envd_client *c, files_xfer *x, const files_args *a,
         .timeout_ms = c->cfg->request_timeout_ms,
         .idle_timeout_ms = o->idle_set ? o->idle_timeout_ms : c->cfg->idle_timeout_ms,
         .deadline_ms = o->timeout_ms,
+        .min_bytes = c->cfg->files_min_bytes,
+        .min_window_ms = c->cfg->files_min_window_ms,
     };
     envd_http_callbacks cb = {on_status, on_data, on_progress, on_done, x};
     envd_http *h = NULL;

@@ -110,6 +110,9 @@ envd_config *envd_config_new(void)
     c->workers = 0;
     c->max_inflight = 4096;
     c->fail_fast = 0;
+    c->max_message_bytes = ENVD_DEFAULT_MAX_MESSAGE_BYTES;
+    c->files_min_bytes = ENVD_DEFAULT_FILES_MIN_BYTES;
+    c->files_min_window_ms = ENVD_DEFAULT_FILES_MIN_WINDOW_MS;
     return c;
 }
 
@@ -582,5 +585,36 @@ envd_status envd_config_set_max_inflight(envd_config *cfg, int max_inflight, int
                       "must be between 1 and %d, got %d", ENVD_MAX_INFLIGHT_LIMIT, max_inflight);
     cfg->max_inflight = max_inflight;
     cfg->fail_fast = fail_fast != 0;
+    return ENVD_OK;
+}
+
+envd_status envd_config_set_max_message_bytes(envd_config *cfg, int64_t bytes)
+{
+    if (!cfg)
+        return ENVD_E_USAGE;
+    clear_error(cfg);
+    if (bytes < ENVD_MIN_MESSAGE_LIMIT || bytes > ENVD_MAX_MESSAGE_LIMIT)
+        return refuse(cfg, ENVD_INVALID_ARGUMENT, 1, "bytes",
+                      "must be between %lld (1 KiB) and %lld (1 GiB), got %lld",
+                      (long long)ENVD_MIN_MESSAGE_LIMIT, (long long)ENVD_MAX_MESSAGE_LIMIT,
+                      (long long)bytes);
+    cfg->max_message_bytes = bytes;
+    return ENVD_OK;
+}
+
+envd_status envd_config_set_files_min_rate(envd_config *cfg, int64_t bytes, int64_t window_ms)
+{
+    if (!cfg)
+        return ENVD_E_USAGE;
+    clear_error(cfg);
+    if (bytes < 0)
+        return refuse(cfg, ENVD_INVALID_ARGUMENT, 1, "bytes",
+                      "must be 0 (no minimum) or more, got %lld", (long long)bytes);
+    if (window_ms < 100 || window_ms > ENVD_MAX_RATE_WINDOW_MS)
+        return refuse(cfg, ENVD_INVALID_ARGUMENT, 2, "window_ms",
+                      "must be between 100 and %d, got %lld", ENVD_MAX_RATE_WINDOW_MS,
+                      (long long)window_ms);
+    cfg->files_min_bytes = bytes;
+    cfg->files_min_window_ms = window_ms;
     return ENVD_OK;
 }

@@ -22,6 +22,11 @@
  * (the sandbox gateway drops streams idle for 600 s), so a larger value is
  * a mistake, not a choice. */
 #define ENVD_MAX_KEEPALIVE_S 86400
+/* gRPC takes the receive limit as an int; a message of a gigabyte is a
+ * mistake or an attack, not a reply. */
+#define ENVD_MAX_MESSAGE_LIMIT ((int64_t)1 << 30)
+#define ENVD_MIN_MESSAGE_LIMIT ((int64_t)1 << 10)
+#define ENVD_MAX_RATE_WINDOW_MS 3600000
 
 struct envd_config {
     char *domain;
@@ -42,6 +47,9 @@ struct envd_config {
     int workers;
     int max_inflight;
     int fail_fast;
+    int64_t max_message_bytes; /* see the limits in envd.h */
+    int64_t files_min_bytes;
+    int64_t files_min_window_ms;
     /* Why the last setter failed: "<argument>: <reason>", "" after a
      * success. reason_at is where <reason> starts; bad_arg says which
      * argument it was (1 = the first after cfg), 0 when none. */

@@ -80,8 +80,19 @@ static int parse_rfc3339(const char *s, int64_t *out)
     if (*p == 'Z' || *p == 'z') {
         p++;
     } else if (*p == '+' || *p == '-') {
-        int hh, mm;
-        if (sscanf(p + 1, "%2d:%2d", &hh, &mm) != 2)
+        /* Exactly "+hh:mm": each byte is checked before the next is read,
+         * so a short offset such as "-0:3" stops at its NUL instead of
+         * stepping past it. */
+        static const char shape[] = "d:dd"; /* after the first digit */
+        if (p[1] < '0' || p[1] > '9')
+            return -1;
+        for (int i = 0; i < 4; i++) {
+            char c = p[2 + i];
+            if (shape[i] == ':' ? c != ':' : (c < '0' || c > '9'))
+                return -1;
+        }
+        int hh = (p[1] - '0') * 10 + (p[2] - '0'), mm = (p[4] - '0') * 10 + (p[5] - '0');
+        if (hh > 23 || mm > 59)
             return -1;
         off = (int64_t)(hh * 3600 + mm * 60) * (*p == '+' ? 1 : -1);
         p += 6;

@@ -178,11 +178,12 @@ typedef struct kc_entry {
     yaml_node_t *body; /* the cluster/user/context mapping, or NULL */
     yaml_node_t *item; /* the list item, for positions */
     kc_file *file;
+    size_t seq; /* order of definition across the merged files */
 } kc_entry;
 
 typedef struct kc_list {
-    kc_entry *v;
-    size_t n;
+    kc_entry *v; /* sorted by name once loaded (kc_index) */
+    size_t n, cap;
 } kc_list;
 
 typedef struct kc_set {
@@ -206,12 +207,38 @@ static void kc_set_free(kc_set *s)
     free(s->names);
 }
 
+static int kc_name_cmp(const void *pa, const void *pb)
+{
+    return strcmp(((const kc_entry *)pa)->name, ((const kc_entry *)pb)->name);
+}
+
 static kc_entry *kc_find(kc_list *l, const char *name)
 {
-    for (size_t i = 0; i < l->n; i++)
-        if (strcmp(l->v[i].name, name) == 0)
-            return &l->v[i];
-    return NULL;
+    kc_entry key = {.name = name};
+    return l->n ? bsearch(&key, l->v, l->n, sizeof *l->v, kc_name_cmp) : NULL;
+}
+
+static int kc_entry_cmp(const void *pa, const void *pb)
+{
+    const kc_entry *a = pa, *b = pb;
+    int c = strcmp(a->name, b->name);
+    return c ? c : (a->seq > b->seq) - (a->seq < b->seq);
+}
+
+/* Sorts l by name, keeping only the first definition of each (files in
+ * order, then position): the kubectl merge rule. Sorting once instead of
+ * searching the list for every new entry keeps 20,000 contexts linear-log
+ * (they took seconds pairwise). */
+static void kc_index(kc_list *l)
+{
+    if (l->n < 2)
+        return;
+    qsort(l->v, l->n, sizeof *l->v, kc_entry_cmp);
+    size_t o = 1;
+    for (size_t i = 1; i < l->n; i++)
+        if (strcmp(l->v[i].name, l->v[o - 1].name) != 0)
+            l->v[o++] = l->v[i];
+    l->n = o;
 }
 
 /* Collects `section` (a list of {name, <inner>: {...}}) from one file, the
@@ -248,13 +275,16 @@ static envd_status kc_collect(kc_file *f, yaml_node_t *root, const char *section
                                    name, inner, envd_yaml_describe(body));
             return ENVD_E_CONFIG;
         }
-        if (kc_find(l, name))
-            continue;
-        kc_entry *nv = realloc(l->v, (l->n + 1) * sizeof(*nv));
-        if (!nv)
-            return ENVD_E_NOMEM;
-        l->v = nv;
-        l->v[l->n++] = (kc_entry){name, body, item, f};
+        if (l->n == l->cap) {
+            size_t cap = l->cap ? l->cap * 2 : 16;
+            kc_entry *nv = realloc(l->v, cap * sizeof(*nv));
+            if (!nv)
+                return ENVD_E_NOMEM;
+            l->v = nv;
+            l->cap = cap;
+        }
+        l->v[l->n] = (kc_entry){name, body, item, f, l->n};
+        l->n++;
     }
     return ENVD_OK;
 }
@@ -294,6 +324,9 @@ static envd_status kc_load(kc_set *s, char **paths, size_t n, envd_error **err)
                 s->current = envd_yaml_text(cur);
         }
     }
+    kc_index(&s->clusters);
+    kc_index(&s->users);
+    kc_index(&s->contexts);
     return ENVD_OK;
 }
 
@@ -461,7 +494,7 @@ static envd_status read_exec(kc_entry *e, yaml_node_t *x, envd_k8s_conn *c, envd
     if (!ex)
         return ENVD_E_NOMEM;
     c->exec = ex;
-    kc_entry sub = {e->name, x, e->item, e->file};
+    kc_entry sub = {e->name, x, e->item, e->file, e->seq};
     static const char *W = "exec plugin of user";
     envd_status st;
     char *mode = NULL;

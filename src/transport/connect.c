@@ -36,6 +36,7 @@ struct envd_rpc {
     struct curl_slist *hdrs;
     uint8_t *req;
     size_t req_len;
+    size_t max_message; /* largest reply message (unary body, envelope) */
 
     /* I/O thread. */
     int headers_done;
@@ -104,7 +105,7 @@ static void headers_complete(envd_rpc *r, long code)
     if (r->body_ok && r->kind == ENVD_RPC_UNARY) {
         curl_off_t cl = -1;
         curl_easy_getinfo(r->x.easy, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &cl);
-        if (cl > 0 && (size_t)cl <= ENVD_FRAME_MAX_DEFAULT) {
+        if (cl > 0 && (size_t)cl <= r->max_message) {
             r->body = malloc((size_t)cl);
             r->body_cap = r->body ? (size_t)cl : 0;
         }
@@ -172,11 +173,12 @@ static size_t on_write(char *ptr, size_t size, size_t n, void *ud)
         return len;
     }
     if (r->kind == ENVD_RPC_UNARY) {
-        int rc = body_append(r, (const uint8_t *)ptr, len, ENVD_FRAME_MAX_DEFAULT);
+        int rc = body_append(r, (const uint8_t *)ptr, len, r->max_message);
         if (rc == -1) {
-            char why[128];
-            snprintf(why, sizeof why, "response message over the %zu-byte limit",
-                     ENVD_FRAME_MAX_DEFAULT);
+            char why[160];
+            snprintf(why, sizeof why,
+                     "response message over the %zu-byte limit (envd_config_set_max_message_bytes)",
+                     r->max_message);
             set_err(r, envd_failure_status(ENVD_FAILURE_PROTOCOL, 0), why);
             return 0;
         }
@@ -237,12 +239,13 @@ static void rpc_done(envd_curl_xfer *x, CURLcode rc, envd_status abort, const ch
             else
                 err = envd_error_new(st, ENVD_TRANSPORT_CONNECT, 0, "%s: %s", r->method, buf);
         }
-    } else if (!r->headers_done || !r->body_ok) {
-        if (!r->headers_done) {
-            long code = 0;
-            curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &code);
-            r->status = code;
-        }
+    } else if (!r->headers_done) {
+        /* The body "ended" before the blank line that closes the headers:
+         * a cut-off response, not a wrong content type. */
+        err = envd_error_new(envd_failure_status(ENVD_FAILURE_BROKEN, 0), ENVD_TRANSPORT_CONNECT,
+                             0, "%s: the connection closed inside the response headers",
+                             r->method);
+    } else if (!r->body_ok) {
         err = http_failure(r);
     } else if (r->kind == ENVD_RPC_UNARY) {
         static const uint8_t empty[1];
@@ -341,7 +344,8 @@ static envd_status connect_start(envd_rpc_transport *t, const envd_rpc_request *
     if (!r)
         return ENVD_E_NOMEM;
     pthread_mutex_init(&r->smu, NULL);
-    envd_frame_parser_init(&r->fp, 0);
+    r->max_message = req->ep->max_message ? req->ep->max_message : ENVD_FRAME_MAX_DEFAULT;
+    envd_frame_parser_init(&r->fp, r->max_message);
     r->kind = req->kind;
     r->cb = *cb;
     size_t bl = strlen(req->ep->base_url), ml = strlen(req->method);

@@ -48,8 +48,10 @@ static envd_status take_header(envd_frame_parser *p, const uint8_t *h, char *why
         return ENVD_E_PROTOCOL;
     }
     if (len > p->max_len) {
-        snprintf(why, why_cap, "received a frame of %zu bytes, over the %zu-byte limit", len,
-                 p->max_len);
+        snprintf(why, why_cap,
+                 "received a frame of %zu bytes, over the %zu-byte limit "
+                 "(envd_config_set_max_message_bytes)",
+                 len, p->max_len);
         return ENVD_E_PROTOCOL;
     }
     p->flags = flags;
@@ -113,7 +115,10 @@ envd_status envd_frame_parser_feed(envd_frame_parser *p, const uint8_t *data, si
                     return st;
             }
             if (p->len == 0) {
-                if ((st = deliver(p, NULL, 0, fn, ud)) != ENVD_OK)
+                /* A real pointer even for no bytes: consumers compute
+                 * payload + len, which is undefined on NULL. */
+                static const uint8_t none[1];
+                if ((st = deliver(p, none, 0, fn, ud)) != ENVD_OK)
                     return st;
                 continue;
             }

@@ -177,6 +177,19 @@ envd_status envd_curl_headers(const envd_kv *headers, size_t n, struct curl_slis
     return ENVD_OK;
 }
 
+/* The request went out and no body byte came back: libcurl was reading the
+ * response's status line and headers. */
+static int in_headers(const envd_curl_xfer *x)
+{
+    long sent = 0;
+    curl_off_t got = 0;
+    if (!x->easy)
+        return 0;
+    curl_easy_getinfo(x->easy, CURLINFO_REQUEST_SIZE, &sent);
+    curl_easy_getinfo(x->easy, CURLINFO_SIZE_DOWNLOAD_T, &got);
+    return sent > 0 && got == 0;
+}
+
 /* Which failure of the one error model (failure.c) a libcurl code is. Sets
  * *st instead for what is not a failure of the way to the server (out of
  * memory, a bad URL). */
@@ -231,6 +244,13 @@ static envd_failure curl_failure(const envd_curl_xfer *x, CURLcode rc, const cha
         *st = ENVD_E_CONFIG;
         return ENVD_FAILURE_LOCAL;
     case CURLE_OUT_OF_MEMORY:
+        if (in_headers(x)) {
+            /* libcurl reports its own header bounds (a line over 100 KB, a
+             * header block over 300 KB) as out of memory: that is the
+             * peer's doing, not this process running short. */
+            *what = "the response headers are over libcurl's size limits";
+            return ENVD_FAILURE_PROTOCOL;
+        }
         *what = "out of memory";
         *st = ENVD_E_NOMEM;
         return ENVD_FAILURE_LOCAL;
@@ -387,6 +407,17 @@ void envd_curl_xfer_touch(envd_curl_xfer *x)
     x->last_activity = envd_now_ms();
 }
 
+void envd_curl_xfer_received(envd_curl_xfer *x, size_t n)
+{
+    envd_curl_xfer_touch(x);
+    x->rate_bytes += n;
+}
+
+static int rate_applies(const envd_curl_xfer *x)
+{
+    return x->min_bytes > 0 && x->min_window_ms > 0 && x->rate_from > 0;
+}
+
 void envd_curl_xfer_first_seen(envd_curl_xfer *x)
 {
     if (x->first_seen)
@@ -394,6 +425,10 @@ void envd_curl_xfer_first_seen(envd_curl_xfer *x)
     x->first_seen = 1;
     int64_t now = envd_now_ms();
     x->last_activity = now;
+    x->rate_from = now;
+    x->rate_bytes = 0;
+    if (x->timers_on && rate_applies(x))
+        note_deadline(x->eng, now + x->min_window_ms);
     if (!x->timeout_whole)
         x->first_deadline = 0;
     if (x->timers_on && x->idle_timeout_ms > 0)
@@ -531,7 +566,7 @@ static void check_timers(envd_curl_engine *e)
     if (now < e->next_check)
         return;
     int64_t next = INT64_MAX;
-    char why[96];
+    char why[160];
     envd_curl_xfer *x = e->active;
     while (x) {
         envd_curl_xfer *nx = x->next;
@@ -548,7 +583,20 @@ static void check_timers(envd_curl_engine *e)
                 snprintf(why, sizeof why, "no data received for %lld ms (idle timeout)",
                          (long long)(now - x->last_activity));
                 finish(e, x, CURLE_OK, envd_failure_status(ENVD_FAILURE_IDLE, 0), why);
+            } else if (rate_applies(x) && now - x->rate_from >= x->min_window_ms &&
+                       x->rate_bytes < (uint64_t)x->min_bytes) {
+                snprintf(why, sizeof why,
+                         "%llu bytes in %lld ms, under the minimum of %lld (too slow)",
+                         (unsigned long long)x->rate_bytes, (long long)(now - x->rate_from),
+                         (long long)x->min_bytes);
+                finish(e, x, CURLE_OK, envd_failure_status(ENVD_FAILURE_IDLE, 0), why);
             } else {
+                if (rate_applies(x) && now - x->rate_from >= x->min_window_ms) {
+                    x->rate_from = now; /* the window was met: a new one */
+                    x->rate_bytes = 0;
+                }
+                if (rate_applies(x) && x->rate_from + x->min_window_ms < next)
+                    next = x->rate_from + x->min_window_ms;
                 if (x->first_deadline && x->first_deadline < next)
                     next = x->first_deadline;
                 if (idle_applies(x) && x->last_activity + x->idle_timeout_ms < next)

@@ -48,6 +48,12 @@ struct envd_curl_xfer {
     int timeout_whole;       /* 1: timeout_ms covers the whole transfer (unary) */
     int idle_before_first;   /* 1: the idle clock runs before the first data too */
     int timers_deferred;     /* 1: timers start at envd_curl_xfer_arm_timers() */
+    /* Minimum transfer rate of the response body: at least min_bytes
+     * (counted by envd_curl_xfer_received) in every min_window_ms from the
+     * first response event on. 0 = none. An idle clock alone never fires on
+     * a body that trickles a byte at a time. */
+    int64_t min_bytes;
+    int64_t min_window_ms;
 
     atomic_int refs;
     atomic_int cancel_requested; /* any thread may set; transports poll it */
@@ -58,6 +64,8 @@ struct envd_curl_xfer {
     int64_t last_activity;  /* absolute ms */
     int first_seen;
     int timers_on;
+    int64_t rate_from;   /* absolute ms: start of the current rate window */
+    uint64_t rate_bytes; /* body bytes received in it */
     int in_multi;
     envd_curl_xfer *prev, *next; /* active list */
 
@@ -101,6 +109,9 @@ void envd_curl_xfer_arm_timers(envd_curl_xfer *x);
 
 /* I/O thread, from curl callbacks: bytes moved (idle clock restarts). */
 void envd_curl_xfer_touch(envd_curl_xfer *x);
+/* I/O thread: n response body bytes arrived (a touch that also counts
+ * toward the minimum rate). */
+void envd_curl_xfer_received(envd_curl_xfer *x, size_t n);
 /* I/O thread: the first response event arrived (headers or first message);
  * the timeout_ms deadline no longer applies unless timeout_whole. */
 void envd_curl_xfer_first_seen(envd_curl_xfer *x);

@@ -125,8 +125,13 @@ static envd_error *from_text(int http_status, const uint8_t *body, size_t len,
 envd_error *envd_error_from_http_body(int http_status, const uint8_t *body, size_t len,
                                       envd_transport_kind transport)
 {
-    if (!body)
+    /* Callers pass NULL for an empty body; pointer arithmetic on NULL is
+     * undefined even with a zero offset, so the empty body is a real one. */
+    static const uint8_t empty[1];
+    if (!body) {
+        body = empty;
         len = 0;
+    }
     const uint8_t *p = skip_ws(body, body + len);
     json_t *j = NULL;
     if (p < body + len && *p == '{')
@@ -169,12 +174,17 @@ envd_error *envd_error_from_http_body(int http_status, const uint8_t *body, size
 
 envd_error *envd_error_from_connect_end(const uint8_t *json, size_t len)
 {
+    static const uint8_t empty[1]; /* NULL + 0 is undefined; see above */
+    if (!json) {
+        json = empty;
+        len = 0;
+    }
     json_error_t jerr;
-    json_t *j = json_loadb((const char *)json, json ? len : 0, 0, &jerr);
+    json_t *j = json_loadb((const char *)json, len, 0, &jerr);
     if (!json_is_object(j)) {
         json_decref(j);
         char ex[EXCERPT_MAX + 8];
-        excerpt(json, json ? len : 0, ex, sizeof ex);
+        excerpt(json, len, ex, sizeof ex);
         return envd_error_new(ENVD_E_PROTOCOL, ENVD_TRANSPORT_CONNECT, 0,
                               "malformed end-of-stream frame: %s", ex[0] ? ex : "(empty)");
     }

@@ -38,6 +38,7 @@
  * never called with a call mutex held (a timer callback takes that mutex).
  */
 #include "core/thread.h"
+#include "transport/connect_frame.h"
 #include "transport/transport.h"
 
 #include <grpc/byte_buffer.h>
@@ -50,6 +51,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <limits.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -90,6 +92,7 @@ typedef struct gchan {
     char *ca_file;
     int tls;
     int insecure;
+    size_t max_message; /* the channel's receive limit comes from it */
     grpc_channel *channel;
 } gchan;
 
@@ -256,12 +259,18 @@ static grpc_channel_credentials *make_creds(const envd_endpoint *ep, envd_status
 
 static grpc_channel *new_channel(const envd_endpoint *ep, envd_status *st)
 {
+    /* The receive limit bounds what one reply makes core buffer and the
+     * client decode (a ListDir of empty entries grows ~90x in protobuf-c). */
+    int max_recv = ep->max_message && ep->max_message <= INT_MAX ? (int)ep->max_message
+                                                                   : (int)ENVD_FRAME_MAX_DEFAULT;
     grpc_arg args[] = {
         /* connect-go gzips every reply when gzip is offered. */
         {.type = GRPC_ARG_INTEGER,
          .key = GRPC_COMPRESSION_CHANNEL_ENABLED_ALGORITHMS_BITSET,
          .value.integer = 1},
-        {.type = GRPC_ARG_INTEGER, .key = GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH, .value.integer = -1},
+        {.type = GRPC_ARG_INTEGER,
+         .key = GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH,
+         .value.integer = max_recv},
         {.type = GRPC_ARG_INTEGER, .key = GRPC_ARG_MAX_SEND_MESSAGE_LENGTH, .value.integer = -1},
         {.type = GRPC_ARG_STRING,
          .key = GRPC_ARG_PRIMARY_USER_AGENT_STRING,
@@ -305,7 +314,7 @@ static grpc_channel *get_channel(envd_grpc_engine *e, const envd_endpoint *ep, e
     const char *ca = ep->tls ? ep->ca_file : NULL;
     for (gchan *c = e->chans; c; c = c->next) {
         if (c->tls == !!ep->tls && c->insecure == insecure && str_eq(c->authority, ep->authority) &&
-            str_eq(c->ca_file, ca))
+            str_eq(c->ca_file, ca) && c->max_message == ep->max_message)
             return c->channel;
     }
     gchan *c = calloc(1, sizeof *c);
@@ -317,6 +326,7 @@ static grpc_channel *get_channel(envd_grpc_engine *e, const envd_endpoint *ep, e
     c->ca_file = dup_str(ca);
     c->tls = !!ep->tls;
     c->insecure = insecure;
+    c->max_message = ep->max_message;
     if (!c->authority || (ca && !c->ca_file)) {
         *st = ENVD_E_NOMEM;
         goto fail;

@@ -111,7 +111,7 @@ static size_t on_write(char *ptr, size_t size, size_t n, void *ud)
 {
     envd_http *h = ud;
     size_t len = size * n;
-    envd_curl_xfer_touch(&h->x);
+    envd_curl_xfer_received(&h->x, len);
     if (atomic_load_explicit(&h->x.cancel_requested, memory_order_acquire))
         return 0;
     if (!h->headers_done) {
@@ -183,6 +183,12 @@ static void http_done(envd_curl_xfer *x, CURLcode rc, envd_status abort, const c
         char buf[CURL_ERROR_SIZE + 512];
         envd_status st = envd_curl_describe(x, rc, buf, sizeof buf);
         err = envd_error_new(st, ENVD_TRANSPORT_HTTP, (int)h->status, "%s: %s", h->label, buf);
+    } else if (!h->headers_done) {
+        /* The connection closed before the blank line ending the headers:
+         * a cut-off response, whatever the status line said. */
+        err = envd_error_new(envd_failure_status(ENVD_FAILURE_BROKEN, 0), ENVD_TRANSPORT_HTTP,
+                             0, "%s: the connection closed inside the response headers",
+                             h->label);
     }
     h->cb.on_done(h->cb.ud, err);
 }
@@ -320,6 +326,8 @@ static envd_status setup_request(envd_http *h, const envd_http_request *req)
     h->x.timeout_ms = h->body_eof ? req->timeout_ms : 0; /* else armed in body_sent() */
     h->x.idle_timeout_ms = req->idle_timeout_ms;
     h->x.idle_before_first = 1; /* uploads stall before any response too */
+    h->x.min_bytes = req->min_bytes;
+    h->x.min_window_ms = req->min_window_ms;
     if (req->tune && (st = req->tune(req->tune_ud, easy)) != ENVD_OK)
         return st;
     return ENVD_OK;

@@ -45,6 +45,7 @@ typedef struct envd_endpoint {
     int h2c_prior_knowledge; /* 1 = Connect/HTTP over cleartext HTTP/2 without
                               * upgrade (h2c servers and gateways); 0 = HTTP/1.1
                               * for http:// (stock envd) */
+    size_t max_message;      /* largest reply message; 0 = ENVD_FRAME_MAX_DEFAULT */
 } envd_endpoint;
 
 typedef enum envd_rpc_kind {
@@ -181,6 +182,10 @@ typedef struct envd_http_request {
     int64_t timeout_ms;
     int64_t idle_timeout_ms;     /* longest stall in either direction; 0 = none */
     int64_t deadline_ms;         /* the whole transfer; 0 = none */
+    /* The response body must bring at least min_bytes in every
+     * min_window_ms (from the response headers on); 0 = no minimum. */
+    int64_t min_bytes;
+    int64_t min_window_ms;
 } envd_http_request;
 
 typedef struct envd_http_callbacks {

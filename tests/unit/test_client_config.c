@@ -267,6 +267,31 @@ static void numbers_have_ranges(void **state)
     assert_int_equal(cfg->max_inflight, 1);
     assert_int_equal(cfg->fail_fast, 0);
 
+    /* limits: the largest reply message, 1 KiB .. 1 GiB, default 16 MiB */
+    assert_int_equal(cfg->max_message_bytes, ENVD_DEFAULT_MAX_MESSAGE_BYTES);
+    assert_refused(cfg, envd_config_set_max_message_bytes(cfg, 1023),
+                   "bytes: must be between 1024 (1 KiB) and 1073741824 (1 GiB), got 1023");
+    assert_refused_with(cfg, envd_config_set_max_message_bytes(cfg, ((int64_t)1 << 30) + 1),
+                        "got 1073741825");
+    assert_refused_with(cfg, envd_config_set_max_message_bytes(cfg, -5), "got -5");
+    assert_int_equal(cfg->max_message_bytes, ENVD_DEFAULT_MAX_MESSAGE_BYTES);
+    assert_accepted(cfg, envd_config_set_max_message_bytes(cfg, 1024));
+    assert_int_equal(cfg->max_message_bytes, 1024);
+    /* the /files minimum rate: bytes >= 0 (0 = none), window 100 ms .. 1 h */
+    assert_int_equal(cfg->files_min_bytes, ENVD_DEFAULT_FILES_MIN_BYTES);
+    assert_int_equal(cfg->files_min_window_ms, ENVD_DEFAULT_FILES_MIN_WINDOW_MS);
+    assert_refused(cfg, envd_config_set_files_min_rate(cfg, -1, 1000),
+                   "bytes: must be 0 (no minimum) or more, got -1");
+    assert_refused(cfg, envd_config_set_files_min_rate(cfg, 10, 99),
+                   "window_ms: must be between 100 and 3600000, got 99");
+    assert_refused_with(cfg, envd_config_set_files_min_rate(cfg, 10, 3600001), "got 3600001");
+    assert_int_equal(cfg->files_min_bytes, ENVD_DEFAULT_FILES_MIN_BYTES);
+    assert_accepted(cfg, envd_config_set_files_min_rate(cfg, 0, 100));
+    assert_int_equal(cfg->files_min_bytes, 0);
+    assert_int_equal(cfg->files_min_window_ms, 100);
+    assert_int_equal(envd_config_set_max_message_bytes(NULL, 4096), ENVD_E_USAGE);
+    assert_int_equal(envd_config_set_files_min_rate(NULL, 1, 1000), ENVD_E_USAGE);
+
     /* transport: the three kinds a config may hold */
     assert_refused(cfg, envd_config_set_transport(cfg, ENVD_TRANSPORT_NONE),
                    "kind: must be ENVD_TRANSPORT_GRPC, ENVD_TRANSPORT_CONNECT or "

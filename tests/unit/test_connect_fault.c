@@ -208,6 +208,49 @@ static void sc_connect_404(int fd)
     fs_puts(fd, b);
 }
 
+static void sc_cut_headers(int fd)
+{
+    fs_puts(fd, "HTTP/1.1 200 OK\r\nContent-Type: applica");
+}
+
+/* One 10 MiB header line: over libcurl's per-line bound, which libcurl
+ * reports as out of memory. */
+static void sc_long_header(int fd)
+{
+    fs_puts(fd, "HTTP/1.1 200 OK\r\nX-Junk: ");
+    static char junk[1 << 16];
+    memset(junk, 'j', sizeof junk);
+    for (int i = 0; i < 160; i++)
+        if (fs_write_all(fd, junk, sizeof junk))
+            return;
+    fs_puts(fd, "\r\n\r\n");
+}
+
+static void sc_empty_401(int fd)
+{
+    fs_puts(fd, "HTTP/1.1 401 Unauthorized\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+}
+
+/* A unary reply and a stream envelope of 2000 bytes, for a 1 KiB limit. */
+static void sc_unary_2000(int fd)
+{
+    static char b[2000];
+    memset(b, 'b', sizeof b);
+    fs_puts(fd, "HTTP/1.1 200 OK\r\nContent-Type: application/proto\r\nContent-Length: 2000\r\n"
+                "Connection: close\r\n\r\n");
+    fs_write_all(fd, b, sizeof b);
+}
+
+static void sc_frame_2000(int fd)
+{
+    static char b[2000];
+    memset(b, 'b', sizeof b);
+    fs_stream_head(fd);
+    fs_frame(fd, 0, b, sizeof b);
+    fs_frame(fd, 2, "{}", 2);
+    fs_puts(fd, "0\r\n\r\n");
+}
+
 static void sc_hang(int fd)
 {
     fs_wait_close(fd);
@@ -435,6 +478,54 @@ static void test_error_pages(void **state)
     rec_destroy(&r);
 }
 
+/* Found by fuzzing: each was reported as something it is not. */
+static void test_mislabelled(void **state)
+{
+    (void)state;
+    rec r;
+    static const envd_rpc_kind kinds[] = {ENVD_RPC_UNARY, ENVD_RPC_SERVER_STREAM};
+    for (size_t i = 0; i < 2; i++) {
+        fs_set(sc_cut_headers); /* was "unexpected content-type ''" */
+        run_call(&r, kinds[i], 5000, 0);
+        expect(&r, ENVD_UNAVAILABLE, "inside the response headers");
+        rec_destroy(&r);
+
+        fs_set(sc_long_header); /* was ENVD_E_NOMEM, "out of memory" */
+        run_call(&r, kinds[i], 5000, 0);
+        expect(&r, ENVD_E_PROTOCOL, "response headers are over");
+        rec_destroy(&r);
+
+        fs_set(sc_empty_401); /* NULL + 0 in the error mapping */
+        run_call(&r, kinds[i], 5000, 0);
+        expect(&r, ENVD_UNAUTHENTICATED, "empty body");
+        rec_destroy(&r);
+    }
+}
+
+/* The endpoint's largest reply message (envd_config_set_max_message_bytes)
+ * bounds both a unary body and each envelope. */
+static void test_max_message(void **state)
+{
+    (void)state;
+    rec r;
+    g_ep.ep.max_message = 1024;
+    fs_set(sc_unary_2000);
+    run_call(&r, ENVD_RPC_UNARY, 5000, 0);
+    expect(&r, ENVD_E_PROTOCOL, "over the 1024-byte limit");
+    rec_destroy(&r);
+    fs_set(sc_frame_2000);
+    run_call(&r, ENVD_RPC_SERVER_STREAM, 5000, 0);
+    expect(&r, ENVD_E_PROTOCOL, "over the 1024-byte limit");
+    rec_destroy(&r);
+    g_ep.ep.max_message = 4096;
+    fs_set(sc_frame_2000);
+    run_call(&r, ENVD_RPC_SERVER_STREAM, 5000, 0);
+    expect(&r, ENVD_OK, NULL);
+    assert_int_equal(r.bytes, 2000);
+    rec_destroy(&r);
+    g_ep.ep.max_message = 0;
+}
+
 static void test_timeouts(void **state)
 {
     (void)state;
@@ -568,6 +659,8 @@ int main(void)
         cmocka_unit_test(test_end_stream_error_and_split),
         cmocka_unit_test(test_error_pages),
         cmocka_unit_test(test_timeouts),
+        cmocka_unit_test(test_mislabelled),
+        cmocka_unit_test(test_max_message),
         cmocka_unit_test(test_client_stream_wire),
         cmocka_unit_test(test_bad_requests),
     };

@@ -157,6 +157,29 @@ static void test_excerpt_bounded(void **state)
     envd_error_free(e);
 }
 
+/* Callers pass NULL for an empty error body (a bare 401): that must be an
+ * empty body, not NULL + 0 (undefined; clang's UBSan aborts on it, which is
+ * how fuzzing found it). */
+static void test_null_empty_body(void **state)
+{
+    (void)state;
+    static const envd_transport_kind kinds[] = {ENVD_TRANSPORT_HTTP, ENVD_TRANSPORT_CONNECT,
+                                                ENVD_TRANSPORT_GRPC};
+    for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++) {
+        envd_error *e = envd_error_from_http_body(401, NULL, 0, kinds[i]);
+        assert_contains(envd_error_message(e), "HTTP 401 Unauthorized with an empty body");
+        assert_int_equal(envd_error_http_status(e), 401);
+        envd_error_free(e);
+        e = envd_error_from_http_body(503, NULL, 12345, kinds[i]); /* len ignored */
+        assert_contains(envd_error_message(e), "empty body");
+        envd_error_free(e);
+    }
+    envd_error *e = envd_error_from_connect_end(NULL, 7);
+    assert_int_equal(envd_error_code(e), ENVD_E_PROTOCOL);
+    assert_contains(envd_error_message(e), "(empty)");
+    envd_error_free(e);
+}
+
 static void test_connect_end(void **state)
 {
     (void)state;
@@ -195,6 +218,7 @@ int main(void)
         cmocka_unit_test(test_connect_json),    cmocka_unit_test(test_envd_integer_code),
         cmocka_unit_test(test_gateway_json),    cmocka_unit_test(test_plain_and_html),
         cmocka_unit_test(test_excerpt_bounded), cmocka_unit_test(test_connect_end),
+        cmocka_unit_test(test_null_empty_body),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -135,6 +135,24 @@ static void sc_cut_body(int fd)
     fs_write_all(fd, b, sizeof b);
 }
 
+/* One byte every 150 ms: each resets the idle clock, so only a minimum
+ * rate ends it (found by fuzzing: it never ended). */
+static void sc_trickle(int fd)
+{
+    fs_puts(fd, "HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\n"
+                "Content-Length: 20\r\nConnection: close\r\n\r\n");
+    for (int i = 0; i < 20; i++) {
+        if (fs_write_all(fd, "t", 1))
+            return;
+        fs_sleep_ms(150);
+    }
+}
+
+static void sc_cut_headers(int fd)
+{
+    fs_puts(fd, "HTTP/1.1 200 OK\r\nContent-Type: application/oc");
+}
+
 static void sc_hang(int fd)
 {
     fs_wait_close(fd);
@@ -268,6 +286,37 @@ static void test_cut_and_stalled(void **state)
     expect(&h, ENVD_E_IDLE_TIMEOUT, "idle");
     assert_true(dt >= 400 && dt < 2000);
     assert_int_equal(h.r.bytes, 10);
+    rec_destroy(&h.r);
+}
+
+static void test_trickle_and_cut_headers(void **state)
+{
+    (void)state;
+    hrec h = {0};
+    fs_set(sc_trickle);
+    envd_http_request req = request("GET", NULL, 0, 0, 5000, 5000);
+    req.min_bytes = 100;
+    req.min_window_ms = 1000;
+    int64_t t0 = envd_now_ms();
+    run_req(&h, &req);
+    int64_t dt = envd_now_ms() - t0;
+    expect(&h, ENVD_E_IDLE_TIMEOUT, "too slow");
+    assert_true(dt >= 1000 && dt < 4000);
+    assert_true(h.r.bytes > 0 && h.r.bytes < 100);
+    rec_destroy(&h.r);
+
+    /* a window that is met starts the next one: 20 bytes in 3 s pass a
+     * minimum of 5 per second */
+    fs_set(sc_trickle);
+    req.min_bytes = 5;
+    run_req(&h, &req);
+    expect(&h, ENVD_OK, NULL);
+    assert_int_equal(h.r.bytes, 20);
+    rec_destroy(&h.r);
+
+    fs_set(sc_cut_headers); /* was an OK with status 0 */
+    run(&h, "GET", NULL, 0, 0, 5000, 5000);
+    expect(&h, ENVD_UNAVAILABLE, "inside the response headers");
     rec_destroy(&h.r);
 }
 
@@ -464,6 +513,7 @@ int main(void)
         cmocka_unit_test(test_gzip_response),
         cmocka_unit_test(test_cut_and_stalled),
         cmocka_unit_test(test_status_handling),
+        cmocka_unit_test(test_trickle_and_cut_headers),
         cmocka_unit_test(test_encoding_not_asked_for),
         cmocka_unit_test(test_upload_and_deadline_timers),
         cmocka_unit_test(test_multipart_on_the_wire),

@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 
 static char tmp[256];
 
@@ -135,6 +136,39 @@ static void merged_list(void **state)
     unsetenv("KUBECONFIG");
 
     expect_error(list, "nope", ENVD_E_CONFIG, "context 'nope' is not defined", NULL);
+}
+
+/* 20,000 contexts over two files: found by sorting once (a pairwise search
+ * per entry took seconds), the first definition of a name still wins. */
+static void many_contexts(void **state)
+{
+    (void)state;
+    const size_t n = 20000;
+    char *text = malloc(n * 96 + 256);
+    assert_non_null(text);
+    size_t o = (size_t)sprintf(text, "clusters:\n- name: c\n  cluster: {server: 'https://m.example'}\n"
+                                     "users:\n- name: u\n  user: {token: t}\ncontexts:\n");
+    for (size_t i = 0; i < n; i++)
+        o += (size_t)sprintf(text + o, "- name: x%zu\n  context: {cluster: c, user: u, namespace: n%zu}\n", i, i);
+    k8s_write(at("many.yaml"), "%s", text);
+    free(text);
+    k8s_write(at("first.yaml"), "contexts:\n- name: x777\n  context: {cluster: c, user: u, namespace: won}\n");
+    char list[1100];
+    snprintf(list, sizeof(list), "%s:%s", at("first.yaml"), at("many.yaml"));
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    envd_k8s_conn *c = NULL;
+    envd_error *err = NULL;
+    assert_int_equal(load(list, "x777", &c, &err), ENVD_OK);
+    assert_string_equal(c->ns, "won");
+    envd_k8s_conn_free(c);
+    assert_int_equal(load(list, "x19999", &c, &err), ENVD_OK);
+    assert_string_equal(c->ns, "n19999");
+    envd_k8s_conn_free(c);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    double dt = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+    print_message("  two loads of %zu contexts in %.3f s\n", n, dt);
+    assert_true(dt < 4.0);
 }
 
 static void home_config_and_missing(void **state)
@@ -356,6 +390,16 @@ static void exec_credential_parser(void **state)
         "\"status\":{}}",
         "{\"apiVersion\":\"client.authentication.k8s.io/v1\",\"kind\":\"ExecCredential\","
         "\"status\":{\"token\":\"t\",\"expirationTimestamp\":\"tomorrow\"}}",
+        /* short offsets: the parser once stepped 6 bytes past the sign
+         * whatever sscanf had read, over the string's NUL (found by fuzzing) */
+        "{\"apiVersion\":\"client.authentication.k8s.io/v1\",\"kind\":\"ExecCredential\","
+        "\"status\":{\"token\":\"t\",\"expirationTimestamp\":\"2030-01-02T03:04:05-0:3\"}}",
+        "{\"apiVersion\":\"client.authentication.k8s.io/v1\",\"kind\":\"ExecCredential\","
+        "\"status\":{\"token\":\"t\",\"expirationTimestamp\":\"2030-01-02T03:04:05+1:00\"}}",
+        "{\"apiVersion\":\"client.authentication.k8s.io/v1\",\"kind\":\"ExecCredential\","
+        "\"status\":{\"token\":\"t\",\"expirationTimestamp\":\"2030-01-02T03:04:05+01:0\"}}",
+        "{\"apiVersion\":\"client.authentication.k8s.io/v1\",\"kind\":\"ExecCredential\","
+        "\"status\":{\"token\":\"t\",\"expirationTimestamp\":\"2030-01-02T03:04:05+99:00\"}}",
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         assert_int_equal(envd_k8s_parse_exec_credential(bad[i], strlen(bad[i]), v1, &cr, &problem),
@@ -440,6 +484,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(merged_list),
+        cmocka_unit_test(many_contexts),
         cmocka_unit_test(home_config_and_missing),
         cmocka_unit_test(malformed_and_wrong_types),
         cmocka_unit_test(credential_forms),
