@@ -440,7 +440,7 @@ static void on_stream_done(void *ud, envd_error *err)
         envd_future_complete(h->done_f, &r->pub, result_free_fn,
                              r->pub.exit_code != 0 ? exit_error(h, r, tk) : NULL);
     }
-    if (!h->started && h->owns_done) /* no handle reached the caller */
+    if (h->owns_done && !atomic_load(&h->delivered)) /* no handle reached the caller */
         handle_unref(h);
     handle_unref(h);
 }

@@ -79,6 +79,29 @@ static void cancelled_runs_are_killed(void **state)
     }
     assert_int_equal(alive_with_tag(fx->c, tag, 10000), 0);
 
+    /* a start cancelled before its handle came: killed, no handle */
+    envd_future *ss[10];
+    for (int i = 0; i < 10; i++)
+        assert_int_equal(envd_commands_start_async(fx->c, "sleep 30", o, &ss[i]), ENVD_OK);
+    for (int i = 0; i < 10; i++) {
+        if (i % 2)
+            assert_true(wait_pid(ss[i], 20000));
+        envd_future_cancel(ss[i]);
+    }
+    assert_int_equal(envd_future_wait_all(ss, 10, 20000), ENVD_OK);
+    for (int i = 0; i < 10; i++) {
+        /* the odd ones may have been delivered first: then the handle is ours */
+        envd_handle *h = envd_future_take_handle(ss[i]);
+        if (h) { /* (the cancel may have killed it already) */
+            envd_handle_kill(h);
+            envd_handle_free(h);
+        } else {
+            assert_int_equal(envd_future_status(ss[i]), ENVD_CANCELED);
+        }
+        envd_future_free(ss[i]);
+    }
+    assert_int_equal(alive_with_tag(fx->c, tag, 10000), 0);
+
     /* freeing a pending run future is a cancel too */
     envd_future *f = NULL;
     assert_int_equal(envd_commands_run_async(fx->c, "sleep 30", o, &f), ENVD_OK);
