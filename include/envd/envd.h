@@ -19,10 +19,27 @@
  *   - Strings passed in are copied; the caller keeps ownership.
  *   - Ownership of what is returned is written above each function.
  *   - Every *_free function accepts NULL.
- *   - Callbacks run on engine threads, in order for one stream and never
- *     concurrently for one stream. They must not block for long: a slow
- *     callback stalls that stream (and, through envd, the process writing
- *     to it).
+ *
+ * Threads and callbacks
+ *   A runtime starts its engine threads: envd_config_set_workers gRPC
+ *   workers, one libcurl I/O thread, one timer thread, and on first use one
+ *   Kubernetes worker (exec plugins). Every callback (command output, watch
+ *   events, /files sinks, sources and progress, future completion) runs on
+ *   one of them, in order for one stream and never concurrently for one
+ *   stream:
+ *     - an RPC carried by gRPC: the worker its call was bound to (round
+ *       robin, fixed for the call's life). A slow callback delays every
+ *       other gRPC call bound to that worker;
+ *     - an RPC carried by Connect, and every /files transfer and Kubernetes
+ *       request: the single I/O thread. A slow callback there stalls every
+ *       Connect call, /files transfer and Kubernetes lookup of the runtime;
+ *     - a completion callback runs on the thread that completes the future
+ *       (one of the above, or the Kubernetes worker); attached to a future
+ *       that is already complete, it runs at once on the attaching thread.
+ *   Keep callbacks short: copy what you need and hand it to a thread of
+ *   your own. Through envd, a stalled output callback also slows the
+ *   process writing that output. On an engine thread, waits, blocking calls
+ *   and envd_runtime_free return ENVD_E_USAGE instead of deadlocking.
  *
  * Teardown order: free handles and futures, then clients, then the runtime.
  * A command handle keeps what it needs of its client (kill, resize,
