@@ -5,6 +5,7 @@
 # ASan+UBSan and runs the C tests again, and once more with TSan.
 #   scripts/test.sh            everything
 #   SKIP_SANITIZERS=1 scripts/test.sh
+#   SKIP_FUZZ=1 scripts/test.sh        (no clang needed)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
@@ -44,5 +45,12 @@ if [ "${SKIP_SANITIZERS:-0}" != 1 ]; then
   (cd build-tsan && TSAN_OPTIONS="suppressions=$PWD/../tests/tsan.supp halt_on_error=1" \
      ENVD_TEST_BIG_MB=256 ENVD_TEST_LOAD_RUNS=300 ctest --output-on-failure -j"$jobs" --timeout 600)
   echo "== TSan stage: $((SECONDS - t0)) s"
+fi
+if [ "${SKIP_FUZZ:-0}" != 1 ]; then
+  # A short run of every libFuzzer target from its committed seeds: the
+  # regression inputs replay, and each parser gets a few seconds of new ones.
+  # Longer runs: scripts/fuzz.sh 3600.
+  echo "== fuzz targets, ${FUZZ_SECONDS:-10} s each"
+  scripts/fuzz.sh "${FUZZ_SECONDS:-10}"
 fi
 echo "== all tests passed"
