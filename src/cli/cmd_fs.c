@@ -72,6 +72,16 @@ static int parse_flags(cli_parser *p, int *flags)
     return -1;
 }
 
+/* A subcommand that is flags and paths: parse, then fn on each path. */
+static int per_path_cmd(cli_ctx *ctx, int argc, char **argv, const cli_opt *opts,
+                        const char *usage, path_fn fn)
+{
+    cli_parser p;
+    cli_parser_init(&p, ctx, argc, argv, opts, usage);
+    int flags, rc = parse_flags(&p, &flags);
+    return rc >= 0 ? rc : each_path(ctx, &p, fn, flags);
+}
+
 static const char *type_name(envd_file_type t)
 {
     switch (t) {
@@ -178,10 +188,7 @@ static int stat_one(cli_ctx *ctx, const char *arg, fs_target *t, int json, int i
 int cmd_stat(cli_ctx *ctx, int argc, char **argv)
 {
     static const cli_opt opts[] = {{"json", 0, 0, 1}, {NULL, 0, 0, 0}};
-    cli_parser p;
-    cli_parser_init(&p, ctx, argc, argv, opts, stat_usage);
-    int json, rc = parse_flags(&p, &json);
-    return rc >= 0 ? rc : each_path(ctx, &p, stat_one, json);
+    return per_path_cmd(ctx, argc, argv, opts, stat_usage, stat_one);
 }
 
 /* -------------------------------------------------------------------- ls */
@@ -300,10 +307,7 @@ int cmd_rm(cli_ctx *ctx, int argc, char **argv)
 {
     static const cli_opt opts[] = {{"force", 'f', 0, RM_FORCE}, {"recursive", 'r', 0, 2},
                                    {"recursive", 'R', 0, 2},    {NULL, 0, 0, 0}};
-    cli_parser p;
-    cli_parser_init(&p, ctx, argc, argv, opts, rm_usage);
-    int flags, rc = parse_flags(&p, &flags);
-    return rc >= 0 ? rc : each_path(ctx, &p, rm_one, flags);
+    return per_path_cmd(ctx, argc, argv, opts, rm_usage, rm_one);
 }
 
 static const char mkdir_usage[] =
@@ -351,10 +355,7 @@ static int mkdir_one(cli_ctx *ctx, const char *arg, fs_target *t, int parents, i
 int cmd_mkdir(cli_ctx *ctx, int argc, char **argv)
 {
     static const cli_opt opts[] = {{"parents", 'p', 0, 1}, {NULL, 0, 0, 0}};
-    cli_parser p;
-    cli_parser_init(&p, ctx, argc, argv, opts, mkdir_usage);
-    int parents, rc = parse_flags(&p, &parents);
-    return rc >= 0 ? rc : each_path(ctx, &p, mkdir_one, parents);
+    return per_path_cmd(ctx, argc, argv, opts, mkdir_usage, mkdir_one);
 }
 
 static const char mv_usage[] =
@@ -424,11 +425,8 @@ static int cat_one(cli_ctx *ctx, const char *arg, fs_target *t, int flags, int i
 
 int cmd_cat(cli_ctx *ctx, int argc, char **argv)
 {
-    cli_parser p;
-    cli_parser_init(&p, ctx, argc, argv, NULL, cat_usage);
-    int none, rc = parse_flags(&p, &none);
     fflush(stdout); /* the files go to fd 1 directly */
-    return rc >= 0 ? rc : each_path(ctx, &p, cat_one, 0);
+    return per_path_cmd(ctx, argc, argv, NULL, cat_usage, cat_one);
 }
 
 /* ----------------------------------------------------------------- watch */
@@ -447,7 +445,7 @@ typedef struct watch_state {
     const char *dir; /* the watched directory's absolute path */
     _Atomic long seen;
     long limit; /* --count: events past it are not printed */
-    int failed_output;
+    _Atomic int failed_output; /* set on an engine thread, read by the waiting one */
 } watch_state;
 
 static const char *event_name(envd_fs_event_type t)

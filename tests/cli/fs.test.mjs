@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { mkdirSync, writeFileSync, readFileSync, existsSync, symlinkSync } from "node:fs";
 import net from "node:net";
 import path from "node:path";
-import { startServer, envdctl } from "./lib.mjs";
+import { startServer, startK8sStub, envdctl } from "./lib.mjs";
 
 let srv;
 const d = () => ["--domain", srv.domain];
@@ -257,4 +257,32 @@ test("watch: SIGINT ends it cleanly", async () => {
   const r = await run;
   assert.equal(r.code, 0, r.stderr);
   assert.equal(JSON.parse(r.stdout.split("\n")[0]).name, "a");
+});
+
+test("--k8s NS/NAME and a config-file k8s entry: ID and token from the Sandbox object", async () => {
+  const stub = await startK8sStub();
+  // this envd wants the token the Sandbox object's annotation holds
+  const guarded = await startServer({ token: "tok-web-runtime" });
+  try {
+    writeFileSync(path.join(guarded.root, "k.txt"), "via k8s\n");
+    const env = { KUBECONFIG: stub.kubeconfig };
+    let r = await envdctl(["--domain", guarded.domain, "--k8s", "default/web", "cat", "/k.txt"], { env });
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stdout, "via k8s\n");
+    r = await envdctl(["cat", "/k.txt", "--domain", guarded.domain, "--sandbox", "plain-id"], { env });
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /^envdctl: cat: \/k\.txt: /m);
+    r = await envdctl(["--domain", guarded.domain, "--k8s", "default/no-such-sandbox", "cat", "/k.txt"], { env });
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /^envdctl: cat: k8s lookup: .*not found/mi);
+    const cfg = path.join(stub.dir, "envd.yaml");
+    writeFileSync(cfg, `domain: ${guarded.domain}\nkubernetes:\n  kubeconfig: ${stub.kubeconfig}\n` +
+      "sandboxes:\n  - name: agent\n    k8s: default/web\n");
+    r = await envdctl(["--config", cfg, "cat", "agent:/k.txt"]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stdout, "via k8s\n");
+  } finally {
+    await guarded.stop();
+    await stub.stop();
+  }
 });

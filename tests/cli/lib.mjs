@@ -3,7 +3,7 @@
 // a runner for the built envdctl. A missing binary or a server that does
 // not start fails the test; nothing is skipped.
 import { spawn } from "node:child_process";
-import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -98,4 +98,51 @@ export function envdctl(args, opts = {}) {
 export function tempDir(prefix = "envdctl-local-") {
   const dir = mkdtempSync(path.join(tmpdir(), prefix));
   return { dir, remove: () => rmSync(dir, { recursive: true, force: true }) };
+}
+
+/**
+ * Starts the Kubernetes API stub (tests/k8s/stub.mjs) with a fresh test PKI
+ * and writes a kubeconfig for it (bearer token tok-alice); resolves to
+ * { port, kubeconfig, stop() }.
+ */
+export async function startK8sStub() {
+  const dir = mkdtempSync(path.join(tmpdir(), "envdctl-k8s-"));
+  const gen = spawn("sh", [path.join(SOURCE_DIR, "tests/k8s/gen-certs.sh"), dir], { stdio: "inherit" });
+  const genCode = await new Promise((r) => gen.on("exit", r));
+  if (genCode !== 0) throw new Error(`gen-certs.sh failed (${genCode})`);
+  const child = spawn(process.execPath, [path.join(SOURCE_DIR, "tests/k8s/stub.mjs"), "--certs", dir,
+    "--port", "0", "--host", "127.0.0.1"], { stdio: ["pipe", "pipe", "inherit"] });
+  const port = await new Promise((resolve, reject) => {
+    let out = "";
+    const timer = setTimeout(() => reject(new Error(`k8s stub did not start: ${out}`)), 20000);
+    child.stdout.on("data", (d) => {
+      out += d;
+      const m = /^listening (\d+)/m.exec(out);
+      if (m) {
+        clearTimeout(timer);
+        resolve(Number(m[1]));
+      }
+    });
+    child.on("exit", (code) => reject(new Error(`k8s stub exited with ${code}: ${out}`)));
+  });
+  child.removeAllListeners("exit");
+  const kubeconfig = path.join(dir, "kubeconfig");
+  writeFileSync(kubeconfig, [
+    "apiVersion: v1", "kind: Config", "clusters:", "- name: stub", "  cluster:",
+    `    server: https://127.0.0.1:${port}`, `    certificate-authority: ${dir}/ca.crt`,
+    "users:", "- name: tester", "  user:", "    token: tok-alice", "contexts:",
+    "- name: test", "  context: {cluster: stub, user: tester}", "current-context: test", ""].join("\n"));
+  return {
+    port,
+    dir,
+    kubeconfig,
+    async stop() {
+      if (child.exitCode === null) {
+        const gone = new Promise((r) => child.once("exit", r));
+        child.kill("SIGTERM");
+        await gone;
+      }
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
 }
