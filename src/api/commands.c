@@ -767,12 +767,21 @@ int envd_handle_kill(envd_handle *h)
     return killed;
 }
 
+/* The checks of a starter on a handle; clears *out. */
+static envd_status handle_begin(envd_handle *h, envd_future **out)
+{
+    if (!out)
+        return envd_start_error(ENVD_E_USAGE, "out is NULL");
+    *out = NULL;
+    return h ? ENVD_OK : envd_start_error(ENVD_E_USAGE, "handle is NULL");
+}
+
 envd_status envd_handle_input_async(envd_handle *h, const void *data, size_t len,
                                     envd_future **out)
 {
-    if (!h)
-        return out ? (*out = NULL, envd_start_error(ENVD_E_USAGE, "handle is NULL"))
-                   : envd_start_error(ENVD_E_USAGE, "out is NULL");
+    envd_status s = handle_begin(h, out);
+    if (s != ENVD_OK)
+        return s;
     return envd_commands_send_input_async(h->c, ENVD_PID(h->pid),
                                           h->conf.pty ? ENVD_INPUT_PTY : ENVD_INPUT_STDIN, data,
                                           len, out);
@@ -780,30 +789,28 @@ envd_status envd_handle_input_async(envd_handle *h, const void *data, size_t len
 
 envd_status envd_handle_close_stdin_async(envd_handle *h, envd_future **out)
 {
-    if (!h)
-        return out ? (*out = NULL, envd_start_error(ENVD_E_USAGE, "handle is NULL"))
-                   : envd_start_error(ENVD_E_USAGE, "out is NULL");
+    envd_status s = handle_begin(h, out);
+    if (s != ENVD_OK)
+        return s;
     return envd_commands_close_stdin_async(h->c, ENVD_PID(h->pid), out);
 }
 
 envd_status envd_handle_resize_async(envd_handle *h, uint32_t cols, uint32_t rows,
                                      envd_future **out)
 {
-    if (!h)
-        return out ? (*out = NULL, envd_start_error(ENVD_E_USAGE, "handle is NULL"))
-                   : envd_start_error(ENVD_E_USAGE, "out is NULL");
+    envd_status s = handle_begin(h, out);
+    if (s != ENVD_OK)
+        return s;
     return envd_commands_resize_async(h->c, ENVD_PID(h->pid), cols, rows, out);
 }
 
 envd_status envd_handle_reconnect_async(envd_handle *h, envd_future **out)
 {
-    if (!out)
-        return envd_start_error(ENVD_E_USAGE, "out is NULL");
-    *out = NULL;
-    if (!h)
-        return envd_start_error(ENVD_E_USAGE, "handle is NULL");
+    envd_status s = handle_begin(h, out);
+    if (s != ENVD_OK)
+        return s;
     stream_conf cf;
-    envd_status s = conf_copy(&h->conf, &cf);
+    s = conf_copy(&h->conf, &cf);
     if (s != ENVD_OK) {
         conf_clear(&cf);
         return s;
