@@ -95,9 +95,12 @@ static envd_status op_future(void)
     return s;
 }
 
-/* A unary call over one transport, from a new runtime and client. */
-static envd_status unary_over(envd_transport_kind kind)
+/* A new runtime and client on the peer over one transport, as an operation
+ * that needs a server starts; both NULL unless ENVD_OK. */
+static envd_status connect_peer(envd_transport_kind kind, envd_runtime **rt, envd_client **c)
 {
+    *rt = NULL;
+    *c = NULL;
     envd_config *cfg = envd_config_new();
     if (!cfg)
         return ENVD_E_NOMEM;
@@ -106,13 +109,24 @@ static envd_status unary_over(envd_transport_kind kind)
         s = envd_config_set_transport(cfg, kind);
     if (s == ENVD_OK)
         s = envd_config_set_workers(cfg, 1);
-    envd_runtime *rt = NULL;
-    envd_client *c = NULL;
     if (s == ENVD_OK)
-        s = envd_runtime_new(cfg, &rt);
+        s = envd_runtime_new(cfg, rt);
     if (s == ENVD_OK)
-        s = envd_client_new(rt, NULL, cfg, &c, NULL);
+        s = envd_client_new(*rt, NULL, cfg, c, NULL);
     envd_config_free(cfg);
+    if (s != ENVD_OK) {
+        envd_runtime_free(*rt);
+        *rt = NULL;
+    }
+    return s;
+}
+
+/* A unary call over one transport, from a new runtime and client. */
+static envd_status unary_over(envd_transport_kind kind)
+{
+    envd_runtime *rt;
+    envd_client *c;
+    envd_status s = connect_peer(kind, &rt, &c);
     envd_future *f = NULL;
     if (s == ENVD_OK)
         s = envd_fs_exists_async(c, "/", &f);
@@ -134,21 +148,9 @@ static envd_status op_unary_connect(void) { return unary_over(ENVD_TRANSPORT_CON
  * HTTP for the files), from a new runtime and client. */
 static envd_status op_files(void)
 {
-    envd_config *cfg = envd_config_new();
-    if (!cfg)
-        return ENVD_E_NOMEM;
-    envd_status s = envd_config_set_domain(cfg, peer.addr);
-    if (s == ENVD_OK)
-        s = envd_config_set_transport(cfg, ENVD_TRANSPORT_CONNECT);
-    if (s == ENVD_OK)
-        s = envd_config_set_workers(cfg, 1);
-    envd_runtime *rt = NULL;
-    envd_client *c = NULL;
-    if (s == ENVD_OK)
-        s = envd_runtime_new(cfg, &rt);
-    if (s == ENVD_OK)
-        s = envd_client_new(rt, NULL, cfg, &c, NULL);
-    envd_config_free(cfg);
+    envd_runtime *rt;
+    envd_client *c;
+    envd_status s = connect_peer(ENVD_TRANSPORT_CONNECT, &rt, &c);
     if (s == ENVD_OK)
         s = envd_files_write(c, "/alloc-fail.txt", "seam", 4, NULL, NULL, NULL);
     uint8_t *d = NULL;
