@@ -421,8 +421,13 @@ typedef void (*envd_output_cb)(void *ud, const uint8_t *data, size_t len);
 typedef enum envd_signal { ENVD_SIGNAL_SIGKILL = 9, ENVD_SIGNAL_SIGTERM = 15 } envd_signal;
 
 /* Which process a call addresses: by pid, or by tag when tag is non-NULL.
- * envd picks one process with that tag; with several tagged processes its
- * lookup can fail spuriously: prefer pids. */
+ * A pid is exact. A tag is a hint: envd walks its processes in random
+ * order, skipping untagged ones, and stops at the first one with another
+ * tag, so while any differently tagged process is alive a tag lookup can
+ * answer ENVD_NOT_FOUND spuriously, and with several processes sharing the
+ * tag any of them may be picked. Use a tag only when it is the one tag
+ * alive in the sandbox; otherwise look the pid up (envd_commands_list)
+ * and use ENVD_PID. */
 typedef struct envd_proc {
     uint32_t pid;
     const char *tag;
@@ -444,7 +449,9 @@ ENVD_API envd_status envd_cmd_opts_set_cwd(envd_cmd_opts *o, const char *cwd);
  * With it on, a program reading stdin waits for input until
  * envd_commands_close_stdin. */
 ENVD_API envd_status envd_cmd_opts_set_stdin(envd_cmd_opts *o, int enabled);
-/* A free-form tag (not unique) for List and for ENVD_TAG references. */
+/* A free-form tag (not unique) for List and for ENVD_TAG references (see
+ * envd_proc for how envd resolves a tag). Starting a process with a tag
+ * drops envd's kept exit of every finished process with that tag. */
 ENVD_API envd_status envd_cmd_opts_set_tag(envd_cmd_opts *o, const char *tag);
 /* Run as this user instead of the client's (Authorization: Basic
  * base64("user:"), as envd reads it). No ':' allowed. */
@@ -658,8 +665,9 @@ typedef struct envd_process_list {
     size_t count;
     const envd_process_info *items;
 } envd_process_list;
-/* The live processes (including other clients' and tagged ones). Caller
- * frees *out with envd_process_list_free. */
+/* The live processes (including other clients' and tagged ones, and ones
+ * that have exited while something they started still holds their output),
+ * in no particular order. Caller frees *out with envd_process_list_free. */
 ENVD_API envd_status envd_commands_list(envd_client *c, envd_process_list **out,
                                         envd_error **err);
 /* The future's result: envd_future_process_list. */

@@ -463,6 +463,25 @@ static void ordered_input_stream(void **state)
     envd_error_free(err);
     envd_input_stream_free(in);
 
+    /* more than 256 KiB after the error: envd (connect-go closing the body,
+     * net/http reading at most 256 KiB of it) answers mid-stream and closes
+     * the connection; the answer is still envd's error, not a transport one */
+    assert_int_equal(envd_commands_open_input(fx->c, ENVD_PID(999999), ENVD_INPUT_STDIN, &in), ENVD_OK);
+    {
+        static char chunk[64 * 1024];
+        memset(chunk, 'q', sizeof(chunk));
+        st = ENVD_OK;
+        for (int i = 0; i < 8 && st == ENVD_OK; i++)
+            st = envd_input_stream_write(in, chunk, sizeof(chunk), &err);
+        if (st == ENVD_OK)
+            st = envd_input_stream_close(in, &err);
+    }
+    assert_int_equal(st, ENVD_NOT_FOUND);
+    assert_non_null(strstr(envd_error_message(err), "process with pid 999999 not found"));
+    envd_error_free(err);
+    err = NULL;
+    envd_input_stream_free(in);
+
     /* abandoned without ending: freed cleanly */
     assert_int_equal(envd_commands_open_input(fx->c, ENVD_PID(999999), ENVD_INPUT_STDIN, &in), ENVD_OK);
     envd_input_stream_free(in);

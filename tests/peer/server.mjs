@@ -2,8 +2,11 @@
 // envd-compatible reference server for libenvd's tests.
 //
 //   node server.mjs --port P [--host 127.0.0.1] --root DIR [--token T]
-//                   [--http h1|both] [--default-user U]
+//                   [--http h1|both] [--default-user U] [--seed N]
 //
+// --seed (or PEER_SEED) fixes the order in which the process table is walked
+// (envd walks a Go sync.Map: unspecified order); without it a random seed is
+// chosen and printed on stderr, so a failing run can be replayed.
 // Prints "listening <port>" on stdout once it accepts connections.
 import http from "node:http";
 import http2 from "node:http2";
@@ -13,10 +16,10 @@ import { mkdirSync } from "node:fs";
 import { createApp } from "./lib/app.mjs";
 
 const USAGE =
-  "usage: node server.mjs --port P [--host 127.0.0.1] --root DIR [--token T] [--http h1|both] [--default-user U]";
+  "usage: node server.mjs --port P [--host 127.0.0.1] --root DIR [--token T] [--http h1|both] [--default-user U] [--seed N]";
 
 function parseArgs(argv) {
-  const opts = { port: null, host: "127.0.0.1", root: null, token: null, http: "h1", defaultUser: "root" };
+  const opts = { port: null, host: "127.0.0.1", root: null, token: null, http: "h1", defaultUser: "root", seed: process.env.PEER_SEED ?? null };
   const names = {
     "--port": "port",
     "--host": "host",
@@ -24,6 +27,7 @@ function parseArgs(argv) {
     "--token": "token",
     "--http": "http",
     "--default-user": "defaultUser",
+    "--seed": "seed",
   };
   for (let i = 0; i < argv.length; i++) {
     let arg = argv[i];
@@ -49,6 +53,9 @@ function parseArgs(argv) {
   if (!opts.root) throw new Error("--root is required");
   if (opts.http !== "h1" && opts.http !== "both") throw new Error("--http must be h1 or both");
   if (opts.token === "") opts.token = null;
+  if (opts.seed === null || opts.seed === "") opts.seed = String(Math.floor(Math.random() * 2 ** 32));
+  if (!/^\d{1,10}$/.test(opts.seed) || Number(opts.seed) >= 2 ** 32) throw new Error("--seed must be 0..4294967295");
+  opts.seed = Number(opts.seed);
   opts.port = Number(opts.port);
   return opts;
 }
@@ -62,7 +69,8 @@ try {
 }
 
 mkdirSync(opts.root, { recursive: true });
-const app = createApp({ root: opts.root, token: opts.token, defaultUser: opts.defaultUser });
+const app = createApp({ root: opts.root, token: opts.token, defaultUser: opts.defaultUser, seed: opts.seed });
+process.stderr.write(`peer: process table walk seed ${opts.seed} (replay with PEER_SEED=${opts.seed})\n`);
 
 // HTTP/1.1 as envd's net/http serves it: no read/write timeouts, 640 s idle.
 const h1 = http.createServer(

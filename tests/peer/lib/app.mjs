@@ -9,6 +9,7 @@ import { Filesystem } from "../gen/filesystem_pb.js";
 import { Sandbox, basicAuthUser } from "./sandbox.mjs";
 import { XattrClient } from "./pyhelpers.mjs";
 import { ProcessRegistry, processService } from "./process-service.mjs";
+import { stopPipeHelper } from "./os-pipes.mjs";
 import { WatcherRegistry, filesystemService } from "./filesystem-service.mjs";
 import { HttpApi, jsonError } from "./http-api.mjs";
 import { kRawRequest, userInterceptor } from "./rpc-util.mjs";
@@ -30,10 +31,10 @@ function tokenMatches(given, token) {
   return a.length === b.length && timingSafeEqual(a, b);
 }
 
-export function createApp({ root, token = null, defaultUser = "root" }) {
+export function createApp({ root, token = null, defaultUser = "root", seed = 0 }) {
   const sb = new Sandbox({ root, token, defaultUser });
   sb.xattr = new XattrClient();
-  const processes = new ProcessRegistry();
+  const processes = new ProcessRegistry({ seed });
   const watchers = new WatcherRegistry();
   const api = new HttpApi(sb);
 
@@ -62,6 +63,8 @@ export function createApp({ root, token = null, defaultUser = "root" }) {
   }
 
   function handler(req, res) {
+    // For handlers that must shape the HTTP/1.1 exchange (connection close).
+    req.peerResponse = res;
     if (headerLog) logHeaders(req);
     const origin = req.headers.origin;
     if (origin !== undefined) {
@@ -112,6 +115,7 @@ export function createApp({ root, token = null, defaultUser = "root" }) {
     processes.killAll();
     watchers.stopAll();
     sb.xattr.stop();
+    stopPipeHelper();
   }
 
   return { handler, shutdown, sandbox: sb, processes };

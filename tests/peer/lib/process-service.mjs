@@ -8,7 +8,8 @@ import { Signal } from "../gen/process_pb.js";
 import { Code, ConnectError, errnoText } from "./errors.mjs";
 import { Subscriber, keepaliveMs } from "./subscriber.mjs";
 import { PYTHON, helperPath } from "./pyhelpers.mjs";
-import { authUser, dropConnection, abortError } from "./rpc-util.mjs";
+import { osPipes } from "./os-pipes.mjs";
+import { authUser, dropConnection, abortError, kRawRequest } from "./rpc-util.mjs";
 
 const STD_CHUNK = 32 * 1024;
 const PTY_CHUNK = 16 * 1024;
@@ -52,26 +53,23 @@ const GO_SIGNAL_NAMES = {
 };
 
 /**
- * EndEvent from a wait status, as envd derives it from Go's ProcessState:
- * exit_code -1 on a signal, status = ProcessState.String(), error = the
- * cmd.Wait() error text (absent on exit 0; "context deadline exceeded" when
- * the process lifetime from Connect-Timeout-Ms killed it).
+ * EndEvent from a wait status, as envd's Handler.Wait derives it from Go's
+ * exec.Cmd.Wait: exit_code -1 on a signal, status = ProcessState.String(),
+ * error = the Wait error text (absent on exit 0). When the process lifetime
+ * from Connect-Timeout-Ms ran out, exec.CommandContext SIGKILLs it and Wait
+ * prefers the ExitError ("signal: killed") over the context's error, which
+ * it only reports when the process still exited 0.
  */
 export function endEventFor({ code, signal, core }, timedOut) {
   if (signal) {
     const name = GO_SIGNAL_NAMES[signal] ?? `signal ${signal}`;
     const status = `signal: ${name}${core ? " (core dumped)" : ""}`;
-    return {
-      exitCode: -1,
-      exited: false,
-      status,
-      error: timedOut ? "context deadline exceeded" : status,
-    };
+    return { exitCode: -1, exited: false, status, error: status };
   }
   const status = `exit status ${code}`;
   const ev = { exitCode: code, exited: true, status };
-  if (timedOut) ev.error = "context deadline exceeded";
-  else if (code !== 0) ev.error = status;
+  if (code !== 0) ev.error = status;
+  else if (timedOut) ev.error = "context deadline exceeded";
   return ev;
 }
 
@@ -122,8 +120,10 @@ class ManagedProcess {
     this.maybeResume();
   }
 
+  // Output read after a SIGTERM/SIGKILL or the lifetime's end is still sent:
+  // envd's readers run until Handler.Wait closes the pipes after the exit.
   emitData(kind, buf) {
-    if (this.outputCancelled || this.ended) return;
+    if (this.ended) return;
     const max = kind === "pty" ? PTY_CHUNK : STD_CHUNK;
     for (let off = 0; off < buf.length; off += max) {
       // Nobody attached: the bytes are gone (envd >= 0.5.19, no replay).
@@ -166,9 +166,14 @@ class ManagedProcess {
     });
   }
 
-  /** SIGTERM/SIGKILL and the lifetime timeout stop waiting for output EOF. */
+  /**
+   * SIGTERM/SIGKILL and the lifetime timeout stop waiting for output EOF
+   * (envd's outCancel): the end comes at the exit, and a PTY's reader stops
+   * then too (Handler.Wait closes the master).
+   */
   cancelOutput() {
     this.outputCancelled = true;
+    if (this.isPty && this.ctl && !this.ctl.destroyed) this.ctl.write("stop\n");
     this.maybeFinish();
   }
 
@@ -176,7 +181,6 @@ class ManagedProcess {
     if (this.exited) return;
     this.exited = true;
     this.exitInfo = info;
-    clearTimeout(this.lifetimeTimer);
     this.maybeFinish();
   }
 
@@ -190,6 +194,7 @@ class ManagedProcess {
   }
 
   finish(end) {
+    clearTimeout(this.lifetimeTimer);
     this.ended = true;
     this.endEvent = end;
     if (this.stdin) {
@@ -207,15 +212,18 @@ class ManagedProcess {
 
   startLifetime(ms) {
     if (!ms) return;
+    // The deadline runs until Handler.Wait reaps the child, so it also ends
+    // the wait for output a grandchild keeps open after the exit.
     this.lifetimeTimer = setTimeout(() => {
-      if (this.exited) return;
       this.timedOut = true;
-      this.outputCancelled = true;
-      try {
-        process.kill(this.pid, "SIGKILL");
-      } catch {
-        // already gone
+      if (!this.exited) {
+        try {
+          process.kill(this.pid, "SIGKILL");
+        } catch {
+          // already gone
+        }
       }
+      this.cancelOutput();
     }, ms);
   }
 
@@ -281,9 +289,9 @@ class ManagedProcess {
 
   signal(sig) {
     this.cancelOutput();
-    if (this.exited) {
-      throw new ConnectError("error sending signal: os: process already finished", Code.Internal);
-    }
+    // Exited but still registered (a grandchild holds its output open): envd
+    // signals the unreaped child, which succeeds, and the end follows.
+    if (this.exited) return;
     try {
       process.kill(this.pid, sig);
     } catch (err) {
@@ -303,15 +311,30 @@ class ManagedProcess {
   }
 }
 
+/** A small seeded PRNG (mulberry32), uniform in [0, 1). */
+function mulberry32(seed) {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
 export class ProcessRegistry {
-  constructor() {
+  constructor({ seed = 0 } = {}) {
+    this.random = mulberry32(seed);
     this.live = new Map(); // pid -> ManagedProcess (until its end event)
     this.terminated = new Map(); // pid -> ManagedProcess (30 s after the end)
     this.groups = new Set(); // process groups started here, for shutdown
   }
 
+  /** envd's finalizeTermination: only a process still registered is retained. */
   retire(p) {
-    if (this.live.get(p.pid) === p) this.live.delete(p.pid);
+    if (this.live.get(p.pid) !== p) return;
+    this.live.delete(p.pid);
     this.terminated.set(p.pid, p);
     const t = setTimeout(() => {
       if (this.terminated.get(p.pid) === p) this.terminated.delete(p.pid);
@@ -319,7 +342,30 @@ export class ProcessRegistry {
     t.unref();
   }
 
-  /** envd's getProcess: by pid, or by tag (first match, in start order). */
+  /**
+   * The values of `map` in the order a Go sync.Map's Range visits them:
+   * unspecified, and different on every walk. A seeded PRNG stands in for
+   * Go's runtime randomness so that a failing run can be replayed.
+   */
+  walk(map) {
+    const items = [...map.values()];
+    for (let i = items.length - 1; i > 0; i--) {
+      const j = Math.floor(this.random() * (i + 1));
+      [items[i], items[j]] = [items[j], items[i]];
+    }
+    return items;
+  }
+
+  /**
+   * envd's Service.getProcess (services/process/service.go): a pid is a map
+   * lookup; a tag walks the live processes in Range order, skips untagged
+   * ones, lets the *last* match win and stops at the first process that has
+   * a different tag, so any other tagged process can make the lookup fail
+   * (or pick a different match) depending on the walk order. With
+   * `terminated`, a miss falls back to envd's lookupTerminated
+   * (services/process/connect.go): the first retained exit with that tag in
+   * Range order, as Connect does.
+   */
   find(selector, { terminated = false } = {}) {
     const sel = selector?.selector;
     if (!sel || sel.case === undefined) {
@@ -330,25 +376,47 @@ export class ProcessRegistry {
       if (!p) throw new ConnectError(`process with pid ${sel.value} not found`, Code.NotFound);
       return p;
     }
-    for (const p of this.live.values()) if (p.tag === sel.value) return p;
-    if (terminated) {
-      for (const p of this.terminated.values()) if (p.tag === sel.value) return p;
+    let found = null;
+    for (const p of this.walk(this.live)) {
+      if (p.tag === undefined) continue;
+      if (p.tag !== sel.value) break;
+      found = p;
     }
-    throw new ConnectError(`process with tag ${sel.value} not found`, Code.NotFound);
+    if (!found && terminated) {
+      found = this.walk(this.terminated).find((p) => p.tag === sel.value) ?? null;
+    }
+    if (!found) throw new ConnectError(`process with tag ${sel.value} not found`, Code.NotFound);
+    return found;
+  }
+
+  /**
+   * envd's handleStart after the fork: drop a retained exit under the new
+   * pid and every retained exit carrying the new process's tag
+   * (clearTerminatedForTag), then register it.
+   */
+  register(p) {
+    this.terminated.delete(p.pid);
+    if (p.tag !== undefined) {
+      for (const [pid, old] of this.terminated) if (old.tag === p.tag) this.terminated.delete(pid);
+    }
+    this.live.set(p.pid, p);
   }
 
   async spawnPipe({ config, tag, stdin, cwd, env, lifetime }) {
     const p = new ManagedProcess(this, { config, tag, isPty: false });
+    const pipes = await osPipes(stdin);
     const child = spawn("/bin/sh", ["-c", 'exec "$@"', "--", config.cmd, ...config.args], {
       cwd,
       env,
-      stdio: [stdin ? "pipe" : "ignore", "pipe", "pipe"],
+      stdio: pipes.stdio,
       detached: true, // own process group, so shutdown can take grandchildren too
     });
-    await new Promise((resolve, reject) => {
+    const started = new Promise((resolve, reject) => {
       child.once("spawn", resolve);
       child.once("error", reject);
-    }).catch((err) => {
+    });
+    await started.finally(() => pipes.closeChildEnds()).catch((err) => {
+      for (const st of Object.values(pipes.parent)) st.destroy();
       const cmd = [config.cmd, ...config.args].join(" ");
       throw new ConnectError(
         `error starting process '${cmd}': ${startErrorText(err, cwd)}`,
@@ -357,16 +425,16 @@ export class ProcessRegistry {
     });
     p.child = child;
     p.pid = child.pid;
-    if (child.stdin) {
-      child.stdin.on("error", () => {});
-      p.stdin = child.stdin;
+    if (pipes.parent.stdin) {
+      pipes.parent.stdin.on("error", () => {});
+      p.stdin = pipes.parent.stdin;
     }
     this.groups.add(p.pid);
-    p.watchOutput(child.stdout, "stdout");
-    p.watchOutput(child.stderr, "stderr");
+    p.watchOutput(pipes.parent.stdout, "stdout");
+    p.watchOutput(pipes.parent.stderr, "stderr");
     child.on("exit", (code, sig) => p.onExit({ code: code ?? 0, signal: sig ? signalNumber(sig) : 0 }));
     p.startLifetime(lifetime);
-    this.live.set(p.pid, p);
+    this.register(p);
     return p;
   }
 
@@ -414,7 +482,7 @@ export class ProcessRegistry {
     this.groups.add(p.pid); // the pty child is a session leader
     p.watchOutput(child.stdout, "pty");
     p.startLifetime(lifetime);
-    this.live.set(p.pid, p);
+    this.register(p);
     return p;
   }
 
@@ -461,10 +529,12 @@ async function* pump(proc, sub, ctx, kaMs) {
 
 export function processService(sb, registry) {
   return {
+    // envd's Service.List (services/process/list.go): every process still in
+    // the map, so also one that has exited while a grandchild holds its
+    // output open (it leaves at its end event), in Range order.
     async list() {
       const processes = [];
-      for (const p of registry.live.values()) {
-        if (p.exited) continue;
+      for (const p of registry.walk(registry.live)) {
         const info = { config: p.config, pid: p.pid };
         if (p.tag !== undefined) info.tag = p.tag;
         processes.push(info);
@@ -544,10 +614,11 @@ export function processService(sb, registry) {
     },
 
     async streamInput(requests, ctx) {
+      const it = requests[Symbol.asyncIterator]();
       let proc = null;
       try {
-        for await (const req of requests) {
-          const ev = req.event;
+        for (let r = await it.next(); !r.done; r = await it.next()) {
+          const ev = r.value.event;
           if (ev.case === "start") {
             proc = registry.find(ev.value.process);
           } else if (ev.case === "data") {
@@ -564,6 +635,7 @@ export function processService(sb, registry) {
           }
         }
       } catch (err) {
+        await holdErrorLikeNetHttp(ctx, it);
         if (err instanceof ConnectError) throw err;
         throw new ConnectError(`error streaming input: ${err.message}`, Code.Unknown);
       }
@@ -589,6 +661,37 @@ export function processService(sb, registry) {
       return {};
     },
   };
+}
+
+const MAX_POST_HANDLER_READ = 256 << 10; // net/http's maxPostHandlerReadBytes
+
+/**
+ * A client-streaming error over HTTP/1.1 reaches the client late in envd:
+ * connect-go's connectStreamingHandlerConn.Close buffers the end-stream
+ * frame, then closes the request body, and net/http's body.Close reads up
+ * to 256 KiB more looking for its end before the deferred flush. So the
+ * answer waits until the client ends its request stream or sends 256 KiB
+ * more (then net/http closes the connection after the answer). HTTP/2 ends
+ * the body at once.
+ */
+async function holdErrorLikeNetHttp(ctx, it) {
+  const raw = ctx.values.get(kRawRequest);
+  if (!raw || raw.httpVersionMajor !== 1 || raw.complete) return;
+  let read = 0;
+  const count = (chunk) => {
+    read += chunk.length;
+  };
+  raw.on("data", count);
+  try {
+    while (read < MAX_POST_HANDLER_READ) {
+      if ((await it.next()).done) return;
+    }
+    raw.peerResponse?.setHeader("Connection", "close");
+  } catch {
+    // a broken stream ends the wait as well
+  } finally {
+    raw.off("data", count);
+  }
 }
 
 async function handleInput(proc, input) {

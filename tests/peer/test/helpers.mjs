@@ -19,16 +19,16 @@ const serverPath = join(dirname(dirname(fileURLToPath(import.meta.url))), "serve
 
 /**
  * Starts `server.mjs` with its own temporary root. Options: http ("h1" |
- * "both"), token, defaultUser. Returns {port, url, root, proc, stop()}.
+ * "both"), token, defaultUser, env (extra variables, e.g. PEER_SEED). Returns {port, url, root, proc, stop()}.
  */
-export async function startServer({ http = "h1", token, defaultUser } = {}) {
+export async function startServer({ http = "h1", token, defaultUser, env = {} } = {}) {
   const root = await mkdtemp(join(tmpdir(), "envd-peer-"));
   const args = [serverPath, "--port", "0", "--host", "127.0.0.1", "--root", root, "--http", http];
   if (token) args.push("--token", token);
   if (defaultUser) args.push("--default-user", defaultUser);
   const proc = spawn(process.execPath, args, {
     stdio: ["pipe", "pipe", "pipe"],
-    env: { ...process.env, PEER_EXIT_ON_STDIN_EOF: "1" },
+    env: { ...process.env, PEER_EXIT_ON_STDIN_EOF: "1", ...env },
   });
   let stderr = "";
   proc.stderr.on("data", (d) => {

@@ -4,9 +4,15 @@ Usage: pty_helper.py ROWS COLS -- CMD [ARGS...]
 
 fd 0      bytes for the terminal (written to the pty master)
 fd 1      everything the terminal prints (read from the pty master)
-fd 3      control in, lines: "resize ROWS COLS"; EOF means the server is gone
+fd 3      control in, lines: "resize ROWS COLS", "stop" (stop reading the
+          terminal once the child has exited); EOF means the server is gone
 fd 4      control out, lines: "pid N" once started, then "exit N" or
-          "signal N" (with " core" when a core was dumped) at the end
+          "signal N" (with " core" when a core was dumped) when it exits
+
+As envd reads the master until EIO (services/process/handler New), fd 1
+stays open after the child's exit while anything else holds the terminal
+(a background job), until "stop" (envd's Handler.Wait closing the master
+after a SIGTERM/SIGKILL or the deadline).
 
 The child becomes a session leader with the pty as its controlling terminal
 and runs `/bin/sh -c 'exec "$@"' -- CMD ARGS`, as envd runs commands, so the
@@ -77,10 +83,13 @@ def main():
     ctl_open = True
     master_open = True
     out_open = True
+    stop = False
     ctl_buf = b""
     status = None
 
-    while status is None:
+    while True:
+        if status is not None and (not master_open or not out_open or stop or not ctl_open):
+            break
         rlist = [wake_r]
         if master_open:
             rlist.append(master)
@@ -130,51 +139,37 @@ def main():
             data = os.read(3, 4096)
             if not data:
                 ctl_open = False
-                try:
-                    os.killpg(pid, signal.SIGKILL)
-                except OSError:
-                    pass
+                if status is None:
+                    try:
+                        os.killpg(pid, signal.SIGKILL)
+                    except OSError:
+                        pass
             else:
                 ctl_buf += data
                 while b"\n" in ctl_buf:
                     line, ctl_buf = ctl_buf.split(b"\n", 1)
                     parts = line.split()
-                    if len(parts) == 3 and parts[0] == b"resize":
+                    if parts == [b"stop"]:
+                        stop = True
+                    elif len(parts) == 3 and parts[0] == b"resize":
                         try:
                             set_size(master, int(parts[1]), int(parts[2]))
                         except (OSError, ValueError):
                             pass
-        try:
-            wpid, st = os.waitpid(pid, os.WNOHANG)
-        except ChildProcessError:
-            wpid, st = pid, 0
-        if wpid == pid:
-            status = st
-
-    # The child is gone: pass on what it printed last, then report.
-    while master_open and out_open:
-        r, _, _ = select.select([master], [], [], 0.05)
-        if not r:
-            break
-        try:
-            data = os.read(master, CHUNK)
-        except BlockingIOError:
-            continue
-        except OSError:
-            break
-        if not data:
-            break
-        try:
-            write_all(1, data)
-        except OSError:
-            break
-
-    if os.WIFSIGNALED(status):
-        line = "signal %d%s\n" % (os.WTERMSIG(status), " core" if os.WCOREDUMP(status) else "")
-    else:
-        line = "exit %d\n" % os.WEXITSTATUS(status)
-    write_all(ctl_out, line.encode())
-
+        if status is None:
+            try:
+                wpid, st = os.waitpid(pid, os.WNOHANG)
+            except ChildProcessError:
+                wpid, st = pid, 0
+            if wpid == pid:
+                status = st
+                if os.WIFSIGNALED(status):
+                    line = "signal %d%s\n" % (os.WTERMSIG(status), " core" if os.WCOREDUMP(status) else "")
+                else:
+                    line = "exit %d\n" % os.WEXITSTATUS(status)
+                write_all(ctl_out, line.encode())
+    os.close(1)
+    os.close(master)
 
 if __name__ == "__main__":
     main()

@@ -1,0 +1,324 @@
+// Where the reference server must behave like envd 0.6.13's process service
+// in ways a client can observe (issue 12). Each test names the envd function
+// it follows (e2b-dev/infra packages/envd/internal/services/process).
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { Code, ConnectError } from "@connectrpc/connect";
+import { Signal } from "../gen/process_pb.js";
+import { startServer, rpcClients, collect, bashStart, sleep, alive, waitFor } from "./helpers.mjs";
+
+let server;
+let rpc;
+
+before(async () => {
+  // A fixed seed makes the shuffled walks below the same on every run.
+  server = await startServer({ http: "h1", env: { PEER_SEED: "12" } });
+  rpc = rpcClients(server, "connect-binary");
+});
+after(async () => {
+  await server?.stop();
+});
+
+const byTag = (tag) => ({ selector: { case: "tag", value: tag } });
+const byPid = (pid) => ({ selector: { case: "pid", value: pid } });
+
+/** Starts a process and resolves once its start event came: {pid, done, stop}. */
+async function startBg(req, opts = {}) {
+  const ac = new AbortController();
+  let onPid;
+  const pidP = new Promise((r) => (onPid = r));
+  const done = collect(rpc.process.start(req, { signal: ac.signal, ...opts }), { onStart: onPid }).catch(
+    (err) => ({ err }),
+  );
+  const pid = await Promise.race([pidP, done.then((r) => Promise.reject(new Error(`no start: ${r.err}`)))]);
+  return {
+    pid,
+    done,
+    async kill() {
+      await rpc.process.sendSignal({ process: byPid(pid), signal: Signal.SIGKILL }).catch(() => {});
+      await done;
+    },
+  };
+}
+
+/** Update with no PTY is a pure getProcess: the selected pid, or the error code. */
+async function lookup(selector) {
+  try {
+    await rpc.process.update({ process: selector });
+    return "found";
+  } catch (err) {
+    assert.ok(err instanceof ConnectError);
+    return Code[err.code];
+  }
+}
+
+test("getProcess by tag: another tagged process makes the lookup fail at random (sync.Map walk)", async () => {
+  const a = await startBg(bashStart("sleep 30", { stdin: false, tag: "walk-a" }));
+  const b = await startBg(bashStart("sleep 30", { stdin: false, tag: "walk-b" }));
+  const u = await startBg(bashStart("sleep 30", { stdin: false }));
+  try {
+    const seen = new Map();
+    for (let i = 0; i < 40; i++) {
+      const r = await lookup(byTag("walk-a"));
+      seen.set(r, (seen.get(r) ?? 0) + 1);
+    }
+    // The walk stops at the first process with a different tag: sometimes
+    // before "walk-a" is reached (NotFound), sometimes after.
+    assert.ok(seen.get("found") > 0, `outcomes ${[...seen]}`);
+    assert.ok(seen.get("NotFound") > 0, `outcomes ${[...seen]}`);
+    assert.equal(seen.size, 2);
+    // A pid is a map lookup and never fails spuriously.
+    for (let i = 0; i < 10; i++) assert.equal(await lookup(byPid(a.pid)), "found");
+  } finally {
+    await Promise.all([a.kill(), b.kill(), u.kill()]);
+  }
+});
+
+test("getProcess by tag: untagged processes are skipped, the walk's last match wins", async () => {
+  const u1 = await startBg(bashStart("sleep 30", { stdin: false }));
+  const t1 = await startBg(bashStart("sleep 30", { stdin: false, tag: "same" }));
+  const t2 = await startBg(bashStart("sleep 30", { stdin: false, tag: "same" }));
+  const u2 = await startBg(bashStart("sleep 30", { stdin: false }));
+  try {
+    const pids = new Set();
+    for (let i = 0; i < 30; i++) {
+      const ac = new AbortController();
+      const stream = rpc.process.connect({ process: byTag("same") }, { signal: ac.signal });
+      for await (const msg of stream) {
+        assert.equal(msg.event.event.case, "start");
+        pids.add(msg.event.event.value.pid);
+        break;
+      }
+      ac.abort();
+    }
+    // Never NotFound (no other tag alive), and either holder of the tag.
+    assert.deepEqual([...pids].sort(), [t1.pid, t2.pid].sort());
+  } finally {
+    await Promise.all([u1.kill(), t1.kill(), t2.kill(), u2.kill()]);
+  }
+});
+
+test("handleStart: a new start with a tag clears older retained exits under it (clearTerminatedForTag)", async () => {
+  for (let i = 0; i < 5; i++) {
+    const first = await collect(rpc.process.start(bashStart("exit 3", { stdin: false, tag: "redo" })));
+    const second = await collect(rpc.process.start(bashStart("exit 4", { stdin: false, tag: "redo" })));
+    assert.equal(first.end.exitCode, 3);
+    assert.equal(second.end.exitCode, 4);
+    const late = await collect(rpc.process.connect({ process: byTag("redo") }));
+    assert.equal(late.pid, second.pid);
+    assert.equal(late.end.exitCode, 4);
+    // The first exit is gone altogether, by pid too.
+    await assert.rejects(collect(rpc.process.connect({ process: byPid(first.pid) })), (err) => {
+      assert.equal(err.code, Code.NotFound);
+      return true;
+    });
+  }
+});
+
+test("List: order is unspecified (Range over the process map)", async () => {
+  const procs = [];
+  for (let i = 0; i < 4; i++) procs.push(await startBg(bashStart("sleep 30", { stdin: false, tag: `l${i}` })));
+  try {
+    const orders = new Set();
+    for (let i = 0; i < 12; i++) {
+      const { processes } = await rpc.process.list({});
+      const mine = processes.map((p) => p.tag).filter((t) => /^l\d$/.test(t ?? ""));
+      assert.equal(mine.length, 4);
+      orders.add(mine.join(","));
+    }
+    assert.ok(orders.size > 1, `always ${[...orders]}`);
+  } finally {
+    await Promise.all(procs.map((p) => p.kill()));
+  }
+});
+
+test("--seed/PEER_SEED replays the walk order", async () => {
+  const runs = [];
+  for (let r = 0; r < 2; r++) {
+    const s = await startServer({ http: "h1", env: { PEER_SEED: "777" } });
+    const c = rpcClients(s, "connect-binary");
+    const acs = [];
+    try {
+      for (let i = 0; i < 4; i++) {
+        const ac = new AbortController();
+        acs.push(ac);
+        const it = c.process.start(bashStart("sleep 30", { stdin: false, tag: `s${i}` }), { signal: ac.signal });
+        const iter = it[Symbol.asyncIterator]();
+        await iter.next(); // start event
+      }
+      const orders = [];
+      for (let i = 0; i < 5; i++) {
+        orders.push((await c.process.list({})).processes.map((p) => p.tag).join(","));
+      }
+      runs.push(orders.join(" "));
+    } finally {
+      for (const ac of acs) ac.abort();
+      await s.stop();
+    }
+  }
+  assert.equal(runs[0], runs[1]);
+  assert.match(server.stderr(), /process table walk seed 12 \(replay with PEER_SEED=12\)/);
+});
+
+/** A request stream the test ends by hand: push(msg), end(). */
+function inputStream() {
+  const queue = [];
+  let wake = null;
+  let ended = false;
+  return {
+    push(m) {
+      queue.push(m);
+      wake?.();
+    },
+    end() {
+      ended = true;
+      wake?.();
+    },
+    async *[Symbol.asyncIterator]() {
+      for (;;) {
+        while (queue.length) yield queue.shift();
+        if (ended) return;
+        await new Promise((r) => (wake = r));
+        wake = null;
+      }
+    },
+  };
+}
+
+const settledWithin = (p, ms) =>
+  Promise.race([p.then(() => true, () => true), sleep(ms).then(() => false)]);
+
+test("StreamInput over HTTP/1.1: an error is answered only when the request stream ends (connect-go Close, net/http body.Close)", async () => {
+  const s = inputStream();
+  const call = rpc.process.streamInput(s);
+  call.catch(() => {});
+  s.push({ event: { case: "start", value: { process: byPid(999999) } } });
+  assert.equal(await settledWithin(call, 600), false, "error arrived before the request stream ended");
+  s.end();
+  await assert.rejects(call, (err) => {
+    assert.equal(err.code, Code.NotFound);
+    assert.equal(err.rawMessage, "process with pid 999999 not found");
+    return true;
+  });
+});
+
+test("StreamInput over HTTP/1.1: or once 256 KiB more of the request body was read", async () => {
+  const s = inputStream();
+  const call = rpc.process.streamInput(s);
+  call.catch(() => {});
+  s.push({ event: { case: "start", value: { process: byPid(999998) } } });
+  assert.equal(await settledWithin(call, 300), false);
+  const chunk = { event: { case: "data", value: { input: { input: { case: "stdin", value: new Uint8Array(64 << 10) } } } } };
+  for (let i = 0; i < 3; i++) s.push(chunk);
+  assert.equal(await settledWithin(call, 300), false, "answered before 256 KiB");
+  for (let i = 0; i < 2; i++) s.push(chunk);
+  assert.equal(await settledWithin(call, 3000), true, "not answered after 320 KiB more");
+  await assert.rejects(call, (err) => err.code === Code.NotFound);
+  s.end();
+});
+
+test("StreamInput over HTTP/2: the error comes at once", async () => {
+  const s2 = await startServer({ http: "both" });
+  try {
+    const c = rpcClients(s2, "grpc");
+    const s = inputStream();
+    const call = c.process.streamInput(s);
+    call.catch(() => {});
+    s.push({ event: { case: "start", value: { process: byPid(999997) } } });
+    assert.equal(await settledWithin(call, 3000), true);
+    await assert.rejects(call, (err) => err.code === Code.NotFound);
+    s.end();
+  } finally {
+    await s2.stop();
+  }
+});
+
+test("Handler.SendSignal: output written after SIGTERM still reaches the stream until the exit", async () => {
+  let pid = 0;
+  const done = collect(
+    rpc.process.start(
+      bashStart("trap 'echo got-term; sleep 0.3; echo after-term; exit 3' TERM; echo ready; while :; do sleep 0.05; done", {
+        stdin: false,
+      }),
+    ),
+    {
+      onStart: (p) => {
+        pid = p;
+      },
+    },
+  );
+  await waitFor(() => pid > 0);
+  await sleep(300);
+  await rpc.process.sendSignal({ process: byPid(pid), signal: Signal.SIGTERM });
+  const r = await done;
+  assert.equal(r.out, "ready\ngot-term\nafter-term\n");
+  assert.equal(r.end.exitCode, 3);
+  assert.equal(r.end.error, "exit status 3");
+});
+
+test("handler.New: stdio are OS pipes (/dev/stdin and /dev/stderr can be reopened)", async () => {
+  let pid = 0;
+  const done = collect(
+    rpc.process.start(
+      bashStart("echo to-stderr > /dev/stderr; cat /dev/stdin; readlink /proc/self/fd/1 | cut -d: -f1"),
+    ),
+    {
+      onStart: (p) => {
+        pid = p;
+      },
+    },
+  );
+  await waitFor(() => pid > 0);
+  await rpc.process.sendInput({ process: byPid(pid), input: { input: { case: "stdin", value: Buffer.from("typed\n") } } });
+  await rpc.process.closeStdin({ process: byPid(pid) });
+  const r = await done;
+  assert.equal(r.err, "to-stderr\n");
+  assert.equal(r.out, "typed\npipe\n");
+  assert.equal(r.end.exitCode, 0);
+});
+
+test("an exited process whose output a grandchild holds is still listed and can be signalled", async () => {
+  let pid = 0;
+  const done = collect(
+    rpc.process.start(bashStart("(sleep 20; echo late) & echo parent-done", { stdin: false, tag: "held" })),
+    {
+      onStart: (p) => {
+        pid = p;
+      },
+    },
+  );
+  await waitFor(() => pid > 0);
+  assert.ok(await waitFor(() => !alive(pid)), "parent did not exit");
+  await sleep(100);
+  const { processes } = await rpc.process.list({});
+  assert.ok(
+    processes.some((p) => p.pid === pid),
+    "exited process not listed while its output is open (envd removes it at its end event)",
+  );
+  // Handler.SendSignal on the unreaped child succeeds and stops the wait for output.
+  await rpc.process.sendSignal({ process: byPid(pid), signal: Signal.SIGKILL });
+  const r = await done;
+  assert.equal(r.out, "parent-done\n");
+  assert.equal(r.end.exitCode, 0);
+  assert.equal(r.end.status, "exit status 0");
+  const after = await rpc.process.list({});
+  assert.ok(!after.processes.some((p) => p.pid === pid));
+});
+
+test("PTY: the stream ends when every holder of the terminal has closed it (read until EIO)", async () => {
+  const t0 = Date.now();
+  const r = await collect(
+    rpc.process.start({
+      process: {
+        cmd: "/bin/bash",
+        args: ["-c", 'trap "" HUP; (sleep 0.8; echo bg-done) & echo fg-done'],
+        envs: {},
+      },
+      pty: { size: { cols: 80, rows: 24 } },
+    }),
+  );
+  assert.match(r.pty, /fg-done/);
+  assert.match(r.pty, /bg-done/);
+  assert.ok(Date.now() - t0 >= 700, "stream ended at the shell's exit");
+  assert.equal(r.end.exitCode, 0);
+});
