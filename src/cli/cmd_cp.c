@@ -16,9 +16,14 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define BATCH_FILES 256                 /* files per upload request (and open fds) */
-#define BATCH_BYTES (64LL * 1024 * 1024) /* bytes per upload request, unless one file is bigger */
+/* Uploads: files and bytes per write request (a bigger file goes alone),
+ * and requests at once; their product bounds the open descriptors. */
+#define BATCH_FILES 128
+#define BATCH_BYTES (32LL * 1024 * 1024)
+#define UPLOADS_IN_FLIGHT 4
+/* Downloads: one file per read, this many at once. */
 #define READS_IN_FLIGHT 8
+#define SLOTS_MAX 8
 
 static const char cp_usage[] =
     "usage: envdctl cp [--gzip] [-q] SRC... DST\n"
@@ -277,82 +282,6 @@ static int plan_upload(cp_job *j, char **srcs, int nsrc, const char *dst)
     return rc;
 }
 
-/* Runs one write future to its end, drawing the bar meanwhile. */
-static envd_status wait_drawing(cp_job *j, envd_future *f, slot_progress *sp, envd_error **err)
-{
-    while (envd_future_wait(f, 100) == ENVD_E_TIMEOUT) {
-        draw(j, sp->done, 0);
-        if (cli_interrupted)
-            envd_future_cancel(f);
-    }
-    return envd_future_get(f, 0, err);
-}
-
-/* One request holding files [from, to) of the plan. */
-static int upload_batch(cp_job *j, size_t from, size_t to)
-{
-    envd_write_batch *b = envd_write_batch_new();
-    int *fds = calloc(to - from, sizeof(int));
-    int rc = !b || !fds ? cli_errorf(j->ctx, "out of memory") : 0;
-    size_t opened = 0;
-    for (size_t i = from; i < to && rc == 0; i++, opened++) {
-        cp_file *f = &j->plan.files[i];
-        int fd = strcmp(f->local, "-") == 0 ? dup(STDIN_FILENO)
-                                            : open(f->local, O_RDONLY | O_CLOEXEC);
-        fds[i - from] = fd;
-        if (fd < 0)
-            rc = cli_errorf(j->ctx, "%s: %s", f->local, strerror(errno));
-        else if (envd_write_batch_add_fd(b, f->remote, fd, f->size) != ENVD_OK)
-            rc = cli_usage_error(j->ctx, "%s: not a usable sandbox path", f->remote);
-    }
-    envd_files_opts *o = NULL;
-    slot_progress sp = {0};
-    envd_future *fut = NULL;
-    envd_error *err = NULL;
-    if (rc == 0 && (!(o = envd_files_opts_new()) || envd_files_opts_set_gzip(o, j->gzip) ||
-                    envd_files_opts_on_progress(o, on_progress, &sp)))
-        rc = cli_errorf(j->ctx, "out of memory");
-    envd_status st = rc ? ENVD_OK : envd_files_write_batch_async(j->c, b, o, &fut);
-    if (rc == 0 && st == ENVD_OK)
-        st = wait_drawing(j, fut, &sp, &err);
-    if (rc == 0 && st != ENVD_OK) {
-        rc = cli_fail(j->ctx, to - from == 1 ? j->plan.files[from].remote : "write", st, err);
-    } else if (rc == 0) {
-        j->done_files += to - from;
-        for (size_t i = from; i < to; i++)
-            j->done_bytes += j->plan.files[i].size > 0 ? j->plan.files[i].size : 0;
-    }
-    envd_future_free(fut);
-    envd_files_opts_free(o);
-    envd_write_batch_free(b);
-    for (size_t i = 0; i < opened; i++)
-        if (fds[i] >= 0)
-            close(fds[i]);
-    free(fds);
-    return rc;
-}
-
-static int run_upload(cp_job *j)
-{
-    int rc = 0;
-    for (size_t i = 0; i < j->plan.ndirs && rc == 0; i++) {
-        envd_error *err = NULL;
-        envd_status st = envd_fs_make_dir(j->c, j->plan.dirs[i], NULL, &err);
-        if (st != ENVD_OK)
-            rc = cli_fail(j->ctx, j->plan.dirs[i], st, err);
-    }
-    for (size_t from = 0; from < j->plan.n && rc == 0;) {
-        size_t to = from;
-        int64_t bytes = 0;
-        while (to < j->plan.n && to - from < BATCH_FILES &&
-               (to == from || bytes + j->plan.files[to].size <= BATCH_BYTES))
-            bytes += j->plan.files[to++].size;
-        rc = upload_batch(j, from, to);
-        from = to;
-    }
-    return rc;
-}
-
 /* ------------------------------------------------------------- downloads */
 
 /* Adds a remote directory's tree (one ListDir of the whole depth) below
@@ -426,104 +355,175 @@ static int plan_download(cp_job *j, const char **srcs, int nsrc, const char *dst
     return rc;
 }
 
-/* One read in flight: its file, its future and its progress. */
-typedef struct read_slot {
+/* ------------------------------------------------------------- transfers */
+
+/* One request in flight: files [from, to) of the plan (a write batch, or
+ * one read), their descriptors, its future and its progress. */
+typedef struct xfer_slot {
     envd_future *f;
     envd_files_opts *o;
+    envd_write_batch *b;
     slot_progress sp;
-    int fd;
-    size_t file;
-} read_slot;
+    int fds[BATCH_FILES];
+    size_t from, to;
+} xfer_slot;
 
-static int read_start(cp_job *j, read_slot *s, size_t i)
+static void slot_release(xfer_slot *s)
 {
-    cp_file *f = &j->plan.files[i];
-    mode_t mode = f->mode ? (mode_t)(f->mode & 0777) : 0644;
-    s->fd = strcmp(f->local, "-") == 0
-                ? dup(STDOUT_FILENO)
-                : open(f->local, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
-    if (s->fd < 0)
-        return cli_errorf(j->ctx, "%s: %s", f->local, strerror(errno));
-    s->file = i;
+    for (size_t i = s->from; i < s->to; i++)
+        if (s->fds[i - s->from] >= 0)
+            close(s->fds[i - s->from]);
+    envd_future_free(s->f);
+    envd_write_batch_free(s->b);
+    s->f = NULL;
+    s->b = NULL;
+    s->from = s->to = 0;
+}
+
+/* Options for the slot's next request: gzip, its progress, a read's sink. */
+static int slot_opts(cp_job *j, xfer_slot *s, int sink_fd)
+{
     s->sp.done = 0;
     if (!s->o && !(s->o = envd_files_opts_new()))
         return cli_errorf(j->ctx, "out of memory");
-    if (envd_files_opts_set_gzip(s->o, j->gzip) || envd_files_opts_set_sink_fd(s->o, s->fd) ||
-        envd_files_opts_on_progress(s->o, on_progress, &s->sp))
+    if (envd_files_opts_set_gzip(s->o, j->gzip) ||
+        envd_files_opts_on_progress(s->o, on_progress, &s->sp) ||
+        (sink_fd >= 0 && envd_files_opts_set_sink_fd(s->o, sink_fd)))
         return cli_errorf(j->ctx, "out of memory");
-    envd_status st = envd_files_read_async(j->c, f->remote, s->o, &s->f);
-    return st == ENVD_OK ? 0 : cli_fail(j->ctx, f->remote, st, NULL);
+    return 0;
 }
 
-/* A finished read: its outcome, and the slot made free. */
-static int read_finish(cp_job *j, read_slot *s)
+/* Starts the write of the next files: up to BATCH_FILES and BATCH_BYTES
+ * (a bigger file alone) in one multipart request. */
+static int upload_start(cp_job *j, xfer_slot *s, size_t *next)
+{
+    int64_t bytes = 0;
+    s->from = s->to = *next;
+    while (s->to < j->plan.n && s->to - s->from < BATCH_FILES &&
+           (s->to == s->from || bytes + j->plan.files[s->to].size <= BATCH_BYTES))
+        bytes += j->plan.files[s->to++].size;
+    *next = s->to;
+    for (size_t i = s->from; i < s->to; i++)
+        s->fds[i - s->from] = -1;
+    if (!(s->b = envd_write_batch_new()))
+        return cli_errorf(j->ctx, "out of memory");
+    for (size_t i = s->from; i < s->to; i++) {
+        cp_file *f = &j->plan.files[i];
+        int fd = strcmp(f->local, "-") == 0 ? dup(STDIN_FILENO)
+                                            : open(f->local, O_RDONLY | O_CLOEXEC);
+        if ((s->fds[i - s->from] = fd) < 0)
+            return cli_errorf(j->ctx, "%s: %s", f->local, strerror(errno));
+        if (envd_write_batch_add_fd(s->b, f->remote, fd, f->size) != ENVD_OK)
+            return cli_usage_error(j->ctx, "%s: not a usable sandbox path", f->remote);
+    }
+    int rc = slot_opts(j, s, -1);
+    envd_status st = rc ? ENVD_OK : envd_files_write_batch_async(j->c, s->b, s->o, &s->f);
+    return rc ? rc : st == ENVD_OK ? 0 : cli_fail(j->ctx, j->plan.files[s->from].remote, st, NULL);
+}
+
+/* Starts the read of the next file into its local file. */
+static int download_start(cp_job *j, xfer_slot *s, size_t *next)
+{
+    cp_file *f = &j->plan.files[*next];
+    s->from = (*next)++;
+    s->to = s->from + 1;
+    mode_t mode = f->mode ? (mode_t)(f->mode & 0777) : 0644;
+    s->fds[0] = strcmp(f->local, "-") == 0
+                    ? dup(STDOUT_FILENO)
+                    : open(f->local, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+    if (s->fds[0] < 0)
+        return cli_errorf(j->ctx, "%s: %s", f->local, strerror(errno));
+    int rc = slot_opts(j, s, s->fds[0]);
+    envd_status st = rc ? ENVD_OK : envd_files_read_async(j->c, f->remote, s->o, &s->f);
+    return rc ? rc : st == ENVD_OK ? 0 : cli_fail(j->ctx, f->remote, st, NULL);
+}
+
+/* A finished request: its outcome, the counters, the slot made free. */
+static int slot_finish(cp_job *j, xfer_slot *s, int up)
 {
     envd_error *err = NULL;
     envd_status st = envd_future_get(s->f, 0, &err);
+    const cp_file *first = &j->plan.files[s->from];
     int rc = 0;
     if (st != ENVD_OK)
-        rc = cli_fail(j->ctx, j->plan.files[s->file].remote, st, err);
-    if (close(s->fd) != 0 && rc == 0)
-        rc = cli_errorf(j->ctx, "%s: %s", j->plan.files[s->file].local, strerror(errno));
+        rc = cli_fail(j->ctx, first->remote, st, err);
+    else if (!up && s->fds[0] >= 0 && close(s->fds[0]) != 0)
+        rc = cli_errorf(j->ctx, "%s: %s", first->local, strerror(errno));
+    if (!up)
+        s->fds[0] = -1; /* closed above, whatever close said */
     if (rc == 0) {
-        j->done_files++;
+        j->done_files += s->to - s->from;
         j->done_bytes += envd_future_transferred(s->f);
     }
-    envd_future_free(s->f);
-    s->f = NULL;
-    s->fd = -1;
+    slot_release(s);
     return rc;
 }
 
-/* Directories first (parents before children, as planned), then up to
- * READS_IN_FLIGHT reads at once; a failed file does not stop the others. */
-static int run_download(cp_job *j)
+typedef int (*slot_start_fn)(cp_job *j, xfer_slot *s, size_t *next);
+
+/* Keeps up to `width` requests in flight until the plan is done, drawing
+ * the bar while it waits; a failed request does not stop the others. */
+static int run_slots(cp_job *j, xfer_slot *slots, size_t width, slot_start_fn start, int up)
 {
-    for (size_t i = 0; i < j->plan.ndirs; i++)
-        if (mkdir(j->plan.dirs[i], 0755) != 0 && errno != EEXIST)
-            return cli_errorf(j->ctx, "%s: %s", j->plan.dirs[i], strerror(errno));
-    read_slot slots[READS_IN_FLIGHT];
-    memset(slots, 0, sizeof(slots));
     size_t next = 0, running = 0;
     int rc = 0;
-    fflush(stdout);
     while (next < j->plan.n || running) {
-        for (size_t k = 0; k < READS_IN_FLIGHT && next < j->plan.n && !cli_interrupted; k++) {
+        for (size_t k = 0; k < width && next < j->plan.n && !cli_interrupted; k++) {
             if (slots[k].f)
                 continue;
-            int r = read_start(j, &slots[k], next++);
+            int r = start(j, &slots[k], &next);
             if (r == 0) {
                 running++;
                 continue;
             }
-            if (slots[k].fd >= 0)
-                close(slots[k].fd);
-            slots[k].fd = -1;
+            slot_release(&slots[k]);
             rc = rc ? rc : r;
         }
         if (!running)
             break;
-        envd_future *fs[READS_IN_FLIGHT];
-        size_t idx[READS_IN_FLIGHT], n = 0, which;
+        envd_future *fs[SLOTS_MAX];
+        size_t idx[SLOTS_MAX], n = 0, which;
         int64_t in_flight = 0;
-        for (size_t k = 0; k < READS_IN_FLIGHT; k++)
+        for (size_t k = 0; k < width; k++)
             if (slots[k].f) {
                 idx[n] = k;
                 fs[n++] = slots[k].f;
                 in_flight += slots[k].sp.done;
             }
         draw(j, in_flight, 0);
-        if (envd_future_wait_any(fs, n, 100, &which) != ENVD_OK)
-            continue;
         if (cli_interrupted)
             for (size_t k = 0; k < n; k++)
                 envd_future_cancel(fs[k]);
-        int r = read_finish(j, &slots[idx[which]]);
+        if (envd_future_wait_any(fs, n, 100, &which) != ENVD_OK)
+            continue;
+        int r = slot_finish(j, &slots[idx[which]], up);
         running--;
         rc = rc ? rc : r;
     }
-    for (size_t k = 0; k < READS_IN_FLIGHT; k++)
+    return rc;
+}
+
+/* Directories first, then the files: uploads as UPLOADS_IN_FLIGHT write
+ * batches at once, downloads as READS_IN_FLIGHT reads. */
+static int run_transfers(cp_job *j, int up)
+{
+    for (size_t i = 0; i < j->plan.ndirs; i++) {
+        envd_error *err = NULL;
+        envd_status st = up ? envd_fs_make_dir(j->c, j->plan.dirs[i], NULL, &err) : ENVD_OK;
+        if (st != ENVD_OK)
+            return cli_fail(j->ctx, j->plan.dirs[i], st, err);
+        if (!up && mkdir(j->plan.dirs[i], 0755) != 0 && errno != EEXIST)
+            return cli_errorf(j->ctx, "%s: %s", j->plan.dirs[i], strerror(errno));
+    }
+    xfer_slot *slots = calloc(SLOTS_MAX, sizeof(*slots));
+    if (!slots)
+        return cli_errorf(j->ctx, "out of memory");
+    fflush(stdout);
+    int rc = run_slots(j, slots, up ? UPLOADS_IN_FLIGHT : READS_IN_FLIGHT,
+                       up ? upload_start : download_start, up);
+    for (size_t k = 0; k < SLOTS_MAX; k++)
         envd_files_opts_free(slots[k].o);
+    free(slots);
     return rc;
 }
 
@@ -604,7 +604,7 @@ int cmd_cp(cli_ctx *ctx, int argc, char **argv)
     j.bar = !quiet && isatty(STDERR_FILENO);
     j.started_ms = cli_now_ms();
     if (rc == 0)
-        rc = up ? run_upload(&j) : run_download(&j);
+        rc = run_transfers(&j, up);
     if (rc == 0 && cli_interrupted)
         rc = cli_errorf(ctx, "interrupted");
     draw(&j, 0, 1);
