@@ -108,8 +108,6 @@ typedef struct envd_unary_spec {
 envd_status envd_unary_start(envd_client *c, const envd_unary_spec *spec,
                              const ProtobufCMessage *msg, envd_future **out);
 
-/* Waits for f, then moves its result and error out and frees f. */
-envd_status envd_sync_finish(envd_future *f, void **result, envd_error **err);
 
 char *envd_strdup0(const char *s); /* strdup that maps NULL to "" */
 

@@ -95,15 +95,3 @@ envd_status envd_unary_start(envd_client *c, const envd_unary_spec *spec,
     envd_op_unref(&u->op);
     return ENVD_OK;
 }
-
-envd_status envd_sync_finish(envd_future *f, void **result, envd_error **err)
-{
-    envd_future_wait(f, -1);
-    envd_status s = envd_future_status(f);
-    if (result)
-        *result = envd_future_take_result(f, envd_future_kind(f));
-    if (err)
-        *err = envd_future_take_error(f);
-    envd_future_free(f);
-    return s;
-}
