@@ -2,6 +2,7 @@
 // CORS -> access token -> Basic-auth user -> RPC services / HTTP API.
 import { timingSafeEqual } from "node:crypto";
 import { appendFileSync } from "node:fs";
+import { gunzipSync } from "node:zlib";
 import { createContextValues } from "@connectrpc/connect";
 import { connectNodeAdapter, compressionGzip } from "@connectrpc/connect-node";
 import { Process } from "../gen/process_pb.js";
@@ -29,6 +30,58 @@ function tokenMatches(given, token) {
   const a = Buffer.from(given);
   const b = Buffer.from(token);
   return a.length === b.length && timingSafeEqual(a, b);
+}
+
+/** A Connect-protocol unary call (not gRPC, gRPC-Web or a Connect stream). */
+function isUnaryConnect(req) {
+  const ct = String(req.headers["content-type"] ?? "");
+  return req.method === "GET" || /^application\/(json|proto)\b/.test(ct);
+}
+
+/**
+ * connect-go never compresses a unary error body (connectUnaryHandlerConn
+ * Close writes the JSON as is; only Marshal of a message sets
+ * Content-Encoding), where connect-node gzips it when the client offers
+ * gzip. Undo that for answers other than 200.
+ */
+function plainErrorBodies(res) {
+  const writeHead = res.writeHead.bind(res);
+  let deferred = false;
+  res.writeHead = (status, ...rest) => {
+    // connect-node calls writeHead again when headersSent is still false.
+    if (deferred) return res;
+    const headers = typeof rest[0] === "string" ? rest[1] : rest[0];
+    const encKey = headers && Object.keys(headers).find((k) => k.toLowerCase() === "content-encoding");
+    if (status === 200 || !encKey || String(headers[encKey]).toLowerCase() !== "gzip") {
+      return writeHead(status, ...rest);
+    }
+    deferred = true;
+    const plain = { ...headers };
+    delete plain[encKey];
+    for (const k of Object.keys(plain)) if (k.toLowerCase() === "content-length") delete plain[k];
+    const chunks = [];
+    const end = res.end.bind(res);
+    res.write = (chunk, ...more) => {
+      chunks.push(Buffer.from(chunk));
+      const cb = more.find((m) => typeof m === "function");
+      if (cb) process.nextTick(cb);
+      return true;
+    };
+    res.end = (chunk, ...more) => {
+      if (typeof chunk === "function") more.unshift(chunk);
+      else if (chunk) chunks.push(Buffer.from(chunk));
+      let body = Buffer.concat(chunks);
+      try {
+        body = gunzipSync(body);
+      } catch {
+        // not gzip after all: pass it on
+      }
+      plain["content-length"] = body.length;
+      writeHead(status, plain);
+      return end(body, ...more.filter((m) => typeof m === "function"));
+    };
+    return res;
+  };
 }
 
 export function createApp({ root, token = null, defaultUser = "root", seed = 0 }) {
@@ -108,6 +161,7 @@ export function createApp({ root, token = null, defaultUser = "root", seed = 0 }
       api.handle(req, res);
       return;
     }
+    if (isUnaryConnect(req)) plainErrorBodies(res);
     rpc(req, res);
   }
 

@@ -260,6 +260,28 @@ export class WatcherRegistry {
   }
 }
 
+/**
+ * Go's os.Rename on Unix (os/file_unix.go rename): an existing directory
+ * (not a symlink to one) as destination fails with EEXIST before rename(2)
+ * is tried, even when empty, unless it is the source itself under another
+ * name; a missing source is reported first.
+ */
+async function goRename(src, dst) {
+  let dstSt = null;
+  try {
+    dstSt = await fs.lstat(dst);
+  } catch {
+    // no destination: rename(2) decides
+  }
+  if (dstSt?.isDirectory()) {
+    const srcSt = await fs.lstat(src); // its error (ENOENT...) wins
+    if (src === dst || srcSt.dev !== dstSt.dev || srcSt.ino !== dstSt.ino) {
+      throw Object.assign(new Error("file exists"), { code: "EEXIST" });
+    }
+  }
+  await fs.rename(src, dst);
+}
+
 export function filesystemService(sb, watchers) {
   return {
     async stat(req, ctx) {
@@ -306,7 +328,7 @@ export function filesystemService(sb, watchers) {
         throw new ConnectError(err.message, Code.Internal);
       }
       try {
-        await fs.rename(sb.toReal(src), sb.toReal(dst));
+        await goRename(sb.toReal(src), sb.toReal(dst));
       } catch (err) {
         const text = linkError("rename", src, dst, err);
         if (err.code === "ENOENT") {
@@ -354,8 +376,17 @@ export function filesystemService(sb, watchers) {
     async remove(req, ctx) {
       const user = authUser(sb, ctx.requestHeader);
       const vpath = resolveOrInvalid(sb, req.path, user);
-      const real = sb.toReal(vpath);
-      if (real === sb.root) {
+      // Go's os.RemoveAll refuses a path ending in "/." (rmdir would).
+      if (vpath === "." || vpath.endsWith("/.")) {
+        throw new ConnectError(
+          `error removing file or directory: RemoveAll ${vpath}: invalid argument`,
+          Code.Internal,
+        );
+      }
+      // A ".." is resolved lexically here (a deviation: Go's RemoveAll hands
+      // it to the kernel), so that a recursive delete cannot climb.
+      const real = vpath.split("/").includes("..") ? sb.toReal(path.posix.normalize(vpath)) : sb.toReal(vpath);
+      if (real === sb.root || real === sb.root + "/") {
         throw new ConnectError(
           `error removing file or directory: unlinkat ${vpath}: device or resource busy`,
           Code.Internal,

@@ -15,20 +15,33 @@ import { goBase } from "./entry.mjs";
 
 export const ENVD_VERSION = "0.6.13";
 
+/** Go's encoding/json output: JSON with <, >, &, U+2028 and U+2029 escaped. */
+function goJson(value) {
+  return JSON.stringify(value).replace(
+    /[<>&\u2028\u2029]/g,
+    (c) => "\\u" + c.charCodeAt(0).toString(16).padStart(4, "0"),
+  );
+}
+
+// net/http gives a small body written at once a Content-Length.
 export function jsonError(res, status, message) {
+  const body = Buffer.from(goJson({ code: status, message }) + "\n");
   res.writeHead(status, {
     "Content-Type": "application/json; charset=utf-8",
     "X-Content-Type-Options": "nosniff",
+    "Content-Length": body.length,
   });
-  res.end(JSON.stringify({ code: status, message }) + "\n");
+  res.end(body);
 }
 
 function textError(res, status, message) {
+  const body = Buffer.from(message + "\n");
   res.writeHead(status, {
     "Content-Type": "text/plain; charset=utf-8",
     "X-Content-Type-Options": "nosniff",
+    "Content-Length": body.length,
   });
-  res.end(message + "\n");
+  res.end(body);
 }
 
 class HttpError extends Error {
@@ -127,7 +140,12 @@ function parseAcceptEncoding(header) {
   if (!header) return { encoding: "", identityRejected: false };
   const list = header.split(",").map(parseEncodingWithQuality);
   list.sort((a, b) => b.q - a.q);
-  const identityRejected = list.some((e) => e.encoding === "identity" && e.q === 0);
+  // envd's parseAcceptEncodingHeader: identity;q=0 rejects identity, and so
+  // does *;q=0 unless identity is named with a non-zero quality.
+  const identityRejected =
+    list.some((e) => e.encoding === "identity" && e.q === 0) ||
+    (list.some((e) => e.encoding === "*" && e.q === 0) &&
+      !list.some((e) => e.encoding === "identity" && e.q !== 0));
   for (const e of list) {
     if (e.q === 0) continue;
     if (e.encoding === "identity") return { encoding: "", identityRejected };
@@ -162,6 +180,7 @@ function contentEncoding(header) {
 async function requestBody(req) {
   const enc = contentEncoding(req.headers["content-encoding"]);
   const it = req[Symbol.asyncIterator]();
+  req.peerBodyIterator = it;
   if (enc !== "gzip") return { [Symbol.asyncIterator]: () => it };
   let head = Buffer.alloc(0);
   let ended = false;
@@ -234,6 +253,60 @@ function metadataFromHeaders(req) {
 
 // ---- the API ----
 
+const TSPECIALS = new Set('()<>@,;:\\"/[]?=');
+const isTokenByte = (c) => c > 0x20 && c < 0x7f && !TSPECIALS.has(String.fromCharCode(c));
+
+/**
+ * Go's mime.FormatMediaType(type, {attr: value}) for one parameter, as
+ * envd's GetFiles builds Content-Disposition: RFC 2231 `attr*=utf-8''…`
+ * percent-encoding when the value has a byte outside ' '..'~' (tab
+ * aside), else a bare token when it is one, else a quoted string with `"`
+ * and `\` escaped.
+ */
+export function formatMediaType(type, attr, value) {
+  const bytes = Buffer.from(value, "utf8");
+  const needEnc = [...value].some((ch) => (ch < " " || ch > "~") && ch !== "\t");
+  if (needEnc) {
+    let out = "";
+    for (const c of bytes) {
+      const special =
+        c <= 0x20 || c >= 0x7f || c === 0x2a || c === 0x27 || c === 0x25 || TSPECIALS.has(String.fromCharCode(c));
+      out += special ? "%" + c.toString(16).toUpperCase().padStart(2, "0") : String.fromCharCode(c);
+    }
+    return `${type}; ${attr}*=utf-8''${out}`;
+  }
+  if (bytes.length > 0 && bytes.every(isTokenByte)) return `${type}; ${attr}=${value}`;
+  return `${type}; ${attr}="${value.replace(/["\\]/g, "\\$&")}"`;
+}
+
+const MAX_POST_HANDLER_READ = 256 << 10; // net/http's maxPostHandlerReadBytes
+
+/**
+ * What Go's net/http does with a request body the handler left unread
+ * before it writes the response (response.go, chunkWriter.writeHeader):
+ * it reads up to 256 KiB more; when the body ends within that the
+ * connection stays open, otherwise the answer carries `Connection: close`
+ * and the connection ends after it (Node would drain any amount).
+ */
+async function discardLikeNetHttp(req, res) {
+  if (req.readableEnded || req.destroyed || res.headersSent) return;
+  // The body may already be read through an async iterator (requestBody):
+  // go on with the same one.
+  const it = req.peerBodyIterator ?? req[Symbol.asyncIterator]();
+  let n = 0;
+  try {
+    for (;;) {
+      const { value, done } = await it.next();
+      if (done) return;
+      n += value.length;
+      if (n > MAX_POST_HANDLER_READ) break;
+    }
+  } catch {
+    // a broken body: the connection cannot be reused either
+  }
+  res.setHeader("Connection", "close");
+}
+
 export class HttpApi {
   constructor(sb) {
     this.sb = sb;
@@ -276,6 +349,7 @@ export class HttpApi {
         res.destroy?.();
         return;
       }
+      await discardLikeNetHttp(req, res);
       if (err instanceof HttpError) {
         if (err.plain) textError(res, err.status, err.message);
         else jsonError(res, err.status, err.message);
@@ -464,7 +538,7 @@ export class HttpApi {
     try {
       const headers = {
         Vary: "Accept-Encoding",
-        "Content-Disposition": `inline; filename="${goBase(vpath)}"`,
+        "Content-Disposition": formatMediaType("inline", "filename", goBase(vpath)),
       };
       if (encoding === "gzip") {
         headers["Content-Encoding"] = "gzip";
@@ -621,8 +695,15 @@ export class HttpApi {
       if (Object.keys(meta).length) e.metadata = meta;
       return e;
     });
-    res.writeHead(200, { "Content-Type": "application/json" });
-    res.end(JSON.stringify(result));
+    // envd's PostFiles: json.Marshal (which escapes <, > and &) written
+    // without a Content-Type, so net/http sniffs "text/plain; charset=utf-8";
+    // a body that fits its 2 KiB buffer gets a Content-Length, a longer one
+    // is chunked.
+    const reply = Buffer.from(goJson(result));
+    const headers = { "Content-Type": "text/plain; charset=utf-8" };
+    if (reply.length <= 2048) headers["Content-Length"] = reply.length;
+    res.writeHead(200, headers);
+    res.end(reply);
   }
 
   /** envd's processFile: parents, overwrite, owner, streamed write, metadata. */

@@ -84,10 +84,25 @@ export class Sandbox {
     this.createdHomes.add(u.name);
   }
 
-  /** Virtual path -> real path under the root. */
+  /**
+   * Virtual path -> real path under the root. envd hands absolute paths to
+   * the kernel as they are (ExpandAndResolve does not clean them), so
+   * "/f/" on a file is ENOTDIR and "/a/link/.." goes through the link: the
+   * path is kept as given. Only a ".." that would climb above "/" is
+   * cleaned lexically, so that nothing escapes the root.
+   */
   toReal(vpath) {
-    const clean = path.posix.resolve("/", vpath);
-    return clean === "/" ? this.root : this.root + clean;
+    if (!vpath.startsWith("/")) vpath = "/" + vpath;
+    let depth = 0;
+    for (const seg of vpath.split("/")) {
+      if (seg === "" || seg === ".") continue;
+      depth += seg === ".." ? -1 : 1;
+      if (depth < 0) {
+        const clean = path.posix.resolve("/", vpath);
+        return clean === "/" ? this.root : this.root + clean;
+      }
+    }
+    return vpath === "/" ? this.root : this.root + vpath;
   }
 
   /** Real path -> virtual path (paths outside the root are returned as is). */

@@ -58,7 +58,7 @@ test("raw upload and download, with Range and conditional requests", async () =>
   // fetch asks for gzip by default, and envd would oblige: ask for identity.
   const down = await fetch(filesUrl({ path: "/root/raw/r.bin" }), { headers: { "Accept-Encoding": "identity" } });
   assert.equal(down.status, 200);
-  assert.equal(down.headers.get("content-disposition"), 'inline; filename="r.bin"');
+  assert.equal(down.headers.get("content-disposition"), "inline; filename=r.bin"); // mime.FormatMediaType: a bare token
   assert.equal(down.headers.get("accept-ranges"), "bytes");
   assert.equal(down.headers.get("content-length"), "300000");
   assert.ok(Buffer.from(await down.arrayBuffer()).equals(data));
