@@ -174,9 +174,11 @@ int batch_pool_add_file(batch_pool *p, const char *path, char **err);
  * printed when no sandbox at all could be opened. */
 int batch_pool_open(batch_pool *p);
 /* A sandbox for a job: the named one (found or added pinned) or the least
- * loaded usable one. NULL when none is free now; *wait_ms says when one
- * might be (or -1 when every sandbox is unusable for good). */
-batch_sbx *batch_pool_pick(batch_pool *p, const char *name, int64_t now, int64_t *wait_ms);
+ * loaded usable one, other than avoid if there is another. NULL when none
+ * is free now; *wait_ms says when one might be (or -1 when every sandbox is
+ * unusable for good). */
+batch_sbx *batch_pool_pick(batch_pool *p, const char *name, const batch_sbx *avoid, int64_t now,
+                           int64_t *wait_ms);
 /* After a job ends on s: transport = 1 puts it out for a back-off. */
 void batch_pool_release(batch_pool *p, batch_sbx *s, int transport_failure, int64_t now);
 size_t batch_pool_usable(const batch_pool *p);

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #define BACKOFF_MAX_MS 30000
+#define BUSY 1000000 /* ready_in: full, until a job of it ends */
 
 int batch_pool_add(batch_pool *p, const char *id_or_name, const char *k8s, int pinned)
 {
@@ -127,10 +128,11 @@ static int64_t ready_in(const batch_pool *p, const batch_sbx *s, int64_t now)
         return -1;
     if (s->down_until > now)
         return s->down_until - now;
-    return s->running < p->per_sandbox ? 0 : 1000000;
+    return s->running < p->per_sandbox ? 0 : BUSY;
 }
 
-batch_sbx *batch_pool_pick(batch_pool *p, const char *name, int64_t now, int64_t *wait_ms)
+batch_sbx *batch_pool_pick(batch_pool *p, const char *name, const batch_sbx *avoid, int64_t now,
+                           int64_t *wait_ms)
 {
     *wait_ms = -1;
     if (name) {
@@ -138,17 +140,27 @@ batch_sbx *batch_pool_pick(batch_pool *p, const char *name, int64_t now, int64_t
         *wait_ms = s ? ready_in(p, s, now) : -1;
         return *wait_ms == 0 ? s : NULL;
     }
-    batch_sbx *best = NULL;
+    batch_sbx *best = NULL, *fallback = NULL;
+    int others_up = 0; /* a sandbox other than avoid, up (maybe busy) */
     for (size_t k = 0; k < p->n; k++) {
         batch_sbx *s = p->s[(p->next + k) % p->n];
         if (s->pinned)
             continue;
         int64_t w = ready_in(p, s, now);
-        if (w == 0 && (!best || s->running < best->running))
+        if (w == 0 && s == avoid)
+            fallback = s;
+        else if (w == 0 && (!best || s->running < best->running))
             best = s;
         else if (w > 0 && (*wait_ms < 0 || w < *wait_ms))
             *wait_ms = w;
+        others_up |= s != avoid && (w == 0 || w == BUSY);
     }
+    /* A retry waits for another sandbox while there is one up: its last
+     * one just failed it. */
+    if (!best && !others_up)
+        best = fallback;
+    if (!best && fallback)
+        *wait_ms = BUSY;
     if (best) {
         p->next = (p->next + 1) % p->n;
         *wait_ms = 0;

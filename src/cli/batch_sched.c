@@ -35,6 +35,7 @@ struct brun {
     batch_job job;
     batch_sbx *sb;     /* holds a slot in it while set */
     const char *where; /* the last attempt's sandbox (the pool owns it) */
+    batch_sbx *failed_in; /* where the last attempt lost its sandbox */
     int attempts, max_retries;
     phase ph;
     envd_future *f;  /* the phase's future (owned unless it is h's) */
@@ -271,6 +272,8 @@ static void attempt_failed(brun *r, const char *what, envd_status st, const envd
 {
     sched *S = r->S;
     int transport = is_transport(st, e);
+    if (transport)
+        r->failed_in = r->sb;
     release_slot(r, transport);
     set_error(r, cli_error_text(what, st, e));
     if (st == ENVD_CANCELED || r->cancel) {
@@ -668,7 +671,7 @@ static int64_t start_jobs(sched *S, int64_t now)
         if (is_new && S->n_active >= S->max_jobs)
             break;
         int64_t w;
-        batch_sbx *sb = batch_pool_pick(S->pool, r->job.sandbox, now, &w);
+        batch_sbx *sb = batch_pool_pick(S->pool, r->job.sandbox, r->failed_in, now, &w);
         if (!sb) {
             const char *why = NULL;
             if (w < 0)

@@ -369,7 +369,7 @@ test("a pool with an unreachable sandbox: its jobs move, the batch succeeds", as
     writeFileSync(W("pool.jsonl"), jsonl(jobs));
     const r = await envdctl(["--config", W("cfg.yaml"), "batch", "--per-sandbox", "2", "--retry-backoff", "50ms",
       "--results", W("pool.out"), W("pool.jsonl")]);
-    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.code, 0, r.stderr + readFileSync(W("pool.out"), "utf8"));
     const rows = readResults(W("pool.out"));
     assert.equal(rows.length, 20);
     for (const row of rows) {
