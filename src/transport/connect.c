@@ -130,6 +130,7 @@ static int on_frame(void *ud, unsigned flags, const uint8_t *payload, size_t len
 {
     envd_rpc *r = ud;
     envd_curl_xfer_first_seen(&r->x);
+    envd_curl_xfer_touch(&r->x); /* a stream's idle clock counts whole messages */
     if (flags & ENVD_FRAME_END_STREAM) {
         r->end_err = envd_error_from_connect_end(payload, len);
         return 0;
@@ -154,7 +155,11 @@ static size_t on_write(char *ptr, size_t size, size_t n, void *ud)
 {
     envd_rpc *r = ud;
     size_t len = size * n;
-    envd_curl_xfer_touch(&r->x);
+    /* Stream bodies feed the idle clock per complete envelope (on_frame),
+     * as gRPC does per message: a server trickling one byte at a time
+     * would otherwise keep a stream that delivers nothing alive forever. */
+    if (!(r->headers_done && r->body_ok && r->kind != ENVD_RPC_UNARY))
+        envd_curl_xfer_touch(&r->x);
     if (atomic_load_explicit(&r->x.cancel_requested, memory_order_acquire))
         return 0;
     if (!r->headers_done) {

@@ -217,6 +217,11 @@ static envd_failure curl_failure(const envd_curl_xfer *x, CURLcode rc, const cha
         *what = "the connection closed before the response was complete";
         return ENVD_FAILURE_BROKEN;
     case CURLE_RECV_ERROR:
+        if (strstr(x->errbuf, "Too large response header")) {
+            /* libcurl's bound on a header block: the peer's doing */
+            *what = "the response headers are over libcurl's size limits";
+            return ENVD_FAILURE_PROTOCOL;
+        }
         *what = "the connection failed while receiving";
         return ENVD_FAILURE_BROKEN;
     case CURLE_SEND_ERROR:

@@ -1,0 +1,394 @@
+/* The client against a hostile server (issue 13): every request gets one
+ * misbehaviour from a scripted loopback server (tests/unit/fault_server.h),
+ * through the public API over Connect (HTTP/1.1) and /files. For each: the
+ * future completes exactly once, with the expected error, within the
+ * configured timeouts (request 2 s, idle 1.5 s, /files at least 100 bytes
+ * per second, largest message 1 MiB), and the runtime then still serves a good
+ * call. The whole run must keep the process's RSS growth bounded.
+ * Not covered here: gRPC (h2) variants, a gzip bomb on /files, a TLS peer
+ * that stalls the handshake. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include "../unit/fault_server.h"
+#include "envd/envd.h"
+
+static envd_runtime *g_rt;
+static envd_client *g_c;
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static long rss_kb(void)
+{
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[256];
+    long kb = -1;
+    while (f && fgets(line, sizeof line, f))
+        if (sscanf(line, "VmRSS: %ld kB", &kb) == 1)
+            break;
+    if (f)
+        fclose(f);
+    return kb;
+}
+
+/* ---- protobuf bits of process replies ------------------------------------------ */
+
+static size_t pb_ld(uint8_t *out, unsigned field, const uint8_t *p, size_t n)
+{
+    size_t o = 0;
+    out[o++] = (uint8_t)(field << 3 | 2);
+    for (size_t v = n;; v >>= 7) {
+        out[o++] = (uint8_t)((v & 0x7f) | (v > 0x7f ? 0x80 : 0));
+        if (v <= 0x7f)
+            break;
+    }
+    memcpy(out + o, p, n);
+    return o + n;
+}
+
+/* StartResponse{event{<kind>{inner}}} */
+static size_t event_msg(uint8_t *out, unsigned kind, const uint8_t *inner, size_t n)
+{
+    uint8_t a[256], b[256];
+    size_t na = pb_ld(a, kind, inner, n);
+    size_t nb = pb_ld(b, 1, a, na);
+    memcpy(out, b, nb);
+    return nb;
+}
+
+static void send_start(int fd)
+{
+    uint8_t m[64];
+    const uint8_t pid[] = {0x08, 42};
+    fs_frame(fd, 0, m, event_msg(m, 1, pid, sizeof pid));
+}
+
+static void send_end(int fd, const char *error)
+{
+    uint8_t inner[128], m[192];
+    size_t n = 0;
+    inner[n++] = 0x08; /* exit_code 1 (zigzag 2) */
+    inner[n++] = 2;
+    inner[n++] = 0x10; /* exited */
+    inner[n++] = 1;
+    if (error)
+        n += pb_ld(inner + n, 4, (const uint8_t *)error, strlen(error));
+    fs_frame(fd, 0, m, event_msg(m, 3, inner, n));
+}
+
+/* ---- scenarios: one misbehaviour each ------------------------------------------ */
+
+static void sc_good_list(int fd)
+{
+    /* ListDirResponse{entries{name "a"}} */
+    static const char body[] = "\x0a\x03\x0a\x01"
+                               "a";
+    char h[200];
+    snprintf(h, sizeof h,
+             "HTTP/1.1 200 OK\r\nContent-Type: application/proto\r\nContent-Length: %zu\r\n"
+             "Connection: close\r\n\r\n",
+             sizeof body - 1);
+    fs_puts(fd, h);
+    fs_write_all(fd, body, sizeof body - 1);
+}
+
+static void sc_env_2gib(int fd)
+{
+    fs_stream_head(fd);
+    send_start(fd);
+    fs_chunk(fd, "\x00\x7f\xff\xff\xff", 5); /* declares 2 GiB, then closes */
+}
+
+static void sc_junk_64mib(int fd)
+{
+    fs_stream_head(fd);
+    static char junk[1 << 16];
+    memset(junk, 'J', sizeof junk);
+    for (int i = 0; i < 1024; i++)
+        if (fs_chunk(fd, junk, sizeof junk))
+            return;
+}
+
+static void sc_flags_ff(int fd)
+{
+    fs_stream_head(fd);
+    send_start(fd);
+    fs_frame(fd, 0xff, "x", 1);
+    fs_wait_close(fd);
+}
+
+static void sc_cut_headers(int fd)
+{
+    fs_puts(fd, "HTTP/1.1 200 OK\r\nContent-Type: application/conn");
+}
+
+static void sc_many_headers(int fd)
+{
+    fs_puts(fd, "HTTP/1.1 200 OK\r\nContent-Type: application/connect+proto\r\n");
+    static char block[64 * 1024];
+    size_t o = 0;
+    for (int i = 0; i < 100000; i++) {
+        o += (size_t)snprintf(block + o, sizeof block - o, "X-H%d: v\r\n", i);
+        if (o > sizeof block - 32) {
+            if (fs_write_all(fd, block, o))
+                return;
+            o = 0;
+        }
+    }
+    fs_write_all(fd, block, o);
+    fs_puts(fd, "\r\n");
+}
+
+static void sc_long_header(int fd)
+{
+    fs_puts(fd, "HTTP/1.1 200 OK\r\nX-Long: ");
+    static char junk[1 << 16];
+    memset(junk, 'l', sizeof junk);
+    for (int i = 0; i < 160; i++)
+        if (fs_write_all(fd, junk, sizeof junk))
+            return;
+    fs_puts(fd, "\r\n\r\n");
+}
+
+static void sc_bad_chunk(int fd)
+{
+    fs_puts(fd, "HTTP/1.1 200 OK\r\nContent-Type: application/connect+proto\r\n"
+                "Transfer-Encoding: chunked\r\n\r\nzz\r\nabc\r\n");
+    fs_wait_close(fd);
+}
+
+static void sc_short_body(int fd)
+{
+    fs_puts(fd, "HTTP/1.1 200 OK\r\nContent-Type: application/proto\r\nContent-Length: 1000\r\n"
+                "Connection: close\r\n\r\n0123456789");
+}
+
+/* One byte every 300 ms: under the 1.5 s idle timeout, so only counting whole
+ * messages (streams) or a minimum rate (/files) ends it. */
+static void sc_trickle_stream(int fd)
+{
+    fs_stream_head(fd);
+    send_start(fd);
+    fs_chunk(fd, "\x00\x00\x00\x10\x00", 5); /* a 4 KiB message, never completed */
+    for (int i = 0; i < 100; i++) {
+        if (fs_chunk(fd, "t", 1))
+            return;
+        fs_sleep_ms(300);
+    }
+}
+
+static void sc_trickle_files(int fd)
+{
+    fs_puts(fd, "HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\n"
+                "Content-Length: 100\r\nConnection: close\r\n\r\n");
+    for (int i = 0; i < 100; i++) {
+        if (fs_write_all(fd, "t", 1))
+            return;
+        fs_sleep_ms(300);
+    }
+}
+
+static void sc_nested_401(int fd)
+{
+    enum { DEPTH = 100000 };
+    char h[200];
+    snprintf(h, sizeof h,
+             "HTTP/1.1 401 Unauthorized\r\nContent-Type: application/json\r\n"
+             "Content-Length: %d\r\nConnection: close\r\n\r\n",
+             2 * DEPTH);
+    fs_puts(fd, h);
+    static char b[2 * DEPTH];
+    memset(b, '[', DEPTH);
+    memset(b + DEPTH, ']', DEPTH);
+    fs_write_all(fd, b, sizeof b);
+}
+
+static void sc_big_401(int fd)
+{
+    const size_t total = (size_t)50 << 20;
+    char h[200];
+    snprintf(h, sizeof h,
+             "HTTP/1.1 401 Unauthorized\r\nContent-Type: text/plain\r\nContent-Length: %zu\r\n"
+             "Connection: close\r\n\r\n",
+             total);
+    fs_puts(fd, h);
+    static char junk[1 << 16];
+    memset(junk, 'u', sizeof junk);
+    for (size_t o = 0; o < total; o += sizeof junk)
+        if (fs_write_all(fd, junk, sizeof junk))
+            return;
+}
+
+static void sc_reset_mid_frame(int fd)
+{
+    fs_stream_head(fd);
+    send_start(fd);
+    fs_chunk(fd, "\x00\x00\x00\x00\x20partial", 12);
+    fs_sleep_ms(50);
+    fs_reset(fd);
+}
+
+static void sc_two_end_events(int fd)
+{
+    fs_stream_head(fd);
+    send_start(fd);
+    send_end(fd, "first error");
+    send_end(fd, "second error");
+    fs_frame(fd, 2, "{}", 2);
+    fs_puts(fd, "0\r\n\r\n");
+}
+
+/* ---- the cases ----------------------------------------------------------------- */
+
+enum { OP_RUN, OP_LIST, OP_READ };
+
+typedef struct hcase {
+    const char *name;
+    fault_fn fn;
+    int op;
+    envd_status want, or_want; /* or_want: ENVD_OK when only one is right */
+    const char *needle;
+    int64_t max_ms;
+} hcase;
+
+static const hcase CASES[] = {
+    {"envelope declaring 2 GiB", sc_env_2gib, OP_RUN, ENVD_E_PROTOCOL, ENVD_OK, "limit", 2500},
+    {"64 MiB of junk", sc_junk_64mib, OP_RUN, ENVD_E_PROTOCOL, ENVD_OK, "flags", 2500},
+    {"flags 0xff", sc_flags_ff, OP_RUN, ENVD_E_PROTOCOL, ENVD_OK, "flags", 2500},
+    {"truncated headers", sc_cut_headers, OP_LIST, ENVD_UNAVAILABLE, ENVD_OK, "headers", 2500},
+    {"truncated headers (/files)", sc_cut_headers, OP_READ, ENVD_UNAVAILABLE, ENVD_OK, "headers",
+     2500},
+    {"100,000 headers", sc_many_headers, OP_RUN, ENVD_E_PROTOCOL, ENVD_OK, "header", 2500},
+    {"10 MiB header line", sc_long_header, OP_LIST, ENVD_E_PROTOCOL, ENVD_OK, "headers", 2500},
+    {"10 MiB header line (/files)", sc_long_header, OP_READ, ENVD_E_PROTOCOL, ENVD_OK, "headers",
+     2500},
+    {"bad chunk size", sc_bad_chunk, OP_RUN, ENVD_UNAVAILABLE, ENVD_E_PROTOCOL, NULL, 2500},
+    {"body shorter than Content-Length", sc_short_body, OP_LIST, ENVD_UNAVAILABLE, ENVD_OK, NULL,
+     2500},
+    {"one byte every 300 ms (stream)", sc_trickle_stream, OP_RUN, ENVD_E_IDLE_TIMEOUT, ENVD_OK,
+     "idle", 3500},
+    {"one byte every 300 ms (/files)", sc_trickle_files, OP_READ, ENVD_E_IDLE_TIMEOUT, ENVD_OK,
+     "too slow", 2500},
+    {"deeply nested JSON in a 401", sc_nested_401, OP_LIST, ENVD_UNAUTHENTICATED, ENVD_OK, "401",
+     2500},
+    {"401 with a 50 MiB body", sc_big_401, OP_LIST, ENVD_UNAUTHENTICATED, ENVD_OK, "401", 2500},
+    {"401 with a 50 MiB body (/files)", sc_big_401, OP_READ, ENVD_UNAUTHENTICATED, ENVD_OK, "401",
+     2500},
+    {"reset in the middle of a frame", sc_reset_mid_frame, OP_RUN, ENVD_UNAVAILABLE, ENVD_OK, NULL,
+     2500},
+    {"two end events with errors", sc_two_end_events, OP_RUN, ENVD_E_COMMAND_EXIT, ENVD_OK,
+     "second error", 2500},
+};
+
+static atomic_int g_completions;
+
+static void on_complete(envd_future *f, void *ud)
+{
+    (void)f;
+    (void)ud;
+    atomic_fetch_add(&g_completions, 1);
+}
+
+static envd_future *start(int op)
+{
+    envd_future *f = NULL;
+    envd_status st;
+    if (op == OP_RUN)
+        st = envd_commands_run_async(g_c, "true", NULL, &f);
+    else if (op == OP_LIST)
+        st = envd_fs_list_async(g_c, "/tmp", 1, &f);
+    else
+        st = envd_files_read_async(g_c, "/tmp/x", NULL, &f);
+    assert_int_equal(st, ENVD_OK);
+    return f;
+}
+
+static void one_case(const hcase *k)
+{
+    fs_set(k->fn);
+    atomic_store(&g_completions, 0);
+    int64_t t0 = now_ms();
+    envd_future *f = start(k->op);
+    assert_int_equal(envd_future_on_complete(f, on_complete, NULL), ENVD_OK);
+    assert_int_equal(envd_future_wait(f, 15000), ENVD_OK);
+    int64_t dt = now_ms() - t0;
+    envd_status st = envd_future_status(f);
+    const envd_error *e = envd_future_error(f);
+    const char *m = e ? envd_error_message(e) : "(no error)";
+    print_message("  %-36s %5lld ms  %s: %.160s\n", k->name, (long long)dt, envd_strerror(st), m);
+    if (st != k->want && (k->or_want == ENVD_OK || st != k->or_want))
+        fail_msg("%s: want %s, got %s: %s", k->name, envd_strerror(k->want), envd_strerror(st), m);
+    if (k->needle && !strstr(m, k->needle))
+        fail_msg("%s: '%s' does not mention '%s'", k->name, m, k->needle);
+    if (dt > k->max_ms)
+        fail_msg("%s: took %lld ms, over %lld", k->name, (long long)dt, (long long)k->max_ms);
+    envd_future_free(f);
+    fs_sleep_ms(50);
+    assert_int_equal(atomic_load(&g_completions), 1); /* exactly once */
+
+    /* the runtime still serves */
+    fs_set(sc_good_list);
+    envd_entry_list *l = NULL;
+    envd_error *err = NULL;
+    if (envd_fs_list(g_c, "/tmp", 1, &l, &err) != ENVD_OK)
+        fail_msg("%s: the next call failed: %s", k->name, envd_error_message(err));
+    envd_entry_list_free(l);
+}
+
+static void hostile_server(void **state)
+{
+    (void)state;
+    long rss0 = rss_kb();
+    for (size_t i = 0; i < sizeof CASES / sizeof CASES[0]; i++)
+        one_case(&CASES[i]);
+    long rss1 = rss_kb();
+    print_message("  RSS %ld kB -> %ld kB\n", rss0, rss1);
+    /* nothing a server sent may stay: 50 MiB bodies and 64 MiB of junk went
+     * by; what is left is allocator slack */
+    assert_true(rss1 - rss0 < 64 * 1024);
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    if (fs_start() != 0 || envd_runtime_new(NULL, &g_rt) != ENVD_OK)
+        return -1;
+    envd_config *cfg = envd_config_new();
+    char dom[64];
+    snprintf(dom, sizeof dom, "127.0.0.1:%d", g_fs.port);
+    if (envd_config_set_domain(cfg, dom) || envd_config_set_transport(cfg, ENVD_TRANSPORT_CONNECT) ||
+        envd_config_set_request_timeout_ms(cfg, 2000) || envd_config_set_keepalive_s(cfg, 1) ||
+        envd_config_set_idle_timeout_ms(cfg, 1500) ||
+        envd_config_set_max_message_bytes(cfg, 1 << 20) ||
+        envd_config_set_files_min_rate(cfg, 100, 1000) ||
+        envd_client_new(g_rt, "sbx-h", cfg, &g_c, NULL)) {
+        envd_config_free(cfg);
+        return -1;
+    }
+    envd_config_free(cfg);
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    envd_client_free(g_c);
+    envd_runtime_free(g_rt);
+    fs_stop();
+    return 0;
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {cmocka_unit_test(hostile_server)};
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
