@@ -102,15 +102,19 @@ static void only_the_process_timeout_kills(void **state)
     envd_command_result_free(r);
     envd_client_free(c);
 
-    /* a custom Connect-Timeout-Ms header is kept off the stream */
+    /* a custom Connect-Timeout-Ms header cannot become a lifetime */
     envd_config *cfg = envd_config_new();
     char addr[64];
     int port = fx->route == FX_GW_H1 ? fx->gw.h1_port : fx->srv.port;
     snprintf(addr, sizeof(addr), "127.0.0.1:%d", port);
     envd_config_set_domain(cfg, addr);
     envd_config_set_transport(cfg, fx->kind);
-    envd_config_set_header(cfg, "Connect-Timeout-Ms", "300");
-    envd_config_set_header(cfg, "Keepalive-Ping-Interval", "0");
+    /* refused by the setters (and dropped from every request if one got
+     * through: it_headers) */
+    assert_int_equal(envd_config_set_header(cfg, "Connect-Timeout-Ms", "300"),
+                     ENVD_INVALID_ARGUMENT);
+    assert_int_equal(envd_config_set_header(cfg, "Keepalive-Ping-Interval", "0"),
+                     ENVD_INVALID_ARGUMENT);
     st = envd_client_new(fx->rt, "sbx-cmd", cfg, &c, &err);
     assert_envd_ok(st, err);
     envd_config_free(cfg);
