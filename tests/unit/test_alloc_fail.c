@@ -165,6 +165,29 @@ static envd_status op_files(void)
     return s;
 }
 
+/* A command run with output on both streams, from a new runtime and
+ * client; a non-zero exit would be ENVD_E_COMMAND_EXIT, so the command
+ * exits 0 and the output is checked. */
+static envd_status run_over(envd_transport_kind kind)
+{
+    envd_runtime *rt;
+    envd_client *c;
+    envd_status s = connect_peer(kind, &rt, &c);
+    envd_command_result *res = NULL;
+    if (s == ENVD_OK)
+        s = envd_commands_run(c, "echo out; echo err >&2", NULL, &res, NULL);
+    if (s == ENVD_OK && (res->exit_code != 0 || strcmp(res->stdout_data, "out\n") != 0 ||
+                         strcmp(res->stderr_data, "err\n") != 0))
+        s = ENVD_E_USAGE;
+    envd_command_result_free(res);
+    envd_client_free(c);
+    envd_runtime_free(rt);
+    return s;
+}
+
+static envd_status op_run_grpc(void) { return run_over(ENVD_TRANSPORT_GRPC); }
+static envd_status op_run_connect(void) { return run_over(ENVD_TRANSPORT_CONNECT); }
+
 static const struct {
     const char *name;
     envd_status (*run)(void);
@@ -175,6 +198,8 @@ static const struct {
     {"unary call (gRPC)", op_unary_grpc},
     {"unary call (Connect)", op_unary_connect},
     {"/files write + read", op_files},
+    {"run with output (gRPC)", op_run_grpc},
+    {"run with output (Connect)", op_run_connect},
 };
 
 static void every_allocation_fails_in_turn(void **state)
