@@ -81,7 +81,7 @@ static const char kill_usage[] =
     "usage: envdctl kill [--signal TERM|KILL] PID|--tag TAG\n"
     "Signals a process of the sandbox (default TERM, as kill(1)).\n"
     "  -s, --signal SIG   TERM or KILL (also SIGTERM, 15, SIGKILL, 9)\n"
-    "  --tag TAG          the process started with this tag\n";
+    "  --tag TAG          every process started with this tag (run --tag)\n";
 
 static int parse_signal(const char *s, envd_signal *sig)
 {
@@ -94,6 +94,31 @@ static int parse_signal(const char *s, envd_signal *sig)
     else
         return -1;
     return 0;
+}
+
+/* Signals every process tagged tag. The tag is matched against List, not
+ * sent to envd: envd's own tag lookup stops at the first tagged process it
+ * meets, which may carry another tag, and then answers "not found". *sent
+ * counts the processes reached. */
+static int signal_tag(cli_ctx *ctx, envd_client *c, const char *tag, envd_signal sig, int *sent)
+{
+    envd_process_list *l = NULL;
+    envd_error *err = NULL;
+    envd_status st = envd_commands_list(c, &l, &err);
+    if (st != ENVD_OK)
+        return cli_fail(ctx, tag, st, err);
+    int rc = 0;
+    for (size_t i = 0; i < l->count && rc == 0; i++) {
+        if (strcmp(l->items[i].tag, tag) != 0)
+            continue;
+        int one = 0;
+        st = envd_commands_signal(c, ENVD_PID(l->items[i].pid), sig, &one, &err);
+        if (st != ENVD_OK)
+            rc = cli_fail(ctx, tag, st, err);
+        *sent += one; /* 0: it ended since the list was made */
+    }
+    envd_process_list_free(l);
+    return rc;
 }
 
 int cmd_kill(cli_ctx *ctx, int argc, char **argv)
@@ -120,10 +145,13 @@ int cmd_kill(cli_ctx *ctx, int argc, char **argv)
     envd_client *c = NULL;
     int rc = cli_open(ctx, NULL, &c), sent = 0;
     envd_error *err = NULL;
-    envd_proc ref = {(uint32_t)pid, tag};
-    envd_status st = rc ? ENVD_OK : envd_commands_signal(c, &ref, sig, &sent, &err);
+    envd_status st = ENVD_OK;
+    if (!rc && tag)
+        rc = signal_tag(ctx, c, tag, sig, &sent);
+    else if (!rc)
+        st = envd_commands_signal(c, ENVD_PID(pid), sig, &sent, &err);
     if (!rc && st != ENVD_OK)
-        rc = cli_fail(ctx, tag ? tag : p.args[0], st, err);
+        rc = cli_fail(ctx, p.args[0], st, err);
     else if (!rc && !sent)
         rc = cli_errorf(ctx, "%s: no such process", tag ? tag : p.args[0]);
     envd_client_free(c);

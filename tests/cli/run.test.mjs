@@ -172,6 +172,26 @@ test("ps and kill: by tag, by pid, --signal KILL, unknown targets", async () => 
   r = await envdctl([...d(), "kill", "--signal", "KILL", String(pidB)]);
   assert.equal(r.code, 0, r.stderr);
   assert.equal((await b).code, 137);
+  // every process with the tag, whatever other tagged processes envd holds
+  const p1 = envdctl([...d(), "run", "--tag", "pair", "--", "sleep", "30"]);
+  const p2 = envdctl([...d(), "run", "--tag", "pair", "--", "sleep", "30"]);
+  const other = envdctl([...d(), "run", "--tag", "other", "--", "sleep", "30"]);
+  for (let i = 0; i < 100; i++) {
+    const ps = await envdctl([...d(), "ps", "--json"]);
+    const tags = ps.stdout.split("\n").filter(Boolean).map((l) => JSON.parse(l).tag);
+    if (tags.filter((t) => t === "pair").length === 2 && tags.includes("other")) break;
+    await sleep(100);
+  }
+  r = await envdctl([...d(), "kill", "--tag", "pair"]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal((await p1).code, 143);
+  assert.equal((await p2).code, 143);
+  r = await envdctl([...d(), "kill", "-s", "9", "--tag", "other"]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal((await other).code, 137);
+  r = await envdctl([...d(), "kill", "--tag", "nobody-has-this"]);
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /nobody-has-this: no such process/);
   r = await envdctl([...d(), "kill", "999999"]);
   assert.equal(r.code, 1);
   assert.match(r.stderr, /envdctl: kill: 999999: no such process/);
