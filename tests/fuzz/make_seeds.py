@@ -172,3 +172,33 @@ entry = (ld(1, b"a.txt") + vi(2, 1) + ld(3, b"/tmp/a.txt") + vi(4, 12) + vi(5, 0
 put("fs_proto", "list_dir", ld(1, entry) + ld(1, ld(1, b"d") + vi(2, 2)))
 put("fs_proto", "empty_entries", ld(1, b"") * 64)
 put("fs_proto", "watch_event", ld(2, ld(1, b"a.txt") + vi(2, 1)))
+
+# ---- jobs: envdctl batch files, read both as JSON Lines and as YAML
+put("jobs", "jsonl", "\n".join([
+    '{"id":"ok","cmd":"cat","stdin":"from stdin"}',
+    '{"id":"exit7","cmd":"echo no >&2; exit 7","sandbox":"a","env":{"A":"b"},"cwd":"/w","user":"root"}',
+    '{"id":"slow","cmd":"sleep 20","timeout":0.5,"retries":2}',
+    '{"id":"nodl","argv":["true"],"upload":[{"src":"/nonexistent/in","dst":"/x"}],'
+    '"download":[{"src":"/does/not/exist","dst":"/tmp/fuzz-nodl.txt"}]}',
+    '{"id":"x","cmd":"true","colour":"red"}',
+    '{"cmd": "true",',
+    '["not","an","object"]',
+    '# a comment',
+    '',
+    '{"argv":[]}',
+    '{"cmd":"true","retries":"two"}',
+]) + "\n")
+put("jobs", "yaml", """- id: up
+  cwd: /ud
+  argv: [/bin/sh, -c, "tr a-z A-Z < in1.txt > out1.txt"]
+  env: {K: v}
+  download:
+    - {src: /ud/out1.txt, dst: /tmp/fuzz-dl/out1.txt}
+- cmd: 'true'
+  retries: 3
+- cmd: 'true'
+  bogus: 1
+- id: 1
+- &a {cmd: x}
+- *a
+""")
