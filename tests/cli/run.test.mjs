@@ -123,6 +123,14 @@ test("-t: a terminal through script(1): raw input, size, exit code", async () =>
   assert.match(child.stdout, /\/dev\/pts\//);
 });
 
+test("-t without CMD: an interactive login shell", async () => {
+  const cmd = [ENVDCTL, ...d(), "run", "-t"].map((a) => `'${a}'`).join(" ");
+  const child = spawnSync("sh", ["-c", `(sleep 1.5; printf 'echo "term=$TERM"; exit 3\\r'; sleep 2) | script -qec "$0" /dev/null`, cmd],
+    { encoding: "utf8", timeout: 30000 });
+  assert.equal(child.status, 3, child.stdout + child.stderr);
+  assert.match(child.stdout, /term=xterm-256color/);
+});
+
 test("-t: SIGWINCH resizes the terminal (tmux)", async () => {
   const sock = mkdtempSync(path.join(tmpdir(), "envdctl-tmux-"));
   const tmux = (...a) => execFileSync("tmux", ["-S", path.join(sock, "s"), ...a], { encoding: "utf8" });
