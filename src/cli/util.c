@@ -93,13 +93,15 @@ void cli_catch_interrupts(void)
 
 int cli_parse_duration(const char *s, int64_t *ms)
 {
-    if (!s || !*s)
+    /* digits with at most one '.', then the unit: strtod alone would take
+     * "0x10", "1e3", "inf" or a leading sign */
+    size_t num = s ? strspn(s, "0123456789.") : 0;
+    if (num == 0 || memchr(s, '.', num) != memrchr(s, '.', num) || (num == 1 && *s == '.'))
         return -1;
     char *end = NULL;
     errno = 0;
     double v = strtod(s, &end);
-    if (errno || end == s || !isfinite(v) || v < 0 || *s == '+' || *s == '-' ||
-        *s == ' ')
+    if (errno || end != s + num || !isfinite(v))
         return -1;
     double scale;
     if (*end == '\0' || strcmp(end, "s") == 0)

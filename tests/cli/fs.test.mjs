@@ -241,9 +241,14 @@ test("watch: JSON lines as changes happen, --count, --timeout, a missing directo
   const missing = await envdctl([...d(), "watch", "/nowhere"]);
   assert.equal(missing.code, 1);
   assert.match(missing.stderr, /^envdctl: watch: \/nowhere: .*not found/m);
-  const bad = await envdctl([...d(), "watch", "--timeout", "soon", "/watched"]);
-  assert.equal(bad.code, 2);
-  assert.match(bad.stderr, /--timeout: expected a duration/);
+  // plain seconds are a duration too
+  const plain = await envdctl([...d(), "watch", "--timeout", "0.3", "/watched"]);
+  assert.equal(plain.code, 0, plain.stderr);
+  for (const v of ["soon", "0x10", "1e3", "-1s", "1.2.3", "5 s", "10d", ""]) {
+    const bad = await envdctl([...d(), "watch", "--timeout", v, "/watched"]);
+    assert.equal(bad.code, 2, v);
+    assert.match(bad.stderr, /--timeout: expected a duration/, v);
+  }
 });
 
 test("watch: SIGINT ends it cleanly", async () => {
