@@ -437,6 +437,9 @@ static void ordered_input_stream(void **state)
     st = envd_input_stream_close(in, &err);
     assert_envd_ok(st, err);
     assert_int_equal(envd_input_stream_write(in, "x", 1, &err), ENVD_E_USAGE);
+    assert_string_equal(envd_error_message(err),
+                        "envd_input_stream_write: the input was ended already");
+    envd_error_free(err);
     envd_input_stream_free(in);
     st = envd_handle_close_stdin(h, &err);
     assert_envd_ok(st, err);
