@@ -107,6 +107,7 @@ typedef struct bench_opts {
     int transport;          /* -1: all */
     int concurrency;        /* 0: 1, 16, 256 (inflight: 10000) */
     double duration_s;
+    int duration_set;       /* --duration given (soak runs 10 minutes otherwise) */
     double warmup_s;
     int json;
     int workers;        /* libenvd runtime workers; 0: online CPUs */
@@ -140,6 +141,9 @@ typedef struct bench_env {
 /* Starts the reference server (or adopts --domain). 0 on success. */
 int bench_server_start(bench_env *env);
 void bench_server_stop(bench_env *env);
+/* Stops the server we started and starts it again on the same port (its
+ * files stay). 0, or -1 (not ours, or it did not come back). */
+int bench_server_restart(bench_env *env);
 /* The server's user+system CPU so far in microseconds; < 0 when unknown. */
 double bench_server_cpu_us(const bench_env *env);
 /* user+system CPU of any pid from /proc; < 0 when unknown. */
@@ -206,6 +210,9 @@ extern const bench_client_impl bench_client_e2b_js;
 /* The inflight scenario's runner (bench/inflight.c). */
 int bench_run_inflight(bench_env *env, const bench_scenario *sc, int transport, int concurrency,
                        bench_result *out);
+/* bench/soak.c */
+int bench_run_soak(bench_env *env, const bench_scenario *sc, int transport, int concurrency,
+                   bench_result *out);
 
 /* ---------------------------------------------------------------- output */
 

@@ -181,7 +181,10 @@ int main(int argc, char **argv)
                 return 2;
             }
             break;
-        case O_DUR: o.duration_s = parse_double(optarg, "duration"); break;
+        case O_DUR:
+            o.duration_s = parse_double(optarg, "duration");
+            o.duration_set = 1;
+            break;
         case O_WARM: o.warmup_s = parse_double(optarg, "warmup"); break;
         case O_CLIENTS: o.clients = optarg; break;
         case O_DOMAIN: o.domain = optarg; break;

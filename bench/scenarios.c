@@ -196,6 +196,16 @@ const bench_scenario bench_scenarios[] = {
         .teardown = bench_files_teardown,
         .run = bench_files_download_big_run,
     },
+    /* Not in the default set: it runs for minutes. */
+    {
+        .name = "soak",
+        .summary = "runs, streams, files, watches and cancels for 10 min (--duration) with "
+                   "server restarts: RSS, fds and threads flat",
+        .in_default = 0,
+        .default_concurrency = {8},
+        .transports = 1u << BT_GRPC | 1u << BT_CONNECT_H2C | 1u << BT_CONNECT_H1,
+        .run = bench_run_soak,
+    },
     /* Last: its 10,000 calls leave the heap large, which would show as the
      * peak RSS of whatever ran after it in the same process. */
     {

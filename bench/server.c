@@ -32,6 +32,9 @@ static int ensure_node_modules(const char *src)
     return system(cmd) == 0 ? 0 : -1;
 }
 
+static int spawn_server(bench_env *env, int port);
+static void end_server(bench_server *s);
+
 int bench_server_start(bench_env *env)
 {
     const bench_opts *o = env->opts;
@@ -53,9 +56,23 @@ int bench_server_start(bench_env *env)
         bench_log("envd-bench: mkdir %s: %s", s->root, strerror(errno));
         return -1;
     }
+    if (spawn_server(env, 0) != 0) {
+        bench_rm_tree(s->root);
+        return -1;
+    }
+    return 0;
+}
+
+/* Starts the reference server on port (0: any) and reads the port it took. */
+static int spawn_server(bench_env *env, int port)
+{
+    const bench_opts *o = env->opts;
+    bench_server *s = &env->server;
+    char port_s[16];
+    snprintf(port_s, sizeof port_s, "%d", port);
     char server[1024];
     snprintf(server, sizeof(server), "%s/tests/peer/server.mjs", o->source_dir);
-    const char *argv[] = {o->node,   server,   "--port", "0",    "--host", "127.0.0.1",
+    const char *argv[] = {o->node,   server,   "--port", port_s, "--host", "127.0.0.1",
                           "--root",  s->root,  "--http", "both", NULL};
     bench_child ch;
     if (bench_spawn(&ch, argv, NULL, NULL) != 0) {
@@ -87,7 +104,7 @@ int bench_server_start(bench_env *env)
     if (s->port <= 0) {
         close(ch.out_fd);
         bench_log("envd-bench: the reference server did not start (output: %.*s)", (int)len, buf);
-        bench_server_stop(env);
+        end_server(s);
         return -1;
     }
     fcntl(ch.out_fd, F_SETFD, FD_CLOEXEC);
@@ -95,11 +112,9 @@ int bench_server_start(bench_env *env)
     return 0;
 }
 
-void bench_server_stop(bench_env *env)
+/* SIGTERM, then SIGKILL after 5 s; reaps it. */
+static void end_server(bench_server *s)
 {
-    bench_server *s = &env->server;
-    if (!s->owned || s->pid <= 0)
-        return;
     kill(s->pid, SIGCONT); /* in case inflight left it stopped */
     kill(s->pid, SIGTERM);
     int st;
@@ -115,7 +130,32 @@ void bench_server_stop(bench_env *env)
         waitpid(s->pid, &st, 0);
     }
     s->pid = 0;
+}
+
+void bench_server_stop(bench_env *env)
+{
+    bench_server *s = &env->server;
+    if (!s->owned || s->pid <= 0)
+        return;
+    end_server(s);
     bench_rm_tree(s->root);
+}
+
+int bench_server_restart(bench_env *env)
+{
+    bench_server *s = &env->server;
+    if (!s->owned || s->pid <= 0)
+        return -1;
+    int port = s->port;
+    end_server(s);
+    s->port = 0;
+    /* the same port, so clients reconnect to where they were pointed */
+    for (int i = 0; i < 50; i++) {
+        if (spawn_server(env, port) == 0 && s->port == port)
+            return 0;
+        bench_sleep_ns(100000000);
+    }
+    return -1;
 }
 
 double bench_server_cpu_us(const bench_env *env)
