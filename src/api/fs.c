@@ -185,6 +185,34 @@ envd_error *envd_fs_nomem(void)
     return envd_error_new(ENVD_E_NOMEM, ENVD_TRANSPORT_NONE, 0, "out of memory");
 }
 
+/* ---- RPCs whose request is one string ------------------------------------ */
+
+/* Stat, MakeDir, Remove, GetWatcherEvents and RemoveWatcher all send a
+ * message whose only field (number 1) is a string: one starter serves them,
+ * each operation is a row (method, request type, argument name, result
+ * kind, finish function and its context). */
+envd_status envd_fs_one_string_start(envd_client *c, const envd_fs_one_string *row,
+                                     const char *value, envd_future **out)
+{
+    envd_status st = envd_fs_check(c, out, row->arg, value);
+    if (st != ENVD_OK)
+        return st;
+    union {
+        ProtobufCMessage base;
+        max_align_t align;
+        char bytes[64];
+    } m;
+    const ProtobufCMessageDescriptor *d = row->request;
+    if (d->sizeof_message > sizeof(m) || d->n_fields != 1 ||
+        d->fields[0].type != PROTOBUF_C_TYPE_STRING)
+        return envd_start_error(ENVD_E_USAGE, "%s is not a one-string request", d->name);
+    protobuf_c_message_init(d, &m);
+    *(const char **)(void *)(m.bytes + d->fields[0].offset) = value;
+    envd_unary_spec spec = {
+        .method = row->method, .kind = row->kind, .finish = row->finish, .ctx = (void *)row->ctx};
+    return envd_unary_start(c, &spec, &m.base, out);
+}
+
 /* ---- Stat / MakeDir / Move: one entry back -------------------------------- */
 
 /* StatResponse, MakeDirResponse and MoveResponse share one layout: entry = 1.
@@ -211,16 +239,10 @@ static void entry_finish(void *ctx, const uint8_t *resp, size_t len, envd_error 
 
 envd_status envd_fs_get_info_async(envd_client *c, const char *path, envd_future **out)
 {
-    envd_status st = envd_fs_check(c, out, "path", path);
-    if (st != ENVD_OK)
-        return st;
-    Filesystem__StatRequest req = FILESYSTEM__STAT_REQUEST__INIT;
-    req.path = (char *)path;
-    envd_unary_spec spec = {.method = "/filesystem.Filesystem/Stat",
-                            .kind = ENVD_FK_ENTRY,
-                            .finish = entry_finish,
-                            .ctx = "failed to get file info"};
-    return envd_unary_start(c, &spec, &req.base, out);
+    static const envd_fs_one_string row = {
+        "/filesystem.Filesystem/Stat", &filesystem__stat_request__descriptor,
+        "path", ENVD_FK_ENTRY, entry_finish, "failed to get file info"};
+    return envd_fs_one_string_start(c, &row, path, out);
 }
 
 const envd_entry_info *envd_future_entry(const envd_future *f)
@@ -253,14 +275,10 @@ static void exists_finish(void *ctx, const uint8_t *resp, size_t len, envd_error
 
 envd_status envd_fs_exists_async(envd_client *c, const char *path, envd_future **out)
 {
-    envd_status st = envd_fs_check(c, out, "path", path);
-    if (st != ENVD_OK)
-        return st;
-    Filesystem__StatRequest req = FILESYSTEM__STAT_REQUEST__INIT;
-    req.path = (char *)path;
-    envd_unary_spec spec = {
-        .method = "/filesystem.Filesystem/Stat", .kind = ENVD_FK_BOOL, .finish = exists_finish};
-    return envd_unary_start(c, &spec, &req.base, out);
+    static const envd_fs_one_string row = {
+        "/filesystem.Filesystem/Stat", &filesystem__stat_request__descriptor,
+        "path", ENVD_FK_BOOL, exists_finish, NULL};
+    return envd_fs_one_string_start(c, &row, path, out);
 }
 
 static void make_dir_finish(void *ctx, const uint8_t *resp, size_t len, envd_error *err,
@@ -290,15 +308,10 @@ static void make_dir_finish(void *ctx, const uint8_t *resp, size_t len, envd_err
 
 envd_status envd_fs_make_dir_async(envd_client *c, const char *path, envd_future **out)
 {
-    envd_status st = envd_fs_check(c, out, "path", path);
-    if (st != ENVD_OK)
-        return st;
-    Filesystem__MakeDirRequest req = FILESYSTEM__MAKE_DIR_REQUEST__INIT;
-    req.path = (char *)path;
-    envd_unary_spec spec = {.method = "/filesystem.Filesystem/MakeDir",
-                            .kind = ENVD_FK_BOOL,
-                            .finish = make_dir_finish};
-    return envd_unary_start(c, &spec, &req.base, out);
+    static const envd_fs_one_string row = {
+        "/filesystem.Filesystem/MakeDir", &filesystem__make_dir_request__descriptor,
+        "path", ENVD_FK_BOOL, make_dir_finish, NULL};
+    return envd_fs_one_string_start(c, &row, path, out);
 }
 
 envd_status envd_fs_rename_async(envd_client *c, const char *old_path, const char *new_path,
@@ -331,16 +344,10 @@ void envd_fs_outcome_finish(void *ctx, const uint8_t *resp, size_t len, envd_err
 
 envd_status envd_fs_remove_async(envd_client *c, const char *path, envd_future **out)
 {
-    envd_status st = envd_fs_check(c, out, "path", path);
-    if (st != ENVD_OK)
-        return st;
-    Filesystem__RemoveRequest req = FILESYSTEM__REMOVE_REQUEST__INIT;
-    req.path = (char *)path;
-    envd_unary_spec spec = {.method = "/filesystem.Filesystem/Remove",
-                            .kind = ENVD_FK_NONE,
-                            .finish = envd_fs_outcome_finish,
-                            .ctx = "failed to remove"};
-    return envd_unary_start(c, &spec, &req.base, out);
+    static const envd_fs_one_string row = {
+        "/filesystem.Filesystem/Remove", &filesystem__remove_request__descriptor,
+        "path", ENVD_FK_NONE, envd_fs_outcome_finish, "failed to remove"};
+    return envd_fs_one_string_start(c, &row, path, out);
 }
 
 /* ---- ListDir --------------------------------------------------------------- */

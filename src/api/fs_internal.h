@@ -39,4 +39,17 @@ envd_status envd_fs_check(const envd_client *c, envd_future **out, const char *w
 /* The same for a further string argument. */
 envd_status envd_fs_check_str(const char *what, const char *s);
 
+/* One row of a filesystem RPC whose request is a single string field. */
+typedef struct envd_fs_one_string {
+    const char *method;
+    const ProtobufCMessageDescriptor *request;
+    const char *arg;            /* the argument's name, for usage errors */
+    int kind;                   /* ENVD_FK_* */
+    envd_unary_finish finish;
+    const char *ctx;            /* passed to finish (an error prefix), may be NULL */
+} envd_fs_one_string;
+
+envd_status envd_fs_one_string_start(envd_client *c, const envd_fs_one_string *row,
+                                     const char *value, envd_future **out);
+
 #endif

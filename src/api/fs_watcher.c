@@ -108,15 +108,10 @@ static void events_finish(void *ctx, const uint8_t *resp, size_t len, envd_error
 
 envd_status envd_fs_watcher_events_async(envd_client *c, const char *id, envd_future **out)
 {
-    envd_status st = envd_fs_check(c, out, "id", id);
-    if (st != ENVD_OK)
-        return st;
-    Filesystem__GetWatcherEventsRequest req = FILESYSTEM__GET_WATCHER_EVENTS_REQUEST__INIT;
-    req.watcher_id = (char *)id;
-    envd_unary_spec spec = {.method = "/filesystem.Filesystem/GetWatcherEvents",
-                            .kind = ENVD_FK_EVENT_LIST,
-                            .finish = events_finish};
-    return envd_unary_start(c, &spec, &req.base, out);
+    static const envd_fs_one_string row = {
+        "/filesystem.Filesystem/GetWatcherEvents",
+        &filesystem__get_watcher_events_request__descriptor, "id", ENVD_FK_EVENT_LIST, events_finish, NULL};
+    return envd_fs_one_string_start(c, &row, id, out);
 }
 
 const envd_fs_event_list *envd_future_event_list(const envd_future *f)
@@ -126,15 +121,9 @@ const envd_fs_event_list *envd_future_event_list(const envd_future *f)
 
 envd_status envd_fs_watcher_remove_async(envd_client *c, const char *id, envd_future **out)
 {
-    envd_status st = envd_fs_check(c, out, "id", id);
-    if (st != ENVD_OK)
-        return st;
-    Filesystem__RemoveWatcherRequest req = FILESYSTEM__REMOVE_WATCHER_REQUEST__INIT;
-    req.watcher_id = (char *)id;
-    envd_unary_spec spec = {.method = "/filesystem.Filesystem/RemoveWatcher",
-                            .kind = ENVD_FK_NONE,
-                            .finish = envd_fs_outcome_finish,
-                            .ctx = "failed to remove watcher"};
-    return envd_unary_start(c, &spec, &req.base, out);
+    static const envd_fs_one_string row = {
+        "/filesystem.Filesystem/RemoveWatcher", &filesystem__remove_watcher_request__descriptor,
+        "id", ENVD_FK_NONE, envd_fs_outcome_finish, "failed to remove watcher"};
+    return envd_fs_one_string_start(c, &row, id, out);
 }
 
