@@ -131,7 +131,9 @@ void cli_parser_init(cli_parser *p, cli_ctx *ctx, int argc, char **argv, const c
  * CLI_BAD or CLI_HELP. */
 int cli_next(cli_parser *p);
 /* The exit status for CLI_BAD (CLI_EXIT_USAGE) or CLI_HELP (CLI_EXIT_OK):
- *   if (o < CLI_DONE) return cli_stop(o); */
+ *   if (o < CLI_DONE) return cli_stop(o);
+ * straight out of the subcommand. A parsing helper whose 0 means "go on"
+ * must pass CLI_HELP up as such: cli_stop's 0 would run the command. */
 int cli_stop(int o);
 /* Recognises a global option at argv[*i] (and its value, "--x V" or
  * "--x=V"), stores it in g and advances *i past it. 1 if it was one, 0 if
