@@ -18,11 +18,15 @@ typedef struct test_server {
     int port;
     char addr[64];  /* "127.0.0.1:PORT" */
     char root[256]; /* the server's --root */
+    int external;   /* ENVD_TEST_EXTERNAL: a server we did not start */
 } test_server;
 
 /* http: "h1" or "both"; token may be NULL. Returns 0 or -1 (message printed). */
 int test_server_start(test_server *s, const char *http, const char *token);
 void test_server_stop(test_server *s);
+/* kill(2) on the server; -1 (and a message) when there is none of ours to
+ * signal (ENVD_TEST_EXTERNAL), so that a test can skip() instead. */
+int test_server_signal(test_server *s, int sig);
 
 typedef struct test_gateway {
     pid_t pid;

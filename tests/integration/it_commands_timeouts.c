@@ -30,7 +30,8 @@ static int teardown(void **state)
 
 static void freeze(fixture *fx, int on)
 {
-    kill(fx->srv.pid, on ? SIGSTOP : SIGCONT);
+    if (test_server_signal(&fx->srv, on ? SIGSTOP : SIGCONT) != 0)
+        skip();
 }
 
 static void process_timeout_kills_a_sleep(void **state)

@@ -307,6 +307,51 @@ async function discardLikeNetHttp(req, res) {
   res.setHeader("Connection", "close");
 }
 
+/**
+ * Go's url.ParseQuery as r.URL.Query() uses it: pairs split on "&" only; a
+ * pair holding ";" or a bad %-escape is dropped (the error is ignored);
+ * "+" is a space.
+ */
+export function goParseQuery(raw) {
+  const out = new URLSearchParams();
+  const unescape = (t) => {
+    if (/%(?![0-9a-fA-F]{2})/.test(t)) return null;
+    return Buffer.from(
+      t.replace(/\+/g, " ").replace(/%([0-9a-fA-F]{2})|[^%]+/g, (m, hex) => (hex ? String.fromCharCode(parseInt(hex, 16)) : Buffer.from(m, "utf8").toString("latin1"))),
+      "latin1",
+    ).toString("utf8");
+  };
+  for (const pair of raw.split("&")) {
+    if (pair === "" || pair.includes(";")) continue;
+    const eq = pair.indexOf("=");
+    const key = unescape(eq < 0 ? pair : pair.slice(0, eq));
+    const value = unescape(eq < 0 ? "" : pair.slice(eq + 1));
+    if (key === null || value === null) continue;
+    out.append(key, value);
+  }
+  return out;
+}
+
+/**
+ * The /files query as envd's generated wrapper binds it (oapi-codegen,
+ * form style): a single-value parameter given twice is a 400 in plain text
+ * before the handler runs.
+ */
+function filesQuery(url) {
+  const q = goParseQuery(url.search.replace(/^\?/, ""));
+  for (const name of ["path", "username", "signature", "signature_expiration"]) {
+    if (q.getAll(name).length > 1) {
+      const e = new HttpError(
+        400,
+        `Invalid format for parameter ${name}: multiple values for single value parameter '${name}'`,
+      );
+      e.plain = true;
+      throw e;
+    }
+  }
+  return q;
+}
+
 export class HttpApi {
   constructor(sb) {
     this.sb = sb;
@@ -329,9 +374,9 @@ export class HttpApi {
         case "POST /init":
           return await this.init(req, res);
         case "GET /files":
-          return await this.download(req, res, url.searchParams);
+          return await this.download(req, res, filesQuery(url));
         case "POST /files":
-          return await this.upload(req, res, url.searchParams);
+          return await this.upload(req, res, filesQuery(url));
         default:
           if (["/health", "/envs", "/metrics", "/init", "/files"].includes(url.pathname)) {
             res.writeHead(405);

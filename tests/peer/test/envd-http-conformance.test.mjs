@@ -140,3 +140,27 @@ test("GetFiles: Accept-Encoding *;q=0 refuses every encoding (406), after the pa
   const missing = await fetch(filesUrl({ path: "/enc-missing.txt" }), { headers: { "Accept-Encoding": "*;q=0" } });
   assert.equal(missing.status, 404);
 });
+
+test("query strings as Go's url.ParseQuery + oapi-codegen bind them", async () => {
+  await fs.writeFile(real("/q.txt"), "q");
+  const get = (raw) => fetch(`${server.url}/files?${raw}`, { headers: { "Accept-Encoding": "identity" } });
+  // A pair with ";" is dropped, so no path at all: the default (home), a dir.
+  let res = await get("path=/q.txt;x");
+  assert.equal(res.status, 400);
+  assert.match((await res.json()).message, /is a directory/);
+  // A bad %-escape drops the pair too; a later good one is used.
+  res = await get("path=%zz&x=1");
+  assert.equal(res.status, 400);
+  assert.match((await res.json()).message, /is a directory/);
+  res = await get("path=%2Fq.txt");
+  assert.equal(res.status, 200);
+  assert.equal(await res.text(), "q");
+  // A single-value parameter given twice: 400 from the generated wrapper.
+  res = await get("path=/q.txt&path=/q.txt");
+  assert.equal(res.status, 400);
+  assert.match(res.headers.get("content-type"), /^text\/plain/);
+  assert.equal(
+    await res.text(),
+    "Invalid format for parameter path: multiple values for single value parameter 'path'\n",
+  );
+});
