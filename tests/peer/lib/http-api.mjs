@@ -735,9 +735,14 @@ export class HttpApi {
       );
     }
 
+    // Field order of envd's generated EntryInfo struct: metadata (omitempty),
+    // name, path, type; Go's json.Marshal also sorts the metadata keys.
     const result = written.map((p) => {
-      const e = { path: p, name: goBase(p), type: "file" };
-      if (Object.keys(meta).length) e.metadata = meta;
+      const e = {};
+      if (Object.keys(meta).length) {
+        e.metadata = Object.fromEntries(Object.keys(meta).sort().map((k) => [k, meta[k]]));
+      }
+      Object.assign(e, { name: goBase(p), path: p, type: "file" });
       return e;
     });
     // envd's PostFiles: json.Marshal (which escapes <, > and &) written

@@ -92,6 +92,7 @@ class ManagedProcess {
     this.tag = tag;
     this.isPty = isPty;
     this.pid = 0;
+    this.seq = 0; // start number, the key of the process-table order
     this.subs = new Set();
     this.exited = false;
     this.exitInfo = null;
@@ -323,9 +324,20 @@ function mulberry32(seed) {
   };
 }
 
+/** A 32-bit hash of n under seed (murmur3's finalizer). */
+function mix32(seed, n) {
+  let h = (seed ^ Math.imul(n, 0x9e3779b1)) >>> 0;
+  h = Math.imul(h ^ (h >>> 16), 0x85ebca6b);
+  h = Math.imul(h ^ (h >>> 13), 0xc2b2ae35);
+  return (h ^ (h >>> 16)) >>> 0;
+}
+
 export class ProcessRegistry {
   constructor({ seed = 0 } = {}) {
-    this.random = mulberry32(seed);
+    const random = mulberry32(seed);
+    this.liveSeed = Math.floor(random() * 2 ** 32);
+    this.terminatedSeed = Math.floor(random() * 2 ** 32);
+    this.started = 0;
     this.live = new Map(); // pid -> ManagedProcess (until its end event)
     this.terminated = new Map(); // pid -> ManagedProcess (30 s after the end)
     this.groups = new Set(); // process groups started here, for shutdown
@@ -343,17 +355,16 @@ export class ProcessRegistry {
   }
 
   /**
-   * The values of `map` in the order a Go sync.Map's Range visits them:
-   * unspecified, and different on every walk. A seeded PRNG stands in for
-   * Go's runtime randomness so that a failing run can be replayed.
+   * The values of `map` in the order envd's sync.Map Range visits them. Since
+   * Go 1.24 a sync.Map is a hash-trie walked in hash order with a random
+   * seed per map: an order unrelated to start order, the same on every walk
+   * while the set of processes stays, and a new process lands anywhere in
+   * it. Here the hash is of each process's start number under a seed drawn
+   * from --seed, so a run can be replayed.
    */
   walk(map) {
-    const items = [...map.values()];
-    for (let i = items.length - 1; i > 0; i--) {
-      const j = Math.floor(this.random() * (i + 1));
-      [items[i], items[j]] = [items[j], items[i]];
-    }
-    return items;
+    const seed = map === this.live ? this.liveSeed : this.terminatedSeed;
+    return [...map.values()].sort((a, b) => mix32(seed, a.seq) - mix32(seed, b.seq) || a.seq - b.seq);
   }
 
   /**
@@ -395,6 +406,7 @@ export class ProcessRegistry {
    * (clearTerminatedForTag), then register it.
    */
   register(p) {
+    p.seq = ++this.started;
     this.terminated.delete(p.pid);
     if (p.tag !== undefined) {
       for (const [pid, old] of this.terminated) if (old.tag === p.tag) this.terminated.delete(pid);

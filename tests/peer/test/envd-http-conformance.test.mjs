@@ -84,7 +84,7 @@ test("PostFiles success: text/plain; charset=utf-8 with Content-Length (net/http
   assert.equal(res.headers.get("content-length"), String(Buffer.byteLength(text)));
   assert.equal(
     text,
-    '[{"path":"/up/a\\u003cb\\u003e\\u0026c.txt","name":"a\\u003cb\\u003e\\u0026c.txt","type":"file"}]',
+    '[{"name":"a\\u003cb\\u003e\\u0026c.txt","path":"/up/a\\u003cb\\u003e\\u0026c.txt","type":"file"}]',
   );
 });
 

@@ -22,6 +22,21 @@ const serverPath = join(dirname(dirname(fileURLToPath(import.meta.url))), "serve
  * "both"), token, defaultUser, env (extra variables, e.g. PEER_SEED). Returns {port, url, root, proc, stop()}.
  */
 export async function startServer({ http = "h1", token, defaultUser, env = {} } = {}) {
+  // PEER_TEST_EXTERNAL=host:port (+ PEER_TEST_EXTERNAL_ROOT, the directory
+  // it sees as "/") runs a suite against a server started by hand, such as
+  // a real envd. Options are not applied; say so every time.
+  const ext = process.env.PEER_TEST_EXTERNAL;
+  if (ext) {
+    process.stderr.write(`*** PEER_TEST_EXTERNAL: testing ${ext}, not a reference server (http=${http} not applied) ***\n`);
+    return {
+      port: Number(ext.split(":").pop()),
+      url: `http://${ext}`,
+      root: process.env.PEER_TEST_EXTERNAL_ROOT ?? "",
+      proc: null,
+      stderr: () => "",
+      async stop() {},
+    };
+  }
   const root = await mkdtemp(join(tmpdir(), "envd-peer-"));
   const args = [serverPath, "--port", "0", "--host", "127.0.0.1", "--root", root, "--http", http];
   if (token) args.push("--token", token);
