@@ -233,3 +233,15 @@ test("usage errors and an unreachable server", async () => {
   assert.equal(r.code, 255);
   assert.match(r.stderr, /^envdctl: run: start: /m);
 });
+
+test("--transport grpc and connect: run with stdin and a signal, ps", async () => {
+  for (const t of ["grpc", "connect"]) {
+    let r = await envdctl([...d(), "--transport", t, "run", "-i", "--", "sh", "-c", "cat; exit 4"], { input: `via ${t}\n` });
+    assert.equal(r.code, 4, `${t}: ${r.stderr}`);
+    assert.equal(r.stdout, `via ${t}\n`);
+    r = await envdctl(["run", "--transport", t, ...d(), "--", "sh", "-c", "kill -TERM $$"]);
+    assert.equal(r.code, 143, t);
+    r = await envdctl([...d(), "ps", "--transport", t]);
+    assert.equal(r.code, 0, `${t}: ${r.stderr}`);
+  }
+});
