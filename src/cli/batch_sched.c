@@ -111,14 +111,15 @@ static void on_stderr(void *ud, const uint8_t *data, size_t len)
     capture_cb(&((brun *)ud)->err, data, len);
 }
 
-/* A file name from a job ID: '/' and a leading '.' cannot name a file. */
+/* DIR/ID.ext, with the '/' of an ID and a leading '.' made '_' so that an
+ * ID names one file inside DIR. */
 static char *output_path(const char *dir, const char *id, const char *ext)
 {
     char *p = cli_strdupf("%s/%s.%s", dir, id, ext);
-    for (char *c = p ? p + strlen(dir) + 1 : NULL; c && *c && c < p + strlen(p) - strlen(ext) - 1;
-         c++)
-        if (*c == '/' || (*c == '.' && c == p + strlen(dir) + 1))
-            *c = '_';
+    char *name = p ? p + strlen(dir) + 1 : NULL;
+    for (size_t i = 0; name && i < strlen(id); i++)
+        if (name[i] == '/' || (i == 0 && name[i] == '.'))
+            name[i] = '_';
     return p;
 }
 
@@ -599,7 +600,8 @@ static brun *read_next(sched *S)
         if (rc < 0) { /* validated already: only an I/O error gets here */
             cli_errorf(S->ctx, "%s", err ? err : "cannot read the jobs");
             free(err);
-            continue;
+            S->eof = 1;
+            break;
         }
         if (rc == 0) {
             S->eof = 1;
