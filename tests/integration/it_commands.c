@@ -907,10 +907,12 @@ int main(void)
         cmocka_unit_test(alternating_methods),  cmocka_unit_test(usage_errors_name_the_argument),
     };
     int failed = 0;
-    failed += cmocka_run_group_tests_name("grpc (h2c)", tests, setup_grpc, teardown);
+    failed += cmocka_run_group_tests_name("grpc (h2c; envd-compatible server, not stock envd)",
+                                          tests, setup_grpc, teardown);
     failed += cmocka_run_group_tests_name("connect (http/1.1)", tests, setup_connect, teardown);
     failed +=
         cmocka_run_group_tests_name("gateway http/1.1 (connect)", tests, setup_gw_h1, teardown);
-    failed += cmocka_run_group_tests_name("gateway grpc", tests, setup_gw_grpc, teardown);
+    failed += cmocka_run_group_tests_name("gateway grpc (h2c to an envd-compatible server)",
+                                          tests, setup_gw_grpc, teardown);
     return failed;
 }

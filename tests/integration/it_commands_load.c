@@ -172,7 +172,8 @@ int main(void)
         cmocka_unit_test(thousand_concurrent_runs),
     };
     int failed = 0;
-    failed += cmocka_run_group_tests_name("grpc (h2c)", tests, setup_grpc, teardown);
+    failed += cmocka_run_group_tests_name("grpc (h2c; envd-compatible server, not stock envd)",
+                                          tests, setup_grpc, teardown);
     failed += cmocka_run_group_tests_name("connect (http/1.1)", tests, setup_connect, teardown);
     failed +=
         cmocka_run_group_tests_name("gateway http/1.1 (connect)", tests, setup_gw_h1, teardown);

@@ -208,9 +208,11 @@ int main(void)
         cmocka_unit_test(files_round_trip),
     };
     int failed = 0;
-    failed += cmocka_run_group_tests_name("grpc (h2c)", grpc, setup_grpc, teardown);
+    failed += cmocka_run_group_tests_name("grpc (h2c; envd-compatible server, not stock envd)",
+                                          grpc, setup_grpc, teardown);
     failed += cmocka_run_group_tests_name("connect (http/1.1)", grpc, setup_connect, teardown);
     failed += cmocka_run_group_tests_name("auto on http/1.1", grpc, setup_auto_h1, teardown);
-    failed += cmocka_run_group_tests_name("auto on h2c", grpc, setup_auto_h2, teardown);
+    failed += cmocka_run_group_tests_name("auto on h2c (envd-compatible server)",
+                                          grpc, setup_auto_h2, teardown);
     return failed;
 }

@@ -672,6 +672,7 @@ int main(void)
     int failed = 0;
     failed +=
         cmocka_run_group_tests_name("fs over connect (http/1.1)", tests, setup_connect, teardown);
-    failed += cmocka_run_group_tests_name("fs over grpc (h2c)", tests, setup_grpc, teardown);
+    failed += cmocka_run_group_tests_name("fs over grpc (h2c; envd-compatible, not stock envd)",
+                                          tests, setup_grpc, teardown);
     return failed;
 }

@@ -62,13 +62,15 @@ test("without the token: 401 JSON with an integer code, except exempt routes", a
   await ok.arrayBuffer();
 });
 
-test("RPC clients: rejected without the token, served with it", async () => {
-  const bare = rpcClients(server, "grpc");
-  await assert.rejects(bare.process.list({}), (err) => {
-    assert.ok(err instanceof ConnectError);
-    assert.equal(err.code, Code.Unauthenticated);
-    return true;
-  });
+test("RPC clients: rejected without the token (Connect over HTTP/1.1, and gRPC over h2c as an envd-compatible server), served with it", async () => {
+  for (const kind of ["connect-binary", "grpc"]) {
+    const bare = rpcClients(server, kind);
+    await assert.rejects(bare.process.list({}), (err) => {
+      assert.ok(err instanceof ConnectError);
+      assert.equal(err.code, Code.Unauthenticated, kind);
+      return true;
+    });
+  }
   const authed = rpcClients(server, "connect-binary", {
     interceptors: [
       (next) => (req) => {

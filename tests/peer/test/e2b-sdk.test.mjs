@@ -7,7 +7,10 @@ import { CommandExitError } from "e2b";
 import { startServer, e2bSandbox, sleep, waitFor } from "./helpers.mjs";
 
 for (const mode of ["h1", "both"]) {
-  describe(`e2b SDK against --http ${mode}`, () => {
+  // The SDK speaks Connect over HTTP/1.1 either way; "both" checks that an
+  // envd-compatible server that also takes h2c still serves it.
+  const label = mode === "h1" ? "HTTP/1.1 only, as stock envd" : "envd-compatible h1+h2c server";
+  describe(`e2b SDK against --http ${mode} (${label})`, () => {
     let server;
     let sbx;
 

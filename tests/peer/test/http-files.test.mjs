@@ -11,7 +11,7 @@ let server;
 let real;
 
 before(async () => {
-  server = await startServer({ http: "both" });
+  server = await startServer({ http: "h1" }); // HTTP/1.1 only, as stock envd
   real = (p) => server.root + p;
 });
 after(async () => {

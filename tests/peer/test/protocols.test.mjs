@@ -1,5 +1,8 @@
-// The three RPC protocols as connect-node serves them, over HTTP/1.1 and h2c
-// (--http both), and the raw Connect wire shapes envd clients rely on.
+// The three RPC protocols as connect-node serves them, and the raw Connect
+// wire shapes envd clients rely on. Stock envd speaks HTTP/1.1 only: what runs
+// over h2c (--http both, gRPC) tests an envd-compatible server or a gateway in
+// front of envd, and says so in its name; every behaviour those tests check
+// is also checked over HTTP/1.1 (Connect, gRPC-Web) against the h1 server.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import http2 from "node:http2";
@@ -17,8 +20,10 @@ after(async () => {
 });
 
 for (const kind of ["connect-binary", "connect-json", "grpc", "grpc-web"]) {
-  test(`${kind}: unary, server stream and errors`, async () => {
-    const rpc = rpcClients(both, kind);
+  const h2 = kind === "grpc";
+  const name = h2 ? "grpc over h2c (envd-compatible server or gateway, not stock envd)" : `${kind} over HTTP/1.1`;
+  test(`${name}: unary, server stream and errors`, async () => {
+    const rpc = rpcClients(h2 ? both : h1only, kind);
     const r = await collect(rpc.process.start(bashStart("echo via-" + kind, { stdin: false })));
     assert.equal(r.out, `via-${kind}\n`);
     assert.equal(r.end.exitCode, 0);
@@ -37,7 +42,9 @@ for (const kind of ["connect-binary", "connect-json", "grpc", "grpc-web"]) {
   });
 }
 
-test("grpc over h2c and client streaming", async () => {
+// Client streaming over HTTP/1.1: rpc-process "stdin: sendInput, streamInput,
+// closeStdin" and the envd-process-conformance StreamInput tests.
+test("grpc over h2c (envd-compatible server or gateway, not stock envd): client streaming", async () => {
   const rpc = rpcClients(both, "grpc");
   const r = await collect(rpc.process.start(bashStart("read a; read b; echo $a-$b")), {
     onStart: async (pid) => {
@@ -54,7 +61,7 @@ test("grpc over h2c and client streaming", async () => {
   assert.equal(r.out, "x-y\n");
 });
 
-test("the h1 server does not speak h2c; the both server does", async () => {
+test("the h1 server does not speak h2c (as stock envd); the both server does", async () => {
   const probe = (url) =>
     new Promise((resolve) => {
       const session = http2.connect(url);
