@@ -250,27 +250,11 @@ const envd_entry_info *envd_future_entry(const envd_future *f)
     return envd_future_result(f, ENVD_FK_ENTRY);
 }
 
-static int *new_bool(int v)
-{
-    int *b = malloc(sizeof(int));
-    if (b)
-        *b = v;
-    return b;
-}
-
 static void exists_finish(void *ctx, const uint8_t *resp, size_t len, envd_error *err,
                           void **result, envd_free_fn *free_fn, envd_error **out_err)
 {
     (void)ctx, (void)resp, (void)len;
-    if (err && err->code != ENVD_NOT_FOUND) {
-        *out_err = envd_error_wrap(err, "failed to check existence");
-        return;
-    }
-    *result = new_bool(err == NULL);
-    *free_fn = free;
-    if (!*result)
-        *out_err = envd_fs_nomem();
-    envd_error_free(err);
+    envd_finish_bool(err, ENVD_NOT_FOUND, "failed to check existence", result, free_fn, out_err);
 }
 
 envd_status envd_fs_exists_async(envd_client *c, const char *path, envd_future **out)
@@ -285,10 +269,6 @@ static void make_dir_finish(void *ctx, const uint8_t *resp, size_t len, envd_err
                             void **result, envd_free_fn *free_fn, envd_error **out_err)
 {
     (void)ctx;
-    if (err && err->code != ENVD_ALREADY_EXISTS) {
-        *out_err = envd_error_wrap(err, "failed to make directory");
-        return;
-    }
     if (!err) {
         /* The entry is not part of the Go client's answer; only check that
          * the reply is a MakeDirResponse. */
@@ -299,11 +279,8 @@ static void make_dir_finish(void *ctx, const uint8_t *resp, size_t len, envd_err
         }
         filesystem__make_dir_response__free_unpacked(r, NULL);
     }
-    *result = new_bool(err == NULL);
-    *free_fn = free;
-    if (!*result)
-        *out_err = envd_fs_nomem();
-    envd_error_free(err);
+    envd_finish_bool(err, ENVD_ALREADY_EXISTS, "failed to make directory", result, free_fn,
+                     out_err);
 }
 
 envd_status envd_fs_make_dir_async(envd_client *c, const char *path, envd_future **out)

@@ -105,6 +105,13 @@ typedef struct envd_unary_spec {
 /* Starts a unary RPC whose request is `msg` (packed here). On error nothing
  * was started and ctx was freed. out NULL: fire and forget (no future; the
  * outcome is dropped). */
+/* The finish of a yes/no call as the Go client answers it: success is 1,
+ * the error `no` (not_found for Exists and Kill, already_exists for
+ * MakeDir) is 0 and no error, anything else is wrapped with prefix. Takes
+ * err. */
+void envd_finish_bool(envd_error *err, envd_status no, const char *prefix, void **result,
+                      envd_free_fn *free_fn, envd_error **out_err);
+
 envd_status envd_unary_start(envd_client *c, const envd_unary_spec *spec,
                              const ProtobufCMessage *msg, envd_future **out);
 

@@ -57,22 +57,8 @@ static void signal_finish(void *ctx, const uint8_t *resp, size_t len, envd_error
                           void **result, envd_free_fn *free_fn, envd_error **out_err)
 {
     (void)resp, (void)len;
-    int is_kill = ctx != NULL;
-    if (err && err->code != ENVD_NOT_FOUND) {
-        *out_err =
-            envd_error_wrap(err, is_kill ? "failed to kill process" : "failed to send signal");
-        return;
-    }
-    int *sent = malloc(sizeof(int));
-    if (!sent) {
-        envd_error_free(err);
-        *out_err = envd_error_new(ENVD_E_NOMEM, ENVD_TRANSPORT_NONE, 0, "out of memory");
-        return;
-    }
-    *sent = err == NULL; /* not_found: the process is already gone */
-    *result = sent;
-    *free_fn = free;
-    envd_error_free(err);
+    envd_finish_bool(err, ENVD_NOT_FOUND, ctx ? "failed to kill process" : "failed to send signal",
+                     result, free_fn, out_err); /* not_found: the process is already gone */
 }
 
 envd_status envd_proc_signal_start(envd_client *c, const envd_proc *p, int signal, int urgent,

@@ -1,6 +1,7 @@
 /* One unary RPC as one future: the unary starter every unary call goes
  * through, on the operation base (op.h). */
 #include "api/op.h"
+#include "core/alloc.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -94,4 +95,23 @@ envd_status envd_unary_start(envd_client *c, const envd_unary_spec *spec,
     }
     envd_op_unref(&u->op);
     return ENVD_OK;
+}
+
+void envd_finish_bool(envd_error *err, envd_status no, const char *prefix, void **result,
+                      envd_free_fn *free_fn, envd_error **out_err)
+{
+    if (err && err->code != no) {
+        *out_err = envd_error_wrap(err, prefix);
+        return;
+    }
+    int *yes = envd_malloc(sizeof(int));
+    if (!yes) {
+        envd_error_free(err);
+        *out_err = envd_error_new(ENVD_E_NOMEM, ENVD_TRANSPORT_NONE, 0, "out of memory");
+        return;
+    }
+    *yes = err == NULL;
+    *result = yes;
+    *free_fn = free;
+    envd_error_free(err);
 }
