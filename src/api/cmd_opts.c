@@ -118,11 +118,11 @@ envd_status envd_cmd_opts_set_argv(envd_cmd_opts *o, const char *const *argv)
     size_t n = 0;
     while (argv && argv[n])
         n++;
-    char **copy = argv ? calloc(n + 1, sizeof(*copy)) : NULL;
+    char **copy = argv ? envd_calloc(n + 1, sizeof(*copy)) : NULL;
     if (argv && !copy)
         return ENVD_E_NOMEM;
     for (size_t i = 0; i < n; i++) {
-        if (!(copy[i] = strdup(argv[i]))) {
+        if (!(copy[i] = envd_strdup(argv[i]))) {
             while (i--)
                 free(copy[i]);
             free(copy);

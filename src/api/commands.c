@@ -10,6 +10,7 @@
  * until then, kills, and only then ends it. envd_runtime_free kills the
  * runs still in flight the same way (the op's shutdown hook). */
 #include "api/commands.h"
+#include "core/alloc.h"
 #include "api/op.h"
 #include "api/sync.h"
 #include "core/thread.h"
@@ -93,7 +94,7 @@ static envd_status conf_from(envd_client *c, const envd_cmd_opts *o, stream_conf
     cf->process_timeout_ms = o->timeout_ms;
     cf->pty = o->pty;
     cf->detach = o->detach;
-    if (o->user && !(cf->user = strdup(o->user)))
+    if (o->user && !(cf->user = envd_strdup(o->user)))
         return ENVD_E_NOMEM;
     return ENVD_OK;
 }
@@ -103,7 +104,7 @@ static envd_status conf_copy(const stream_conf *from, stream_conf *to)
     *to = *from;
     to->user = NULL;
     to->process_timeout_ms = 0;
-    if (from->user && !(to->user = strdup(from->user)))
+    if (from->user && !(to->user = envd_strdup(from->user)))
         return ENVD_E_NOMEM;
     return ENVD_OK;
 }
@@ -193,7 +194,7 @@ static int obuf_append(envd_obuf *b, const uint8_t *d, size_t n, size_t cap, int
         size_t nc = b->cap ? b->cap : 4096;
         while (nc < b->len + n + 1)
             nc *= 2;
-        char *nd = realloc(b->data, nc);
+        char *nd = envd_realloc(b->data, nc);
         if (!nd)
             return -1;
         b->data = nd;
@@ -299,7 +300,7 @@ static int on_end_event(envd_handle *h, const Process__ProcessEvent__EndEvent *e
         /* A server may send more than one end event: the last error wins,
          * the earlier one is freed rather than leaked. */
         free(h->res->error);
-        if (!(h->res->error = strdup(end->error))) {
+        if (!(h->res->error = envd_strdup(end->error))) {
             h->oom = 1;
             return -1;
         }
@@ -380,7 +381,7 @@ static envd_error *stream_error(envd_handle *h, envd_error *err, envd_transport_
         envd_error_free(err);
         h->got_end = 1;
         h->res->pub.exit_code = -1;
-        if (!h->res->error && !(h->res->error = strdup("signal: killed")))
+        if (!h->res->error && !(h->res->error = envd_strdup("signal: killed")))
             h->oom = 1;
         return NULL;
     }
@@ -459,7 +460,7 @@ typedef struct stream_args {
 static envd_status stream_open(envd_client *c, const stream_args *a, stream_conf *cf,
                                envd_future **out)
 {
-    envd_handle *h = calloc(1, sizeof(*h));
+    envd_handle *h = envd_calloc(1, sizeof(*h));
     if (!h) {
         conf_clear(cf);
         return ENVD_E_NOMEM;
@@ -472,7 +473,7 @@ static envd_status stream_open(envd_client *c, const stream_args *a, stream_conf
     h->conf = *cf;
     memset(cf, 0, sizeof(*cf));
     h->opened_ms = envd_now_ms();
-    h->res = calloc(1, sizeof(*h->res));
+    h->res = envd_calloc(1, sizeof(*h->res));
     h->done_f = envd_future_create(ENVD_FK_COMMAND);
     envd_future *start_f = a->want_handle ? envd_future_create(ENVD_FK_HANDLE) : NULL;
     h->start_f = start_f;
@@ -541,8 +542,8 @@ static envd_status fill_start(start_msg *m, const char *prog, char **args, size_
         n_extra++;
     size_t n_opt = o ? o->n_envs : 0;
     if (n_opt + n_extra) {
-        m->envs = calloc(n_opt + n_extra, sizeof(*m->envs));
-        m->env_ptrs = calloc(n_opt + n_extra, sizeof(*m->env_ptrs));
+        m->envs = envd_calloc(n_opt + n_extra, sizeof(*m->envs));
+        m->env_ptrs = envd_calloc(n_opt + n_extra, sizeof(*m->env_ptrs));
         if (!m->envs || !m->env_ptrs) {
             free(m->envs);
             free(m->env_ptrs);

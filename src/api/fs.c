@@ -2,6 +2,7 @@
  * with the Go client's result mapping (exists: not_found -> false; make_dir:
  * already_exists -> false; list: entries of unknown type dropped). */
 #include "api/fs_internal.h"
+#include "core/alloc.h"
 #include "api/sync.h"
 
 #include <stdlib.h>
@@ -54,7 +55,7 @@ static int copy_metadata(envd_entry_info *e, const Filesystem__EntryInfo *p)
 {
     if (p->n_metadata == 0)
         return 0;
-    envd_kv *kv = calloc(p->n_metadata, sizeof(*kv));
+    envd_kv *kv = envd_calloc(p->n_metadata, sizeof(*kv));
     if (!kv)
         return -1;
     e->metadata = kv;
@@ -107,7 +108,7 @@ envd_status envd_entry_fill(envd_entry_info *e, const Filesystem__EntryInfo *p)
 
 envd_entry_info *envd_entry_from_proto(const Filesystem__EntryInfo *p)
 {
-    envd_entry_info *e = malloc(sizeof(*e));
+    envd_entry_info *e = envd_malloc(sizeof(*e));
     if (e && envd_entry_fill(e, p) != ENVD_OK) {
         free(e);
         e = NULL;
@@ -357,8 +358,8 @@ static void list_finish(void *ctx, const uint8_t *resp, size_t len, envd_error *
         *out_err = envd_fs_decode_error("ListDir");
         return;
     }
-    envd_entry_list *l = calloc(1, sizeof(*l));
-    envd_entry_info *items = l && r->n_entries ? calloc(r->n_entries, sizeof(*items)) : NULL;
+    envd_entry_list *l = envd_calloc(1, sizeof(*l));
+    envd_entry_info *items = l && r->n_entries ? envd_calloc(r->n_entries, sizeof(*items)) : NULL;
     if (!l || (r->n_entries && !items)) {
         free(l);
         l = NULL;

@@ -2,6 +2,7 @@
  * the Python SDK's synchronous watch_dir: the watcher lives in envd and
  * buffers events until they are fetched. */
 #include "api/fs_internal.h"
+#include "core/alloc.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -18,7 +19,7 @@ static void id_finish(void *ctx, const uint8_t *resp, size_t len, envd_error *er
         filesystem__create_watcher_response__unpack(NULL, len, resp);
     if (!r || !r->watcher_id || !r->watcher_id[0]) {
         *out_err = envd_fs_decode_error("CreateWatcher");
-    } else if (!(*result = strdup(r->watcher_id))) {
+    } else if (!(*result = envd_strdup(r->watcher_id))) {
         *out_err = envd_fs_nomem();
     } else {
         *free_fn = free;
@@ -79,8 +80,8 @@ static void events_finish(void *ctx, const uint8_t *resp, size_t len, envd_error
         *out_err = envd_fs_decode_error("GetWatcherEvents");
         return;
     }
-    envd_fs_event_list *l = calloc(1, sizeof(*l));
-    envd_fs_event *items = l && r->n_events ? calloc(r->n_events, sizeof(*items)) : NULL;
+    envd_fs_event_list *l = envd_calloc(1, sizeof(*l));
+    envd_fs_event *items = l && r->n_events ? envd_calloc(r->n_events, sizeof(*items)) : NULL;
     if (!l || (r->n_events && !items)) {
         free(l);
         l = NULL;

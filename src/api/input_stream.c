@@ -4,6 +4,7 @@
  * open, a keepalive message goes out every keepalive interval so that
  * proxies do not close a quiet input stream. */
 #include "api/commands.h"
+#include "core/alloc.h"
 #include "api/op.h"
 #include "api/sync.h"
 #include "core/thread.h"
@@ -73,7 +74,7 @@ static envd_status send_msg(envd_input_stream *s, const Process__StreamInputRequ
 {
     size_t len = protobuf_c_message_get_packed_size(&m->base);
     uint8_t stackbuf[64];
-    uint8_t *buf = len <= sizeof(stackbuf) ? stackbuf : malloc(len);
+    uint8_t *buf = len <= sizeof(stackbuf) ? stackbuf : envd_malloc(len);
     if (!buf)
         return ENVD_E_NOMEM;
     protobuf_c_message_pack(&m->base, buf);
@@ -154,7 +155,7 @@ envd_status envd_commands_open_input(envd_client *c, const envd_proc *p, envd_in
         return st;
     if (kind != ENVD_INPUT_STDIN && kind != ENVD_INPUT_PTY)
         return envd_start_error(ENVD_INVALID_ARGUMENT, "kind %d is not an envd_input", (int)kind);
-    envd_input_stream *s = calloc(1, sizeof(*s));
+    envd_input_stream *s = envd_calloc(1, sizeof(*s));
     if (!s)
         return ENVD_E_NOMEM;
     envd_op_init(&s->op, &input_class, c->rt); /* the caller's reference */

@@ -1,6 +1,7 @@
 /* The operation base, the one RPC starter and the one header policy (the
  * model is described in op.h). */
 #include "api/op.h"
+#include "core/alloc.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -89,14 +90,14 @@ void envd_ops_shutdown(envd_runtime *rt)
     pthread_mutex_lock(&rt->mu);
     for (envd_op *op = rt->live; op; op = op->live_next)
         n++;
-    envd_op **ops = n ? calloc(n, sizeof(*ops)) : NULL;
+    envd_op **ops = n ? envd_calloc(n, sizeof(*ops)) : NULL;
     n = 0;
     for (envd_op *op = rt->live; ops && op; op = op->live_next) {
         envd_op_ref(op);
         ops[n++] = op;
     }
     pthread_mutex_unlock(&rt->mu);
-    envd_future **fs = n ? calloc(n, sizeof(*fs)) : NULL;
+    envd_future **fs = n ? envd_calloc(n, sizeof(*fs)) : NULL;
     size_t nf = 0;
     for (size_t i = 0; i < n; i++) {
         envd_future *f = ops[i]->cls->shutdown ? ops[i]->cls->shutdown(ops[i]) : NULL;
@@ -240,7 +241,7 @@ envd_rpc_transport *envd_client_rpc_transport(envd_client *c)
 static envd_status pack(const ProtobufCMessage *msg, uint8_t **buf, size_t *len)
 {
     *len = msg ? protobuf_c_message_get_packed_size(msg) : 0;
-    *buf = malloc(*len ? *len : 1);
+    *buf = envd_malloc(*len ? *len : 1);
     if (!*buf)
         return ENVD_E_NOMEM;
     if (msg)

@@ -2,6 +2,7 @@
  * (stdin or terminal), CloseStdin, Update (terminal size) and List. Each is
  * one future on the unary starter; the blocking forms are rows of sync.c. */
 #include "api/commands.h"
+#include "core/alloc.h"
 #include "api/sync.h"
 
 #include <stdlib.h>
@@ -222,15 +223,15 @@ static void fill_info(envd_process_info *it, const Process__ProcessInfo *p, envd
 /* NULL when out of memory. */
 static plist *plist_from(Process__ListResponse *resp)
 {
-    plist *l = calloc(1, sizeof(*l));
+    plist *l = envd_calloc(1, sizeof(*l));
     size_t n_envs = 0, n = 0;
     for (size_t i = 0; i < resp->n_processes; i++)
         if (resp->processes[i] && resp->processes[i]->config)
             n_envs += resp->processes[i]->config->n_envs;
     if (l) {
         l->resp = resp;
-        l->items = calloc(resp->n_processes ? resp->n_processes : 1, sizeof(*l->items));
-        l->envs = calloc(n_envs ? n_envs : 1, sizeof(*l->envs));
+        l->items = envd_calloc(resp->n_processes ? resp->n_processes : 1, sizeof(*l->items));
+        l->envs = envd_calloc(n_envs ? n_envs : 1, sizeof(*l->envs));
     }
     if (!l || !l->items || !l->envs) {
         if (l)

@@ -13,6 +13,7 @@ typedef struct unary_op {
     uint8_t *resp;
     size_t resp_len;
     int got_resp;
+    int oom; /* keeping the reply failed: the call was stopped for that */
 } unary_op;
 
 static void unary_destroy(envd_op *op)
@@ -31,9 +32,11 @@ static int on_message(void *ud, const uint8_t *msg, size_t len)
     unary_op *u = ud;
     if (u->got_resp)
         return 0; /* a unary call has one response; ignore extras */
-    u->resp = malloc(len ? len : 1);
-    if (!u->resp)
+    u->resp = envd_malloc(len ? len : 1);
+    if (!u->resp) {
+        u->oom = 1;
         return -1;
+    }
     memcpy(u->resp, msg, len);
     u->resp_len = len;
     u->got_resp = 1;
@@ -43,7 +46,11 @@ static int on_message(void *ud, const uint8_t *msg, size_t len)
 static void on_done(void *ud, envd_error *err)
 {
     unary_op *u = ud;
-    if (!err && !u->got_resp)
+    if (u->oom) { /* the transport saw a callback stop the call: say why */
+        envd_error_free(err);
+        err = envd_error_new(ENVD_E_NOMEM, ENVD_TRANSPORT_NONE, 0,
+                             "%s: out of memory keeping the reply", u->spec.method);
+    } else if (!err && !u->got_resp)
         err = envd_error_new(ENVD_E_PROTOCOL, u->op.t->ops->kind, 0,
                              "%s: the call succeeded without a response message", u->spec.method);
     void *result = NULL;
@@ -66,7 +73,7 @@ envd_status envd_unary_start(envd_client *c, const envd_unary_spec *spec,
 {
     if (out)
         *out = NULL;
-    unary_op *u = c ? calloc(1, sizeof(*u)) : NULL;
+    unary_op *u = c ? envd_calloc(1, sizeof(*u)) : NULL;
     envd_future *f = u && out ? envd_future_create(spec->kind) : NULL;
     if (!u || (out && !f)) {
         if (spec->ctx_free)

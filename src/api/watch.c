@@ -1,6 +1,7 @@
 /* Watching a directory: the WatchDir server stream (events to a callback,
  * a handle to stop it). The polling watchers are in fs_watcher.c. */
 #include "api/fs_internal.h"
+#include "core/alloc.h"
 #include "api/op.h"
 #include "api/sync.h"
 
@@ -146,7 +147,7 @@ envd_status envd_fs_watch_dir_async(envd_client *c, const char *path, unsigned f
         return s;
     if (!cb)
         return envd_start_error(ENVD_E_USAGE, "cb is NULL");
-    envd_watch *w = calloc(1, sizeof(*w));
+    envd_watch *w = envd_calloc(1, sizeof(*w));
     if (!w)
         return ENVD_E_NOMEM;
     envd_op_init(&w->op, &watch_class, c->rt);
