@@ -5,8 +5,10 @@
  * configured timeouts (request 2 s, idle 1.5 s, /files at least 100 bytes
  * per second, largest message 1 MiB), and the runtime then still serves a good
  * call. The whole run must keep the process's RSS growth bounded.
- * Not covered here: gRPC (h2) variants, a gzip bomb on /files, a TLS peer
- * that stalls the handshake. */
+ * The gRPC cases speak just enough HTTP/2 (fault_server.h's fs_h2_*) to
+ * misbehave inside a gRPC response.
+ * Not covered here: a gzip bomb on /files, a TLS peer that stalls the
+ * handshake, gRPC error bodies larger than the client's flow-control window. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -18,7 +20,8 @@
 #include "envd/envd.h"
 
 static envd_runtime *g_rt;
-static envd_client *g_c;
+static envd_client *g_c;  /* Connect over HTTP/1.1, and /files */
+static envd_client *g_cg; /* gRPC over h2c */
 
 static int64_t now_ms(void)
 {
@@ -247,9 +250,75 @@ static void sc_two_end_events(int fd)
     fs_puts(fd, "0\r\n\r\n");
 }
 
+/* ---- gRPC: one misbehaviour inside an HTTP/2 response ------------------------- */
+
+static uint32_t h2_head(int fd, int status, const char *ctype)
+{
+    int sid = fs_h2_accept(fd);
+    if (sid < 0)
+        return 0;
+    fs_h2_headers(fd, (uint32_t)sid, status, ctype, 0);
+    return (uint32_t)sid;
+}
+
+static void g_msg_2gib(int fd)
+{
+    uint32_t sid = h2_head(fd, 200, "application/grpc");
+    if (sid)
+        fs_h2_data(fd, sid, "\x00\x7f\xff\xff\xff", 5, 0); /* then closes */
+}
+
+static void g_junk(int fd)
+{
+    uint32_t sid = h2_head(fd, 200, "application/grpc");
+    static char junk[16384];
+    memset(junk, 'J', sizeof junk);
+    for (int i = 0; sid && i < 3; i++) /* within the initial 64 KiB window */
+        if (fs_h2_data(fd, sid, junk, sizeof junk, 0))
+            return;
+    fs_sleep_ms(2500); /* past the request timeout; a gRPC client never closes */
+}
+
+static void g_flags_ff(int fd)
+{
+    uint32_t sid = h2_head(fd, 200, "application/grpc");
+    if (sid)
+        fs_h2_data(fd, sid, "\xff\x00\x00\x00\x01x", 6, 0);
+    fs_drain(fd, 500);
+}
+
+static void g_reset_mid_message(int fd)
+{
+    uint32_t sid = h2_head(fd, 200, "application/grpc");
+    if (sid)
+        fs_h2_data(fd, sid, "\x00\x00\x00\x00\x20partial", 12, 0);
+    fs_sleep_ms(50);
+    fs_reset(fd);
+}
+
+static void g_trickle(int fd)
+{
+    uint32_t sid = h2_head(fd, 200, "application/grpc");
+    if (sid)
+        fs_h2_data(fd, sid, "\x00\x00\x00\x10\x00", 5, 0); /* 4 KiB, never completed */
+    for (int i = 0; sid && i < 100; i++) {
+        if (fs_h2_data(fd, sid, "t", 1, 0))
+            return;
+        fs_sleep_ms(300);
+    }
+}
+
+static void g_401(int fd)
+{
+    uint32_t sid = h2_head(fd, 401, "text/html");
+    if (sid)
+        fs_h2_data(fd, sid, "<html>nope</html>", 17, 1);
+    fs_drain(fd, 500);
+}
+
 /* ---- the cases ----------------------------------------------------------------- */
 
-enum { OP_RUN, OP_LIST, OP_READ };
+enum { OP_RUN, OP_LIST, OP_READ, OP_GRPC_RUN = 8, OP_GRPC_LIST };
 
 typedef struct hcase {
     const char *name;
@@ -287,6 +356,22 @@ static const hcase CASES[] = {
      2500},
     {"two end events with errors", sc_two_end_events, OP_RUN, ENVD_E_COMMAND_EXIT, ENVD_OK,
      "second error", 2500},
+    /* core waits for the bytes rather than refusing the length at once; the
+     * close then ends it */
+    {"gRPC: message declaring 2 GiB", g_msg_2gib, OP_GRPC_RUN, ENVD_RESOURCE_EXHAUSTED,
+     ENVD_UNAVAILABLE, NULL, 2500},
+    /* the junk reads as a 1.2 GB message that core waits for (it checks the
+     * receive limit on whole messages): the request timeout ends it */
+    {"gRPC: 48 KiB of junk", g_junk, OP_GRPC_LIST, ENVD_DEADLINE_EXCEEDED, ENVD_E_PROTOCOL, NULL,
+     2500},
+    /* core 1.51 does not refuse the flags byte by itself; the close ends it */
+    {"gRPC: flags 0xff", g_flags_ff, OP_GRPC_RUN, ENVD_E_PROTOCOL, ENVD_UNAVAILABLE, NULL, 2500},
+    {"gRPC: reset in the middle of a message", g_reset_mid_message, OP_GRPC_RUN,
+     ENVD_UNAVAILABLE, ENVD_OK, NULL, 2500},
+    /* the first message never completes: the first-message deadline */
+    {"gRPC: one byte every 300 ms", g_trickle, OP_GRPC_RUN, ENVD_DEADLINE_EXCEEDED,
+     ENVD_E_IDLE_TIMEOUT, NULL, 3500},
+    {"gRPC: a 401 page", g_401, OP_GRPC_LIST, ENVD_UNAUTHENTICATED, ENVD_OK, "401", 2500},
 };
 
 static atomic_int g_completions;
@@ -302,10 +387,11 @@ static envd_future *start(int op)
 {
     envd_future *f = NULL;
     envd_status st;
-    if (op == OP_RUN)
-        st = envd_commands_run_async(g_c, "true", NULL, &f);
-    else if (op == OP_LIST)
-        st = envd_fs_list_async(g_c, "/tmp", 1, &f);
+    envd_client *c = op >= OP_GRPC_RUN ? g_cg : g_c;
+    if (op == OP_RUN || op == OP_GRPC_RUN)
+        st = envd_commands_run_async(c, "true", NULL, &f);
+    else if (op == OP_LIST || op == OP_GRPC_LIST)
+        st = envd_fs_list_async(c, "/tmp", 1, &f);
     else
         st = envd_files_read_async(g_c, "/tmp/x", NULL, &f);
     assert_int_equal(st, ENVD_OK);
@@ -314,7 +400,10 @@ static envd_future *start(int op)
 
 static void one_case(const hcase *k)
 {
-    fs_set(k->fn);
+    if (k->op >= OP_GRPC_RUN)
+        fs_set_raw(k->fn);
+    else
+        fs_set(k->fn);
     atomic_store(&g_completions, 0);
     int64_t t0 = now_ms();
     envd_future *f = start(k->op);
@@ -370,7 +459,9 @@ static int setup(void **state)
         envd_config_set_idle_timeout_ms(cfg, 1500) ||
         envd_config_set_max_message_bytes(cfg, 1 << 20) ||
         envd_config_set_files_min_rate(cfg, 100, 1000) ||
-        envd_client_new(g_rt, "sbx-h", cfg, &g_c, NULL)) {
+        envd_client_new(g_rt, "sbx-h", cfg, &g_c, NULL) ||
+        envd_config_set_transport(cfg, ENVD_TRANSPORT_GRPC) ||
+        envd_client_new(g_rt, "sbx-h", cfg, &g_cg, NULL)) {
         envd_config_free(cfg);
         return -1;
     }
@@ -382,6 +473,7 @@ static int teardown(void **state)
 {
     (void)state;
     envd_client_free(g_c);
+    envd_client_free(g_cg);
     envd_runtime_free(g_rt);
     fs_stop();
     return 0;
