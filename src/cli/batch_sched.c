@@ -17,7 +17,9 @@
 
 #define RETRY_MAX_MS 30000
 
-typedef enum phase { PH_UPLOAD, PH_START, PH_RUN, PH_DOWNLOAD } phase;
+/* A job with stdin starts (PH_START), gets its input (PH_STDIN) and EOF
+ * (PH_EOF), then runs to its end on the handle's future (PH_RUN). */
+typedef enum phase { PH_UPLOAD, PH_START, PH_STDIN, PH_EOF, PH_RUN, PH_DOWNLOAD } phase;
 
 /* One output stream of a job: to a file (--output-dir) or a capped buffer. */
 typedef struct capture {
@@ -401,29 +403,43 @@ static void start_command(brun *r)
         watch(r);
 }
 
-/* A job with stdin: the process started; write the input, close it, then
- * wait for the end on the handle's future. */
-static void feed_stdin(brun *r)
+/* The handle of a job with stdin, done with: killed when the job did not
+ * get to its end (an input that failed, a cancel). */
+static void drop_handle(brun *r, int kill)
 {
-    envd_error *e = NULL;
-    r->h = envd_future_take_handle(r->f);
+    if (r->h && kill)
+        envd_handle_kill(r->h);
+    envd_handle_free(r->h); /* it owns its future */
+    r->h = NULL;
+}
+
+/* A job with stdin, one step further on each completion: take the handle,
+ * send the input, send EOF, then wait on the handle's future. */
+static void feed_stdin(brun *r, envd_status st, const envd_error *e)
+{
+    const char *what = r->ph == PH_START ? "start" : "stdin";
+    if (r->ph == PH_START && st == ENVD_OK && !(r->h = envd_future_take_handle(r->f)))
+        st = ENVD_E_PROTOCOL;
     envd_future_free(r->f);
     r->f = NULL;
-    envd_status st = r->h ? ENVD_OK : ENVD_E_PROTOCOL;
-    if (st == ENVD_OK && r->job.stdin_len)
-        st = envd_handle_send_input(r->h, r->job.stdin_data, r->job.stdin_len, &e);
-    if (st == ENVD_OK)
-        st = envd_handle_close_stdin(r->h, &e);
-    if (st != ENVD_OK) {
-        if (r->h)
-            envd_handle_kill(r->h);
-        attempt_failed(r, "stdin", st, e);
-        envd_error_free(e);
-        return;
+    if (st == ENVD_OK && !r->cancel) {
+        const envd_proc *pid = ENVD_PID(envd_handle_pid(r->h));
+        envd_client *c = r->sb->client;
+        if (r->ph == PH_START && r->job.stdin_len)
+            st = envd_commands_send_input_async(c, pid, ENVD_INPUT_STDIN, r->job.stdin_data,
+                                                r->job.stdin_len, &r->f);
+        else if (r->ph != PH_EOF)
+            st = envd_commands_close_stdin_async(c, pid, &r->f);
+        r->ph = r->f ? (r->ph == PH_START && r->job.stdin_len ? PH_STDIN : PH_EOF) : PH_RUN;
+        if (st == ENVD_OK) {
+            if (!r->f)
+                r->f = envd_handle_future(r->h);
+            watch(r);
+            return;
+        }
     }
-    r->ph = PH_RUN;
-    r->f = envd_handle_future(r->h);
-    watch(r);
+    drop_handle(r, 1);
+    attempt_failed(r, what, r->cancel ? ENVD_CANCELED : st, e);
 }
 
 static char *local_parent_mkdir(const char *path)
@@ -507,22 +523,19 @@ static void command_done(brun *r, envd_status st)
         if (r->cancel)
             r->status = BATCH_CANCELED;
         r->t_phase = now;
-        if (r->h) {
-            envd_handle_free(r->h); /* it owns the future */
-            r->h = NULL;
-        } else {
+        if (r->h)
+            drop_handle(r, 0);
+        else
             envd_future_free(r->f);
-        }
         r->f = NULL;
         next_phase(r);
         return;
     }
     envd_error *e = envd_future_take_error(r->f);
     if (r->h)
-        envd_handle_free(r->h);
+        drop_handle(r, 0);
     else
         envd_future_free(r->f);
-    r->h = NULL;
     r->f = NULL;
     attempt_failed(r, "command", st, e);
     envd_error_free(e);
@@ -538,8 +551,8 @@ static void advance(brun *r)
         return;
     }
     envd_error *e = envd_future_take_error(r->f);
-    if (r->ph == PH_START && st == ENVD_OK && !r->cancel) {
-        feed_stdin(r);
+    if (r->ph == PH_START || r->ph == PH_STDIN || r->ph == PH_EOF) {
+        feed_stdin(r, st, e);
     } else if (r->ph == PH_DOWNLOAD) {
         close(r->dl_fd);
         r->dl_fd = -1;
@@ -561,8 +574,7 @@ static void advance(brun *r)
             upload_done(r);
         envd_future_free(r->f);
         r->f = NULL;
-        attempt_failed(r, r->ph == PH_UPLOAD ? "upload" : "start", r->cancel ? ENVD_CANCELED : st,
-                       e);
+        attempt_failed(r, "upload", r->cancel ? ENVD_CANCELED : st, e);
     }
     envd_error_free(e);
 }
@@ -730,7 +742,7 @@ static void cancel_running(sched *S)
             envd_commands_signal_async(r->sb->client, ENVD_PID(pid), ENVD_SIGNAL_SIGKILL,
                                        &S->kills[S->n_kills]) == ENVD_OK)
             S->n_kills++;
-        if (r->h)
+        if (r->h && r->ph == PH_RUN)
             envd_future_cancel(envd_handle_future(r->h));
         else if (r->f)
             envd_future_cancel(r->f);
