@@ -152,7 +152,8 @@ int batch_pool_add_selector(batch_pool *p, const char *ns_selector)
             continue;
         }
         char *spec = cli_strdupf("%s/%s", s->namespace_, s->name);
-        rc = spec && batch_pool_add(p, NULL, spec, 0) == 0 ? 0 : cli_errorf(p->ctx, "out of memory");
+        if (!spec || batch_pool_add(p, NULL, spec, 0) != 0)
+            rc = cli_errorf(p->ctx, "out of memory");
         free(spec);
     }
     if (rc == 0 && l->count == skipped)
