@@ -104,7 +104,7 @@ typedef struct envd_k8s_sandbox {
  * else "default"). o may be NULL (defaults). Does not check that it runs.
  * Blocks for up to the options' timeout; needs no runtime (it makes a
  * short-lived I/O thread of its own). Errors: ENVD_E_CONFIG / ENVD_E_IO
- * (kubeconfig), ENVD_E_TRANSPORT (connection or TLS),
+ * (kubeconfig), ENVD_UNAVAILABLE (connection or TLS, as for envd),
  * ENVD_DEADLINE_EXCEEDED, ENVD_UNAUTHENTICATED (401), ENVD_PERMISSION_DENIED
  * (403), ENVD_NOT_FOUND (404), others by HTTP status. Caller frees *out
  * with envd_k8s_sandbox_free and *err with envd_error_free. */

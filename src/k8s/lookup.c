@@ -234,12 +234,13 @@ static envd_error *http_failure(const lookup *op, envd_error *e)
                            "the Kubernetes API server at %s did not answer within %lld ms (%s)",
                            c->server, (long long)op->timeout_ms, why);
     else if (strstr(why, "TLS failure"))
-        r = envd_error_new(ENVD_E_TRANSPORT, ENVD_TRANSPORT_HTTP, 0,
+        /* the code is the one error model's (failure.c), as for envd */
+        r = envd_error_new(code, ENVD_TRANSPORT_HTTP, 0,
                            "TLS with the Kubernetes API server at %s failed: %s (trusting %s%s)",
                            c->server, why, c->ca_desc ? "the CA in " : "the system store",
                            c->ca_desc ? c->ca_desc : "");
     else
-        r = envd_error_new(ENVD_E_TRANSPORT, ENVD_TRANSPORT_HTTP, 0,
+        r = envd_error_new(code, ENVD_TRANSPORT_HTTP, 0,
                            "cannot reach the Kubernetes API server at %s: %s", c->server, why);
     envd_error_free(e);
     return wrap_get(op, r);

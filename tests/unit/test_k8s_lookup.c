@@ -164,7 +164,7 @@ static void tls_failure(void **state)
               "users: [{name: u, user: {token: tok-alice}}]\n"
               "contexts: [{name: c, context: {cluster: s, user: u}}]\ncurrent-context: c\n",
               stub.server);
-    envd_error *err = lookup_error("othca.yaml", "default", "web", ENVD_E_TRANSPORT);
+    envd_error *err = lookup_error("othca.yaml", "default", "web", ENVD_UNAVAILABLE);
     const char *m = envd_error_message(err);
     assert_contains(m, "failed to get sandbox default/web: TLS with the Kubernetes API server");
     assert_contains(m, "other-ca.crt");
@@ -181,7 +181,7 @@ static void tls_failure(void **state)
         if (good) {
             expect_web("sni.yaml");
         } else {
-            err = lookup_error("sni.yaml", "default", "web", ENVD_E_TRANSPORT);
+            err = lookup_error("sni.yaml", "default", "web", ENVD_UNAVAILABLE);
             assert_contains(envd_error_message(err), "elsewhere.example");
             envd_error_free(err);
         }
@@ -192,7 +192,7 @@ static void tls_failure(void **state)
               "clusters: [{name: s, cluster: {server: 'https://127.0.0.1:1'}}]\n"
               "contexts: [{name: c, context: {cluster: s}}]\n"
               "current-context: c\n");
-    err = lookup_error("refused.yaml", "default", "web", ENVD_E_TRANSPORT);
+    err = lookup_error("refused.yaml", "default", "web", ENVD_UNAVAILABLE);
     assert_contains(envd_error_message(err), "cannot reach the Kubernetes API server");
     envd_error_free(err);
 }
