@@ -42,18 +42,8 @@ if [[ " $* " == *" --domain "* || " $* " == *" --domain="* || -n "${ENVD_DOMAIN:
   run "$@"
   exit 0
 fi
-root=$(mktemp -d)
-mkdir "$root/tmp" # a sandbox has one; jobs make their own directories under it
-out=$(mktemp)
-node tests/peer/server.mjs --port 0 --host 127.0.0.1 --root "$root" --http both >"$out" 2>&1 &
-srv=$!
-trap 'kill $srv 2>/dev/null; wait $srv 2>/dev/null; rm -rf "$root" "$out"' EXIT
-for _ in $(seq 100); do
-  grep -q '^listening ' "$out" && break
-  sleep 0.1
-done
-port=$(sed -n 's/^listening \([0-9]*\).*/\1/p' "$out")
-[ -n "$port" ] || { echo "reference server did not start:"; cat "$out"; exit 1; }
+. scripts/reference-server.sh
+start_reference_server tmp # a sandbox has /tmp; the jobs make their directories in it
 echo "local reference server on 127.0.0.1:$port; 300 jobs over sandboxes demo-1..demo-4"
 run --domain "127.0.0.1:$port" --sandbox demo-1 --sandbox demo-2 --sandbox demo-3 \
   --sandbox demo-4 --per-sandbox 4 "$@"

@@ -14,16 +14,7 @@ cmake --build build -j"$(nproc)" --target quickstart >/dev/null
 if [[ " $* " == *" --domain "* || -n "${ENVD_DOMAIN:-}" ]]; then
   exec build/quickstart "$@"
 fi
-root=$(mktemp -d)
-out=$(mktemp)
-node tests/peer/server.mjs --port 0 --host 127.0.0.1 --root "$root" --http both >"$out" 2>&1 &
-srv=$!
-trap 'kill $srv 2>/dev/null; wait $srv 2>/dev/null; rm -rf "$root" "$out"' EXIT
-for _ in $(seq 100); do
-  grep -q '^listening ' "$out" && break
-  sleep 0.1
-done
-port=$(sed -n 's/^listening \([0-9]*\).*/\1/p' "$out")
-[ -n "$port" ] || { echo "reference server did not start:"; cat "$out"; exit 1; }
+. scripts/reference-server.sh
+start_reference_server
 echo "local reference server on 127.0.0.1:$port"
 build/quickstart --domain "127.0.0.1:$port" --sandbox local "$@"
