@@ -141,7 +141,10 @@ function handle(req, res) {
   if (!user) return status(res, 401, "Unauthorized", "Unauthorized");
   if (req.headers["impersonate-user"]) user = req.headers["impersonate-user"];
   const lm = LIST_PATH.exec(url.pathname);
-  if (req.method === "GET" && lm && !fx.noCrdNamespaces.includes(lm[1]) && !fx.forbidden.includes(user)) {
+  if (req.method === "GET" && lm && !fx.noCrdNamespaces.includes(lm[1])) {
+    if (fx.forbidden.includes(user))
+      return status(res, 403, "Forbidden", `sandboxes.agents.kruise.io is forbidden: User "${user}" cannot list ` +
+        `resource "sandboxes" in API group "agents.kruise.io" in the namespace "${lm[1]}"`, { group: "agents.kruise.io", kind: "sandboxes" });
     res.writeHead(200, { "Content-Type": "application/json" });
     res.end(JSON.stringify(list(lm[1], url.searchParams.get("labelSelector") || "")));
     return;
