@@ -432,3 +432,15 @@ test("envdctl batch reads jobs from standard input", async () => {
   const row = JSON.parse(r.stdout.trim());
   assert.equal(row.stdout, "in\n");
 });
+
+test("--progress: plain progress lines when stderr is no terminal, then the summary", async () => {
+  writeFileSync(W("pg.jsonl"), jsonl([{ cmd: "true" }, { cmd: "true" }, { cmd: "exit 2" }]));
+  const r = await envdctl([...d(), "batch", "--progress", "--results", W("pg.out"), W("pg.jsonl")]);
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /^envdctl: batch: 3\/3 ok 2 failed 1 error 0 \| [\d.]+ jobs\/s \| ETA 0:00$/m);
+  assert.match(r.stderr, /3 jobs: 2 ok, 1 failed, 0 error, 0 canceled/);
+  assert.doesNotMatch(r.stderr, /\r|\x1b\[/, "no terminal control without a terminal");
+  const plain = await envdctl([...d(), "batch", "--results", W("pg2.out"), W("pg.jsonl")]);
+  assert.doesNotMatch(plain.stderr, /ETA/, "no progress by default without a terminal");
+  assert.match(plain.stderr, /3 jobs: 2 ok/);
+});
