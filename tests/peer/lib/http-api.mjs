@@ -237,7 +237,7 @@ function metadataFromHeaders(req) {
     const key = name.slice("x-metadata-".length);
     if (key in meta) continue; // only the first value of a repeated header
     const value = raw[i + 1];
-    if (key === "") throw new HttpError(400, "invalid metadata: empty key");
+    if (key === "") continue; // envd's extractMetadataHeaders skips "X-Metadata-" itself
     if (!PRINTABLE.test(key) || !PRINTABLE.test(value)) {
       throw new HttpError(400, `invalid metadata: key ${JSON.stringify(key)} or its value is not printable ASCII`);
     }

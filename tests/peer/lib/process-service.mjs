@@ -414,16 +414,19 @@ export class ProcessRegistry {
     this.live.set(p.pid, p);
   }
 
-  async spawnPipe({ config, tag, stdin, cwd, env, lifetime }) {
+  async spawnPipe({ config, tag, stdin, cwd, vcwd, env, lifetime }) {
     const p = new ManagedProcess(this, { config, tag, isPty: false });
     const pipes = await osPipes(stdin);
-    const child = spawn("/bin/sh", ["-c", 'exec "$@"', "--", config.cmd, ...config.args], {
-      cwd,
-      env,
-      stdio: pipes.stdio,
-      detached: true, // own process group, so shutdown can take grandchildren too
-    });
+    let child;
+    // spawn() throws at once for some errors (a cwd that is a file: ENOTDIR)
+    // and reports others as an "error" event; both become envd's start error.
     const started = new Promise((resolve, reject) => {
+      child = spawn("/bin/sh", ["-c", 'exec "$@"', "--", config.cmd, ...config.args], {
+        cwd,
+        env,
+        stdio: pipes.stdio,
+        detached: true, // own process group, so shutdown can take grandchildren too
+      });
       child.once("spawn", resolve);
       child.once("error", reject);
     });
@@ -431,7 +434,7 @@ export class ProcessRegistry {
       for (const st of Object.values(pipes.parent)) st.destroy();
       const cmd = [config.cmd, ...config.args].join(" ");
       throw new ConnectError(
-        `error starting process '${cmd}': ${startErrorText(err, cwd)}`,
+        `error starting process '${cmd}': ${startErrorText(err, vcwd)}`,
         Code.InvalidArgument,
       );
     });
@@ -450,14 +453,28 @@ export class ProcessRegistry {
     return p;
   }
 
-  async spawnPty({ config, tag, cwd, env, lifetime, cols, rows }) {
+  async spawnPty({ config, tag, cwd, vcwd, env, lifetime, cols, rows }) {
     const p = new ManagedProcess(this, { config, tag, isPty: true });
     const cmd = [config.cmd, ...config.args].join(" ");
-    const child = spawn(
-      PYTHON,
-      ["-I", helperPath("pty_helper.py"), String(rows), String(cols), "--", config.cmd, ...config.args],
-      { cwd, env, stdio: ["pipe", "pipe", "inherit", "pipe", "pipe"] },
-    );
+    // Python coerces a C locale by setting LC_CTYPE in its own environment
+    // (PEP 538), which the child would inherit; envd adds nothing. The helper
+    // drops it again unless the command's environment had one.
+    const helperEnv = "LC_CTYPE" in env ? env : { ...env, PEER_PTY_DROP_LC_CTYPE: "1" };
+    const startError = (why) =>
+      new ConnectError(
+        `error starting pty with command '${cmd}' in dir '${vcwd}' with '${cols}' cols and '${rows}' rows: ${why}`,
+        Code.InvalidArgument,
+      );
+    let child;
+    try {
+      child = spawn(
+        PYTHON,
+        ["-I", helperPath("pty_helper.py"), String(rows), String(cols), "--", config.cmd, ...config.args],
+        { cwd, env: helperEnv, stdio: ["pipe", "pipe", "inherit", "pipe", "pipe"] },
+      );
+    } catch (err) {
+      throw startError(startErrorText(err, vcwd)); // a cwd that is a file
+    }
     const ctlOut = readline.createInterface({ input: child.stdio[4] });
     let onPid;
     const pidPromise = new Promise((resolve, reject) => {
@@ -475,10 +492,7 @@ export class ProcessRegistry {
       p.pid = await pidPromise;
     } catch (err) {
       child.kill("SIGKILL");
-      throw new ConnectError(
-        `error starting pty with command '${cmd}' in dir '${cwd}' with '${cols}' cols and '${rows}' rows: ${err.message}`,
-        Code.InvalidArgument,
-      );
+      throw startError(err.code ? startErrorText(err, vcwd) : err.message);
     }
     child.removeAllListeners("exit");
     child.on("exit", () => {
@@ -511,11 +525,14 @@ export class ProcessRegistry {
   }
 }
 
-function startErrorText(err, cwd) {
-  if (err.code === "ENOENT" || err.code === "ENOTDIR" || err.code === "EACCES") {
-    return `chdir ${cwd}: ${errnoText(err)}`;
-  }
-  return errnoText(err);
+/**
+ * Go's os.StartProcess error for a bad working directory, with the sandbox
+ * path: a missing one fails its Stat ("chdir <dir>: ..."), anything else
+ * fails in the forked child ("fork/exec /bin/sh: ..."), as envd reports.
+ */
+function startErrorText(err, vcwd) {
+  if (err.code === "ENOENT") return `chdir ${vcwd}: ${errnoText(err)}`;
+  return `fork/exec /bin/sh: ${errnoText(err)}`;
 }
 
 async function* pump(proc, sub, ctx, kaMs) {
@@ -585,7 +602,7 @@ export function processService(sb, registry) {
       for (const [k, v] of sb.envVars) env[k] = v;
       for (const [k, v] of Object.entries(config.envs ?? {})) env[k] = v;
 
-      const base = { config, tag: req.tag, cwd, env, lifetime };
+      const base = { config, tag: req.tag, cwd, vcwd, env, lifetime };
       const proc = req.pty
         ? await registry.spawnPty({
             ...base,

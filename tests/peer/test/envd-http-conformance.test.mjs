@@ -164,3 +164,9 @@ test("query strings as Go's url.ParseQuery + oapi-codegen bind them", async () =
     "Invalid format for parameter path: multiple values for single value parameter 'path'\n",
   );
 });
+
+test("PostFiles: an empty X-Metadata- key is skipped (extractMetadataHeaders)", async () => {
+  const r = await rawPost("/files?path=/meta-empty.txt", { "Content-Type": "application/octet-stream", "X-Metadata-": "ignored" }, 3);
+  assert.equal(r.status, 200);
+  assert.equal(JSON.parse(r.body)[0].metadata, undefined);
+});

@@ -4,6 +4,7 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
+import fs from "node:fs/promises";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { Signal } from "../gen/process_pb.js";
 import { startServer, rpcClients, collect, bashStart, sleep, alive, waitFor } from "./helpers.mjs";
@@ -332,4 +333,33 @@ test("PTY: the stream ends when every holder of the terminal has closed it (read
   assert.match(r.pty, /bg-done/);
   assert.ok(Date.now() - t0 >= 700, "stream ended at the shell's exit");
   assert.equal(r.end.exitCode, 0);
+});
+
+test("handler.New: a PTY child gets envd's environment only (no LC_CTYPE added)", async () => {
+  const r = await collect(
+    rpc.process.start({
+      process: { cmd: "/bin/bash", args: ["-c", 'echo "[${LC_CTYPE-unset}]"'], envs: {} },
+      pty: { size: { cols: 80, rows: 24 } },
+    }),
+  );
+  assert.equal(r.pty, "[unset]\r\n");
+});
+
+test("Start with a cwd that is a file: os.StartProcess's error, with the sandbox path only", async () => {
+  await fs.writeFile(`${server.root}/cwd-file`, "x");
+  for (const pty of [undefined, { size: { cols: 80, rows: 24 } }]) {
+    await assert.rejects(
+      collect(rpc.process.start({ process: { cmd: "true", args: [], envs: {}, cwd: "/cwd-file" }, pty })),
+      (err) => {
+        assert.equal(err.code, Code.InvalidArgument);
+        assert.equal(
+          err.rawMessage,
+          pty
+            ? "error starting pty with command 'true' in dir '/cwd-file' with '80' cols and '24' rows: fork/exec /bin/sh: not a directory"
+            : "error starting process 'true': fork/exec /bin/sh: not a directory",
+        );
+        return true;
+      },
+    );
+  }
 });

@@ -69,7 +69,10 @@ def main():
             os.closerange(3, 1 << 16)
             for sig in (signal.SIGPIPE, signal.SIGXFSZ, signal.SIGCHLD, signal.SIGINT):
                 signal.signal(sig, signal.SIG_DFL)
-            os.execv("/bin/sh", ["/bin/sh", "-c", 'exec "$@"', "--"] + argv)
+            env = dict(os.environ)
+            if env.pop("PEER_PTY_DROP_LC_CTYPE", None):
+                env.pop("LC_CTYPE", None)
+            os.execve("/bin/sh", ["/bin/sh", "-c", 'exec "$@"', "--"] + argv, env)
         finally:
             os._exit(127)
 
