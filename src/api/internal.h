@@ -47,6 +47,10 @@ struct envd_runtime {
     int closing;
     envd_transport_choice *choice; /* transport auto, per endpoint */
     struct envd_op *live;          /* ops with work to finish at free (op.h) */
+    /* Fire-and-forget kills still on the wire (a cancelled run's SIGKILL):
+     * envd_runtime_free lets them land before the engines go. */
+    int kills_pending;
+    pthread_cond_t kills_cv;
 };
 
 struct envd_client {

@@ -4,6 +4,7 @@
 #include "core/alloc.h"
 
 #include <stdio.h>
+#include <time.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -82,6 +83,20 @@ void envd_op_track(envd_op *op)
 /* How long envd_runtime_free waits for the kills of runs in flight. */
 #define SHUTDOWN_WAIT_MS 5000
 
+/* The kills that cancelled runs sent and nobody waits for: let them reach
+ * envd (bounded) before the engines that carry them are freed. */
+static void wait_for_kills(envd_runtime *rt)
+{
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += SHUTDOWN_WAIT_MS / 1000;
+    pthread_mutex_lock(&rt->mu);
+    while (rt->kills_pending > 0)
+        if (pthread_cond_timedwait(&rt->kills_cv, &rt->mu, &until) != 0)
+            break;
+    pthread_mutex_unlock(&rt->mu);
+}
+
 void envd_ops_shutdown(envd_runtime *rt)
 {
     /* The tracked ops, each with a reference so that their hooks run
@@ -113,6 +128,7 @@ void envd_ops_shutdown(envd_runtime *rt)
         envd_future_free(fs[i]);
     free(fs);
     free(ops);
+    wait_for_kills(rt);
 }
 
 

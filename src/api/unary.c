@@ -14,6 +14,7 @@ typedef struct unary_op {
     size_t resp_len;
     int got_resp;
     int oom; /* keeping the reply failed: the call was stopped for that */
+    int counted; /* an urgent fire-and-forget call, counted in kills_pending */
 } unary_op;
 
 static void unary_destroy(envd_op *op)
@@ -65,6 +66,13 @@ static void on_done(void *ud, envd_error *err)
             free_fn(result);
         envd_error_free(out_err);
     }
+    if (u->counted) {
+        envd_runtime *rt = u->op.rt;
+        pthread_mutex_lock(&rt->mu);
+        if (--rt->kills_pending == 0)
+            pthread_cond_broadcast(&rt->kills_cv);
+        pthread_mutex_unlock(&rt->mu);
+    }
     envd_op_unref(&u->op);
 }
 
@@ -84,6 +92,12 @@ envd_status envd_unary_start(envd_client *c, const envd_unary_spec *spec,
     envd_op_init(&u->op, &unary_class, c->rt);
     u->spec = *spec;
     u->f = f;
+    if (spec->urgent && !out) { /* counted before it can finish */
+        u->counted = 1;
+        pthread_mutex_lock(&c->rt->mu);
+        c->rt->kills_pending++;
+        pthread_mutex_unlock(&c->rt->mu);
+    }
     envd_call call = {.method = spec->method,
                       .kind = ENVD_RPC_UNARY,
                       .msg = msg,
@@ -92,6 +106,12 @@ envd_status envd_unary_start(envd_client *c, const envd_unary_spec *spec,
                       .urgent = spec->urgent};
     envd_status s = envd_op_start_rpc(&u->op, c, &call, on_message, on_done);
     if (s != ENVD_OK) {
+        if (u->counted) {
+            pthread_mutex_lock(&c->rt->mu);
+            if (--c->rt->kills_pending == 0)
+                pthread_cond_broadcast(&c->rt->kills_cv);
+            pthread_mutex_unlock(&c->rt->mu);
+        }
         envd_future_discard(f);
         envd_op_unref(&u->op);
         return s;

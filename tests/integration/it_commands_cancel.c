@@ -182,6 +182,39 @@ static void runtime_free_kills_runs(void **state)
     envd_cmd_opts_free(o);
 }
 
+/* The kills a cancel sends are fire and forget; freeing the runtime right
+ * after the cancels must not drop them on the floor (envdctl batch does
+ * exactly this on Ctrl-C). */
+static void cancel_then_runtime_free(void **state)
+{
+    fixture *fx = *state;
+    char tag[64];
+    snprintf(tag, sizeof(tag), "cxfree-%d-%d", (int)getpid(), fx->route);
+    envd_runtime *rt = NULL;
+    assert_int_equal(envd_runtime_new(NULL, &rt), ENVD_OK);
+    envd_runtime *keep = fx->rt;
+    fx->rt = rt;
+    envd_client *c = fx_client(fx, NULL);
+    fx->rt = keep;
+    assert_non_null(c);
+    envd_cmd_opts *o = tagged(tag, 0);
+    enum { N = 20 };
+    envd_future *fs[N];
+    for (int i = 0; i < N; i++) {
+        assert_int_equal(envd_commands_run_async(c, "sleep 30", o, &fs[i]), ENVD_OK);
+        assert_true(wait_pid(fs[i], 20000));
+    }
+    assert_int_equal(alive_with_tag(fx->c, tag, 0), N);
+    for (int i = 0; i < N; i++) {
+        envd_future_cancel(fs[i]);
+        envd_future_free(fs[i]);
+    }
+    envd_client_free(c);
+    assert_int_equal(envd_runtime_free(rt), ENVD_OK);
+    assert_int_equal(alive_with_tag(fx->c, tag, 10000), 0);
+    envd_cmd_opts_free(o);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -192,6 +225,8 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(runtime_free_kills_runs, setup_grpc, teardown),
         cmocka_unit_test_setup_teardown(runtime_free_kills_runs, setup_connect, teardown),
+        cmocka_unit_test_setup_teardown(cancel_then_runtime_free, setup_grpc, teardown),
+        cmocka_unit_test_setup_teardown(cancel_then_runtime_free, setup_connect, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
