@@ -12,7 +12,7 @@ import http from "node:http";
 import http2 from "node:http2";
 import net from "node:net";
 import { Duplex } from "node:stream";
-import { mkdirSync } from "node:fs";
+import { mkdirSync, readFileSync } from "node:fs";
 import { createApp } from "./lib/app.mjs";
 
 const USAGE =
@@ -156,7 +156,16 @@ listener.once("error", (err) => {
   app.shutdown();
   process.exit(1);
 });
-listener.listen(opts.port, opts.host, () => {
+// envd (Go's net.Listen) asks the kernel for net.core.somaxconn as its
+// accept backlog; Node's default is 511, which a thousand clients
+// connecting at once overflow (resets a real envd would not give).
+let backlog = 4096;
+try {
+  backlog = parseInt(readFileSync("/proc/sys/net/core/somaxconn", "utf8"), 10) || backlog;
+} catch {
+  /* not Linux: keep 4096 */
+}
+listener.listen({ port: opts.port, host: opts.host, backlog }, () => {
   process.stdout.write(`listening ${listener.address().port}\n`);
 });
 
