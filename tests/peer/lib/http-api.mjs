@@ -684,7 +684,8 @@ export class HttpApi {
       await this.writeFile(vpath, body, user, meta, contentLength);
       written.push(vpath);
     } else if (type.startsWith("multipart/")) {
-      if (type !== "multipart/form-data") {
+      // net/http's Request.MultipartReader allows multipart/mixed too.
+      if (type !== "multipart/form-data" && type !== "multipart/mixed") {
         throw new HttpError(
           500,
           "error parsing multipart form: request Content-Type isn't multipart/form-data",

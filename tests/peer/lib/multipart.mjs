@@ -22,6 +22,20 @@ export function parseMediaType(value) {
     if (!(key in params)) params[key] = v;
     rest = rest.slice(m[0].length);
   }
+  // RFC 2231 extended values (`filename*=utf-8''%E6%97%A5`), which Go's
+  // mime.ParseMediaType decodes under the plain name (Part.FileName uses it).
+  for (const key of Object.keys(params)) {
+    if (!key.endsWith("*") || key.slice(0, -1).includes("*")) continue;
+    const ext = /^(utf-8|us-ascii)'[^']*'(.*)$/i.exec(params[key]);
+    delete params[key];
+    if (!ext || /%(?![0-9a-fA-F]{2})/.test(ext[2])) continue;
+    params[key.slice(0, -1)] = Buffer.from(
+      ext[2].replace(/%([0-9a-fA-F]{2})|[^%]+/g, (m0, hex) =>
+        hex ? String.fromCharCode(parseInt(hex, 16)) : Buffer.from(m0, "utf8").toString("latin1"),
+      ),
+      "latin1",
+    ).toString("utf8");
+  }
   return { type, params };
 }
 

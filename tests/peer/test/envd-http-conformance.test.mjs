@@ -170,3 +170,20 @@ test("PostFiles: an empty X-Metadata- key is skipped (extractMetadataHeaders)", 
   assert.equal(r.status, 200);
   assert.equal(JSON.parse(r.body)[0].metadata, undefined);
 });
+
+test("PostFiles multipart: multipart/mixed is read (Request.MultipartReader), filename* names a part (RFC 2231)", async () => {
+  const body =
+    "--XyZ\r\n" +
+    "Content-Disposition: form-data; name=\"file\"; filename*=utf-8''%E6%97%A5%E6%9C%AC.txt\r\n\r\n" +
+    "nihon\r\n--XyZ--\r\n";
+  // Without ?path= the part's file name is the target, under the user's home.
+  const res = await fetch(`${server.url}/files`, {
+    method: "POST",
+    headers: { "Content-Type": "multipart/mixed; boundary=XyZ" },
+    body,
+  });
+  assert.equal(res.status, 200);
+  const [e] = JSON.parse(await res.text());
+  assert.equal(e.path, "/root/日本.txt");
+  assert.equal(await fs.readFile(real("/root/日本.txt"), "utf8"), "nihon");
+});
