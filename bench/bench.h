@@ -18,6 +18,7 @@
 
 #include <stdatomic.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <stdint.h>
 #include <sys/resource.h>
 #include <sys/types.h>
@@ -90,6 +91,13 @@ typedef struct bench_result {
     double bytes_per_s;
     int64_t file_bytes; /* size of each file moved */
     long files;         /* files per case */
+    /* batch (bench/batch.c): envdctl batch over the same jobs; 0 elsewhere */
+    long batch_jobs;
+    double batch_cpu_us;      /* envdctl's user+system CPU (wait4) */
+    double batch_seconds;     /* its wall time */
+    uint64_t batch_ok;        /* jobs its results file says ok */
+    long check_lines;         /* lines of the --check file */
+    long check_rss_kib;       /* envdctl batch --check's peak RSS (ru_maxrss) */
     char note[640];
     int skipped; /* not run: note says why */
 } bench_result;
@@ -114,6 +122,7 @@ typedef struct bench_opts {
     pid_t server_pid;   /* for --domain: lets inflight pause it and CPU be read */
     const char *h2load; /* program */
     const char *node;   /* program */
+    const char *envdctl; /* program; NULL: next to envd-bench */
     int verbose;
 } bench_opts;
 
@@ -160,6 +169,9 @@ int bench_proc_threads(pid_t pid);
 
 /* A libenvd client for the server over a transport. NULL + message on error. */
 envd_client *bench_client_new(bench_env *env, envd_runtime *rt, int transport, int64_t timeout_ms);
+/* The same for a given sandbox ID (e2b-sandbox-id); the above sends "envd-bench". */
+envd_client *bench_client_new_id(bench_env *env, envd_runtime *rt, int transport,
+                                 int64_t timeout_ms, const char *sandbox_id);
 envd_runtime *bench_runtime_new(const bench_env *env, int max_inflight);
 
 /* ------------------------------------------------------------- scenarios */
@@ -213,6 +225,12 @@ int bench_run_inflight(bench_env *env, const bench_scenario *sc, int transport, 
 /* bench/soak.c */
 int bench_run_soak(bench_env *env, const bench_scenario *sc, int transport, int concurrency,
                    bench_result *out);
+
+/* bench/batch.c */
+int bench_run_batch(bench_env *env, const bench_scenario *sc, int transport, int concurrency,
+                    bench_result *out);
+/* Its target lines (envdctl CPU/job <= 1.5x the loop's; --check RSS <= 64 MiB). */
+void bench_batch_targets(FILE *fp, const bench_result *rs, size_t n, int *met, int *missed);
 
 /* ---------------------------------------------------------------- output */
 

@@ -35,6 +35,7 @@ static void usage(FILE *fp)
             "  --source-dir DIR     repository root (default: %s)\n"
             "  --h2load PATH        h2load program (default: h2load)\n"
             "  --node PATH          node program (default: node)\n"
+            "  --envdctl PATH       envdctl program (batch; default: next to envd-bench)\n"
             "  --json               one JSON object per line per case on stdout\n"
             "  --verbose            keep h2load output files\n"
             "  --list               list the scenarios\n",
@@ -133,6 +134,7 @@ int main(int argc, char **argv)
         O_SRC,
         O_H2LOAD,
         O_NODE,
+        O_ENVDCTL,
         O_JSON,
         O_VERBOSE,
         O_LIST,
@@ -151,6 +153,7 @@ int main(int argc, char **argv)
         {"source-dir", required_argument, 0, O_SRC},
         {"h2load", required_argument, 0, O_H2LOAD},
         {"node", required_argument, 0, O_NODE},
+        {"envdctl", required_argument, 0, O_ENVDCTL},
         {"json", no_argument, 0, O_JSON},
         {"verbose", no_argument, 0, O_VERBOSE},
         {"list", no_argument, 0, O_LIST},
@@ -193,6 +196,7 @@ int main(int argc, char **argv)
         case O_SRC: o.source_dir = optarg; break;
         case O_H2LOAD: o.h2load = optarg; break;
         case O_NODE: o.node = optarg; break;
+        case O_ENVDCTL: o.envdctl = optarg; break;
         case O_JSON: o.json = 1; break;
         case O_VERBOSE: o.verbose = 1; break;
         case O_LIST:

@@ -100,6 +100,17 @@ static void print_json(const bench_result *r)
         json_object_set_new(o, "files", json_integer(r->files));
         json_object_set_new(o, "file_bytes", json_integer((json_int_t)r->file_bytes));
     }
+    if (r->batch_jobs > 0) {
+        json_object_set_new(o, "batch_jobs", json_integer(r->batch_jobs));
+        json_object_set_new(o, "batch_ok", json_integer((json_int_t)r->batch_ok));
+        json_object_set_new(o, "batch_seconds", json_real(rnd(r->batch_seconds * 1000) / 1000));
+        json_object_set_new(o, "batch_cpu_us", json_real(rnd(r->batch_cpu_us)));
+        json_object_set_new(
+            o, "batch_cpu_us_per_job",
+            json_real(rnd(r->batch_cpu_us / (double)r->batch_jobs * 10) / 10));
+        json_object_set_new(o, "check_lines", json_integer(r->check_lines));
+        json_object_set_new(o, "check_peak_rss_kib", json_integer(r->check_rss_kib));
+    }
     if (r->skipped)
         json_object_set_new(o, "skipped", json_true());
     if (r->note[0])
@@ -146,7 +157,7 @@ void bench_print_result(const bench_opts *o, const bench_result *r)
                r->inflight, r->threads, r->workers, r->runtime_threads,
                r->threads - r->runtime_threads - 1, r->rss_per_call_kib, r->heap_per_call_kib,
                r->baseline_rss_kib, r->note);
-    if (r->file_bytes > 0)
+    if (r->file_bytes > 0 || r->batch_jobs > 0)
         printf("         %s\n", r->note);
     fflush(stdout);
 }
@@ -247,6 +258,7 @@ void bench_print_targets(const bench_opts *o, const bench_result *rs, size_t n)
         }
     }
     bench_files_targets(fp, rs, n, &met, &missed);
+    bench_batch_targets(fp, rs, n, &met, &missed);
     fprintf(fp, "  %d met, %d missed\n", met, missed);
     fflush(fp);
 }

@@ -196,6 +196,16 @@ const bench_scenario bench_scenarios[] = {
         .teardown = bench_files_teardown,
         .run = bench_files_download_big_run,
     },
+    /* Not in the default set: over a minute with its 1,000,000-line --check. */
+    {
+        .name = "batch",
+        .summary = "10,000 `true` jobs over 8 sandbox IDs by envdctl batch vs libenvd's async "
+                   "loop: CPU per job; peak RSS of --check on 1,000,000 lines",
+        .in_default = 0,
+        .default_concurrency = {8},
+        .transports = 1u << BT_GRPC | 1u << BT_CONNECT_H1,
+        .run = bench_run_batch,
+    },
     /* Not in the default set: it runs for minutes. */
     {
         .name = "soak",

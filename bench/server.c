@@ -183,6 +183,12 @@ envd_runtime *bench_runtime_new(const bench_env *env, int max_inflight)
 
 envd_client *bench_client_new(bench_env *env, envd_runtime *rt, int transport, int64_t timeout_ms)
 {
+    return bench_client_new_id(env, rt, transport, timeout_ms, "envd-bench");
+}
+
+envd_client *bench_client_new_id(bench_env *env, envd_runtime *rt, int transport,
+                                 int64_t timeout_ms, const char *sandbox_id)
+{
     envd_config *cfg = envd_config_new();
     if (!cfg)
         return NULL;
@@ -194,7 +200,7 @@ envd_client *bench_client_new(bench_env *env, envd_runtime *rt, int transport, i
     envd_config_set_h2c(cfg, transport == BT_CONNECT_H2C);
     envd_client *c = NULL;
     envd_error *err = NULL;
-    envd_status s = envd_client_new(rt, "envd-bench", cfg, &c, &err);
+    envd_status s = envd_client_new(rt, sandbox_id, cfg, &c, &err);
     envd_config_free(cfg);
     if (s != ENVD_OK) {
         bench_log("envd-bench: envd_client_new: %s",
