@@ -96,6 +96,7 @@ typedef struct bench_result {
     double batch_cpu_us;      /* envdctl's user+system CPU (wait4) */
     double batch_seconds;     /* its wall time */
     uint64_t batch_ok;        /* jobs its results file says ok */
+    double batch_startup_cpu_us; /* envdctl's CPU for a batch of one job per sandbox */
     long check_lines;         /* lines of the --check file */
     long check_rss_kib;       /* envdctl batch --check's peak RSS (ru_maxrss) */
     char note[640];

@@ -108,6 +108,7 @@ static void print_json(const bench_result *r)
         json_object_set_new(
             o, "batch_cpu_us_per_job",
             json_real(rnd(r->batch_cpu_us / (double)r->batch_jobs * 10) / 10));
+        json_object_set_new(o, "batch_startup_cpu_us", json_real(rnd(r->batch_startup_cpu_us)));
         json_object_set_new(o, "check_lines", json_integer(r->check_lines));
         json_object_set_new(o, "check_peak_rss_kib", json_integer(r->check_rss_kib));
     }
