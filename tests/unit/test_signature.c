@@ -148,6 +148,9 @@ static void download_and_upload_urls(void **state)
     assert_non_null(err);
     envd_error_free(err);
     assert_int_equal(envd_files_url(c, NULL, ENVD_FILES_READ, NULL, 0, &url, &err), ENVD_E_USAGE);
+    assert_non_null(err); /* the usage error names the argument */
+    assert_non_null(strstr(envd_error_message(err), "path is NULL"));
+    envd_error_free(err);
     envd_client_free(c);
 }
 
