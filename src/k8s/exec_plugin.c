@@ -1,5 +1,6 @@
 /* Exec credential plugins: spawn, collect, parse, cache. */
 #include "k8s/exec_plugin.h"
+#include "core/alloc.h"
 #include "k8s/worker.h"
 #include "core/buf.h"
 #include "core/error.h"
@@ -45,7 +46,7 @@ static int blob_dup(envd_k8s_blob *dst, const envd_k8s_blob *src)
     dst->len = 0;
     if (!src->data)
         return 0;
-    if (!(dst->data = malloc(src->len + 1)))
+    if (!(dst->data = envd_malloc(src->len + 1)))
         return -1;
     memcpy(dst->data, src->data, src->len);
     dst->data[src->len] = 0;
@@ -57,7 +58,7 @@ static int cred_dup(envd_k8s_cred *dst, const envd_k8s_cred *src)
 {
     memset(dst, 0, sizeof(*dst));
     dst->expires = src->expires;
-    if ((src->token && !(dst->token = strdup(src->token))) || blob_dup(&dst->cert, &src->cert) ||
+    if ((src->token && !(dst->token = envd_strdup(src->token))) || blob_dup(&dst->cert, &src->cert) ||
         blob_dup(&dst->key, &src->key)) {
         envd_k8s_cred_clear(dst);
         return -1;
@@ -138,14 +139,14 @@ envd_status envd_k8s_parse_exec_credential(const char *text, size_t len, const c
         const char *cert = json_string_value(json_object_get(status, "clientCertificateData"));
         const char *key = json_string_value(json_object_get(status, "clientKeyData"));
         const char *exp = json_string_value(json_object_get(status, "expirationTimestamp"));
-        if (tok && *tok && !(out->token = strdup(tok)))
+        if (tok && *tok && !(out->token = envd_strdup(tok)))
             bad = "out of memory";
         if (!bad && !cert != !key)
             bad = "its ExecCredential has a client certificate without a key, or a key without "
                   "a certificate";
         if (!bad && cert && key) {
-            out->cert.data = (unsigned char *)strdup(cert);
-            out->key.data = (unsigned char *)strdup(key);
+            out->cert.data = (unsigned char *)envd_strdup(cert);
+            out->key.data = (unsigned char *)envd_strdup(key);
             out->cert.len = strlen(cert);
             out->key.len = strlen(key);
             if (!out->cert.data || !out->key.data)
@@ -161,7 +162,7 @@ envd_status envd_k8s_parse_exec_credential(const char *text, size_t len, const c
     json_decref(root);
     if (bad) {
         envd_k8s_cred_clear(out);
-        *problem = strdup(bad);
+        *problem = envd_strdup(bad);
         return ENVD_E_CONFIG;
     }
     return ENVD_OK;
@@ -189,7 +190,7 @@ static char *cache_key(const envd_k8s_conn *c)
         n += strlen(x->env[i]) + 1;
     if (x->provide_cluster_info)
         n += strlen(c->server) + 1;
-    char *k = malloc(n);
+    char *k = envd_malloc(n);
     if (!k)
         return NULL;
     /* \x1f cannot appear in a kubeconfig string that matters here */
@@ -238,7 +239,7 @@ static void cache_put(char *key, const envd_k8s_cred *cred)
         envd_k8s_cred_clear(&e->cred);
         e->cred = copy;
         free(key);
-    } else if ((e = calloc(1, sizeof(*e)))) {
+    } else if ((e = envd_calloc(1, sizeof(*e)))) {
         e->key = key;
         e->cred = copy;
         e->next = cache;
@@ -261,7 +262,7 @@ static char *exec_info(const envd_k8s_conn *c)
             json_pack("{s:s, s:b}", "server", c->server, "insecure-skip-tls-verify", c->insecure);
         if (cl && c->ca.data) {
             size_t bl = 4 * ((c->ca.len + 2) / 3) + 1;
-            char *b64 = malloc(bl);
+            char *b64 = envd_malloc(bl);
             if (b64) {
                 EVP_EncodeBlock((unsigned char *)b64, c->ca.data, (int)c->ca.len);
                 json_object_set_new(cl, "certificate-authority-data", json_string(b64));
@@ -290,7 +291,7 @@ static char **build_env(const envd_k8s_exec *x, char *info)
     size_t n = 0;
     while (environ && environ[n])
         n++;
-    char **env = calloc(n + x->n_env + 2, sizeof(char *));
+    char **env = envd_calloc(n + x->n_env + 2, sizeof(char *));
     if (!env)
         return NULL;
     size_t k = 0;
@@ -481,7 +482,7 @@ static envd_status run_plugin(const envd_k8s_conn *c, int64_t timeout_ms,
         info = NULL;
     if (info) {
         env = build_env(x, info);
-        argv = calloc(x->n_args + 2, sizeof(char *));
+        argv = envd_calloc(x->n_args + 2, sizeof(char *));
     }
     if (env && argv) {
         argv[0] = x->command;

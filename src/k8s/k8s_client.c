@@ -1,6 +1,7 @@
 /* NewFromK8s (a client for a Sandbox object) and the plain Sandbox read,
  * both on the lookup in lookup.c. */
 #include "api/internal.h"
+#include "core/alloc.h"
 #include "api/sync.h"
 #include "k8s/k8s.h"
 
@@ -64,7 +65,7 @@ envd_status envd_client_from_k8s_async(envd_runtime *rt, const char *ns, const c
     if (!name)
         return envd_start_error(ENVD_E_USAGE, "name is NULL");
     envd_k8s_worker *w = envd_k8s_runtime_worker(rt);
-    client_ctx *cx = w ? calloc(1, sizeof(*cx)) : NULL;
+    client_ctx *cx = w ? envd_calloc(1, sizeof(*cx)) : NULL;
     if (cx) {
         cx->rt = rt;
         cx->require_running = k8s ? k8s->require_running : 1;

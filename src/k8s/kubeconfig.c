@@ -1,6 +1,7 @@
 /* Kubeconfig loading and merging (kubectl's rules), context selection, and
  * the in-cluster configuration. */
 #include "k8s/kubeconfig.h"
+#include "core/alloc.h"
 #include "config/yaml_doc.h"
 #include "core/file.h"
 #include "core/error.h"
@@ -37,7 +38,7 @@ int envd_k8s_b64decode(const char *in, envd_k8s_blob *out)
     out->data = NULL;
     out->len = 0;
     size_t n = strlen(in);
-    unsigned char *buf = malloc(n / 4 * 3 + 4);
+    unsigned char *buf = envd_malloc(n / 4 * 3 + 4);
     EVP_ENCODE_CTX *ctx = EVP_ENCODE_CTX_new();
     if (!buf || !ctx) {
         free(buf);
@@ -64,18 +65,18 @@ static char *dir_of(const char *path)
 {
     const char *slash = strrchr(path, '/');
     if (!slash)
-        return strdup(".");
+        return envd_strdup(".");
     if (slash == path)
-        return strdup("/");
-    return strndup(path, (size_t)(slash - path));
+        return envd_strdup("/");
+    return envd_strndup(path, (size_t)(slash - path));
 }
 
 static char *join_dir(const char *dir, const char *p)
 {
     if (p[0] == '/' || !dir)
-        return strdup(p);
+        return envd_strdup(p);
     size_t n = strlen(dir) + 1 + strlen(p) + 1;
-    char *r = malloc(n);
+    char *r = envd_malloc(n);
     if (r)
         snprintf(r, n, "%s/%s", dir, p);
     return r;
@@ -101,7 +102,7 @@ static int push_str(char ***arr, size_t *n, char *s)
 {
     if (!s)
         return -1;
-    char **na = realloc(*arr, (*n + 1) * sizeof(char *));
+    char **na = envd_realloc(*arr, (*n + 1) * sizeof(char *));
     if (!na) {
         free(s);
         return -1;
@@ -277,7 +278,7 @@ static envd_status kc_collect(kc_file *f, yaml_node_t *root, const char *section
         }
         if (l->n == l->cap) {
             size_t cap = l->cap ? l->cap * 2 : 16;
-            kc_entry *nv = realloc(l->v, cap * sizeof(*nv));
+            kc_entry *nv = envd_realloc(l->v, cap * sizeof(*nv));
             if (!nv)
                 return ENVD_E_NOMEM;
             l->v = nv;
@@ -291,7 +292,7 @@ static envd_status kc_collect(kc_file *f, yaml_node_t *root, const char *section
 
 static envd_status kc_load(kc_set *s, char **paths, size_t n, envd_error **err)
 {
-    s->files = calloc(n, sizeof(kc_file));
+    s->files = envd_calloc(n, sizeof(kc_file));
     if (!s->files)
         return ENVD_E_NOMEM;
     for (size_t i = 0; i < n; i++) {
@@ -344,7 +345,7 @@ static envd_status get_str(kc_entry *e, const char *key, const char *what, char 
     }
     if (!*envd_yaml_text(n))
         return ENVD_OK;
-    char *v = strdup(envd_yaml_text(n));
+    char *v = envd_strdup(envd_yaml_text(n));
     if (!v)
         return ENVD_E_NOMEM;
     free(*out);
@@ -440,7 +441,7 @@ static envd_status get_str_list(kc_entry *e, yaml_node_t *n, const char *what, c
                                    e->name, key, envd_yaml_describe(it));
             return ENVD_E_CONFIG;
         }
-        if (push_str(arr, cnt, strdup(envd_yaml_text(it))))
+        if (push_str(arr, cnt, envd_strdup(envd_yaml_text(it))))
             return ENVD_E_NOMEM;
     }
     return ENVD_OK;
@@ -490,7 +491,7 @@ static envd_status read_exec(kc_entry *e, yaml_node_t *x, envd_k8s_conn *c, envd
                                envd_yaml_describe(x));
         return ENVD_E_CONFIG;
     }
-    envd_k8s_exec *ex = calloc(1, sizeof(*ex));
+    envd_k8s_exec *ex = envd_calloc(1, sizeof(*ex));
     if (!ex)
         return ENVD_E_NOMEM;
     c->exec = ex;
@@ -669,7 +670,7 @@ static int file_exists(const char *p)
 /* Splits a colon-separated list, dropping empty and repeated entries. */
 static int split_paths(const char *list, char ***out, size_t *n)
 {
-    char *copy = strdup(list);
+    char *copy = envd_strdup(list);
     if (!copy)
         return -1;
     int rc = 0;
@@ -679,7 +680,7 @@ static int split_paths(const char *list, char ***out, size_t *n)
         for (size_t i = 0; i < *n; i++)
             dup |= strcmp((*out)[i], p) == 0;
         if (!dup)
-            rc = push_str(out, n, strdup(p));
+            rc = push_str(out, n, envd_strdup(p));
     }
     free(copy);
     return rc;
@@ -689,11 +690,11 @@ static char *home_dir(void)
 {
     const char *h = getenv("HOME");
     if (h && *h)
-        return strdup(h);
+        return envd_strdup(h);
     struct passwd pw, *res = NULL;
     char buf[4096];
     if (getpwuid_r(getuid(), &pw, buf, sizeof(buf), &res) == 0 && res && res->pw_dir)
-        return strdup(res->pw_dir);
+        return envd_strdup(res->pw_dir);
     return NULL;
 }
 
@@ -705,7 +706,7 @@ static envd_status from_kubeconfig(const envd_k8s_options *o, char **paths, size
     size_t nl = 1;
     for (size_t i = 0; i < n; i++)
         nl += strlen(paths[i]) + 1;
-    if (!(s.names = calloc(1, nl)))
+    if (!(s.names = envd_calloc(1, nl)))
         return ENVD_E_NOMEM;
     for (size_t i = 0; i < n; i++) {
         if (i)
@@ -756,7 +757,7 @@ static envd_status from_kubeconfig(const envd_k8s_options *o, char **paths, size
     }
     if (st == ENVD_OK) {
         c->origin = fmt("kubeconfig %s, context '%s'", s.names, ctx_name);
-        c->user_desc = user ? fmt("user '%s'", user) : strdup("no user (anonymous)");
+        c->user_desc = user ? fmt("user '%s'", user) : envd_strdup("no user (anonymous)");
         if (!c->origin || !c->user_desc)
             st = ENVD_E_NOMEM;
     }
@@ -785,7 +786,7 @@ static envd_status from_in_cluster(const envd_k8s_options *o, envd_k8s_conn *c, 
     int v6 = strchr(host, ':') != NULL;
     c->server = fmt("https://%s%s%s:%s", v6 ? "[" : "", host, v6 ? "]" : "", port);
     c->origin = fmt("in-cluster configuration (%s)", dir);
-    c->user_desc = strdup("the pod's service account");
+    c->user_desc = envd_strdup("the pod's service account");
     char *tok = fmt("%s/token", dir), *ca = fmt("%s/ca.crt", dir), *nsf = fmt("%s/namespace", dir);
     envd_status st = ENVD_OK;
     envd_k8s_blob b;
@@ -825,7 +826,7 @@ out:
 envd_status envd_k8s_conn_load(const envd_k8s_options *o, envd_k8s_conn **out, envd_error **err)
 {
     *out = NULL;
-    envd_k8s_conn *c = calloc(1, sizeof(*c));
+    envd_k8s_conn *c = envd_calloc(1, sizeof(*c));
     if (!c)
         return ENVD_E_NOMEM;
     envd_k8s_source src = o ? o->source : ENVD_K8S_SOURCE_AUTO;
@@ -844,7 +845,7 @@ envd_status envd_k8s_conn_load(const envd_k8s_options *o, envd_k8s_conn **out, e
                 goto out;
             }
             for (size_t i = 0; i < n_listed; i++)
-                if (file_exists(listed[i]) && push_str(&found, &n_found, strdup(listed[i]))) {
+                if (file_exists(listed[i]) && push_str(&found, &n_found, envd_strdup(listed[i]))) {
                     st = ENVD_E_NOMEM;
                     goto out;
                 }
@@ -871,7 +872,7 @@ envd_status envd_k8s_conn_load(const envd_k8s_options *o, envd_k8s_conn **out, e
                     st = ENVD_E_NOMEM;
                     goto out;
                 }
-                if (file_exists(home_cfg) && push_str(&found, &n_found, strdup(home_cfg))) {
+                if (file_exists(home_cfg) && push_str(&found, &n_found, envd_strdup(home_cfg))) {
                     st = ENVD_E_NOMEM;
                     goto out;
                 }
@@ -896,7 +897,7 @@ envd_status envd_k8s_conn_load(const envd_k8s_options *o, envd_k8s_conn **out, e
             st = from_in_cluster(o, c, err);
         }
     }
-    if (st == ENVD_OK && !c->ns && !(c->ns = strdup("default")))
+    if (st == ENVD_OK && !c->ns && !(c->ns = envd_strdup("default")))
         st = ENVD_E_NOMEM;
 out:
     free_strs(listed, n_listed);

@@ -15,6 +15,7 @@
  * worker before it frees the curl engine, so every stage ends and every
  * future completes, ENVD_CANCELED. */
 #include "api/op.h"
+#include "core/alloc.h"
 #include "api/sync.h"
 #include "core/buf.h"
 #include "k8s/exec_plugin.h"
@@ -330,8 +331,8 @@ static void http_begin(lookup *op)
 {
     const envd_k8s_conn *c = op->conn;
     size_t cap = MAX_HEADERS + c->n_as_groups + c->n_as_extra;
-    envd_kv *h = calloc(cap, sizeof(*h));
-    char **extra = calloc(c->n_as_extra + 1, sizeof(char *));
+    envd_kv *h = envd_calloc(cap, sizeof(*h));
+    char **extra = envd_calloc(c->n_as_extra + 1, sizeof(char *));
     char *auth = NULL;
     envd_status st = h && extra ? ENVD_OK : ENVD_E_NOMEM;
     size_t n = st == ENVD_OK ? build_headers(op, h, &auth) : 0;
@@ -340,7 +341,7 @@ static void http_begin(lookup *op)
         st = ENVD_E_NOMEM;
     /* "Impersonate-Extra-<key>: <value>", split at its ": " */
     for (size_t i = 0; st == ENVD_OK && i < c->n_as_extra; i++) {
-        char *colon = (extra[i] = strdup(c->as_extra[i])) ? strstr(extra[i], ": ") : NULL;
+        char *colon = (extra[i] = envd_strdup(c->as_extra[i])) ? strstr(extra[i], ": ") : NULL;
         if (!extra[i])
             st = ENVD_E_NOMEM;
         else if (colon) {
@@ -446,7 +447,7 @@ static envd_status server_name_url(lookup *op)
         size_t n = strlen(url);
         while (n > 0 && url[n - 1] == '/')
             n--; /* the path follows */
-        op->ep.base_url = strndup(url, n);
+        op->ep.base_url = envd_strndup(url, n);
         st = op->connect_to && op->ep.base_url ? ENVD_OK : ENVD_E_NOMEM;
     }
     curl_free(host);
@@ -473,7 +474,7 @@ static envd_error *prepare(lookup *op, const envd_k8s_options *o)
                                   "failed to create k8s client: %s: the namespace '%s' is not a "
                                   "valid Kubernetes name",
                                   c->origin, c->ns);
-        if (!(op->ns = strdup(c->ns)))
+        if (!(op->ns = envd_strdup(c->ns)))
             return NULL;
     }
     op->ep.tls = strncmp(c->server, "https:", 6) == 0;
@@ -484,7 +485,7 @@ static envd_error *prepare(lookup *op, const envd_k8s_options *o)
                               c->tls_server_name, c->server);
     char *sel = op->selector && *op->selector ? curl_easy_escape(NULL, op->selector, 0) : NULL;
     int n = -1;
-    if (op->ep.base_url || (op->ep.base_url = strdup(c->server)))
+    if (op->ep.base_url || (op->ep.base_url = envd_strdup(c->server)))
         n = op->name ? asprintf(&op->path, "/apis/agents.kruise.io/v1alpha1/namespaces/%s/"
                                            "sandboxes/%s", op->ns, op->name)
                      : asprintf(&op->path, "/apis/agents.kruise.io/v1alpha1/namespaces/%s/"
@@ -504,7 +505,7 @@ static lookup *lookup_new(envd_runtime *rt, envd_curl_engine *curl, envd_k8s_wor
                           const envd_k8s_options *o, const char *ns, const char *name,
                           const char *sel)
 {
-    lookup *op = calloc(1, sizeof(*op));
+    lookup *op = envd_calloc(1, sizeof(*op));
     if (!op)
         return NULL;
     envd_op_init(&op->base, &lookup_class, rt);
@@ -515,9 +516,9 @@ static lookup *lookup_new(envd_runtime *rt, envd_curl_engine *curl, envd_k8s_wor
     op->curl = curl;
     op->worker = worker;
     op->timeout_ms = o ? o->timeout_ms : 30000;
-    op->name = name ? strdup(name) : NULL;
-    op->selector = name ? NULL : strdup(sel ? sel : "");
-    op->ns = ns && *ns ? strdup(ns) : NULL;
+    op->name = name ? envd_strdup(name) : NULL;
+    op->selector = name ? NULL : envd_strdup(sel ? sel : "");
+    op->ns = ns && *ns ? envd_strdup(ns) : NULL;
     if (!(op->name || op->selector) || (ns && *ns && !op->ns)) {
         lookup_unref(op);
         return NULL;

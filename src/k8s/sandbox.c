@@ -1,6 +1,7 @@
 /* The Sandbox object: its fields, whether the gateway would route to it,
  * and the errors a user can act on for the answers that are not it. */
 #include "core/error.h"
+#include "core/alloc.h"
 #include "k8s/k8s.h"
 
 #include <ctype.h>
@@ -13,7 +14,7 @@
 
 static char *dup_or(const char *s, const char *dflt)
 {
-    return strdup(s ? s : dflt);
+    return envd_strdup(s ? s : dflt);
 }
 
 void envd_k8s_sandbox_free(envd_k8s_sandbox *pub)
@@ -57,7 +58,7 @@ static void publish(envd_k8s_sb *s)
 /* One Sandbox object (root is borrowed). NULL on out of memory. */
 static envd_k8s_sb *from_json(const char *ns, const char *name, json_t *root)
 {
-    envd_k8s_sb *s = calloc(1, sizeof(*s));
+    envd_k8s_sb *s = envd_calloc(1, sizeof(*s));
     if (!s)
         return NULL;
     json_t *md = json_object_get(root, "metadata");
@@ -69,13 +70,13 @@ static envd_k8s_sb *from_json(const char *ns, const char *name, json_t *root)
     if (!tok)
         tok = str_at(ann, ENVD_K8S_ANN_TOKEN_LEGACY);
     const char *id = str_at(labels, ENVD_K8S_LABEL_ID);
-    int bad = !(s->ns = strdup(ns)) || !(s->name = strdup(name)) ||
-              (tok && !(s->token = strdup(tok))) ||
+    int bad = !(s->ns = envd_strdup(ns)) || !(s->name = envd_strdup(name)) ||
+              (tok && !(s->token = envd_strdup(tok))) ||
               !(s->phase = dup_or(str_at(status, "phase"), "")) ||
               !(s->pod_ip = dup_or(str_at(json_object_get(status, "podInfo"), "podIP"), ""));
     if (!bad) {
         if (id)
-            s->id = strdup(id);
+            s->id = envd_strdup(id);
         else if (asprintf(&s->id, "%s--%s", ns, name) < 0)
             s->id = NULL;
         bad = !s->id;
@@ -92,10 +93,10 @@ static envd_k8s_sb *from_json(const char *ns, const char *name, json_t *root)
             break;
         }
     }
-    bad = bad || !(s->ready = dup_or(rs, "")) || (rr && !(s->ready_reason = strdup(rr))) ||
-          (rm && !(s->ready_message = strdup(rm)));
+    bad = bad || !(s->ready = dup_or(rs, "")) || (rr && !(s->ready_reason = envd_strdup(rr))) ||
+          (rm && !(s->ready_message = envd_strdup(rm)));
     const char *del = str_at(md, "deletionTimestamp");
-    bad = bad || (del && !(s->deleting = strdup(del)));
+    bad = bad || (del && !(s->deleting = envd_strdup(del)));
     s->paused = json_is_true(json_object_get(spec, "paused"));
     json_t *owners = json_object_get(md, "ownerReferences");
     for (size_t i = 0; !bad && json_is_array(owners) && i < json_array_size(owners); i++) {
@@ -170,9 +171,9 @@ envd_k8s_sandboxes *envd_k8s_sandboxes_parse(const char *ns, const char *text, s
         return NULL;
     }
     size_t n = json_array_size(items);
-    sb_list *l = calloc(1, sizeof(*l));
-    int bad = !l || (n && (!(l->items = calloc(n, sizeof(*l->items))) ||
-                           !(l->owned = calloc(n, sizeof(*l->owned)))));
+    sb_list *l = envd_calloc(1, sizeof(*l));
+    int bad = !l || (n && (!(l->items = envd_calloc(n, sizeof(*l->items))) ||
+                           !(l->owned = envd_calloc(n, sizeof(*l->owned)))));
     for (size_t i = 0; !bad && i < n; i++) {
         json_t *item = json_array_get(items, i), *md = json_object_get(item, "metadata");
         const char *name = str_at(md, "name"), *ins = str_at(md, "namespace");

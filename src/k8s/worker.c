@@ -1,5 +1,6 @@
 /* The runtime's Kubernetes worker (see worker.h). */
 #include "k8s/worker.h"
+#include "core/alloc.h"
 #include "core/thread.h"
 
 #include <pthread.h>
@@ -22,7 +23,7 @@ struct envd_k8s_worker {
 
 envd_k8s_worker *envd_k8s_worker_new(void)
 {
-    envd_k8s_worker *w = calloc(1, sizeof(*w));
+    envd_k8s_worker *w = envd_calloc(1, sizeof(*w));
     if (!w)
         return NULL;
     w->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);

@@ -10,6 +10,7 @@
  * are enforced by the engine on this side.
  */
 #include "transport/connect_frame.h"
+#include "core/alloc.h"
 #include "transport/curl_engine.h"
 
 #include <pthread.h>
@@ -73,7 +74,7 @@ static int body_append(envd_rpc *r, const uint8_t *p, size_t n, size_t limit)
             cap *= 2;
         if (cap > limit)
             cap = limit;
-        uint8_t *b = realloc(r->body, cap);
+        uint8_t *b = envd_realloc(r->body, cap);
         if (!b)
             return -2;
         r->body = b;
@@ -106,7 +107,7 @@ static void headers_complete(envd_rpc *r, long code)
         curl_off_t cl = -1;
         curl_easy_getinfo(r->x.easy, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &cl);
         if (cl > 0 && (size_t)cl <= r->max_message) {
-            r->body = malloc((size_t)cl);
+            r->body = envd_malloc((size_t)cl);
             r->body_cap = r->body ? (size_t)cl : 0;
         }
     }
@@ -345,7 +346,7 @@ static envd_status connect_start(envd_rpc_transport *t, const envd_rpc_request *
         return ENVD_INVALID_ARGUMENT;
     envd_curl_engine *eng = envd_curl_engine_from_connect(t);
 
-    envd_rpc *r = calloc(1, sizeof *r);
+    envd_rpc *r = envd_calloc(1, sizeof *r);
     if (!r)
         return ENVD_E_NOMEM;
     pthread_mutex_init(&r->smu, NULL);
@@ -354,8 +355,8 @@ static envd_status connect_start(envd_rpc_transport *t, const envd_rpc_request *
     r->kind = req->kind;
     r->cb = *cb;
     size_t bl = strlen(req->ep->base_url), ml = strlen(req->method);
-    r->method = strdup(req->method);
-    r->url = malloc(bl + ml + 1);
+    r->method = envd_strdup(req->method);
+    r->url = envd_malloc(bl + ml + 1);
     CURL *easy = envd_curl_easy_get(eng);
     envd_status st = ENVD_E_NOMEM;
     if (!r->method || !r->url || !easy) {
@@ -394,7 +395,7 @@ static envd_status connect_start(envd_rpc_transport *t, const envd_rpc_request *
     switch (req->kind) {
     case ENVD_RPC_UNARY:
         r->req_len = req->body_len;
-        r->req = malloc(r->req_len ? r->req_len : 1);
+        r->req = envd_malloc(r->req_len ? r->req_len : 1);
         if (!r->req)
             goto fail;
         if (r->req_len)
@@ -404,7 +405,7 @@ static envd_status connect_start(envd_rpc_transport *t, const envd_rpc_request *
         break;
     case ENVD_RPC_SERVER_STREAM:
         r->req_len = ENVD_FRAME_HEADER_LEN + req->body_len;
-        r->req = malloc(r->req_len);
+        r->req = envd_malloc(r->req_len);
         if (!r->req)
             goto fail;
         envd_frame_header(r->req, 0, (uint32_t)req->body_len);
@@ -451,7 +452,7 @@ static envd_status connect_send(envd_rpc *r, const uint8_t *msg, size_t len)
         return ENVD_INVALID_ARGUMENT;
     if (atomic_load_explicit(&r->x.finished, memory_order_acquire))
         return ENVD_CANCELED;
-    send_buf *b = malloc(sizeof *b + ENVD_FRAME_HEADER_LEN + len);
+    send_buf *b = envd_malloc(sizeof *b + ENVD_FRAME_HEADER_LEN + len);
     if (!b)
         return ENVD_E_NOMEM;
     b->next = NULL;

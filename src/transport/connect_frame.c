@@ -1,5 +1,6 @@
 /* Incremental Connect envelope parser; see connect_frame.h. */
 #include "transport/connect_frame.h"
+#include "core/alloc.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -125,7 +126,7 @@ envd_status envd_frame_parser_feed(envd_frame_parser *p, const uint8_t *data, si
             if (p->cap < p->len) {
                 /* Exactly one frame's worth; nothing to keep from before. */
                 free(p->buf);
-                p->buf = malloc(p->len);
+                p->buf = envd_malloc(p->len);
                 p->cap = p->buf ? p->len : 0;
                 if (!p->buf) {
                     snprintf(why, why_cap, "out of memory for a %zu-byte frame", p->len);

@@ -14,6 +14,7 @@
  * I/O thread at the right time without a timer thread.
  */
 #include "transport/curl_engine.h"
+#include "core/alloc.h"
 #include "core/thread.h"
 
 #include <errno.h>
@@ -155,7 +156,7 @@ envd_status envd_curl_headers(const envd_kv *headers, size_t n, struct curl_slis
         if (!name || !name[0] || strpbrk(name, "\r\n: \t") || strpbrk(value, "\r\n"))
             return ENVD_INVALID_ARGUMENT;
         size_t nl = strlen(name), vl = strlen(value);
-        char *line = malloc(nl + vl + 3);
+        char *line = envd_malloc(nl + vl + 3);
         if (!line)
             return ENVD_E_NOMEM;
         memcpy(line, name, nl);
@@ -699,7 +700,7 @@ envd_status envd_curl_engine_new(envd_timers *timers, envd_curl_engine **out)
     if (g_curl_init_rc != CURLE_OK)
         return envd_failure_status(ENVD_FAILURE_LOCAL, 0);
 
-    envd_curl_engine *e = calloc(1, sizeof *e);
+    envd_curl_engine *e = envd_calloc(1, sizeof *e);
     if (!e)
         return ENVD_E_NOMEM;
     e->timers = timers;

@@ -38,6 +38,7 @@
  * never called with a call mutex held (a timer callback takes that mutex).
  */
 #include "core/thread.h"
+#include "core/alloc.h"
 #include "transport/connect_frame.h"
 #include "transport/transport.h"
 
@@ -171,7 +172,7 @@ static char *dup_str(const char *s)
     if (!s)
         return NULL;
     size_t n = strlen(s) + 1;
-    char *d = malloc(n);
+    char *d = envd_malloc(n);
     if (d)
         memcpy(d, s, n);
     return d;
@@ -190,10 +191,10 @@ static char *read_file(const char *path)
     if (!f)
         return NULL;
     size_t cap = 16384, len = 0;
-    char *buf = malloc(cap);
+    char *buf = envd_malloc(cap);
     while (buf) {
         if (len + 1 >= cap) {
-            char *nb = realloc(buf, cap * 2);
+            char *nb = envd_realloc(buf, cap * 2);
             if (!nb) {
                 free(buf);
                 buf = NULL;
@@ -317,7 +318,7 @@ static grpc_channel *get_channel(envd_grpc_engine *e, const envd_endpoint *ep, e
             str_eq(c->ca_file, ca) && c->max_message == ep->max_message)
             return c->channel;
     }
-    gchan *c = calloc(1, sizeof *c);
+    gchan *c = envd_calloc(1, sizeof *c);
     if (!c) {
         *st = ENVD_E_NOMEM;
         return NULL;
@@ -1048,7 +1049,7 @@ typedef struct md_list {
 static envd_status md_list_build(const envd_rpc_request *req, md_list *ml)
 {
     ml->n = 0;
-    ml->md = req->n_headers <= 16 ? ml->stack : calloc(req->n_headers, sizeof *ml->md);
+    ml->md = req->n_headers <= 16 ? ml->stack : envd_calloc(req->n_headers, sizeof *ml->md);
     return ml->md ? build_metadata(req, ml->md, &ml->n) : ENVD_E_NOMEM;
 }
 
@@ -1071,7 +1072,7 @@ static void md_list_free(md_list *ml)
 static envd_rpc *rpc_new(envd_grpc_engine *e, const envd_rpc_request *req,
                          const envd_rpc_callbacks *cb)
 {
-    envd_rpc *r = calloc(1, sizeof *r);
+    envd_rpc *r = envd_calloc(1, sizeof *r);
     if (!r)
         return NULL;
     r->e = e;
@@ -1088,7 +1089,7 @@ static envd_rpc *rpc_new(envd_grpc_engine *e, const envd_rpc_request *req,
     size_t plen = strlen(prefix), mlen = strlen(req->method);
     while (plen > 0 && prefix[plen - 1] == '/')
         plen--;
-    r->method = malloc(plen + mlen + 1);
+    r->method = envd_malloc(plen + mlen + 1);
     if (!r->target || !r->method) {
         free(r->target);
         free(r->method);
@@ -1354,7 +1355,7 @@ static envd_status grpc_send(envd_rpc *r, const uint8_t *msg, size_t len)
     if (r->kind != ENVD_RPC_CLIENT_STREAM)
         return ENVD_E_USAGE;
     grpc_byte_buffer *bb = make_bb(msg, len);
-    sendq *node = malloc(sizeof *node);
+    sendq *node = envd_malloc(sizeof *node);
     if (!bb || !node) {
         if (bb)
             grpc_byte_buffer_destroy(bb);
@@ -1478,10 +1479,10 @@ envd_status envd_grpc_engine_new(int workers, envd_timers *timers, envd_grpc_eng
         long n = sysconf(_SC_NPROCESSORS_ONLN);
         workers = n > 0 ? (int)n : 1;
     }
-    envd_grpc_engine *e = calloc(1, sizeof *e);
+    envd_grpc_engine *e = envd_calloc(1, sizeof *e);
     if (!e)
         return ENVD_E_NOMEM;
-    e->workers = calloc((size_t)workers, sizeof *e->workers);
+    e->workers = envd_calloc((size_t)workers, sizeof *e->workers);
     if (!e->workers) {
         free(e);
         return ENVD_E_NOMEM;

@@ -7,6 +7,7 @@
  * it and then dropped the trailers. One probe runs per runtime at a time;
  * callers for an endpoint being probed wait for its answer. */
 #include "transport/transport.h"
+#include "core/alloc.h"
 
 #include <pthread.h>
 #include <stdlib.h>
@@ -27,7 +28,7 @@ struct envd_transport_choice {
 
 envd_transport_choice *envd_transport_choice_new(void)
 {
-    envd_transport_choice *tc = calloc(1, sizeof(*tc));
+    envd_transport_choice *tc = envd_calloc(1, sizeof(*tc));
     if (!tc)
         return NULL;
     pthread_mutex_init(&tc->mu, NULL);
@@ -136,8 +137,8 @@ static envd_transport_kind probe(envd_rpc_transport *grpc, const envd_endpoint *
 
 static void remember(envd_transport_choice *tc, const char *key, envd_transport_kind kind)
 {
-    choice *c = calloc(1, sizeof(*c));
-    if (c && (c->key = strdup(key))) {
+    choice *c = envd_calloc(1, sizeof(*c));
+    if (c && (c->key = envd_strdup(key))) {
         c->kind = kind;
         c->next = tc->known;
         tc->known = c;
