@@ -152,11 +152,15 @@ static void detached_and_started_keep_running(void **state)
     envd_cmd_opts_free(o);
 }
 
-static void runtime_free_kills_runs(void **state)
+/* N runs of `sleep 30` on a runtime of their own, pids known; then (when
+ * cancel_first) every future is cancelled and freed, and the runtime is freed
+ * at once. Either way no process may survive: freeing the runtime kills
+ * runs in flight, and must not drop the fire-and-forget kills that cancels
+ * sent (envdctl batch does exactly this on Ctrl-C). */
+static void free_runtime_with_runs(fixture *fx, const char *what, int cancel_first)
 {
-    fixture *fx = *state;
     char tag[64];
-    snprintf(tag, sizeof(tag), "rtfree-%d-%d", (int)getpid(), fx->route);
+    snprintf(tag, sizeof(tag), "%s-%d-%d", what, (int)getpid(), fx->route);
     envd_runtime *rt = NULL;
     assert_int_equal(envd_runtime_new(NULL, &rt), ENVD_OK);
     envd_runtime *keep = fx->rt;
@@ -172,9 +176,13 @@ static void runtime_free_kills_runs(void **state)
         assert_true(wait_pid(fs[i], 20000));
     }
     assert_int_equal(alive_with_tag(fx->c, tag, 0), N);
+    for (int i = 0; cancel_first && i < N; i++) {
+        envd_future_cancel(fs[i]);
+        envd_future_free(fs[i]);
+    }
     envd_client_free(c); /* the caller's; the runs keep what they need */
     assert_int_equal(envd_runtime_free(rt), ENVD_OK);
-    for (int i = 0; i < N; i++) {
+    for (int i = 0; !cancel_first && i < N; i++) {
         assert_true(envd_future_done(fs[i]));
         envd_future_free(fs[i]);
     }
@@ -182,37 +190,14 @@ static void runtime_free_kills_runs(void **state)
     envd_cmd_opts_free(o);
 }
 
-/* The kills a cancel sends are fire and forget; freeing the runtime right
- * after the cancels must not drop them on the floor (envdctl batch does
- * exactly this on Ctrl-C). */
+static void runtime_free_kills_runs(void **state)
+{
+    free_runtime_with_runs(*state, "rtfree", 0);
+}
+
 static void cancel_then_runtime_free(void **state)
 {
-    fixture *fx = *state;
-    char tag[64];
-    snprintf(tag, sizeof(tag), "cxfree-%d-%d", (int)getpid(), fx->route);
-    envd_runtime *rt = NULL;
-    assert_int_equal(envd_runtime_new(NULL, &rt), ENVD_OK);
-    envd_runtime *keep = fx->rt;
-    fx->rt = rt;
-    envd_client *c = fx_client(fx, NULL);
-    fx->rt = keep;
-    assert_non_null(c);
-    envd_cmd_opts *o = tagged(tag, 0);
-    enum { N = 20 };
-    envd_future *fs[N];
-    for (int i = 0; i < N; i++) {
-        assert_int_equal(envd_commands_run_async(c, "sleep 30", o, &fs[i]), ENVD_OK);
-        assert_true(wait_pid(fs[i], 20000));
-    }
-    assert_int_equal(alive_with_tag(fx->c, tag, 0), N);
-    for (int i = 0; i < N; i++) {
-        envd_future_cancel(fs[i]);
-        envd_future_free(fs[i]);
-    }
-    envd_client_free(c);
-    assert_int_equal(envd_runtime_free(rt), ENVD_OK);
-    assert_int_equal(alive_with_tag(fx->c, tag, 10000), 0);
-    envd_cmd_opts_free(o);
+    free_runtime_with_runs(*state, "cxfree", 1);
 }
 
 int main(void)
