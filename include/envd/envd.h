@@ -286,6 +286,28 @@ ENVD_API envd_status envd_config_set_max_message_bytes(envd_config *cfg, int64_t
 ENVD_API envd_status envd_config_set_files_min_rate(envd_config *cfg, int64_t bytes,
                                                     int64_t window_ms);
 
+/* ---- Connection pools (runtime options) ----------------------------------
+ * Calls to one endpoint (scheme, host and port: a gateway carries thousands
+ * of sandboxes on one) share the runtime's connections; sandbox routing is
+ * per-call metadata, so a client owns no connection.
+ *   streams_per_connection  HTTP/2 streams put on one connection before
+ *                           another is opened (default 100, the limit E2B's
+ *                           edge and most gateways advertise; a peer's lower
+ *                           SETTINGS_MAX_CONCURRENT_STREAMS wins where the
+ *                           transport can read it). A running command, a
+ *                           watch or an input stream holds its stream for its
+ *                           whole life.
+ *   max_connections         connections per endpoint, HTTP/2 and HTTP/1.1
+ *                           alike (default 200). Past it requests queue (the
+ *                           runtime's in-flight cap bounds the queue) and
+ *                           their request timeout runs while they wait.
+ * Idle connections past the first are closed after a while. */
+#define ENVD_DEFAULT_STREAMS_PER_CONNECTION 100
+#define ENVD_DEFAULT_MAX_CONNECTIONS 200
+/* streams_per_connection 1..10000, max_connections 1..100000. */
+ENVD_API envd_status envd_config_set_connection_limits(envd_config *cfg, int streams_per_connection,
+                                                       int max_connections);
+
 /* --------------------------------------------------------------- runtime */
 
 typedef struct envd_runtime envd_runtime;

@@ -43,6 +43,7 @@ struct envd_runtime {
     pthread_cond_t slot_cv;
     int inflight;
     int max_inflight;
+    envd_pool_limits pool; /* per endpoint, for both engines */
     int fail_fast;
     int closing;
     envd_transport_choice *choice; /* transport auto, per endpoint */

@@ -43,6 +43,8 @@ envd_status envd_runtime_new(const envd_config *cfg, envd_runtime **out)
     if (rt) {
         rt->max_inflight = cfg->max_inflight;
         rt->fail_fast = cfg->fail_fast;
+        rt->pool.streams_per_connection = cfg->streams_per_connection;
+        rt->pool.max_connections = cfg->max_connections;
     }
     envd_config_free(defaults);
     if (!rt)
@@ -56,9 +58,9 @@ envd_status envd_runtime_new(const envd_config *cfg, envd_runtime **out)
     if (envd_timers_new(&rt->timers) != 0 || !(rt->choice = envd_transport_choice_new()))
         s = ENVD_E_NOMEM;
     if (s == ENVD_OK)
-        s = envd_grpc_engine_new(workers, rt->timers, &rt->grpc);
+        s = envd_grpc_engine_new(workers, rt->timers, &rt->pool, &rt->grpc);
     if (s == ENVD_OK)
-        s = envd_curl_engine_new(rt->timers, &rt->curl);
+        s = envd_curl_engine_new(rt->timers, &rt->pool, &rt->curl);
     if (s != ENVD_OK) {
         runtime_destroy(rt);
         return s;

@@ -113,6 +113,8 @@ envd_config *envd_config_new(void)
     c->max_message_bytes = ENVD_DEFAULT_MAX_MESSAGE_BYTES;
     c->files_min_bytes = ENVD_DEFAULT_FILES_MIN_BYTES;
     c->files_min_window_ms = ENVD_DEFAULT_FILES_MIN_WINDOW_MS;
+    c->streams_per_connection = ENVD_DEFAULT_STREAMS_PER_CONNECTION;
+    c->max_connections = ENVD_DEFAULT_MAX_CONNECTIONS;
     return c;
 }
 
@@ -616,5 +618,22 @@ envd_status envd_config_set_files_min_rate(envd_config *cfg, int64_t bytes, int6
                       (long long)window_ms);
     cfg->files_min_bytes = bytes;
     cfg->files_min_window_ms = window_ms;
+    return ENVD_OK;
+}
+
+envd_status envd_config_set_connection_limits(envd_config *cfg, int streams_per_connection,
+                                              int max_connections)
+{
+    if (!cfg)
+        return ENVD_E_USAGE;
+    clear_error(cfg);
+    if (streams_per_connection < 1 || streams_per_connection > 10000)
+        return refuse(cfg, ENVD_INVALID_ARGUMENT, 1, "streams_per_connection",
+                      "must be between 1 and 10000, got %d", streams_per_connection);
+    if (max_connections < 1 || max_connections > 100000)
+        return refuse(cfg, ENVD_INVALID_ARGUMENT, 2, "max_connections",
+                      "must be between 1 and 100000, got %d", max_connections);
+    cfg->streams_per_connection = streams_per_connection;
+    cfg->max_connections = max_connections;
     return ENVD_OK;
 }

@@ -50,6 +50,8 @@ struct envd_config {
     int64_t max_message_bytes; /* see the limits in envd.h */
     int64_t files_min_bytes;
     int64_t files_min_window_ms;
+    int streams_per_connection; /* connection pools, see envd.h */
+    int max_connections;
     /* Why the last setter failed: "<argument>: <reason>", "" after a
      * success. reason_at is where <reason> starts; bad_arg says which
      * argument it was (1 = the first after cfg), 0 when none. */

@@ -61,6 +61,22 @@ static envd_status set_fail_fast(envd_config *cfg, int on)
 {
     return envd_config_set_max_inflight(cfg, cfg->max_inflight, on);
 }
+static envd_status set_streams_per_connection(envd_config *cfg, int n)
+{
+    return envd_config_set_connection_limits(cfg, n, cfg->max_connections);
+}
+static envd_status set_max_connections(envd_config *cfg, int n)
+{
+    return envd_config_set_connection_limits(cfg, cfg->streams_per_connection, n);
+}
+static envd_status set_files_min_bytes(envd_config *cfg, int64_t n)
+{
+    return envd_config_set_files_min_rate(cfg, n, cfg->files_min_window_ms);
+}
+static envd_status set_files_min_window_ms(envd_config *cfg, int64_t ms)
+{
+    return envd_config_set_files_min_rate(cfg, cfg->files_min_bytes, ms);
+}
 static envd_status set_k8s_source(envd_k8s_options *o, int source)
 {
     return envd_k8s_options_set_source(o, (envd_k8s_source)source);
@@ -102,6 +118,11 @@ static const opt_def OPTS[] = {
     CFG("workers", K_INT, cfg_int, envd_config_set_workers),
     CFG("max_inflight", K_INT, cfg_int, set_max_inflight),
     CFG("fail_fast", K_BOOL, cfg_int, set_fail_fast),
+    CFG("max_message_bytes", K_INT, cfg_i64, envd_config_set_max_message_bytes),
+    CFG("files_min_bytes", K_INT, cfg_i64, set_files_min_bytes),
+    CFG("files_min_window_ms", K_INT, cfg_i64, set_files_min_window_ms),
+    CFG("streams_per_connection", K_INT, cfg_int, set_streams_per_connection),
+    CFG("max_connections", K_INT, cfg_int, set_max_connections),
     {.k8s = 1,
      .key = "source",
      .kind = K_ENUM,

@@ -116,7 +116,7 @@ envd_status envd_k8s_sandbox_get(const envd_k8s_options *o, const char *ns, cons
     if (!name)
         st = envd_start_error(ENVD_E_USAGE, "name is NULL");
     else if (!w || envd_timers_new(&timers) != 0 ||
-             envd_curl_engine_new(timers, &curl) != ENVD_OK)
+             envd_curl_engine_new(timers, NULL, &curl) != ENVD_OK)
         st = envd_start_error(ENVD_E_NOMEM, "cannot start the lookup's I/O thread");
     if (st == ENVD_OK) {
         envd_k8s_finish fin = {ENVD_FK_K8S_SANDBOX, take_sandbox, NULL, NULL, NULL};

@@ -39,6 +39,7 @@ enum { Q_ADD = 1u, Q_CANCEL = 2u, Q_RESUME = 4u, Q_ARM = 8u };
 
 struct envd_curl_engine {
     CURLM *multi;
+    envd_pool_limits lim; /* per endpoint (host and port) */
     pthread_t thread;
     pthread_mutex_t mu;
     envd_curl_xfer *qhead, *qtail; /* mu */
@@ -693,7 +694,8 @@ static void *io_main(void *arg)
 
 /* ---- public -------------------------------------------------------------- */
 
-envd_status envd_curl_engine_new(envd_timers *timers, envd_curl_engine **out)
+envd_status envd_curl_engine_new(envd_timers *timers, const envd_pool_limits *lim,
+                                 envd_curl_engine **out)
 {
     *out = NULL;
     pthread_once(&g_curl_once, curl_init_once);
@@ -704,6 +706,7 @@ envd_status envd_curl_engine_new(envd_timers *timers, envd_curl_engine **out)
     if (!e)
         return ENVD_E_NOMEM;
     e->timers = timers;
+    e->lim = envd_pool_limits_or_default(lim);
     e->next_check = INT64_MAX;
     e->multi = curl_multi_init();
     if (!e->multi) {

@@ -106,6 +106,7 @@ typedef struct gworker {
 struct envd_grpc_engine {
     envd_rpc_transport base; /* what envd_grpc_engine_transport returns */
     envd_timers *timers;
+    envd_pool_limits lim;
     gworker *workers;
     int n_workers;
     atomic_uint next_cq;
@@ -1470,7 +1471,8 @@ static void stop_workers(envd_grpc_engine *e, int started)
     }
 }
 
-envd_status envd_grpc_engine_new(int workers, envd_timers *timers, envd_grpc_engine **out)
+envd_status envd_grpc_engine_new(int workers, envd_timers *timers, const envd_pool_limits *lim,
+                                 envd_grpc_engine **out)
 {
     if (!out || !timers)
         return ENVD_E_USAGE;
@@ -1490,6 +1492,7 @@ envd_status envd_grpc_engine_new(int workers, envd_timers *timers, envd_grpc_eng
     grpc_init();
     e->base.ops = &grpc_ops;
     e->timers = timers;
+    e->lim = envd_pool_limits_or_default(lim);
     e->n_workers = workers;
     atomic_init(&e->next_cq, 0u);
     pthread_mutex_init(&e->mu, NULL);

@@ -107,6 +107,23 @@ struct envd_rpc_transport {
     const envd_rpc_ops *ops;
 };
 
+/* Connection pool bounds per endpoint (envd_config_set_connection_limits).
+ * NULL where an engine takes one: the defaults. */
+typedef struct envd_pool_limits {
+    int streams_per_connection;
+    int max_connections;
+} envd_pool_limits;
+
+static inline envd_pool_limits envd_pool_limits_or_default(const envd_pool_limits *lim)
+{
+    envd_pool_limits d = {ENVD_DEFAULT_STREAMS_PER_CONNECTION, ENVD_DEFAULT_MAX_CONNECTIONS};
+    if (lim && lim->streams_per_connection > 0)
+        d.streams_per_connection = lim->streams_per_connection;
+    if (lim && lim->max_connections > 0)
+        d.max_connections = lim->max_connections;
+    return d;
+}
+
 /* ---- gRPC core (src/transport/grpc.c) ---------------------------------- */
 
 typedef struct envd_grpc_engine envd_grpc_engine;
@@ -114,7 +131,8 @@ typedef struct envd_grpc_engine envd_grpc_engine;
 /* Starts `workers` threads, each draining its own completion queue. Calls
  * grpc_init(). Channels are created lazily, one per (authority, tls, ca),
  * shared by every call to that endpoint. */
-envd_status envd_grpc_engine_new(int workers, envd_timers *timers, envd_grpc_engine **out);
+envd_status envd_grpc_engine_new(int workers, envd_timers *timers, const envd_pool_limits *lim,
+                                 envd_grpc_engine **out);
 /* Cancels every call in flight (their on_done report ENVD_CANCELED), tears
  * down in the documented order and calls grpc_shutdown(). Must not be called
  * from an engine thread. */
@@ -131,7 +149,8 @@ int envd_grpc_error_is_protocol_mismatch(const envd_error *err);
 typedef struct envd_curl_engine envd_curl_engine;
 
 /* Starts the I/O thread that drives one curl multi handle. */
-envd_status envd_curl_engine_new(envd_timers *timers, envd_curl_engine **out);
+envd_status envd_curl_engine_new(envd_timers *timers, const envd_pool_limits *lim,
+                                 envd_curl_engine **out);
 /* Cancels every transfer (on_done with ENVD_CANCELED), joins the thread. */
 void envd_curl_engine_free(envd_curl_engine *e);
 /* The Connect protocol (binary proto codec). */

@@ -267,6 +267,20 @@ static void numbers_have_ranges(void **state)
     assert_int_equal(cfg->max_inflight, 1);
     assert_int_equal(cfg->fail_fast, 0);
 
+    /* connection pools: streams per connection 1..10000 (100), connections
+     * per endpoint 1..100000 (200) */
+    assert_int_equal(cfg->streams_per_connection, 100);
+    assert_int_equal(cfg->max_connections, 200);
+    assert_refused(cfg, envd_config_set_connection_limits(cfg, 0, 10),
+                   "streams_per_connection: must be between 1 and 10000, got 0");
+    assert_refused(cfg, envd_config_set_connection_limits(cfg, 10, 100001),
+                   "max_connections: must be between 1 and 100000, got 100001");
+    assert_int_equal(cfg->max_connections, 200); /* a refusal changes nothing */
+    assert_accepted(cfg, envd_config_set_connection_limits(cfg, 1, 100000));
+    assert_int_equal(cfg->streams_per_connection, 1);
+    assert_int_equal(cfg->max_connections, 100000);
+    assert_int_equal(envd_config_set_connection_limits(NULL, 1, 1), ENVD_E_USAGE);
+
     /* limits: the largest reply message, 1 KiB .. 1 GiB, default 16 MiB */
     assert_int_equal(cfg->max_message_bytes, ENVD_DEFAULT_MAX_MESSAGE_BYTES);
     assert_refused(cfg, envd_config_set_max_message_bytes(cfg, 1023),

@@ -85,6 +85,11 @@ static void every_option(void **state)
                            "workers: 3\n"
                            "max_inflight: 77\n"
                            "fail_fast: yes\n"
+                           "max_message_bytes: 2048\n"
+                           "files_min_bytes: 0\n"
+                           "files_min_window_ms: 500\n"
+                           "streams_per_connection: 7\n"
+                           "max_connections: 9\n"
                            "kubernetes:\n"
                            "  source: in-cluster\n"
                            "  kubeconfig: a.yaml:/abs/b.yaml\n"
@@ -118,6 +123,11 @@ static void every_option(void **state)
     assert_int_equal(cfg->transport, ENVD_TRANSPORT_CONNECT);
     assert_int_equal(cfg->keepalive_s, 20);
     assert_int_equal(cfg->idle_timeout_ms, 0);
+    assert_int_equal(cfg->max_message_bytes, 2048);
+    assert_int_equal(cfg->files_min_bytes, 0);
+    assert_int_equal(cfg->files_min_window_ms, 500);
+    assert_int_equal(cfg->streams_per_connection, 7);
+    assert_int_equal(cfg->max_connections, 9);
     assert_int_equal(cfg->workers, 3);
     assert_int_equal(cfg->max_inflight, 77);
     assert_int_equal(cfg->fail_fast, 1);

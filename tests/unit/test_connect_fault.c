@@ -25,7 +25,7 @@ static int setup(void **state)
     char hp[64];
     snprintf(hp, sizeof hp, "127.0.0.1:%d", g_fs.port);
     test_ep_init(&g_ep, hp);
-    if (envd_curl_engine_new(NULL, &g_eng) != ENVD_OK)
+    if (envd_curl_engine_new(NULL, NULL, &g_eng) != ENVD_OK)
         return -1;
     g_tp = envd_curl_engine_connect(g_eng);
     return 0;

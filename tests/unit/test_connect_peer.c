@@ -28,7 +28,7 @@ static int setup(void **state)
     (void)state;
     if (peer_ensure(&g_peer) != 0)
         return -1;
-    if (envd_curl_engine_new(NULL, &g_eng) != ENVD_OK)
+    if (envd_curl_engine_new(NULL, NULL, &g_eng) != ENVD_OK)
         return -1;
     g_tp = envd_curl_engine_connect(g_eng);
     if (peer_addr())
@@ -591,7 +591,7 @@ static void test_engine_free_in_flight(void **state)
 {
     (void)state;
     envd_curl_engine *e;
-    assert_int_equal(envd_curl_engine_new(NULL, &e), ENVD_OK);
+    assert_int_equal(envd_curl_engine_new(NULL, NULL, &e), ENVD_OK);
     envd_rpc_transport *tp = envd_curl_engine_connect(e);
     enum { N = 12 };
     rec rs[N];

@@ -77,10 +77,10 @@ static void vcall_start(vcall *c, variant v, const call_spec *s)
     }
     c->ep.ep.h2c_prior_knowledge = v == V_CONNECT_H2C;
     if (v == V_GRPC) {
-        assert_int_equal(envd_grpc_engine_new(1, g_timers, &c->grpc), ENVD_OK);
+        assert_int_equal(envd_grpc_engine_new(1, g_timers, NULL, &c->grpc), ENVD_OK);
         c->t = envd_grpc_engine_transport(c->grpc);
     } else {
-        assert_int_equal(envd_curl_engine_new(g_timers, &c->curl), ENVD_OK);
+        assert_int_equal(envd_curl_engine_new(g_timers, NULL, &c->curl), ENVD_OK);
         c->t = envd_curl_engine_connect(c->curl);
     }
     uint8_t *body = NULL;

@@ -80,7 +80,7 @@ static int group_setup(void **state)
         return -1;
     if (envd_timers_new(&W.timers) != 0)
         return -1;
-    if (envd_grpc_engine_new(2, W.timers, &W.engine) != ENVD_OK)
+    if (envd_grpc_engine_new(2, W.timers, NULL, &W.engine) != ENVD_OK)
         return -1;
     W.t = envd_grpc_engine_transport(W.engine);
     return 0;
@@ -826,7 +826,7 @@ static void free_with_calls_in_flight(void **state)
 {
     (void)state;
     envd_grpc_engine *e;
-    assert_int_equal(envd_grpc_engine_new(3, W.timers, &e), ENVD_OK);
+    assert_int_equal(envd_grpc_engine_new(3, W.timers, NULL, &e), ENVD_OK);
     envd_rpc_transport *t = envd_grpc_engine_transport(e);
     black_hole bh;
     black_hole_start(&bh);

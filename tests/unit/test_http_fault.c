@@ -23,7 +23,7 @@ static int setup(void **state)
     char hp[64];
     snprintf(hp, sizeof hp, "127.0.0.1:%d", g_fs.port);
     test_ep_init(&g_ep, hp);
-    return envd_curl_engine_new(NULL, &g_eng) == ENVD_OK ? 0 : -1;
+    return envd_curl_engine_new(NULL, NULL, &g_eng) == ENVD_OK ? 0 : -1;
 }
 
 static int teardown(void **state)

@@ -22,7 +22,7 @@ static int setup(void **state)
     (void)state;
     if (peer_ensure(&g_peer) != 0)
         return -1;
-    if (envd_curl_engine_new(NULL, &g_eng) != ENVD_OK)
+    if (envd_curl_engine_new(NULL, NULL, &g_eng) != ENVD_OK)
         return -1;
     if (peer_addr())
         test_ep_init(&g_ep, peer_addr());
