@@ -17,12 +17,66 @@ int envd_str_set(char **slot, const char *v)
     return 0;
 }
 
+#define INDEX_FROM 16 /* entries before the hash is built */
+
+static int same(const char *a, const char *b, envd_kv_match m)
+{
+    return (m == ENVD_KV_NOCASE ? strcasecmp(a, b) : strcmp(a, b)) == 0;
+}
+
+/* FNV-1a over the ASCII-lowered name: equal under either match mode means
+ * equal hashes. */
+static size_t fold_hash(const char *s)
+{
+    uint64_t h = 1469598103934665603u;
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        h = (h ^ (c >= 'A' && c <= 'Z' ? c + 32u : c)) * 1099511628211u;
+    }
+    return (size_t)h;
+}
+
+static void index_put(envd_kvlist *l, size_t i)
+{
+    size_t mask = l->nslots - 1, at = fold_hash(l->names[i]) & mask;
+    while (l->slots[at])
+        at = (at + 1) & mask;
+    l->slots[at] = i + 1;
+}
+
+/* Keeps the hash at most half full; without memory it is dropped and
+ * lookups scan (still correct). */
+static void index_fit(envd_kvlist *l, size_t n)
+{
+    if (n < INDEX_FROM || (l->nslots && n * 2 <= l->nslots))
+        return;
+    size_t ns = l->nslots ? l->nslots : 64;
+    while (ns < n * 2)
+        ns *= 2;
+    free(l->slots);
+    l->slots = envd_calloc(ns, sizeof *l->slots);
+    l->nslots = l->slots ? ns : 0;
+    for (size_t i = 0; l->slots && i < l->n; i++)
+        index_put(l, i);
+}
+
 size_t envd_kvlist_find(const envd_kvlist *l, const char *name, envd_kv_match m)
 {
-    for (size_t i = 0; i < l->n; i++)
-        if ((m == ENVD_KV_NOCASE ? strcasecmp(l->names[i], name) : strcmp(l->names[i], name)) == 0)
-            return i;
-    return l->n;
+    if (!l->nslots) {
+        for (size_t i = 0; i < l->n; i++)
+            if (same(l->names[i], name, m))
+                return i;
+        return l->n;
+    }
+    /* Names that differ only in case share a chain: the lowest index wins,
+     * as the scan above would have it. */
+    size_t mask = l->nslots - 1, best = l->n;
+    for (size_t at = fold_hash(name) & mask; l->slots[at]; at = (at + 1) & mask) {
+        size_t i = l->slots[at] - 1;
+        if (i < best && same(l->names[i], name, m))
+            best = i;
+    }
+    return best;
 }
 
 const char *envd_kvlist_get(const envd_kvlist *l, const char *name, envd_kv_match m)
@@ -64,6 +118,10 @@ int envd_kvlist_set(envd_kvlist *l, const char *name, const char *value, envd_kv
     l->names[l->n] = n;
     l->values[l->n] = v;
     l->n++;
+    size_t had = l->nslots;
+    index_fit(l, l->n);
+    if (l->nslots && l->nslots == had)
+        index_put(l, l->n - 1);
     return 0;
 }
 
@@ -87,5 +145,6 @@ void envd_kvlist_free(envd_kvlist *l)
     }
     free(l->names);
     free(l->values);
+    free(l->slots);
     memset(l, 0, sizeof(*l));
 }

@@ -24,6 +24,11 @@ typedef struct envd_kvlist {
     char **values;
     size_t n;
     size_t cap;
+    /* Past a few entries, a hash of the case-folded names (slot = index + 1,
+     * 0 empty) keeps lookups and upserts constant-time: a user's file may
+     * hold tens of thousands of headers. */
+    size_t *slots;
+    size_t nslots; /* a power of two, or 0 */
 } envd_kvlist;
 
 /* The index of name, or l->n when absent. */

@@ -151,6 +151,51 @@ static void strdup_printf_formats(void **state)
     free(s);
 }
 
+/* Past INDEX_FROM entries lookups go through the hash: they must answer as
+ * a scan would, also for names that differ only in case (an environment
+ * may hold PATH and Path; a case-blind lookup finds the first added). */
+static size_t scan_find(const envd_kvlist *l, const char *name, envd_kv_match m)
+{
+    for (size_t i = 0; i < l->n; i++)
+        if ((m == ENVD_KV_NOCASE ? strcasecmp(l->names[i], name) : strcmp(l->names[i], name)) == 0)
+            return i;
+    return l->n;
+}
+
+static void kv_many_entries_answer_as_a_scan(void **state)
+{
+    (void)state;
+    envd_kvlist l = {0};
+    char name[32];
+    for (int i = 0; i < 5000; i++) {
+        snprintf(name, sizeof name, i % 3 ? "Var%d" : "VAR%d", i / 2);
+        assert_int_equal(envd_kvlist_set(&l, name, "v", ENVD_KV_EXACT), 0);
+    }
+    assert_non_null(l.slots); /* the hash is in use */
+    for (int i = 0; i < 2600; i++) {
+        const char *forms[] = {"Var%d", "VAR%d", "var%d"};
+        for (int f = 0; f < 3; f++) {
+            snprintf(name, sizeof name, forms[f], i);
+            assert_int_equal(envd_kvlist_find(&l, name, ENVD_KV_EXACT),
+                             scan_find(&l, name, ENVD_KV_EXACT));
+            assert_int_equal(envd_kvlist_find(&l, name, ENVD_KV_NOCASE),
+                             scan_find(&l, name, ENVD_KV_NOCASE));
+        }
+    }
+    /* upserts keep one entry per name */
+    size_t n = l.n;
+    assert_int_equal(envd_kvlist_set(&l, "var7", "x", ENVD_KV_NOCASE), 0);
+    assert_int_equal(l.n, n);
+    assert_string_equal(l.values[scan_find(&l, "var7", ENVD_KV_NOCASE)], "x");
+    envd_kvlist c = {0};
+    assert_int_equal(envd_kvlist_copy(&c, &l), 0);
+    assert_int_equal(envd_kvlist_find(&c, "Var1200", ENVD_KV_EXACT),
+                     scan_find(&l, "Var1200", ENVD_KV_EXACT));
+    envd_kvlist_free(&c);
+    envd_kvlist_free(&l);
+    assert_null(l.slots);
+}
+
 static void kv_upsert_exact_and_nocase(void **state)
 {
     (void)state;
@@ -323,6 +368,7 @@ int main(void)
         cmocka_unit_test(buf_cap_truncates),
         cmocka_unit_test(strdup_printf_formats),
         cmocka_unit_test(kv_upsert_exact_and_nocase),
+        cmocka_unit_test(kv_many_entries_answer_as_a_scan),
         cmocka_unit_test(str_set_replaces),
         cmocka_unit_test(file_read_bounded),
         cmocka_unit_test(file_read_errors_name_the_file),
