@@ -202,3 +202,13 @@ put("jobs", "yaml", """- id: up
 - &a {cmd: x}
 - *a
 """)
+
+# ---- files_reply: first byte = files sent - 1 (bits 0-1), body cut (bit 2)
+put("files_reply", "envd", b"\x00" + b'[{"name":"a","type":"file","path":"/a"}]')
+put("files_reply", "three", b"\x02" + b'[{"name":"a","type":"file","path":"/a"},'
+    b'{"path":"/tmp/b"},{"name":"","type":"directory","path":"/"}]')
+put("files_reply", "not_array", b"\x01" + b'{"path":"/a"}')
+put("files_reply", "no_path", b"\x00" + b'[{"name":"a"}]')
+put("files_reply", "cut", b"\x04" + b'[{"name":"a","type":"file","path":"/a"}]')
+put("files_reply", "html", b"\x00" + b"<html>502 Bad Gateway</html>")
+put("files_reply", "nested", b"\x00" + b"[" * 2000)
