@@ -7,8 +7,9 @@
  * call. The whole run must keep the process's RSS growth bounded.
  * The gRPC cases speak just enough HTTP/2 (fault_server.h's fs_h2_*) to
  * misbehave inside a gRPC response.
- * Not covered here: a gzip bomb on /files, a TLS peer that stalls the
- * handshake, gRPC error bodies larger than the client's flow-control window. */
+ * A TLS peer that stalls the handshake and a gzip bomb on /files are in
+ * test_hostile_tls_gzip.c. Not covered: gRPC error bodies larger than the
+ * client's flow-control window. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
