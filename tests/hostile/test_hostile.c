@@ -8,8 +8,7 @@
  * The gRPC cases speak just enough HTTP/2 (fault_server.h's fs_h2_*) to
  * misbehave inside a gRPC response.
  * A TLS peer that stalls the handshake and a gzip bomb on /files are in
- * test_hostile_tls_gzip.c. Not covered: gRPC error bodies larger than the
- * client's flow-control window. */
+ * test_hostile_tls_gzip.c. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -317,6 +316,25 @@ static void g_401(int fd)
     fs_drain(fd, 500);
 }
 
+/* A 401 page longer than the client's stream window (64 KiB): the server
+ * sends what the window allows and then waits for a WINDOW_UPDATE, as a
+ * real server would. Core ends the call on the 401 header block without
+ * waiting for the page: the client need not grant more window. */
+static void g_401_over_window(int fd)
+{
+    uint32_t sid = h2_head(fd, 401, "text/html");
+    static char page[16384];
+    memset(page, 'p', sizeof page);
+    size_t left = 65535;
+    while (sid && left > 0) {
+        size_t k = left < sizeof page ? left : sizeof page;
+        if (fs_h2_data(fd, sid, page, k, 0))
+            return;
+        left -= k;
+    }
+    fs_drain(fd, 1500);
+}
+
 /* ---- the cases ----------------------------------------------------------------- */
 
 enum { OP_RUN, OP_LIST, OP_READ, OP_GRPC_RUN = 8, OP_GRPC_LIST };
@@ -376,6 +394,8 @@ static const hcase CASES[] = {
     {"gRPC: one byte every 300 ms", g_trickle, OP_GRPC_RUN, ENVD_DEADLINE_EXCEEDED,
      ENVD_E_IDLE_TIMEOUT, NULL, 6000},
     {"gRPC: a 401 page", g_401, OP_GRPC_LIST, ENVD_UNAUTHENTICATED, ENVD_OK, "401", 6000},
+    {"gRPC: a 401 page over the stream window", g_401_over_window, OP_GRPC_LIST,
+     ENVD_UNAUTHENTICATED, ENVD_OK, "401", 6000},
 };
 
 static atomic_int g_completions;
