@@ -382,6 +382,10 @@ static envd_status get_file(kc_entry *e, const char *key, const char *what, envd
     envd_k8s_blob b;
     if (envd_k8s_read_file(full, &b) != 0) {
         int en = errno;
+        if (en == ENOMEM) { /* ours, not the file's */
+            free(full);
+            return ENVD_E_NOMEM;
+        }
         yaml_node_t *n = envd_yaml_get(&e->file->y, e->body, key);
         *err = envd_yaml_error(&e->file->y, n, "%s '%s': cannot read %s '%s': %s", what, e->name,
                                key, full, strerror(en));
@@ -607,7 +611,12 @@ static envd_status read_user(kc_entry *e, envd_k8s_conn *c, envd_error **err)
         char *full = join_dir(e->file->dir, token_file);
         envd_k8s_blob b;
         if (!full || envd_k8s_read_file(full, &b) != 0) {
-            int en = errno;
+            int en = full ? errno : ENOMEM;
+            if (en == ENOMEM) {
+                free(full);
+                free(token_file);
+                return ENVD_E_NOMEM;
+            }
             *err = envd_yaml_error(y, envd_yaml_get(y, e->body, "tokenFile"),
                                    "user '%s': cannot read tokenFile '%s': %s", e->name,
                                    full ? full : token_file, strerror(en));
@@ -795,6 +804,10 @@ static envd_status from_in_cluster(const envd_k8s_options *o, envd_k8s_conn *c, 
         goto out;
     }
     if (envd_k8s_read_file(tok, &b) != 0) {
+        if (errno == ENOMEM) {
+            st = ENVD_E_NOMEM;
+            goto out;
+        }
         *err = envd_error_new(ENVD_E_CONFIG, ENVD_TRANSPORT_NONE, 0,
                               "in-cluster configuration: cannot read the service account token "
                               "%s: %s",

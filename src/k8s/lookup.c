@@ -55,6 +55,7 @@ typedef struct lookup {
     /* The answer (curl I/O thread, one transfer at a time). */
     long status;
     envd_buf body; /* capped at MAX_BODY */
+    int body_nomem; /* no memory to keep the answer: the abort was ours */
 } lookup;
 
 static lookup *of_op(envd_op *b)
@@ -214,8 +215,10 @@ static int on_status(void *ud, int status, int64_t content_length)
 
 static int on_data(void *ud, const uint8_t *p, size_t n)
 {
-    envd_buf *b = &((lookup *)ud)->body;
-    return envd_buf_append(b, p, n) != 0 || b->truncated;
+    lookup *op = ud;
+    if (envd_buf_append(&op->body, p, n) != 0)
+        op->body_nomem = 1;
+    return op->body_nomem || op->body.truncated;
 }
 
 /* The transfer's failure in the words of the Kubernetes lookup. */
@@ -228,6 +231,9 @@ static envd_error *http_failure(const lookup *op, envd_error *e)
     if (op->body.truncated)
         r = envd_error_new(ENVD_E_PROTOCOL, ENVD_TRANSPORT_HTTP, (int)op->status,
                            "the answer from %s is larger than %u bytes", c->server, MAX_BODY);
+    else if (op->body_nomem)
+        r = envd_error_new(ENVD_E_NOMEM, ENVD_TRANSPORT_HTTP, (int)op->status,
+                           "out of memory keeping the answer from %s", c->server);
     else if (code == ENVD_CANCELED || code == ENVD_E_NOMEM)
         r = envd_error_new(code, ENVD_TRANSPORT_HTTP, 0, "%s", why);
     else if (code == ENVD_DEADLINE_EXCEEDED || code == ENVD_E_IDLE_TIMEOUT)
@@ -289,7 +295,7 @@ static void on_done(void *ud, envd_error *err)
     pthread_mutex_lock(&op->mu);
     op->http_done = 1;
     pthread_mutex_unlock(&op->mu);
-    if (err || op->body.truncated) {
+    if (err || op->body.truncated || op->body_nomem) {
         complete(op, NULL, NULL, http_failure(op, err));
     } else if (op->status == 401 && op->use_exec && op->attempt == 0) {
         op->attempt = 1; /* a cached plugin credential went stale: once more, fresh */
@@ -350,6 +356,7 @@ static void http_begin(lookup *op)
         }
     }
     op->status = 0;
+    op->body_nomem = 0;
     envd_buf_clear(&op->body);
     envd_http_request req = {.ep = &op->ep,
                              .method = "GET",

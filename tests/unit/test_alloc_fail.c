@@ -20,10 +20,13 @@
 #include "core/future.h"
 #include "envd/envd.h"
 #include "peer_server.h"
+#include "../k8s/k8s_stub.h"
 
 #include <stdio.h>
 
 static peer_proc peer; /* the reference server the unary calls talk to */
+static k8s_stub stub;  /* the Kubernetes API for the lookup */
+static char kubeconfig[512];
 
 /* Config: new and a few setters that copy strings into lists. */
 static envd_status op_config(void)
@@ -188,6 +191,32 @@ static envd_status run_over(envd_transport_kind kind)
 static envd_status op_run_grpc(void) { return run_over(ENVD_TRANSPORT_GRPC); }
 static envd_status op_run_connect(void) { return run_over(ENVD_TRANSPORT_CONNECT); }
 
+/* A Sandbox lookup over HTTPS with a kubeconfig token, on the runtime's
+ * Kubernetes worker and curl engine, ending in a client. */
+static envd_status op_k8s_lookup(void)
+{
+    envd_runtime *rt = NULL;
+    envd_status s = envd_runtime_new(NULL, &rt);
+    envd_k8s_options *o = s == ENVD_OK ? envd_k8s_options_new() : NULL;
+    if (s == ENVD_OK && !o)
+        s = ENVD_E_NOMEM;
+    if (s == ENVD_OK)
+        s = envd_k8s_options_set_kubeconfig(o, kubeconfig);
+    envd_client *c = NULL;
+    envd_error *err = NULL;
+    if (s == ENVD_OK)
+        s = envd_client_from_k8s(rt, "default", "web", NULL, o, &c, &err);
+    if (s != ENVD_OK && s != ENVD_E_NOMEM)
+        printf("Kubernetes lookup: %s\n", err ? envd_error_message(err) : "(no error)");
+    envd_error_free(err);
+    if (s == ENVD_OK && !c)
+        s = ENVD_E_USAGE;
+    envd_client_free(c);
+    envd_k8s_options_free(o);
+    envd_runtime_free(rt);
+    return s;
+}
+
 static const struct {
     const char *name;
     envd_status (*run)(void);
@@ -200,6 +229,7 @@ static const struct {
     {"/files write + read", op_files},
     {"run with output (gRPC)", op_run_grpc},
     {"run with output (Connect)", op_run_connect},
+    {"Kubernetes lookup", op_k8s_lookup},
 };
 
 static void every_allocation_fails_in_turn(void **state)
@@ -231,6 +261,10 @@ static void every_allocation_fails_in_turn(void **state)
 static int start_peer(void **state)
 {
     (void)state;
+    if (k8s_stub_start(&stub) != 0 ||
+        k8s_write_kubeconfig(&stub, "token.yaml", "    token: tok-alice\n") != 0)
+        return -1;
+    k8s_path(&stub, "token.yaml", kubeconfig, sizeof kubeconfig);
     return peer_spawn(&peer, "both", NULL, NULL);
 }
 
@@ -238,6 +272,7 @@ static int stop_peer(void **state)
 {
     (void)state;
     peer_stop(&peer);
+    k8s_stub_stop(&stub);
     return 0;
 }
 
