@@ -237,6 +237,20 @@ ENVD_API envd_status envd_config_set_h2c(envd_config *cfg, int enabled);
 /* PEM bundle to trust for https instead of the system store. NULL or ""
  * unsets. */
 ENVD_API envd_status envd_config_set_ca_file(envd_config *cfg, const char *path);
+/* The envd version the sandbox runs, when the caller knows it (E2B's API
+ * returns it on create as envdVersion): "0.5.1", "v0.6.3", "0.6.2-rc.1".
+ * Calls that version cannot serve are then refused at start with
+ * ENVD_UNIMPLEMENTED, naming the version they need and the one set,
+ * instead of reaching envd and failing there or being ignored:
+ *   stdin explicitly disabled (envd_cmd_opts_set_stdin 0)   0.3.0
+ *   close stdin                                             0.5.2
+ *   upload metadata (envd_files_opts_set_metadata)          0.6.2
+ *   recursive watch                                         0.1.4
+ *   watch ENVD_WATCH_INCLUDE_ENTRY                          0.6.3
+ *   watch ENVD_WATCH_ALLOW_NETWORK_MOUNTS                   0.6.4
+ * An octet-stream upload (0.5.7) falls back to multipart instead, as the
+ * E2B SDKs do. NULL or "": unknown (the default), nothing is checked. */
+ENVD_API envd_status envd_config_set_envd_version(envd_config *cfg, const char *version);
 /* Runtime options (read by envd_runtime_new). workers <= 0: one per online
  * CPU; at most 1024. The bound is there because each worker is a thread
  * with its own gRPC completion queue, and gRPC aborts the whole process

@@ -50,6 +50,7 @@ envd_status envd_cmd_opts_set_stdin(envd_cmd_opts *o, int enabled)
     if (!o)
         return ENVD_E_USAGE;
     o->stdin_enabled = enabled != 0;
+    o->stdin_set = 1;
     return ENVD_OK;
 }
 

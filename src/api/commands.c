@@ -635,6 +635,9 @@ static envd_status launch(envd_client *c, const char *cmd, const envd_cmd_opts *
         return envd_start_error(ENVD_E_USAGE, "cmd is not NULL, and the options set an argv");
     if (!cmd && !has_argv && !(o && o->pty))
         return envd_start_error(ENVD_E_USAGE, "cmd is NULL");
+    if (o && o->stdin_set && !o->stdin_enabled &&
+        (s = envd_client_gate(c, ENVD_GATE_STDIN_OFF)) != ENVD_OK)
+        return s;
     start_msg m; /* points into these until sent */
     char *shell_args[3] = {"-l", "-c", (char *)cmd};
     char *login_args[2] = {"-i", "-l"};

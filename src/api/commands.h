@@ -27,6 +27,7 @@ struct envd_cmd_opts {
     char *user;
     char **argv; /* NULL-terminated, or NULL: run through the shell */
     int stdin_enabled;
+    int stdin_set; /* set explicitly (a version gate applies to disabling it) */
     int detach;                 /* cancel does not kill */
     int64_t timeout_ms;         /* process timeout; 0 = none */
     int64_t request_timeout_ms; /* < 0: the client's */

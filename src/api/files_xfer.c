@@ -330,6 +330,8 @@ static envd_status check_args(envd_client *c, const files_args *a, const envd_fi
                                 a->n_srcs);
     if (o->has_range)
         return envd_start_error(ENVD_E_USAGE, "a range applies to reads, not writes");
+    if (o->meta.n > 0)
+        return envd_client_gate(c, ENVD_GATE_METADATA);
     return ENVD_OK;
 }
 
@@ -344,6 +346,12 @@ envd_status envd_files_xfer_start(envd_client *c, const files_args *a, const env
     envd_status s = check_args(c, a, o);
     if (s != ENVD_OK)
         return s;
+    envd_files_opts multipart;
+    if (o->octet && !envd_client_serves(c, ENVD_GATE_OCTET_UPLOAD)) {
+        multipart = *o; /* too old for octet-stream: multipart, as the SDKs fall back */
+        multipart.octet = 0;
+        o = &multipart;
+    }
     const char *user = o->user ? o->user : c->cfg->user;
     files_xfer *x = xfer_new(c, a, o);
     if (!x)

@@ -78,6 +78,21 @@ struct envd_client {
 
 void envd_client_ref(envd_client *c);
 
+/* Version gates (gates.c): features newer envd versions added. */
+typedef enum envd_gate {
+    ENVD_GATE_STDIN_OFF,
+    ENVD_GATE_CLOSE_STDIN,
+    ENVD_GATE_OCTET_UPLOAD,
+    ENVD_GATE_METADATA,
+    ENVD_GATE_RECURSIVE_WATCH,
+    ENVD_GATE_WATCH_ENTRY,
+    ENVD_GATE_WATCH_NETWORK,
+} envd_gate;
+/* 1 when the sandbox's envd serves g, or its version is unknown. */
+int envd_client_serves(const envd_client *c, envd_gate g);
+/* ENVD_OK, or ENVD_UNIMPLEMENTED with a start error naming both versions. */
+envd_status envd_client_gate(const envd_client *c, envd_gate g);
+
 /* In-flight cap. acquire returns ENVD_E_BUSY (fail-fast) or ENVD_E_SHUTDOWN. */
 envd_status envd_rt_acquire(envd_runtime *rt);
 void envd_rt_release(envd_runtime *rt);

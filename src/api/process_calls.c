@@ -136,6 +136,8 @@ envd_status envd_commands_send_input_async(envd_client *c, const envd_proc *p, e
 envd_status envd_commands_close_stdin_async(envd_client *c, const envd_proc *p, envd_future **out)
 {
     envd_status s = begin(c, 1, p, out);
+    if (s == ENVD_OK)
+        s = envd_client_gate(c, ENVD_GATE_CLOSE_STDIN);
     if (s != ENVD_OK)
         return s;
     Process__CloseStdinRequest req = PROCESS__CLOSE_STDIN_REQUEST__INIT;

@@ -147,6 +147,15 @@ envd_status envd_fs_watch_dir_async(envd_client *c, const char *path, unsigned f
         return s;
     if (!cb)
         return envd_start_error(ENVD_E_USAGE, "cb is NULL");
+    static const struct {
+        unsigned flag;
+        envd_gate gate;
+    } gated[] = {{ENVD_WATCH_RECURSIVE, ENVD_GATE_RECURSIVE_WATCH},
+                 {ENVD_WATCH_INCLUDE_ENTRY, ENVD_GATE_WATCH_ENTRY},
+                 {ENVD_WATCH_ALLOW_NETWORK_MOUNTS, ENVD_GATE_WATCH_NETWORK}};
+    for (size_t i = 0; i < sizeof gated / sizeof gated[0]; i++)
+        if ((flags & gated[i].flag) && (s = envd_client_gate(c, gated[i].gate)) != ENVD_OK)
+            return s;
     envd_watch *w = envd_calloc(1, sizeof(*w));
     if (!w)
         return ENVD_E_NOMEM;

@@ -113,6 +113,7 @@ envd_config *envd_config_new(void)
     c->max_message_bytes = ENVD_DEFAULT_MAX_MESSAGE_BYTES;
     c->files_min_bytes = ENVD_DEFAULT_FILES_MIN_BYTES;
     c->files_min_window_ms = ENVD_DEFAULT_FILES_MIN_WINDOW_MS;
+    c->envd_version[0] = -1;
     c->streams_per_connection = ENVD_DEFAULT_STREAMS_PER_CONNECTION;
     c->max_connections = ENVD_DEFAULT_MAX_CONNECTIONS;
     return c;
@@ -635,5 +636,37 @@ envd_status envd_config_set_connection_limits(envd_config *cfg, int streams_per_
                       "must be between 1 and 100000, got %d", max_connections);
     cfg->streams_per_connection = streams_per_connection;
     cfg->max_connections = max_connections;
+    return ENVD_OK;
+}
+
+/* "1.2.3", an optional leading 'v', then the end or a '-' / '+' suffix. */
+static int parse_version(const char *v, int out[3])
+{
+    if (*v == 'v')
+        v++;
+    for (int i = 0; i < 3; i++) {
+        if (*v < '0' || *v > '9')
+            return -1;
+        long n = 0;
+        while (*v >= '0' && *v <= '9' && n < 100000)
+            n = n * 10 + (*v++ - '0');
+        if (n >= 100000 || (i < 2 && *v++ != '.'))
+            return -1;
+        out[i] = (int)n;
+    }
+    return *v == '\0' || *v == '-' || *v == '+' ? 0 : -1;
+}
+
+envd_status envd_config_set_envd_version(envd_config *cfg, const char *version)
+{
+    if (!cfg)
+        return ENVD_E_USAGE;
+    clear_error(cfg);
+    int v[3] = {-1, 0, 0};
+    if (version && *version && parse_version(version, v) != 0)
+        return refuse(cfg, ENVD_INVALID_ARGUMENT, 1, "version",
+                      "must be MAJOR.MINOR.PATCH (as envd reports it, e.g. 0.6.3), got '%.40s'",
+                      version);
+    memcpy(cfg->envd_version, v, sizeof v);
     return ENVD_OK;
 }

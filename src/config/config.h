@@ -50,6 +50,7 @@ struct envd_config {
     int64_t max_message_bytes; /* see the limits in envd.h */
     int64_t files_min_bytes;
     int64_t files_min_window_ms;
+    int envd_version[3]; /* major, minor, patch; major -1: unknown */
     int streams_per_connection; /* connection pools, see envd.h */
     int max_connections;
     /* Why the last setter failed: "<argument>: <reason>", "" after a

@@ -107,6 +107,7 @@ static const opt_def OPTS[] = {
     CFG("auth_header", K_STR, cfg_str, envd_config_set_auth_header),
     CFG("sandbox_base_url", K_STR, cfg_str, envd_config_set_sandbox_base_url),
     CFG("ca_file", K_PATH, cfg_str, envd_config_set_ca_file),
+    CFG("envd_version", K_STR, cfg_str, envd_config_set_envd_version),
     CFG("request_timeout_ms", K_INT, cfg_i64, envd_config_set_request_timeout_ms),
     {.key = "transport",
      .kind = K_ENUM,

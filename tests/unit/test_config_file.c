@@ -90,6 +90,7 @@ static void every_option(void **state)
                            "files_min_window_ms: 500\n"
                            "streams_per_connection: 7\n"
                            "max_connections: 9\n"
+                           "envd_version: 0.5.1\n"
                            "kubernetes:\n"
                            "  source: in-cluster\n"
                            "  kubeconfig: a.yaml:/abs/b.yaml\n"
@@ -128,6 +129,9 @@ static void every_option(void **state)
     assert_int_equal(cfg->files_min_window_ms, 500);
     assert_int_equal(cfg->streams_per_connection, 7);
     assert_int_equal(cfg->max_connections, 9);
+    assert_int_equal(cfg->envd_version[0], 0);
+    assert_int_equal(cfg->envd_version[1], 5);
+    assert_int_equal(cfg->envd_version[2], 1);
     assert_int_equal(cfg->workers, 3);
     assert_int_equal(cfg->max_inflight, 77);
     assert_int_equal(cfg->fail_fast, 1);

@@ -104,14 +104,15 @@ export function createApp({ root, token = null, defaultUser = "root", seed = 0 }
   });
 
   // Test hook: with PEER_HEADER_LOG=<file>, one line per request with the
-  // headers envd reads as settings, so a test can check what a client sent.
+  // headers envd reads as settings and the media type, so a test can check
+  // what a client sent.
   const headerLog = process.env.PEER_HEADER_LOG;
   function logHeaders(req) {
     const v = (name) => req.headers[name] ?? "-";
     const path = (req.url ?? "/").split("?")[0];
     appendFileSync(
       headerLog,
-      `${req.method} ${path} connect-timeout-ms=${v("connect-timeout-ms")} keepalive-ping-interval=${v("keepalive-ping-interval")}\n`,
+      `${req.method} ${path} connect-timeout-ms=${v("connect-timeout-ms")} keepalive-ping-interval=${v("keepalive-ping-interval")} content-type=${v("content-type").split(";")[0]}\n`,
     );
   }
 
