@@ -29,7 +29,8 @@
 
 enum { Q_ADD = 1u, Q_CANCEL = 2u, Q_RESUME = 4u, Q_ARM = 8u };
 
-/* Idle connections kept for reuse across all hosts. */
+/* Idle connections kept for reuse across all hosts (at least one host's
+ * max_connections). */
 #define ENVD_CURL_MAX_IDLE_CONNS 512
 
 /* Longest single poll; only bounds how stale next_check can be. */
@@ -94,6 +95,18 @@ void envd_curl_xfer_unref(envd_curl_xfer *x)
 
 /* ---- transfer setup ------------------------------------------------------ */
 
+/* CURLOPT_PREREQFUNCTION: the transfer has a connection, new or reused. */
+static int on_prereq(void *ud, char *conn_primary_ip, char *conn_local_ip, int conn_primary_port,
+                     int conn_local_port)
+{
+    (void)conn_primary_ip;
+    (void)conn_local_ip;
+    (void)conn_primary_port;
+    (void)conn_local_port;
+    ((envd_curl_xfer *)ud)->has_conn = 1;
+    return CURL_PREREQFUNC_OK;
+}
+
 void envd_curl_xfer_init(envd_curl_xfer *x, const envd_curl_xfer_vt *vt, envd_curl_engine *e,
                          CURL *easy, const envd_endpoint *ep)
 {
@@ -108,6 +121,7 @@ void envd_curl_xfer_init(envd_curl_xfer *x, const envd_curl_xfer_vt *vt, envd_cu
     x->last_activity = 0;
     x->first_seen = 0;
     x->timers_on = 0;
+    x->has_conn = 0;
     x->in_multi = 0;
     x->prev = x->next = NULL;
     x->qnext = NULL;
@@ -115,6 +129,8 @@ void envd_curl_xfer_init(envd_curl_xfer *x, const envd_curl_xfer_vt *vt, envd_cu
     x->queued = 0;
 
     curl_easy_setopt(easy, CURLOPT_PRIVATE, (void *)x);
+    curl_easy_setopt(easy, CURLOPT_PREREQFUNCTION, on_prereq);
+    curl_easy_setopt(easy, CURLOPT_PREREQDATA, (void *)x);
     curl_easy_setopt(easy, CURLOPT_ERRORBUFFER, x->errbuf);
     curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(easy, CURLOPT_TCP_KEEPALIVE, 1L);
@@ -567,28 +583,44 @@ static int should_stop(envd_curl_engine *e)
     return s;
 }
 
+/* A timeout that fired before curl gave the transfer a connection says so:
+ * with every connection to the endpoint busy, requests wait in curl's
+ * queue and their clocks run meanwhile. */
+static void no_conn_note(const envd_curl_engine *e, const envd_curl_xfer *x, char *why,
+                         size_t cap, int n)
+{
+    if (!x->has_conn && n > 0 && (size_t)n < cap)
+        snprintf(why + n, cap - (size_t)n,
+                 " without a connection (still connecting, or all %d to the endpoint in "
+                 "use: envd_config_set_connection_limits)",
+                 e->lim.max_connections);
+}
+
 static void check_timers(envd_curl_engine *e)
 {
     int64_t now = envd_now_ms();
     if (now < e->next_check)
         return;
     int64_t next = INT64_MAX;
-    char why[160];
+    char why[256];
     envd_curl_xfer *x = e->active;
     while (x) {
         envd_curl_xfer *nx = x->next;
         if (x->timers_on) {
             if (x->first_deadline && now >= x->first_deadline) {
+                int n;
                 if (x->timeout_whole)
-                    snprintf(why, sizeof why, "deadline of %lld ms exceeded",
-                             (long long)x->timeout_ms);
+                    n = snprintf(why, sizeof why, "deadline of %lld ms exceeded",
+                                 (long long)x->timeout_ms);
                 else
-                    snprintf(why, sizeof why, "no response within %lld ms",
-                             (long long)x->timeout_ms);
+                    n = snprintf(why, sizeof why, "no response within %lld ms",
+                                 (long long)x->timeout_ms);
+                no_conn_note(e, x, why, sizeof why, n);
                 finish(e, x, CURLE_OK, envd_failure_status(ENVD_FAILURE_DEADLINE, 0), why);
             } else if (idle_applies(x) && now - x->last_activity >= x->idle_timeout_ms) {
-                snprintf(why, sizeof why, "no data received for %lld ms (idle timeout)",
-                         (long long)(now - x->last_activity));
+                int n = snprintf(why, sizeof why, "no data received for %lld ms (idle timeout)",
+                                 (long long)(now - x->last_activity));
+                no_conn_note(e, x, why, sizeof why, n);
                 finish(e, x, CURLE_OK, envd_failure_status(ENVD_FAILURE_IDLE, 0), why);
             } else if (rate_applies(x) && now - x->rate_from >= x->min_window_ms &&
                        x->rate_bytes < (uint64_t)x->min_bytes) {
@@ -713,17 +745,27 @@ envd_status envd_curl_engine_new(envd_timers *timers, const envd_pool_limits *li
         free(e);
         return ENVD_E_NOMEM;
     }
-    /* Multiplex HTTP/2 streams over shared connections where the server
-     * offers h2; no per-host connection cap (HTTP/1.1 needs one connection
-     * per call in flight). Idle connections are kept for reuse by the
-     * multi's connection cache. */
+    /* Connections per host (scheme, name and port): at most max_connections;
+     * past it curl keeps a transfer pending (our timers run meanwhile) and
+     * hands it the next connection that frees. HTTP/2 over TLS multiplexes
+     * up to streams_per_connection streams (or the peer's lower SETTINGS
+     * value) on a connection, and a transfer that finds every connection
+     * full opens another one, up to the cap: a long stream holds one slot,
+     * not a whole connection. Without the cap 2,000 calls in flight over
+     * HTTP/1.1 opened 2,000 connections at once and overflowed the server's
+     * listen backlog. */
     curl_multi_setopt(e->multi, CURLMOPT_PIPELINING, (long)CURLPIPE_MULTIPLEX);
-    curl_multi_setopt(e->multi, CURLMOPT_MAX_HOST_CONNECTIONS, 0L);
+    curl_multi_setopt(e->multi, CURLMOPT_MAX_HOST_CONNECTIONS, (long)e->lim.max_connections);
+    curl_multi_setopt(e->multi, CURLMOPT_MAX_CONCURRENT_STREAMS,
+                      (long)e->lim.streams_per_connection);
     curl_multi_setopt(e->multi, CURLMOPT_MAX_TOTAL_CONNECTIONS, 0L);
     /* curl's default cache holds 4 x the transfers in the multi, which
      * shrinks as a burst drains and closes the connections a following
-     * burst wants. Keep enough idle HTTP/1.1 connections for a burst. */
-    curl_multi_setopt(e->multi, CURLMOPT_MAXCONNECTS, (long)ENVD_CURL_MAX_IDLE_CONNS);
+     * burst wants. Keep a whole host's worth of idle connections. */
+    long idle = ENVD_CURL_MAX_IDLE_CONNS;
+    if (idle < (long)e->lim.max_connections)
+        idle = (long)e->lim.max_connections;
+    curl_multi_setopt(e->multi, CURLMOPT_MAXCONNECTS, idle);
     e->curl_deadline = -1;
     e->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     e->epoll_fd = epoll_create1(EPOLL_CLOEXEC);

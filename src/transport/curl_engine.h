@@ -64,6 +64,7 @@ struct envd_curl_xfer {
     int64_t last_activity;  /* absolute ms */
     int first_seen;
     int timers_on;
+    int has_conn; /* curl gave it a connection (else pending or connecting) */
     int64_t rate_from;   /* absolute ms: start of the current rate window */
     uint64_t rate_bytes; /* body bytes received in it */
     int in_multi;

@@ -242,6 +242,23 @@ static void subst(char **s, const char *key, const char *val)
     }
 }
 
+/* The gateway's TLS certificate: self-signed for 127.0.0.1, in dir/tls.crt
+ * and dir/tls.key (the file a client names as its CA). */
+static int gateway_cert(const char *dir)
+{
+    char cmd[1024];
+    snprintf(cmd, sizeof(cmd),
+             "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 "
+             "-subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 "
+             "-keyout '%s/tls.key' -out '%s/tls.crt' 2>/dev/null",
+             dir, dir);
+    if (system(cmd) != 0) {
+        fprintf(stderr, "openssl could not make the gateway's certificate\n");
+        return -1;
+    }
+    return 0;
+}
+
 int test_gateway_start(test_gateway *g, const test_server *servers, const char *const *ids,
                        size_t n)
 {
@@ -270,6 +287,13 @@ int test_gateway_start(test_gateway *g, const test_server *servers, const char *
     g->grpc_port = free_port();
     while (g->grpc_port == g->h1_port || g->grpc_port == g->h2_port)
         g->grpc_port = free_port();
+    g->tls_port = free_port();
+    while (g->tls_port == g->h1_port || g->tls_port == g->h2_port || g->tls_port == g->grpc_port)
+        g->tls_port = free_port();
+    if (gateway_cert(g->dir) != 0) {
+        free(conf);
+        return -1;
+    }
     subst(&conf, "DIR", g->dir);
     subst(&conf, "UPSTREAMS", ups);
     subst(&conf, "MAP", map);
@@ -279,6 +303,8 @@ int test_gateway_start(test_gateway *g, const test_server *servers, const char *
     subst(&conf, "H2_PORT", port);
     snprintf(port, sizeof(port), "%d", g->grpc_port);
     subst(&conf, "GRPC_PORT", port);
+    snprintf(port, sizeof(port), "%d", g->tls_port);
+    subst(&conf, "TLS_PORT", port);
     char path[300];
     snprintf(path, sizeof(path), "%s/nginx.conf", g->dir);
     FILE *f = fopen(path, "w");
@@ -299,7 +325,8 @@ int test_gateway_start(test_gateway *g, const test_server *servers, const char *
     }
     g->pid = pid;
     for (int i = 0; i < 100; i++) {
-        if (port_open(g->h1_port) && port_open(g->h2_port) && port_open(g->grpc_port))
+        if (port_open(g->h1_port) && port_open(g->h2_port) && port_open(g->grpc_port) &&
+            port_open(g->tls_port))
             return 0;
         usleep(50000);
     }

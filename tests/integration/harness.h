@@ -31,6 +31,7 @@ int test_server_signal(test_server *s, int sig);
 typedef struct test_gateway {
     pid_t pid;
     int h1_port, h2_port, grpc_port;
+    int tls_port; /* TLS (ALPN h2), CA file dir/tls.crt */
     char dir[256];
 } test_gateway;
 

@@ -1,0 +1,375 @@
+/* Connection pools of the libcurl engine (Connect and /files): a per-host
+ * cap on connections with the rest queued in curl, the request timeout and
+ * cancel of a queued call, HTTP/2 over TLS growing its pool past a
+ * connection whose streams are all held by long commands, and a burst of
+ * 2,000 runs over HTTP/1.1 that stays within the default cap.
+ * Connections are counted on the server's side: distinct connection numbers
+ * in the nginx gateway's access log, or the server port's established
+ * sockets in /proc/net/tcp sampled while a burst runs. */
+#include "cmd_util.h"
+
+#include <stdatomic.h>
+
+static envd_runtime *pool_runtime(int streams, int conns)
+{
+    envd_config *cfg = envd_config_new();
+    if (streams > 0)
+        assert_int_equal(envd_config_set_connection_limits(cfg, streams, conns), ENVD_OK);
+    envd_runtime *rt = NULL;
+    assert_int_equal(envd_runtime_new(cfg, &rt), ENVD_OK);
+    envd_config_free(cfg);
+    return rt;
+}
+
+/* A Connect client on 127.0.0.1:port; ca: HTTPS with that CA file. */
+static envd_client *pool_client(envd_runtime *rt, int port, const char *ca, int64_t request_ms)
+{
+    envd_config *cfg = envd_config_new();
+    char addr[64];
+    snprintf(addr, sizeof(addr), "127.0.0.1:%d", port);
+    envd_config_set_domain(cfg, addr);
+    envd_config_set_transport(cfg, ENVD_TRANSPORT_CONNECT);
+    envd_config_set_request_timeout_ms(cfg, request_ms);
+    if (ca) {
+        assert_int_equal(envd_config_set_scheme(cfg, "https"), ENVD_OK);
+        assert_int_equal(envd_config_set_ca_file(cfg, ca), ENVD_OK);
+    }
+    envd_client *c = NULL;
+    envd_error *err = NULL;
+    envd_status st = envd_client_new(rt, "sbx-pool", cfg, &c, &err);
+    assert_envd_ok(st, err);
+    envd_config_free(cfg);
+    return c;
+}
+
+/* Distinct nginx connection numbers in the access log for requests that
+ * came in on port. */
+static int gateway_conns(const test_gateway *g, int port)
+{
+    char path[300], line[512];
+    snprintf(path, sizeof(path), "%s/access.log", g->dir);
+    FILE *f = fopen(path, "r");
+    assert_non_null(f);
+    static long seen[8192];
+    int n = 0;
+    while (fgets(line, sizeof(line), f)) {
+        int p = 0;
+        long conn = 0;
+        if (sscanf(line, "%d %ld", &p, &conn) != 2 || p != port)
+            continue;
+        int dup = 0;
+        for (int i = 0; i < n && !dup; i++)
+            dup = seen[i] == conn;
+        if (!dup && n < (int)(sizeof(seen) / sizeof(seen[0])))
+            seen[n++] = conn;
+    }
+    fclose(f);
+    return n;
+}
+
+/* ---- established sockets on the server's port, sampled ------------------- */
+
+typedef struct sampler {
+    pthread_t th;
+    int port;
+    atomic_int stop;
+    int peak;
+} sampler;
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp((const char *)a, (const char *)b);
+}
+
+/* Server-side sockets (local port = port) in ESTABLISHED, each peer counted
+ * once: /proc/net/tcp read while the table changes may list an entry
+ * twice. */
+static int count_established(int port)
+{
+    static const char *const files[] = {"/proc/net/tcp", "/proc/net/tcp6"};
+    static char peers[16384][128];
+    int n = 0;
+    for (int i = 0; i < 2; i++) {
+        FILE *f = fopen(files[i], "r");
+        char line[512];
+        if (!f)
+            continue;
+        while (fgets(line, sizeof(line), f) && n < 16384) {
+            char local[128], remote[128];
+            unsigned st = 0;
+            if (sscanf(line, " %*d: %127s %127s %x", local, remote, &st) != 3)
+                continue;
+            const char *colon = strrchr(local, ':');
+            if (colon && st == 1 && (int)strtol(colon + 1, NULL, 16) == port)
+                snprintf(peers[n++], sizeof(peers[0]), "%s", remote);
+        }
+        fclose(f);
+    }
+    qsort(peers, (size_t)n, sizeof(peers[0]), cmp_str);
+    int distinct = 0;
+    for (int i = 0; i < n; i++)
+        distinct += i == 0 || strcmp(peers[i], peers[i - 1]) != 0;
+    return distinct;
+}
+
+static void *sample_main(void *arg)
+{
+    sampler *s = arg;
+    while (!atomic_load(&s->stop)) {
+        int n = count_established(s->port);
+        if (n > s->peak)
+            s->peak = n;
+        usleep(2000);
+    }
+    return NULL;
+}
+
+static void sampler_start(sampler *s, int port)
+{
+    memset(s, 0, sizeof(*s));
+    s->port = port;
+    atomic_init(&s->stop, 0);
+    assert_int_equal(pthread_create(&s->th, NULL, sample_main, s), 0);
+}
+
+static int sampler_stop(sampler *s)
+{
+    atomic_store(&s->stop, 1);
+    pthread_join(s->th, NULL);
+    return s->peak;
+}
+
+/* ---- long commands ------------------------------------------------------- */
+
+static void start_long(envd_client *c, envd_handle **hs, int n)
+{
+    envd_cmd_opts *o = envd_cmd_opts_new();
+    assert_int_equal(envd_cmd_opts_set_request_timeout_ms(o, 120000), ENVD_OK);
+    envd_future **fs = calloc((size_t)n, sizeof(*fs));
+    for (int i = 0; i < n; i++)
+        assert_int_equal(envd_commands_start_async(c, "sleep 120", o, &fs[i]), ENVD_OK);
+    assert_int_equal(envd_future_wait_all(fs, (size_t)n, 180000), ENVD_OK);
+    for (int i = 0; i < n; i++) {
+        if (envd_future_status(fs[i]) != ENVD_OK)
+            fail_msg("long command %d: %s", i, envd_error_message(envd_future_error(fs[i])));
+        hs[i] = envd_future_take_handle(fs[i]);
+        assert_non_null(hs[i]);
+        envd_future_free(fs[i]);
+    }
+    free(fs);
+    envd_cmd_opts_free(o);
+}
+
+/* Kills through killer (another runtime's client where hs's pool is full)
+ * and waits for each stream's end. */
+static void end_long(envd_client *killer, envd_handle **hs, int n)
+{
+    for (int i = 0; i < n; i++) {
+        int killed = 0;
+        envd_error *err = NULL;
+        envd_status st = envd_commands_kill(killer, ENVD_PID(envd_handle_pid(hs[i])), &killed, &err);
+        assert_envd_ok(st, err);
+        assert_int_equal(killed, 1);
+        envd_command_result *r = NULL;
+        st = envd_handle_wait(hs[i], 30000, &r, &err);
+        if (st != ENVD_OK && st != ENVD_E_COMMAND_EXIT)
+            fail_msg("long command %d: %s", i, err ? envd_error_message(err) : "?");
+        envd_command_result_free(r);
+        envd_error_free(err);
+        envd_handle_free(hs[i]);
+    }
+}
+
+static void stat_ok(envd_client *c)
+{
+    envd_entry_info *info = NULL;
+    envd_error *err = NULL;
+    envd_status st = envd_fs_get_info(c, "/", &info, &err);
+    assert_envd_ok(st, err);
+    envd_entry_info_free(info);
+}
+
+/* ---- tests --------------------------------------------------------------- */
+
+/* 40 concurrent runs over 4 connections at most: all succeed, the gateway
+ * sees no more than 4 connections from the client in all. */
+static void h1_capped(void **state)
+{
+    (void)state;
+    test_server srv;
+    test_gateway gw;
+    static const char *const ids[1] = {"sbx-pool"};
+    assert_int_equal(test_server_start(&srv, "h1", NULL), 0);
+    assert_int_equal(test_gateway_start(&gw, &srv, ids, 1), 0);
+    envd_runtime *rt = pool_runtime(100, 4);
+    envd_client *c = pool_client(rt, gw.h1_port, NULL, 60000);
+    enum { N = 40 };
+    envd_future *fs[N];
+    for (int i = 0; i < N; i++) {
+        char cmd[64];
+        snprintf(cmd, sizeof(cmd), "echo run-%d", i);
+        assert_int_equal(envd_commands_run_async(c, cmd, NULL, &fs[i]), ENVD_OK);
+    }
+    assert_int_equal(envd_future_wait_all(fs, N, 120000), ENVD_OK);
+    for (int i = 0; i < N; i++) {
+        char want[64];
+        snprintf(want, sizeof(want), "run-%d\n", i);
+        if (envd_future_status(fs[i]) != ENVD_OK)
+            fail_msg("run %d: %s", i, envd_error_message(envd_future_error(fs[i])));
+        assert_string_equal(envd_future_command_result(fs[i])->stdout_data, want);
+        envd_future_free(fs[i]);
+    }
+    int conns = gateway_conns(&gw, gw.h1_port);
+    fprintf(stderr, "%d runs over %d connections (cap 4)\n", N, conns);
+    assert_in_range(conns, 1, 4);
+    envd_client_free(c);
+    envd_runtime_free(rt);
+    test_gateway_stop(&gw);
+    test_server_stop(&srv);
+}
+
+/* One connection, held by a running command: a Stat waits in the queue, its
+ * request timeout fires there (and says so), a cancelled one ends as
+ * cancelled, and once the command ends the queue moves again. */
+static void queued_timeout_and_cancel(void **state)
+{
+    (void)state;
+    test_server srv;
+    assert_int_equal(test_server_start(&srv, "h1", NULL), 0);
+    envd_runtime *rt = pool_runtime(100, 1);
+    envd_client *lc = pool_client(rt, srv.port, NULL, 60000);
+    envd_client *sc = pool_client(rt, srv.port, NULL, 1000);
+    envd_handle *h[1];
+    start_long(lc, h, 1);
+
+    int64_t t0 = now_ms();
+    envd_entry_info *info = NULL;
+    envd_error *err = NULL;
+    envd_status st = envd_fs_get_info(sc, "/", &info, &err);
+    int64_t took = now_ms() - t0;
+    assert_int_equal(st, ENVD_DEADLINE_EXCEEDED);
+    fprintf(stderr, "queued Stat: %s after %lld ms\n", envd_error_message(err), (long long)took);
+    assert_non_null(strstr(envd_error_message(err), "without a connection"));
+    assert_true(took >= 900);
+    assert_true(took < 20000); /* a correctness bound, not a speed target */
+    envd_error_free(err);
+
+    envd_future *f = NULL;
+    assert_int_equal(envd_fs_get_info_async(lc, "/", &f), ENVD_OK);
+    usleep(200000); /* in curl's queue by now */
+    envd_future_cancel(f);
+    assert_int_equal(envd_future_wait(f, 20000), ENVD_OK);
+    assert_int_equal(envd_future_status(f), ENVD_CANCELED);
+    envd_future_free(f);
+
+    envd_runtime *krt = pool_runtime(0, 0);
+    envd_client *killer = pool_client(krt, srv.port, NULL, 60000);
+    end_long(killer, h, 1);
+    envd_client_free(killer);
+    envd_runtime_free(krt);
+    stat_ok(sc); /* the connection is free again and the queue is empty */
+    envd_client_free(sc);
+    envd_client_free(lc);
+    envd_runtime_free(rt);
+    test_server_stop(&srv);
+}
+
+/* 100 long commands with the default limits; a Stat with a 3 s request
+ * timeout still answers (a correctness bound: it must not wait for them). */
+static void stat_beside_long(envd_runtime *rt, int port, const char *ca)
+{
+    enum { N = 100 };
+    envd_client *lc = pool_client(rt, port, ca, 60000);
+    envd_client *sc = pool_client(rt, port, ca, 3000);
+    envd_handle *h[N];
+    start_long(lc, h, N);
+    int64_t t0 = now_ms();
+    stat_ok(sc);
+    fprintf(stderr, "Stat beside %d long commands: %lld ms\n", N, (long long)(now_ms() - t0));
+    end_long(lc, h, N);
+    envd_client_free(sc);
+    envd_client_free(lc);
+}
+
+static void long_h1(void **state)
+{
+    (void)state;
+    test_server srv;
+    assert_int_equal(test_server_start(&srv, "h1", NULL), 0);
+    envd_runtime *rt = pool_runtime(0, 0);
+    stat_beside_long(rt, srv.port, NULL);
+    envd_runtime_free(rt);
+    test_server_stop(&srv);
+}
+
+/* Over TLS with ALPN h2 (the gateway's TLS port), 100 streams fill a
+ * connection: the Stat gets a second one, and the whole lot (100 long
+ * streams, the Stat) used a handful of connections, not one each. */
+static void long_tls_h2(void **state)
+{
+    (void)state;
+    test_server srv;
+    test_gateway gw;
+    static const char *const ids[1] = {"sbx-pool"};
+    assert_int_equal(test_server_start(&srv, "h1", NULL), 0);
+    assert_int_equal(test_gateway_start(&gw, &srv, ids, 1), 0);
+    char ca[300];
+    snprintf(ca, sizeof(ca), "%s/tls.crt", gw.dir);
+    envd_runtime *rt = pool_runtime(0, 0);
+    stat_beside_long(rt, gw.tls_port, ca);
+    envd_runtime_free(rt);
+    int conns = gateway_conns(&gw, gw.tls_port);
+    fprintf(stderr, "TLS h2: 101 calls over %d connections\n", conns);
+    assert_in_range(conns, 2, 4);
+    test_gateway_stop(&gw);
+    test_server_stop(&srv);
+}
+
+/* 2,000 concurrent `true` runs over HTTP/1.1 with the default limits (200
+ * connections): all succeed, and the server never holds more than 200 of
+ * our connections. ENVD_TEST_LOAD_RUNS lowers the count (TSan). */
+static void burst_h1(void **state)
+{
+    (void)state;
+    const char *env = getenv("ENVD_TEST_LOAD_RUNS");
+    int n = env && atoi(env) > 0 ? atoi(env) : 2000;
+    test_server srv;
+    assert_int_equal(test_server_start(&srv, "h1", NULL), 0);
+    envd_runtime *rt = pool_runtime(0, 0);
+    envd_client *c = pool_client(rt, srv.port, NULL, 240000);
+    envd_future **fs = calloc((size_t)n, sizeof(*fs));
+    sampler s;
+    sampler_start(&s, srv.port);
+    int64_t t0 = now_ms();
+    for (int i = 0; i < n; i++)
+        assert_int_equal(envd_commands_run_async(c, "true", NULL, &fs[i]), ENVD_OK);
+    assert_int_equal(envd_future_wait_all(fs, (size_t)n, 280000), ENVD_OK);
+    int64_t took = now_ms() - t0;
+    int peak = sampler_stop(&s);
+    int failed = 0;
+    for (int i = 0; i < n; i++) {
+        if (envd_future_status(fs[i]) != ENVD_OK && failed++ < 5)
+            fprintf(stderr, "run %d: %s\n", i, envd_error_message(envd_future_error(fs[i])));
+        envd_future_free(fs[i]);
+    }
+    free(fs);
+    fprintf(stderr, "%d runs in %lld ms, %d failed, at most %d connections seen\n", n,
+            (long long)took, failed, peak);
+    assert_int_equal(failed, 0);
+    assert_in_range(peak, 1, ENVD_DEFAULT_MAX_CONNECTIONS);
+    envd_client_free(c);
+    envd_runtime_free(rt);
+    test_server_stop(&srv);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(h1_capped),
+        cmocka_unit_test(queued_timeout_and_cancel),
+        cmocka_unit_test(long_h1),
+        cmocka_unit_test(long_tls_h2),
+        cmocka_unit_test(burst_h1),
+    };
+    return cmocka_run_group_tests_name("curl connection pools", tests, NULL, NULL);
+}
