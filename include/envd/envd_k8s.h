@@ -176,6 +176,124 @@ ENVD_API envd_status envd_client_from_k8s_async(envd_runtime *rt, const char *ns
  * envd_client_free. */
 ENVD_API envd_client *envd_future_take_client(envd_future *f);
 
+/* ------------------------------------------------------- sandbox claims */
+
+/*
+ * A SandboxClaim (agents.kruise.io/v1alpha1, short name sbc) asks the
+ * OpenKruise Agents controller for `replicas` sandboxes of a SandboxSet
+ * (its templateName). The controller takes them from the warm pool (or
+ * creates them), labels each agents.kruise.io/claim-name=<claim>, and sets
+ * the claim's status.phase to Completed, also when claimTimeout ran out
+ * before all were claimed (then the TimedOut condition is True and
+ * status.message says why). Deleting the claim, or its ttlAfterCompleted
+ * running out, does not delete the claimed Sandboxes.
+ *
+ * envd_k8s_claim_async creates the claim, polls it (back-off from 100 ms
+ * to 2 s) until Completed, lists its Sandboxes by that label and makes a
+ * client for each one that is running (token from its annotation, as
+ * envd_client_from_k8s does). The RBAC verbs it needs on
+ * sandboxclaims.agents.kruise.io: create, get; on sandboxes: list.
+ */
+typedef struct envd_k8s_claim_options envd_k8s_claim_options;
+
+/* Defaults: one replica, a generated name ("<template>-<8 hex digits>"),
+ * the server's claimTimeout (1m) and waitReadyTimeout (30s), no labels, no
+ * environment variables, and a client-side bound on the wait of claim
+ * timeout + wait-ready timeout + 30 s. Caller frees with
+ * envd_k8s_claim_options_free. NULL on out of memory. */
+ENVD_API envd_k8s_claim_options *envd_k8s_claim_options_new(void);
+ENVD_API void envd_k8s_claim_options_free(envd_k8s_claim_options *o);
+/* The SandboxClaim's name (a DNS-1123 subdomain); NULL or "" restores the
+ * generated one. */
+ENVD_API envd_status envd_k8s_claim_options_set_name(envd_k8s_claim_options *o, const char *name);
+/* spec.replicas, 1..10000 (the field is immutable once created). */
+ENVD_API envd_status envd_k8s_claim_options_set_replicas(envd_k8s_claim_options *o, int replicas);
+/* spec.claimTimeout and spec.waitReadyTimeout in ms (sent as Go durations);
+ * 0 leaves the field out (the server's default). */
+ENVD_API envd_status envd_k8s_claim_options_set_claim_timeout_ms(envd_k8s_claim_options *o,
+                                                                 int64_t ms);
+ENVD_API envd_status envd_k8s_claim_options_set_wait_ready_timeout_ms(envd_k8s_claim_options *o,
+                                                                      int64_t ms);
+/* How long to poll before giving up on a claim that never completes (no
+ * controller, say); 0 restores the default above. */
+ENVD_API envd_status envd_k8s_claim_options_set_wait_ms(envd_k8s_claim_options *o, int64_t ms);
+/* Adds spec.labels[key] (put on every claimed Sandbox) or spec.envVars[key]
+ * (given to envd's /init by the controller); a key set twice keeps the
+ * last value. Keys and values are copied. */
+ENVD_API envd_status envd_k8s_claim_options_set_label(envd_k8s_claim_options *o, const char *key,
+                                                      const char *value);
+ENVD_API envd_status envd_k8s_claim_options_set_env(envd_k8s_claim_options *o, const char *key,
+                                                    const char *value);
+
+/* What a claim got: a plain struct, freed with envd_k8s_claimed_free. */
+typedef struct envd_k8s_claimed {
+    const char *namespace_;
+    const char *name;     /* the SandboxClaim (for envd_k8s_claim_release) */
+    const char *template_name;
+    int replicas;         /* asked for */
+    int claimed;          /* status.claimedReplicas */
+    /* The claimed Sandboxes that run, and a ready client for each (same
+     * index). The clients belong to this struct; take one by copying the
+     * pointer and setting the entry to NULL (then free it yourself, with
+     * envd_client_free, before the runtime). */
+    size_t count;
+    const envd_k8s_sandbox *sandboxes;
+    envd_client **clients;
+} envd_k8s_claimed;
+
+/* Creates the claim for `template_name` (the SandboxSet) in ns (NULL or "":
+ * the context's namespace) with the Kubernetes options k8s and the claim
+ * options co (either may be NULL: defaults; both copied), and returns a
+ * future. cfg (copied; NULL: defaults) is the configuration of the clients
+ * made; each one's runtime token is its Sandbox's annotation. Many claims
+ * may be in flight on one runtime; each holds one in-flight slot.
+ *
+ * The future fails with the whole story when not every replica became a
+ * client, and still holds what was obtained (partial success is reported,
+ * not hidden): take it with envd_future_take_k8s_claimed whatever the
+ * status. Errors: those of envd_k8s_sandbox_get for the requests
+ * (ENVD_PERMISSION_DENIED naming the verb and resource, ENVD_ALREADY_EXISTS
+ * for a 409, ENVD_INVALID_ARGUMENT for a 422 with the server's message);
+ * ENVD_DEADLINE_EXCEEDED when the TimedOut condition is True or the wait
+ * bound ran out; ENVD_RESOURCE_EXHAUSTED when the claim completed with
+ * fewer than asked; ENVD_FAILED_PRECONDITION when claimed Sandboxes do not
+ * run. The message names the claim, the template and "N of M" claimed.
+ * Once the claim exists the future has a result (count may be 0), so that
+ * it can be released. Cancelling stops the wait (the claim stays). Caller
+ * frees *out with envd_future_free. */
+ENVD_API envd_status envd_k8s_claim_async(envd_runtime *rt, const envd_k8s_options *k8s,
+                                          const char *ns, const char *template_name,
+                                          const envd_k8s_claim_options *co,
+                                          const envd_config *cfg, envd_future **out);
+/* The blocking form. *out is set whenever the future has a result, also
+ * when the status is not ENVD_OK (a partial claim). Caller frees *out with
+ * envd_k8s_claimed_free (before the runtime) and *err with
+ * envd_error_free. */
+ENVD_API envd_status envd_k8s_claim(envd_runtime *rt, const envd_k8s_options *k8s, const char *ns,
+                                    const char *template_name, const envd_k8s_claim_options *co,
+                                    const envd_config *cfg, envd_k8s_claimed **out,
+                                    envd_error **err);
+/* Moves the result out of a finished claim future (NULL: none, or taken
+ * already). Caller frees it with envd_k8s_claimed_free. */
+ENVD_API envd_k8s_claimed *envd_future_take_k8s_claimed(envd_future *f);
+/* Frees the clients still in it, then the rest. NULL is fine. */
+ENVD_API void envd_k8s_claimed_free(envd_k8s_claimed *c);
+
+/* Deletes the SandboxClaim <ns>/<name> and, when delete_sandboxes is
+ * non-zero, every Sandbox labelled agents.kruise.io/claim-name=<name> (one
+ * deletecollection request), so that the pool's capacity comes back. With
+ * delete_sandboxes a claim that is gone already (its TTL ran out) is not an
+ * error. RBAC verbs: delete on sandboxclaims, deletecollection on
+ * sandboxes. The future has no result. Caller frees *out with
+ * envd_future_free. */
+ENVD_API envd_status envd_k8s_claim_release_async(envd_runtime *rt, const envd_k8s_options *k8s,
+                                                  const char *ns, const char *name,
+                                                  int delete_sandboxes, envd_future **out);
+/* The blocking form. Caller frees *err with envd_error_free. */
+ENVD_API envd_status envd_k8s_claim_release(envd_runtime *rt, const envd_k8s_options *k8s,
+                                            const char *ns, const char *name,
+                                            int delete_sandboxes, envd_error **err);
+
 /* ---------------------------------------------------- configuration file */
 
 /*

@@ -31,7 +31,8 @@ enum {
     ENVD_FK_WATCHER_ID, /* envd_fs_watcher_create_async: a string */
     ENVD_FK_EVENT_LIST, /* envd_fs_watcher_events_async */
     ENVD_FK_K8S_SANDBOX,     /* envd_k8s_sandbox_get: an envd_k8s_sandbox */
-    ENVD_FK_K8S_SANDBOX_LIST /* envd_k8s_sandbox_list_async: an envd_k8s_sandboxes */
+    ENVD_FK_K8S_SANDBOX_LIST, /* envd_k8s_sandbox_list_async: an envd_k8s_sandboxes */
+    ENVD_FK_K8S_CLAIM         /* envd_k8s_claim_async: an envd_k8s_claimed */
 };
 
 struct envd_runtime {

@@ -75,7 +75,8 @@ envd_status envd_client_from_k8s_async(envd_runtime *rt, const char *ns, const c
         client_ctx_free(cx);
         return envd_start_error(ENVD_E_NOMEM, "out of memory");
     }
-    envd_k8s_finish fin = {ENVD_FK_CLIENT, make_client, cx, client_ctx_free, NULL};
+    envd_k8s_finish fin = {
+        .kind = ENVD_FK_CLIENT, .make = make_client, .ctx = cx, .ctx_free = client_ctx_free};
     return envd_k8s_lookup_start(rt, rt->curl, w, k8s, ns, name, &fin, out);
 }
 
@@ -119,7 +120,7 @@ envd_status envd_k8s_sandbox_get(const envd_k8s_options *o, const char *ns, cons
              envd_curl_engine_new(timers, NULL, &curl) != ENVD_OK)
         st = envd_start_error(ENVD_E_NOMEM, "cannot start the lookup's I/O thread");
     if (st == ENVD_OK) {
-        envd_k8s_finish fin = {ENVD_FK_K8S_SANDBOX, take_sandbox, NULL, NULL, NULL};
+        envd_k8s_finish fin = {.kind = ENVD_FK_K8S_SANDBOX, .make = take_sandbox};
         st = envd_k8s_lookup_start(NULL, curl, w, o, ns, name, &fin, &f);
     }
     void *r = NULL;
@@ -150,7 +151,8 @@ envd_status envd_k8s_sandbox_list_async(envd_runtime *rt, const envd_k8s_options
     envd_k8s_worker *w = envd_k8s_runtime_worker(rt);
     if (!w)
         return envd_start_error(ENVD_E_NOMEM, "out of memory");
-    envd_k8s_finish fin = {ENVD_FK_K8S_SANDBOX_LIST, NULL, NULL, NULL, selector ? selector : ""};
+    envd_k8s_finish fin = {.kind = ENVD_FK_K8S_SANDBOX_LIST,
+                           .selector = selector ? selector : ""};
     return envd_k8s_lookup_start(rt, rt->curl, w, o, ns, NULL, &fin, out);
 }
 

@@ -41,7 +41,10 @@ typedef struct lookup {
     envd_k8s_conn *conn;
     char *ns, *name; /* name NULL: a list */
     char *selector;  /* a list's label selector */
-    char *path; /* "/apis/.../sandboxes/<name>" */
+    char *path; /* "/apis/.../sandboxes/<name>", or a step's */
+    const char *method; /* "GET" unless a step asks otherwise */
+    char *req_body;     /* a step's JSON body, or NULL */
+    char *what;         /* a step operation's error prefix */
     envd_endpoint ep;
     struct curl_slist *connect_to; /* tls-server-name */
     int64_t timeout_ms;
@@ -51,6 +54,7 @@ typedef struct lookup {
     pthread_mutex_t mu; /* http and http_done: cancel races on_done */
     envd_http *http;
     int http_done;
+    envd_timer *timer; /* a step's delayed request, until it fires or stops */
 
     /* The answer (curl I/O thread, one transfer at a time). */
     long status;
@@ -76,6 +80,8 @@ static void lookup_destroy(envd_op *b)
     free(op->name);
     free(op->selector);
     free(op->path);
+    free(op->req_body);
+    free(op->what);
     free(op->ep.base_url);
     envd_buf_free(&op->body);
     pthread_mutex_destroy(&op->mu);
@@ -84,17 +90,38 @@ static void lookup_destroy(envd_op *b)
 
 /* envd_op_stop's part for work that is not an RPC: the transfer, and a
  * plugin running on the worker. */
+static void complete(lookup *op, void *result, envd_free_fn free_fn, envd_error *err);
+static void lookup_unref(lookup *op);
+
 static void lookup_stop(envd_op *b)
 {
     lookup *op = of_op(b);
     pthread_mutex_lock(&op->mu);
     if (op->http && !op->http_done)
         envd_http_cancel(op->http);
+    envd_timer *t = op->timer; /* whoever takes it cancels it */
+    op->timer = NULL;
     pthread_mutex_unlock(&op->mu);
     envd_k8s_worker_wake(op->worker);
+    /* Disarmed before it fired: the request will not go, so the op ends
+     * here and the timer's reference with it. Fired: timer_fired sees the
+     * stop flag. Not under mu: a running callback takes it. */
+    if (t && envd_timer_cancel(t)) {
+        complete(op, NULL, NULL, envd_error_new(ENVD_CANCELED, ENVD_TRANSPORT_NONE, 0, "canceled"));
+        lookup_unref(op);
+    }
 }
 
-static const envd_op_class lookup_class = {.destroy = lookup_destroy, .stop = lookup_stop};
+/* Freeing the runtime drops pending timers without firing them: a step
+ * operation waiting for its next poll is stopped first. */
+static envd_future *lookup_shutdown(envd_op *b)
+{
+    envd_op_stop(b);
+    return NULL;
+}
+
+static const envd_op_class lookup_class = {
+    .destroy = lookup_destroy, .stop = lookup_stop, .shutdown = lookup_shutdown};
 
 static void lookup_ref(lookup *op)
 {
@@ -133,7 +160,9 @@ static void complete(lookup *op, void *result, envd_free_fn free_fn, envd_error 
 static envd_error *wrap_get(const lookup *op, envd_error *e)
 {
     char prefix[600];
-    if (op->name)
+    if (op->fin.step)
+        snprintf(prefix, sizeof(prefix), "%s", op->what);
+    else if (op->name)
         snprintf(prefix, sizeof(prefix), "failed to get sandbox %s/%s", op->ns, op->name);
     else
         snprintf(prefix, sizeof(prefix), "failed to list sandboxes in %s (selector '%s')",
@@ -289,6 +318,8 @@ static void answered(lookup *op)
     complete(op, result, free_fn, e);
 }
 
+static void advance(lookup *op);
+
 static void on_done(void *ud, envd_error *err)
 {
     lookup *op = ud;
@@ -300,9 +331,12 @@ static void on_done(void *ud, envd_error *err)
     } else if (op->status == 401 && op->use_exec && op->attempt == 0) {
         op->attempt = 1; /* a cached plugin credential went stale: once more, fresh */
         to_worker(op);
+    } else if (op->fin.step) {
+        advance(op);
     } else if (op->status != 200) {
+        envd_k8s_what w = {op->name ? "get" : "list", "sandboxes", "sandbox"};
         envd_error *e = envd_k8s_status_error(op->conn, cred_kind(op), op->status, op->body.data,
-                                              op->body.len, op->ns, op->name ? op->name : "");
+                                              op->body.len, op->ns, op->name ? op->name : "", &w);
         complete(op, NULL, NULL, wrap_get(op, e));
     } else {
         answered(op);
@@ -358,8 +392,12 @@ static void http_begin(lookup *op)
     op->status = 0;
     op->body_nomem = 0;
     envd_buf_clear(&op->body);
+    envd_http_part raw = {.content_type = "application/json",
+                          .data = (const uint8_t *)op->req_body,
+                          .len = op->req_body ? strlen(op->req_body) : 0};
     envd_http_request req = {.ep = &op->ep,
-                             .method = "GET",
+                             .method = op->method,
+                             .raw = op->req_body ? &raw : NULL,
                              .path = op->path,
                              .tune = tune,
                              .tune_ud = op,
@@ -433,6 +471,91 @@ static void to_worker(lookup *op)
     }
 }
 
+/* ------------------------------------------------------ step operations */
+
+/* Hands the start (status 0) or the answer to the step. 1: its next
+ * request is in op (path, method, body, delay); 0: the op completed. */
+static int step_next(lookup *op, long status, int64_t *delay_ms)
+{
+    if (canceled(op)) {
+        complete(op, NULL, NULL, envd_error_new(ENVD_CANCELED, ENVD_TRANSPORT_NONE, 0, "canceled"));
+        return 0;
+    }
+    envd_k8s_answer a = {op->conn,
+                         cred_kind(op),
+                         op->ns,
+                         status,
+                         status ? envd_buf_str(&op->body) : NULL,
+                         status ? op->body.len : 0};
+    envd_k8s_req next = {0};
+    void *result = NULL;
+    envd_free_fn free_fn = NULL;
+    envd_error *err = NULL;
+    if (!op->fin.step(op->fin.ctx, &a, &next, &result, &free_fn, &err)) {
+        free(next.path);
+        free(next.body);
+        complete(op, result, free_fn, err);
+        return 0;
+    }
+    free(op->path);
+    free(op->req_body);
+    op->path = next.path;
+    op->req_body = next.body;
+    op->method = next.method ? next.method : "GET";
+    *delay_ms = next.delay_ms;
+    if (!op->path) {
+        complete(op, NULL, NULL, envd_error_new(ENVD_E_NOMEM, ENVD_TRANSPORT_NONE, 0, "out of memory"));
+        return 0;
+    }
+    return 1;
+}
+
+/* Timer thread: a step's delayed request is due. */
+static void timer_fired(void *ud)
+{
+    lookup *op = ud;
+    pthread_mutex_lock(&op->mu);
+    envd_timer *t = op->timer;
+    op->timer = NULL;
+    pthread_mutex_unlock(&op->mu);
+    if (t)
+        envd_timer_cancel(t); /* from inside its callback: frees it */
+    /* No timer: lookup_stop took it, and the stop flag is set. */
+    if (!t || canceled(op))
+        complete(op, NULL, NULL, envd_error_new(ENVD_CANCELED, ENVD_TRANSPORT_NONE, 0, "canceled"));
+    else
+        http_begin(op);
+    lookup_unref(op); /* the timer's */
+}
+
+/* Sends the request step_next left in op, now or after delay_ms. */
+static void step_send(lookup *op, int64_t delay_ms)
+{
+    if (delay_ms <= 0 || !op->fin.timers) {
+        http_begin(op);
+        return;
+    }
+    lookup_ref(op); /* the timer's */
+    pthread_mutex_lock(&op->mu); /* before timer_fired can look */
+    op->timer = envd_timer_start(op->fin.timers, delay_ms, timer_fired, op);
+    int armed = op->timer != NULL;
+    pthread_mutex_unlock(&op->mu);
+    if (!armed) {
+        lookup_unref(op);
+        complete(op, NULL, NULL, envd_error_new(ENVD_E_NOMEM, ENVD_TRANSPORT_NONE, 0, "out of memory"));
+    } else if (canceled(op)) {
+        lookup_stop(&op->base); /* a stop that came before the timer existed */
+    }
+}
+
+/* An answer of a step operation (curl I/O thread). */
+static void advance(lookup *op)
+{
+    int64_t delay = 0;
+    if (step_next(op, op->status, &delay))
+        step_send(op, delay);
+}
+
 /* ------------------------------------------------------------- starting */
 
 /* Points the URL's host at tls-server-name and connects to the real host,
@@ -493,7 +616,7 @@ static envd_error *prepare(lookup *op, const envd_k8s_options *o)
     char *sel = op->selector && *op->selector ? curl_easy_escape(NULL, op->selector, 0) : NULL;
     int n = -1;
     if (op->ep.base_url || (op->ep.base_url = envd_strdup(c->server)))
-        n = op->name ? asprintf(&op->path, "/apis/agents.kruise.io/v1alpha1/namespaces/%s/"
+        n = op->fin.step ? 0 : op->name ? asprintf(&op->path, "/apis/agents.kruise.io/v1alpha1/namespaces/%s/"
                                            "sandboxes/%s", op->ns, op->name)
                      : asprintf(&op->path, "/apis/agents.kruise.io/v1alpha1/namespaces/%s/"
                                            "sandboxes%s%s", op->ns, sel ? "?labelSelector=" : "",
@@ -539,8 +662,8 @@ envd_status envd_k8s_lookup_start(envd_runtime *rt, envd_curl_engine *curl,
                                   envd_future **out)
 {
     *out = NULL;
-    if (fin->selector)
-        name = NULL; /* a list */
+    if (fin->selector || fin->step)
+        name = NULL; /* a list, or a step operation */
     int bad_name = name && !envd_k8s_valid_name(name, 0);
     envd_status st = ENVD_OK;
     if (bad_name || (ns && *ns && !envd_k8s_valid_name(ns, 1)))
@@ -564,13 +687,25 @@ envd_status envd_k8s_lookup_start(envd_runtime *rt, envd_curl_engine *curl,
     }
     op->f = f;
     op->fin = *fin;
+    op->method = "GET";
     envd_op_bind(&op->base, f);
-    envd_error *e = prepare(op, o);
+    envd_error *e = NULL;
+    if (fin->step && !(op->what = envd_strdup(fin->what ? fin->what : "Kubernetes request")))
+        e = envd_error_new(ENVD_E_NOMEM, ENVD_TRANSPORT_NONE, 0, "out of memory");
+    if (fin->step && rt)
+        envd_op_track(&op->base);
+    int64_t delay = 0;
+    if (!e)
+        e = prepare(op, o);
     if (e || !op->ns)
         complete(op, NULL, NULL,
                  e ? e : envd_error_new(ENVD_E_NOMEM, ENVD_TRANSPORT_NONE, 0, "out of memory"));
-    else if (op->use_exec)
-        to_worker(op);
+    else if (fin->step && !step_next(op, 0, &delay)) {
+        /* done before any request */
+    } else if (op->use_exec)
+        to_worker(op); /* the plugin's credentials first, then the request */
+    else if (fin->step)
+        step_send(op, delay);
     else
         http_begin(op);
     lookup_unref(op); /* this function's */

@@ -222,7 +222,8 @@ envd_error *envd_k8s_not_running_error(const envd_k8s_sb *s)
 
 /* An API error answer: a metav1.Status when the server made it. */
 envd_error *envd_k8s_status_error(const envd_k8s_conn *c, const char *cred_kind, long code,
-                                  const char *body, size_t len, const char *ns, const char *name)
+                                  const char *body, size_t len, const char *ns, const char *name,
+                                  const envd_k8s_what *w)
 {
     json_t *st = body ? json_loadb(body, len, 0, NULL) : NULL;
     const char *kind = str_at(st, "kind");
@@ -247,20 +248,26 @@ envd_error *envd_k8s_status_error(const envd_k8s_conn *c, const char *cred_kind,
                            c->server, cred_kind, c->user_desc, c->origin, msg);
     } else if (code == 403) {
         e = envd_error_new(ENVD_PERMISSION_DENIED, ENVD_TRANSPORT_HTTP, http,
-                           "403 Forbidden: %s; %s (%s) needs the RBAC verb \"get\" on resource "
-                           "\"sandboxes\" in API group \"agents.kruise.io\" in namespace \"%s\"",
-                           msg, c->user_desc, c->origin, ns);
+                           "403 Forbidden: %s; %s (%s) needs the RBAC verb \"%s\" on resource "
+                           "\"%s\" in API group \"agents.kruise.io\" in namespace \"%s\"",
+                           msg, c->user_desc, c->origin, w->verb, w->resource, ns);
     } else if (code == 404) {
         json_t *details = json_object_get(st, "details");
         const char *dname = str_at(details, "name");
-        if (is_status && dname && strcmp(dname, name) == 0)
+        if (is_status && dname && *name && strcmp(dname, name) == 0)
             e = envd_error_new(ENVD_NOT_FOUND, ENVD_TRANSPORT_HTTP, http,
-                               "sandbox %s/%s not found (404 from %s)", ns, name, c->server);
+                               "%s %s/%s not found (404 from %s)", w->noun, ns, name, c->server);
         else
             e = envd_error_new(ENVD_NOT_FOUND, ENVD_TRANSPORT_HTTP, http,
                                "404 from %s: it does not serve agents.kruise.io/v1alpha1 "
-                               "sandboxes (is OpenKruise Agents installed in this cluster?): %s",
-                               c->server, msg);
+                               "%s (is OpenKruise Agents installed in this cluster?): %s",
+                               c->server, w->resource, msg);
+    } else if (code == 409 || code == 422) {
+        /* AlreadyExists / Conflict, Invalid: the server's message says which field */
+        e = envd_error_new(code == 409 ? ENVD_ALREADY_EXISTS : ENVD_INVALID_ARGUMENT,
+                           ENVD_TRANSPORT_HTTP, http, "%ld %s: %s (%s %s in namespace %s)", code,
+                           code == 409 ? "Conflict" : "Unprocessable Entity", msg, w->verb,
+                           w->resource, ns);
     } else {
         e = envd_error_new(envd_status_from_http(http), ENVD_TRANSPORT_HTTP, http,
                            "HTTP %ld from the Kubernetes API server at %s: %s", code, c->server,
