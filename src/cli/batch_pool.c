@@ -6,6 +6,7 @@
 #include "batch.h"
 
 #include <errno.h>
+#include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -50,14 +51,32 @@ int batch_pool_add_file(batch_pool *p, const char *path, char **err)
     char *line = NULL;
     size_t cap = 0;
     int rc = 0;
+    size_t lineno = 0;
     while (rc == 0 && getline(&line, &cap, f) >= 0) {
         char *s = line + strspn(line, " \t");
+        lineno++;
+        if (*s == '{') { /* a line of `envdctl sandbox claim` */
+            json_t *o = json_loads(s, 0, NULL);
+            const char *k8s = json_string_value(json_object_get(o, "k8s"));
+            const char *id = json_string_value(json_object_get(o, "id"));
+            if (k8s || id)
+                rc = batch_pool_add(p, k8s ? NULL : id, k8s, 0);
+            else
+                *err = cli_strdupf("--sandboxes: %s:%zu: a JSON line needs \"k8s\" or \"id\"",
+                                   path, lineno);
+            json_decref(o);
+            if (*err)
+                break;
+            continue;
+        }
         s[strcspn(s, " \t\r\n")] = '\0';
         if (*s && *s != '#')
             rc = batch_pool_add(p, s, NULL, 0);
     }
     if (rc)
         *err = cli_strdupf("--sandboxes: out of memory");
+    else if (*err)
+        rc = -1;
     free(line);
     fclose(f);
     return rc;

@@ -53,6 +53,9 @@ typedef struct cli_ctx {
     envd_config_file *file;
     envd_runtime *rt;
     int token_explicit; /* a token came from --token or ENVD_RUNTIME_TOKEN */
+    /* Set by a subcommand that talks to Kubernetes only (sandbox claim,
+     * release): no --domain needed. */
+    int no_sandbox_needed;
 } cli_ctx;
 
 void cli_ctx_init(cli_ctx *ctx);
@@ -210,5 +213,6 @@ int cmd_kill(cli_ctx *ctx, int argc, char **argv);
 int cmd_run(cli_ctx *ctx, int argc, char **argv);
 int cmd_cp(cli_ctx *ctx, int argc, char **argv);
 int cmd_batch(cli_ctx *ctx, int argc, char **argv);
+int cmd_sandbox(cli_ctx *ctx, int argc, char **argv);
 
 #endif

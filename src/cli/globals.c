@@ -62,7 +62,7 @@ static int apply_options(cli_ctx *ctx)
     if ((v = flag_or_env(g->domain, "--domain", "ENVD_DOMAIN", &from)) &&
         envd_config_set_domain(cfg, v) != ENVD_OK)
         return cli_usage_error(ctx, "%s: %s", from, envd_config_last_error(cfg));
-    if (!v && !ctx->file)
+    if (!v && !ctx->file && !ctx->no_sandbox_needed)
         return cli_usage_error(ctx, "no sandbox address: give --domain HOST:PORT (or "
                                     "$ENVD_DOMAIN) or --config FILE");
     if (g->scheme && envd_config_set_scheme(cfg, g->scheme) != ENVD_OK)
