@@ -64,7 +64,7 @@ double bench_hist_quantile(const bench_hist *h, double q);
 /* ------------------------------------------------------------- results */
 
 typedef struct bench_result {
-    const char *client; /* "libenvd", "h2load", "e2b-js" */
+    const char *client; /* "libenvd", "h2load", "e2b-js", "go", "curl" */
     const char *scenario;
     int transport;        /* BT_* */
     const char *encoding; /* "proto" or "json" */
@@ -101,6 +101,8 @@ typedef struct bench_result {
     long check_rss_kib;       /* envdctl batch --check's peak RSS (ru_maxrss) */
     char note[640];
     int skipped; /* not run: note says why */
+    int unavailable; /* with skipped: the client's program is missing (Go not
+                      * installed, its module not served); not an error */
 } bench_result;
 
 void bench_result_init(bench_result *r, const char *client, const char *scenario, int transport,
@@ -118,11 +120,13 @@ typedef struct bench_opts {
     double duration_s;
     int duration_set;       /* --duration given (soak runs 10 minutes otherwise) */
     double warmup_s;
+    long calls; /* libenvd closed loop: end the window after this many calls (profiling) */
     int json;
     int workers;        /* libenvd runtime workers; 0: online CPUs */
     pid_t server_pid;   /* for --domain: lets inflight pause it and CPU be read */
     const char *h2load; /* program */
     const char *node;   /* program */
+    const char *go;     /* program, to build bench/go-driver */
     const char *envdctl; /* program; NULL: next to envd-bench */
     int verbose;
 } bench_opts;
@@ -219,6 +223,13 @@ typedef struct bench_client_impl {
 extern const bench_client_impl bench_client_libenvd;
 extern const bench_client_impl bench_client_h2load;
 extern const bench_client_impl bench_client_e2b_js;
+extern const bench_client_impl bench_client_go;
+
+/* Runs a peer driver in another language (bench/driver.c: the
+ * measure-start / measure-end / JSON-line protocol) and fills out; `what`
+ * names it in errors. self_cpu_us: the CPU the driver reports of itself. */
+int bench_driver_run(bench_env *env, const char *what, const char *const *argv,
+                     const char *const *envs, bench_result *out, double *self_cpu_us);
 
 /* The inflight scenario's runner (bench/inflight.c). */
 int bench_run_inflight(bench_env *env, const bench_scenario *sc, int transport, int concurrency,

@@ -30,6 +30,8 @@ struct loop {
     pthread_mutex_t mu;
     pthread_cond_t cv;
     slot *restart; /* slots whose restart was handed to the main thread */
+    uint64_t limit; /* --calls: the window closes after this many calls; 0: none */
+    int limit_hit;  /* under mu */
     char first_error[200];
 };
 
@@ -89,8 +91,14 @@ static void on_done(envd_future *f, void *ud)
     envd_status st = envd_future_status(f);
     if (phase == PH_MEASURE) {
         if (st == ENVD_OK) {
-            atomic_fetch_add_explicit(&lp->calls, 1, memory_order_relaxed);
+            uint64_t k = atomic_fetch_add_explicit(&lp->calls, 1, memory_order_relaxed) + 1;
             bench_hist_add(lp->hist, t1 - s->t0);
+            if (k == lp->limit) {
+                pthread_mutex_lock(&lp->mu);
+                lp->limit_hit = 1;
+                pthread_cond_broadcast(&lp->cv);
+                pthread_mutex_unlock(&lp->mu);
+            }
         } else {
             atomic_fetch_add_explicit(&lp->errors, 1, memory_order_relaxed);
         }
@@ -120,7 +128,8 @@ static void main_wait(loop *lp, uint64_t until_ns)
 {
     for (;;) {
         pthread_mutex_lock(&lp->mu);
-        while (!lp->restart && bench_now_ns() < until_ns && atomic_load(&lp->active) > 0) {
+        while (!lp->restart && !lp->limit_hit && bench_now_ns() < until_ns &&
+               atomic_load(&lp->active) > 0) {
             uint64_t left = until_ns - bench_now_ns();
             if (left > 50000000)
                 left = 50000000;
@@ -179,6 +188,7 @@ static int libenvd_run(bench_env *env, const bench_scenario *sc, int transport, 
     memset(&lp, 0, sizeof(lp));
     lp.env = env;
     lp.sc = sc;
+    lp.limit = (uint64_t)o->calls;
     pthread_mutex_init(&lp.mu, NULL);
     pthread_cond_init(&lp.cv, NULL);
     lp.hist = bench_hist_new();

@@ -27,14 +27,16 @@ static void usage(FILE *fp)
             "  --transport T        grpc | connect-h1 | connect-h2c (default: all)\n"
             "  --concurrency N      calls in flight (default: 1, 16, 256; inflight: 10000)\n"
             "  --duration S         measured seconds per case (default 3)\n"
-            "  --warmup S           unmeasured seconds before (libenvd, e2b-js; default 1)\n"
-            "  --clients LIST       comma list of libenvd,h2load,e2b-js,curl (default: all)\n"
+            "  --warmup S           unmeasured seconds before (libenvd, e2b-js, go; default 1)\n"
+            "  --calls N            libenvd: end the window after N calls (for profiling)\n"
+            "  --clients LIST       comma list of libenvd,h2load,e2b-js,go,curl (default: all)\n"
             "  --domain HOST:PORT   use this server instead of starting the reference server\n"
             "  --server-pid PID     its pid (server CPU column; lets inflight pause it)\n"
             "  --workers N          libenvd runtime workers (default: online CPUs)\n"
             "  --source-dir DIR     repository root (default: %s)\n"
             "  --h2load PATH        h2load program (default: h2load)\n"
             "  --node PATH          node program (default: node)\n"
+            "  --go PATH            go program, builds bench/go-driver (default: go)\n"
             "  --envdctl PATH       envdctl program (batch; default: next to envd-bench)\n"
             "  --json               one JSON object per line per case on stdout\n"
             "  --verbose            keep h2load output files\n"
@@ -120,6 +122,7 @@ int main(int argc, char **argv)
         .warmup_s = 1,
         .h2load = "h2load",
         .node = "node",
+        .go = "go",
     };
     enum {
         O_SCEN = 1,
@@ -127,6 +130,7 @@ int main(int argc, char **argv)
         O_CONC,
         O_DUR,
         O_WARM,
+        O_CALLS,
         O_CLIENTS,
         O_DOMAIN,
         O_SPID,
@@ -134,6 +138,7 @@ int main(int argc, char **argv)
         O_SRC,
         O_H2LOAD,
         O_NODE,
+        O_GO,
         O_ENVDCTL,
         O_JSON,
         O_VERBOSE,
@@ -146,6 +151,7 @@ int main(int argc, char **argv)
         {"concurrency", required_argument, 0, O_CONC},
         {"duration", required_argument, 0, O_DUR},
         {"warmup", required_argument, 0, O_WARM},
+        {"calls", required_argument, 0, O_CALLS},
         {"clients", required_argument, 0, O_CLIENTS},
         {"domain", required_argument, 0, O_DOMAIN},
         {"server-pid", required_argument, 0, O_SPID},
@@ -153,6 +159,7 @@ int main(int argc, char **argv)
         {"source-dir", required_argument, 0, O_SRC},
         {"h2load", required_argument, 0, O_H2LOAD},
         {"node", required_argument, 0, O_NODE},
+        {"go", required_argument, 0, O_GO},
         {"envdctl", required_argument, 0, O_ENVDCTL},
         {"json", no_argument, 0, O_JSON},
         {"verbose", no_argument, 0, O_VERBOSE},
@@ -189,6 +196,7 @@ int main(int argc, char **argv)
             o.duration_set = 1;
             break;
         case O_WARM: o.warmup_s = parse_double(optarg, "warmup"); break;
+        case O_CALLS: o.calls = (long)parse_double(optarg, "calls"); break;
         case O_CLIENTS: o.clients = optarg; break;
         case O_DOMAIN: o.domain = optarg; break;
         case O_SPID: o.server_pid = (pid_t)parse_double(optarg, "pid"); break;
@@ -196,6 +204,7 @@ int main(int argc, char **argv)
         case O_SRC: o.source_dir = optarg; break;
         case O_H2LOAD: o.h2load = optarg; break;
         case O_NODE: o.node = optarg; break;
+        case O_GO: o.go = optarg; break;
         case O_ENVDCTL: o.envdctl = optarg; break;
         case O_JSON: o.json = 1; break;
         case O_VERBOSE: o.verbose = 1; break;
@@ -242,7 +251,8 @@ int main(int argc, char **argv)
     int rc = 0;
 
     const bench_client_impl *clients[] = {&bench_client_libenvd, &bench_client_h2load,
-                                          &bench_client_e2b_js, &bench_client_curl};
+                                          &bench_client_e2b_js, &bench_client_go,
+                                          &bench_client_curl};
     size_t cap = 256, n_res = 0;
     bench_result *results = calloc(cap, sizeof(*results));
     int progress = !o.json && isatty(2);
@@ -303,7 +313,7 @@ int main(int argc, char **argv)
                     if (progress)
                         fprintf(stderr, "\r%60s\r", "");
                     bench_print_result(&o, r);
-                    if (r->skipped) {
+                    if (r->skipped && !r->unavailable) {
                         bench_log("envd-bench: %s %s %s c=%d skipped: %s", cl->name, sc->name,
                                   bench_transport_name(t), concs[ci], r->note);
                         rc = 1;
