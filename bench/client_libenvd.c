@@ -223,12 +223,17 @@ static int libenvd_run(bench_env *env, const bench_scenario *sc, int transport, 
     /* the bench's own look at /proc costs CPU: take it out of the figure */
     struct rusage pr0, pr1;
     getrusage(RUSAGE_THREAD, &pr0);
-    out->connections = bench_count_conns(env->server.port);
-    out->threads = bench_self_threads();
+    if (!lp.limit) { /* --calls (profiling): no /proc reads in the profile */
+        out->connections = bench_count_conns(env->server.port);
+        out->threads = bench_self_threads();
+    }
     getrusage(RUSAGE_THREAD, &pr1);
     main_wait(&lp, t0 + (uint64_t)(o->duration_s * 1e9));
     atomic_store(&lp.phase, PH_STOP);
     uint64_t t1 = bench_now_ns();
+    pthread_mutex_lock(&lp.mu);
+    lp.limit_hit = 0; /* or the drain below would spin */
+    pthread_mutex_unlock(&lp.mu);
     getrusage(RUSAGE_SELF, &ru1);
     double probe_us = bench_rusage_us(&pr1) - bench_rusage_us(&pr0);
     double srv1 = bench_server_cpu_us(env);
