@@ -32,7 +32,9 @@ enum {
     ENVD_FK_EVENT_LIST, /* envd_fs_watcher_events_async */
     ENVD_FK_K8S_SANDBOX,     /* envd_k8s_sandbox_get: an envd_k8s_sandbox */
     ENVD_FK_K8S_SANDBOX_LIST, /* envd_k8s_sandbox_list_async: an envd_k8s_sandboxes */
-    ENVD_FK_K8S_CLAIM         /* envd_k8s_claim_async: an envd_k8s_claimed */
+    ENVD_FK_K8S_CLAIM,        /* envd_k8s_claim_async: an envd_k8s_claimed */
+    ENVD_FK_SANDBOX,          /* envd_sandbox_create_async, _connect_async: an envd_sandbox */
+    ENVD_FK_SANDBOX_LIST      /* envd_sandbox_list_async: an envd_sandboxes */
 };
 
 struct envd_runtime {

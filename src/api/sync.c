@@ -5,6 +5,7 @@
 #include "api/sync.h"
 #include "api/files_internal.h"
 #include "envd/envd_k8s.h"
+#include "envd/envd_sandbox.h"
 #include "api/commands.h"
 #include "core/thread.h"
 
@@ -210,3 +211,16 @@ ENVD_SYNC_TAKE(envd_client_from_k8s, envd_client *, ENVD_FK_CLIENT, (rt, ns, nam
                const envd_k8s_options *k8s)
 ENVD_SYNC_TAKE(envd_config_file_client, envd_client *, ENVD_FK_CLIENT, (rt, file, name, &f_),
                envd_runtime *rt, const envd_config_file *file, const char *name)
+
+/* ---- sandboxes from the E2B-compatible API (sandbox/calls.c) -------------- */
+
+ENVD_SYNC_TAKE(envd_sandbox_create, envd_sandbox *, ENVD_FK_SANDBOX, (api, template_id, o, &f_),
+               envd_sandbox_api *api, const char *template_id, const envd_sandbox_opts *o)
+ENVD_SYNC_TAKE(envd_sandbox_connect, envd_sandbox *, ENVD_FK_SANDBOX, (api, sandbox_id, o, &f_),
+               envd_sandbox_api *api, const char *sandbox_id, const envd_sandbox_opts *o)
+ENVD_SYNC_BOOL(envd_sandbox_kill, (api, sandbox_id, &f_), envd_sandbox_api *api,
+               const char *sandbox_id)
+ENVD_SYNC_NONE(envd_sandbox_set_timeout, (api, sandbox_id, seconds, &f_), envd_sandbox_api *api,
+               const char *sandbox_id, int seconds)
+ENVD_SYNC_TAKE(envd_sandbox_list, envd_sandboxes *, ENVD_FK_SANDBOX_LIST,
+               (api, metadata, n, &f_), envd_sandbox_api *api, const envd_kv *metadata, size_t n)
