@@ -8,8 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-static envd_status parse_endpoint(const char *url, envd_endpoint *ep, char **files_path,
-                                  envd_error **err)
+envd_status envd_endpoint_parse(const char *url, envd_endpoint *ep, char **files_path,
+                                envd_error **err)
 {
     CURLU *u = curl_url();
     if (!u)
@@ -110,7 +110,7 @@ static envd_status client_init(envd_client *c, envd_runtime *rt, const char *san
                          : envd_strdup_printf("%s://%s", c->cfg->scheme, c->cfg->domain);
     if (!c->runtime_url)
         return ENVD_E_NOMEM;
-    envd_status s = parse_endpoint(c->runtime_url, &c->ep, &c->files_path, err);
+    envd_status s = envd_endpoint_parse(c->runtime_url, &c->ep, &c->files_path, err);
     if (s != ENVD_OK)
         return s;
     if (c->cfg->ca_file && !(c->ep.ca_file = envd_strdup(c->cfg->ca_file)))

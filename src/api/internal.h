@@ -81,6 +81,12 @@ struct envd_client {
 
 void envd_client_ref(envd_client *c);
 
+/* base_url and authority of url into ep, and "<path prefix>/files" into
+ * *files_path (client.c; the code interpreter's base URL goes through it
+ * too). ENVD_E_CONFIG (with *err) for a URL that is not http(s). */
+envd_status envd_endpoint_parse(const char *url, envd_endpoint *ep, char **files_path,
+                                envd_error **err);
+
 /* Version gates (gates.c): features newer envd versions added. */
 typedef enum envd_gate {
     ENVD_GATE_STDIN_OFF,

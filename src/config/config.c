@@ -3,6 +3,7 @@
  * them too), and each refusal leaves a reason in cfg->last_error. */
 #include "config/config.h"
 #include "core/alloc.h"
+#include "envd/envd_code.h"
 
 #include <ctype.h>
 #include <limits.h>
@@ -103,6 +104,7 @@ envd_config *envd_config_new(void)
         return NULL;
     }
     c->runtime_port = ENVD_DEFAULT_RUNTIME_PORT;
+    c->code_port = ENVD_DEFAULT_CODE_PORT;
     c->request_timeout_ms = 60000;
     c->transport = ENVD_TRANSPORT_AUTO;
     c->keepalive_s = 50;
@@ -130,6 +132,7 @@ void envd_config_free(envd_config *c)
     free(c->auth_header);
     free(c->user);
     free(c->sandbox_base_url);
+    free(c->code_base_url);
     free(c->ca_file);
     envd_kvlist_free(&c->headers);
     free(c);
@@ -144,7 +147,7 @@ envd_config *envd_config_dup(const envd_config *src)
         return NULL;
     *c = *src;
     c->domain = c->scheme = c->runtime_token = c->api_key = c->auth_header = c->user = NULL;
-    c->sandbox_base_url = c->ca_file = NULL;
+    c->sandbox_base_url = c->code_base_url = c->ca_file = NULL;
     memset(&c->headers, 0, sizeof(c->headers));
     clear_error(c);
     int bad = envd_str_set(&c->domain, src->domain) || envd_str_set(&c->scheme, src->scheme) ||
@@ -153,6 +156,7 @@ envd_config *envd_config_dup(const envd_config *src)
               envd_str_set(&c->auth_header, src->auth_header) ||
               envd_str_set(&c->user, src->user) ||
               envd_str_set(&c->sandbox_base_url, src->sandbox_base_url) ||
+              envd_str_set(&c->code_base_url, src->code_base_url) ||
               envd_str_set(&c->ca_file, src->ca_file) ||
               envd_kvlist_copy(&c->headers, &src->headers);
     if (bad) {
@@ -503,6 +507,33 @@ envd_status envd_config_set_runtime_port(envd_config *cfg, int port)
                       ENVD_DEFAULT_RUNTIME_PORT, port);
     cfg->runtime_port = port > 0 ? port : ENVD_DEFAULT_RUNTIME_PORT;
     return ENVD_OK;
+}
+
+/* The code interpreter's (envd_code.h), as the Go client's
+ * WithCodeInterpreterPort and WithCodeInterpreterBaseURL. */
+envd_status envd_config_set_code_port(envd_config *cfg, int port)
+{
+    if (!cfg)
+        return ENVD_E_USAGE;
+    clear_error(cfg);
+    if (port > 65535)
+        return refuse(cfg, ENVD_INVALID_ARGUMENT, 1, "port",
+                      "must be between 1 and 65535 (0 or less: the default %d), got %d",
+                      ENVD_DEFAULT_CODE_PORT, port);
+    cfg->code_port = port > 0 ? port : ENVD_DEFAULT_CODE_PORT;
+    return ENVD_OK;
+}
+
+envd_status envd_config_set_code_base_url(envd_config *cfg, const char *url)
+{
+    if (!cfg)
+        return ENVD_E_USAGE;
+    clear_error(cfg);
+    if (url && *url && !base_url_ok(url))
+        return refuse(cfg, ENVD_INVALID_ARGUMENT, 1, "url",
+                      "must be an http:// or https:// URL with a host and no spaces, got '%.100s'",
+                      url);
+    return envd_str_set(&cfg->code_base_url, url && *url ? url : NULL) ? ENVD_E_NOMEM : ENVD_OK;
 }
 
 static envd_status set_ms(envd_config *cfg, int64_t *slot, int64_t ms)

@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #define ENVD_DEFAULT_RUNTIME_PORT 49983
+#define ENVD_DEFAULT_CODE_PORT 49999 /* the code interpreter's, envd_code.h */
 /* Each worker is a thread draining its own gRPC completion queue, and gRPC
  * aborts the whole process when it cannot create a thread (0.1 let 100000
  * through and died in abseil after ~32000 threads). A bound the setter
@@ -37,6 +38,8 @@ struct envd_config {
     char *auth_header; /* NULL = Basic base64(user:) */
     char *user;        /* RPC user (when no auth header) and /files username */
     char *sandbox_base_url;
+    int code_port;       /* envd_code.h: e2b-sandbox-port of code-interpreter calls */
+    char *code_base_url; /* NULL: the runtime URL */
     char *ca_file;
     envd_kvlist headers; /* names in lower case */
     int64_t request_timeout_ms;

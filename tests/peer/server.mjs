@@ -2,12 +2,15 @@
 // envd-compatible reference server for libenvd's tests.
 //
 //   node server.mjs --port P [--host 127.0.0.1] --root DIR [--token T]
-//                   [--http h1|both] [--default-user U] [--seed N]
+//                   [--http h1|both] [--default-user U] [--seed N] [--code-port P]
 //
 // --seed (or PEER_SEED) fixes the order in which the process table is walked
 // (envd walks a Go sync.Map: unspecified order); without it a random seed is
 // chosen and printed on stderr, so a failing run can be replayed.
 // Prints "listening <port>" on stdout once it accepts connections.
+// --code-port: the code interpreter (lib/code-interpreter.mjs) on a port of
+// its own too ("code-port <port>" on stdout, before "listening");
+// requests with e2b-sandbox-port: 49999 reach it on the main port anyway.
 import http from "node:http";
 import http2 from "node:http2";
 import net from "node:net";
@@ -16,7 +19,7 @@ import { mkdirSync, readFileSync } from "node:fs";
 import { createApp } from "./lib/app.mjs";
 
 const USAGE =
-  "usage: node server.mjs --port P [--host 127.0.0.1] --root DIR [--token T] [--http h1|both] [--default-user U] [--seed N]";
+  "usage: node server.mjs --port P [--host 127.0.0.1] --root DIR [--token T] [--http h1|both] [--default-user U] [--seed N] [--code-port P]";
 
 function parseArgs(argv) {
   const opts = { port: null, host: "127.0.0.1", root: null, token: null, http: "h1", defaultUser: "root", seed: process.env.PEER_SEED ?? null };
@@ -28,6 +31,7 @@ function parseArgs(argv) {
     "--http": "http",
     "--default-user": "defaultUser",
     "--seed": "seed",
+    "--code-port": "codePort",
   };
   for (let i = 0; i < argv.length; i++) {
     let arg = argv[i];
@@ -57,6 +61,7 @@ function parseArgs(argv) {
   if (!/^\d{1,10}$/.test(opts.seed) || Number(opts.seed) >= 2 ** 32) throw new Error("--seed must be 0..4294967295");
   opts.seed = Number(opts.seed);
   opts.port = Number(opts.port);
+  if (opts.codePort !== undefined && !/^\d+$/.test(opts.codePort)) throw new Error("--code-port must be a port (0 picks one)");
   return opts;
 }
 
@@ -165,9 +170,17 @@ try {
 } catch {
   /* not Linux: keep 4096 */
 }
-listener.listen({ port: opts.port, host: opts.host, backlog }, () => {
-  process.stdout.write(`listening ${listener.address().port}\n`);
-});
+const codeListener = opts.codePort === undefined ? null : http.createServer((req, res) => app.code.handle(req, res));
+const listenMain = () =>
+  listener.listen({ port: opts.port, host: opts.host, backlog }, () => {
+    process.stdout.write(`listening ${listener.address().port}\n`);
+  });
+if (codeListener)
+  codeListener.listen({ port: Number(opts.codePort), host: opts.host }, () => {
+    process.stdout.write(`code-port ${codeListener.address().port}\n`);
+    listenMain();
+  });
+else listenMain();
 
 let stopping = false;
 function stop() {
@@ -175,6 +188,8 @@ function stop() {
   stopping = true;
   app.shutdown();
   listener.close();
+  codeListener?.close();
+  codeListener?.closeAllConnections?.();
   h1.closeAllConnections?.();
   for (const s of sockets) s.destroy();
   h2?.close();

@@ -13,6 +13,7 @@ import { ProcessRegistry, processService } from "./process-service.mjs";
 import { stopPipeHelper } from "./os-pipes.mjs";
 import { WatcherRegistry, filesystemService } from "./filesystem-service.mjs";
 import { HttpApi, jsonError } from "./http-api.mjs";
+import { CodeInterpreter } from "./code-interpreter.mjs";
 import { kRawRequest, userInterceptor } from "./rpc-util.mjs";
 
 const AUTH_EXCLUDED = new Set(["GET /health", "GET /files", "POST /files", "POST /init"]);
@@ -84,12 +85,17 @@ function plainErrorBodies(res) {
   };
 }
 
+// e2b-sandbox-port of the code interpreter (E2B's, and the Go client's
+// CodeInterpreterPort default).
+const CODE_PORT = "49999";
+
 export function createApp({ root, token = null, defaultUser = "root", seed = 0 }) {
   const sb = new Sandbox({ root, token, defaultUser });
   sb.xattr = new XattrClient();
   const processes = new ProcessRegistry({ seed });
   const watchers = new WatcherRegistry();
   const api = new HttpApi(sb);
+  const code = new CodeInterpreter(sb);
 
   const rpc = connectNodeAdapter({
     routes(router) {
@@ -120,6 +126,8 @@ export function createApp({ root, token = null, defaultUser = "root", seed = 0 }
     // For handlers that must shape the HTTP/1.1 exchange (connection close).
     req.peerResponse = res;
     if (headerLog) logHeaders(req);
+    // Routed by port as a sandbox gateway routes it: the code interpreter.
+    if (req.headers["e2b-sandbox-port"] === CODE_PORT) return code.handle(req, res);
     const origin = req.headers.origin;
     if (origin !== undefined) {
       res.setHeader("Vary", "Origin");
@@ -167,11 +175,12 @@ export function createApp({ root, token = null, defaultUser = "root", seed = 0 }
   }
 
   function shutdown() {
+    code.shutdown();
     processes.killAll();
     watchers.stopAll();
     sb.xattr.stop();
     stopPipeHelper();
   }
 
-  return { handler, shutdown, sandbox: sb, processes };
+  return { handler, shutdown, sandbox: sb, processes, code };
 }
