@@ -25,6 +25,11 @@ static const char usage[] =
     "  --sandboxes FILE         one ID or name per line, or the JSON lines of\n"
     "                           `envdctl sandbox claim` (their \"k8s\", else \"id\")\n"
     "  --k8s-selector NS:SEL    every Sandbox object of NS matching a label selector\n"
+    "  --claim NS/TEMPLATE --replicas N\n"
+    "                           claim N sandboxes of a SandboxSet before the first job,\n"
+    "                           release them (claim and sandboxes) at the end, also after\n"
+    "                           Ctrl-C or an error\n"
+    "  --keep                   leave the claimed sandboxes (and the claim) in place\n"
     "  --per-sandbox K          jobs at once in one sandbox (default 1)\n"
     "  --jobs N                 jobs at once in all (default: pool size x per-sandbox)\n"
     "  --pool-timeout DUR       fail the rest when no sandbox answered for this long (60s)\n"
@@ -56,7 +61,7 @@ enum {
     O_RESULTS = 1, O_OUTPUT_DIR, O_RESUME, O_RESUME_FAILED, O_RETRIES, O_RETRY_BACKOFF,
     O_HALT, O_GRACE, O_MAX_OUTPUT, O_JOBS, O_PER_SANDBOX, O_SANDBOXES, O_SELECTOR, O_SHARD,
     O_PROGRESS, O_QUIET, O_CHECK, O_POOL_TIMEOUT, O_K8S_JOB, O_IMAGE, O_COMPLETIONS,
-    O_PARALLELISM, O_YAML
+    O_PARALLELISM, O_YAML, O_CLAIM, O_REPLICAS, O_KEEP
 };
 
 static const cli_opt opts[] = {
@@ -71,7 +76,9 @@ static const cli_opt opts[] = {
     {"check", 0, 0, O_CHECK},             {"pool-timeout", 0, 1, O_POOL_TIMEOUT},
     {"k8s-job", 0, 0, O_K8S_JOB},         {"image", 0, 1, O_IMAGE},
     {"completions", 0, 1, O_COMPLETIONS}, {"parallelism", 0, 1, O_PARALLELISM},
-    {"yaml", 0, 0, O_YAML},               {NULL, 0, 0, 0},
+    {"yaml", 0, 0, O_YAML},               {"claim", 0, 1, O_CLAIM},
+    {"replicas", 0, 1, O_REPLICAS},       {"keep", 0, 0, O_KEEP},
+    {NULL, 0, 0, 0},
 };
 
 typedef struct batch_args {
@@ -83,6 +90,10 @@ typedef struct batch_args {
     const char *image;
     uint64_t completions, parallelism;
     int shard_given;
+    const char *claim; /* --claim NS/TEMPLATE */
+    uint64_t replicas;
+    int keep;
+    envd_k8s_claimed *claimed; /* what --claim got, released at the end */
     char **pass; /* options handed on to the pods of --k8s-job */
     int n_pass;
 } batch_args;
@@ -117,10 +128,11 @@ static int take_numeric(cli_parser *p, int id, batch_args *a)
     case O_PER_SANDBOX:
     case O_COMPLETIONS:
     case O_PARALLELISM:
+    case O_REPLICAS:
     case O_MAX_OUTPUT:
         if (cli_parse_uint(p->value, id == O_MAX_OUTPUT ? (1u << 30) : 1000000, &u) != 0 ||
             (u == 0 && (id == O_JOBS || id == O_PER_SANDBOX || id == O_COMPLETIONS ||
-                        id == O_PARALLELISM)))
+                        id == O_PARALLELISM || id == O_REPLICAS)))
             return bad_value(p, "a positive integer");
         if (id == O_RETRIES)
             a->o.retries = (int)u;
@@ -134,6 +146,8 @@ static int take_numeric(cli_parser *p, int id, batch_args *a)
             a->completions = u;
         else if (id == O_PARALLELISM)
             a->parallelism = u;
+        else if (id == O_REPLICAS)
+            a->replicas = u;
         else
             a->o.max_output = (size_t)u;
         return 0;
@@ -181,6 +195,8 @@ static int take_option(cli_parser *p, int id, batch_args *a)
     case O_K8S_JOB: a->k8s_job = 1; return 0;
     case O_IMAGE: a->image = p->value; return 0;
     case O_YAML: a->stdin_yaml = 1; return 0;
+    case O_CLAIM: a->claim = p->value; return 0;
+    case O_KEEP: a->keep = 1; return 0;
     case O_SELECTOR:
         if (a->n_selectors == (int)(sizeof(a->selectors) / sizeof(a->selectors[0])))
             return cli_usage_error(p->ctx, "%s: at most 64 selectors", p->flag);
@@ -258,6 +274,10 @@ static int parse_args(cli_ctx *ctx, int argc, char **argv, batch_args *a, batch_
         return cli_usage_error(ctx, "--resume and --resume-failed exclude each other");
     if ((a->o.resume || a->o.resume_failed) && strcmp(a->o.results_path, "-") == 0)
         return cli_usage_error(ctx, "--resume needs a results file, not '-'");
+    if (a->k8s_job && a->claim)
+        return cli_usage_error(ctx, "--claim and --k8s-job exclude each other");
+    if ((a->replicas || a->keep) && !a->claim)
+        return cli_usage_error(ctx, "--replicas and --keep go with --claim");
     if (a->k8s_job && (!a->image || !a->completions))
         return cli_usage_error(ctx, "--k8s-job needs --image IMG and --completions N");
     return 0;
@@ -310,6 +330,27 @@ static int validate(cli_ctx *ctx, batch_reader *rd, const batch_args *a, const b
     return errors ? CLI_EXIT_USAGE : 0;
 }
 
+/* --claim: the claimed sandboxes join the pool with their clients open. */
+static int claim_pool(cli_ctx *ctx, batch_args *a, batch_pool *pool)
+{
+    int rc = cli_claim_pool(ctx, a->claim, a->replicas ? (int)a->replicas : 1, a->quiet,
+                            &a->claimed);
+    const envd_k8s_claimed *c = a->claimed;
+    for (size_t i = 0; rc == 0 && i < c->count; i++) {
+        char *ref = cli_strdupf("%s/%s", c->sandboxes[i].namespace_, c->sandboxes[i].name);
+        if (!ref || batch_pool_add(pool, NULL, ref, 0) != 0)
+            rc = cli_errorf(ctx, "out of memory");
+        else
+            pool->s[pool->n - 1]->client = c->clients[i];
+        if (rc == 0)
+            c->clients[i] = NULL; /* the pool's now */
+        free(ref);
+    }
+    if (rc == 0 && cli_interrupted) /* between the claim and the scheduler's handler */
+        rc = cli_errorf(ctx, "interrupted");
+    return rc;
+}
+
 static int build_pool(cli_ctx *ctx, batch_args *a, batch_pool *pool)
 {
     char *err = NULL;
@@ -324,7 +365,7 @@ static int build_pool(cli_ctx *ctx, batch_args *a, batch_pool *pool)
             return rc;
     }
     int rc = cli_ctx_ready(ctx);
-    if (rc)
+    if (rc || (a->claim && (rc = claim_pool(ctx, a, pool)) != 0))
         return rc;
     size_t n = 0;
     const envd_sandbox_entry *e = ctx->file ? envd_config_file_sandboxes(ctx->file, &n) : NULL;
@@ -375,6 +416,13 @@ static int run_batch(cli_ctx *ctx, batch_args *a, batch_pool *pool)
     }
     rc = batch_run(ctx, &a->o, pool, rd, &skip, total);
 out:
+    if (a->claimed && !a->keep && cli_claim_release(ctx, a->claimed) != 0)
+        rc = CLI_EXIT_FAIL;
+    else if (a->claimed && !a->o.quiet)
+        fprintf(stderr, "claim %s/%s %s\n", a->claimed->namespace_, a->claimed->name,
+                a->keep ? "kept (--keep)" : "released with its sandboxes");
+    envd_k8s_claimed_free(a->claimed);
+    a->claimed = NULL;
     free(err);
     batch_idset_free(&skip);
     batch_reader_close(rd);

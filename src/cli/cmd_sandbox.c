@@ -129,41 +129,110 @@ static int default_name(const char *tmpl, char *out, size_t cap)
     return 0;
 }
 
-static int claim_run(cli_ctx *ctx, const char *ns, const char *tmpl, envd_k8s_claim_options *co,
-                     const char *name)
+/* Claims and waits; Ctrl-C cancels the wait and releases the claim with
+ * its sandboxes. 0 with *out (the result, NULL when the claim was never
+ * made) and *st / *why (the claim's status and, when not OK, its message,
+ * malloc'd); else the exit status, printed. */
+static int acquire(cli_ctx *ctx, const char *ns, const char *tmpl, envd_k8s_claim_options *co,
+                   const char *name, envd_k8s_claimed **out, envd_status *st, char **why)
 {
+    *out = NULL;
+    *why = NULL;
     cli_catch_interrupts();
     envd_future *f = NULL;
-    envd_status st = envd_k8s_claim_async(ctx->rt, k8s_options(ctx), ns, tmpl, co, ctx->cfg, &f);
-    if (st != ENVD_OK)
-        return cli_fail(ctx, "claim", st, NULL);
+    *st = envd_k8s_claim_async(ctx->rt, k8s_options(ctx), ns, tmpl, co, ctx->cfg, &f);
+    if (*st != ENVD_OK)
+        return cli_fail(ctx, "claim", *st, NULL);
     if (wait_claim(f)) {
         envd_future_free(f);
         envd_error *err = NULL;
-        st = envd_k8s_claim_release(ctx->rt, k8s_options(ctx), ns, name, 1, &err);
-        if (st != ENVD_OK)
-            return cli_fail(ctx, "interrupted; releasing the claim", st, err);
+        *st = envd_k8s_claim_release(ctx->rt, k8s_options(ctx), ns, name, 1, &err);
+        if (*st != ENVD_OK)
+            return cli_fail(ctx, "interrupted; releasing the claim", *st, err);
         return cli_errorf(ctx, "interrupted; claim %s released with its sandboxes", name);
     }
-    envd_k8s_claimed *c = envd_future_take_k8s_claimed(f);
-    int rc = 0;
+    *out = envd_future_take_k8s_claimed(f);
+    *st = envd_future_status(f);
+    const envd_error *e = envd_future_error(f);
+    if (*st != ENVD_OK && !(*why = strdup(e ? envd_error_message(e) : envd_strerror(*st)))) {
+        envd_future_free(f);
+        envd_k8s_claimed_free(*out);
+        *out = NULL;
+        return cli_errorf(ctx, "out of memory");
+    }
+    envd_future_free(f);
+    return 0;
+}
+
+static int claim_run(cli_ctx *ctx, const char *ns, const char *tmpl, envd_k8s_claim_options *co,
+                     const char *name)
+{
+    envd_k8s_claimed *c = NULL;
+    envd_status st;
+    char *why = NULL;
+    int rc = acquire(ctx, ns, tmpl, co, name, &c, &st, &why);
     for (size_t i = 0; c && i < c->count && rc == 0; i++)
         rc = print_sandbox(c, &c->sandboxes[i]) ? cli_errorf(ctx, "stdout: write failed") : 0;
     if (fflush(stdout) != 0 && rc == 0)
         rc = cli_errorf(ctx, "stdout: write failed");
-    st = envd_future_status(f);
-    if (st != ENVD_OK) {
-        const envd_error *e = envd_future_error(f);
-        rc = cli_errorf(ctx, "%s", e ? envd_error_message(e) : envd_strerror(st));
+    if (why) {
+        rc = cli_errorf(ctx, "%s", why);
         if (c)
             cli_errorf(ctx,
                        "%zu of %d sandboxes usable; give them back with: envdctl sandbox "
                        "release %s/%s --delete-sandboxes",
                        c->count, c->replicas, c->namespace_, c->name);
     }
+    free(why);
     envd_k8s_claimed_free(c);
-    envd_future_free(f);
     return rc;
+}
+
+int cli_claim_pool(cli_ctx *ctx, const char *ref, int replicas, int quiet, envd_k8s_claimed **out)
+{
+    *out = NULL;
+    char *ns = NULL, name[300];
+    const char *tmpl = NULL;
+    envd_k8s_claim_options *co = envd_k8s_claim_options_new();
+    int rc = co ? split_ref(ctx, ref, &ns, &tmpl) : cli_errorf(ctx, "out of memory");
+    if (rc == 0 && (default_name(tmpl, name, sizeof(name)) != 0 ||
+                    envd_k8s_claim_options_set_name(co, name) != ENVD_OK))
+        rc = cli_usage_error(ctx, "--claim: '%s' is not a template name", tmpl);
+    if (rc == 0 && envd_k8s_claim_options_set_replicas(co, replicas) != ENVD_OK)
+        rc = cli_usage_error(ctx, "--replicas: expected 1 to 10000, got %d", replicas);
+    envd_k8s_claimed *c = NULL;
+    envd_status st = ENVD_OK;
+    char *why = NULL;
+    int64_t t0 = cli_now_ms();
+    if (rc == 0)
+        rc = acquire(ctx, ns, tmpl, co, name, &c, &st, &why);
+    if (rc == 0 && why)
+        rc = c ? (cli_errorf(ctx, "--claim: %s (going on with what it got)", why), 0)
+               : cli_errorf(ctx, "--claim: %s", why);
+    if (rc == 0 && c && c->count == 0) {
+        rc = cli_errorf(ctx, "--claim: no sandbox claimed");
+        cli_claim_release(ctx, c);
+        envd_k8s_claimed_free(c);
+        c = NULL;
+    } else if (rc == 0 && c && !quiet) {
+        fprintf(stderr, "claimed %zu of %d sandboxes of %s as claim %s/%s in %.1f s\n", c->count,
+                c->replicas, tmpl, c->namespace_, c->name, (double)(cli_now_ms() - t0) / 1000.0);
+    }
+    *out = c;
+    free(why);
+    free(ns);
+    envd_k8s_claim_options_free(co);
+    return rc;
+}
+
+int cli_claim_release(cli_ctx *ctx, const envd_k8s_claimed *c)
+{
+    envd_error *err = NULL;
+    envd_status st = envd_k8s_claim_release(ctx->rt, k8s_options(ctx), c->namespace_, c->name, 1,
+                                            &err);
+    if (st != ENVD_OK)
+        return cli_fail(ctx, "releasing the claim", st, err);
+    return 0;
 }
 
 static int claim(cli_ctx *ctx, int argc, char **argv)

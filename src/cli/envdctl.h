@@ -215,4 +215,13 @@ int cmd_cp(cli_ctx *ctx, int argc, char **argv);
 int cmd_batch(cli_ctx *ctx, int argc, char **argv);
 int cmd_sandbox(cli_ctx *ctx, int argc, char **argv);
 
+/* batch --claim NS/TEMPLATE (cmd_sandbox.c): claims `replicas` sandboxes
+ * and waits (Ctrl-C releases them); a partial claim is said on stderr and
+ * used. 0 with *out (caller takes the clients it wants and frees it with
+ * envd_k8s_claimed_free), or the exit status, printed, with nothing held. */
+int cli_claim_pool(cli_ctx *ctx, const char *ref, int replicas, int quiet,
+                   envd_k8s_claimed **out);
+/* Deletes the claim and its sandboxes. 0 or the exit status, printed. */
+int cli_claim_release(cli_ctx *ctx, const envd_k8s_claimed *c);
+
 #endif

@@ -131,3 +131,87 @@ test("usage errors", async () => {
   assert.equal(help.code, 0);
   assert.match(help.stdout, /--delete-sandboxes/);
 });
+
+// The claim's name from batch's stderr line "claimed N of M ... as claim NS/NAME in ...".
+function claimOf(stderr) {
+  const m = /claimed (\d+) of (\d+) sandboxes of \S+ as claim claims\/(\S+) in /.exec(stderr);
+  assert.ok(m, stderr);
+  return { got: Number(m[1]), want: Number(m[2]), name: m[3] };
+}
+
+test("batch --claim: the pool is claimed before the first job and released at the end", async () => {
+  const jobs = [];
+  for (let i = 0; i < 16; i++) jobs.push(JSON.stringify({ id: `c${i}`, cmd: `echo ${i}` }));
+  writeFileSync(path.join(work.dir, "claim-jobs.jsonl"), jobs.join("\n") + "\n");
+  const out = path.join(work.dir, "claim-results.jsonl");
+  const r = await envdctl(["--domain", srv.domain, "batch", "--claim", "claims/pool-a", "--replicas", "4",
+    "--results", out, path.join(work.dir, "claim-jobs.jsonl")], { env: env(), timeoutMs: 60000 });
+  assert.equal(r.code, 0, r.stderr);
+  const c = claimOf(r.stderr);
+  assert.deepEqual([c.got, c.want], [4, 4]);
+  assert.match(r.stderr, new RegExp(`claim claims/${c.name} released with its sandboxes`));
+  const rows = lines(readFileSync(out, "utf8"));
+  assert.equal(rows.length, 16);
+  const used = new Set(rows.map((row) => row.sandbox));
+  for (const s of used) assert.match(s, /^claims\/pool-a-/);
+  assert.equal(used.size, 4);
+  for (const row of rows) assert.equal(row.stdout, `${row.id.slice(1)}\n`);
+  assert.equal(await sandboxesLeft(c.name), false);
+  const gone = await envdctl(["sandbox", "release", `claims/${c.name}`], { env: env() });
+  assert.equal(gone.code, 1);
+  assert.match(gone.stderr, /not found/);
+});
+
+test("batch --claim --keep leaves the sandboxes; a partial claim is used", async () => {
+  writeFileSync(path.join(work.dir, "two.jsonl"), '{"id":"a","cmd":"echo a"}\n{"id":"b","cmd":"echo b"}\n');
+  const r = await envdctl(["--domain", srv.domain, "batch", "--claim", "claims/half-fills", "--replicas", "4",
+    "--keep", "--results", path.join(work.dir, "two.out"), path.join(work.dir, "two.jsonl")],
+  { env: env(), timeoutMs: 120000 });
+  assert.equal(r.code, 0, r.stderr);
+  const c = claimOf(r.stderr);
+  assert.deepEqual([c.got, c.want], [2, 4]);
+  assert.match(r.stderr, /--claim: claim .* of template 'half-fills'.*2 of 4 sandboxes claimed.*going on/);
+  assert.match(r.stderr, /kept \(--keep\)/);
+  assert.equal(await sandboxesLeft(c.name), true);
+  const rel = await envdctl(["sandbox", "release", `claims/${c.name}`, "--delete-sandboxes"], { env: env() });
+  assert.equal(rel.code, 0, rel.stderr);
+  assert.equal(await sandboxesLeft(c.name), false);
+});
+
+test("batch --claim: Ctrl-C during the jobs still releases the pool", async () => {
+  const jobs = [];
+  for (let i = 0; i < 4; i++) jobs.push(JSON.stringify({ id: `s${i}`, cmd: "sleep 30" }));
+  writeFileSync(path.join(work.dir, "sleep.jsonl"), jobs.join("\n") + "\n");
+  let stderr = "";
+  let child;
+  const seen = new Promise((resolve) => {
+    const run = envdctl(["--domain", srv.domain, "batch", "--claim", "claims/pool-a", "--replicas", "2",
+      "--grace", "200ms", "--results", path.join(work.dir, "sleep.out"), path.join(work.dir, "sleep.jsonl")],
+    { env: env(), timeoutMs: 60000, onSpawn: (c) => {
+      child = c;
+      c.stderr.on("data", (d) => {
+        stderr += d;
+        if (/claimed 2 of 2/.test(stderr)) resolve({ run });
+      });
+    } });
+    run.then(() => resolve({ run }), () => resolve({ run }));
+  });
+  const { run } = await seen; // a promise in a box: awaiting it would wait for the end
+  await new Promise((r) => setTimeout(r, 500)); // the jobs are running
+  child.kill("SIGINT");
+  const r = await run;
+  assert.equal(r.code, 1, r.stderr);
+  const c = claimOf(r.stderr);
+  assert.match(r.stderr, /interrupted/);
+  assert.match(r.stderr, new RegExp(`claim claims/${c.name} released with its sandboxes`));
+  assert.equal(await sandboxesLeft(c.name), false);
+});
+
+test("batch --claim usage errors", async () => {
+  writeFileSync(path.join(work.dir, "one.jsonl"), '{"cmd":"true"}\n');
+  for (const args of [["--replicas", "2"], ["--keep"], ["--claim", "claims/pool-a", "--replicas", "0"],
+    ["--claim", "claims/pool-a", "--k8s-job", "--image", "x", "--completions", "2"]]) {
+    const r = await envdctl(["--domain", srv.domain, "batch", ...args, path.join(work.dir, "one.jsonl")], { env: env() });
+    assert.equal(r.code, 2, `${args.join(" ")}: ${r.stderr}`);
+  }
+});
