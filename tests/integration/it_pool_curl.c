@@ -274,19 +274,21 @@ static void queued_timeout_and_cancel(void **state)
     test_server_stop(&srv);
 }
 
-/* 100 long commands with the default limits; a Stat with a 3 s request
- * timeout still answers (a correctness bound: it must not wait for them). */
-static void stat_beside_long(envd_runtime *rt, int port, const char *ca)
+/* n long commands with the default limits, all started at once (none
+ * waits for another to end); a Stat with a 3 s request timeout still
+ * answers (a correctness bound: it must not wait for them). */
+static void stat_beside_long(envd_runtime *rt, int port, const char *ca, int n)
 {
-    enum { N = 100 };
+    enum { N = 250 };
+    assert_true(n <= N);
     envd_client *lc = pool_client(rt, port, ca, 60000);
     envd_client *sc = pool_client(rt, port, ca, 3000);
     envd_handle *h[N];
-    start_long(lc, h, N);
+    start_long(lc, h, n);
     int64_t t0 = now_ms();
     stat_ok(sc);
-    fprintf(stderr, "Stat beside %d long commands: %lld ms\n", N, (long long)(now_ms() - t0));
-    end_long(lc, h, N);
+    fprintf(stderr, "Stat beside %d long commands: %lld ms\n", n, (long long)(now_ms() - t0));
+    end_long(lc, h, n);
     envd_client_free(sc);
     envd_client_free(lc);
 }
@@ -297,14 +299,19 @@ static void long_h1(void **state)
     test_server srv;
     assert_int_equal(test_server_start(&srv, "h1", NULL), 0);
     envd_runtime *rt = pool_runtime(0, 0);
-    stat_beside_long(rt, srv.port, NULL);
+    stat_beside_long(rt, srv.port, NULL, 100);
     envd_runtime_free(rt);
     test_server_stop(&srv);
 }
 
 /* Over TLS with ALPN h2 (the gateway's TLS port), 100 streams fill a
- * connection: the Stat gets a second one, and the whole lot (100 long
- * streams, the Stat) used a handful of connections, not one each. */
+ * connection: 250 long streams all start (one waiting for a free stream
+ * would reach its 120 s request timeout), the Stat finds a free stream, and
+ * the connections stay within max_connections. libcurl 7.88 opens one
+ * connection per call past the first full one while a burst's connections
+ * are still being set up (measured here: 151 for 251 calls; 2 for 101), so
+ * no tighter bound holds. (250 keeps nginx, 3 sockets per stream here,
+ * under its 1,024 worker connections.) */
 static void long_tls_h2(void **state)
 {
     (void)state;
@@ -316,11 +323,11 @@ static void long_tls_h2(void **state)
     char ca[300];
     snprintf(ca, sizeof(ca), "%s/tls.crt", gw.dir);
     envd_runtime *rt = pool_runtime(0, 0);
-    stat_beside_long(rt, gw.tls_port, ca);
+    stat_beside_long(rt, gw.tls_port, ca, 250);
     envd_runtime_free(rt);
     int conns = gateway_conns(&gw, gw.tls_port);
-    fprintf(stderr, "TLS h2: 101 calls over %d connections\n", conns);
-    assert_in_range(conns, 2, 4);
+    fprintf(stderr, "TLS h2: 251 calls over %d connections\n", conns);
+    assert_in_range(conns, 3, ENVD_DEFAULT_MAX_CONNECTIONS);
     test_gateway_stop(&gw);
     test_server_stop(&srv);
 }
