@@ -147,7 +147,8 @@ void batch_report_free(batch_report *r);
 
 typedef struct batch_sbx {
     char *label;      /* as the user wrote it: ID, config name, NS/NAME */
-    cli_sandbox spec; /* points into label */
+    cli_sandbox spec; /* points into label, domain and token */
+    char *domain, *token; /* a `sandbox create` line's own, or NULL */
     envd_client *client;
     int pinned;   /* only for jobs naming it, not for the scheduler's picks */
     int running;  /* jobs in it now */

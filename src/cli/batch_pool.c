@@ -41,6 +41,19 @@ int batch_pool_add(batch_pool *p, const char *id_or_name, const char *k8s, int p
     return 0;
 }
 
+/* The domain and token of a `sandbox create` line (JSON strings or NULL). */
+static int batch_sbx_reach(batch_pool *p, batch_sbx *s, json_t *domain, json_t *token)
+{
+    const char *d = json_string_value(domain), *t = json_string_value(token);
+    if ((d && !(s->domain = strdup(d))) || (t && !(s->token = strdup(t))))
+        return -1;
+    s->spec.domain = s->domain;
+    s->spec.token = s->token;
+    if (d)
+        p->ctx->no_sandbox_needed = 1; /* the lines say where: no --domain needed */
+    return 0;
+}
+
 int batch_pool_add_file(batch_pool *p, const char *path, char **err)
 {
     FILE *f = fopen(path, "r");
@@ -61,7 +74,10 @@ int batch_pool_add_file(batch_pool *p, const char *path, char **err)
             const char *id = json_string_value(json_object_get(o, "id"));
             if (k8s || id)
                 rc = batch_pool_add(p, k8s ? NULL : id, k8s, 0);
-            else
+            if (rc == 0 && id && !k8s) /* `sandbox create`'s: its own address and token */
+                rc = batch_sbx_reach(p, p->s[p->n - 1], json_object_get(o, "domain"),
+                                     json_object_get(o, "token"));
+            if (!(k8s || id))
                 *err = cli_strdupf("--sandboxes: %s:%zu: a JSON line needs \"k8s\" or \"id\"",
                                    path, lineno);
             json_decref(o);
@@ -219,6 +235,8 @@ void batch_pool_free(batch_pool *p)
     for (size_t i = 0; i < p->n; i++) {
         envd_client_free(p->s[i]->client);
         free(p->s[i]->label);
+        free(p->s[i]->domain);
+        free(p->s[i]->token);
         free(p->s[i]->open_error);
         free(p->s[i]);
     }

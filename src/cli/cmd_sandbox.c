@@ -312,11 +312,16 @@ int cmd_sandbox(cli_ctx *ctx, int argc, char **argv)
         return claim(ctx, argc - 1, argv + 1);
     if (argc >= 2 && strcmp(argv[1], "release") == 0)
         return release(ctx, argc - 1, argv + 1);
+    if (argc >= 2 && (strcmp(argv[1], "create") == 0 || strcmp(argv[1], "list") == 0 ||
+                      strcmp(argv[1], "kill") == 0)) /* the E2B-compatible API: cmd_sandbox_api.c */
+        return cmd_sandbox_api(ctx, argc - 1, argv + 1);
     if (argc >= 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
         fputs(sandbox_usage, stdout);
+        fputs(cli_sandbox_api_usage, stdout);
         return CLI_EXIT_OK;
     }
     if (argc < 2)
-        return cli_usage_error(ctx, "expected claim or release");
-    return cli_usage_error(ctx, "unknown sandbox command '%s' (claim, release)", argv[1]);
+        return cli_usage_error(ctx, "expected claim, release, create, list or kill");
+    return cli_usage_error(ctx, "unknown sandbox command '%s' (claim, release, create, list, kill)",
+                           argv[1]);
 }

@@ -72,6 +72,10 @@ int cli_ctx_ready(cli_ctx *ctx);
 typedef struct cli_sandbox {
     const char *id_or_name;
     const char *k8s;
+    /* An ID's own address and token (a line of `envdctl sandbox create`),
+     * used instead of the global ones (--token still wins); NULL: none. */
+    const char *domain;
+    const char *token;
 } cli_sandbox;
 
 /* The one way a sandbox spec becomes a client (envdctl's subcommands and
@@ -214,6 +218,9 @@ int cmd_run(cli_ctx *ctx, int argc, char **argv);
 int cmd_cp(cli_ctx *ctx, int argc, char **argv);
 int cmd_batch(cli_ctx *ctx, int argc, char **argv);
 int cmd_sandbox(cli_ctx *ctx, int argc, char **argv);
+/* sandbox create / list / kill (cmd_sandbox_api.c); argv[0] is the verb. */
+int cmd_sandbox_api(cli_ctx *ctx, int argc, char **argv);
+extern const char cli_sandbox_api_usage[];
 
 /* batch --claim NS/TEMPLATE (cmd_sandbox.c): claims `replicas` sandboxes
  * and waits (Ctrl-C releases them); a partial claim is said on stderr and

@@ -132,6 +132,7 @@ typedef struct target {
     char *ns; /* owned; NULL: the context's namespace */
     const char *name;
     const char *token;
+    const char *domain; /* NULL: the config's */
 } target;
 
 static int parse_k8s(const char *spec, const char *flag, target *t, char **errmsg)
@@ -162,6 +163,10 @@ static int resolve(cli_ctx *ctx, const cli_sandbox *spec, target *t, char **errm
                 : envd_config_file_sandboxes(ctx->file, NULL);
     if (!e) {
         t->id = idn; /* not a name in the file: an ID */
+        if (spec && spec->id_or_name && spec->token && !ctx->token_explicit)
+            t->token = spec->token;
+        if (spec && spec->id_or_name)
+            t->domain = spec->domain;
         return 0;
     }
     if (e->runtime_token && !ctx->token_explicit)
@@ -183,10 +188,15 @@ static int open_target(cli_ctx *ctx, const target *t, envd_client **out, envd_fu
 {
     envd_config *own = NULL;
     const envd_config *cfg = ctx->cfg;
-    if (t->token) {
-        if (!(own = envd_config_dup(ctx->cfg)) ||
-            envd_config_set_runtime_token(own, t->token) != ENVD_OK) {
-            *errmsg = cli_strdupf("sandbox token: %s", envd_config_last_error(own));
+    if (t->token || t->domain) {
+        const char *bad = !(own = envd_config_dup(ctx->cfg)) ? "config"
+                          : t->token && envd_config_set_runtime_token(own, t->token) != ENVD_OK
+                              ? "token"
+                          : t->domain && envd_config_set_domain(own, t->domain) != ENVD_OK
+                              ? "domain"
+                              : NULL;
+        if (bad) {
+            *errmsg = cli_strdupf("sandbox %s: %s", bad, envd_config_last_error(own));
             envd_config_free(own);
             return CLI_EXIT_FAIL;
         }
@@ -249,7 +259,7 @@ int cli_client_open_async(cli_ctx *ctx, const cli_sandbox *spec, envd_client **o
 
 int cli_open(cli_ctx *ctx, const char *sandbox, envd_client **out)
 {
-    cli_sandbox spec = {sandbox, NULL};
+    cli_sandbox spec = {.id_or_name = sandbox};
     char *msg = NULL;
     int rc = cli_client_open(ctx, sandbox ? &spec : NULL, out, &msg);
     if (rc && (!msg || *msg))

@@ -23,7 +23,7 @@ static const struct {
     {"ps", cmd_ps, "list the sandbox's processes"},
     {"kill", cmd_kill, "signal a process by pid or tag"},
     {"watch", cmd_watch, "print a directory's changes as JSON lines"},
-    {"sandbox", cmd_sandbox, "claim sandboxes from a Kubernetes pool, release them"},
+    {"sandbox", cmd_sandbox, "get sandboxes (Kubernetes claims, the E2B API), list and release them"},
 };
 #define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))
 

@@ -1,0 +1,163 @@
+// envdctl sandbox create / list / kill through the E2B API stub
+// (tests/e2bapi/stub.mjs), whose sandboxes all point at the reference
+// server with the one token it accepts: the JSON lines of `create` are a
+// `batch --sandboxes` file that needs neither --domain nor --token.
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { writeFileSync } from "node:fs";
+import path from "node:path";
+import { startServer, envdctl, tempDir, ENVDCTL } from "./lib.mjs";
+import { startE2bStub } from "../e2bapi/start.mjs";
+
+const TOKEN = "e2bapi-cli-token";
+let srv;
+let work;
+
+before(async () => {
+  srv = await startServer({ token: TOKEN, http: "h1" });
+  work = tempDir("envdctl-e2bapi-");
+});
+after(async () => {
+  await srv?.stop();
+  work?.remove();
+});
+
+const lines = (s) => s.trim().split("\n").filter(Boolean).map((l) => JSON.parse(l));
+const env = (stub, key = "test-key") => ({ E2B_API_URL: stub.url, E2B_API_KEY: key });
+
+async function withStub(args, fn) {
+  const stub = await startE2bStub(srv.domain, ["--envd-token", TOKEN, ...args]);
+  try {
+    await fn(stub);
+  } finally {
+    await stub.stop();
+  }
+}
+
+test("create 5, run a batch over them, list by metadata, kill them", () =>
+  withStub(["--create-delay-ms", "50"], async (stub) => {
+    const r = await envdctl(["sandbox", "create", "--template", "base", "--count", "5",
+      "--concurrency", "2", "--metadata", "team=cli", "--timeout", "10m"], { env: env(stub) });
+    assert.equal(r.code, 0, r.stderr);
+    const got = lines(r.stdout);
+    assert.equal(got.length, 5);
+    for (const s of got) {
+      assert.equal(s.domain, srv.domain);
+      assert.equal(s.token, TOKEN);
+      assert.equal(s.template, "base");
+    }
+    assert.equal(new Set(got.map((s) => s.id)).size, 5);
+    const stats = await stub.call("GET", "/_stub/stats");
+    assert.ok(stats.maxConcurrentCreates <= 2, `${stats.maxConcurrentCreates} creates at once`);
+
+    // a --sandboxes file: each line brings its own domain and token
+    const pool = path.join(work.dir, "pool.jsonl");
+    writeFileSync(pool, r.stdout);
+    const jobs = [];
+    for (let i = 0; i < 10; i++) jobs.push(JSON.stringify({ id: `j${i}`, cmd: `echo ${i}` }));
+    writeFileSync(path.join(work.dir, "jobs.jsonl"), jobs.join("\n") + "\n");
+    const b = await envdctl(["batch", "--sandboxes", pool, "--results", "-",
+      path.join(work.dir, "jobs.jsonl")], { timeoutMs: 60000 });
+    assert.equal(b.code, 0, b.stderr);
+    const res = lines(b.stdout);
+    assert.equal(res.length, 10);
+    for (const j of res) {
+      assert.equal(j.status, "ok");
+      assert.equal(j.stdout, `${j.id.slice(1)}\n`);
+      assert.ok(got.some((s) => s.id === j.sandbox));
+    }
+
+    // one more without the metadata: the filter leaves it out
+    const extra = await envdctl(["sandbox", "create", "--template", "other"], { env: env(stub) });
+    assert.equal(extra.code, 0, extra.stderr);
+    const l = await envdctl(["sandbox", "list", "--metadata", "team=cli"], { env: env(stub) });
+    assert.equal(l.code, 0, l.stderr);
+    const listed = lines(l.stdout);
+    assert.deepEqual(listed.map((s) => s.id).sort(), got.map((s) => s.id).sort());
+    for (const s of listed) {
+      assert.equal(s.state, "running");
+      assert.deepEqual(s.metadata, { team: "cli" });
+    }
+    const all = lines((await envdctl(["sandbox", "list"], { env: env(stub) })).stdout);
+    assert.equal(all.length, 6);
+
+    const k = await envdctl(["sandbox", "kill", ...all.map((s) => s.id)], { env: env(stub) });
+    assert.equal(k.code, 0, k.stderr);
+    assert.equal(await stub.live(), 0);
+    const again = await envdctl(["sandbox", "kill", got[0].id], { env: env(stub) });
+    assert.equal(again.code, 1);
+    assert.match(again.stderr, new RegExp(`${got[0].id}: no such sandbox`));
+  }));
+
+test("a quota 403 stops the creates it refuses; what was made is printed", () =>
+  withStub(["--max-live", "2"], async (stub) => {
+    const r = await envdctl(["sandbox", "create", "--template", "base", "--count", "3",
+      "--concurrency", "1"], { env: env(stub) });
+    assert.equal(r.code, 1);
+    assert.equal(lines(r.stdout).length, 2);
+    assert.match(r.stderr, /HTTP 403/);
+    assert.match(r.stderr, /quota or permission error: final, not retried/);
+    assert.match(r.stderr, /2 of 3 sandboxes created/);
+    const stats = await stub.call("GET", "/_stub/stats");
+    assert.equal(stats.requests.filter((q) => q.method === "POST").length, 3); // no retry
+    const k = await envdctl(["sandbox", "kill", ...lines(r.stdout).map((s) => s.id)], { env: env(stub) });
+    assert.equal(k.code, 0, k.stderr);
+    assert.equal(await stub.live(), 0);
+  }));
+
+test("429 bursts are waited out", () =>
+  withStub(["--rate", "2", "--burst", "2"], async (stub) => {
+    const r = await envdctl(["sandbox", "create", "--template", "base", "--count", "5"],
+      { env: env(stub), timeoutMs: 60000 });
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(lines(r.stdout).length, 5);
+    const stats = await stub.call("GET", "/_stub/stats");
+    assert.ok(stats.requests.some((q) => q.status === 429), "the stub refused some");
+    await envdctl(["sandbox", "kill", ...lines(r.stdout).map((s) => s.id)], { env: env(stub) });
+    assert.equal(await stub.live(), 0);
+  }));
+
+test("Ctrl-C during create kills what was made", () =>
+  withStub(["--create-delay-ms", "400"], async (stub) => {
+    const child = spawn(ENVDCTL, ["sandbox", "create", "--template", "base", "--count", "6",
+      "--concurrency", "1"], { env: { ...process.env, ...env(stub) }, stdio: ["ignore", "pipe", "pipe"] });
+    let out = "";
+    let err = "";
+    child.stderr.on("data", (d) => (err += d));
+    const first = new Promise((resolve) => child.stdout.on("data", (d) => {
+      out += d;
+      if (out.includes("\n")) resolve();
+    }));
+    await first;
+    child.kill("SIGINT");
+    const code = await new Promise((r) => child.on("exit", r));
+    assert.equal(code, 1);
+    const m = /interrupted; (\d+) sandbox(es)? killed/.exec(err);
+    assert.ok(m, err);
+    const stats = await stub.call("GET", "/_stub/stats");
+    assert.ok(stats.created >= 1);
+    // the create in flight at the interrupt was waited for, then killed too
+    assert.equal(Number(m[1]), stats.created);
+    assert.equal(await stub.live(), 0);
+  }));
+
+test("a refused API key, a missing template, an unknown option", () =>
+  withStub([], async (stub) => {
+    const bad = await envdctl(["sandbox", "list"], { env: env(stub, "wrong") });
+    assert.equal(bad.code, 1);
+    assert.match(bad.stderr, /the API key was refused \(HTTP 401\): Invalid API Key/);
+    const viaFlag = await envdctl(["sandbox", "create", "--template", "t", "--api-key", "wrong",
+      "--api-url", stub.url]);
+    assert.equal(viaFlag.code, 1);
+    assert.match(viaFlag.stderr, /API key was refused/);
+    const none = await envdctl(["sandbox", "create"], { env: env(stub) });
+    assert.equal(none.code, 2);
+    assert.match(none.stderr, /--template is required/);
+    const wrong = await envdctl(["sandbox", "list", "--count", "2"], { env: env(stub) });
+    assert.equal(wrong.code, 2);
+    assert.match(wrong.stderr, /--count: not an option of sandbox list/);
+    const url = await envdctl(["sandbox", "list", "--api-url", "ftp://x"], { env: env(stub) });
+    assert.equal(url.code, 2);
+    assert.equal(await stub.live(), 0);
+  }));
