@@ -215,6 +215,7 @@ int cmd_watch(cli_ctx *ctx, int argc, char **argv);
 int cmd_ps(cli_ctx *ctx, int argc, char **argv);
 int cmd_kill(cli_ctx *ctx, int argc, char **argv);
 int cmd_run(cli_ctx *ctx, int argc, char **argv);
+int cmd_code(cli_ctx *ctx, int argc, char **argv);
 int cmd_cp(cli_ctx *ctx, int argc, char **argv);
 int cmd_batch(cli_ctx *ctx, int argc, char **argv);
 int cmd_sandbox(cli_ctx *ctx, int argc, char **argv);

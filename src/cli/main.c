@@ -12,6 +12,7 @@ static const struct {
     const char *summary;
 } commands[] = {
     {"run", cmd_run, "run a command in the sandbox, streaming its output"},
+    {"code", cmd_code, "run code in the sandbox's code interpreter, printing its events"},
     {"batch", cmd_batch, "run a file of jobs over a pool of sandboxes"},
     {"cp", cmd_cp, "copy files and directories between here and sandboxes"},
     {"ls", cmd_ls, "list a directory"},

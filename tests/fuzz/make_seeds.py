@@ -212,3 +212,27 @@ put("files_reply", "no_path", b"\x00" + b'[{"name":"a"}]')
 put("files_reply", "cut", b"\x04" + b'[{"name":"a","type":"file","path":"/a"}]')
 put("files_reply", "html", b"\x00" + b"<html>502 Bad Gateway</html>")
 put("files_reply", "nested", b"\x00" + b"[" * 2000)
+
+# ---- code_ndjson: first byte = piece size (bits 0-3, 0 = all at once),
+# small line cap (bit 4); then an /execute stream as E2B's server writes it
+# (template/server/stream.py: json.dumps per line, the end last), or a
+# context reply.
+CODE_STREAM = (
+    b'{"type": "keepalive"}\n'
+    b'{"type": "number_of_executions", "execution_count": 1}\n'
+    b'{"type": "stdout", "text": "h\\u00e9\\n", "timestamp": "2026-12-02T12:00:00.000000+00:00"}\n'
+    b'{"type": "stderr", "text": "e\\n"}\r\n'
+    b'{"type": "result", "text": "42", "html": "<b/>", "png": "UE5H", "json": {"a": 1}, '
+    b'"data": {"d": [1]}, "chart": {"type": "line"}, "extra": {}, "is_main_result": true}\n'
+    b'{"type": "error", "name": "ValueError", "value": "bad", "traceback": "Traceback\\n"}\n'
+    b'{"type": "end_of_execution"}\n')
+put("code_ndjson", "stream", b"\x00" + CODE_STREAM)
+put("code_ndjson", "stream_bytes", b"\x01" + CODE_STREAM)
+put("code_ndjson", "stream_cut7", b"\x07" + CODE_STREAM)
+put("code_ndjson", "stream_cap", b"\x10" + CODE_STREAM)
+put("code_ndjson", "unexpected_end", b"\x03" + b'{"type": "unexpected_end_of_execution"}\n')
+put("code_ndjson", "no_end", b"\x00" + b'{"type": "stdout", "text": "x"}')
+put("code_ndjson", "after_end", b"\x00" + b'{"type": "end_of_execution"}\n{"type": "stdout"}\n')
+put("code_ndjson", "context", b"\x00" + b'{"id":"c1","language":"python","cwd":"/home/user"}')
+put("code_ndjson", "contexts", b"\x00" + b'[{"id":"c1","language":"python","cwd":"/home/user"},{"id":"c2"}]')
+put("code_ndjson", "nested", b"\x00" + b'{"type": "result", "json": ' + b"[" * 3000 + b"\n")
