@@ -28,6 +28,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #define RUNTIME_TOKEN "e2e-runtime-token" /* tests/k8s/fixtures.json, claims.token */
 #define NS "claims"
@@ -341,6 +342,44 @@ static void bad_arguments(void **state)
     envd_k8s_claimed_free(c);
 }
 
+/* Credentials from an exec plugin: fetched on the runtime's worker before
+ * the first request of the claim, then every request carries them. */
+static void claim_with_exec_plugin(void **state)
+{
+    fixture *fx = *state;
+    char plugin[512], path[512];
+    k8s_path(&fx->stub, "plugin.sh", plugin, sizeof(plugin));
+    assert_int_equal(k8s_write(plugin, "#!/bin/sh\n"
+                                       "printf '{\"apiVersion\":\"client.authentication.k8s.io/v1\","
+                                       "\"kind\":\"ExecCredential\",\"status\":{\"token\":"
+                                       "\"tok-exec-good\"}}'\n"),
+                     0);
+    assert_int_equal(chmod(plugin, 0755), 0);
+    char yaml[800];
+    snprintf(yaml, sizeof(yaml),
+             "    exec:\n"
+             "      apiVersion: client.authentication.k8s.io/v1\n"
+             "      command: %s\n"
+             "      interactiveMode: Never\n",
+             plugin);
+    assert_int_equal(k8s_write_kubeconfig(&fx->stub, "exec", yaml), 0);
+    envd_k8s_options *o = envd_k8s_options_new();
+    envd_k8s_options_set_kubeconfig(o, k8s_path(&fx->stub, "exec", path, sizeof(path)));
+    envd_k8s_claim_options *co = envd_k8s_claim_options_new();
+    envd_k8s_claim_options_set_replicas(co, 2);
+    envd_k8s_claimed *c = NULL;
+    envd_error *err = NULL;
+    envd_status st = envd_k8s_claim(fx->rt, o, NS, "pool-d", co, fx->cfg, &c, &err);
+    envd_k8s_claim_options_free(co);
+    assert_envd_ok(st, err);
+    assert_int_equal(c->count, 2);
+    run_echo(c->clients[1], 1);
+    st = envd_k8s_claim_release(fx->rt, o, NS, c->name, 1, &err);
+    assert_envd_ok(st, err);
+    envd_k8s_claimed_free(c);
+    envd_k8s_options_free(o);
+}
+
 /* Cancelling stops the wait at once (between polls); freeing the runtime
  * ends a waiting claim too. */
 static void cancel_and_runtime_free(void **state)
@@ -385,6 +424,7 @@ int main(void)
         cmocka_unit_test(wait_bound),
         cmocka_unit_test(forbidden_names_verb_and_resource),
         cmocka_unit_test(bad_arguments),
+        cmocka_unit_test(claim_with_exec_plugin),
         cmocka_unit_test(cancel_and_runtime_free),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
