@@ -6,8 +6,23 @@
  *    of its completions, and therefore all of its callbacks, run on one
  *    thread, one at a time, in order.
  *  - Every tag is a `gtag` whose first member is the function to run.
- *  - One channel per (authority, tls, ca_file, insecure), created on first
- *    use and shared by every call.
+ *  - A pool of channels per (authority, tls, ca_file, insecure,
+ *    max_message), each channel one TCP connection. A running command, a
+ *    watch or an input stream holds its HTTP/2 stream for its whole life,
+ *    and a peer allows ~100 streams per connection (envd, E2B's edge,
+ *    gateways), so one connection would make every other call queue
+ *    behind 100 long streams. Each channel counts its active calls; a new
+ *    call (unary or stream) goes to the least-loaded channel with a free
+ *    stream, a new channel opens when all are full, and at max_connections
+ *    the least-loaded takes it anyway (core queues it until a stream
+ *    frees). Channels past a pool's first that stay idle for POOL_IDLE_MS
+ *    are closed by a sweep on the shared timer thread.
+ *    The cap is counted, not read: gRPC core 1.51's C API does not expose
+ *    the peer's SETTINGS_MAX_CONCURRENT_STREAMS (grpc_channel_get_info
+ *    gives only the LB policy and service config; GRPC_ARG_MAX_CONCURRENT_
+ *    STREAMS is a server-side setting), so streams_per_connection
+ *    (envd_pool_limits) stands for it. A peer that allows fewer still
+ *    works: core queues the excess on that connection.
  *  - Unary: one batch of six ops. Server stream: a send batch, a
  *    RECV_STATUS batch and a RECV_MESSAGE batch re-armed after every
  *    message. Client stream: SEND_INITIAL_METADATA, one batch for
@@ -33,9 +48,12 @@
  *    what Connect and /files report for the same event.
  *
  * Locking: each call has one mutex guarding its state and serialising every
- * grpc_call_start_batch on it. The engine mutex guards the channel cache
- * and the list of live calls; order is engine -> call. Timer functions are
- * never called with a call mutex held (a timer callback takes that mutex).
+ * grpc_call_start_batch on it. The engine mutex guards the pools (and
+ * every count in them), the sweep timer and the list of live calls; order
+ * is engine -> call, and engine -> the timer service's own lock. Timer
+ * functions are never called with a call mutex held (a timer callback
+ * takes that mutex); the sweep callback takes the engine mutex, so its
+ * timer is cancelled without it.
  */
 #include "core/thread.h"
 #include "core/alloc.h"
@@ -68,6 +86,10 @@
  * envd_grpc_error_is_protocol_mismatch. Part of a readable sentence. */
 #define MISMATCH_MARK "does not speak gRPC end to end"
 
+/* How long a pooled connection past an endpoint's first may stay without a
+ * call before it is closed (envd_grpc_engine_set_idle_ms for tests). */
+#define POOL_IDLE_MS 60000
+
 /* ------------------------------------------------------------------ types */
 
 typedef struct gtag gtag;
@@ -87,15 +109,27 @@ static void tag_init(gtag *t, gtag_fn fn, envd_rpc *r)
     atomic_store_explicit(&t->fn, fn, memory_order_release);
 }
 
-typedef struct gchan {
-    struct gchan *next;
+/* One pooled connection: its own grpc_channel, kept out of core's global
+ * subchannel pool (GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL), so that it really
+ * is one TCP connection of its own (core reconnects it as needed). */
+typedef struct gconn {
+    struct gconn *next;
+    grpc_channel *channel;
+    int active;         /* calls from creation to on_done (a stream: its life) */
+    int64_t idle_since; /* envd_now_ms() when active last fell to 0 */
+} gconn;
+
+/* The pool of one endpoint, keyed as the channel cache always was. */
+typedef struct gpool {
+    struct gpool *next;
     char *authority;
     char *ca_file;
     int tls;
     int insecure;
-    size_t max_message; /* the channel's receive limit comes from it */
-    grpc_channel *channel;
-} gchan;
+    size_t max_message; /* the channels' receive limit comes from it */
+    gconn *conns;       /* oldest first; the first is never closed for idleness */
+    int n_conns;
+} gpool;
 
 typedef struct gworker {
     grpc_completion_queue *cq;
@@ -113,7 +147,9 @@ struct envd_grpc_engine {
 
     pthread_mutex_t mu;
     pthread_cond_t drained; /* n_live reached 0 while closing */
-    gchan *chans;
+    gpool *pools;
+    envd_timer *sweep; /* armed while a connection past a pool's first is idle */
+    int64_t idle_ms;   /* POOL_IDLE_MS, or a test's shorter period */
     envd_rpc *live; /* calls between start and on_done */
     size_t n_live;
     int closing;
@@ -126,6 +162,8 @@ typedef struct sendq {
 
 struct envd_rpc {
     envd_grpc_engine *e;
+    gpool *pool; /* where it runs; set under e->mu by rpc_register */
+    gconn *conn;
     envd_rpc_kind kind;
     envd_rpc_callbacks cb;
     char *target; /* authority, for messages */
@@ -294,6 +332,10 @@ static grpc_channel *new_channel(const envd_endpoint *ep, envd_status *st)
          * Start must never run twice), and core's retry state costs ~6 KiB
          * and 10-20% CPU per call (envd-bench, massif). */
         {.type = GRPC_ARG_INTEGER, .key = GRPC_ARG_ENABLE_RETRIES, .value.integer = 0},
+        /* Channels with equal target and args share one connection through
+         * core's global subchannel pool: a pooled channel must own its
+         * connection (it_pool counts them). */
+        {.type = GRPC_ARG_INTEGER, .key = GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, .value.integer = 1},
     };
     grpc_channel_args ca = {.num_args = sizeof args / sizeof args[0], .args = args};
     grpc_channel_credentials *creds = make_creds(ep, st);
@@ -309,41 +351,134 @@ static grpc_channel *new_channel(const envd_endpoint *ep, envd_status *st)
     return ch;
 }
 
-/* Called with e->mu held. */
-static grpc_channel *get_channel(envd_grpc_engine *e, const envd_endpoint *ep, envd_status *st)
+/* Called with e->mu held. The pool for ep, made (empty) on first use. */
+static gpool *get_pool(envd_grpc_engine *e, const envd_endpoint *ep, envd_status *st)
 {
     int insecure = ep->tls && ep->insecure;
     const char *ca = ep->tls ? ep->ca_file : NULL;
-    for (gchan *c = e->chans; c; c = c->next) {
-        if (c->tls == !!ep->tls && c->insecure == insecure && str_eq(c->authority, ep->authority) &&
-            str_eq(c->ca_file, ca) && c->max_message == ep->max_message)
-            return c->channel;
+    for (gpool *p = e->pools; p; p = p->next) {
+        if (p->tls == !!ep->tls && p->insecure == insecure && str_eq(p->authority, ep->authority) &&
+            str_eq(p->ca_file, ca) && p->max_message == ep->max_message)
+            return p;
     }
-    gchan *c = envd_calloc(1, sizeof *c);
-    if (!c) {
+    gpool *p = envd_calloc(1, sizeof *p);
+    if (!p) {
         *st = ENVD_E_NOMEM;
         return NULL;
     }
-    c->authority = dup_str(ep->authority);
-    c->ca_file = dup_str(ca);
-    c->tls = !!ep->tls;
-    c->insecure = insecure;
-    c->max_message = ep->max_message;
-    if (!c->authority || (ca && !c->ca_file)) {
+    p->authority = dup_str(ep->authority);
+    p->ca_file = dup_str(ca);
+    p->tls = !!ep->tls;
+    p->insecure = insecure;
+    p->max_message = ep->max_message;
+    if (!p->authority || (ca && !p->ca_file)) {
+        free(p->authority);
+        free(p->ca_file);
+        free(p);
         *st = ENVD_E_NOMEM;
-        goto fail;
+        return NULL;
     }
-    c->channel = new_channel(ep, st);
-    if (!c->channel)
-        goto fail;
-    c->next = e->chans;
-    e->chans = c;
-    return c->channel;
-fail:
-    free(c->authority);
-    free(c->ca_file);
-    free(c);
-    return NULL;
+    p->next = e->pools;
+    e->pools = p;
+    return p;
+}
+
+/* Called with e->mu held. The connection for one more call: the
+ * least-loaded one with a free stream; else a new one while the pool is
+ * under max_connections; else the least-loaded (core queues the call on
+ * it). NULL with *st only when the pool is empty and no channel can be
+ * made. */
+static gconn *pick_conn(envd_grpc_engine *e, gpool *p, const envd_endpoint *ep, envd_status *st)
+{
+    gconn *best = NULL, *last = NULL;
+    for (gconn *c = p->conns; c; c = c->next) {
+        if (!best || c->active < best->active)
+            best = c;
+        last = c;
+    }
+    if (best && (best->active < e->lim.streams_per_connection ||
+                 p->n_conns >= e->lim.max_connections))
+        return best;
+    gconn *c = envd_calloc(1, sizeof *c);
+    if (c && !(c->channel = new_channel(ep, st))) {
+        free(c);
+        c = NULL;
+    }
+    if (!c) {
+        if (best) /* better queued on a full connection than failed */
+            *st = ENVD_OK;
+        else if (*st == ENVD_OK)
+            *st = ENVD_E_NOMEM;
+        return best;
+    }
+    if (last)
+        last->next = c;
+    else
+        p->conns = c;
+    p->n_conns++;
+    return c;
+}
+
+/* The timer callback: closes the connections past each pool's first that
+ * have been idle for idle_ms, and re-arms for the next one to come due. */
+static void sweep_idle(void *ud)
+{
+    envd_grpc_engine *e = ud;
+    pthread_mutex_lock(&e->mu);
+    if (e->closing) { /* engine_free owns (and cancels) this timer now */
+        pthread_mutex_unlock(&e->mu);
+        return;
+    }
+    envd_timer *self = e->sweep;
+    e->sweep = NULL;
+    int64_t now = envd_now_ms(), next = -1;
+    gconn *dead = NULL;
+    for (gpool *p = e->pools; p; p = p->next) {
+        if (!p->conns)
+            continue;
+        gconn **pp = &p->conns->next; /* the first stays */
+        while (*pp) {
+            gconn *c = *pp;
+            int64_t due = c->idle_since + e->idle_ms;
+            if (c->active == 0 && due <= now) {
+                *pp = c->next;
+                p->n_conns--;
+                c->next = dead;
+                dead = c;
+                continue;
+            }
+            if (c->active == 0 && (next < 0 || due < next))
+                next = due;
+            pp = &c->next;
+        }
+    }
+    if (next >= 0)
+        e->sweep = envd_timer_start(e->timers, next - now, sweep_idle, e);
+    pthread_mutex_unlock(&e->mu);
+    /* No call is on these (active was 0 under the lock, and a call only
+     * finds a channel through the pool). */
+    while (dead) {
+        gconn *c = dead;
+        dead = c->next;
+        grpc_channel_destroy(c->channel);
+        free(c);
+    }
+    envd_timer_cancel(self); /* from inside its own callback: freed after */
+}
+
+/* Called with e->mu held: one call fewer on r's connection. Arms the idle
+ * sweep when a connection that may be closed falls idle. */
+static void conn_release_locked(envd_grpc_engine *e, envd_rpc *r)
+{
+    gconn *c = r->conn;
+    if (!c)
+        return;
+    r->conn = NULL;
+    if (--c->active > 0)
+        return;
+    c->idle_since = envd_now_ms();
+    if (c != r->pool->conns && !e->sweep && !e->closing)
+        e->sweep = envd_timer_start(e->timers, e->idle_ms, sweep_idle, e);
 }
 
 /* ----------------------------------------------------------------- errors */
@@ -676,6 +811,7 @@ static void unlink_live(envd_grpc_engine *e, envd_rpc *r)
     if (r->next)
         r->next->prev = r->prev;
     r->prev = r->next = NULL;
+    conn_release_locked(e, r);
     if (--e->n_live == 0 && e->closing)
         pthread_cond_broadcast(&e->drained);
     pthread_mutex_unlock(&e->mu);
@@ -1117,8 +1253,8 @@ static void rpc_discard(envd_rpc *r)
     rpc_free(r);
 }
 
-/* Picks the channel for ep and puts r on the live list (so engine_free
- * waits for it). NULL with *st set when the engine is closing or the
+/* Picks the pooled channel for ep, counts r on it, and puts r on the live
+ * list (so engine_free waits for it). NULL with *st set when the engine is closing or the
  * channel cannot be made. */
 static grpc_channel *rpc_register(envd_grpc_engine *e, envd_rpc *r, const envd_endpoint *ep,
                                   envd_status *st)
@@ -1129,8 +1265,13 @@ static grpc_channel *rpc_register(envd_grpc_engine *e, envd_rpc *r, const envd_e
         *st = ENVD_E_SHUTDOWN;
         return NULL;
     }
-    grpc_channel *ch = get_channel(e, ep, st);
+    gpool *p = get_pool(e, ep, st);
+    gconn *c = p ? pick_conn(e, p, ep, st) : NULL;
+    grpc_channel *ch = c ? c->channel : NULL;
     if (ch) {
+        r->pool = p;
+        r->conn = c;
+        c->active++;
         r->next = e->live;
         if (e->live)
             e->live->prev = r;
@@ -1493,6 +1634,7 @@ envd_status envd_grpc_engine_new(int workers, envd_timers *timers, const envd_po
     e->base.ops = &grpc_ops;
     e->timers = timers;
     e->lim = envd_pool_limits_or_default(lim);
+    e->idle_ms = POOL_IDLE_MS;
     e->n_workers = workers;
     atomic_init(&e->next_cq, 0u);
     pthread_mutex_init(&e->mu, NULL);
@@ -1533,6 +1675,30 @@ envd_status envd_grpc_engine_new(int workers, envd_timers *timers, const envd_po
     return ENVD_OK;
 }
 
+void envd_grpc_engine_pool_stats(envd_grpc_engine *e, size_t *channels, size_t *active)
+{
+    size_t n = 0, a = 0;
+    pthread_mutex_lock(&e->mu);
+    for (gpool *p = e->pools; p; p = p->next) {
+        for (gconn *c = p->conns; c; c = c->next) {
+            n++;
+            a += (size_t)c->active;
+        }
+    }
+    pthread_mutex_unlock(&e->mu);
+    if (channels)
+        *channels = n;
+    if (active)
+        *active = a;
+}
+
+void envd_grpc_engine_set_idle_ms(envd_grpc_engine *e, int64_t ms)
+{
+    pthread_mutex_lock(&e->mu);
+    e->idle_ms = ms > 0 ? ms : POOL_IDLE_MS;
+    pthread_mutex_unlock(&e->mu);
+}
+
 envd_rpc_transport *envd_grpc_engine_transport(envd_grpc_engine *e)
 {
     return e ? &e->base : NULL;
@@ -1553,18 +1719,28 @@ void envd_grpc_engine_free(envd_grpc_engine *e)
     }
     while (e->n_live > 0)
         pthread_cond_wait(&e->drained, &e->mu);
-    gchan *chans = e->chans;
-    e->chans = NULL;
+    gpool *pools = e->pools;
+    e->pools = NULL;
+    envd_timer *sweep = e->sweep;
+    e->sweep = NULL;
     pthread_mutex_unlock(&e->mu);
+    /* A sweep running now sees closing and leaves its timer to us; after
+     * this it is not running and never will. */
+    envd_timer_cancel(sweep);
 
     /* 2. destroy the channels. */
-    while (chans) {
-        gchan *c = chans;
-        chans = c->next;
-        grpc_channel_destroy(c->channel);
-        free(c->authority);
-        free(c->ca_file);
-        free(c);
+    while (pools) {
+        gpool *p = pools;
+        pools = p->next;
+        while (p->conns) {
+            gconn *c = p->conns;
+            p->conns = c->next;
+            grpc_channel_destroy(c->channel);
+            free(c);
+        }
+        free(p->authority);
+        free(p->ca_file);
+        free(p);
     }
     /* 3-4. shut down each queue, let its worker drain it to
      *      GRPC_QUEUE_SHUTDOWN, join, destroy. */

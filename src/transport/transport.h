@@ -129,8 +129,12 @@ static inline envd_pool_limits envd_pool_limits_or_default(const envd_pool_limit
 typedef struct envd_grpc_engine envd_grpc_engine;
 
 /* Starts `workers` threads, each draining its own completion queue. Calls
- * grpc_init(). Channels are created lazily, one per (authority, tls, ca),
- * shared by every call to that endpoint. */
+ * grpc_init(). Each endpoint (authority, tls, ca) gets a pool of channels,
+ * each its own connection, made lazily: a call goes to the least-loaded
+ * channel with fewer than lim->streams_per_connection calls on it, a new
+ * channel opens when all are full (up to lim->max_connections; past it the
+ * least-loaded takes the call and core queues it), and channels past the
+ * first are closed after a minute without a call. */
 envd_status envd_grpc_engine_new(int workers, envd_timers *timers, const envd_pool_limits *lim,
                                  envd_grpc_engine **out);
 /* Cancels every call in flight (their on_done report ENVD_CANCELED), tears
@@ -138,6 +142,11 @@ envd_status envd_grpc_engine_new(int workers, envd_timers *timers, const envd_po
  * from an engine thread. */
 void envd_grpc_engine_free(envd_grpc_engine *e);
 envd_rpc_transport *envd_grpc_engine_transport(envd_grpc_engine *e);
+/* Tests: channels over every pool and the calls counted on them. */
+void envd_grpc_engine_pool_stats(envd_grpc_engine *e, size_t *channels, size_t *active);
+/* Tests: how long a channel past a pool's first may stay idle before it is
+ * closed (ms <= 0: the built-in minute). Applies from the next sweep. */
+void envd_grpc_engine_set_idle_ms(envd_grpc_engine *e, int64_t ms);
 /* Non-zero when err says the peer does not speak gRPC end to end (an
  * HTTP/1.1-only server, a gateway that drops trailers), as opposed to a
  * real answer (a grpc-status, a 401) or an unreachable peer. Transport auto

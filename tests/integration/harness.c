@@ -59,6 +59,12 @@ int test_server_signal(test_server *s, int sig)
 
 int test_server_start(test_server *s, const char *http, const char *token)
 {
+    return test_server_start_args(s, http, token, NULL);
+}
+
+int test_server_start_args(test_server *s, const char *http, const char *token,
+                           const char *const *extra)
+{
     memset(s, 0, sizeof(*s));
     const char *ext = getenv("ENVD_TEST_EXTERNAL");
     if (ext && *ext)
@@ -89,7 +95,7 @@ int test_server_start(test_server *s, const char *http, const char *token)
         /* The server stops when our end of its stdin closes, so a test that
          * crashes never leaves it behind. */
         setenv("PEER_EXIT_ON_STDIN_EOF", "1", 1);
-        const char *argv[16];
+        const char *argv[32];
         int n = 0;
         argv[n++] = "node";
         argv[n++] = ENVD_SOURCE_DIR "/tests/peer/server.mjs";
@@ -105,6 +111,8 @@ int test_server_start(test_server *s, const char *http, const char *token)
             argv[n++] = "--token";
             argv[n++] = token;
         }
+        for (size_t i = 0; extra && extra[i] && n < 31; i++)
+            argv[n++] = extra[i];
         argv[n] = NULL;
         execvp("node", (char *const *)argv);
         _exit(127);

@@ -23,6 +23,10 @@ typedef struct test_server {
 
 /* http: "h1" or "both"; token may be NULL. Returns 0 or -1 (message printed). */
 int test_server_start(test_server *s, const char *http, const char *token);
+/* The same with more server.mjs options (NULL-terminated, e.g.
+ * {"--max-streams", "100", NULL}). */
+int test_server_start_args(test_server *s, const char *http, const char *token,
+                           const char *const *extra);
 void test_server_stop(test_server *s);
 /* kill(2) on the server; -1 (and a message) when there is none of ours to
  * signal (ENVD_TEST_EXTERNAL), so that a test can skip() instead. */

@@ -3,6 +3,7 @@
 //
 //   node server.mjs --port P [--host 127.0.0.1] --root DIR [--token T]
 //                   [--http h1|both] [--default-user U] [--seed N] [--code-port P]
+//                   [--max-streams N]
 //
 // --seed (or PEER_SEED) fixes the order in which the process table is walked
 // (envd walks a Go sync.Map: unspecified order); without it a random seed is
@@ -19,10 +20,10 @@ import { mkdirSync, readFileSync } from "node:fs";
 import { createApp } from "./lib/app.mjs";
 
 const USAGE =
-  "usage: node server.mjs --port P [--host 127.0.0.1] --root DIR [--token T] [--http h1|both] [--default-user U] [--seed N] [--code-port P]";
+  "usage: node server.mjs --port P [--host 127.0.0.1] --root DIR [--token T] [--http h1|both] [--default-user U] [--seed N] [--code-port P] [--max-streams N]";
 
 function parseArgs(argv) {
-  const opts = { port: null, host: "127.0.0.1", root: null, token: null, http: "h1", defaultUser: "root", seed: process.env.PEER_SEED ?? null };
+  const opts = { port: null, host: "127.0.0.1", root: null, token: null, http: "h1", defaultUser: "root", seed: process.env.PEER_SEED ?? null, maxStreams: "1000" };
   const names = {
     "--port": "port",
     "--host": "host",
@@ -32,6 +33,7 @@ function parseArgs(argv) {
     "--default-user": "defaultUser",
     "--seed": "seed",
     "--code-port": "codePort",
+    "--max-streams": "maxStreams",
   };
   for (let i = 0; i < argv.length; i++) {
     let arg = argv[i];
@@ -60,6 +62,9 @@ function parseArgs(argv) {
   if (opts.seed === null || opts.seed === "") opts.seed = String(Math.floor(Math.random() * 2 ** 32));
   if (!/^\d{1,10}$/.test(opts.seed) || Number(opts.seed) >= 2 ** 32) throw new Error("--seed must be 0..4294967295");
   opts.seed = Number(opts.seed);
+  if (!/^\d{1,10}$/.test(opts.maxStreams) || Number(opts.maxStreams) < 1 || Number(opts.maxStreams) >= 2 ** 32)
+    throw new Error("--max-streams must be 1..4294967295");
+  opts.maxStreams = Number(opts.maxStreams);
   opts.port = Number(opts.port);
   if (opts.codePort !== undefined && !/^\d+$/.test(opts.codePort)) throw new Error("--code-port must be a port (0 picks one)");
   return opts;
@@ -89,7 +94,9 @@ let listener = h1;
 if (opts.http === "both") {
   // h2c with prior knowledge on the same port: look at the first bytes of
   // each connection and hand it to the HTTP/2 or the HTTP/1.1 server.
-  h2 = http2.createServer({ settings: { maxConcurrentStreams: 1000 } }, app.handler);
+  // SETTINGS_MAX_CONCURRENT_STREAMS: envd's Go server and E2B's edge say
+  // 100; 1000 by default here so that tests not about the limit never meet it.
+  h2 = http2.createServer({ settings: { maxConcurrentStreams: opts.maxStreams } }, app.handler);
   const PREFACE = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
   listener = net.createServer((socket) => {
     // As Go (and so envd) does by default; the h2c hand-off below would
