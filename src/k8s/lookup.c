@@ -14,7 +14,7 @@
  * and wakes the worker (a running plugin is killed). The runtime stops the
  * worker before it frees the curl engine, so every stage ends and every
  * future completes, ENVD_CANCELED. */
-#include "api/op.h"
+#include "api/op_wire.h"
 #include "core/alloc.h"
 #include "api/sync.h"
 #include "core/buf.h"
@@ -51,10 +51,7 @@ typedef struct lookup {
     int use_exec, attempt;
     envd_k8s_cred cred; /* the plugin's, for this attempt */
 
-    pthread_mutex_t mu; /* http and http_done: cancel races on_done */
-    envd_http *http;
-    int http_done;
-    envd_timer *timer; /* a step's delayed request, until it fires or stops */
+    envd_op_wire wire; /* the request, or a step's wait before the next one */
 
     /* The answer (curl I/O thread, one transfer at a time). */
     long status;
@@ -70,7 +67,7 @@ static lookup *of_op(envd_op *b)
 static void lookup_destroy(envd_op *b)
 {
     lookup *op = of_op(b);
-    envd_http_release(op->http);
+    envd_op_wire_destroy(&op->wire);
     envd_k8s_conn_free(op->conn);
     envd_k8s_cred_clear(&op->cred);
     curl_slist_free_all(op->connect_to);
@@ -84,32 +81,17 @@ static void lookup_destroy(envd_op *b)
     free(op->what);
     free(op->ep.base_url);
     envd_buf_free(&op->body);
-    pthread_mutex_destroy(&op->mu);
     free(op);
 }
 
-/* envd_op_stop's part for work that is not an RPC: the transfer, and a
- * plugin running on the worker. */
-static void complete(lookup *op, void *result, envd_free_fn free_fn, envd_error *err);
-static void lookup_unref(lookup *op);
-
+/* envd_op_stop's part for work that is not an RPC: the transfer (or a
+ * step's wait, which then completes the op: step_due), and a plugin
+ * running on the worker. */
 static void lookup_stop(envd_op *b)
 {
     lookup *op = of_op(b);
-    pthread_mutex_lock(&op->mu);
-    if (op->http && !op->http_done)
-        envd_http_cancel(op->http);
-    envd_timer *t = op->timer; /* whoever takes it cancels it */
-    op->timer = NULL;
-    pthread_mutex_unlock(&op->mu);
+    envd_op_wire_stop(&op->wire);
     envd_k8s_worker_wake(op->worker);
-    /* Disarmed before it fired: the request will not go, so the op ends
-     * here and the timer's reference with it. Fired: timer_fired sees the
-     * stop flag. Not under mu: a running callback takes it. */
-    if (t && envd_timer_cancel(t)) {
-        complete(op, NULL, NULL, envd_error_new(ENVD_CANCELED, ENVD_TRANSPORT_NONE, 0, "canceled"));
-        lookup_unref(op);
-    }
 }
 
 /* Freeing the runtime drops pending timers without firing them: a step
@@ -323,9 +305,7 @@ static void advance(lookup *op);
 static void on_done(void *ud, envd_error *err)
 {
     lookup *op = ud;
-    pthread_mutex_lock(&op->mu);
-    op->http_done = 1;
-    pthread_mutex_unlock(&op->mu);
+    envd_op_wire_finished(&op->wire);
     if (err || op->body.truncated || op->body_nomem) {
         complete(op, NULL, NULL, http_failure(op, err));
     } else if (op->status == 401 && op->use_exec && op->attempt == 0) {
@@ -407,17 +387,14 @@ static void http_begin(lookup *op)
                              .timeout_ms = op->timeout_ms,
                              .idle_timeout_ms = op->timeout_ms};
     envd_http_callbacks cb = {on_status, on_data, NULL, on_done, op};
-    envd_http *hd = NULL;
-    lookup_ref(op); /* the transfer's, dropped by on_done */
-    if (st == ENVD_OK)
-        st = envd_http_start(op->curl, &req, &cb, &hd);
+    if (st == ENVD_OK) /* the transfer's reference on op is dropped by on_done */
+        st = envd_op_wire_send(&op->wire, &op->base, op->curl, &req, &cb);
     for (size_t i = 0; extra && i < c->n_as_extra; i++)
         free(extra[i]);
     free(extra);
     free(h);
     free(auth);
     if (st != ENVD_OK) {
-        lookup_unref(op);
         if (st == ENVD_INVALID_ARGUMENT)
             complete(op, NULL, NULL,
                      envd_error_new(ENVD_E_CONFIG, ENVD_TRANSPORT_NONE, 0,
@@ -425,16 +402,7 @@ static void http_begin(lookup *op)
                                     c->user_desc));
         else
             fail_start(op, st, envd_strerror(st));
-        return;
     }
-    pthread_mutex_lock(&op->mu);
-    envd_http *old = op->http;
-    op->http = hd;
-    op->http_done = 0;
-    pthread_mutex_unlock(&op->mu);
-    envd_http_release(old);
-    if (canceled(op)) /* canceled before op->http was there */
-        envd_http_cancel(hd);
 }
 
 /* ------------------------------------------------------- the exec plugin */
@@ -510,42 +478,25 @@ static int step_next(lookup *op, long status, int64_t *delay_ms)
     return 1;
 }
 
-/* Timer thread: a step's delayed request is due. */
-static void timer_fired(void *ud)
+/* A step's delayed request is due (timer thread), or the op was stopped
+ * while it waited. */
+static void step_due(envd_op *b, int stopped)
 {
-    lookup *op = ud;
-    pthread_mutex_lock(&op->mu);
-    envd_timer *t = op->timer;
-    op->timer = NULL;
-    pthread_mutex_unlock(&op->mu);
-    if (t)
-        envd_timer_cancel(t); /* from inside its callback: frees it */
-    /* No timer: lookup_stop took it, and the stop flag is set. */
-    if (!t || canceled(op))
+    lookup *op = of_op(b);
+    if (stopped)
         complete(op, NULL, NULL, envd_error_new(ENVD_CANCELED, ENVD_TRANSPORT_NONE, 0, "canceled"));
     else
         http_begin(op);
-    lookup_unref(op); /* the timer's */
 }
 
 /* Sends the request step_next left in op, now or after delay_ms. */
 static void step_send(lookup *op, int64_t delay_ms)
 {
-    if (delay_ms <= 0 || !op->fin.timers) {
+    if (delay_ms <= 0 || !op->fin.timers)
         http_begin(op);
-        return;
-    }
-    lookup_ref(op); /* the timer's */
-    pthread_mutex_lock(&op->mu); /* before timer_fired can look */
-    op->timer = envd_timer_start(op->fin.timers, delay_ms, timer_fired, op);
-    int armed = op->timer != NULL;
-    pthread_mutex_unlock(&op->mu);
-    if (!armed) {
-        lookup_unref(op);
+    else if (envd_op_wire_later(&op->wire, &op->base, op->fin.timers, delay_ms, step_due) !=
+             ENVD_OK)
         complete(op, NULL, NULL, envd_error_new(ENVD_E_NOMEM, ENVD_TRANSPORT_NONE, 0, "out of memory"));
-    } else if (canceled(op)) {
-        lookup_stop(&op->base); /* a stop that came before the timer existed */
-    }
 }
 
 /* An answer of a step operation (curl I/O thread). */
@@ -640,7 +591,7 @@ static lookup *lookup_new(envd_runtime *rt, envd_curl_engine *curl, envd_k8s_wor
         return NULL;
     envd_op_init(&op->base, &lookup_class, rt);
     atomic_init(&op->completed, 0);
-    pthread_mutex_init(&op->mu, NULL);
+    envd_op_wire_init(&op->wire);
     op->job.run = job_run;
     envd_buf_init_capped(&op->body, MAX_BODY);
     op->curl = curl;

@@ -2,7 +2,7 @@
  *
  * References on the call: the starter's, one while it waits in the
  * limiter's FIFO, one per transfer (until its on_done), one per retry
- * timer (until its callback or a cancel that disarmed it), and the
+ * timer (op_wire.h: until Retry-After passed or a stop disarmed it), and the
  * future's around each cancel. Cancel sets the op's stop flag and ends
  * whichever stage the call is in: leaves the FIFO, disarms the retry timer,
  * or cancels the transfer; each of those completes the future
@@ -28,7 +28,7 @@ static sbx_call *of_op(envd_op *b)
 static void call_destroy(envd_op *b)
 {
     sbx_call *c = of_op(b);
-    envd_http_release(c->http);
+    envd_op_wire_destroy(&c->wire);
     if (c->ctx_free)
         c->ctx_free(c->ctx);
     free(c->what);
@@ -36,13 +36,10 @@ static void call_destroy(envd_op *b)
     free(c->body);
     free(c->next_token);
     envd_buf_free(&c->reply);
-    pthread_mutex_destroy(&c->mu);
     envd_sandbox_api *api = c->api;
     free(c);
     sbx_api_unref(api);
 }
-
-static void retry_fire(void *ud);
 
 /* Ends the stage the call is in; every path completes it ENVD_CANCELED. */
 static void call_stop(envd_op *b)
@@ -53,16 +50,7 @@ static void call_stop(envd_op *b)
         sbx_call_unref(c); /* the FIFO's */
         return;
     }
-    pthread_mutex_lock(&c->mu);
-    envd_timer *t = c->retry_timer;
-    c->retry_timer = NULL;
-    if (c->http && !c->http_done)
-        envd_http_cancel(c->http);
-    pthread_mutex_unlock(&c->mu);
-    if (t && envd_timer_cancel(t)) { /* disarmed: its callback never runs */
-        sbx_call_complete(c, NULL, NULL, NULL);
-        sbx_call_unref(c);
-    }
+    envd_op_wire_stop(&c->wire);
 }
 
 static envd_future *call_shutdown(envd_op *b)
@@ -81,7 +69,7 @@ sbx_call *sbx_call_new(envd_sandbox_api *api, const char *method)
         return NULL;
     envd_op_init(&c->base, &call_class, api->rt);
     atomic_init(&c->completed, 0);
-    pthread_mutex_init(&c->mu, NULL);
+    envd_op_wire_init(&c->wire);
     envd_buf_init_capped(&c->reply, MAX_REPLY);
     sbx_api_ref(api);
     c->api = api;
@@ -212,6 +200,18 @@ static envd_error *transfer_error(sbx_call *c, envd_error *err)
     return e;
 }
 
+/* Retry-After has passed (or the call was stopped while waiting). */
+static void retry_due(envd_op *b, int stopped)
+{
+    sbx_call *c = of_op(b);
+    if (stopped)
+        sbx_call_complete(c, NULL, NULL, NULL);
+    else if (c->limited)
+        sbx_limiter_enter(c);
+    else
+        sbx_call_send(c);
+}
+
 /* A 429: wait Retry-After, then again (a create asks the limiter for a
  * token first), unless the bounds are spent. */
 static void rate_limited(sbx_call *c)
@@ -232,44 +232,15 @@ static void rate_limited(sbx_call *c)
         sbx_call_complete(c, NULL, NULL, r);
         return;
     }
-    envd_op_ref(&c->base); /* the timer's */
-    pthread_mutex_lock(&c->mu);
-    envd_timer *t = envd_timer_start(c->api->rt->timers, wait_ms, retry_fire, c);
-    c->retry_timer = t;
-    pthread_mutex_unlock(&c->mu);
-    if (!t) {
+    if (envd_op_wire_later(&c->wire, &c->base, c->api->rt->timers, wait_ms, retry_due) != ENVD_OK)
         sbx_call_complete(c, NULL, NULL,
                           envd_error_new(ENVD_E_NOMEM, ENVD_TRANSPORT_NONE, 0, "out of memory"));
-        sbx_call_unref(c);
-    } else if (envd_op_stopped(&c->base)) {
-        call_stop(&c->base); /* stopped before the timer was there */
-    }
-}
-
-static void retry_fire(void *ud)
-{
-    sbx_call *c = ud;
-    pthread_mutex_lock(&c->mu);
-    envd_timer *t = c->retry_timer;
-    c->retry_timer = NULL;
-    pthread_mutex_unlock(&c->mu);
-    if (!t || envd_op_stopped(&c->base)) /* a stop took it, or is coming */
-        sbx_call_complete(c, NULL, NULL, NULL);
-    else if (c->limited)
-        sbx_limiter_enter(c);
-    else
-        sbx_call_send(c);
-    if (t)
-        envd_timer_cancel(t); /* from its own callback: frees it */
-    sbx_call_unref(c);
 }
 
 static void on_done(void *ud, envd_error *err)
 {
     sbx_call *c = ud;
-    pthread_mutex_lock(&c->mu);
-    c->http_done = 1;
-    pthread_mutex_unlock(&c->mu);
+    envd_op_wire_finished(&c->wire);
     if (err || c->reply.truncated || c->reply_nomem) {
         sbx_call_complete(c, NULL, NULL, transfer_error(c, err));
     } else if (c->status == 429) {
@@ -330,26 +301,14 @@ void sbx_call_send(sbx_call *c)
     c->retry_after_s = 0;
     c->reply_nomem = 0;
     envd_buf_clear(&c->reply);
-    envd_op_ref(&c->base); /* the transfer's, dropped by on_done */
-    envd_http *hd = NULL;
-    envd_status st = ep.base_url ? envd_http_start(api->rt->curl, &req, &cb, &hd) : ENVD_E_NOMEM;
+    envd_status st = ep.base_url ? envd_op_wire_send(&c->wire, &c->base, api->rt->curl, &req, &cb)
+                                 : ENVD_E_NOMEM;
     free(ep.base_url);
-    if (st != ENVD_OK) {
-        sbx_call_unref(c);
+    if (st != ENVD_OK)
         sbx_call_complete(c, NULL, NULL,
                           envd_error_new(st == ENVD_E_SHUTDOWN ? ENVD_CANCELED : st,
                                          ENVD_TRANSPORT_NONE, 0, "%s: cannot send the request: %s",
                                          c->what, envd_strerror(st)));
-        return;
-    }
-    pthread_mutex_lock(&c->mu);
-    envd_http *old = c->http;
-    c->http = hd;
-    c->http_done = 0;
-    pthread_mutex_unlock(&c->mu);
-    envd_http_release(old);
-    if (envd_op_stopped(&c->base)) /* stopped before c->http was there */
-        envd_http_cancel(hd);
 }
 
 envd_status sbx_call_start(sbx_call *c, int kind, envd_future **out)

@@ -10,7 +10,7 @@
 #ifndef ENVD_SANDBOX_INTERNAL_H
 #define ENVD_SANDBOX_INTERNAL_H
 
-#include "api/op.h"
+#include "api/op_wire.h"
 #include "core/buf.h"
 #include "core/kv.h"
 #include "envd/envd_sandbox.h"
@@ -72,10 +72,7 @@ struct sbx_call {
     int queued;   /* in the FIFO */
     int has_slot; /* holds a concurrency slot */
 
-    pthread_mutex_t mu; /* http, http_done, retry_timer */
-    envd_http *http;
-    int http_done;
-    envd_timer *retry_timer;
+    envd_op_wire wire; /* the request, or the wait before it is sent again */
 
     /* one reply (curl I/O thread) */
     int attempts;
