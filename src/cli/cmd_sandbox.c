@@ -134,7 +134,8 @@ static int default_name(const char *tmpl, char *out, size_t cap)
  * made) and *st / *why (the claim's status and, when not OK, its message,
  * malloc'd); else the exit status, printed. */
 static int acquire(cli_ctx *ctx, const char *ns, const char *tmpl, envd_k8s_claim_options *co,
-                   const char *name, envd_k8s_claimed **out, envd_status *st, char **why)
+                   const char *name, int quiet, envd_k8s_claimed **out, envd_status *st,
+                   char **why)
 {
     *out = NULL;
     *why = NULL;
@@ -143,6 +144,9 @@ static int acquire(cli_ctx *ctx, const char *ns, const char *tmpl, envd_k8s_clai
     *st = envd_k8s_claim_async(ctx->rt, k8s_options(ctx), ns, tmpl, co, ctx->cfg, &f);
     if (*st != ENVD_OK)
         return cli_fail(ctx, "claim", *st, NULL);
+    if (!quiet) /* from here on Ctrl-C releases */
+        fprintf(stderr, "claiming sandboxes of %s as claim %s%s%s\n", tmpl, ns ? ns : "",
+                ns ? "/" : "", name);
     if (wait_claim(f)) {
         envd_future_free(f);
         envd_error *err = NULL;
@@ -170,7 +174,7 @@ static int claim_run(cli_ctx *ctx, const char *ns, const char *tmpl, envd_k8s_cl
     envd_k8s_claimed *c = NULL;
     envd_status st;
     char *why = NULL;
-    int rc = acquire(ctx, ns, tmpl, co, name, &c, &st, &why);
+    int rc = acquire(ctx, ns, tmpl, co, name, 0, &c, &st, &why);
     for (size_t i = 0; c && i < c->count && rc == 0; i++)
         rc = print_sandbox(c, &c->sandboxes[i]) ? cli_errorf(ctx, "stdout: write failed") : 0;
     if (fflush(stdout) != 0 && rc == 0)
@@ -205,7 +209,7 @@ int cli_claim_pool(cli_ctx *ctx, const char *ref, int replicas, int quiet, envd_
     char *why = NULL;
     int64_t t0 = cli_now_ms();
     if (rc == 0)
-        rc = acquire(ctx, ns, tmpl, co, name, &c, &st, &why);
+        rc = acquire(ctx, ns, tmpl, co, name, quiet, &c, &st, &why);
     if (rc == 0 && why)
         rc = c ? (cli_errorf(ctx, "--claim: %s (going on with what it got)", why), 0)
                : cli_errorf(ctx, "--claim: %s", why);

@@ -108,9 +108,19 @@ test("RBAC refusals name the verb and the resource", async () => {
 
 test("Ctrl-C while waiting releases the claim", async () => {
   let child;
+  let started;
+  const waiting = new Promise((r) => { started = r; });
   const run = envdctl(["sandbox", "claim", "claims/never-fills", "--replicas", "3", "--claim-timeout", "2m",
-    "--name", "cli-interrupted"], { env: env(), timeoutMs: 30000, onSpawn: (c) => { child = c; } });
-  await new Promise((r) => setTimeout(r, 1000));
+    "--name", "cli-interrupted"], { env: env(), timeoutMs: 30000, onSpawn: (c) => {
+    child = c;
+    let err = "";
+    c.stderr.on("data", (d) => {
+      err += d;
+      if (/claiming sandboxes of never-fills as claim claims\/cli-interrupted/.test(err)) started();
+    });
+  } });
+  await Promise.race([waiting, run]);
+  await new Promise((r) => setTimeout(r, 300)); // created and polling
   child.kill("SIGINT");
   const r = await run;
   assert.equal(r.code, 1);
@@ -197,7 +207,7 @@ test("batch --claim: Ctrl-C during the jobs still releases the pool", async () =
     run.then(() => resolve({ run }), () => resolve({ run }));
   });
   const { run } = await seen; // a promise in a box: awaiting it would wait for the end
-  await new Promise((r) => setTimeout(r, 500)); // the jobs are running
+  await new Promise((r) => setTimeout(r, 1500)); // the scheduler runs the jobs
   child.kill("SIGINT");
   const r = await run;
   assert.equal(r.code, 1, r.stderr);
