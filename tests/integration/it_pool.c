@@ -7,11 +7,13 @@
  * sleeps LONG_S, so a start event, a Stat or a List that had to wait for a
  * stream behind the running commands could not arrive before the sleeps
  * end; the waits are far below LONG_S and far above what the calls need.
- * Connections are counted in /proc/net/tcp (what ss reads), so two pooled
- * channels sharing one TCP connection would show. */
+ * Connections are counted in /proc/net/tcp{,6} (what ss reads), among this
+ * process's own sockets, so two pooled channels sharing one TCP connection
+ * would show. */
 #include "harness.h"
 #include "api/internal.h"
 
+#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +25,12 @@
 #define START_WAIT_MS 120000
 #define RUNS 1000
 #define KILL_BATCH 50
+
+static int cmp_ulong(const void *a, const void *b)
+{
+    unsigned long x = *(const unsigned long *)a, y = *(const unsigned long *)b;
+    return (x > y) - (x < y);
+}
 
 static int64_t now_ms(void)
 {
@@ -40,10 +48,34 @@ static int load_runs(void)
     return n < 3 * STREAMS ? 3 * STREAMS : n;
 }
 
-/* Established TCP connections from this machine to 127.0.0.1:port (the
- * client side of each: remote port == port), IPv4 or v4-mapped IPv6 (core
- * connects through dual-stack sockets). */
-static int tcp_conns_in(const char *file, const char *loopback, int port)
+/* The inodes of this process's sockets, sorted; returns how many. */
+static size_t own_sockets(unsigned long *ino, size_t cap)
+{
+    DIR *d = opendir("/proc/self/fd");
+    assert_non_null(d);
+    size_t n = 0;
+    struct dirent *de;
+    while ((de = readdir(d)) && n < cap) {
+        char path[300], link[64];
+        snprintf(path, sizeof(path), "/proc/self/fd/%s", de->d_name);
+        ssize_t k = readlink(path, link, sizeof(link) - 1);
+        if (k <= 0)
+            continue;
+        link[k] = '\0';
+        if (sscanf(link, "socket:[%lu]", &ino[n]) == 1)
+            n++;
+    }
+    closedir(d);
+    qsort(ino, n, sizeof(*ino), cmp_ulong);
+    return n;
+}
+
+/* Established TCP connections of this process to 127.0.0.1:port, IPv4 or
+ * v4-mapped IPv6 (core connects through dual-stack sockets). Only our own
+ * sockets: on a busy machine another process's accepted socket may have a
+ * client whose ephemeral port is the same number. */
+static int tcp_conns_in(const char *file, const char *loopback, int port, const unsigned long *own,
+                        size_t n_own)
 {
     FILE *f = fopen(file, "r");
     if (!f)
@@ -56,10 +88,13 @@ static int tcp_conns_in(const char *file, const char *loopback, int port)
     }
     while (fgets(line, sizeof(line), f)) {
         unsigned lport, rport, st;
+        unsigned long ino;
         char laddr[40], raddr[40];
-        if (sscanf(line, " %*d: %32[0-9A-Fa-f]:%x %32[0-9A-Fa-f]:%x %x", laddr, &lport, raddr,
-                   &rport, &st) == 5 &&
-            rport == (unsigned)port && st == 1 /* ESTABLISHED */ && strcmp(raddr, loopback) == 0)
+        if (sscanf(line,
+                   " %*d: %32[0-9A-Fa-f]:%x %32[0-9A-Fa-f]:%x %x %*x:%*x %*x:%*x %*x %*u %*u %lu",
+                   laddr, &lport, raddr, &rport, &st, &ino) == 6 &&
+            rport == (unsigned)port && st == 1 /* ESTABLISHED */ &&
+            strcmp(raddr, loopback) == 0 && bsearch(&ino, own, n_own, sizeof(*own), cmp_ulong))
             n++;
     }
     fclose(f);
@@ -68,8 +103,14 @@ static int tcp_conns_in(const char *file, const char *loopback, int port)
 
 static int tcp_conns_to(int port)
 {
-    return tcp_conns_in("/proc/net/tcp", "0100007F", port) +
-           tcp_conns_in("/proc/net/tcp6", "0000000000000000FFFF00000100007F", port);
+    enum { MAX_FDS = 20000 };
+    unsigned long *own = calloc(MAX_FDS, sizeof(*own));
+    assert_non_null(own);
+    size_t n = own_sockets(own, MAX_FDS);
+    int c = tcp_conns_in("/proc/net/tcp", "0100007F", port, own, n) +
+            tcp_conns_in("/proc/net/tcp6", "0000000000000000FFFF00000100007F", port, own, n);
+    free(own);
+    return c;
 }
 
 static size_t pool_channels(envd_runtime *rt, size_t *active)
