@@ -316,7 +316,8 @@ ENVD_API envd_status envd_config_set_files_min_rate(envd_config *cfg, int64_t by
  *                           runtime's in-flight cap bounds the queue) and
  *                           their request timeout runs while they wait (an
  *                           upload's, which starts once its body is sent,
- *                           does not: its idle timeout does); one that fires
+ *                           does not: its envd_files_opts_set_timeout_ms
+ *                           deadline and idle timeout do); one that fires
  *                           there says "without a connection". A cancelled
  *                           request leaves the queue at once.
  * Connect and /files (libcurl): over HTTP/1.1 a connection carries one call

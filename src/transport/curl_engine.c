@@ -118,6 +118,7 @@ void envd_curl_xfer_init(envd_curl_xfer *x, const envd_curl_xfer_vt *vt, envd_cu
     atomic_init(&x->cancel_requested, 0);
     atomic_init(&x->finished, 0);
     x->first_deadline = 0;
+    x->deadline_at = 0;
     x->last_activity = 0;
     x->first_seen = 0;
     x->timers_on = 0;
@@ -426,6 +427,10 @@ static void start_timers(envd_curl_xfer *x, int64_t now)
     }
     if (idle_applies(x))
         note_deadline(e, now + x->idle_timeout_ms);
+    if (x->deadline_ms > 0 && !x->deadline_at) {
+        x->deadline_at = now + x->deadline_ms;
+        note_deadline(e, x->deadline_at);
+    }
 }
 
 void envd_curl_xfer_touch(envd_curl_xfer *x)
@@ -611,7 +616,12 @@ static void check_timers(envd_curl_engine *e)
     while (x) {
         envd_curl_xfer *nx = x->next;
         if (x->timers_on) {
-            if (x->first_deadline && now >= x->first_deadline) {
+            if (x->deadline_at && now >= x->deadline_at) {
+                int n = snprintf(why, sizeof why, "deadline of %lld ms exceeded",
+                                 (long long)x->deadline_ms);
+                no_conn_note(e, x, why, sizeof why, n);
+                finish(e, x, CURLE_OK, envd_failure_status(ENVD_FAILURE_DEADLINE, 0), why);
+            } else if (x->first_deadline && now >= x->first_deadline) {
                 int n;
                 if (x->timeout_whole)
                     n = snprintf(why, sizeof why, "deadline of %lld ms exceeded",
@@ -642,6 +652,8 @@ static void check_timers(envd_curl_engine *e)
                     next = x->rate_from + x->min_window_ms;
                 if (x->first_deadline && x->first_deadline < next)
                     next = x->first_deadline;
+                if (x->deadline_at && x->deadline_at < next)
+                    next = x->deadline_at;
                 if (idle_applies(x) && x->last_activity + x->idle_timeout_ms < next)
                     next = x->last_activity + x->idle_timeout_ms;
             }

@@ -48,6 +48,10 @@ struct envd_curl_xfer {
     int timeout_whole;       /* 1: timeout_ms covers the whole transfer (unary) */
     int idle_before_first;   /* 1: the idle clock runs before the first data too */
     int timers_deferred;     /* 1: timers start at envd_curl_xfer_arm_timers() */
+    /* Deadline on the whole transfer from its start (waiting for a
+     * connection included: curl's own CURLOPT_TIMEOUT_MS does not run while
+     * a transfer waits for one); 0 = none. */
+    int64_t deadline_ms;
     /* Minimum transfer rate of the response body: at least min_bytes
      * (counted by envd_curl_xfer_received) in every min_window_ms from the
      * first response event on. 0 = none. An idle clock alone never fires on
@@ -61,6 +65,7 @@ struct envd_curl_xfer {
 
     /* I/O thread only. */
     int64_t first_deadline; /* absolute ms; 0 = none / reached */
+    int64_t deadline_at;    /* absolute ms of deadline_ms; 0 = none */
     int64_t last_activity;  /* absolute ms */
     int first_seen;
     int timers_on;

@@ -7,8 +7,9 @@
  *
  * Every timeout belongs to the engine's I/O loop: the wait for the response
  * headers and the idle clock are the engine's transfer timers (the former
- * armed at the end of the request body for an upload), the deadline on the
- * whole transfer is curl's own CURLOPT_TIMEOUT_MS.
+ * armed at the end of the request body for an upload) and the deadline on
+ * the whole transfer, which also counts a wait for a free connection
+ * (curl's CURLOPT_TIMEOUT_MS would not).
  */
 #include "transport/curl_engine.h"
 #include "core/alloc.h"
@@ -27,7 +28,6 @@ struct envd_http {
     struct curl_slist *hdrs;
     envd_http_body *body; /* NULL without a request body */
     int64_t reply_timeout_ms; /* armed when the body has gone out */
-    int64_t deadline_ms;
 
     /* I/O thread. */
     int64_t last_progress;
@@ -160,8 +160,12 @@ static size_t on_read(char *buf, size_t size, size_t n, void *ud)
 
 static envd_error *abort_error(envd_http *h, envd_status abort, const char *why)
 {
-    /* The engine's first deadline runs from the end of an upload's body. */
-    const char *after = abort == ENVD_DEADLINE_EXCEEDED && h->body ? " after the upload" : "";
+    /* The engine's reply timeout runs from the end of an upload's body (the
+     * whole-transfer deadline from the start). */
+    const char *after =
+        abort == ENVD_DEADLINE_EXCEEDED && h->body && strncmp(why, "no response", 11) == 0
+            ? " after the upload"
+            : "";
     return envd_error_new(abort, ENVD_TRANSPORT_HTTP, (int)h->status, "%s: %s%s", h->label, why,
                           after);
 }
@@ -175,10 +179,6 @@ static void http_done(envd_curl_xfer *x, CURLcode rc, envd_status abort, const c
     } else if (h->err) {
         err = h->err;
         h->err = NULL;
-    } else if (rc == CURLE_OPERATION_TIMEDOUT && h->deadline_ms > 0) {
-        err = envd_error_new(ENVD_DEADLINE_EXCEEDED, ENVD_TRANSPORT_HTTP, (int)h->status,
-                             "%s: deadline of %lld ms exceeded", h->label,
-                             (long long)h->deadline_ms);
     } else if (rc != CURLE_OK) {
         char buf[CURL_ERROR_SIZE + 512];
         envd_status st = envd_curl_describe(x, rc, buf, sizeof buf);
@@ -302,8 +302,6 @@ static envd_status setup_request(envd_http *h, const envd_http_request *req)
     /* Setting it at all makes curl decode what it can: a server that
      * compresses unasked is decoded, not handed over as the file. */
     curl_easy_setopt(easy, CURLOPT_ACCEPT_ENCODING, req->accept_gzip ? "gzip" : "identity");
-    if (req->deadline_ms > 0)
-        curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS, (long)req->deadline_ms);
     h->body_eof = 1;
     if (strcmp(req->method, "GET") == 0) {
         curl_easy_setopt(easy, CURLOPT_HTTPGET, 1L);
@@ -321,7 +319,7 @@ static envd_status setup_request(envd_http *h, const envd_http_request *req)
     if ((st = envd_curl_headers(req->headers, req->n_headers, &h->hdrs)) != ENVD_OK)
         return st;
     curl_easy_setopt(easy, CURLOPT_HTTPHEADER, h->hdrs);
-    h->deadline_ms = req->deadline_ms;
+    h->x.deadline_ms = req->deadline_ms;
     h->reply_timeout_ms = req->timeout_ms;
     h->x.timeout_ms = h->body_eof ? req->timeout_ms : 0; /* else armed in body_sent() */
     h->x.idle_timeout_ms = req->idle_timeout_ms;

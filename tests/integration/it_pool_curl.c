@@ -254,6 +254,22 @@ static void queued_timeout_and_cancel(void **state)
     assert_true(took < 20000); /* a correctness bound, not a speed target */
     envd_error_free(err);
 
+    /* An upload's reply clock starts once its body is out: in the queue its
+     * whole-transfer deadline bounds it. */
+    envd_files_opts *fo = envd_files_opts_new();
+    assert_int_equal(envd_files_opts_set_timeout_ms(fo, 1000), ENVD_OK);
+    envd_write_info *wi = NULL;
+    t0 = now_ms();
+    st = envd_files_write(lc, "/tmp/queued.txt", "x", 1, fo, &wi, &err);
+    took = now_ms() - t0;
+    fprintf(stderr, "queued upload: %s after %lld ms\n", err ? envd_error_message(err) : "ok",
+            (long long)took);
+    assert_int_equal(st, ENVD_DEADLINE_EXCEEDED);
+    assert_true(took >= 900);
+    assert_true(took < 20000);
+    envd_error_free(err);
+    envd_files_opts_free(fo);
+
     envd_future *f = NULL;
     assert_int_equal(envd_fs_get_info_async(lc, "/", &f), ENVD_OK);
     usleep(200000); /* in curl's queue by now */
