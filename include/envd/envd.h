@@ -314,23 +314,21 @@ ENVD_API envd_status envd_config_set_files_min_rate(envd_config *cfg, int64_t by
  *   max_connections         connections per endpoint, HTTP/2 and HTTP/1.1
  *                           alike (default 200). Past it requests queue (the
  *                           runtime's in-flight cap bounds the queue) and
- *                           their request timeout runs while they wait (an
- *                           upload's, which starts once its body is sent,
- *                           does not: its envd_files_opts_set_timeout_ms
- *                           deadline and idle timeout do); one that fires
- *                           there says "without a connection". A cancelled
- *                           request leaves the queue at once.
+ *                           their request timeout runs while they wait.
  * Connect and /files (libcurl): over HTTP/1.1 a connection carries one call
  * at a time, so max_connections bounds the calls on the wire (2,000 runs at
- * once no longer open 2,000 connections); over HTTPS with ALPN h2 a call
- * that finds every connection's streams in use opens another connection, up
- * to max_connections, so long streams do not hold up other calls (libcurl
- * 7.88 opens one per call past the first full connection while a burst's
+ * once no longer open 2,000 connections). In the queue run the request
+ * timeout, or for an upload (whose reply clock starts once its body is
+ * sent) its envd_files_opts_set_timeout_ms deadline and idle timeout; one
+ * that fires there says "without a connection". A cancelled request leaves
+ * the queue at once. Over HTTPS with ALPN h2 a call that finds every
+ * connection's streams in use opens another connection, up to
+ * max_connections, so long streams do not hold up other calls (libcurl 7.88
+ * opens one per call past the first full connection while a burst's
  * connections are being set up: 250 streams at once took 151 connections,
- * then shared as they free). Over
- * cleartext h2c, libcurl before 8.0 cannot reuse a connection (curl issue
- * #10634): one connection per call, within max_connections; use gRPC for a
- * multiplexed h2c gateway.
+ * shared afterwards). Over cleartext h2c, libcurl before 8.0 cannot reuse a
+ * connection (curl issue #10634): one connection per call, within
+ * max_connections; use gRPC for a multiplexed h2c gateway.
  * Idle connections past the first are closed after a while. */
 #define ENVD_DEFAULT_STREAMS_PER_CONNECTION 100
 #define ENVD_DEFAULT_MAX_CONNECTIONS 200
