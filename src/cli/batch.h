@@ -33,8 +33,10 @@ typedef struct batch_job {
     char *id;
     size_t index; /* 0-based position among the file's jobs (--shard) */
     long line;    /* where it starts in the file, for messages */
-    char *cmd;    /* exactly one of cmd and argv */
+    char *cmd;    /* exactly one of cmd, argv and code */
     char **argv;  /* NULL-terminated */
+    char *code;   /* run in the code interpreter (envd_code.h) */
+    char *language; /* code only; NULL: the server's default */
     char *sandbox;
     char **env; /* "K", "V", "K", "V", ..., NULL */
     char *cwd, *user;

@@ -29,6 +29,8 @@ void batch_job_free(batch_job *j)
         return;
     free(j->id);
     free(j->cmd);
+    free(j->code);
+    free(j->language);
     for (char **a = j->argv; a && *a; a++)
         free(*a);
     free(j->argv);
@@ -56,7 +58,7 @@ void batch_job_free(batch_job *j)
 
 static const char *const known_fields[] = {"id",  "cmd",     "argv",    "sandbox", "env",
                                            "cwd", "user",    "timeout", "stdin",   "upload",
-                                           "download", "retries", NULL};
+                                           "download", "retries", "code",  "language", NULL};
 
 static int is_known(const char *k)
 {
@@ -193,16 +195,27 @@ static int job_from_json(json_t *o, batch_job *j, char **why)
         }
     }
     json_t *cmd = json_object_get(o, "cmd"), *argv = json_object_get(o, "argv");
-    if (!cmd == !argv) {
-        *why = cli_strdupf(cmd ? "both 'cmd' and 'argv' given (exactly one)"
-                               : "missing 'cmd' or 'argv'");
+    json_t *code = json_object_get(o, "code");
+    if (!!cmd + !!argv + !!code != 1) {
+        *why = cli_strdupf(cmd && argv ? "both 'cmd' and 'argv' given (exactly one)"
+                           : code      ? "'code' with 'cmd' or 'argv' given (exactly one)"
+                                       : "missing 'cmd' or 'argv' (or 'code')");
+        return -1;
+    }
+    if (code && (json_object_get(o, "stdin") || json_object_get(o, "user"))) {
+        *why = cli_strdupf("'code' takes no '%s'", json_object_get(o, "stdin") ? "stdin" : "user");
+        return -1;
+    }
+    if (!code && json_object_get(o, "language")) {
+        *why = cli_strdupf("'language' goes with 'code'");
         return -1;
     }
     if ((v = json_object_get(o, "id")) && json_is_integer(v))
         j->id = cli_strdupf("%lld", (long long)json_integer_value(v));
     else if (take_string(o, "id", &j->id, why) != 0)
         return -1;
-    if (take_string(o, "cmd", &j->cmd, why) || (argv && take_argv(argv, &j->argv, why)) ||
+    if (take_string(o, "cmd", &j->cmd, why) || take_string(o, "code", &j->code, why) ||
+        take_string(o, "language", &j->language, why) || (argv && take_argv(argv, &j->argv, why)) ||
         take_string(o, "sandbox", &j->sandbox, why) || take_string(o, "cwd", &j->cwd, why) ||
         take_string(o, "user", &j->user, why) || take_number_fields(o, j, why))
         return -1;

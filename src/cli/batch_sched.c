@@ -6,6 +6,8 @@
  * writer, and a million jobs cost one small struct per job in flight. */
 #include "batch.h"
 
+#include <envd/envd_code.h>
+
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -377,6 +379,45 @@ static envd_cmd_opts *command_opts(brun *r)
     return o;
 }
 
+/* A code job's events (I/O thread), as envdctl code prints them: results
+ * as text with stdout, an error's traceback with stderr. */
+static int on_code_event(void *ud, const envd_code_event *ev)
+{
+    brun *r = ud;
+    const envd_code_error *e = ev->error;
+    if (ev->type == ENVD_CODE_EVENT_STDOUT)
+        capture_cb(&r->out, (const uint8_t *)ev->text, ev->text_len);
+    else if (ev->type == ENVD_CODE_EVENT_STDERR)
+        capture_cb(&r->err, (const uint8_t *)ev->text, ev->text_len);
+    else if (ev->type == ENVD_CODE_EVENT_RESULT && ev->result->text) {
+        capture_cb(&r->out, (const uint8_t *)ev->result->text, strlen(ev->result->text));
+        capture_cb(&r->out, (const uint8_t *)"\n", 1);
+    } else if (ev->type == ENVD_CODE_EVENT_ERROR)
+        capture_cb(&r->err, (const uint8_t *)e->traceback, strlen(e->traceback));
+    return 0;
+}
+
+static envd_status start_code(brun *r)
+{
+    const batch_job *j = &r->job;
+    envd_code_opts *o = envd_code_opts_new();
+    envd_status st = o ? ENVD_OK : ENVD_E_NOMEM;
+    for (char **e = j->env; st == ENVD_OK && e && *e; e += 2)
+        st = envd_code_opts_set_env(o, e[0], e[1]);
+    if (st == ENVD_OK && j->cwd)
+        st = envd_code_opts_set_cwd(o, j->cwd);
+    if (st == ENVD_OK && j->language)
+        st = envd_code_opts_set_language(o, j->language);
+    if (st == ENVD_OK && j->timeout_ms)
+        st = envd_code_opts_set_timeout_ms(o, j->timeout_ms);
+    if (st == ENVD_OK)
+        st = envd_code_opts_set_max_output(o, 0); /* kept here, capped */
+    if (st == ENVD_OK)
+        st = envd_code_run_async(r->sb->client, j->code, o, on_code_event, r, &r->f);
+    envd_code_opts_free(o);
+    return st;
+}
+
 static void start_command(brun *r)
 {
     const batch_opts *bo = r->S->o;
@@ -388,11 +429,13 @@ static void start_command(brun *r)
         finish(r);
         return;
     }
-    envd_cmd_opts *o = command_opts(r);
+    envd_cmd_opts *o = r->job.code ? NULL : command_opts(r);
     envd_status st = ENVD_E_NOMEM;
     const char *cmd = r->job.argv ? NULL : r->job.cmd;
     r->ph = r->job.stdin_data ? PH_START : PH_RUN;
-    if (o && r->ph == PH_START)
+    if (r->job.code)
+        st = start_code(r);
+    else if (o && r->ph == PH_START)
         st = envd_commands_start_async(r->sb->client, cmd, o, &r->f);
     else if (o)
         st = envd_commands_run_async(r->sb->client, cmd, o, &r->f);
@@ -509,16 +552,31 @@ static void next_phase(brun *r)
     finish(r);
 }
 
+/* A code job's end: ran, and failed when the code raised (no exit code). */
+static int code_outcome(brun *r)
+{
+    const envd_code_execution *x = envd_future_code_execution(r->f);
+    if (!x)
+        return 0;
+    r->status = x->error ? BATCH_FAILED : BATCH_OK;
+    if (x->error)
+        set_error(r, cli_strdupf("%s: %s", x->error->name, x->error->value));
+    return 1;
+}
+
 static void command_done(brun *r, envd_status st)
 {
-    const envd_command_result *res = envd_future_command_result(r->f);
+    const envd_command_result *res = r->job.code ? NULL : envd_future_command_result(r->f);
     int64_t now = cli_now_ms();
     r->run_ms = now - r->t_phase;
-    if ((st == ENVD_OK || st == ENVD_E_COMMAND_EXIT) && res) {
-        r->has_exit = 1;
-        r->exit_code = res->exit_code;
-        r->status = res->exit_code == 0 && st == ENVD_OK ? BATCH_OK : BATCH_FAILED;
-        if (r->status == BATCH_FAILED)
+    if ((r->job.code && code_outcome(r)) ||
+        ((st == ENVD_OK || st == ENVD_E_COMMAND_EXIT) && res)) {
+        if (res) {
+            r->has_exit = 1;
+            r->exit_code = res->exit_code;
+            r->status = res->exit_code == 0 && st == ENVD_OK ? BATCH_OK : BATCH_FAILED;
+        }
+        if (res && r->status == BATCH_FAILED)
             set_error(r, cli_error_text(NULL, st, envd_future_error(r->f)));
         if (r->cancel)
             r->status = BATCH_CANCELED;

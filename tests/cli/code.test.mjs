@@ -7,7 +7,7 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { startServer, envdctl, ENVDCTL } from "./lib.mjs";
@@ -112,4 +112,34 @@ test("usage errors exit 2", async () => {
   r = await envdctl([...d(), "code", "--help"]);
   assert.equal(r.code, 0);
   assert.match(r.stdout, /usage: envdctl code/);
+});
+
+test("batch jobs with code: results as text on stdout, a raised error fails the job", async () => {
+  const jobs = path.join(dir, "code-jobs.jsonl");
+  writeFileSync(jobs, [
+    { id: "ok", code: "print('p')\n21 * 2", env: { A: "1" } },
+    { id: "raises", code: "raise RuntimeError('nope')" },
+    { id: "env", code: "import os\nos.environ['CODE_JOB']", env: { CODE_JOB: "from-job" } },
+    { id: "cmd", cmd: "echo still-commands" },
+  ].map((j) => JSON.stringify(j)).join("\n") + "\n");
+  const results = path.join(dir, "code-jobs.out");
+  const r = await envdctl([...d(), "batch", "--results", results, jobs], { timeoutMs: 60000 });
+  assert.equal(r.code, 1, r.stderr); // one job failed
+  const rows = Object.fromEntries(readFileSync(results, "utf8").trim().split("\n").map((l) => JSON.parse(l)).map((x) => [x.id, x]));
+  assert.equal(rows.ok.status, "ok", JSON.stringify(rows.ok));
+  assert.equal(rows.ok.stdout, "p\n42\n");
+  assert.equal(rows.ok.exit_code, null);
+  assert.equal(rows.raises.status, "failed");
+  assert.equal(rows.raises.error, "RuntimeError: nope");
+  assert.match(rows.raises.stderr, /RuntimeError: nope/);
+  assert.equal(rows.env.stdout, "from-job\n");
+  assert.equal(rows.cmd.stdout, "still-commands\n");
+
+  const bad = path.join(dir, "bad-code-jobs.jsonl");
+  writeFileSync(bad, JSON.stringify({ code: "1", cmd: "true" }) + "\n" + JSON.stringify({ cmd: "true", language: "python" }) + "\n" + JSON.stringify({ code: "1", stdin: "x" }) + "\n");
+  const b = await envdctl([...d(), "batch", "--results", path.join(dir, "bad.out"), bad]);
+  assert.equal(b.code, 2, b.stderr);
+  assert.match(b.stderr, /'code' with 'cmd' or 'argv' given/);
+  assert.match(b.stderr, /'language' goes with 'code'/);
+  assert.match(b.stderr, /'code' takes no 'stdin'/);
 });
