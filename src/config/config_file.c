@@ -8,6 +8,7 @@
  * its reason (envd_config_last_error) is what the error says after
  * "file:line:column: key: ". */
 #include "config/config_file.h"
+#include "envd/envd_code.h"
 #include "core/alloc.h"
 #include "config/config.h"
 #include "config/k8s_options.h"
@@ -106,6 +107,8 @@ static const opt_def OPTS[] = {
     CFG("user", K_STR, cfg_str, envd_config_set_user),
     CFG("auth_header", K_STR, cfg_str, envd_config_set_auth_header),
     CFG("sandbox_base_url", K_STR, cfg_str, envd_config_set_sandbox_base_url),
+    CFG("code_port", K_INT, cfg_int, envd_config_set_code_port),
+    CFG("code_base_url", K_STR, cfg_str, envd_config_set_code_base_url),
     CFG("ca_file", K_PATH, cfg_str, envd_config_set_ca_file),
     CFG("envd_version", K_STR, cfg_str, envd_config_set_envd_version),
     CFG("request_timeout_ms", K_INT, cfg_i64, envd_config_set_request_timeout_ms),

@@ -266,6 +266,30 @@ static void expect_error(const char *text, const char *pos, const char *message)
     envd_error_free(err);
 }
 
+/* The code interpreter's two settings (envd_code.h), checked by their
+ * setters like every option. */
+static void code_interpreter_options(void **state)
+{
+    (void)state;
+    write_file("code.yaml", "domain: gw.example:7788\n"
+                            "code_port: 50001\n"
+                            "code-base-url: http://ci.example:49999/p\n");
+    envd_config *cfg = NULL;
+    envd_config_file *f = NULL;
+    envd_error *err = NULL;
+    assert_ok(envd_config_load_file(at("code.yaml"), &cfg, &f, &err), err);
+    assert_int_equal(cfg->code_port, 50001);
+    assert_string_equal(cfg->code_base_url, "http://ci.example:49999/p");
+    envd_config_free(cfg);
+    envd_config_file_free(f);
+    cfg = envd_config_new();
+    assert_int_equal(cfg->code_port, 49999); /* the Go client's default */
+    assert_null(cfg->code_base_url);
+    envd_config_free(cfg);
+    expect_error("code_port: 70000\n", "1:12", "code_port: must be between 1 and 65535");
+    expect_error("code_base_url: ftp://x\n", "1:16", "code_base_url: must be an http:// or https://");
+}
+
 static void mistakes(void **state)
 {
     (void)state;
@@ -522,6 +546,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(every_option),
         cmocka_unit_test(environments),
+        cmocka_unit_test(code_interpreter_options),
         cmocka_unit_test(mistakes),
         cmocka_unit_test(many_keys),
         cmocka_unit_test(setters_decide),
