@@ -31,7 +31,11 @@ static const char usage[] =
     "                           claim N sandboxes of a SandboxSet before the first job,\n"
     "                           release them (claim and sandboxes) at the end, also after\n"
     "                           Ctrl-C or an error\n"
-    "  --keep                   leave the claimed sandboxes (and the claim) in place\n"
+    "  --create TEMPLATE --count N\n"
+    "                           create N sandboxes through the E2B-compatible API\n"
+    "                           ($E2B_API_URL, $E2B_API_KEY) before the first job, kill\n"
+    "                           them at the end, also after Ctrl-C or an error\n"
+    "  --keep                   leave the claimed or created sandboxes in place\n"
     "  --per-sandbox K          jobs at once in one sandbox (default 1)\n"
     "  --jobs N                 jobs at once in all (default: pool size x per-sandbox)\n"
     "  --pool-timeout DUR       fail the rest when no sandbox answered for this long (60s)\n"
@@ -63,7 +67,7 @@ enum {
     O_RESULTS = 1, O_OUTPUT_DIR, O_RESUME, O_RESUME_FAILED, O_RETRIES, O_RETRY_BACKOFF,
     O_HALT, O_GRACE, O_MAX_OUTPUT, O_JOBS, O_PER_SANDBOX, O_SANDBOXES, O_SELECTOR, O_SHARD,
     O_PROGRESS, O_QUIET, O_CHECK, O_POOL_TIMEOUT, O_K8S_JOB, O_IMAGE, O_COMPLETIONS,
-    O_PARALLELISM, O_YAML, O_CLAIM, O_REPLICAS, O_KEEP
+    O_PARALLELISM, O_YAML, O_CLAIM, O_REPLICAS, O_KEEP, O_CREATE, O_COUNT
 };
 
 static const cli_opt opts[] = {
@@ -80,6 +84,7 @@ static const cli_opt opts[] = {
     {"completions", 0, 1, O_COMPLETIONS}, {"parallelism", 0, 1, O_PARALLELISM},
     {"yaml", 0, 0, O_YAML},               {"claim", 0, 1, O_CLAIM},
     {"replicas", 0, 1, O_REPLICAS},       {"keep", 0, 0, O_KEEP},
+    {"create", 0, 1, O_CREATE},           {"count", 0, 1, O_COUNT},
     {NULL, 0, 0, 0},
 };
 
@@ -96,6 +101,9 @@ typedef struct batch_args {
     uint64_t replicas;
     int keep;
     envd_k8s_claimed *claimed; /* what --claim got, released at the end */
+    const char *create;        /* --create TEMPLATE */
+    uint64_t count;
+    cli_created *created; /* what --create made, killed at the end */
     char **pass; /* options handed on to the pods of --k8s-job */
     int n_pass;
 } batch_args;
@@ -131,10 +139,11 @@ static int take_numeric(cli_parser *p, int id, batch_args *a)
     case O_COMPLETIONS:
     case O_PARALLELISM:
     case O_REPLICAS:
+    case O_COUNT:
     case O_MAX_OUTPUT:
         if (cli_parse_uint(p->value, id == O_MAX_OUTPUT ? (1u << 30) : 1000000, &u) != 0 ||
             (u == 0 && (id == O_JOBS || id == O_PER_SANDBOX || id == O_COMPLETIONS ||
-                        id == O_PARALLELISM || id == O_REPLICAS)))
+                        id == O_PARALLELISM || id == O_REPLICAS || id == O_COUNT)))
             return bad_value(p, "a positive integer");
         if (id == O_RETRIES)
             a->o.retries = (int)u;
@@ -150,6 +159,8 @@ static int take_numeric(cli_parser *p, int id, batch_args *a)
             a->parallelism = u;
         else if (id == O_REPLICAS)
             a->replicas = u;
+        else if (id == O_COUNT)
+            a->count = u;
         else
             a->o.max_output = (size_t)u;
         return 0;
@@ -199,6 +210,7 @@ static int take_option(cli_parser *p, int id, batch_args *a)
     case O_YAML: a->stdin_yaml = 1; return 0;
     case O_CLAIM: a->claim = p->value; return 0;
     case O_KEEP: a->keep = 1; return 0;
+    case O_CREATE: a->create = p->value; return 0;
     case O_SELECTOR:
         if (a->n_selectors == (int)(sizeof(a->selectors) / sizeof(a->selectors[0])))
             return cli_usage_error(p->ctx, "%s: at most 64 selectors", p->flag);
@@ -278,8 +290,16 @@ static int parse_args(cli_ctx *ctx, int argc, char **argv, batch_args *a, batch_
         return cli_usage_error(ctx, "--resume needs a results file, not '-'");
     if (a->k8s_job && a->claim)
         return cli_usage_error(ctx, "--claim and --k8s-job exclude each other");
-    if ((a->replicas || a->keep) && !a->claim)
-        return cli_usage_error(ctx, "--replicas and --keep go with --claim");
+    if ((a->k8s_job || a->claim) && a->create)
+        return cli_usage_error(ctx, "--create excludes --claim and --k8s-job");
+    if (a->replicas && !a->claim)
+        return cli_usage_error(ctx, "--replicas goes with --claim");
+    if (a->count && !a->create)
+        return cli_usage_error(ctx, "--count goes with --create");
+    if (a->keep && !a->claim && !a->create)
+        return cli_usage_error(ctx, "--keep goes with --claim or --create");
+    if (a->create)
+        ctx->no_sandbox_needed = 1; /* the API's replies say where each one is */
     if (a->k8s_job && (!a->image || !a->completions))
         return cli_usage_error(ctx, "--k8s-job needs --image IMG and --completions N");
     return 0;
@@ -353,6 +373,24 @@ static int claim_pool(cli_ctx *ctx, batch_args *a, batch_pool *pool)
     return rc;
 }
 
+/* --create: the sandboxes made join the pool with their clients open. */
+static int create_pool(cli_ctx *ctx, batch_args *a, batch_pool *pool)
+{
+    int rc = cli_create_pool(ctx, a->create, a->count ? (int)a->count : 1, a->quiet, &a->created);
+    cli_created *c = a->created;
+    for (size_t i = 0; rc == 0 && i < c->n; i++) {
+        if (batch_pool_add(pool, c->ids[i], NULL, 0) != 0) {
+            rc = cli_errorf(ctx, "out of memory");
+        } else {
+            pool->s[pool->n - 1]->client = c->clients[i];
+            c->clients[i] = NULL; /* the pool's now */
+        }
+    }
+    if (rc == 0 && cli_interrupted) /* between the creates and the scheduler's handler */
+        rc = cli_errorf(ctx, "interrupted");
+    return rc;
+}
+
 static int build_pool(cli_ctx *ctx, batch_args *a, batch_pool *pool)
 {
     char *err = NULL;
@@ -367,7 +405,8 @@ static int build_pool(cli_ctx *ctx, batch_args *a, batch_pool *pool)
             return rc;
     }
     int rc = cli_ctx_ready(ctx);
-    if (rc || (a->claim && (rc = claim_pool(ctx, a, pool)) != 0))
+    if (rc || (a->claim && (rc = claim_pool(ctx, a, pool)) != 0) ||
+        (a->create && (rc = create_pool(ctx, a, pool)) != 0))
         return rc;
     size_t n = 0;
     const envd_sandbox_entry *e = ctx->file ? envd_config_file_sandboxes(ctx->file, &n) : NULL;
@@ -425,6 +464,13 @@ out:
                 a->keep ? "kept (--keep)" : "released with its sandboxes");
     envd_k8s_claimed_free(a->claimed);
     a->claimed = NULL;
+    if (a->created && !a->keep && cli_create_release(ctx, a->created) != 0)
+        rc = CLI_EXIT_FAIL;
+    else if (a->created && !a->o.quiet)
+        fprintf(stderr, "%zu created sandbox%s %s\n", a->created->n,
+                a->created->n == 1 ? "" : "es", a->keep ? "kept (--keep)" : "killed");
+    cli_created_free(a->created);
+    a->created = NULL;
     free(err);
     batch_idset_free(&skip);
     batch_reader_close(rd);

@@ -218,11 +218,13 @@ static int create_interrupted(cli_ctx *ctx, envd_sandbox_api **api, const api_ar
     return cli_errorf(ctx, "interrupted; %zu sandbox%s killed", k, k == 1 ? "" : "es");
 }
 
-/* Prints each sandbox as its create completes, in the order they complete.
- * 0 when all N were made. */
-static int create_run(cli_ctx *ctx, envd_sandbox_api **api, const api_args *a)
+/* Starts the N creates and hands each sandbox to made() as its create
+ * completes (in that order); a failed one is said on stderr. Interrupted:
+ * create_interrupted, and its status. Else 0 with *n_made. */
+static int create_each(cli_ctx *ctx, envd_sandbox_api **api, const api_args *a,
+                       int (*made)(void *ud, const envd_sandbox *s), void *ud, size_t *n_made)
 {
-    size_t n = a->count, printed = 0, failed = 0;
+    size_t n = a->count, ok = 0, failed = 0, started = 0;
     envd_future **f = calloc(n, sizeof(*f));
     char *shown = calloc(n, 1);
     if (!f || !shown) {
@@ -232,13 +234,12 @@ static int create_run(cli_ctx *ctx, envd_sandbox_api **api, const api_args *a)
     }
     cli_catch_interrupts();
     int rc = 0;
-    size_t started = 0;
     for (; started < n && rc == 0; started++) {
         envd_status st = envd_sandbox_create_async(*api, a->template_id, a->opts, &f[started]);
         if (st != ENVD_OK)
             rc = cli_fail(ctx, "create", st, NULL);
     }
-    while (rc == 0 && printed + failed < n && !cli_interrupted) {
+    while (rc == 0 && ok + failed < n && !cli_interrupted) {
         size_t idx = 0; /* wait_any only wakes us: the scan reads every future */
         if (envd_future_wait_any(f, n, 100, &idx) == ENVD_E_TIMEOUT)
             continue;
@@ -247,27 +248,130 @@ static int create_run(cli_ctx *ctx, envd_sandbox_api **api, const api_args *a)
                 continue;
             shown[i] = 1;
             const envd_sandbox *s = envd_future_sandbox(f[i]);
-            if (s && print_sandbox(s, 0) == 0) {
-                printed++;
-                fflush(stdout);
+            if (s && made(ud, s) == 0) {
+                ok++;
             } else {
                 failed++;
                 const envd_error *e = envd_future_error(f[i]);
-                cli_errorf(ctx, "%s", e ? envd_error_message(e) : "stdout: write failed");
+                cli_errorf(ctx, "%s", e ? envd_error_message(e) : "out of memory");
             }
         }
     }
     if (rc == 0 && cli_interrupted)
         rc = create_interrupted(ctx, api, a, f, started);
-    else if (rc == 0 && failed)
-        rc = cli_errorf(ctx, "%zu of %zu sandboxes created; kill them with: envdctl sandbox kill "
-                             "ID... (the ids above)",
-                        printed, n);
     for (size_t i = 0; i < n; i++)
         envd_future_free(f[i]);
     free(f);
     free(shown);
+    *n_made = ok;
     return rc;
+}
+
+static int print_made(void *ud, const envd_sandbox *s)
+{
+    (void)ud;
+    int rc = print_sandbox(s, 0);
+    fflush(stdout);
+    return rc;
+}
+
+/* Prints each sandbox as it is made. 0 when all N were. */
+static int create_run(cli_ctx *ctx, envd_sandbox_api **api, const api_args *a)
+{
+    size_t made = 0;
+    int rc = create_each(ctx, api, a, print_made, NULL, &made);
+    if (rc == 0 && made < a->count)
+        rc = cli_errorf(ctx, "%zu of %zu sandboxes created; kill them with: envdctl sandbox kill "
+                             "ID... (the ids above)",
+                        made, (size_t)a->count);
+    return rc;
+}
+
+/* ------------------------------------------------------- batch --create */
+
+static int pool_made(void *ud, const envd_sandbox *s)
+{
+    cli_created *c = ud;
+    char *id = strdup(s->id);
+    envd_client *cl = id ? envd_sandbox_take_client(s) : NULL;
+    if (!cl) {
+        free(id);
+        return -1;
+    }
+    c->ids[c->n] = id;
+    c->clients[c->n++] = cl;
+    return 0;
+}
+
+int cli_create_pool(cli_ctx *ctx, const char *template_id, int count, int quiet,
+                    cli_created **out)
+{
+    *out = NULL;
+    api_args a = {.template_id = template_id, .count = (uint64_t)count, .concurrency = 16,
+                  .opts = envd_sandbox_opts_new()};
+    cli_created *c = calloc(1, sizeof(*c));
+    if (c) {
+        c->ids = calloc((size_t)count, sizeof(*c->ids));
+        c->clients = calloc((size_t)count, sizeof(*c->clients));
+    }
+    int rc = !a.opts || !c || !c->ids || !c->clients ? cli_errorf(ctx, "out of memory") : 0;
+    if (rc == 0)
+        rc = open_api(ctx, &a, &c->api);
+    int64_t t0 = cli_now_ms();
+    size_t made = 0;
+    if (rc == 0)
+        rc = create_each(ctx, &c->api, &a, pool_made, c, &made);
+    if (rc == 0 && made == 0)
+        rc = cli_errorf(ctx, "--create: no sandbox created");
+    else if (rc == 0 && !quiet)
+        fprintf(stderr, "created %zu of %d sandboxes of %s in %.1f s\n", made, count,
+                template_id, (double)(cli_now_ms() - t0) / 1000.0);
+    envd_sandbox_opts_free(a.opts);
+    if (rc != 0) {
+        if (c && c->api)
+            cli_create_release(ctx, c);
+        cli_created_free(c);
+        return rc;
+    }
+    *out = c;
+    return 0;
+}
+
+int cli_create_release(cli_ctx *ctx, cli_created *c)
+{
+    envd_future **f = calloc(c->n ? c->n : 1, sizeof(*f));
+    if (!f)
+        return cli_errorf(ctx, "out of memory");
+    for (size_t i = 0; i < c->n; i++) /* all at once */
+        if (envd_sandbox_kill_async(c->api, c->ids[i], &f[i]) != ENVD_OK)
+            f[i] = NULL;
+    int rc = 0;
+    for (size_t i = 0; i < c->n; i++) {
+        if (f[i])
+            envd_future_wait(f[i], -1);
+        if (envd_future_bool(f[i]) == 1)
+            continue;
+        const envd_error *e = f[i] ? envd_future_error(f[i]) : NULL;
+        rc = cli_errorf(ctx, "killing %s: %s", c->ids[i], e ? envd_error_message(e) : "not found");
+    }
+    for (size_t i = 0; i < c->n; i++)
+        envd_future_free(f[i]);
+    free(f);
+    return rc;
+}
+
+void cli_created_free(cli_created *c)
+{
+    if (!c)
+        return;
+    for (size_t i = 0; i < c->n; i++) {
+        free(c->ids[i]);
+        envd_client_free(c->clients[i]);
+    }
+    free(c->ids);
+    free(c->clients);
+    envd_sandbox_api_free(c->api);
+    free(c);
 }
 
 static int create(cli_ctx *ctx, int argc, char **argv, api_args *a)

@@ -15,6 +15,7 @@
 
 #include <envd/envd.h>
 #include <envd/envd_k8s.h>
+#include <envd/envd_sandbox.h>
 
 #include <pthread.h>
 #include <signal.h>
@@ -222,6 +223,24 @@ int cmd_sandbox(cli_ctx *ctx, int argc, char **argv);
 /* sandbox create / list / kill (cmd_sandbox_api.c); argv[0] is the verb. */
 int cmd_sandbox_api(cli_ctx *ctx, int argc, char **argv);
 extern const char cli_sandbox_api_usage[];
+
+/* batch --create TEMPLATE --count N (cmd_sandbox_api.c): the sandboxes made
+ * through the E2B-compatible API ($E2B_API_URL, $E2B_API_KEY or the
+ * config's), 16 creates at a time; failures are said on stderr and the rest
+ * used. 0 with *out (the pool takes the clients it wants, NULL-ing them),
+ * or the exit status, printed, with nothing left behind (an interrupt kills
+ * what was made). */
+typedef struct cli_created {
+    envd_sandbox_api *api;
+    size_t n;
+    char **ids;
+    envd_client **clients;
+} cli_created;
+int cli_create_pool(cli_ctx *ctx, const char *template_id, int count, int quiet,
+                    cli_created **out);
+/* Kills them all. 0 or the exit status, printed. */
+int cli_create_release(cli_ctx *ctx, cli_created *c);
+void cli_created_free(cli_created *c);
 
 /* batch --claim NS/TEMPLATE (cmd_sandbox.c): claims `replicas` sandboxes
  * and waits (Ctrl-C releases them); a partial claim is said on stderr and

@@ -35,6 +35,7 @@ static void call_destroy(envd_op *b)
     free(c->path);
     free(c->body);
     free(c->next_token);
+    envd_error_free(c->cleanup_err);
     envd_buf_free(&c->reply);
     envd_sandbox_api *api = c->api;
     free(c);
@@ -237,11 +238,32 @@ static void rate_limited(sbx_call *c)
                           envd_error_new(ENVD_E_NOMEM, ENVD_TRANSPORT_NONE, 0, "out of memory"));
 }
 
+/* The end of a clean-up request: the create's own error, saying whether
+ * the sandbox it made is gone. Takes err (the clean-up's, or NULL). */
+static void cleanup_over(sbx_call *c, envd_error *err)
+{
+    envd_error *e = c->cleanup_err;
+    c->cleanup_err = NULL;
+    envd_error *r = envd_error_new(envd_error_code(e), envd_error_transport(e),
+                                   envd_error_http_status(e), "%s (%s%s)", envd_error_message(e),
+                                   err ? "deleting that sandbox failed too: " : "the sandbox was deleted",
+                                   err ? envd_error_message(err) : "");
+    envd_error_free(e);
+    envd_error_free(err);
+    sbx_call_complete(c, NULL, NULL, r);
+}
+
 static void on_done(void *ud, envd_error *err)
 {
     sbx_call *c = ud;
     envd_op_wire_finished(&c->wire);
-    if (err || c->reply.truncated || c->reply_nomem) {
+    if (c->cleanup_err) {
+        if (err || c->reply.truncated || c->reply_nomem)
+            err = transfer_error(c, err);
+        else if ((c->status < 200 || c->status > 299) && c->status != 404)
+            err = reply_error(c);
+        cleanup_over(c, err);
+    } else if (err || c->reply.truncated || c->reply_nomem) {
         sbx_call_complete(c, NULL, NULL, transfer_error(c, err));
     } else if (c->status == 429) {
         rate_limited(c);

@@ -171,10 +171,11 @@ static envd_error *bad_reply(sbx_call *c, const char *why)
                           why);
 }
 
+static char *id_path(const char *id, const char *tail);
+
 /* create and connect: a Sandbox, then a client for it. */
 static envd_error *sandbox_done(sbx_call *c, void **result, envd_free_fn *free_fn, int *again)
 {
-    (void)again;
     json_t *j = json_loadb(envd_buf_str(&c->reply), c->reply.len, 0, NULL);
     sbx_rec *r = envd_calloc(1, sizeof(*r));
     const char *why = !j ? "not JSON" : !r ? "out of memory" : NULL;
@@ -187,6 +188,22 @@ static envd_error *sandbox_done(sbx_call *c, void **result, envd_free_fn *free_f
         e = bad_reply(c, why);
     }
     json_decref(j);
+    if (e && r && r->pub.internal_ && c->limited && c->status >= 200 && c->status <= 299) {
+        /* A sandbox was made but cannot be used: delete it rather than
+         * leave it running, then end with e (call.c: cleanup_over). */
+        char *path = id_path(r->pub.id, "");
+        if (path) {
+            free(c->path);
+            c->path = path;
+            c->method = "DELETE";
+            free(c->body);
+            c->body = NULL;
+            c->cleanup_err = e;
+            rec_free(r);
+            *again = 1;
+            return NULL;
+        }
+    }
     if (e) {
         if (r && r->pub.internal_)
             rec_free(r);

@@ -66,6 +66,9 @@ struct sbx_call {
     void *ctx;    /* the call's own state, freed with ctx_free */
     envd_free_fn ctx_free;
     int limited;  /* a create: through the limiter */
+    /* A create whose reply could not be used: the error it ends with,
+     * while the sandbox it made is deleted (calls.c). */
+    envd_error *cleanup_err;
 
     /* limiter.c, under api->mu */
     sbx_call *next;

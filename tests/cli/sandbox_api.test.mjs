@@ -161,3 +161,40 @@ test("a refused API key, a missing template, an unknown option", () =>
     assert.equal(url.code, 2);
     assert.equal(await stub.live(), 0);
   }));
+
+test("batch --create: the pool made before the first job, killed at the end unless --keep", () =>
+  withStub([], async (stub) => {
+    const jobs = [];
+    for (let i = 0; i < 9; i++) jobs.push(JSON.stringify({ id: `c${i}`, cmd: `echo ${i}` }));
+    const file = path.join(work.dir, "create-jobs.jsonl");
+    writeFileSync(file, jobs.join("\n") + "\n");
+    const r = await envdctl(["batch", "--create", "base", "--count", "3", "--results", "-", file],
+      { env: env(stub), timeoutMs: 60000 });
+    assert.equal(r.code, 0, r.stderr);
+    const res = lines(r.stdout);
+    assert.equal(res.length, 9);
+    assert.ok(res.every((j) => j.status === "ok"));
+    assert.equal(new Set(res.map((j) => j.sandbox)).size, 3);
+    assert.match(r.stderr, /created 3 of 3 sandboxes of base/);
+    assert.match(r.stderr, /3 created sandboxes killed/);
+    assert.equal(await stub.live(), 0);
+
+    const kept = await envdctl(["batch", "--create", "base", "--count", "2", "--keep", "--results",
+      path.join(work.dir, "kept.jsonl"), file], { env: env(stub), timeoutMs: 60000 });
+    assert.equal(kept.code, 0, kept.stderr);
+    assert.match(kept.stderr, /2 created sandboxes kept \(--keep\)/);
+    assert.equal(await stub.live(), 2);
+    const all = lines((await envdctl(["sandbox", "list"], { env: env(stub) })).stdout);
+    await envdctl(["sandbox", "kill", ...all.map((s) => s.id)], { env: env(stub) });
+    assert.equal(await stub.live(), 0);
+
+    const count = await envdctl(["batch", "--count", "2", file], { env: env(stub) });
+    assert.equal(count.code, 2);
+    assert.match(count.stderr, /--count goes with --create/);
+    const both = await envdctl(["batch", "--create", "base", "--claim", "ns/t", file], { env: env(stub) });
+    assert.equal(both.code, 2);
+    const refused = await envdctl(["batch", "--create", "base", "--count", "2", file],
+      { env: env(stub, "wrong") });
+    assert.equal(refused.code, 1);
+    assert.match(refused.stderr, /--create: no sandbox created/);
+  }));

@@ -19,7 +19,8 @@
 // Test hooks (no API key): GET /_stub/live -> {"live": N}; GET /_stub/stats
 // -> {live, created, maxConcurrentCreates, requests: [{t, method, path,
 // status, retryAfter}]}; POST /_stub/throttle {"count": N, "retryAfter": S}
-// answers the next N creates 429; POST /_stub/pause/{id} marks one paused.
+// answers the next N creates 429; POST /_stub/pause/{id} marks one paused;
+// POST /_stub/domain {"domain": D} changes the domain handed out.
 import http from "node:http";
 import { randomBytes } from "node:crypto";
 
@@ -112,7 +113,7 @@ function detail(s) {
     clientID: "stub",
     envdVersion,
     envdAccessToken: s.token,
-    domain: opt.domain,
+    domain: s.domain,
   };
 }
 
@@ -171,6 +172,7 @@ async function create(req, res, log) {
     envVars: body.envVars ?? {},
     state: "running",
     startedAt: new Date().toISOString(),
+    domain: opt.domain,
   };
   setTimeoutOf(s, body.timeout ?? 15); // E2B's default
   sandboxes.set(id, s);
@@ -217,6 +219,10 @@ async function route(req, res, log) {
   if (path === "/_stub/throttle" && req.method === "POST") {
     throttle = { count: 0, retryAfter: 1, ...(await readJSON(req)) };
     return send(res, 200, throttle);
+  }
+  if (path === "/_stub/domain" && req.method === "POST") {
+    opt.domain = (await readJSON(req)).domain;
+    return send(res, 200, {});
   }
   let m = path.match(/^\/_stub\/pause\/([^/]+)$/);
   if (m && sandboxes.has(m[1])) {

@@ -490,6 +490,29 @@ static void bad_api_key_401(void **state)
     e2bapi_stub_stop(&stub);
 }
 
+/* A reply the library cannot use (a domain that is not host[:port]): the
+ * create fails saying why, and the sandbox it made is deleted, not left
+ * running. */
+static void unusable_reply_cleaned_up(void **state)
+{
+    fixture *fx = *state;
+    e2bapi_stub stub;
+    envd_sandbox_api *api = start(fx, &stub, NULL);
+    json_decref(e2bapi_stub_call(&stub, "POST", "/_stub/domain", "{\"domain\":\"http://x/\"}"));
+    envd_sandbox *s = NULL;
+    envd_error *err = NULL;
+    envd_status st = envd_sandbox_create(api, "base", NULL, &s, &err);
+    assert_int_equal(st, ENVD_E_PROTOCOL);
+    assert_null(s);
+    assert_non_null(strstr(envd_error_message(err), "unusable domain"));
+    assert_non_null(strstr(envd_error_message(err), "the sandbox was deleted"));
+    envd_error_free(err);
+    assert_int_equal(stat_int(&stub, "created"), 1);
+    assert_int_equal(e2bapi_stub_live(&stub), 0);
+    envd_sandbox_api_free(api);
+    e2bapi_stub_stop(&stub);
+}
+
 /* Creates waiting for the limits: a cancel ends one at once, freeing the
  * handle ends the rest; the one already sent completes. */
 static void cancel_waiting_creates(void **state)
@@ -562,6 +585,7 @@ int main(void)
         cmocka_unit_test(rate_limited_429),      cmocka_unit_test(rate_bounds),
         cmocka_unit_test(quota_403_final),       cmocka_unit_test(bad_api_key_401),
         cmocka_unit_test(cancel_waiting_creates), cmocka_unit_test(bad_arguments),
+        cmocka_unit_test(unusable_reply_cleaned_up),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
