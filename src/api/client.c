@@ -43,7 +43,7 @@ envd_status envd_endpoint_parse(const char *url, envd_endpoint *ep, char **files
     ep->base_url = ep->authority ? envd_strdup_printf("%s://%s%.*s", scheme, ep->authority,
                                                       (int)plen, p)
                                  : NULL;
-    *files_path = envd_strdup_printf("%.*s/files", (int)plen, p);
+    *files_path = envd_strdup("/files"); /* joined to base_url, which has the path */
     if (!ep->base_url || !*files_path)
         s = ENVD_E_NOMEM;
 out:
