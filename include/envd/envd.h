@@ -329,7 +329,11 @@ ENVD_API envd_status envd_config_set_files_min_rate(envd_config *cfg, int64_t by
  * shared afterwards). Over cleartext h2c, libcurl before 8.0 cannot reuse a
  * connection (curl issue #10634): one connection per call, within
  * max_connections; use gRPC for a multiplexed h2c gateway.
- * Idle connections past the first are closed after a while. */
+ * gRPC: one channel per connection; gRPC core does not expose the peer's
+ * SETTINGS_MAX_CONCURRENT_STREAMS, so streams_per_connection is what is
+ * counted (a peer allowing fewer makes core queue the excess on that
+ * connection), and unary calls share the same connections.
+ * Idle connections past the first are closed after a while (gRPC: 60 s). */
 #define ENVD_DEFAULT_STREAMS_PER_CONNECTION 100
 #define ENVD_DEFAULT_MAX_CONNECTIONS 200
 /* streams_per_connection 1..10000, max_connections 1..100000. */
