@@ -1,6 +1,7 @@
 #include "harness.h"
 #include "../listening.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -382,4 +383,82 @@ envd_client *test_gateway_client(envd_runtime *rt, int port, const char *id,
     }
     envd_config_free(cfg);
     return c;
+}
+
+static int cmp_ino(const void *a, const void *b)
+{
+    unsigned long x = *(const unsigned long *)a, y = *(const unsigned long *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* The inodes of this process's sockets, sorted. */
+static size_t own_sockets(unsigned long *ino, size_t cap)
+{
+    DIR *d = opendir("/proc/self/fd");
+    if (!d)
+        return 0;
+    size_t n = 0;
+    struct dirent *de;
+    while ((de = readdir(d)) && n < cap) {
+        char path[300], link[64];
+        snprintf(path, sizeof(path), "/proc/self/fd/%s", de->d_name);
+        ssize_t k = readlink(path, link, sizeof(link) - 1);
+        if (k <= 0)
+            continue;
+        link[k] = '\0';
+        if (sscanf(link, "socket:[%lu]", &ino[n]) == 1)
+            n++;
+    }
+    closedir(d);
+    qsort(ino, n, sizeof(*ino), cmp_ino);
+    return n;
+}
+
+/* Appends to hit[] the inodes of file's established connections to
+ * loopback:port that are ours. */
+static size_t tcp_conns_in(const char *file, const char *loopback, int port,
+                           const unsigned long *own, size_t n_own, unsigned long *hit,
+                           size_t n_hit, size_t cap)
+{
+    FILE *f = fopen(file, "r");
+    if (!f)
+        return n_hit;
+    char line[512];
+    while (fgets(line, sizeof(line), f) && n_hit < cap) {
+        unsigned lport, rport, st;
+        unsigned long ino;
+        char laddr[40], raddr[40];
+        if (sscanf(line,
+                   " %*d: %32[0-9A-Fa-f]:%x %32[0-9A-Fa-f]:%x %x %*x:%*x %*x:%*x %*x %*u %*u %lu",
+                   laddr, &lport, raddr, &rport, &st, &ino) == 6 &&
+            rport == (unsigned)port && st == 1 /* ESTABLISHED */ &&
+            strcmp(raddr, loopback) == 0 && bsearch(&ino, own, n_own, sizeof(*own), cmp_ino))
+            hit[n_hit++] = ino;
+    }
+    fclose(f);
+    return n_hit;
+}
+
+int test_tcp_conns_to(int port)
+{
+    enum { MAX_FDS = 20000 };
+    unsigned long *own = calloc(MAX_FDS, sizeof(*own));
+    unsigned long *hit = calloc(MAX_FDS, sizeof(*hit));
+    if (!own || !hit) {
+        free(own);
+        free(hit);
+        return -1;
+    }
+    size_t n_own = own_sockets(own, MAX_FDS);
+    size_t n = tcp_conns_in("/proc/net/tcp", "0100007F", port, own, n_own, hit, 0, MAX_FDS);
+    n = tcp_conns_in("/proc/net/tcp6", "0000000000000000FFFF00000100007F", port, own, n_own, hit,
+                     n, MAX_FDS);
+    /* the table may change while it is read and list an entry twice */
+    qsort(hit, n, sizeof(*hit), cmp_ino);
+    int distinct = 0;
+    for (size_t i = 0; i < n; i++)
+        distinct += i == 0 || hit[i] != hit[i - 1];
+    free(own);
+    free(hit);
+    return n_own ? distinct : -1;
 }

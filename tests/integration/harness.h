@@ -53,6 +53,12 @@ envd_client *test_client(envd_runtime *rt, const test_server *s, envd_transport_
 envd_client *test_gateway_client(envd_runtime *rt, int port, const char *id,
                                  envd_transport_kind kind, int h2c);
 
+/* Established TCP connections of this process to 127.0.0.1:port (IPv4 or
+ * v4-mapped IPv6), each counted once; only this process's sockets (by inode
+ * from /proc/self/fd), since another process's socket may carry the same
+ * port number. -1 when /proc cannot be read. */
+int test_tcp_conns_to(int port);
+
 /* Fails the test with the error's text when st != ENVD_OK. */
 #define assert_envd_ok(st, err)                                                                   \
     do {                                                                                           \
