@@ -348,7 +348,11 @@ typedef struct envd_runtime envd_runtime;
  * options (workers, in-flight cap) are read. Caller frees with
  * envd_runtime_free. ENVD_E_CONFIG for more workers than the setter allows,
  * ENVD_E_NOMEM when memory or a thread cannot be had; either way nothing is
- * left running or allocated and *out is NULL. */
+ * left running or allocated and *out is NULL.
+ * Connect and /files calls honour the proxy environment as libcurl reads it
+ * (http_proxy, https_proxy / HTTPS_PROXY, all_proxy / ALL_PROXY, no_proxy /
+ * NO_PROXY), read once here: changes made after envd_runtime_new are not
+ * seen by this runtime. */
 ENVD_API envd_status envd_runtime_new(const envd_config *cfg, envd_runtime **out);
 /* Cancels what is in flight, joins the threads. On an engine thread (a
  * thread of any runtime, or inside any callback) it frees nothing and

@@ -349,6 +349,76 @@ static void test_request_on_the_wire(void **state)
     rec_destroy(&r);
 }
 
+/* One unary call on engine e to the endpoint t; returns its status. */
+static envd_status call_on(envd_curl_engine *e, test_ep *t, rec *r)
+{
+    rec_init(r);
+    static const uint8_t msg[] = {0x0a, 0x02, 'h', 'i'};
+    envd_rpc_request req = {.ep = &t->ep,
+                            .method = "/pkg.Svc/Unary",
+                            .kind = ENVD_RPC_UNARY,
+                            .body = msg,
+                            .body_len = sizeof msg,
+                            .timeout_ms = 10000};
+    envd_rpc_callbacks cb = rec_rpc_cb(r);
+    envd_rpc *call;
+    envd_rpc_transport *tp = envd_curl_engine_connect(e);
+    assert_int_equal(tp->ops->start(tp, &req, &cb, &call), ENVD_OK);
+    assert_true(rec_wait(r, 15000));
+    tp->ops->release(call);
+    return rec_code(r);
+}
+
+/* The engine reads the proxy environment once, when it is made, with
+ * libcurl's names and precedence, and hands it to every transfer: a call to
+ * an unresolvable sandbox host goes through the proxy (the fault server,
+ * which sees the absolute URL), still does after the variable is gone, and
+ * no_proxy (read the same way) sends it direct (then the name fails). */
+static void test_proxy_environment(void **state)
+{
+    (void)state;
+    char proxy[64];
+    snprintf(proxy, sizeof proxy, "http://127.0.0.1:%d", g_fs.port);
+    test_ep far;
+    test_ep_init(&far, "sandbox.invalid:49983");
+    setenv("http_proxy", proxy, 1);
+    unsetenv("no_proxy");
+    unsetenv("NO_PROXY");
+    envd_curl_engine *e = NULL;
+    assert_int_equal(envd_curl_engine_new(NULL, NULL, &e), ENVD_OK);
+    unsetenv("http_proxy");
+    rec r;
+    fs_set(sc_unary_ok);
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(call_on(e, &far, &r), ENVD_OK);
+        pthread_mutex_lock(&g_fs.mu);
+        assert_non_null(strstr(g_fs.last_head,
+                               "POST http://sandbox.invalid:49983/pkg.Svc/Unary HTTP/1.1\r\n"));
+        pthread_mutex_unlock(&g_fs.mu);
+        rec_destroy(&r);
+    }
+    envd_curl_engine_free(e);
+
+    setenv("ALL_PROXY", proxy, 1);
+    setenv("NO_PROXY", "sandbox.invalid", 1);
+    assert_int_equal(envd_curl_engine_new(NULL, NULL, &e), ENVD_OK);
+    unsetenv("ALL_PROXY");
+    unsetenv("NO_PROXY");
+    envd_status st = call_on(e, &far, &r);
+    print_message("  no_proxy: %s: %s\n", envd_strerror(st), rec_msg(&r));
+    assert_int_not_equal(st, ENVD_OK);
+    assert_non_null(strstr(rec_msg(&r), "sandbox.invalid"));
+    rec_destroy(&r);
+    envd_curl_engine_free(e);
+
+    /* With no proxy variable set, nothing goes through a proxy. */
+    assert_int_equal(envd_curl_engine_new(NULL, NULL, &e), ENVD_OK);
+    st = call_on(e, &far, &r);
+    assert_int_not_equal(st, ENVD_OK);
+    rec_destroy(&r);
+    envd_curl_engine_free(e);
+}
+
 static void test_unary_bodies(void **state)
 {
     (void)state;
@@ -663,6 +733,7 @@ int main(void)
         cmocka_unit_test(test_max_message),
         cmocka_unit_test(test_client_stream_wire),
         cmocka_unit_test(test_bad_requests),
+        cmocka_unit_test(test_proxy_environment),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
