@@ -32,10 +32,11 @@ struct envd_rpc {
     envd_curl_xfer x; /* first: the engine hands back &x */
     envd_rpc_kind kind;
     envd_rpc_callbacks cb;
+    /* These four point into the same allocation, after the struct. */
     char *method;
     char *url;
     struct curl_slist *hdrs;
-    uint8_t *req;
+    uint8_t *req; /* the request body (unary, server stream) */
     size_t req_len;
     size_t max_message; /* largest reply message (unary body, envelope) */
 
@@ -314,10 +315,6 @@ static void rpc_destroy(envd_curl_xfer *x)
     envd_rpc *r = rpc_of(x);
     if (r->x.easy)
         curl_easy_cleanup(r->x.easy);
-    curl_slist_free_all(r->hdrs);
-    free(r->method);
-    free(r->url);
-    free(r->req);
     free(r->body);
     envd_frame_parser_free(&r->fp);
     envd_error_free(r->err);
@@ -346,7 +343,30 @@ static envd_status connect_start(envd_rpc_transport *t, const envd_rpc_request *
         return ENVD_INVALID_ARGUMENT;
     envd_curl_engine *eng = envd_curl_engine_from_connect(t);
 
-    envd_rpc *r = envd_calloc(1, sizeof *r);
+    /* Expect: 100-continue would stall uploads by a round trip (or a second
+     * on servers that never answer it). Accept (curl's "* / *") is not
+     * needed: connect-go sends none, and every header byte costs curl's
+     * formatter ~130 instructions. */
+    static const char *const fixed[] = {NULL, "Connect-Protocol-Version: 1", "Expect:",
+                                        "Accept:"};
+    const char *ctype[] = {"Content-Type: application/proto",
+                           "Content-Type: application/connect+proto"};
+    const char *lines[4];
+    memcpy(lines, fixed, sizeof lines);
+    lines[0] = ctype[req->kind != ENVD_RPC_UNARY];
+    size_t nfixed = sizeof lines / sizeof lines[0];
+
+    /* One allocation: the call, its header list, URL, method and body. */
+    size_t hb, bl = strlen(req->ep->base_url), ml = strlen(req->method);
+    envd_status st = envd_curl_headers_size(req->headers, req->n_headers, nfixed, &hb);
+    if (st != ENVD_OK)
+        return st;
+    size_t body = req->kind == ENVD_RPC_UNARY           ? req->body_len
+                  : req->kind == ENVD_RPC_SERVER_STREAM ? ENVD_FRAME_HEADER_LEN + req->body_len
+                                                        : 0;
+    if (req->body_len > SIZE_MAX / 2)
+        return ENVD_E_NOMEM;
+    envd_rpc *r = envd_calloc(1, sizeof *r + hb + bl + ml + 1 + ml + 1 + body);
     if (!r)
         return ENVD_E_NOMEM;
     pthread_mutex_init(&r->smu, NULL);
@@ -354,34 +374,23 @@ static envd_status connect_start(envd_rpc_transport *t, const envd_rpc_request *
     envd_frame_parser_init(&r->fp, r->max_message);
     r->kind = req->kind;
     r->cb = *cb;
-    size_t bl = strlen(req->ep->base_url), ml = strlen(req->method);
-    r->method = envd_strdup(req->method);
-    r->url = envd_malloc(bl + ml + 1);
+    char *p = (char *)(r + 1);
+    r->hdrs = envd_curl_headers_fill(p, lines, nfixed, req->headers, req->n_headers);
+    p += hb;
+    r->url = p;
+    memcpy(p, req->ep->base_url, bl);
+    memcpy(p + bl, req->method, ml + 1);
+    p += bl + ml + 1;
+    r->method = p;
+    memcpy(p, req->method, ml + 1);
+    p += ml + 1;
+    r->req = (uint8_t *)p;
     CURL *easy = envd_curl_easy_get(eng);
-    envd_status st = ENVD_E_NOMEM;
-    if (!r->method || !r->url || !easy) {
-        if (easy)
-            curl_easy_cleanup(easy);
+    if (!easy) {
         rpc_destroy(&r->x);
         return ENVD_E_NOMEM;
     }
-    memcpy(r->url, req->ep->base_url, bl);
-    memcpy(r->url + bl, req->method, ml + 1);
     envd_curl_xfer_init(&r->x, &rpc_vt, eng, easy, req->ep);
-
-    const char *ctype = req->kind == ENVD_RPC_UNARY ? "Content-Type: application/proto"
-                                                    : "Content-Type: application/connect+proto";
-    struct curl_slist *l;
-    if (!(l = curl_slist_append(NULL, ctype)))
-        goto fail;
-    r->hdrs = l;
-    /* Expect: 100-continue would stall uploads by a round trip (or a second
-     * on servers that never answer it). */
-    if (!(l = curl_slist_append(r->hdrs, "Connect-Protocol-Version: 1")) ||
-        !(l = curl_slist_append(l, "Expect:")))
-        goto fail;
-    if ((st = envd_curl_headers(req->headers, req->n_headers, &r->hdrs)) != ENVD_OK)
-        goto fail;
     st = ENVD_E_NOMEM;
 
     curl_easy_setopt(easy, CURLOPT_URL, r->url);
@@ -395,9 +404,6 @@ static envd_status connect_start(envd_rpc_transport *t, const envd_rpc_request *
     switch (req->kind) {
     case ENVD_RPC_UNARY:
         r->req_len = req->body_len;
-        r->req = envd_malloc(r->req_len ? r->req_len : 1);
-        if (!r->req)
-            goto fail;
         if (r->req_len)
             memcpy(r->req, req->body, r->req_len);
         r->x.timeout_ms = req->timeout_ms;
@@ -405,9 +411,6 @@ static envd_status connect_start(envd_rpc_transport *t, const envd_rpc_request *
         break;
     case ENVD_RPC_SERVER_STREAM:
         r->req_len = ENVD_FRAME_HEADER_LEN + req->body_len;
-        r->req = envd_malloc(r->req_len);
-        if (!r->req)
-            goto fail;
         envd_frame_header(r->req, 0, (uint32_t)req->body_len);
         if (req->body_len)
             memcpy(r->req + ENVD_FRAME_HEADER_LEN, req->body, req->body_len);

@@ -227,27 +227,42 @@ void envd_curl_xfer_init(envd_curl_xfer *x, const envd_curl_xfer_vt *vt, envd_cu
     }
 }
 
+/* Bytes of the "name: value" line for one caller header (with its NUL), or 0
+ * for a name or value curl could not send as given. */
+static size_t header_line_size(const envd_kv *h)
+{
+    const char *value = h->value ? h->value : "";
+    if (!h->name || !h->name[0] || strpbrk(h->name, "\r\n: \t") || strpbrk(value, "\r\n"))
+        return 0;
+    return strlen(h->name) + strlen(value) + 3;
+}
+
+static void header_line(char *line, const envd_kv *h)
+{
+    const char *value = h->value ? h->value : "";
+    size_t nl = strlen(h->name), vl = strlen(value);
+    memcpy(line, h->name, nl);
+    if (vl == 0) {
+        /* "name;" is curl's way to send a header with an empty value. */
+        line[nl] = ';';
+        line[nl + 1] = '\0';
+    } else {
+        line[nl] = ':';
+        line[nl + 1] = ' ';
+        memcpy(line + nl + 2, value, vl + 1);
+    }
+}
+
 envd_status envd_curl_headers(const envd_kv *headers, size_t n, struct curl_slist **list)
 {
     for (size_t i = 0; i < n; i++) {
-        const char *name = headers[i].name;
-        const char *value = headers[i].value ? headers[i].value : "";
-        if (!name || !name[0] || strpbrk(name, "\r\n: \t") || strpbrk(value, "\r\n"))
+        size_t sz = header_line_size(&headers[i]);
+        if (!sz)
             return ENVD_INVALID_ARGUMENT;
-        size_t nl = strlen(name), vl = strlen(value);
-        char *line = envd_malloc(nl + vl + 3);
+        char *line = envd_malloc(sz);
         if (!line)
             return ENVD_E_NOMEM;
-        memcpy(line, name, nl);
-        if (vl == 0) {
-            /* "name;" is curl's way to send a header with an empty value. */
-            line[nl] = ';';
-            line[nl + 1] = '\0';
-        } else {
-            line[nl] = ':';
-            line[nl + 1] = ' ';
-            memcpy(line + nl + 2, value, vl + 1);
-        }
+        header_line(line, &headers[i]);
         struct curl_slist *l = curl_slist_append(*list, line);
         free(line);
         if (!l)
@@ -255,6 +270,39 @@ envd_status envd_curl_headers(const envd_kv *headers, size_t n, struct curl_slis
         *list = l;
     }
     return ENVD_OK;
+}
+
+envd_status envd_curl_headers_size(const envd_kv *headers, size_t n, size_t nfixed, size_t *bytes)
+{
+    size_t total = (nfixed + n) * sizeof(struct curl_slist);
+    for (size_t i = 0; i < n; i++) {
+        size_t sz = header_line_size(&headers[i]);
+        if (!sz)
+            return ENVD_INVALID_ARGUMENT;
+        total += sz;
+    }
+    *bytes = total;
+    return ENVD_OK;
+}
+
+struct curl_slist *envd_curl_headers_fill(void *mem, const char *const *fixed, size_t nfixed,
+                                          const envd_kv *headers, size_t n)
+{
+    struct curl_slist *nodes = mem;
+    char *text = (char *)(nodes + nfixed + n);
+    size_t k = nfixed + n;
+    for (size_t i = 0; i < k; i++) {
+        if (i < nfixed) {
+            nodes[i].data = (char *)fixed[i]; /* curl only reads it */
+        } else {
+            const envd_kv *h = &headers[i - nfixed];
+            header_line(text, h);
+            nodes[i].data = text;
+            text += header_line_size(h);
+        }
+        nodes[i].next = i + 1 < k ? &nodes[i + 1] : NULL;
+    }
+    return k ? nodes : NULL;
 }
 
 /* The request went out and no body byte came back: libcurl was reading the

@@ -135,6 +135,17 @@ void envd_curl_xfer_unref(envd_curl_xfer *x);
  * colon in the name; ENVD_E_NOMEM. */
 envd_status envd_curl_headers(const envd_kv *headers, size_t n, struct curl_slist **list);
 
+/* The same list built in memory the caller owns (no allocation per header):
+ * envd_curl_headers_size gives the bytes for nfixed fixed lines and the
+ * caller's headers (ENVD_INVALID_ARGUMENT as above); envd_curl_headers_fill
+ * builds the list in mem (pointer-aligned, that many bytes), fixed lines
+ * first and referenced, not copied: they must outlive the list. Returns its
+ * head (NULL when empty); never curl_slist_free_all it. */
+envd_status envd_curl_headers_size(const envd_kv *headers, size_t n, size_t nfixed,
+                                   size_t *bytes);
+struct curl_slist *envd_curl_headers_fill(void *mem, const char *const *fixed, size_t nfixed,
+                                          const envd_kv *headers, size_t n);
+
 /* Text for a finished transfer's failure, e.g.
  * "connection refused (http://127.0.0.1:1/x): Failed to connect ..." and the
  * envd status it maps to through the one error model (failure.c):
