@@ -125,6 +125,11 @@ typedef struct envd_sandbox {
  * handle's config with the reply's domain (the config's when the reply has
  * none), envdAccessToken as the runtime token and envdVersion as the envd
  * version (envd_config_set_envd_version), addressed to its sandbox ID.
+ * The host is chosen as the E2B SDKs choose it: E2B's own domains (e2b.app,
+ * e2b.dev, e2b.pro, e2b-staging.dev) through sandbox.<domain> over https;
+ * another domain through <runtime port>-<id>.<domain> (E2B's edge and the
+ * OpenKruise gateway route that host); a domain with a port, an address or
+ * localhost as it is. The e2b-sandbox-* headers go in every case.
  * Take the client with envd_sandbox_take_client. Returns an error (and no
  * future) only for a NULL api/template_id/out, an empty template_id, or
  * out of memory. Cancelling a create still waiting for the limits ends it

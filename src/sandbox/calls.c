@@ -130,8 +130,34 @@ const envd_sandbox *envd_future_sandbox(const envd_future *f)
     return envd_future_result(f, ENVD_FK_SANDBOX);
 }
 
+static int is_address_or_local(const char *d)
+{
+    if (strchr(d, ':') || strcmp(d, "localhost") == 0)
+        return 1; /* a port (or an IPv6 literal) */
+    for (; *d; d++)
+        if (!((*d >= '0' && *d <= '9') || *d == '.'))
+            return 0;
+    return 1; /* IPv4 */
+}
+
+envd_status sbx_envd_host(const char *domain, const char *id, int port, char **host, int *https)
+{
+    static const char *const stable[] = {"e2b.app", "e2b.dev", "e2b.pro", "e2b-staging.dev"};
+    *https = 0;
+    for (size_t i = 0; i < sizeof stable / sizeof stable[0]; i++)
+        if (strcmp(domain, stable[i]) == 0) {
+            *https = 1;
+            *host = envd_strdup_printf("sandbox.%s", domain);
+            return *host ? ENVD_OK : ENVD_E_NOMEM;
+        }
+    *host = is_address_or_local(domain) ? envd_strdup(domain)
+                                        : envd_strdup_printf("%d-%s.%s", port, id, domain);
+    return *host ? ENVD_OK : ENVD_E_NOMEM;
+}
+
 /* The client of a created or connected sandbox: the handle's config with
- * the reply's domain, token and envd version. */
+ * the reply's domain (as the host sbx_envd_host picks), token and envd
+ * version. */
 static envd_error *make_client(sbx_call *c, sbx_rec *r)
 {
     const envd_sandbox *s = &r->pub;
@@ -140,7 +166,12 @@ static envd_error *make_client(sbx_call *c, sbx_rec *r)
         return envd_error_new(ENVD_E_NOMEM, ENVD_TRANSPORT_NONE, 0, "out of memory");
     const char *bad = NULL;
     envd_status st = ENVD_OK;
-    if (s->domain && *s->domain && (st = envd_config_set_domain(cfg, s->domain)) != ENVD_OK)
+    char *host = NULL;
+    int https = 0;
+    if (s->domain && *s->domain &&
+        ((st = sbx_envd_host(s->domain, s->id, cfg->runtime_port, &host, &https)) != ENVD_OK ||
+         (st = envd_config_set_domain(cfg, host)) != ENVD_OK ||
+         (https && (st = envd_config_set_scheme(cfg, "https")) != ENVD_OK)))
         bad = "domain";
     else if (s->access_token && *s->access_token &&
              (st = envd_config_set_runtime_token(cfg, s->access_token)) != ENVD_OK)
@@ -160,6 +191,7 @@ static envd_error *make_client(sbx_call *c, sbx_rec *r)
         else if (e)
             e = envd_error_wrap(e, c->what);
     }
+    free(host);
     envd_config_free(cfg);
     return e;
 }

@@ -112,6 +112,14 @@ void sbx_limiter_close(envd_sandbox_api *api);
 /* calls.c: the JSON of a sandbox into s (strings copied); 0, or -1 with
  * *why (static) for a reply that is not one. */
 int sbx_from_json(envd_sandbox *s, json_t *o, const char **why);
+/* The host a created sandbox's envd is reached at, as the E2B SDKs pick it:
+ * E2B's own domains have one stable host (sandbox.<domain>, https) and
+ * route by the e2b-sandbox-* headers; another domain gets its per-sandbox
+ * host <port>-<id>.<domain>, which E2B's edge and the OpenKruise gateway
+ * both route (the headers go too); a domain that names a port, an address
+ * or localhost is a gateway reached as it is. Caller frees *host. */
+envd_status sbx_envd_host(const char *domain, const char *id, int port, char **host,
+                          int *https);
 void sbx_clear(envd_sandbox *s);
 /* The done of a kill: the one call whose 404 is an answer (0, not killed). */
 envd_error *sbx_kill_done(sbx_call *c, void **result, envd_free_fn *free_fn, int *again);
