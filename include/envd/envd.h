@@ -244,6 +244,7 @@ ENVD_API envd_status envd_config_set_ca_file(envd_config *cfg, const char *path)
  * instead of reaching envd and failing there or being ignored:
  *   stdin explicitly disabled (envd_cmd_opts_set_stdin 0)   0.3.0
  *   close stdin                                             0.5.2
+ *   /files/compose (envd_files_compose)                     0.5.5
  *   upload metadata (envd_files_opts_set_metadata)          0.6.2
  *   recursive watch                                         0.1.4
  *   watch ENVD_WATCH_INCLUDE_ENTRY                          0.6.3
@@ -251,6 +252,52 @@ ENVD_API envd_status envd_config_set_ca_file(envd_config *cfg, const char *path)
  * An octet-stream upload (0.5.7) falls back to multipart instead, as the
  * E2B SDKs do. NULL or "": unknown (the default), nothing is checked. */
 ENVD_API envd_status envd_config_set_envd_version(envd_config *cfg, const char *version);
+
+/* Traffic tokens: the short-lived token a sandbox gateway that enforces
+ * traffic auth wants in ENVD_TRAFFIC_TOKEN_HEADER on every data-plane
+ * request (RPCs over gRPC and Connect, /files, /files/compose), as the Go
+ * client's WithTrafficTokenProvider sends it.
+ *
+ * The provider gives a token and its expiry: on success *token is a string
+ * it allocated with malloc (libenvd frees it; NULL or "" means "send no
+ * header") and *expires_unix_ms the wall-clock expiry in Unix milliseconds
+ * (0 = does not expire). On failure it returns a status other than ENVD_OK
+ * and may set *message to a malloc'd explanation (libenvd frees it).
+ *
+ * Threads and timing. The provider runs on the runtime's job thread (the
+ * one exec credential plugins use), never on the caller's thread or an I/O
+ * thread, and never more than once at a time per client: calls that need
+ * a token while a refresh runs wait for that refresh. It is called
+ *   - when a call needs a token and the client has none, or only one that
+ *     expires within its margin (1/20 of its validity, at most 1 s);
+ *   - ahead of expiry, from a timer, so that a client in steady use never
+ *     waits: half the validity ahead for tokens valid under 2 minutes,
+ *     else 20% of it bounded to 60 s..300 s, minus up to 10% jitter (the
+ *     Go client's manager: a fraction of the validity, bounded, minus
+ *     jitter). A token nobody used since it came is not renewed early;
+ *   - after a 401 from the gateway: the token is marked stale and the
+ *     next call gets a new one.
+ * A failed refresh is retried after 1 s, doubling up to 30 s; meanwhile
+ * the current token is used while it has not expired.
+ *
+ * Fail-closed. When no valid token can be had, the call is not sent: its
+ * starter returns the provider's status (ENVD_UNAUTHENTICATED for a token
+ * already expired when it came, ENVD_DEADLINE_EXCEEDED when the provider
+ * did not answer within the request timeout), and the blocking forms'
+ * *err says "traffic token provider failed: <message>". The provider must
+ * not call libenvd's blocking functions. ud must stay valid until every
+ * client made with this configuration is freed (envd_client_free waits
+ * for a provider call in progress). */
+#define ENVD_TRAFFIC_TOKEN_HEADER "e2b-traffic-access-token"
+typedef envd_status (*envd_traffic_token_cb)(void *ud, char **token, int64_t *expires_unix_ms,
+                                             char **message);
+/* cb NULL removes the provider. Replaces a static token. */
+ENVD_API envd_status envd_config_set_traffic_token_provider(envd_config *cfg,
+                                                            envd_traffic_token_cb cb, void *ud);
+/* The static form: this token on every data-plane request (no CR, LF or
+ * other control characters). NULL or "" unsets. Replaces a provider. A
+ * custom header of the same name is replaced by either form. */
+ENVD_API envd_status envd_config_set_traffic_token(envd_config *cfg, const char *token);
 /* Runtime options (read by envd_runtime_new). workers <= 0: one per online
  * CPU; at most 1024. The bound is there because each worker is a thread
  * with its own gRPC completion queue, and gRPC aborts the whole process
@@ -1088,6 +1135,25 @@ ENVD_API envd_status envd_files_write(envd_client *c, const char *path, const vo
 ENVD_API envd_status envd_files_write_text(envd_client *c, const char *path, const char *text,
                                            const envd_files_opts *o, envd_write_info **info,
                                            envd_error **err);
+
+/* Concatenates the n files at sources, in order, into destination, on the
+ * sandbox's side (POST /files/compose, envd >= 0.5.5: refused with
+ * ENVD_UNIMPLEMENTED when the configured envd version is older). envd
+ * writes a temporary file next to destination and renames it over
+ * destination (parents are created), then DELETES the sources. Paths
+ * resolve as for /files (relative to the user's home). *info (may be
+ * NULL) gets one entry: the destination. From the options only the user
+ * and the timeouts apply. Errors: ENVD_NOT_FOUND for a missing source
+ * (404 "source file not found: <src>"); ENVD_INVALID_ARGUMENT (400) for a
+ * source that is the destination or not a regular file; 401 for an
+ * unknown user; ENVD_E_NO_SPACE (507). Empty or NULL sources or
+ * destination, or n == 0: ENVD_E_USAGE. */
+ENVD_API envd_status envd_files_compose(envd_client *c, const char *const *sources, size_t n,
+                                        const char *destination, const envd_files_opts *o,
+                                        envd_write_info **info, envd_error **err);
+ENVD_API envd_status envd_files_compose_async(envd_client *c, const char *const *sources,
+                                              size_t n, const char *destination,
+                                              const envd_files_opts *o, envd_future **out);
 
 /* ---- signed URLs (envd's v1 signatures, spec §6.2) */
 

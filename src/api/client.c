@@ -1,5 +1,6 @@
 /* envd_client: URL, endpoint and the headers every request carries. */
 #include "api/internal.h"
+#include "api/traffic.h"
 #include "core/alloc.h"
 #include "core/buf.h"
 
@@ -120,6 +121,8 @@ static envd_status client_init(envd_client *c, envd_runtime *rt, const char *san
     if ((s = build_headers(c)) != ENVD_OK)
         return s;
     atomic_init(&c->transport, c->cfg->transport);
+    if (c->cfg->traffic_cb && !(c->traffic = envd_traffic_new(c)))
+        return ENVD_E_NOMEM;
     return ENVD_OK;
 }
 
@@ -158,6 +161,7 @@ void envd_client_free(envd_client *c)
 {
     if (!c || atomic_fetch_sub(&c->refs, 1) != 1)
         return;
+    envd_traffic_close(c->traffic);
     free(c->headers);
     free(c->own_auth);
     free(c->own_port);

@@ -282,7 +282,8 @@ static envd_status launch(envd_client *c, code_op *x, const code_request *rq, in
     envd_http_callbacks cb = {on_status, on_data, NULL, on_done, x};
     envd_http *h = NULL;
     envd_op_ref(&x->op); /* the transport's, until on_done */
-    envd_status s = envd_http_start(c->rt->curl, &req, &cb, &h);
+    /* No traffic token to be had: nothing is sent (api/traffic.h). */
+    envd_status s = hs.status != ENVD_OK ? hs.status : envd_http_start(c->rt->curl, &req, &cb, &h);
     envd_headers_done(&hs);
     free(hdrs);
     if (s != ENVD_OK) {

@@ -81,6 +81,9 @@ struct files_xfer {
     int body_ok;
     int stopped_by_cb;
     envd_error *local_err; /* a local failure (source, sink, limit) that stopped it */
+    struct envd_traffic *traffic; /* a reference, to report a 401 (api/traffic.h) */
+    uint64_t traffic_gen;
+    int compose; /* POST /files/compose: a JSON reply of one entry */
 };
 
 typedef struct files_args {
@@ -88,6 +91,9 @@ typedef struct files_args {
     int is_read;
     const envd_files_src *srcs; /* writes */
     size_t n_srcs;
+    /* POST /files/compose: this JSON body (path = the destination, for
+     * messages) instead of /files with sources. */
+    const char *compose_json;
 } files_args;
 
 /* Starts a read or write. *out is NULL on every error path. */

@@ -225,11 +225,13 @@ static write_info_full *parse_reply(files_xfer *x, int *bad)
     json_t *root = NULL;
     if (!x->body.truncated && x->body.len > 0)
         root = json_loadb(x->body.data, x->body.len, 0, NULL);
-    size_t n = root && json_is_array(root) ? json_array_size(root) : 0;
+    /* /files/compose answers one EntryInfo object, not an array. */
+    int one = x->compose && json_is_object(root);
+    size_t n = one ? 1 : root && json_is_array(root) ? json_array_size(root) : 0;
     write_info_full *w = n ? write_info_new(n) : NULL;
     *bad = n == 0;
     for (size_t i = 0; w && i < n; i++) {
-        json_t *e = json_array_get(root, i);
+        json_t *e = one ? root : json_array_get(root, i);
         const char *p = json_string_value(json_object_get(e, "path"));
         const char *nm = json_string_value(json_object_get(e, "name"));
         const char *t = json_string_value(json_object_get(e, "type"));
@@ -248,7 +250,12 @@ void *envd_files_write_result(files_xfer *x, envd_free_fn *free_fn)
 {
     int bad = 0;
     write_info_full *w = parse_reply(x, &bad);
-    if (!w && bad) {
+    if (!w && bad && x->compose) { /* the destination, as for a write */
+        if ((w = write_info_new(1)) && write_info_push(w, x->what, base_name(x->what), "file")) {
+            envd_write_info_free(&w->pub);
+            w = NULL;
+        }
+    } else if (!w && bad) {
         /* The Go client's fallback: the paths it wrote to. */
         w = write_info_new(x->n_srcs);
         for (size_t i = 0; w && i < x->n_srcs; i++) {

@@ -9,6 +9,7 @@
 #include "api/files_internal.h"
 #include "core/alloc.h"
 #include "api/sync.h"
+#include "api/traffic.h"
 
 #include <curl/curl.h>
 #include <stdarg.h>
@@ -30,6 +31,7 @@ static void xfer_destroy(envd_op *op)
     envd_files_srcs_free(x->srcs, x->n_srcs);
     free(x->readers);
     envd_error_free(x->local_err);
+    envd_traffic_unref(x->traffic);
     free(x->what);
     envd_buf_free(&x->body);
     free(x);
@@ -115,7 +117,9 @@ static envd_error *outcome_error(files_xfer *x, envd_error *err)
     }
     if (err)
         return envd_error_wrap(err, x->is_read ? "failed to read file" : "failed to write file");
-    if (x->status == 404)
+    if (x->status == 401)
+        envd_traffic_rejected(x->traffic, x->traffic_gen);
+    if (x->status == 404 && !x->compose)
         return envd_error_new(ENVD_NOT_FOUND, ENVD_TRANSPORT_HTTP, 404, "file not found: %s",
                               x->what);
     if (x->body_ok)
@@ -197,6 +201,8 @@ static envd_status build_headers(envd_client *c, int is_read, const envd_files_o
     int other_user = strcmp(user, c->cfg->user) != 0;
     h->n = envd_op_headers(c, NULL, ENVD_CALL_FILES, other_user ? user : NULL, 0, h->kv,
                            &h->scratch);
+    if (h->scratch.status != ENVD_OK)
+        return h->scratch.status;
     if (is_read && o->has_range) {
         if (o->range_len < 0)
             snprintf(h->range, sizeof h->range, "bytes=%lld-", (long long)o->range_off);
@@ -254,6 +260,7 @@ static files_xfer *xfer_new(envd_client *c, const files_args *a, const envd_file
     int fk = !a->is_read ? ENVD_FK_WRITE_INFO
              : o->sink == ENVD_SINK_MEM ? ENVD_FK_BYTES
                                         : ENVD_FK_TRANSFER;
+    x->compose = a->compose_json != NULL;
     x->f = envd_future_create(fk);
     if (!x->what || !x->f || (!a->is_read && copy_srcs(x, a->srcs, a->n_srcs) != ENVD_OK)) {
         envd_future_discard(x->f);
@@ -267,10 +274,14 @@ static files_xfer *xfer_new(envd_client *c, const files_args *a, const envd_file
 static envd_status launch(envd_client *c, files_xfer *x, const files_args *a,
                           const envd_files_opts *o, const char *target, req_headers *hd)
 {
-    int form = !a->is_read && !o->octet;
+    int form = !a->is_read && !o->octet && !a->compose_json;
     envd_http_part *parts = NULL;
-    if (!a->is_read && !(parts = envd_calloc(x->n_srcs, sizeof *parts)))
+    if (!a->is_read && !(parts = envd_calloc(x->n_srcs ? x->n_srcs : 1, sizeof *parts)))
         return ENVD_E_NOMEM;
+    if (a->compose_json)
+        parts[0] = (envd_http_part){.content_type = "application/json",
+                                    .data = (const uint8_t *)a->compose_json,
+                                    .len = strlen(a->compose_json)};
     for (size_t i = 0; !a->is_read && i < x->n_srcs; i++)
         parts[i] = (envd_http_part){.name = "file",
                                     .filename = form ? x->srcs[i].path : NULL,
@@ -318,7 +329,7 @@ static envd_status check_args(envd_client *c, const files_args *a, const envd_fi
         return envd_start_error(ENVD_E_USAGE, "path is %s", a->path ? "empty" : "NULL");
     if (a->is_read && o->sink == ENVD_SINK_FD && o->sink_fd < 0)
         return envd_start_error(ENVD_E_USAGE, "the sink fd is negative");
-    if (a->is_read)
+    if (a->is_read || a->compose_json)
         return ENVD_OK;
     if (a->n_srcs == 0)
         return envd_start_error(ENVD_E_USAGE, "the batch is empty");
@@ -357,8 +368,12 @@ envd_status envd_files_xfer_start(envd_client *c, const files_args *a, const env
     if (!x)
         return ENVD_E_NOMEM;
     req_headers hd = {0};
-    char *target = files_target(c, a->path, user);
+    if ((x->traffic = c->traffic))
+        envd_traffic_ref(x->traffic);
+    char *target = a->compose_json ? envd_strdup_printf("%s/compose", c->files_path)
+                                   : files_target(c, a->path, user);
     s = target ? build_headers(c, a->is_read, o, user, &hd) : ENVD_E_NOMEM;
+    x->traffic_gen = hd.scratch.traffic_gen;
     if (s == ENVD_OK && (s = envd_op_acquire(&x->op)) == ENVD_OK)
         s = launch(c, x, a, o, target, &hd);
     headers_free(&hd);

@@ -18,6 +18,7 @@ static const gate_row GATES[] = {
     [ENVD_GATE_RECURSIVE_WATCH] = {{0, 1, 4}, "a recursive watch"},
     [ENVD_GATE_WATCH_ENTRY] = {{0, 6, 3}, "watch events with entry info"},
     [ENVD_GATE_WATCH_NETWORK] = {{0, 6, 4}, "watching a network mount"},
+    [ENVD_GATE_COMPOSE] = {{0, 5, 5}, "composing files (/files/compose)"},
 };
 
 int envd_client_serves(const envd_client *c, envd_gate g)

@@ -77,6 +77,7 @@ struct envd_client {
     char *keepalive;    /* "50" */
     char *files_path;   /* path prefix of the runtime URL ("" or "/x") + "/files" */
     atomic_int transport; /* envd_transport_kind: GRPC, CONNECT or AUTO (unknown) */
+    struct envd_traffic *traffic; /* the token provider's state, or NULL (api/traffic.h) */
 };
 
 void envd_client_ref(envd_client *c);
@@ -96,6 +97,7 @@ typedef enum envd_gate {
     ENVD_GATE_RECURSIVE_WATCH,
     ENVD_GATE_WATCH_ENTRY,
     ENVD_GATE_WATCH_NETWORK,
+    ENVD_GATE_COMPOSE,
 } envd_gate;
 /* 1 when the sandbox's envd serves g, or its version is unknown. */
 int envd_client_serves(const envd_client *c, envd_gate g);

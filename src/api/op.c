@@ -1,6 +1,7 @@
 /* The operation base, the one RPC starter and the one header policy (the
  * model is described in op.h). */
 #include "api/op.h"
+#include "api/traffic.h"
 #include "core/alloc.h"
 
 #include <stdio.h>
@@ -214,13 +215,15 @@ size_t envd_op_headers(envd_client *c, const char *method, envd_call_kind kind, 
                  (long long)process_timeout_ms);
         out[n++] = (envd_kv){"connect-timeout-ms", scratch->timeout};
     }
-    return n;
+    return envd_traffic_header(c, out, n, scratch);
 }
 
 void envd_headers_done(envd_header_scratch *scratch)
 {
     free(scratch->auth);
     scratch->auth = NULL;
+    free(scratch->traffic);
+    scratch->traffic = NULL;
 }
 
 size_t envd_call_headers(envd_client *c, const char *user, envd_kv *out, char **owned)
@@ -297,7 +300,7 @@ envd_status envd_op_start_rpc(envd_op *op, envd_client *c, const envd_call *call
     envd_rpc_callbacks cb = {on_message, on_done, op};
     envd_rpc *rpc = NULL;
     envd_op_ref(op); /* the transport's, if it starts */
-    s = op->t->ops->start(op->t, &req, &cb, &rpc);
+    s = hs.status != ENVD_OK ? hs.status : op->t->ops->start(op->t, &req, &cb, &rpc);
     envd_headers_done(&hs);
     free(body);
     if (s != ENVD_OK) {

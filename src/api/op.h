@@ -141,15 +141,19 @@ typedef enum envd_call_kind {
 typedef struct envd_header_scratch {
     char *auth;        /* Authorization for a per-call user */
     char timeout[24];  /* Connect-Timeout-Ms */
+    char *traffic;     /* the traffic token (api/traffic.h) */
+    uint64_t traffic_gen;
+    envd_status status; /* not OK: no token could be had; do not send */
 } envd_header_scratch;
 
 /* Room envd_op_headers needs in out (callers add their own extras). */
-#define ENVD_OP_HEADERS_CAP(c) ((c)->n_headers + 3)
+#define ENVD_OP_HEADERS_CAP(c) ((c)->n_headers + 4)
 
 /* The headers of one call, in order: the client's (the Go client's set,
  * custom headers last) with Authorization for `user` (NULL = the
  * client's), minus custom Connect-Timeout-Ms / Keepalive-Ping-Interval,
- * then the reserved ones this call may carry. Returns the count. */
+ * then the reserved ones this call may carry, then the traffic token
+ * (scratch->status says when there is none to be had). Returns the count. */
 size_t envd_op_headers(envd_client *c, const char *method, envd_call_kind kind, const char *user,
                        int64_t process_timeout_ms, envd_kv *out, envd_header_scratch *scratch);
 void envd_headers_done(envd_header_scratch *scratch);

@@ -152,6 +152,10 @@ ENVD_SYNC_TAKE_VIA(envd_files_write, envd_files_write_one, envd_write_info *, EN
 ENVD_SYNC_TAKE_VIA(envd_files_write_text, envd_files_write_text_start, envd_write_info *,
                    ENVD_FK_WRITE_INFO, (c, path, text, o, &f_), envd_client *c, const char *path,
                    const char *text, const envd_files_opts *o)
+ENVD_SYNC_TAKE(envd_files_compose, envd_write_info *, ENVD_FK_WRITE_INFO,
+               (c, sources, n, destination, o, &f_), envd_client *c,
+               const char *const *sources, size_t n, const char *destination,
+               const envd_files_opts *o)
 
 /* A read has two outputs (the bytes and their count) and a result whose
  * kind follows the sink: the rows' contract, written out. `refused`: a

@@ -134,6 +134,7 @@ void envd_config_free(envd_config *c)
     free(c->sandbox_base_url);
     free(c->code_base_url);
     free(c->ca_file);
+    free(c->traffic_token);
     envd_kvlist_free(&c->headers);
     free(c);
 }
@@ -147,7 +148,7 @@ envd_config *envd_config_dup(const envd_config *src)
         return NULL;
     *c = *src;
     c->domain = c->scheme = c->runtime_token = c->api_key = c->auth_header = c->user = NULL;
-    c->sandbox_base_url = c->code_base_url = c->ca_file = NULL;
+    c->sandbox_base_url = c->code_base_url = c->ca_file = c->traffic_token = NULL;
     memset(&c->headers, 0, sizeof(c->headers));
     clear_error(c);
     int bad = envd_str_set(&c->domain, src->domain) || envd_str_set(&c->scheme, src->scheme) ||
@@ -158,6 +159,7 @@ envd_config *envd_config_dup(const envd_config *src)
               envd_str_set(&c->sandbox_base_url, src->sandbox_base_url) ||
               envd_str_set(&c->code_base_url, src->code_base_url) ||
               envd_str_set(&c->ca_file, src->ca_file) ||
+              envd_str_set(&c->traffic_token, src->traffic_token) ||
               envd_kvlist_copy(&c->headers, &src->headers);
     if (bad) {
         envd_config_free(c);

@@ -56,6 +56,10 @@ struct envd_config {
     int envd_version[3]; /* major, minor, patch; major -1: unknown */
     int streams_per_connection; /* connection pools, see envd.h */
     int max_connections;
+    /* Traffic tokens (api/traffic.c): a static token, or a provider. */
+    char *traffic_token;
+    envd_traffic_token_cb traffic_cb;
+    void *traffic_ud;
     /* Why the last setter failed: "<argument>: <reason>", "" after a
      * success. reason_at is where <reason> starts; bad_arg says which
      * argument it was (1 = the first after cfg), 0 when none. */

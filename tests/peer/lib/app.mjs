@@ -122,10 +122,29 @@ export function createApp({ root, token = null, defaultUser = "root", seed = 0 }
     );
   }
 
+  // Test hook: with PEER_TRAFFIC_CHECK=<file>, a gateway enforcing traffic
+  // tokens stands in front: e2b-traffic-access-token must be
+  // "tok-<unix ms expiry>" with the expiry still ahead, else 401. One line
+  // per request: method, path, token (or -), ms left, ok or bad.
+  const trafficLog = process.env.PEER_TRAFFIC_CHECK;
+  function trafficRejected(req) {
+    const tok = req.headers["e2b-traffic-access-token"];
+    const m = typeof tok === "string" ? /^tok-(\d+)$/.exec(tok) : null;
+    const left = m ? Number(m[1]) - Date.now() : NaN;
+    const ok = m !== null && left > 0;
+    const path = (req.url ?? "/").split("?")[0];
+    appendFileSync(trafficLog, `${req.method} ${path} ${tok ?? "-"} ${left} ${ok ? "ok" : "bad"}\n`);
+    return !ok;
+  }
+
   function handler(req, res) {
     // For handlers that must shape the HTTP/1.1 exchange (connection close).
     req.peerResponse = res;
     if (headerLog) logHeaders(req);
+    if (trafficLog && trafficRejected(req)) {
+      jsonError(res, 401, "traffic access token missing, malformed or expired");
+      return;
+    }
     // Routed by port as a sandbox gateway routes it: the code interpreter.
     if (req.headers["e2b-sandbox-port"] === CODE_PORT) return code.handle(req, res);
     const origin = req.headers.origin;

@@ -1,7 +1,8 @@
 // envd's plain-HTTP API (spec §6.3): /health, /envs, /metrics, /init and
 // /files (download with Range and gzip, streamed multipart or raw uploads).
 import fs from "node:fs/promises";
-import { readFileSync, statfsSync } from "node:fs";
+import { createReadStream, readFileSync, statfsSync } from "node:fs";
+import { randomUUID } from "node:crypto";
 import os from "node:os";
 import path from "node:path";
 import zlib from "node:zlib";
@@ -377,8 +378,10 @@ export class HttpApi {
           return await this.download(req, res, filesQuery(url));
         case "POST /files":
           return await this.upload(req, res, filesQuery(url));
+        case "POST /files/compose":
+          return await this.compose(req, res);
         default:
-          if (["/health", "/envs", "/metrics", "/init", "/files"].includes(url.pathname)) {
+          if (["/health", "/envs", "/metrics", "/init", "/files", "/files/compose"].includes(url.pathname)) {
             res.writeHead(405);
             res.end();
             return;
@@ -754,6 +757,126 @@ export class HttpApi {
     const headers = { "Content-Type": "text/plain; charset=utf-8" };
     if (reply.length <= 2048) headers["Content-Length"] = reply.length;
     res.writeHead(200, headers);
+    res.end(reply);
+  }
+
+  /**
+   * envd's PostFilesCompose (envd >= 0.5.5, compose.go): checks in its
+   * order, the sources concatenated into <dest>.e2b-compose.<uuid>.tmp
+   * (chowned to the user), renamed over dest, then the sources deleted.
+   * Reply: one EntryInfo {name, path, type} from a json.Encoder (a trailing
+   * newline), application/json.
+   */
+  async compose(req, res) {
+    const sb = this.sb;
+    const chunks = [];
+    for await (const c of req) chunks.push(c);
+    const text = Buffer.concat(chunks).toString("utf8");
+    let body;
+    try {
+      if (text.trim() === "") throw new Error("EOF");
+      body = JSON.parse(text);
+      if (body !== null && (typeof body !== "object" || Array.isArray(body))) {
+        throw new Error("json: cannot unmarshal into Go value of type api.ComposeRequest");
+      }
+      body ??= {};
+      const sp = body.source_paths;
+      if (sp != null && (!Array.isArray(sp) || sp.some((x) => typeof x !== "string"))) {
+        throw new Error("json: cannot unmarshal into Go struct field ComposeRequest.source_paths");
+      }
+      for (const k of ["destination", "username"]) {
+        if (body[k] != null && typeof body[k] !== "string") {
+          throw new Error(`json: cannot unmarshal into Go struct field ComposeRequest.${k}`);
+        }
+      }
+    } catch (err) {
+      throw new HttpError(400, `invalid request body: ${err.message}`);
+    }
+    const sources = body.source_paths ?? [];
+    if (sources.length === 0) throw new HttpError(400, "source_paths must not be empty");
+    if (!body.destination) throw new HttpError(400, "destination is required");
+    const username = body.username ?? sb.defaultUser;
+    if (!username) throw new HttpError(400, "no user specified");
+    const user = this.lookupUser(username);
+    let dest;
+    try {
+      dest = sb.resolve(body.destination, user);
+    } catch (err) {
+      throw new HttpError(400, `error resolving destination path: ${err.message}`);
+    }
+    const resolved = [];
+    for (const src of sources) {
+      let r;
+      try {
+        r = sb.resolve(src, user);
+      } catch (err) {
+        throw new HttpError(400, `error resolving source path ${JSON.stringify(src)}: ${err.message}`);
+      }
+      if (r === dest) {
+        throw new HttpError(400, `source path ${JSON.stringify(src)} cannot be the same as destination`);
+      }
+      let st;
+      try {
+        st = await fs.stat(sb.toReal(r));
+      } catch {
+        throw new HttpError(404, `source file not found: ${src}`);
+      }
+      if (!st.isFile()) throw new HttpError(400, `source path is not a regular file: ${src}`);
+      resolved.push(r);
+    }
+    try {
+      await ensureDirs(sb, path.posix.dirname(dest), user);
+    } catch (err) {
+      throw new HttpError(500, `error ensuring directories: ${err.message}`);
+    }
+    const tmp = `${dest}.e2b-compose.${randomUUID()}.tmp`;
+    const realTmp = sb.toReal(tmp);
+    let fh;
+    try {
+      fh = await fs.open(realTmp, "w", 0o666);
+    } catch (err) {
+      if (err.code === "ENOSPC") throw new HttpError(507, "not enough disk space available");
+      throw new HttpError(500, `error creating destination file: ${pathError("open", tmp, err)}`);
+    }
+    const abandon = async (status, message) => {
+      await fh.close().catch(() => {});
+      await fs.unlink(realTmp).catch(() => {});
+      throw new HttpError(status, message);
+    };
+    try {
+      await chownToUser(sb, realTmp, user);
+    } catch (err) {
+      await abandon(500, `error changing file ownership: ${pathError("chown", tmp, err)}`);
+    }
+    for (const r of resolved) {
+      try {
+        for await (const chunk of createReadStream(sb.toReal(r))) {
+          let off = 0;
+          while (off < chunk.length) {
+            const { bytesWritten } = await fh.write(chunk, off, chunk.length - off);
+            off += bytesWritten;
+          }
+        }
+      } catch (err) {
+        if (err.code === "ENOSPC") await abandon(507, "not enough disk space available");
+        await abandon(500, `error composing source ${r}: ${errnoText(err)}`);
+      }
+    }
+    try {
+      await fh.close();
+    } catch (err) {
+      await fs.unlink(realTmp).catch(() => {});
+      throw new HttpError(500, `error closing destination file: ${errnoText(err)}`);
+    }
+    try {
+      await fs.rename(realTmp, sb.toReal(dest));
+    } catch (err) {
+      await fs.unlink(realTmp).catch(() => {});
+      throw new HttpError(500, `error finalizing compose: ${pathError("rename", tmp, err)}`);
+    }
+    for (const r of resolved) await fs.unlink(sb.toReal(r)).catch(() => {});
+    const reply = Buffer.from(goJson({ name: goBase(dest), path: dest, type: "file" }) + "\n");
+    res.writeHead(200, { "Content-Type": "application/json", "Content-Length": reply.length });
     res.end(reply);
   }
 
