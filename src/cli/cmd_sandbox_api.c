@@ -165,13 +165,34 @@ static int json_field(cli_buf *b, const char *name, const char *v, int first)
 
 /* One line of create's output, or of list's (with state, times and
  * metadata). */
+/* Where a created sandbox's client reaches envd: the host of its runtime
+ * URL (sandbox.<domain> for E2B's domains, <port>-<id>.<domain> for others;
+ * see envd_sandbox_create_async), so that batch --sandboxes reaches it the
+ * same way. */
+static void reach_host(const envd_sandbox *s, char *out, size_t cap)
+{
+    out[0] = '\0';
+    envd_client *cl = envd_sandbox_take_client(s);
+    const char *url = cl ? envd_client_runtime_url(cl) : NULL;
+    const char *h = url ? strstr(url, "://") : NULL;
+    if (h) {
+        h += 3;
+        size_t n = strcspn(h, "/");
+        snprintf(out, cap, "%.*s", (int)(n < cap ? n : cap - 1), h);
+    }
+    envd_client_free(cl);
+}
+
 static int print_sandbox(const envd_sandbox *s, int listed)
 {
     cli_buf b = {0};
     int rc = cli_buf_append(&b, "{", 1) | json_field(&b, "id", s->id, 1);
-    if (!listed)
-        rc |= json_field(&b, "domain", s->domain, 0) |
+    if (!listed) {
+        char host[512];
+        reach_host(s, host, sizeof host);
+        rc |= json_field(&b, "domain", host[0] ? host : s->domain, 0) |
               json_field(&b, "token", s->access_token, 0);
+    }
     rc |= json_field(&b, "envd_version", s->envd_version, 0) |
           json_field(&b, "template", s->template_id, 0);
     if (listed) {
