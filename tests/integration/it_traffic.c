@@ -339,21 +339,31 @@ static void provider_error_connect(void **state)
 
 /* ---- a 401 from the gateway: the next call gets a new token ---- */
 
+/* over /files, then over a unary RPC on gRPC and Connect (server streams
+ * do not report a 401 yet: their token is renewed at expiry) */
 static void rejected_then_renewed(void **state)
 {
     fixture *fx = *state;
-    prov p = {.validity_ms = 60000};
-    atomic_store(&p.rejected_first, 1);
-    envd_client *c = client(fx, ENVD_TRANSPORT_CONNECT, &p, NULL);
-    envd_error *err = NULL;
-    envd_status st = envd_files_write_text(c, "/traffic/r", "r", NULL, NULL, &err);
-    assert_int_equal(st, ENVD_UNAUTHENTICATED);
-    assert_int_equal(envd_error_http_status(err), 401);
-    envd_error_free(err);
-    st = envd_files_write_text(c, "/traffic/r", "r", NULL, NULL, &err);
-    assert_envd_ok(st, err);
-    assert_int_equal(atomic_load(&p.calls), 2);
-    envd_client_free(c);
+    envd_transport_kind kinds[] = {ENVD_TRANSPORT_CONNECT, ENVD_TRANSPORT_GRPC,
+                                   ENVD_TRANSPORT_CONNECT};
+    for (int k = 0; k < 3; k++) {
+        prov p = {.validity_ms = 60000};
+        atomic_store(&p.rejected_first, 1);
+        envd_client *c = client(fx, kinds[k], &p, NULL);
+        envd_error *err = NULL;
+        envd_entry_info *e = NULL;
+        envd_status st = k == 0 ? envd_files_write_text(c, "/traffic/r", "r", NULL, NULL, &err)
+                                : envd_fs_get_info(c, "/", &e, &err);
+        assert_int_equal(st, ENVD_UNAUTHENTICATED);
+        assert_int_equal(envd_error_http_status(err), 401);
+        envd_error_free(err);
+        st = k == 0 ? envd_files_write_text(c, "/traffic/r", "r", NULL, NULL, &err)
+                    : envd_fs_get_info(c, "/", &e, &err);
+        assert_envd_ok(st, err);
+        envd_entry_info_free(e);
+        assert_int_equal(atomic_load(&p.calls), 2);
+        envd_client_free(c);
+    }
 }
 
 /* ---- the static form ---- */
