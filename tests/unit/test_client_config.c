@@ -68,7 +68,9 @@ static void defaults_and_url(void **state)
     assert_int_equal(envd_client_new(rt, "sbx-1", cfg, &c, NULL), ENVD_OK);
     assert_string_equal(envd_client_runtime_url(c), "http://10.1.2.3:49983/prefix/");
     assert_string_equal(c->ep.base_url, "http://10.1.2.3:49983/prefix");
-    assert_string_equal(c->files_path, "/prefix/files");
+    /* joined to base_url, which carries the prefix: /prefix/files on the
+     * wire (test_base_url_path checks the request line) */
+    assert_string_equal(c->files_path, "/files");
     envd_client_free(c);
 
     /* an IPv6 domain keeps its brackets in the URL and the authority */
