@@ -332,7 +332,10 @@ static void g_401_over_window(int fd)
             return;
         left -= k;
     }
-    fs_drain(fd, 1500);
+    /* Closing while the client still sends (its RST_STREAM, a WINDOW_UPDATE)
+     * would reset the connection and could discard the 401 before a
+     * starved client read it: stay until it has been quiet for a while. */
+    fs_drain(fd, 4000);
 }
 
 /* ---- the cases ----------------------------------------------------------------- */
