@@ -393,7 +393,11 @@ static envd_status connect_start(envd_rpc_transport *t, const envd_rpc_request *
     envd_curl_xfer_init(&r->x, &rpc_vt, eng, easy, req->ep);
     st = ENVD_E_NOMEM;
 
-    curl_easy_setopt(easy, CURLOPT_URL, r->url);
+    CURLU *u = envd_curl_url(eng, r->url);
+    if (u)
+        curl_easy_setopt(easy, CURLOPT_CURLU, u);
+    else
+        curl_easy_setopt(easy, CURLOPT_URL, r->url);
     curl_easy_setopt(easy, CURLOPT_POST, 1L);
     curl_easy_setopt(easy, CURLOPT_HTTPHEADER, r->hdrs);
     curl_easy_setopt(easy, CURLOPT_HEADERFUNCTION, on_header);

@@ -95,6 +95,12 @@ struct envd_curl_xfer {
 CURL *envd_curl_easy_get(envd_curl_engine *e);
 void envd_curl_easy_put(envd_curl_engine *e, CURL *easy);
 
+/* The URL parsed once per engine, for CURLOPT_CURLU (libcurl then skips its
+ * per-request parse). Lives until the engine is freed; NULL when the URL
+ * does not parse, memory is short or the engine already holds its limit of
+ * distinct URLs: use CURLOPT_URL then. Any thread. */
+CURLU *envd_curl_url(envd_curl_engine *e, const char *url);
+
 void envd_curl_xfer_init(envd_curl_xfer *x, const envd_curl_xfer_vt *vt, envd_curl_engine *e,
                          CURL *easy, const envd_endpoint *ep);
 

@@ -5,6 +5,7 @@
  * Also checks the request bytes the transport puts on the wire. */
 #include "curl_test_util.h"
 #include "fault_server.h"
+#include "transport/curl_engine.h"
 
 #include <setjmp.h>
 #include <stdarg.h>
@@ -419,6 +420,40 @@ static void test_proxy_environment(void **state)
     envd_curl_engine_free(e);
 }
 
+/* The engine's parsed-URL cache: one CURLU per distinct URL, NULL for what
+ * does not parse and past the cache's limit; calls work either way. */
+static void test_url_cache(void **state)
+{
+    (void)state;
+    envd_curl_engine *e = NULL;
+    assert_int_equal(envd_curl_engine_new(NULL, NULL, &e), ENVD_OK);
+    CURLU *a = envd_curl_url(e, "http://127.0.0.1:1/pkg.Svc/A");
+    assert_non_null(a);
+    assert_ptr_equal(envd_curl_url(e, "http://127.0.0.1:1/pkg.Svc/A"), a);
+    assert_ptr_not_equal(envd_curl_url(e, "http://127.0.0.1:1/pkg.Svc/B"), a);
+    assert_null(envd_curl_url(e, "http://[::1/x"));
+    char url[96];
+    int filled = 0;
+    for (int i = 0; i < 5000; i++) {
+        snprintf(url, sizeof url, "http://127.0.0.1:1/pkg.Svc/M%d", i);
+        if (!envd_curl_url(e, url)) {
+            filled = 1;
+            break;
+        }
+    }
+    assert_true(filled);
+    rec r;
+    fs_set(sc_unary_ok);
+    for (int i = 0; i < 2; i++) { /* the second round: the cache is full */
+        assert_int_equal(call_on(e, &g_ep, &r), ENVD_OK);
+        pthread_mutex_lock(&g_fs.mu);
+        assert_non_null(strstr(g_fs.last_head, "POST /pkg.Svc/Unary HTTP/1.1\r\n"));
+        pthread_mutex_unlock(&g_fs.mu);
+        rec_destroy(&r);
+    }
+    envd_curl_engine_free(e);
+}
+
 static void test_unary_bodies(void **state)
 {
     (void)state;
@@ -734,6 +769,7 @@ int main(void)
         cmocka_unit_test(test_client_stream_wire),
         cmocka_unit_test(test_bad_requests),
         cmocka_unit_test(test_proxy_environment),
+        cmocka_unit_test(test_url_cache),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
