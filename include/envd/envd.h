@@ -309,6 +309,16 @@ ENVD_API envd_status envd_config_set_workers(envd_config *cfg, int workers);
  * blocks, or with fail_fast returns ENVD_E_BUSY. */
 ENVD_API envd_status envd_config_set_max_inflight(envd_config *cfg, int max_inflight,
                                                   int fail_fast);
+/* Attempts after the first, 0..10, default 3, for a call that nothing of
+ * reached the sandbox: the connection was refused, a gateway answered 429
+ * or 503 itself (gateway_not_ready, a rate limit), or the connection closed
+ * before any response byte on an idempotent call (Stat, ListDir, List, a
+ * /files read). Exponential back-off from 100 ms (to 5 s) with jitter, or
+ * the reply's Retry-After (seconds or an HTTP date), all within the call's
+ * request timeout. Never retried: a reply from envd, a 502 (a gateway's
+ * sandbox not found / not running: ENVD_UNAVAILABLE naming the sandbox),
+ * a stream that delivered a message, a client stream or an upload. */
+ENVD_API envd_status envd_config_set_retries(envd_config *cfg, int retries);
 
 /* ---- Limits ------------------------------------------------------------------
  * A sandbox runs untrusted code, and a gateway or proxy may answer in envd's

@@ -84,6 +84,15 @@ struct files_xfer {
     struct envd_traffic *traffic; /* a reference, to report a 401 (api/traffic.h) */
     uint64_t traffic_gen;
     int compose; /* POST /files/compose: a JSON reply of one entry */
+
+    /* A read's next attempt (the one retry rule, op.h): the request as
+     * built, the client (a reference), and the reply's Retry-After. */
+    envd_client *c;
+    char *target;
+    struct req_headers *hd;
+    int64_t started_ms;
+    int64_t retry_after_ms;
+    int attempts;
 };
 
 typedef struct files_args {

@@ -20,6 +20,10 @@
 #define ERROR_BODY_MAX 4096
 #define REPLY_MAX ((size_t)4 << 20) /* a write's JSON reply: ~100 bytes a file */
 
+typedef struct req_headers req_headers;
+static void headers_free(req_headers *h);
+static envd_status launch(files_xfer *x, const char *compose_json);
+
 /* ---- the operation (envd_op) ---------------------------------------------------- */
 
 static void xfer_destroy(envd_op *op)
@@ -34,6 +38,9 @@ static void xfer_destroy(envd_op *op)
     envd_traffic_unref(x->traffic);
     free(x->what);
     envd_buf_free(&x->body);
+    headers_free(x->hd);
+    free(x->target);
+    envd_client_free(x->c);
     free(x);
 }
 
@@ -119,21 +126,78 @@ static envd_error *outcome_error(files_xfer *x, envd_error *err)
         return envd_error_wrap(err, x->is_read ? "failed to read file" : "failed to write file");
     if (x->status == 401)
         envd_traffic_rejected(x->traffic, x->traffic_gen);
-    if (x->status == 404 && !x->compose)
-        return envd_error_new(ENVD_NOT_FOUND, ENVD_TRANSPORT_HTTP, 404, "file not found: %s",
-                              x->what);
     if (x->body_ok)
         return NULL;
     envd_error *e = envd_error_from_http_body(x->status, (const uint8_t *)x->body.data,
                                               x->body.len, ENVD_TRANSPORT_HTTP);
+    envd_error_set_retry_after(e, x->retry_after_ms);
+    /* A 404 is envd's missing file, unless a gateway said the sandbox is
+     * missing (E2B's edge answers that with 404 too). */
+    if (x->status == 404 && !x->compose && e->code != ENVD_UNAVAILABLE) {
+        envd_error_free(e);
+        return envd_error_new(ENVD_NOT_FOUND, ENVD_TRANSPORT_HTTP, 404, "file not found: %s",
+                              x->what);
+    }
     /* envd's /files answers 500 for its own I/O failures (open, write,
      * EnsureDirs), which its RPCs report as internal. */
     if (x->status == 500 && e->code == ENVD_UNKNOWN)
         e->code = ENVD_INTERNAL;
     err = envd_error_new(e->code, ENVD_TRANSPORT_HTTP, x->status,
                          "failed to %s file (status %d): %s", verb, x->status, e->message);
+    envd_error_set_failure(err, e->failure);
+    envd_error_set_retry_after(err, e->retry_after_ms);
     envd_error_free(e);
     return err;
+}
+
+static void retry_read(envd_op *op)
+{
+    files_xfer *x = (files_xfer *)op;
+    envd_status st = envd_op_stopped(op) ? ENVD_CANCELED : launch(x, NULL);
+    if (st != ENVD_OK) {
+        envd_error *err = envd_error_new(
+            st, ENVD_TRANSPORT_HTTP, 0, "failed to read file %s: %s (%d attempt%s failed)", x->what,
+            st == ENVD_CANCELED ? "canceled while waiting to retry" : envd_strerror(st),
+            x->attempts, x->attempts == 1 ? "" : "s");
+        envd_op_release(op);
+        envd_future_complete(x->f, NULL, NULL, err);
+    }
+    envd_op_unref(op); /* the timer's: launch took the transport's own */
+}
+
+/* A read that the one retry rule (failure.c) lets go again: arms it and
+ * takes err. 0: err is final. */
+static int retried(files_xfer *x, envd_error **err)
+{
+    if (!x->is_read || !*err || envd_op_stopped(&x->op))
+        return 0;
+    x->attempts++;
+    int64_t timeout = x->c->cfg->request_timeout_ms;
+    envd_retry_ctx ctx = {
+        .attempt = x->attempts,
+        .max_retries = envd_op_max_retries(x->c),
+        .remaining_ms = timeout > 0 ? timeout - (envd_now_ms() - x->started_ms) : -1,
+        .replayable = 1,
+        .idempotent = 1,
+        .responded = x->moved > 0,
+    };
+    int64_t delay = envd_retry_delay_ms(*err, &ctx, (uint64_t)envd_now_ms() * 2654435761u);
+    if (delay < 0)
+        return 0;
+    envd_http *h = atomic_exchange(&x->http, NULL);
+    if (h)
+        envd_http_release(h);
+    x->status = 0;
+    x->body_ok = 0;
+    x->content_length = -1;
+    x->retry_after_ms = -1;
+    envd_buf_free(&x->body);
+    /* The transport's reference passes to the timer. */
+    if (envd_op_retry_after(&x->op, delay, retry_read) != ENVD_OK)
+        return 0;
+    envd_error_free(*err);
+    *err = NULL;
+    return 1;
 }
 
 static void on_done(void *ud, envd_error *err)
@@ -141,7 +205,15 @@ static void on_done(void *ud, envd_error *err)
     files_xfer *x = ud;
     void *result = NULL;
     envd_free_fn free_fn = NULL;
-    if (!(err = outcome_error(x, err))) {
+    err = envd_op_gateway_error(x->c, outcome_error(x, err));
+    if (retried(x, &err))
+        return;
+    if (err && x->attempts > 1) {
+        char prefix[64];
+        snprintf(prefix, sizeof prefix, "after %d attempts", x->attempts);
+        envd_error_wrap(err, prefix);
+    }
+    if (!err) {
         result = x->is_read ? envd_files_read_result(x, &free_fn)
                             : envd_files_write_result(x, &free_fn);
         if (!result)
@@ -174,19 +246,22 @@ static char *files_target(envd_client *c, const char *path, const char *user)
     return out;
 }
 
-typedef struct req_headers {
+struct req_headers {
     envd_kv *kv;
     size_t n;
     envd_header_scratch scratch;
     char *names; /* "x-metadata-<key>\0" for each key, in one block */
     char range[64];
-} req_headers;
+};
 
 static void headers_free(req_headers *h)
 {
+    if (!h)
+        return;
     free(h->kv);
     envd_headers_done(&h->scratch);
     free(h->names);
+    free(h);
 }
 
 /* The client's headers by the one header policy (Authorization following
@@ -254,6 +329,7 @@ static files_xfer *xfer_new(envd_client *c, const files_args *a, const envd_file
     x->o.user = NULL;
     x->o.meta = (envd_kvlist){0};
     x->content_length = -1;
+    x->retry_after_ms = -1;
     char what[32];
     snprintf(what, sizeof what, "(%zu files)", a->n_srcs);
     x->what = envd_strdup(a->path ? a->path : what);
@@ -270,19 +346,23 @@ static files_xfer *xfer_new(envd_client *c, const files_args *a, const envd_file
     return x;
 }
 
-/* Starts the request; on failure nothing runs and x is untouched. */
-static envd_status launch(envd_client *c, files_xfer *x, const files_args *a,
-                          const envd_files_opts *o, const char *target, req_headers *hd)
+/* Starts the request (an attempt; compose_json: a /files/compose body);
+ * on failure nothing runs and x is untouched. */
+static envd_status launch(files_xfer *x, const char *compose_json)
 {
-    int form = !a->is_read && !o->octet && !a->compose_json;
+    envd_client *c = x->c;
+    const envd_files_opts *o = &x->o;
+    const req_headers *hd = x->hd;
+    int is_read = x->is_read;
+    int form = !is_read && !o->octet && !compose_json;
     envd_http_part *parts = NULL;
-    if (!a->is_read && !(parts = envd_calloc(x->n_srcs ? x->n_srcs : 1, sizeof *parts)))
+    if (!is_read && !(parts = envd_calloc(x->n_srcs ? x->n_srcs : 1, sizeof *parts)))
         return ENVD_E_NOMEM;
-    if (a->compose_json)
+    if (compose_json)
         parts[0] = (envd_http_part){.content_type = "application/json",
-                                    .data = (const uint8_t *)a->compose_json,
-                                    .len = strlen(a->compose_json)};
-    for (size_t i = 0; !a->is_read && i < x->n_srcs; i++)
+                                    .data = (const uint8_t *)compose_json,
+                                    .len = strlen(compose_json)};
+    for (size_t i = 0; !is_read && i < x->n_srcs; i++)
         parts[i] = (envd_http_part){.name = "file",
                                     .filename = form ? x->srcs[i].path : NULL,
                                     .read = envd_files_src_read,
@@ -290,20 +370,21 @@ static envd_status launch(envd_client *c, files_xfer *x, const files_args *a,
                                     .size = x->srcs[i].size};
     envd_http_request req = {
         .ep = &c->ep,
-        .method = a->is_read ? "GET" : "POST",
-        .path = target,
+        .method = is_read ? "GET" : "POST",
+        .path = x->target,
         .headers = hd->kv,
         .n_headers = hd->n,
         .parts = form ? parts : NULL,
         .n_parts = form ? x->n_srcs : 0,
-        .raw = a->is_read || form ? NULL : parts,
-        .gzip_request = !a->is_read && o->gzip,
-        .accept_gzip = a->is_read && o->gzip,
+        .raw = is_read || form ? NULL : parts,
+        .gzip_request = !is_read && o->gzip,
+        .accept_gzip = is_read && o->gzip,
         .timeout_ms = c->cfg->request_timeout_ms,
         .idle_timeout_ms = o->idle_set ? o->idle_timeout_ms : c->cfg->idle_timeout_ms,
         .deadline_ms = o->timeout_ms,
         .min_bytes = c->cfg->files_min_bytes,
         .min_window_ms = c->cfg->files_min_window_ms,
+        .retry_after_ms = &x->retry_after_ms,
     };
     envd_http_callbacks cb = {on_status, on_data, on_progress, on_done, x};
     envd_http *h = NULL;
@@ -314,7 +395,10 @@ static envd_status launch(envd_client *c, files_xfer *x, const files_args *a,
         envd_op_unref(&x->op);
         return s;
     }
-    atomic_store(&x->http, h);
+    /* an earlier attempt that ended before it was published goes here */
+    envd_http *prev = atomic_exchange(&x->http, h);
+    if (prev)
+        envd_http_release(prev);
     if (envd_op_stopped(&x->op)) /* a cancel that came before the store */
         envd_http_cancel(h);
     return ENVD_OK;
@@ -367,17 +451,25 @@ envd_status envd_files_xfer_start(envd_client *c, const files_args *a, const env
     files_xfer *x = xfer_new(c, a, o);
     if (!x)
         return ENVD_E_NOMEM;
-    req_headers hd = {0};
     if ((x->traffic = c->traffic))
         envd_traffic_ref(x->traffic);
-    char *target = a->compose_json ? envd_strdup_printf("%s/compose", c->files_path)
-                                   : files_target(c, a->path, user);
-    s = target ? build_headers(c, a->is_read, o, user, &hd) : ENVD_E_NOMEM;
-    x->traffic_gen = hd.scratch.traffic_gen;
+    envd_client_ref(c);
+    x->c = c;
+    x->started_ms = envd_now_ms();
+    x->target = a->compose_json ? envd_strdup_printf("%s/compose", c->files_path)
+                                : files_target(c, a->path, user);
+    x->hd = envd_calloc(1, sizeof *x->hd);
+    s = x->target && x->hd ? build_headers(c, a->is_read, o, user, x->hd) : ENVD_E_NOMEM;
+    if (x->hd)
+        x->traffic_gen = x->hd->scratch.traffic_gen;
     if (s == ENVD_OK && (s = envd_op_acquire(&x->op)) == ENVD_OK)
-        s = launch(c, x, a, o, target, &hd);
-    headers_free(&hd);
-    free(target);
+        s = launch(x, a->compose_json);
+    if (!x->is_read) { /* only a read goes again: the rest is not needed */
+        headers_free(x->hd);
+        x->hd = NULL;
+        free(x->target);
+        x->target = NULL;
+    }
     envd_future *f = x->f;
     if (s != ENVD_OK) { /* nothing runs: the last reference gives the slot back */
         envd_future_discard(f);

@@ -20,7 +20,12 @@ void envd_op_init(envd_op *op, const envd_op_class *cls, envd_runtime *rt)
     atomic_init(&op->slot, 0);
     atomic_init(&op->live, 0);
     op->live_prev = op->live_next = NULL;
+    op->call = NULL;
+    op->retry_timer = NULL;
+    op->retry_fn = NULL;
 }
+
+static void call_free(struct envd_op_call *k);
 
 void envd_op_ref(envd_op *op)
 {
@@ -35,6 +40,7 @@ void envd_op_unref(envd_op *op)
     envd_rpc *rpc = atomic_load(&op->rpc);
     if (rpc)
         op->t->ops->release(rpc);
+    call_free(op->call);
     op->cls->destroy(op);
 }
 
@@ -98,6 +104,14 @@ static void wait_for_kills(envd_runtime *rt)
     pthread_mutex_unlock(&rt->mu);
 }
 
+static int retry_pending(envd_op *op)
+{
+    pthread_mutex_lock(&op->rt->mu);
+    int pending = op->retry_timer != NULL;
+    pthread_mutex_unlock(&op->rt->mu);
+    return pending;
+}
+
 void envd_ops_shutdown(envd_runtime *rt)
 {
     /* The tracked ops, each with a reference so that their hooks run
@@ -116,6 +130,11 @@ void envd_ops_shutdown(envd_runtime *rt)
     envd_future **fs = n ? envd_calloc(n, sizeof(*fs)) : NULL;
     size_t nf = 0;
     for (size_t i = 0; i < n; i++) {
+        if (retry_pending(ops[i])) { /* nothing of it is on the wire: it ends here */
+            envd_op_stop(ops[i]);
+            envd_op_unref(ops[i]);
+            continue;
+        }
         envd_future *f = ops[i]->cls->shutdown ? ops[i]->cls->shutdown(ops[i]) : NULL;
         if (f && fs)
             fs[nf++] = f;
@@ -133,6 +152,61 @@ void envd_ops_shutdown(envd_runtime *rt)
 }
 
 
+/* ---- retries ------------------------------------------------------------- */
+
+/* Takes the armed retry timer, if any (the one who gets it runs retry_fn). */
+static envd_timer *take_retry_timer(envd_op *op)
+{
+    pthread_mutex_lock(&op->rt->mu);
+    envd_timer *t = op->retry_timer;
+    op->retry_timer = NULL;
+    pthread_mutex_unlock(&op->rt->mu);
+    return t;
+}
+
+static void retry_fire(void *ud)
+{
+    envd_op *op = ud;
+    envd_timer *t = take_retry_timer(op);
+    if (!t)
+        return; /* envd_op_stop took it and runs retry_fn */
+    envd_timer_cancel(t); /* from inside the callback: freed after it */
+    op->retry_fn(op);
+}
+
+envd_status envd_op_retry_after(envd_op *op, int64_t delay_ms, void (*fn)(envd_op *op))
+{
+    envd_runtime *rt = op->rt;
+    envd_status st = ENVD_OK;
+    pthread_mutex_lock(&rt->mu);
+    if (rt->closing) {
+        st = ENVD_E_SHUTDOWN;
+    } else {
+        op->retry_fn = fn;
+        op->retry_timer = envd_timer_start(rt->timers, delay_ms, retry_fire, op);
+        if (!op->retry_timer)
+            st = ENVD_E_NOMEM;
+        else if (!atomic_load(&op->live)) { /* envd_ops_shutdown must see it */
+            atomic_store(&op->live, 1);
+            op->live_prev = NULL;
+            op->live_next = rt->live;
+            if (rt->live)
+                rt->live->live_prev = op;
+            rt->live = op;
+        }
+    }
+    pthread_mutex_unlock(&rt->mu);
+    /* A stop that came while arming found no timer: end it now. */
+    if (st == ENVD_OK && atomic_load(&op->stop)) {
+        envd_timer *t = take_retry_timer(op);
+        if (t) {
+            envd_timer_cancel(t);
+            fn(op);
+        }
+    }
+    return st;
+}
+
 void envd_op_stop(envd_op *op)
 {
     atomic_store(&op->stop, 1);
@@ -141,6 +215,11 @@ void envd_op_stop(envd_op *op)
         op->t->ops->cancel(rpc);
     if (op->cls->stop)
         op->cls->stop(op);
+    envd_timer *t = take_retry_timer(op);
+    if (t) { /* waiting for its next attempt: it ends now, canceled */
+        envd_timer_cancel(t);
+        op->retry_fn(op);
+    }
 }
 
 int envd_op_stopped(envd_op *op)
@@ -257,14 +336,176 @@ envd_rpc_transport *envd_client_rpc_transport(envd_client *c)
 
 /* ---- starting an RPC ------------------------------------------------------ */
 
-static envd_status pack(const ProtobufCMessage *msg, uint8_t **buf, size_t *len)
+/* What a retry needs to send the call again: the client (a reference),
+ * the call's parameters, the packed message and the caller's callbacks. */
+typedef struct envd_op_call {
+    envd_client *c;
+    envd_call call; /* .msg unused; .user points into data */
+    int (*on_message)(void *ud, const uint8_t *msg, size_t len);
+    void (*on_done)(void *ud, envd_error *err);
+    int64_t started_ms;
+    int attempts;  /* failed so far */
+    int responded; /* the current attempt delivered a message */
+    size_t len;
+    uint8_t data[]; /* the message, then the user ('\0'-ended) */
+} envd_op_call;
+
+static void call_free(envd_op_call *k)
 {
-    *len = msg ? protobuf_c_message_get_packed_size(msg) : 0;
-    *buf = envd_malloc(*len ? *len : 1);
-    if (!*buf)
-        return ENVD_E_NOMEM;
-    if (msg)
-        protobuf_c_message_pack(msg, *buf);
+    if (!k)
+        return;
+    envd_client_free(k->c);
+    free(k);
+}
+
+int envd_op_max_retries(const envd_client *c)
+{
+    return c->cfg->retries;
+}
+
+envd_error *envd_op_gateway_error(const envd_client *c, envd_error *err)
+{
+    if (!err)
+        return NULL;
+    envd_gateway_classify(err);
+    if (err->failure == ENVD_FAILURE_HTTP && c->sandbox_id && c->sandbox_id[0] &&
+        !strstr(err->message, c->sandbox_id)) {
+        char prefix[300];
+        snprintf(prefix, sizeof prefix, "sandbox %s", c->sandbox_id);
+        envd_error_wrap(err, prefix);
+    }
+    return err;
+}
+
+/* Sending these twice does what sending them once does. */
+static int idempotent(const char *method)
+{
+    static const char *const m[] = {"/filesystem.Filesystem/Stat",
+                                    "/filesystem.Filesystem/ListDir", "/process.Process/List"};
+    for (size_t i = 0; i < sizeof m / sizeof m[0]; i++)
+        if (strcmp(method, m[i]) == 0)
+            return 1;
+    return 0;
+}
+
+static uint64_t jitter_seed(const void *p)
+{
+    /* Different per call and per attempt; not for anything secret. */
+    uint64_t x = (uint64_t)(uintptr_t)p ^ (uint64_t)envd_now_ms() * 0x9e3779b97f4a7c15ULL;
+    x ^= x >> 33;
+    x *= 0xff51afd7ed558ccdULL;
+    return x ^ (x >> 33);
+}
+
+static envd_status start_attempt(envd_op *op, envd_op_call *k);
+
+static int rpc_message(void *ud, const uint8_t *msg, size_t len)
+{
+    envd_op *op = ud;
+    op->call->responded = 1;
+    return op->call->on_message ? op->call->on_message(ud, msg, len) : 0;
+}
+
+/* The retry timer ran out (or a stop came first): the next attempt. */
+static void retry_now(envd_op *op)
+{
+    envd_op_call *k = op->call;
+    /* The timer's reference passes to the transport, and the attempt may
+     * end before start returns: hold one of our own meanwhile. */
+    envd_op_ref(op);
+    envd_status st = atomic_load(&op->stop) ? ENVD_CANCELED : start_attempt(op, k);
+    if (st == ENVD_OK) {
+        envd_op_unref(op);
+        return;
+    }
+    envd_error *err =
+        st == ENVD_CANCELED
+            ? envd_error_new(ENVD_CANCELED, ENVD_TRANSPORT_NONE, 0,
+                             "%s: canceled while waiting to retry (%d attempt%s failed)",
+                             k->call.method, k->attempts, k->attempts == 1 ? "" : "s")
+            : envd_error_new(st, ENVD_TRANSPORT_NONE, 0, "%s: could not retry: %s",
+                             k->call.method, envd_strerror(st));
+    k->on_done(op, err); /* takes the timer's reference */
+    envd_op_unref(op);
+}
+
+static void rpc_done(void *ud, envd_error *err)
+{
+    envd_op *op = ud;
+    envd_op_call *k = op->call;
+    err = envd_op_gateway_error(k->c, err);
+    if (err && !atomic_load(&op->stop)) {
+        k->attempts++;
+        int64_t timeout = k->call.timeout_ms;
+        envd_retry_ctx ctx = {
+            .attempt = k->attempts,
+            .max_retries = envd_op_max_retries(k->c),
+            .remaining_ms = timeout > 0 ? timeout - (envd_now_ms() - k->started_ms) : -1,
+            .replayable = k->call.kind != ENVD_RPC_CLIENT_STREAM,
+            .idempotent = idempotent(k->call.method),
+            .responded = k->responded,
+        };
+        int64_t delay = envd_retry_delay_ms(err, &ctx, jitter_seed(op));
+        if (delay >= 0) {
+            envd_rpc *old = atomic_exchange(&op->rpc, NULL);
+            if (old)
+                op->t->ops->release(old);
+            /* The transport's reference passes to the timer. */
+            if (envd_op_retry_after(op, delay, retry_now) == ENVD_OK) {
+                envd_error_free(err);
+                return;
+            }
+        }
+        if (k->attempts > 1) {
+            char prefix[64];
+            snprintf(prefix, sizeof prefix, "after %d attempts", k->attempts);
+            envd_error_wrap(err, prefix);
+        }
+    }
+    k->on_done(ud, err);
+}
+
+/* One attempt of op's call: transport, headers, start, publish. */
+static envd_status start_attempt(envd_op *op, envd_op_call *k)
+{
+    envd_client *c = k->c;
+    if (!k->attempts) /* a retry goes the way the first attempt went */
+        op->t = envd_client_rpc_transport(c);
+    envd_kv hdrs[ENVD_OP_HEADERS_CAP(c)];
+    envd_header_scratch hs;
+    size_t nh = envd_op_headers(c, k->call.method, (envd_call_kind)k->call.kind, k->call.user,
+                                k->call.process_timeout_ms, hdrs, &hs);
+    int64_t timeout = k->call.timeout_ms;
+    if (timeout > 0 && k->attempts > 0) { /* what is left of the call's */
+        timeout -= envd_now_ms() - k->started_ms;
+        if (timeout < 1)
+            timeout = 1;
+    }
+    envd_rpc_request req = {
+        .ep = &c->ep,
+        .method = k->call.method,
+        .kind = k->call.kind,
+        .headers = hdrs,
+        .n_headers = nh,
+        .body = k->data,
+        .body_len = k->len,
+        .timeout_ms = timeout,
+        .idle_timeout_ms = k->call.idle_timeout_ms,
+    };
+    envd_rpc_callbacks cb = {rpc_message, rpc_done, op};
+    envd_rpc *rpc = NULL;
+    k->responded = 0;
+    envd_status s = hs.status != ENVD_OK ? hs.status : op->t->ops->start(op->t, &req, &cb, &rpc);
+    envd_headers_done(&hs);
+    if (s != ENVD_OK)
+        return s;
+    /* An earlier attempt that ended before its starter published it is
+     * released here (its on_done found nothing to release). */
+    envd_rpc *prev = atomic_exchange(&op->rpc, rpc);
+    if (prev)
+        op->t->ops->release(prev);
+    if (atomic_load(&op->stop)) /* a stop came before the call existed */
+        op->t->ops->cancel(rpc);
     return ENVD_OK;
 }
 
@@ -272,44 +513,40 @@ envd_status envd_op_start_rpc(envd_op *op, envd_client *c, const envd_call *call
                               int (*on_message)(void *ud, const uint8_t *msg, size_t len),
                               void (*on_done)(void *ud, envd_error *err))
 {
-    uint8_t *body;
-    size_t len;
-    envd_status s = pack(call->msg, &body, &len);
-    if (s != ENVD_OK)
-        return s;
+    size_t len = call->msg ? protobuf_c_message_get_packed_size(call->msg) : 0;
+    size_t ul = call->user ? strlen(call->user) + 1 : 0;
+    envd_op_call *k = envd_malloc(sizeof(*k) + len + ul);
+    if (!k)
+        return ENVD_E_NOMEM;
+    if (call->msg)
+        protobuf_c_message_pack(call->msg, k->data);
+    k->len = len;
+    k->call = *call;
+    k->call.msg = NULL;
+    if (ul) {
+        memcpy(k->data + len, call->user, ul);
+        k->call.user = (const char *)k->data + len;
+    }
+    k->on_message = on_message;
+    k->on_done = on_done;
+    k->started_ms = envd_now_ms();
+    k->attempts = 0;
+    k->responded = 0;
+    envd_client_ref(c);
+    k->c = c;
+    envd_status s;
     if (!call->urgent && (s = envd_op_acquire(op)) != ENVD_OK) {
-        free(body);
+        call_free(k);
         return s;
     }
-    op->t = envd_client_rpc_transport(c);
-    envd_kv hdrs[ENVD_OP_HEADERS_CAP(c)];
-    envd_header_scratch hs;
-    size_t nh = envd_op_headers(c, call->method, (envd_call_kind)call->kind, call->user,
-                                call->process_timeout_ms, hdrs, &hs);
-    envd_rpc_request req = {
-        .ep = &c->ep,
-        .method = call->method,
-        .kind = call->kind,
-        .headers = hdrs,
-        .n_headers = nh,
-        .body = body,
-        .body_len = len,
-        .timeout_ms = call->timeout_ms,
-        .idle_timeout_ms = call->idle_timeout_ms,
-    };
-    envd_rpc_callbacks cb = {on_message, on_done, op};
-    envd_rpc *rpc = NULL;
+    call_free(op->call); /* a starter that failed before may have left one */
+    op->call = k;
     envd_op_ref(op); /* the transport's, if it starts */
-    s = hs.status != ENVD_OK ? hs.status : op->t->ops->start(op->t, &req, &cb, &rpc);
-    envd_headers_done(&hs);
-    free(body);
+    s = start_attempt(op, k);
     if (s != ENVD_OK) {
         atomic_fetch_sub(&op->refs, 1); /* the caller's is still held */
         envd_op_release(op);
         return s;
     }
-    atomic_store(&op->rpc, rpc);
-    if (atomic_load(&op->stop)) /* a stop came before the call existed */
-        op->t->ops->cancel(rpc);
     return ENVD_OK;
 }

@@ -73,6 +73,12 @@ struct envd_op {
     /* The runtime's list of tracked ops (its lock guards these). */
     envd_op *live_prev, *live_next;
     atomic_int live;
+    /* envd_op_start_rpc's copy of the call, for a retry (op.c); NULL for
+     * work that is not an RPC. Freed with the op. */
+    struct envd_op_call *call;
+    /* envd_op_retry_after's timer and what it runs (rt->mu guards both). */
+    envd_timer *retry_timer;
+    void (*retry_fn)(envd_op *op);
 };
 
 /* One reference (the starter's). */
@@ -97,6 +103,21 @@ void envd_ops_shutdown(envd_runtime *rt);
 void envd_op_stop(envd_op *op);
 int envd_op_stopped(envd_op *op);
 
+/* The retry count of c's config (envd_config_set_retries). */
+int envd_op_max_retries(const envd_client *c);
+
+/* Names c's sandbox in err's message when a gateway answered instead of
+ * the sandbox and the message does not name it yet; rewrites Envoy's gRPC
+ * form of a gateway reply (errmap.c). Returns err. */
+envd_error *envd_op_gateway_error(const envd_client *c, envd_error *err);
+
+/* Arms the one retry timer of op: fn(op) runs on the timer thread after
+ * delay_ms, or at once on the stopping thread when envd_op_stop comes first
+ * (fn then sees envd_op_stopped). The caller's reference to op passes to fn.
+ * ENVD_E_NOMEM when no timer could be had (fn will not run). Used for RPCs
+ * here and for /files reads (files_xfer.c). */
+envd_status envd_op_retry_after(envd_op *op, int64_t delay_ms, void (*fn)(envd_op *op));
+
 /* Installs the op's cancel hooks on f (before f can complete). */
 void envd_op_bind(envd_op *op, envd_future *f);
 
@@ -116,7 +137,18 @@ typedef struct envd_call {
     int urgent; /* no in-flight slot: a kill sent while stopping */
 } envd_call;
 
-/* Takes a slot (unless urgent), picks the transport, builds the headers, packs the message
+/* Retries: a failed attempt that the one retry rule allows (failure.c:
+ * nothing of the request reached the sandbox, the retry count and the
+ * request timeout not used up) is started again by op.c after its delay,
+ * on the timer thread, with the same slot, message and headers; on_done
+ * sees only the last attempt's outcome, on_message only messages of the
+ * attempt that delivers them (an attempt that delivered one is never
+ * retried). A stop while waiting for the next attempt ends the call with
+ * ENVD_CANCELED at once. Client streams are never retried (their messages
+ * are not kept). Every error on_done gets from a gateway names the
+ * client's sandbox.
+ *
+ * Takes a slot (unless urgent), picks the transport, builds the headers, packs the message
  * and starts the call with callbacks whose ud is op. On success the
  * transport holds a new reference to op: on_done must call envd_op_release
  * before completing futures and envd_op_unref last. On failure nothing

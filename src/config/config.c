@@ -112,6 +112,7 @@ envd_config *envd_config_new(void)
     c->workers = 0;
     c->max_inflight = 4096;
     c->fail_fast = 0;
+    c->retries = ENVD_DEFAULT_RETRIES;
     c->max_message_bytes = ENVD_DEFAULT_MAX_MESSAGE_BYTES;
     c->files_min_bytes = ENVD_DEFAULT_FILES_MIN_BYTES;
     c->files_min_window_ms = ENVD_DEFAULT_FILES_MIN_WINDOW_MS;
@@ -621,6 +622,18 @@ envd_status envd_config_set_max_inflight(envd_config *cfg, int max_inflight, int
                       "must be between 1 and %d, got %d", ENVD_MAX_INFLIGHT_LIMIT, max_inflight);
     cfg->max_inflight = max_inflight;
     cfg->fail_fast = fail_fast != 0;
+    return ENVD_OK;
+}
+
+envd_status envd_config_set_retries(envd_config *cfg, int retries)
+{
+    if (!cfg)
+        return ENVD_E_USAGE;
+    clear_error(cfg);
+    if (retries < 0 || retries > ENVD_MAX_RETRIES)
+        return refuse(cfg, ENVD_INVALID_ARGUMENT, 1, "retries", "must be between 0 and %d, got %d",
+                      ENVD_MAX_RETRIES, retries);
+    cfg->retries = retries;
     return ENVD_OK;
 }
 

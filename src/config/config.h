@@ -19,6 +19,8 @@
 /* Far above the default of 4096, low enough that an extra digit or two is
  * caught. */
 #define ENVD_MAX_INFLIGHT_LIMIT 1000000
+#define ENVD_DEFAULT_RETRIES 3
+#define ENVD_MAX_RETRIES 10
 /* A day. Past a few minutes a keepalive no longer keeps anything alive
  * (the sandbox gateway drops streams idle for 600 s), so a larger value is
  * a mistake, not a choice. */
@@ -50,6 +52,7 @@ struct envd_config {
     int workers;
     int max_inflight;
     int fail_fast;
+    int retries; /* envd_config_set_retries */
     int64_t max_message_bytes; /* see the limits in envd.h */
     int64_t files_min_bytes;
     int64_t files_min_window_ms;

@@ -122,6 +122,7 @@ static const opt_def OPTS[] = {
     CFG("workers", K_INT, cfg_int, envd_config_set_workers),
     CFG("max_inflight", K_INT, cfg_int, set_max_inflight),
     CFG("fail_fast", K_BOOL, cfg_int, set_fail_fast),
+    CFG("retries", K_INT, cfg_int, envd_config_set_retries),
     CFG("max_message_bytes", K_INT, cfg_i64, envd_config_set_max_message_bytes),
     CFG("files_min_bytes", K_INT, cfg_i64, set_files_min_bytes),
     CFG("files_min_window_ms", K_INT, cfg_i64, set_files_min_window_ms),

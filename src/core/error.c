@@ -6,7 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-static envd_error oom_error = {ENVD_E_NOMEM, 0, ENVD_TRANSPORT_NONE, (char *)"out of memory", 0};
+static envd_error oom_error = {ENVD_E_NOMEM, 0, ENVD_TRANSPORT_NONE, (char *)"out of memory",
+                               0, 0, -1};
 
 envd_error *envd_error_newv(envd_status code, envd_transport_kind transport, int http_status,
                             const char *fmt, va_list ap)
@@ -29,6 +30,7 @@ envd_error *envd_error_newv(envd_status code, envd_transport_kind transport, int
     e->code = code;
     e->transport = transport;
     e->http_status = http_status;
+    e->retry_after_ms = -1;
     return e;
 }
 
@@ -42,13 +44,28 @@ envd_error *envd_error_new(envd_status code, envd_transport_kind transport, int 
     return e;
 }
 
+void envd_error_set_failure(envd_error *e, int failure)
+{
+    if (e && e != &oom_error)
+        e->failure = failure;
+}
+
+void envd_error_set_retry_after(envd_error *e, int64_t ms)
+{
+    if (e && e != &oom_error)
+        e->retry_after_ms = ms;
+}
+
 envd_error *envd_error_dup(const envd_error *e)
 {
     if (!e)
         return NULL;
     envd_error *d = envd_error_new(e->code, e->transport, e->http_status, "%s", e->message);
-    if (d != &oom_error)
+    if (d != &oom_error) {
         d->exit_code = e->exit_code;
+        d->failure = e->failure;
+        d->retry_after_ms = e->retry_after_ms;
+    }
     return d;
 }
 

@@ -6,6 +6,7 @@
 #include "envd/envd.h"
 
 #include <stdarg.h>
+#include <stdint.h>
 
 struct envd_error {
     envd_status code;
@@ -14,6 +15,11 @@ struct envd_error {
     char *message;               /* never NULL */
     /* Set for ENVD_E_COMMAND_EXIT: the command's exit code. */
     int exit_code;
+    /* For the retry decision (envd_retry_delay_ms, transport.h): the
+     * envd_failure kind the transport saw, 0 when unknown or when the
+     * server itself answered; and the reply's Retry-After in ms, -1 none. */
+    int failure;
+    int64_t retry_after_ms;
 };
 
 /* Allocates an error; the message is formatted with printf rules. Never
@@ -28,6 +34,11 @@ envd_error *envd_error_new(envd_status code, envd_transport_kind transport, int 
 
 envd_error *envd_error_newv(envd_status code, envd_transport_kind transport, int http_status,
                             const char *fmt, va_list ap);
+
+/* Sets e->failure and e->retry_after_ms (-1: none); a no-op on the static
+ * out-of-memory error. */
+void envd_error_set_failure(envd_error *e, int failure);
+void envd_error_set_retry_after(envd_error *e, int64_t ms);
 
 /* Copy of e (NULL for NULL). */
 envd_error *envd_error_dup(const envd_error *e);

@@ -274,6 +274,7 @@ static void rpc_done(envd_curl_xfer *x, CURLcode rc, envd_status abort, const ch
     r->body = NULL;
     r->body_len = r->body_cap = 0;
     envd_frame_parser_free(&r->fp);
+    envd_curl_annotate(x, rc, err); /* for the retry rule (failure.c) */
     r->cb.on_done(r->cb.ud, err);
 }
 

@@ -462,6 +462,26 @@ envd_status envd_curl_describe(const envd_curl_xfer *x, CURLcode rc, char *buf, 
     return st;
 }
 
+int64_t envd_curl_retry_after_ms(const envd_curl_xfer *x)
+{
+    struct curl_header *h = NULL;
+    if (!x->easy || curl_easy_header(x->easy, "Retry-After", 0, CURLH_HEADER, -1, &h) != CURLHE_OK)
+        return -1;
+    return envd_retry_after_parse(h->value, time(NULL));
+}
+
+void envd_curl_annotate(const envd_curl_xfer *x, CURLcode rc, envd_error *err)
+{
+    if (!err)
+        return;
+    if (rc != CURLE_OK && !err->failure) {
+        const char *what;
+        envd_status st = ENVD_OK;
+        envd_error_set_failure(err, curl_failure(x, rc, &what, &st));
+    }
+    envd_error_set_retry_after(err, envd_curl_retry_after_ms(x));
+}
+
 /* ---- submission queue ---------------------------------------------------- */
 
 /* Queues bits for x (taking a reference for the queue) and wakes the I/O

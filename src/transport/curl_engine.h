@@ -158,6 +158,12 @@ struct curl_slist *envd_curl_headers_fill(void *mem, const char *const *fixed, s
  * ENVD_UNAVAILABLE for every way of not reaching the server or losing it,
  * ENVD_E_PROTOCOL, ENVD_E_NOMEM, ENVD_E_CONFIG, ENVD_E_TRANSPORT ... */
 envd_status envd_curl_describe(const envd_curl_xfer *x, CURLcode rc, char *buf, size_t cap);
+/* For the retry rule (failure.c), in vt->done: the failure kind curl's rc
+ * names (when err has none yet and rc is not CURLE_OK) and the response's
+ * Retry-After onto err. NULL err: nothing. */
+void envd_curl_annotate(const envd_curl_xfer *x, CURLcode rc, envd_error *err);
+/* The response's Retry-After in ms, or -1; in vt->done or a callback. */
+int64_t envd_curl_retry_after_ms(const envd_curl_xfer *x);
 
 /* The Connect transport object lives inside the engine (connect.c provides
  * the ops). */

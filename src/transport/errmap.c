@@ -10,12 +10,25 @@
  *     status, with a short printable excerpt so the user sees who answered.
  * "Mapped from the HTTP status" is the one error model's table (failure.c)
  * for RPCs, and envd's REST meaning for /files.
+ *
+ * A sandbox gateway's own replies about the sandbox become errors that say
+ * so (ENVD_UNAVAILABLE, the HTTP status kept, never retried):
+ *   - OpenKruise's sandbox-gateway (Envoy local replies, plain text):
+ *     502 "sandbox not found: <id>" (details sandbox_not_found), 502
+ *     "healthy sandbox not found: <id>" (sandbox_not_running), 503
+ *     "sandbox gateway is not ready" (gateway_not_ready). To a gRPC request
+ *     Envoy gives the same text as grpc-message with grpc-status 14;
+ *   - E2B's edge: {"sandboxId":"<id>","message":"The sandbox was not
+ *     found","code":502}, with HTTP 502 (newer versions: 404).
+ * The detail names (sandbox_not_found ...) are recognised too, for a
+ * gateway whose local reply format puts them in the body.
  */
 #include "transport/transport.h"
 
 #include <jansson.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 #define EXCERPT_MAX 512
 
@@ -106,6 +119,94 @@ static void excerpt(const uint8_t *body, size_t len, char *out, size_t cap)
     out[o] = '\0';
 }
 
+/* What a gateway said about the sandbox, from the text of its reply. */
+typedef enum gw_kind { GW_NONE, GW_NOT_FOUND, GW_NOT_RUNNING, GW_NOT_READY } gw_kind;
+
+static const char *find_ci(const char *hay, const char *needle)
+{
+    size_t n = strlen(needle);
+    for (; *hay; hay++)
+        if (strncasecmp(hay, needle, n) == 0)
+            return hay;
+    return NULL;
+}
+
+static gw_kind gateway_kind(const char *text)
+{
+    if (find_ci(text, "healthy sandbox not found") || find_ci(text, "sandbox_not_running"))
+        return GW_NOT_RUNNING;
+    if (find_ci(text, "sandbox not found") || find_ci(text, "sandbox was not found") ||
+        find_ci(text, "sandbox_not_found"))
+        return GW_NOT_FOUND;
+    if (find_ci(text, "sandbox gateway is not ready") || find_ci(text, "gateway_not_ready"))
+        return GW_NOT_READY;
+    return GW_NONE;
+}
+
+/* The sandbox id in OpenKruise's text ("...not found: <id>") into id. */
+static void id_after_colon(const char *text, char *id, size_t cap)
+{
+    const char *p = find_ci(text, "not found: ");
+    id[0] = '\0';
+    if (!p)
+        return;
+    p += strlen("not found: ");
+    size_t n = 0;
+    while (p[n] && p[n] != ' ' && p[n] != '"' && p[n] != ',' && n + 1 < cap)
+        n++;
+    memcpy(id, p, n);
+    id[n] = '\0';
+}
+
+/* The error for a gateway's reply about the sandbox, or NULL when the
+ * reply is not one. text is the reply's printable excerpt, id the sandbox
+ * it names (may be empty). */
+static envd_error *gateway_error(int http_status, const char *text, const char *id,
+                                 envd_transport_kind transport)
+{
+    gw_kind k = gateway_kind(text);
+    int ok = k == GW_NOT_READY ? http_status == 503
+                               : k != GW_NONE && (http_status == 502 || http_status == 404);
+    if (!ok)
+        return NULL;
+    char found[128];
+    if (!id || !id[0]) {
+        id_after_colon(text, found, sizeof found);
+        id = found;
+    }
+    const char *what = k == GW_NOT_FOUND     ? "not found"
+                       : k == GW_NOT_RUNNING ? "not running"
+                                             : "unreachable: the gateway is not ready";
+    const char *rp = reason_phrase(http_status);
+    envd_error *e = envd_error_new(ENVD_UNAVAILABLE, transport, http_status,
+                                   "sandbox %s%s%s (gateway reply: HTTP %d%s%s: %s)", id,
+                                   id[0] ? " " : "", what, http_status, rp[0] ? " " : "", rp, text);
+    envd_error_set_failure(e, ENVD_FAILURE_HTTP);
+    return e;
+}
+
+void envd_gateway_classify(envd_error *e)
+{
+    if (!e || e->code != ENVD_UNAVAILABLE || e->failure == ENVD_FAILURE_HTTP)
+        return;
+    /* Envoy's answer to a gRPC request: grpc-status 14, its text as
+     * grpc-message, HTTP 200. */
+    gw_kind k = gateway_kind(e->message);
+    if (k == GW_NONE || e->transport != ENVD_TRANSPORT_GRPC)
+        return;
+    envd_error *g = gateway_error(k == GW_NOT_READY ? 503 : 502, e->message, NULL, e->transport);
+    if (!g || g->code != ENVD_UNAVAILABLE || e->code != ENVD_UNAVAILABLE) {
+        envd_error_free(g);
+        return;
+    }
+    free(e->message);
+    e->message = g->message;
+    e->http_status = g->http_status;
+    e->failure = ENVD_FAILURE_HTTP;
+    g->message = NULL;
+    envd_error_free(g);
+}
+
 static envd_error *from_text(int http_status, const uint8_t *body, size_t len,
                              envd_transport_kind transport)
 {
@@ -113,6 +214,9 @@ static envd_error *from_text(int http_status, const uint8_t *body, size_t len,
     excerpt(body, len, ex, sizeof ex);
     const uint8_t *p = skip_ws(body, body + len);
     const char *what = (p < body + len && *p == '<') ? " (HTML page, likely from a proxy)" : "";
+    envd_error *g = gateway_error(http_status, ex, NULL, transport);
+    if (g)
+        return g;
     const char *rp = reason_phrase(http_status);
     envd_status st = status_for_http(http_status, transport);
     if (!ex[0])
@@ -138,7 +242,9 @@ envd_error *envd_error_from_http_body(int http_status, const uint8_t *body, size
         j = json_loadb((const char *)body, len, 0, NULL);
     if (!json_is_object(j)) {
         json_decref(j);
-        return from_text(http_status, body, len, transport);
+        envd_error *t = from_text(http_status, body, len, transport);
+        envd_error_set_failure(t, ENVD_FAILURE_HTTP);
+        return t;
     }
     json_t *code = json_object_get(j, "code");
     json_t *msg = json_object_get(j, "message");
@@ -158,7 +264,10 @@ envd_error *envd_error_from_http_body(int http_status, const uint8_t *body, size
         json_t *sid = json_object_get(j, "sandboxId");
         char ex[EXCERPT_MAX + 8];
         excerpt((const uint8_t *)m, strlen(m), ex, sizeof ex);
-        if (json_is_string(sid))
+        if ((e = gateway_error(http_status, ex, json_is_string(sid) ? json_string_value(sid) : NULL,
+                               transport)))
+            ;
+        else if (json_is_string(sid))
             e = envd_error_new(status_for_http(http_status, transport), transport, http_status,
                                "HTTP %d%s%s: %s (sandbox %s)", http_status, rp[0] ? " " : "", rp,
                                ex, json_string_value(sid));
@@ -168,6 +277,10 @@ envd_error *envd_error_from_http_body(int http_status, const uint8_t *body, size
     } else {
         e = from_text(http_status, body, len, transport);
     }
+    /* No RPC status of its own: a gateway's or proxy's reply (or envd's
+     * REST one), as far as the retry rule is concerned. */
+    if (!json_is_string(code))
+        envd_error_set_failure(e, ENVD_FAILURE_HTTP);
     json_decref(j);
     return e;
 }

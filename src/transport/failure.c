@@ -38,6 +38,9 @@
  */
 #include "transport/transport.h"
 
+#include <string.h>
+#include <time.h>
+
 typedef struct failure_row {
     envd_failure kind;
     int http; /* ENVD_FAILURE_HTTP rows: the status; 0 = every other one */
@@ -77,4 +80,91 @@ envd_status envd_failure_status(envd_failure kind, int http_status)
             return r->status;
     }
     return ENVD_UNKNOWN;
+}
+
+/* ---- retries -------------------------------------------------------------
+ *
+ * The one retry rule, for RPCs (op.c restarts them) and /files reads alike.
+ * An attempt is tried again only when nothing of it reached the sandbox:
+ *   - the connection was refused (nothing was sent);
+ *   - the gateway answered by itself with 429 or 503 (an HTTP status that
+ *     carries no RPC status: OpenKruise's gateway_not_ready, E2B's edge
+ *     rate limit, nginx without a live upstream). A Connect error that envd
+ *     sent with HTTP 503 has a code of its own and is not one of these;
+ *   - the connection was closed or reset before any response byte, and the
+ *     call is idempotent (a reset after the request left may have reached
+ *     envd: a Start would run its command twice).
+ * Never when a response message came, never when the body cannot be sent
+ * again (a client stream, an upload from a callback), never past the
+ * retry count or the call's request timeout. A 502 (sandbox not found or
+ * not running) is final. */
+
+#define RETRY_BASE_MS 100
+#define RETRY_MAX_MS 5000
+
+static int retryable(const envd_error *e, const envd_retry_ctx *ctx)
+{
+    if (!e || !ctx->replayable || ctx->responded)
+        return 0;
+    if (e->failure == ENVD_FAILURE_HTTP)
+        return e->http_status == 429 || e->http_status == 503;
+    if (e->failure == ENVD_FAILURE_REFUSED)
+        return 1;
+    return e->failure == ENVD_FAILURE_CLOSED && ctx->idempotent;
+}
+
+int64_t envd_retry_delay_ms(const envd_error *e, const envd_retry_ctx *ctx, uint64_t rnd)
+{
+    if (ctx->attempt > ctx->max_retries || !retryable(e, ctx))
+        return -1;
+    int64_t d;
+    if (e->retry_after_ms >= 0) {
+        d = e->retry_after_ms;
+    } else {
+        /* Exponential, with jitter: half to all of the step, so that the
+         * calls a gateway refused together do not come back together. */
+        d = RETRY_BASE_MS;
+        for (int i = 1; i < ctx->attempt && d < RETRY_MAX_MS; i++)
+            d *= 2;
+        if (d > RETRY_MAX_MS)
+            d = RETRY_MAX_MS;
+        d = d / 2 + (int64_t)(rnd % (uint64_t)(d / 2 + 1));
+    }
+    if (ctx->remaining_ms >= 0 && d >= ctx->remaining_ms)
+        return -1; /* the answer would come after the call's deadline */
+    return d;
+}
+
+/* Retry-After (RFC 9110 10.2.3): delay-seconds or an HTTP-date. */
+int64_t envd_retry_after_parse(const char *v, time_t now)
+{
+    if (!v)
+        return -1;
+    while (*v == ' ' || *v == '\t')
+        v++;
+    if (*v >= '0' && *v <= '9') {
+        int64_t s = 0;
+        for (; *v >= '0' && *v <= '9'; v++) {
+            s = s * 10 + (*v - '0');
+            if (s > 86400)
+                s = 86400; /* a day: past any request timeout anyway */
+        }
+        while (*v == ' ' || *v == '\t')
+            v++;
+        return *v ? -1 : s * 1000;
+    }
+    /* IMF-fixdate, the form a sender must use: "Sun, 06 Nov 1994 08:49:37 GMT". */
+    struct tm tm;
+    memset(&tm, 0, sizeof tm);
+    const char *end = strptime(v, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+    if (!end)
+        return -1;
+    while (*end == ' ' || *end == '\t')
+        end++;
+    if (*end)
+        return -1;
+    time_t at = timegm(&tm);
+    if (at == (time_t)-1)
+        return -1;
+    return at <= now ? 0 : (int64_t)(at - now) * 1000;
 }

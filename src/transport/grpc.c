@@ -736,6 +736,7 @@ static envd_error *rpc_error(envd_rpc *r)
     else
         err = envd_error_new((envd_status)code, ENVD_TRANSPORT_GRPC, http, "gRPC %s: status %d",
                              r->method, (int)r->status);
+    envd_error_set_failure(err, kind); /* for the retry rule (failure.c) */
     gpr_free(details);
     return err;
 }

@@ -28,6 +28,7 @@ struct envd_http {
     struct curl_slist *hdrs;
     envd_http_body *body; /* NULL without a request body */
     int64_t reply_timeout_ms; /* armed when the body has gone out */
+    int64_t *retry_after_ms; /* the request's */
 
     /* I/O thread. */
     int64_t last_progress;
@@ -190,6 +191,9 @@ static void http_done(envd_curl_xfer *x, CURLcode rc, envd_status abort, const c
                              0, "%s: the connection closed inside the response headers",
                              h->label);
     }
+    envd_curl_annotate(x, rc, err); /* for the retry rule (failure.c) */
+    if (h->retry_after_ms)
+        *h->retry_after_ms = envd_curl_retry_after_ms(x);
     h->cb.on_done(h->cb.ud, err);
 }
 
@@ -320,6 +324,7 @@ static envd_status setup_request(envd_http *h, const envd_http_request *req)
         return st;
     curl_easy_setopt(easy, CURLOPT_HTTPHEADER, h->hdrs);
     h->x.deadline_ms = req->deadline_ms;
+    h->retry_after_ms = req->retry_after_ms;
     h->reply_timeout_ms = req->timeout_ms;
     h->x.timeout_ms = h->body_eof ? req->timeout_ms : 0; /* else armed in body_sent() */
     h->x.idle_timeout_ms = req->idle_timeout_ms;

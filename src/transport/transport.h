@@ -32,6 +32,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 /* envd_kv (a header name and value) is the public type from envd.h. */
 
@@ -214,6 +215,10 @@ typedef struct envd_http_request {
      * min_window_ms (from the response headers on); 0 = no minimum. */
     int64_t min_bytes;
     int64_t min_window_ms;
+    /* Where to store the response's Retry-After (ms, -1 none) before
+     * on_done, for a caller that judges the status itself (the retry rule,
+     * failure.c). Must outlive the transfer. NULL: not wanted. */
+    int64_t *retry_after_ms;
 } envd_http_request;
 
 typedef struct envd_http_callbacks {
@@ -283,6 +288,26 @@ typedef enum envd_failure {
  * for every transport; its comment says why each code was chosen. */
 envd_status envd_failure_status(envd_failure kind, int http_status);
 
+/* What the retry rule needs to know about a failed attempt besides its
+ * error (the rule itself is in failure.c). */
+typedef struct envd_retry_ctx {
+    int attempt;          /* failed attempts so far, this one included (1..) */
+    int max_retries;      /* attempts after the first, at most */
+    int64_t remaining_ms; /* of the call's request timeout; -1 = unbounded */
+    int replayable;       /* the request can be sent again as it was */
+    int idempotent;       /* sending it twice does what sending it once does */
+    int responded;        /* a response message or body byte came */
+} envd_retry_ctx;
+
+/* The delay before the next attempt in ms (Retry-After when the reply had
+ * one, else exponential back-off with jitter drawn from rnd), or -1: no
+ * retry, the error is final. */
+int64_t envd_retry_delay_ms(const envd_error *e, const envd_retry_ctx *ctx, uint64_t rnd);
+
+/* A Retry-After value (seconds or an HTTP-date, relative to now) in ms;
+ * -1 when v is NULL or neither form. */
+int64_t envd_retry_after_parse(const char *v, time_t now);
+
 /* ---- error mapping shared by transports (src/transport/errmap.c) ------- */
 
 /* Builds the error for a non-2xx HTTP response from its (possibly partial)
@@ -290,6 +315,12 @@ envd_status envd_failure_status(envd_failure kind, int http_status);
  * {"code":401,"message":...} and plain proxy replies map from the status. */
 envd_error *envd_error_from_http_body(int http_status, const uint8_t *body, size_t len,
                                       envd_transport_kind transport);
+
+/* A gRPC error that is a sandbox gateway's local reply (Envoy turns its
+ * replies to gRPC requests into grpc-status 14 with the text as
+ * grpc-message): rewritten in place as the HTTP reply would read, with
+ * failure ENVD_FAILURE_HTTP. Anything else is left alone. */
+void envd_gateway_classify(envd_error *e);
 
 /* Builds the error from a Connect end-of-stream JSON payload; returns NULL
  * when it reports success ({} or without "error"). */

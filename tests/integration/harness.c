@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -273,12 +274,12 @@ int test_gateway_start(test_gateway *g, const test_server *servers, const char *
 {
     memset(g, 0, sizeof(*g));
     snprintf(g->dir, sizeof(g->dir), "/tmp/envd-gw-XXXXXX");
-    if (!mkdtemp(g->dir))
+    if (!mkdtemp(g->dir) || n == 0)
         return -1;
     char *conf = read_all(ENVD_SOURCE_DIR "/tests/gateway/nginx.conf.in");
     if (!conf)
         return -1;
-    char ups[4096] = "", map[4096] = "", port[16];
+    char ups[4096] = "", map[4096] = "", hashed[2048] = "", port[16];
     for (size_t i = 0; i < n; i++) {
         char line[256];
         snprintf(line, sizeof(line),
@@ -286,9 +287,16 @@ int test_gateway_start(test_gateway *g, const test_server *servers, const char *
                  "  upstream gsbx_%zu { server %s; keepalive 64; }\n",
                  i, servers[i].addr, i, servers[i].addr);
         strncat(ups, line, sizeof(ups) - strlen(ups) - 1);
-        snprintf(line, sizeof(line), "    %s sbx_%zu;\n", ids[i], i);
-        strncat(map, line, sizeof(map) - strlen(map) - 1);
+        if (ids && ids[i]) {
+            snprintf(line, sizeof(line), "    %s sbx_%zu;\n", ids[i], i);
+            strncat(map, line, sizeof(map) - strlen(map) - 1);
+        }
+        snprintf(line, sizeof(line), "server %s; ", servers[i].addr);
+        strncat(hashed, line, sizeof(hashed) - strlen(hashed) - 1);
     }
+    subst(&conf, "HASHED", hashed);
+    subst(&conf, "FLAKY", servers[0].addr);
+    subst(&conf, "WORKER_CONNECTIONS", "16384");
     g->h1_port = free_port();
     g->h2_port = free_port();
     while (g->h2_port == g->h1_port)
@@ -461,4 +469,99 @@ int test_tcp_conns_to(int port)
     free(own);
     free(hit);
     return n_own ? distinct : -1;
+}
+
+long test_gateway_log_size(const test_gateway *g)
+{
+    char path[300];
+    snprintf(path, sizeof(path), "%s/access.log", g->dir);
+    struct stat st;
+    return stat(path, &st) == 0 ? (long)st.st_size : 0;
+}
+
+/* Calls fn for each log line past offset; -1 when there is no log. */
+static int scan_log(const test_gateway *g, long offset,
+                    void (*fn)(void *ud, int port, long conn, const char *id, int status),
+                    void *ud)
+{
+    char path[300];
+    snprintf(path, sizeof(path), "%s/access.log", g->dir);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return -1;
+    fseek(f, offset, SEEK_SET);
+    int p, status;
+    long conn;
+    char id[128];
+    while (fscanf(f, "%d %ld %127s %d", &p, &conn, id, &status) == 4)
+        fn(ud, p, conn, id, status);
+    fclose(f);
+    return 0;
+}
+
+typedef struct req_count {
+    int port, status, n;
+    const char *id;
+} req_count;
+
+static void count_req(void *ud, int port, long conn, const char *id, int status)
+{
+    (void)conn;
+    req_count *c = ud;
+    if ((!c->port || c->port == port) && (!c->id || strcmp(c->id, id) == 0) &&
+        (!c->status || c->status == status))
+        c->n++;
+}
+
+int test_gateway_requests(const test_gateway *g, long offset, int port, const char *id,
+                          int status)
+{
+    req_count c = {port, status, 0, id};
+    return scan_log(g, offset, count_req, &c) == 0 ? c.n : -1;
+}
+
+typedef struct conn_set {
+    int port;
+    long *seen;
+    size_t n, cap;
+} conn_set;
+
+static void add_conn(void *ud, int port, long conn, const char *id, int status)
+{
+    (void)id;
+    (void)status;
+    conn_set *s = ud;
+    if (s->port && s->port != port)
+        return;
+    for (size_t i = 0; i < s->n; i++)
+        if (s->seen[i] == conn)
+            return;
+    if (s->n == s->cap) {
+        s->cap = s->cap ? s->cap * 2 : 64;
+        s->seen = realloc(s->seen, s->cap * sizeof(*s->seen));
+    }
+    s->seen[s->n++] = conn;
+}
+
+int test_gateway_connections(const test_gateway *g, long offset, int port)
+{
+    conn_set s = {port, NULL, 0, 0};
+    int rc = scan_log(g, offset, add_conn, &s);
+    free(s.seen);
+    return rc == 0 ? (int)s.n : -1;
+}
+
+int test_gateway_wait_requests(const test_gateway *g, long offset, int port, const char *id,
+                               int status, int want)
+{
+    int n = -1;
+    for (int i = 0; i < 300; i++) {
+        n = test_gateway_requests(g, offset, port, id, status);
+        if (n >= want)
+            break;
+        usleep(10000);
+    }
+    /* a line past the wanted count would be written by now, too */
+    usleep(100000);
+    return test_gateway_requests(g, offset, port, id, status);
 }

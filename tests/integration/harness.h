@@ -39,11 +39,30 @@ typedef struct test_gateway {
     char dir[256];
 } test_gateway;
 
-/* nginx from tests/gateway/nginx.conf.in, routing sandbox ids[i] to
- * servers[i]. Returns 0 or -1. */
+/* nginx from tests/gateway/nginx.conf.in (its header lists the sandbox
+ * ids it knows), routing sandbox ids[i] to servers[i] (ids may be NULL:
+ * none), ids starting with "h-" to all n servers by a consistent hash of
+ * the id, and gw-flaky-* to servers[0] on every third request. Returns 0
+ * or -1. */
 int test_gateway_start(test_gateway *g, const test_server *servers, const char *const *ids,
                        size_t n);
 void test_gateway_stop(test_gateway *g);
+
+/* Reading the gateway's access log (one line per request: port,
+ * connection, sandbox id, status). test_gateway_log_size: where it ends
+ * now, to count only what comes later. */
+long test_gateway_log_size(const test_gateway *g);
+/* Requests on port (0 = any) for sandbox id (NULL = any) past offset;
+ * with status != 0 only those answered with it. */
+int test_gateway_requests(const test_gateway *g, long offset, int port, const char *id,
+                          int status);
+/* nginx writes a request's line as it ends, which may be after the client
+ * saw the response: waits (up to 3 s) for want matching lines, then a
+ * little longer for any beyond, and returns the count. */
+int test_gateway_wait_requests(const test_gateway *g, long offset, int port, const char *id,
+                               int status, int want);
+/* Distinct client connections that carried requests on port past offset. */
+int test_gateway_connections(const test_gateway *g, long offset, int port);
 
 /* A runtime + client on s with the given transport (and token). */
 envd_client *test_client(envd_runtime *rt, const test_server *s, envd_transport_kind kind,

@@ -1,12 +1,16 @@
 /* Through nginx as a sandbox gateway (tests/gateway): routing by
- * e2b-sandbox-id to several reference servers, transport auto on each kind
- * of gateway port, one HTTP/2 connection for many sandboxes, and the
- * gateway's own 401 and 502 as clear errors. */
+ * e2b-sandbox-id to several reference servers (an explicit map, and a
+ * consistent hash of the id), transport auto on each kind of gateway port,
+ * one HTTP/2 connection for many sandboxes, the gateway's own replies as
+ * clear errors naming the sandbox, and which of them are retried (counted
+ * in nginx's access log). */
 #include "harness.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 enum { NSRV = 3 };
 static const char *const ids[NSRV] = {"sbx-a", "sbx-b", "sbx-c"};
@@ -108,51 +112,10 @@ static void grpc_gateway_uses_grpc(void **state)
     route_all(w, w->gw.grpc_port, 1, ENVD_TRANSPORT_AUTO, ENVD_TRANSPORT_GRPC);
 }
 
-static long log_size(world *w)
-{
-    char path[300];
-    snprintf(path, sizeof(path), "%s/access.log", w->gw.dir);
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return 0;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fclose(f);
-    return n;
-}
-
-/* Counts the distinct nginx connections that served requests on port,
- * in the log past offset. */
-static int connections_on(world *w, int port, long offset)
-{
-    char path[300];
-    snprintf(path, sizeof(path), "%s/access.log", w->gw.dir);
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return -1;
-    fseek(f, offset, SEEK_SET);
-    long seen[256];
-    int n = 0, p;
-    long conn;
-    char id[64];
-    int status;
-    while (fscanf(f, "%d %ld %63s %d", &p, &conn, id, &status) == 4) {
-        if (p != port)
-            continue;
-        int dup = 0;
-        for (int i = 0; i < n; i++)
-            dup |= seen[i] == conn;
-        if (!dup && n < 256)
-            seen[n++] = conn;
-    }
-    fclose(f);
-    return n;
-}
-
 static void one_connection_for_many_sandboxes(void **state)
 {
     world *w = *state;
-    long offset = log_size(w);
+    long offset = test_gateway_log_size(&w->gw);
     envd_client *c[NSRV];
     for (int i = 0; i < NSRV; i++)
         c[i] = test_gateway_client(w->rt, w->gw.grpc_port, ids[i], ENVD_TRANSPORT_GRPC, 0);
@@ -169,7 +132,7 @@ static void one_connection_for_many_sandboxes(void **state)
     for (int i = 0; i < NSRV; i++)
         envd_client_free(c[i]);
     /* nginx writes the log line when a request ends; all have ended */
-    assert_int_equal(connections_on(w, w->gw.grpc_port, offset), 1);
+    assert_int_equal(test_gateway_connections(&w->gw, offset, w->gw.grpc_port), 1);
 }
 
 static void gateway_errors_are_clear(void **state)
@@ -230,6 +193,307 @@ static void auto_first_call_to_unknown_sandbox(void **state)
     envd_runtime_free(rt);
 }
 
+/* ---- routing by a hash of the id ------------------------------------------ */
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* A file written for h-<i> through one port must be read back through the
+ * others, and sit in exactly one server's root: a wrong route reads another
+ * root and fails. The ids spread over more than one server. */
+static void hashed_ids_route_consistently(void **state)
+{
+    world *w = *state;
+    enum { N = 24 };
+    int used[NSRV] = {0};
+    for (int i = 0; i < N; i++) {
+        char id[32], path[64], body[64];
+        snprintf(id, sizeof id, "h-%d-%d", i, (int)getpid());
+        snprintf(path, sizeof path, "/route-%s", id);
+        snprintf(body, sizeof body, "written for %s", id);
+        envd_client *h1 = test_gateway_client(w->rt, w->gw.h1_port, id, ENVD_TRANSPORT_CONNECT, 0);
+        envd_client *h2 = test_gateway_client(w->rt, w->gw.h2_port, id, ENVD_TRANSPORT_CONNECT, 1);
+        envd_client *g = test_gateway_client(w->rt, w->gw.grpc_port, id, ENVD_TRANSPORT_GRPC, 0);
+        envd_error *err = NULL;
+        envd_write_info *wi = NULL;
+        envd_status st =
+            envd_files_write(i % 2 ? h1 : h2, path, body, strlen(body), NULL, &wi, &err);
+        assert_envd_ok(st, err);
+        envd_write_info_free(wi);
+        uint8_t *data = NULL;
+        size_t len = 0;
+        st = envd_files_read(i % 2 ? h2 : h1, path, NULL, &data, &len, &err);
+        assert_envd_ok(st, err);
+        assert_int_equal(len, strlen(body));
+        assert_memory_equal(data, body, len);
+        free(data);
+        envd_entry_info *e = NULL;
+        st = envd_fs_get_info(g, path, &e, &err);
+        assert_envd_ok(st, err);
+        assert_int_equal(e->size, (int64_t)strlen(body));
+        envd_entry_info_free(e);
+        int where = 0;
+        for (int k = 0; k < NSRV; k++) {
+            char disk[400];
+            snprintf(disk, sizeof disk, "%s%s", w->srv[k].root, path);
+            if (access(disk, F_OK) == 0) {
+                where++;
+                used[k]++;
+            }
+        }
+        assert_int_equal(where, 1);
+        envd_client_free(h1);
+        envd_client_free(h2);
+        envd_client_free(g);
+    }
+    int servers = 0;
+    for (int k = 0; k < NSRV; k++)
+        servers += used[k] > 0;
+    assert_true(servers >= 2);
+}
+
+/* ---- the gateway's own replies ------------------------------------------- */
+
+typedef struct gw_port {
+    int port, h2c;
+    envd_transport_kind kind;
+    const char *tag;
+} gw_port;
+
+static void ports(world *w, gw_port out[3])
+{
+    out[0] = (gw_port){w->gw.h1_port, 0, ENVD_TRANSPORT_CONNECT, "h1"};
+    out[1] = (gw_port){w->gw.h2_port, 1, ENVD_TRANSPORT_CONNECT, "h2c"};
+    out[2] = (gw_port){w->gw.grpc_port, 0, ENVD_TRANSPORT_GRPC, "grpc"};
+}
+
+static envd_client *gw_client(world *w, const gw_port *p, const char *id)
+{
+    envd_client *c = test_gateway_client(w->rt, p->port, id, p->kind, p->h2c);
+    assert_non_null(c);
+    return c;
+}
+
+static void assert_has(const envd_error *err, const char *what)
+{
+    if (!err || !strstr(envd_error_message(err), what))
+        fail_msg("'%s' does not contain '%s'", err ? envd_error_message(err) : "(no error)",
+                 what);
+}
+
+/* 502 sandbox not found / not running, in OpenKruise's words and E2B's
+ * JSON: UNAVAILABLE naming the sandbox, over gRPC, Connect (h1, h2c) and
+ * /files, and never sent twice. */
+static void not_found_is_named_and_never_retried(void **state)
+{
+    world *w = *state;
+    gw_port ps[3];
+    ports(w, ps);
+    static const struct {
+        const char *prefix, *want;
+    } cases[] = {{"gw-notfound-", "not found"},
+                 {"gw-notrunning-", "not running"},
+                 {"sbx-gone-", "not found"}};
+    for (int p = 0; p < 3; p++)
+        for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+            char id[64];
+            snprintf(id, sizeof id, "%s%s", cases[k].prefix, ps[p].tag);
+            long off = test_gateway_log_size(&w->gw);
+            envd_client *c = gw_client(w, &ps[p], id);
+            envd_entry_info *e = NULL;
+            envd_error *err = NULL;
+            envd_status st = envd_fs_get_info(c, "/whoami", &e, &err);
+            assert_int_equal(st, ENVD_UNAVAILABLE);
+            assert_int_equal(envd_error_http_status(err), 502);
+            assert_has(err, id);
+            /* nginx's bare 502 on the gRPC port says nothing more */
+            if (ps[p].kind == ENVD_TRANSPORT_CONNECT || k < 2)
+                assert_has(err, cases[k].want);
+            envd_error_free(err);
+            int files = ps[p].kind == ENVD_TRANSPORT_CONNECT;
+            if (files) {
+                uint8_t *data = NULL;
+                size_t len = 0;
+                st = envd_files_read(c, "/whoami", NULL, &data, &len, &err);
+                assert_int_equal(st, ENVD_UNAVAILABLE);
+                assert_has(err, id);
+                assert_has(err, cases[k].want);
+                envd_error_free(err);
+            }
+            envd_client_free(c);
+            int want = 1 + files;
+            assert_int_equal(test_gateway_wait_requests(&w->gw, off, ps[p].port, id, 0, want),
+                             want);
+        }
+}
+
+/* 503 gateway_not_ready that never ends: 1 + retries requests, then the
+ * error says how many attempts failed. */
+static void not_ready_is_retried_then_reported(void **state)
+{
+    world *w = *state;
+    gw_port ps[3];
+    ports(w, ps);
+    for (int p = 0; p < 3; p++) {
+        char id[64];
+        snprintf(id, sizeof id, "gw-notready-%s", ps[p].tag);
+        envd_config *cfg = envd_config_new();
+        char addr[64];
+        snprintf(addr, sizeof addr, "127.0.0.1:%d", ps[p].port);
+        envd_config_set_domain(cfg, addr);
+        envd_config_set_transport(cfg, ps[p].kind);
+        envd_config_set_h2c(cfg, ps[p].h2c);
+        assert_int_equal(envd_config_set_retries(cfg, 2), ENVD_OK);
+        envd_client *c = NULL;
+        envd_error *err = NULL;
+        assert_int_equal(envd_client_new(w->rt, id, cfg, &c, &err), ENVD_OK);
+        envd_config_free(cfg);
+        long off = test_gateway_log_size(&w->gw);
+        envd_entry_info *e = NULL;
+        envd_status st = envd_fs_get_info(c, "/whoami", &e, &err);
+        assert_int_equal(st, ENVD_UNAVAILABLE);
+        assert_int_equal(envd_error_http_status(err), 503);
+        assert_has(err, id);
+        assert_has(err, "not ready");
+        assert_has(err, "after 3 attempts");
+        envd_error_free(err);
+        assert_int_equal(test_gateway_wait_requests(&w->gw, off, ps[p].port, id, 0, 3), 3);
+        envd_client_free(c);
+    }
+}
+
+/* 429 with Retry-After: 1: the next attempt waits for it. */
+static void rate_limit_honours_retry_after(void **state)
+{
+    world *w = *state;
+    gw_port ps[3];
+    ports(w, ps);
+    for (int p = 0; p < 3; p++) {
+        if (ps[p].kind == ENVD_TRANSPORT_GRPC)
+            continue; /* gRPC core does not hand up a 429's headers: back-off only */
+        char id[64];
+        snprintf(id, sizeof id, "gw-ratelimit-%s", ps[p].tag);
+        envd_config *cfg = envd_config_new();
+        char addr[64];
+        snprintf(addr, sizeof addr, "127.0.0.1:%d", ps[p].port);
+        envd_config_set_domain(cfg, addr);
+        envd_config_set_transport(cfg, ps[p].kind);
+        envd_config_set_h2c(cfg, ps[p].h2c);
+        envd_config_set_retries(cfg, 1);
+        envd_client *c = NULL;
+        envd_error *err = NULL;
+        assert_int_equal(envd_client_new(w->rt, id, cfg, &c, &err), ENVD_OK);
+        envd_config_free(cfg);
+        long off = test_gateway_log_size(&w->gw);
+        int64_t t0 = now_ms();
+        envd_entry_info *e = NULL;
+        envd_status st = envd_fs_get_info(c, "/whoami", &e, &err);
+        int64_t took = now_ms() - t0;
+        assert_int_equal(st, ENVD_UNAVAILABLE);
+        assert_int_equal(envd_error_http_status(err), 429);
+        assert_has(err, id);
+        envd_error_free(err);
+        /* the one retry came after the second the gateway asked for */
+        assert_true(took >= 950);
+        assert_int_equal(test_gateway_wait_requests(&w->gw, off, ps[p].port, id, 429, 2), 2);
+        uint8_t *data = NULL;
+        size_t len;
+        off = test_gateway_log_size(&w->gw);
+        st = envd_files_read(c, "/whoami", NULL, &data, &len, &err);
+        assert_int_equal(st, ENVD_UNAVAILABLE);
+        assert_has(err, "429");
+        envd_error_free(err);
+        assert_int_equal(test_gateway_wait_requests(&w->gw, off, ps[p].port, id, 429, 2), 2);
+        envd_client_free(c);
+    }
+}
+
+/* gw-flaky-*: two 503s (with Retry-After: 1), then the sandbox. A Stat, a
+ * command (a Start stream the gateway refused twice) and a /files read
+ * each succeed on their third request. */
+static void flaky_gateway_succeeds_after_retries(void **state)
+{
+    world *w = *state;
+    gw_port ps[3];
+    ports(w, ps);
+    for (int p = 0; p < 3; p++) {
+        char id[64];
+        snprintf(id, sizeof id, "gw-flaky-%s", ps[p].tag);
+        envd_client *c = gw_client(w, &ps[p], id);
+        long off = test_gateway_log_size(&w->gw);
+        envd_entry_info *e = NULL;
+        envd_error *err = NULL;
+        envd_status st = envd_fs_get_info(c, "/whoami", &e, &err);
+        assert_envd_ok(st, err);
+        envd_entry_info_free(e);
+        assert_int_equal(test_gateway_wait_requests(&w->gw, off, ps[p].port, id, 503, 2), 2);
+        assert_int_equal(test_gateway_wait_requests(&w->gw, off, ps[p].port, id, 200, 1), 1);
+
+        off = test_gateway_log_size(&w->gw);
+        envd_command_result *r = NULL;
+        st = envd_commands_run(c, "echo ran", NULL, &r, &err);
+        assert_envd_ok(st, err);
+        assert_string_equal(r->stdout_data, "ran\n");
+        envd_command_result_free(r);
+        assert_int_equal(test_gateway_wait_requests(&w->gw, off, ps[p].port, id, 503, 2), 2);
+        assert_int_equal(test_gateway_wait_requests(&w->gw, off, ps[p].port, id, 200, 1), 1);
+
+        if (ps[p].kind == ENVD_TRANSPORT_CONNECT) {
+            off = test_gateway_log_size(&w->gw);
+            uint8_t *data = NULL;
+            size_t len = 0;
+            st = envd_files_read(c, "/whoami", NULL, &data, &len, &err);
+            assert_envd_ok(st, err);
+            assert_string_equal((char *)data, ids[0]);
+            free(data);
+            assert_int_equal(test_gateway_wait_requests(&w->gw, off, ps[p].port, id, 503, 2), 2);
+            assert_int_equal(test_gateway_wait_requests(&w->gw, off, ps[p].port, id, 200, 1), 1);
+        }
+        envd_client_free(c);
+    }
+}
+
+/* A cancel while the call waits for its next attempt ends it at once. */
+static void cancel_while_waiting_to_retry(void **state)
+{
+    world *w = *state;
+    gw_port ps[3];
+    ports(w, ps);
+    envd_client *c = gw_client(w, &ps[0], "gw-notready-cancel");
+    envd_future *f = NULL;
+    assert_int_equal(envd_fs_get_info_async(c, "/whoami", &f), ENVD_OK);
+    /* the first 503 comes at once; the retry waits a second (Retry-After) */
+    assert_int_equal(test_gateway_wait_requests(&w->gw, 0, 0, "gw-notready-cancel", 0, 1), 1);
+    usleep(200000); /* the reply reached the client too */
+    envd_future_cancel(f);
+    assert_int_equal(envd_future_wait(f, 5000), ENVD_OK);
+    assert_int_equal(envd_future_status(f), ENVD_CANCELED);
+    assert_has(envd_future_error(f), "waiting to retry");
+    envd_future_free(f);
+    envd_client_free(c);
+    /* nothing was sent after the cancel */
+    usleep(1200000);
+    assert_int_equal(test_gateway_wait_requests(&w->gw, 0, 0, "gw-notready-cancel", 0, 1), 1);
+}
+
+/* Nothing listening: refused, retried, then reported with the count. */
+static void refused_is_retried(void **state)
+{
+    world *w = *state;
+    envd_client *c = test_gateway_client(w->rt, 1, "sbx-any", ENVD_TRANSPORT_CONNECT, 0);
+    envd_entry_info *e = NULL;
+    envd_error *err = NULL;
+    envd_status st = envd_fs_get_info(c, "/whoami", &e, &err);
+    assert_int_equal(st, ENVD_UNAVAILABLE);
+    assert_has(err, "after 4 attempts");
+    envd_error_free(err);
+    envd_client_free(c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -239,6 +503,13 @@ int main(void)
         cmocka_unit_test(one_connection_for_many_sandboxes),
         cmocka_unit_test(gateway_errors_are_clear),
         cmocka_unit_test(auto_first_call_to_unknown_sandbox),
+        cmocka_unit_test(hashed_ids_route_consistently),
+        cmocka_unit_test(not_found_is_named_and_never_retried),
+        cmocka_unit_test(not_ready_is_retried_then_reported),
+        cmocka_unit_test(rate_limit_honours_retry_after),
+        cmocka_unit_test(flaky_gateway_succeeds_after_retries),
+        cmocka_unit_test(cancel_while_waiting_to_retry),
+        cmocka_unit_test(refused_is_retried),
     };
     return cmocka_run_group_tests_name("gateway", tests, setup, teardown);
 }

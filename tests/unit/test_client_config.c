@@ -269,6 +269,18 @@ static void numbers_have_ranges(void **state)
     assert_int_equal(cfg->max_inflight, 1);
     assert_int_equal(cfg->fail_fast, 0);
 
+    /* retries: 0..10, default 3 */
+    assert_int_equal(cfg->retries, 3);
+    assert_accepted(cfg, envd_config_set_retries(cfg, 0));
+    assert_int_equal(cfg->retries, 0);
+    assert_refused(cfg, envd_config_set_retries(cfg, 11),
+                   "retries: must be between 0 and 10, got 11");
+    assert_refused_with(cfg, envd_config_set_retries(cfg, -1), "got -1");
+    assert_int_equal(cfg->retries, 0); /* a refusal changes nothing */
+    assert_accepted(cfg, envd_config_set_retries(cfg, 10));
+    assert_int_equal(cfg->retries, 10);
+    assert_int_equal(envd_config_set_retries(NULL, 1), ENVD_E_USAGE);
+
     /* connection pools: streams per connection 1..10000 (100), connections
      * per endpoint 1..100000 (200) */
     assert_int_equal(cfg->streams_per_connection, 100);

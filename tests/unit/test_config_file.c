@@ -85,6 +85,7 @@ static void every_option(void **state)
                            "workers: 3\n"
                            "max_inflight: 77\n"
                            "fail_fast: yes\n"
+                           "retries: 5\n"
                            "max_message_bytes: 2048\n"
                            "files_min_bytes: 0\n"
                            "files_min_window_ms: 500\n"
@@ -135,6 +136,7 @@ static void every_option(void **state)
     assert_int_equal(cfg->workers, 3);
     assert_int_equal(cfg->max_inflight, 77);
     assert_int_equal(cfg->fail_fast, 1);
+    assert_int_equal(cfg->retries, 5);
     envd_config_free(cfg);
 
     const envd_k8s_options *k = envd_config_file_k8s_options(f);

@@ -1,5 +1,6 @@
 /* Error bodies as they reach a client: Connect JSON, envd's integer-code
  * JSON, gateway and proxy replies (JSON, text, HTML), end-of-stream frames. */
+#include "core/error.h"
 #include "transport/transport.h"
 
 #include <setjmp.h>
@@ -212,6 +213,156 @@ static void test_connect_end(void **state)
     envd_error_free(e);
 }
 
+/* The sandbox gateways' own replies, as their sources write them
+ * (openkruise/agents pkg/sandbox-gateway/filter/filter.go: Envoy
+ * SendLocalReply with a plain-text body, the detail name only in the access
+ * log; e2b-dev/infra packages/shared/pkg/proxy/template: JSON
+ * {"sandboxId","message"}, status 502, 404 in later versions). Each becomes
+ * UNAVAILABLE naming the sandbox, with the HTTP status kept, and is marked
+ * as the gateway's (no RPC status) for the retry rule. */
+static void test_sandbox_gateway_replies(void **state)
+{
+    (void)state;
+    static const struct {
+        int status;
+        const char *body, *want;
+    } cases[] = {
+        {502, "sandbox not found: sbx-okr1", "sandbox sbx-okr1 not found"},
+        {502, "healthy sandbox not found: sbx-okr2", "sandbox sbx-okr2 not running"},
+        {503, "sandbox gateway is not ready", "the gateway is not ready"},
+        {502, "{\"sandboxId\":\"ie2b\",\"message\":\"The sandbox was not found\",\"code\":502}",
+         "sandbox ie2b not found"},
+        {404, "{\"sandboxId\":\"ie2b4\",\"message\":\"The sandbox was not found\"}",
+         "sandbox ie2b4 not found"},
+        /* a gateway whose local reply format puts the detail name in the body */
+        {502, "{\"code\":502,\"message\":\"sandbox_not_found\"}", "not found"},
+        {502, "sandbox_not_running", "not running"},
+        {503, "gateway_not_ready", "not ready"},
+    };
+    static const envd_transport_kind kinds[] = {ENVD_TRANSPORT_CONNECT, ENVD_TRANSPORT_HTTP};
+    for (size_t k = 0; k < 2; k++)
+        for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+            envd_error *e = envd_error_from_http_body(cases[i].status,
+                                                      (const uint8_t *)cases[i].body,
+                                                      strlen(cases[i].body), kinds[k]);
+            assert_int_equal(envd_error_code(e), ENVD_UNAVAILABLE);
+            assert_int_equal(envd_error_http_status(e), cases[i].status);
+            assert_contains(envd_error_message(e), cases[i].want);
+            assert_int_equal(e->failure, ENVD_FAILURE_HTTP);
+            envd_error_free(e);
+        }
+    /* The same words from envd itself with another status stay envd's. */
+    envd_error *e = from_body(500, "sandbox not found: x");
+    assert_int_equal(envd_error_code(e), ENVD_UNKNOWN);
+    assert_null(strstr(envd_error_message(e), "sandbox x not found"));
+    envd_error_free(e);
+    /* A Connect error carries its own code: not a gateway's reply. */
+    e = from_body(503, "{\"code\":\"unavailable\",\"message\":\"busy\"}");
+    assert_int_equal(e->failure, 0);
+    envd_error_free(e);
+}
+
+/* Envoy answers a gRPC request with grpc-status 14 and its text as
+ * grpc-message; classify rewrites that to the HTTP reply's reading. */
+static void test_envoy_grpc_local_reply(void **state)
+{
+    (void)state;
+    envd_error *e = envd_error_new(ENVD_UNAVAILABLE, ENVD_TRANSPORT_GRPC, 0,
+                                   "sandbox not found: sbx-g1");
+    envd_gateway_classify(e);
+    assert_contains(envd_error_message(e), "sandbox sbx-g1 not found");
+    assert_int_equal(envd_error_http_status(e), 502);
+    assert_int_equal(e->failure, ENVD_FAILURE_HTTP);
+    envd_error_free(e);
+    e = envd_error_new(ENVD_UNAVAILABLE, ENVD_TRANSPORT_GRPC, 0, "sandbox gateway is not ready");
+    envd_gateway_classify(e);
+    assert_int_equal(envd_error_http_status(e), 503);
+    assert_int_equal(e->failure, ENVD_FAILURE_HTTP);
+    envd_error_free(e);
+    /* envd's own UNAVAILABLE, or another code, is left alone */
+    e = envd_error_new(ENVD_UNAVAILABLE, ENVD_TRANSPORT_GRPC, 0, "connection to the pty lost");
+    envd_gateway_classify(e);
+    assert_string_equal(envd_error_message(e), "connection to the pty lost");
+    assert_int_equal(e->failure, 0);
+    envd_error_free(e);
+    e = envd_error_new(ENVD_NOT_FOUND, ENVD_TRANSPORT_GRPC, 0, "sandbox not found: f");
+    envd_gateway_classify(e);
+    assert_int_equal(e->failure, 0);
+    envd_error_free(e);
+}
+
+static envd_error *failed(int failure, int http, int64_t retry_after)
+{
+    envd_error *e = envd_error_new(ENVD_UNAVAILABLE, ENVD_TRANSPORT_CONNECT, http, "x");
+    e->failure = failure;
+    e->retry_after_ms = retry_after;
+    return e;
+}
+
+static void test_retry_rule(void **state)
+{
+    (void)state;
+    envd_retry_ctx ctx = {.attempt = 1, .max_retries = 3, .remaining_ms = -1, .replayable = 1};
+    envd_error *e503 = failed(ENVD_FAILURE_HTTP, 503, -1);
+    envd_error *e429 = failed(ENVD_FAILURE_HTTP, 429, 2000);
+    envd_error *e502 = failed(ENVD_FAILURE_HTTP, 502, -1);
+    envd_error *refused = failed(ENVD_FAILURE_REFUSED, 0, -1);
+    envd_error *closed = failed(ENVD_FAILURE_CLOSED, 0, -1);
+    envd_error *broken = failed(ENVD_FAILURE_BROKEN, 0, -1);
+    envd_error *envd503 = failed(0, 503, -1); /* envd's own Connect unavailable */
+    /* back-off: half to all of 100, 200, 400 ... ms */
+    for (int a = 1; a <= 3; a++) {
+        ctx.attempt = a;
+        int64_t step = 100 << (a - 1);
+        for (uint64_t r = 0; r < 200; r += 7) {
+            int64_t d = envd_retry_delay_ms(e503, &ctx, r);
+            assert_true(d >= step / 2 && d <= step);
+        }
+    }
+    ctx.attempt = 1;
+    assert_int_equal(envd_retry_delay_ms(e429, &ctx, 0), 2000); /* Retry-After wins */
+    assert_int_equal(envd_retry_delay_ms(e502, &ctx, 0), -1);  /* not found: final */
+    assert_true(envd_retry_delay_ms(refused, &ctx, 0) >= 0);
+    assert_int_equal(envd_retry_delay_ms(closed, &ctx, 0), -1); /* not idempotent */
+    assert_int_equal(envd_retry_delay_ms(broken, &ctx, 0), -1);
+    assert_int_equal(envd_retry_delay_ms(envd503, &ctx, 0), -1);
+    ctx.idempotent = 1;
+    assert_true(envd_retry_delay_ms(closed, &ctx, 0) >= 0);
+    assert_int_equal(envd_retry_delay_ms(broken, &ctx, 0), -1); /* a response began */
+    /* bounds: the count, the deadline, a message delivered, no replay */
+    ctx.attempt = 4;
+    assert_int_equal(envd_retry_delay_ms(e503, &ctx, 0), -1);
+    ctx.attempt = 1;
+    ctx.remaining_ms = 1500;
+    assert_int_equal(envd_retry_delay_ms(e429, &ctx, 0), -1);
+    assert_true(envd_retry_delay_ms(e503, &ctx, 0) >= 0);
+    ctx.remaining_ms = -1;
+    ctx.responded = 1;
+    assert_int_equal(envd_retry_delay_ms(e503, &ctx, 0), -1);
+    ctx.responded = 0;
+    ctx.replayable = 0;
+    assert_int_equal(envd_retry_delay_ms(refused, &ctx, 0), -1);
+    assert_int_equal(envd_retry_delay_ms(NULL, &ctx, 0), -1);
+    envd_error *all[] = {e503, e429, e502, refused, closed, broken, envd503};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
+        envd_error_free(all[i]);
+}
+
+static void test_retry_after_parse(void **state)
+{
+    (void)state;
+    time_t now = 784111777; /* Sun, 06 Nov 1994 08:49:37 GMT */
+    assert_int_equal(envd_retry_after_parse("120", now), 120000);
+    assert_int_equal(envd_retry_after_parse(" 0 ", now), 0);
+    assert_int_equal(envd_retry_after_parse("Sun, 06 Nov 1994 08:49:40 GMT", now), 3000);
+    assert_int_equal(envd_retry_after_parse("Sun, 06 Nov 1994 08:49:00 GMT", now), 0); /* past */
+    assert_int_equal(envd_retry_after_parse("99999999999999999999", now), 86400000);
+    assert_int_equal(envd_retry_after_parse("1.5", now), -1);
+    assert_int_equal(envd_retry_after_parse("soon", now), -1);
+    assert_int_equal(envd_retry_after_parse("", now), -1);
+    assert_int_equal(envd_retry_after_parse(NULL, now), -1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -219,6 +370,10 @@ int main(void)
         cmocka_unit_test(test_gateway_json),    cmocka_unit_test(test_plain_and_html),
         cmocka_unit_test(test_excerpt_bounded), cmocka_unit_test(test_connect_end),
         cmocka_unit_test(test_null_empty_body),
+        cmocka_unit_test(test_sandbox_gateway_replies),
+        cmocka_unit_test(test_envoy_grpc_local_reply),
+        cmocka_unit_test(test_retry_rule),
+        cmocka_unit_test(test_retry_after_parse),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
