@@ -86,6 +86,7 @@ typedef struct bench_result {
     double rss_per_call_kib;
     double heap_per_call_kib; /* malloc'd bytes (mallinfo2) per call in flight */
     double baseline_rss_kib;
+    double idle_rss_per_client_kib; /* sandboxes: RSS per client made; < 0 elsewhere */
     int workers;
     /* upload / download (bench/scenario_files.c): 0 elsewhere */
     double bytes_per_s;
@@ -234,6 +235,9 @@ int bench_driver_run(bench_env *env, const char *what, const char *const *argv,
 /* The inflight scenario's runner (bench/inflight.c). */
 int bench_run_inflight(bench_env *env, const bench_scenario *sc, int transport, int concurrency,
                        bench_result *out);
+/* bench/scenario_sandboxes.c */
+int bench_run_sandboxes(bench_env *env, const bench_scenario *sc, int transport, int concurrency,
+                        bench_result *out);
 /* bench/soak.c */
 int bench_run_soak(bench_env *env, const bench_scenario *sc, int transport, int concurrency,
                    bench_result *out);

@@ -95,6 +95,15 @@ static void print_json(const bench_result *r)
                             json_real(rnd(r->heap_per_call_kib * 100) / 100));
         json_object_set_new(o, "baseline_rss_kib", json_real(r->baseline_rss_kib));
     }
+    if (r->idle_rss_per_client_kib >= 0) {
+        json_object_set_new(o, "idle_rss_per_client_kib",
+                            json_real(rnd(r->idle_rss_per_client_kib * 100) / 100));
+        json_object_set_new(o, "rss_per_sandbox_kib",
+                            json_real(rnd(r->rss_per_call_kib * 100) / 100));
+        json_object_set_new(o, "heap_per_sandbox_kib",
+                            json_real(rnd(r->heap_per_call_kib * 100) / 100));
+        json_object_set_new(o, "baseline_rss_kib", json_real(r->baseline_rss_kib));
+    }
     if (r->file_bytes > 0) {
         json_object_set_new(o, "bytes_per_s", json_real(rnd(r->bytes_per_s)));
         json_object_set_new(o, "files", json_integer(r->files));
@@ -161,7 +170,7 @@ void bench_print_result(const bench_opts *o, const bench_result *r)
                r->inflight, r->threads, r->workers, r->runtime_threads,
                r->threads - r->runtime_threads - 1, r->rss_per_call_kib, r->heap_per_call_kib,
                r->baseline_rss_kib, r->note);
-    if (r->file_bytes > 0 || r->batch_jobs > 0)
+    if (r->file_bytes > 0 || r->batch_jobs > 0 || r->idle_rss_per_client_kib >= 0)
         printf("         %s\n", r->note);
     fflush(stdout);
 }
@@ -270,6 +279,21 @@ void bench_print_targets(const bench_opts *o, const bench_result *rs, size_t n)
             continue;
         const char *sc = l->scenario;
         const char *tn = bench_transport_name(l->transport);
+        if (l->idle_rss_per_client_kib >= 0) {
+            int ok1 = l->idle_rss_per_client_kib <= 4.0, ok2 = l->rss_per_call_kib <= 12.0;
+            int ok3 = l->errors == 0;
+            fprintf(fp, "  %-8s %-11s n=%-5d RSS per idle client %.2f KiB <= 4 KiB: %s\n", sc, tn,
+                    l->concurrency, l->idle_rss_per_client_kib, ok1 ? "met" : "MISSED");
+            fprintf(fp,
+                    "  %-8s %-11s n=%-5d RSS per sandbox with a call in flight %.2f KiB <= 12 "
+                    "KiB: %s\n",
+                    sc, tn, l->concurrency, l->rss_per_call_kib, ok2 ? "met" : "MISSED");
+            fprintf(fp, "  %-8s %-11s n=%-5d every call succeeded: %s\n", sc, tn, l->concurrency,
+                    ok3 ? "met" : "MISSED");
+            met += ok1 + ok2 + ok3;
+            missed += !ok1 + !ok2 + !ok3;
+            continue;
+        }
         if (l->inflight >= 0) {
             int runtime_threads = l->threads - 1; /* all but the main thread */
             int ok1 = runtime_threads <= l->workers + 2;

@@ -216,6 +216,17 @@ const bench_scenario bench_scenarios[] = {
         .transports = 1u << BT_GRPC | 1u << BT_CONNECT_H2C | 1u << BT_CONNECT_H1,
         .run = bench_run_soak,
     },
+    /* Not in the default set: a paused server and 10,000 clients. */
+    {
+        .name = "sandboxes",
+        .summary = "10,000 clients (distinct sandbox ids) on one runtime, idle, then each with "
+                   "a Stat in flight against a paused server: RSS per sandbox",
+        .in_default = 0,
+        .default_concurrency = {10000},
+        .transports = 1u << BT_GRPC | 1u << BT_CONNECT_H2C | 1u << BT_CONNECT_H1,
+        .setup = stat_setup,
+        .run = bench_run_sandboxes,
+    },
     /* Last: its 10,000 calls leave the heap large, which would show as the
      * peak RSS of whatever ran after it in the same process. */
     {

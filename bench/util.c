@@ -149,6 +149,7 @@ void bench_result_init(bench_result *r, const char *client, const char *scenario
     r->rss_per_call_kib = -1;
     r->heap_per_call_kib = -1;
     r->baseline_rss_kib = -1;
+    r->idle_rss_per_client_kib = -1;
 }
 
 /* ------------------------------------------------------------------ /proc */
