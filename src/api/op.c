@@ -178,6 +178,7 @@ envd_status envd_op_retry_after(envd_op *op, int64_t delay_ms, void (*fn)(envd_o
 {
     envd_runtime *rt = op->rt;
     envd_status st = ENVD_OK;
+    envd_timer *mine = NULL;
     pthread_mutex_lock(&rt->mu);
     if (rt->closing) {
         st = ENVD_E_SHUTDOWN;
@@ -194,15 +195,19 @@ envd_status envd_op_retry_after(envd_op *op, int64_t delay_ms, void (*fn)(envd_o
                 rt->live->live_prev = op;
             rt->live = op;
         }
+        /* A stop that came before the timer was there found none: this
+         * takes it back and ends the op below. A later stop finds it. */
+        if (op->retry_timer && atomic_load(&op->stop)) {
+            mine = op->retry_timer;
+            op->retry_timer = NULL;
+        }
     }
     pthread_mutex_unlock(&rt->mu);
-    /* A stop that came while arming found no timer: end it now. */
-    if (st == ENVD_OK && atomic_load(&op->stop)) {
-        envd_timer *t = take_retry_timer(op);
-        if (t) {
-            envd_timer_cancel(t);
-            fn(op);
-        }
+    /* Only with the timer taken back is op ours to touch here: otherwise
+     * the timer or a stop may have ended it already. */
+    if (mine) {
+        envd_timer_cancel(mine);
+        fn(op);
     }
     return st;
 }
