@@ -275,9 +275,9 @@ ENVD_API envd_status envd_config_set_envd_version(envd_config *cfg, const char *
  *     else 20% of it bounded to 60 s..300 s, minus up to 10% jitter (the
  *     Go client's manager: a fraction of the validity, bounded, minus
  *     jitter). A token nobody used since it came is not renewed early;
- *   - after a 401 from the gateway to a unary RPC or a /files request:
- *     the token is marked stale and the next call gets a new one (a
- *     stream's 401 is not reported yet; its token is renewed at expiry).
+ *   - after a 401 from the gateway to any RPC (unary or stream) or a
+ *     /files request: the token is marked stale and the next call gets a
+ *     new one.
  * A failed refresh is retried after 1 s, doubling up to 30 s; meanwhile
  * the current token is used while it has not expired.
  *

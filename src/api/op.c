@@ -438,6 +438,10 @@ static void rpc_done(void *ud, envd_error *err)
 {
     envd_op *op = ud;
     envd_op_call *k = op->call;
+    /* A 401 (the gateway's, on any RPC, streams too): renew the traffic
+     * token before the next call. */
+    if (err && envd_error_http_status(err) == 401)
+        envd_traffic_rejected(k->c->traffic, 0);
     err = envd_op_gateway_error(k->c, err);
     if (err && !atomic_load(&op->stop)) {
         k->attempts++;

@@ -1,7 +1,6 @@
 /* One unary RPC as one future: the unary starter every unary call goes
  * through, on the operation base (op.h). */
 #include "api/op.h"
-#include "api/traffic.h"
 #include "core/alloc.h"
 
 #include <stdlib.h>
@@ -16,7 +15,6 @@ typedef struct unary_op {
     int got_resp;
     int oom; /* keeping the reply failed: the call was stopped for that */
     int counted; /* an urgent fire-and-forget call, counted in kills_pending */
-    struct envd_traffic *traffic; /* a reference, to report a 401 (api/traffic.h) */
 } unary_op;
 
 static void unary_destroy(envd_op *op)
@@ -25,7 +23,6 @@ static void unary_destroy(envd_op *op)
     if (u->spec.ctx_free)
         u->spec.ctx_free(u->spec.ctx);
     free(u->resp);
-    envd_traffic_unref(u->traffic);
     free(u);
 }
 
@@ -50,8 +47,6 @@ static int on_message(void *ud, const uint8_t *msg, size_t len)
 static void on_done(void *ud, envd_error *err)
 {
     unary_op *u = ud;
-    if (err && envd_error_http_status(err) == 401) /* the gateway's: renew the token */
-        envd_traffic_rejected(u->traffic, 0);
     if (u->oom) { /* the transport saw a callback stop the call: say why */
         envd_error_free(err);
         err = envd_error_new(ENVD_E_NOMEM, ENVD_TRANSPORT_NONE, 0,
@@ -97,8 +92,6 @@ envd_status envd_unary_start(envd_client *c, const envd_unary_spec *spec,
     envd_op_init(&u->op, &unary_class, c->rt);
     u->spec = *spec;
     u->f = f;
-    if ((u->traffic = c->traffic))
-        envd_traffic_ref(u->traffic);
     if (spec->urgent && !out) { /* counted before it can finish */
         u->counted = 1;
         pthread_mutex_lock(&c->rt->mu);

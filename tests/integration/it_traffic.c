@@ -344,23 +344,30 @@ static void provider_error_connect(void **state)
 static void rejected_then_renewed(void **state)
 {
     fixture *fx = *state;
+    /* /files, unary RPCs over both transports, and a server stream (a
+     * command run) over both */
     envd_transport_kind kinds[] = {ENVD_TRANSPORT_CONNECT, ENVD_TRANSPORT_GRPC,
+                                   ENVD_TRANSPORT_CONNECT, ENVD_TRANSPORT_GRPC,
                                    ENVD_TRANSPORT_CONNECT};
-    for (int k = 0; k < 3; k++) {
+    for (int k = 0; k < 5; k++) {
         prov p = {.validity_ms = 60000};
         atomic_store(&p.rejected_first, 1);
         envd_client *c = client(fx, kinds[k], &p, NULL);
         envd_error *err = NULL;
         envd_entry_info *e = NULL;
-        envd_status st = k == 0 ? envd_files_write_text(c, "/traffic/r", "r", NULL, NULL, &err)
-                                : envd_fs_get_info(c, "/", &e, &err);
+        envd_command_result *r = NULL;
+        envd_status st = k == 0  ? envd_files_write_text(c, "/traffic/r", "r", NULL, NULL, &err)
+                         : k < 3 ? envd_fs_get_info(c, "/", &e, &err)
+                                 : envd_commands_run(c, "true", NULL, &r, &err);
         assert_int_equal(st, ENVD_UNAUTHENTICATED);
         assert_int_equal(envd_error_http_status(err), 401);
         envd_error_free(err);
-        st = k == 0 ? envd_files_write_text(c, "/traffic/r", "r", NULL, NULL, &err)
-                    : envd_fs_get_info(c, "/", &e, &err);
+        st = k == 0  ? envd_files_write_text(c, "/traffic/r", "r", NULL, NULL, &err)
+             : k < 3 ? envd_fs_get_info(c, "/", &e, &err)
+                     : envd_commands_run(c, "true", NULL, &r, &err);
         assert_envd_ok(st, err);
         envd_entry_info_free(e);
+        envd_command_result_free(r);
         assert_int_equal(atomic_load(&p.calls), 2);
         envd_client_free(c);
     }
