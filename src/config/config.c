@@ -499,32 +499,30 @@ envd_status envd_config_set_headers(envd_config *cfg, const char *const *names,
 
 /* ---------------------------------------------------- numeric setters */
 
-envd_status envd_config_set_runtime_port(envd_config *cfg, int port)
+/* A port setting: 1..65535, 0 or less for the default. */
+static envd_status set_port(envd_config *cfg, int *slot, int dflt, int port)
 {
     if (!cfg)
         return ENVD_E_USAGE;
     clear_error(cfg);
     if (port > 65535)
         return refuse(cfg, ENVD_INVALID_ARGUMENT, 1, "port",
-                      "must be between 1 and 65535 (0 or less: the default %d), got %d",
-                      ENVD_DEFAULT_RUNTIME_PORT, port);
-    cfg->runtime_port = port > 0 ? port : ENVD_DEFAULT_RUNTIME_PORT;
+                      "must be between 1 and 65535 (0 or less: the default %d), got %d", dflt,
+                      port);
+    *slot = port > 0 ? port : dflt;
     return ENVD_OK;
+}
+
+envd_status envd_config_set_runtime_port(envd_config *cfg, int port)
+{
+    return set_port(cfg, cfg ? &cfg->runtime_port : NULL, ENVD_DEFAULT_RUNTIME_PORT, port);
 }
 
 /* The code interpreter's (envd_code.h), as the Go client's
  * WithCodeInterpreterPort and WithCodeInterpreterBaseURL. */
 envd_status envd_config_set_code_port(envd_config *cfg, int port)
 {
-    if (!cfg)
-        return ENVD_E_USAGE;
-    clear_error(cfg);
-    if (port > 65535)
-        return refuse(cfg, ENVD_INVALID_ARGUMENT, 1, "port",
-                      "must be between 1 and 65535 (0 or less: the default %d), got %d",
-                      ENVD_DEFAULT_CODE_PORT, port);
-    cfg->code_port = port > 0 ? port : ENVD_DEFAULT_CODE_PORT;
-    return ENVD_OK;
+    return set_port(cfg, cfg ? &cfg->code_port : NULL, ENVD_DEFAULT_CODE_PORT, port);
 }
 
 envd_status envd_config_set_code_base_url(envd_config *cfg, const char *url)
