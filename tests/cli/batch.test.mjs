@@ -321,8 +321,12 @@ test("retries: a server that refuses the first connections", async () => {
     const rows = readResults(W("rt.out"));
     assert.equal(rows.length, 12);
     for (const row of rows) assert.equal(row.stdout, `${row.id.slice(1)}\n`);
-    assert.ok(rows.some((row) => row.attempts > 1), "some job was retried");
+    // The three refused connections were retried: by the library when it
+    // knows nothing of the request went out (envd_config_set_retries), or
+    // else by batch (--retries, counted in attempts). Which one depends on
+    // when the reset lands, so only the sum is fixed.
     assert.ok(proxy.count() > 3);
+    assert.ok(rows.every((row) => row.status === "ok"));
     // without retries the same refusals are errors, never retried
     const proxy0 = await resettingProxy(1000);
     try {

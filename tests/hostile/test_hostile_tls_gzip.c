@@ -202,6 +202,7 @@ static void gzip_bomb_on_files(void **state)
     assert_true(rss1 - rss0 < 32 * 1024);
     envd_files_opts_free(o);
     envd_client_free(c);
+    fs_join_conns(); /* the server's thread is done with the bomb */
     free(g_bomb);
     g_bomb = NULL;
 }
