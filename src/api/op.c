@@ -411,6 +411,16 @@ static int rpc_message(void *ud, const uint8_t *msg, size_t len)
     return op->call->on_message ? op->call->on_message(ud, msg, len) : 0;
 }
 
+/* The runtime is being freed: its engines may already be gone, so a
+ * retry timer that fires now must not start another attempt. */
+static int rt_closing(envd_runtime *rt)
+{
+    pthread_mutex_lock(&rt->mu);
+    int c = rt->closing;
+    pthread_mutex_unlock(&rt->mu);
+    return c;
+}
+
 /* The retry timer ran out (or a stop came first): the next attempt. */
 static void retry_now(envd_op *op)
 {
@@ -418,7 +428,8 @@ static void retry_now(envd_op *op)
     /* The timer's reference passes to the transport, and the attempt may
      * end before start returns: hold one of our own meanwhile. */
     envd_op_ref(op);
-    envd_status st = atomic_load(&op->stop) ? ENVD_CANCELED : start_attempt(op, k);
+    envd_status st = atomic_load(&op->stop) || rt_closing(op->rt) ? ENVD_CANCELED
+                                                                  : start_attempt(op, k);
     if (st == ENVD_OK) {
         envd_op_unref(op);
         return;
