@@ -150,10 +150,10 @@ static envd_error *outcome_error(files_xfer *x, envd_error *err)
     return err;
 }
 
-static void retry_read(envd_op *op)
+static void retry_read(envd_op *op, int stopped)
 {
     files_xfer *x = (files_xfer *)op;
-    envd_status st = envd_op_stopped(op) ? ENVD_CANCELED : launch(x, NULL);
+    envd_status st = stopped ? ENVD_CANCELED : launch(x, NULL);
     if (st != ENVD_OK) {
         envd_error *err = envd_error_new(
             st, ENVD_TRANSPORT_HTTP, 0, "failed to read file %s: %s (%d attempt%s failed)", x->what,
@@ -193,7 +193,7 @@ static int retried(files_xfer *x, envd_error **err)
     x->retry_after_ms = -1;
     envd_buf_free(&x->body);
     /* The transport's reference passes to the timer. */
-    if (envd_op_retry_after(&x->op, delay, retry_read) != ENVD_OK)
+    if (envd_op_later(&x->op, delay, retry_read) != ENVD_OK)
         return 0;
     envd_error_free(*err);
     *err = NULL;

@@ -55,6 +55,10 @@ struct envd_runtime {
      * envd_runtime_free lets them land before the engines go. */
     int kills_pending;
     pthread_cond_t kills_cv;
+    /* Callbacks of ops' timers running now (envd_op_later): envd_runtime_free
+     * waits for them before the engines they may start work on go. */
+    int later_running;
+    pthread_cond_t later_cv;
 };
 
 struct envd_client {

@@ -21,8 +21,8 @@ void envd_op_init(envd_op *op, const envd_op_class *cls, envd_runtime *rt)
     atomic_init(&op->live, 0);
     op->live_prev = op->live_next = NULL;
     op->call = NULL;
-    op->retry_timer = NULL;
-    op->retry_fn = NULL;
+    op->later = NULL;
+    op->later_fn = NULL;
 }
 
 static void call_free(struct envd_op_call *k);
@@ -104,10 +104,10 @@ static void wait_for_kills(envd_runtime *rt)
     pthread_mutex_unlock(&rt->mu);
 }
 
-static int retry_pending(envd_op *op)
+static int later_pending(envd_op *op)
 {
     pthread_mutex_lock(&op->rt->mu);
-    int pending = op->retry_timer != NULL;
+    int pending = op->later != NULL;
     pthread_mutex_unlock(&op->rt->mu);
     return pending;
 }
@@ -130,7 +130,7 @@ void envd_ops_shutdown(envd_runtime *rt)
     envd_future **fs = n ? envd_calloc(n, sizeof(*fs)) : NULL;
     size_t nf = 0;
     for (size_t i = 0; i < n; i++) {
-        if (retry_pending(ops[i])) { /* nothing of it is on the wire: it ends here */
+        if (later_pending(ops[i])) { /* nothing of it is on the wire: it ends here */
             envd_op_stop(ops[i]);
             envd_op_unref(ops[i]);
             continue;
@@ -149,32 +149,51 @@ void envd_ops_shutdown(envd_runtime *rt)
     free(fs);
     free(ops);
     wait_for_kills(rt);
+    /* A timer callback that began before the runtime was closing may be
+     * starting work on an engine: the engines stay until it returned. */
+    pthread_mutex_lock(&rt->mu);
+    while (rt->later_running > 0)
+        pthread_cond_wait(&rt->later_cv, &rt->mu);
+    pthread_mutex_unlock(&rt->mu);
 }
 
 
-/* ---- retries ------------------------------------------------------------- */
+/* ---- an op's timer ------------------------------------------------------ */
 
-/* Takes the armed retry timer, if any (the one who gets it runs retry_fn). */
-static envd_timer *take_retry_timer(envd_op *op)
+/* Takes the armed timer, if any (the one who gets it runs later_fn). */
+static envd_timer *take_later(envd_op *op)
 {
     pthread_mutex_lock(&op->rt->mu);
-    envd_timer *t = op->retry_timer;
-    op->retry_timer = NULL;
+    envd_timer *t = op->later;
+    op->later = NULL;
     pthread_mutex_unlock(&op->rt->mu);
     return t;
 }
 
-static void retry_fire(void *ud)
+/* Timer thread. While fn runs, later_running holds envd_runtime_free back
+ * from the engines; once the runtime is closing, fn is told to stop. */
+static void later_fire(void *ud)
 {
     envd_op *op = ud;
-    envd_timer *t = take_retry_timer(op);
+    envd_runtime *rt = op->rt;
+    pthread_mutex_lock(&rt->mu);
+    envd_timer *t = op->later;
+    op->later = NULL;
+    int closing = rt->closing;
+    if (t)
+        rt->later_running++;
+    pthread_mutex_unlock(&rt->mu);
     if (!t)
-        return; /* envd_op_stop took it and runs retry_fn */
+        return; /* envd_op_stop took it and runs later_fn */
     envd_timer_cancel(t); /* from inside the callback: freed after it */
-    op->retry_fn(op);
+    op->later_fn(op, closing || atomic_load(&op->stop));
+    pthread_mutex_lock(&rt->mu); /* rt outlives op: its free waits here */
+    if (--rt->later_running == 0)
+        pthread_cond_broadcast(&rt->later_cv);
+    pthread_mutex_unlock(&rt->mu);
 }
 
-envd_status envd_op_retry_after(envd_op *op, int64_t delay_ms, void (*fn)(envd_op *op))
+envd_status envd_op_later(envd_op *op, int64_t delay_ms, envd_op_later_fn fn)
 {
     envd_runtime *rt = op->rt;
     envd_status st = ENVD_OK;
@@ -183,9 +202,9 @@ envd_status envd_op_retry_after(envd_op *op, int64_t delay_ms, void (*fn)(envd_o
     if (rt->closing) {
         st = ENVD_E_SHUTDOWN;
     } else {
-        op->retry_fn = fn;
-        op->retry_timer = envd_timer_start(rt->timers, delay_ms, retry_fire, op);
-        if (!op->retry_timer)
+        op->later_fn = fn;
+        op->later = envd_timer_start(rt->timers, delay_ms, later_fire, op);
+        if (!op->later)
             st = ENVD_E_NOMEM;
         else if (!atomic_load(&op->live)) { /* envd_ops_shutdown must see it */
             atomic_store(&op->live, 1);
@@ -197,9 +216,9 @@ envd_status envd_op_retry_after(envd_op *op, int64_t delay_ms, void (*fn)(envd_o
         }
         /* A stop that came before the timer was there found none: this
          * takes it back and ends the op below. A later stop finds it. */
-        if (op->retry_timer && atomic_load(&op->stop)) {
-            mine = op->retry_timer;
-            op->retry_timer = NULL;
+        if (op->later && atomic_load(&op->stop)) {
+            mine = op->later;
+            op->later = NULL;
         }
     }
     pthread_mutex_unlock(&rt->mu);
@@ -207,7 +226,7 @@ envd_status envd_op_retry_after(envd_op *op, int64_t delay_ms, void (*fn)(envd_o
      * the timer or a stop may have ended it already. */
     if (mine) {
         envd_timer_cancel(mine);
-        fn(op);
+        fn(op, 1);
     }
     return st;
 }
@@ -220,10 +239,10 @@ void envd_op_stop(envd_op *op)
         op->t->ops->cancel(rpc);
     if (op->cls->stop)
         op->cls->stop(op);
-    envd_timer *t = take_retry_timer(op);
-    if (t) { /* waiting for its next attempt: it ends now, canceled */
+    envd_timer *t = take_later(op);
+    if (t) { /* waiting for its timer: it ends now, canceled */
         envd_timer_cancel(t);
-        op->retry_fn(op);
+        op->later_fn(op, 1);
     }
 }
 
@@ -411,25 +430,15 @@ static int rpc_message(void *ud, const uint8_t *msg, size_t len)
     return op->call->on_message ? op->call->on_message(ud, msg, len) : 0;
 }
 
-/* The runtime is being freed: its engines may already be gone, so a
- * retry timer that fires now must not start another attempt. */
-static int rt_closing(envd_runtime *rt)
-{
-    pthread_mutex_lock(&rt->mu);
-    int c = rt->closing;
-    pthread_mutex_unlock(&rt->mu);
-    return c;
-}
-
-/* The retry timer ran out (or a stop came first): the next attempt. */
-static void retry_now(envd_op *op)
+/* The retry timer ran out, or the op was stopped (or the runtime is
+ * closing) while it waited: the next attempt, or the end. */
+static void retry_now(envd_op *op, int stopped)
 {
     envd_op_call *k = op->call;
     /* The timer's reference passes to the transport, and the attempt may
      * end before start returns: hold one of our own meanwhile. */
     envd_op_ref(op);
-    envd_status st = atomic_load(&op->stop) || rt_closing(op->rt) ? ENVD_CANCELED
-                                                                  : start_attempt(op, k);
+    envd_status st = stopped ? ENVD_CANCELED : start_attempt(op, k);
     if (st == ENVD_OK) {
         envd_op_unref(op);
         return;
@@ -471,7 +480,7 @@ static void rpc_done(void *ud, envd_error *err)
             if (old)
                 op->t->ops->release(old);
             /* The transport's reference passes to the timer. */
-            if (envd_op_retry_after(op, delay, retry_now) == ENVD_OK) {
+            if (envd_op_later(op, delay, retry_now) == ENVD_OK) {
                 envd_error_free(err);
                 return;
             }

@@ -76,9 +76,9 @@ struct envd_op {
     /* envd_op_start_rpc's copy of the call, for a retry (op.c); NULL for
      * work that is not an RPC. Freed with the op. */
     struct envd_op_call *call;
-    /* envd_op_retry_after's timer and what it runs (rt->mu guards both). */
-    envd_timer *retry_timer;
-    void (*retry_fn)(envd_op *op);
+    /* envd_op_later's timer and what it runs (rt->mu guards both). */
+    envd_timer *later;
+    void (*later_fn)(envd_op *op, int stopped);
 };
 
 /* One reference (the starter's). */
@@ -111,12 +111,18 @@ int envd_op_max_retries(const envd_client *c);
  * form of a gateway reply (errmap.c). Returns err. */
 envd_error *envd_op_gateway_error(const envd_client *c, envd_error *err);
 
-/* Arms the one retry timer of op: fn(op) runs on the timer thread after
- * delay_ms, or at once on the stopping thread when envd_op_stop comes first
- * (fn then sees envd_op_stopped). The caller's reference to op passes to fn.
- * ENVD_E_NOMEM when no timer could be had (fn will not run). Used for RPCs
- * here and for /files reads (files_xfer.c). */
-envd_status envd_op_retry_after(envd_op *op, int64_t delay_ms, void (*fn)(envd_op *op));
+/* The one timer of an op (a retry's back-off, a poll's wait): fn(op,
+ * stopped) runs exactly once, on the timer thread after delay_ms, or at
+ * once on the stopping thread when envd_op_stop comes first. stopped is 1
+ * when op was stopped or the runtime is closing: fn then ends op without
+ * starting work. envd_runtime_free waits for a running fn before the
+ * engines go, and stops ops whose timer is armed. The caller's reference to
+ * op passes to fn. ENVD_E_SHUTDOWN while the runtime closes, ENVD_E_NOMEM
+ * without a timer: fn will not run. Used by RPC retries here, /files reads
+ * (files_xfer.c), Kubernetes polls (k8s/lookup.c) and sandbox-API waits
+ * (sandbox/call.c). */
+typedef void (*envd_op_later_fn)(envd_op *op, int stopped);
+envd_status envd_op_later(envd_op *op, int64_t delay_ms, envd_op_later_fn fn);
 
 /* Installs the op's cancel hooks on f (before f can complete). */
 void envd_op_bind(envd_op *op, envd_future *f);

@@ -52,6 +52,7 @@ envd_status envd_runtime_new(const envd_config *cfg, envd_runtime **out)
     pthread_mutex_init(&rt->mu, NULL);
     pthread_cond_init(&rt->slot_cv, NULL);
     pthread_cond_init(&rt->kills_cv, NULL);
+    pthread_cond_init(&rt->later_cv, NULL);
     /* Any thread that cannot start fails the whole runtime: what started
      * is stopped and freed again below. */
     envd_status s = ENVD_OK;
@@ -92,6 +93,7 @@ static void runtime_destroy(envd_runtime *rt)
     pthread_mutex_destroy(&rt->mu);
     pthread_cond_destroy(&rt->slot_cv);
     pthread_cond_destroy(&rt->kills_cv);
+    pthread_cond_destroy(&rt->later_cv);
     free(rt);
 }
 

@@ -487,6 +487,7 @@ static void step_due(envd_op *b, int stopped)
         complete(op, NULL, NULL, envd_error_new(ENVD_CANCELED, ENVD_TRANSPORT_NONE, 0, "canceled"));
     else
         http_begin(op);
+    envd_op_unref(b); /* the timer's */
 }
 
 /* Sends the request step_next left in op, now or after delay_ms. */
@@ -494,9 +495,14 @@ static void step_send(lookup *op, int64_t delay_ms)
 {
     if (delay_ms <= 0 || !op->fin.timers)
         http_begin(op);
-    else if (envd_op_wire_later(&op->wire, &op->base, op->fin.timers, delay_ms, step_due) !=
-             ENVD_OK)
-        complete(op, NULL, NULL, envd_error_new(ENVD_E_NOMEM, ENVD_TRANSPORT_NONE, 0, "out of memory"));
+    else {
+        envd_op_ref(&op->base); /* the timer's, dropped by step_due */
+        envd_status st = envd_op_later(&op->base, delay_ms, step_due);
+        if (st != ENVD_OK) {
+            envd_op_unref(&op->base);
+            complete(op, NULL, NULL, envd_error_new(st, ENVD_TRANSPORT_NONE, 0, "%s", envd_strerror(st)));
+        }
+    }
 }
 
 /* An answer of a step operation (curl I/O thread). */

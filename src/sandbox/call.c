@@ -211,6 +211,7 @@ static void retry_due(envd_op *b, int stopped)
         sbx_limiter_enter(c);
     else
         sbx_call_send(c);
+    envd_op_unref(b); /* the timer's */
 }
 
 /* A 429: wait Retry-After, then again (a create asks the limiter for a
@@ -233,9 +234,12 @@ static void rate_limited(sbx_call *c)
         sbx_call_complete(c, NULL, NULL, r);
         return;
     }
-    if (envd_op_wire_later(&c->wire, &c->base, c->api->rt->timers, wait_ms, retry_due) != ENVD_OK)
-        sbx_call_complete(c, NULL, NULL,
-                          envd_error_new(ENVD_E_NOMEM, ENVD_TRANSPORT_NONE, 0, "out of memory"));
+    envd_op_ref(&c->base); /* the timer's, dropped by retry_due */
+    envd_status st = envd_op_later(&c->base, wait_ms, retry_due);
+    if (st != ENVD_OK) {
+        envd_op_unref(&c->base);
+        sbx_call_complete(c, NULL, NULL, envd_error_new(st, ENVD_TRANSPORT_NONE, 0, "%s", envd_strerror(st)));
+    }
 }
 
 /* The end of a clean-up request: the create's own error, saying whether

@@ -494,6 +494,48 @@ static void refused_is_retried(void **state)
     envd_client_free(c);
 }
 
+/* Freeing the runtime while calls wait to retry or are starting their
+ * next attempt: every future ends (canceled or with its error), and no
+ * timer starts an attempt on a freed engine (the ASan build saw one, in
+ * this file's teardown, before ops' timers were waited for). The free
+ * comes at a different point of the back-off in each round. */
+static void free_runtime_while_retrying(void **state)
+{
+    (void)state;
+    enum { ROUNDS = 16, CALLS = 12 };
+    const envd_transport_kind kinds[2] = {ENVD_TRANSPORT_GRPC, ENVD_TRANSPORT_CONNECT};
+    for (int r = 0; r < ROUNDS; r++) {
+        envd_runtime *rt = NULL;
+        assert_int_equal(envd_runtime_new(NULL, &rt), ENVD_OK);
+        envd_future *fs[2][2 * CALLS];
+        for (int k = 0; k < 2; k++) {
+            envd_config *cfg = envd_config_new();
+            envd_config_set_domain(cfg, "127.0.0.1:1"); /* refused: retried */
+            envd_config_set_transport(cfg, kinds[k]);
+            assert_int_equal(envd_config_set_retries(cfg, 10), ENVD_OK);
+            envd_client *c = NULL;
+            envd_error *err = NULL;
+            assert_int_equal(envd_client_new(rt, "sbx-free", cfg, &c, &err), ENVD_OK);
+            envd_config_free(cfg);
+            for (int i = 0; i < CALLS; i++) {
+                assert_int_equal(envd_fs_get_info_async(c, "/whoami", &fs[k][2 * i]), ENVD_OK);
+                assert_int_equal(envd_files_read_async(c, "/whoami", NULL, &fs[k][2 * i + 1]),
+                                 ENVD_OK);
+            }
+            envd_client_free(c); /* the calls hold what they need */
+        }
+        /* back-off: 100, 200, 400 ms ...; land anywhere in the first ones */
+        usleep((useconds_t)(r * 23 % 350) * 1000);
+        assert_int_equal(envd_runtime_free(rt), ENVD_OK);
+        for (int k = 0; k < 2; k++)
+            for (int i = 0; i < 2 * CALLS; i++) {
+                assert_int_equal(envd_future_wait(fs[k][i], 0), ENVD_OK); /* ended */
+                assert_int_not_equal(envd_future_status(fs[k][i]), ENVD_OK);
+                envd_future_free(fs[k][i]);
+            }
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -510,6 +552,7 @@ int main(void)
         cmocka_unit_test(flaky_gateway_succeeds_after_retries),
         cmocka_unit_test(cancel_while_waiting_to_retry),
         cmocka_unit_test(refused_is_retried),
+        cmocka_unit_test(free_runtime_while_retrying),
     };
     return cmocka_run_group_tests_name("gateway", tests, setup, teardown);
 }
