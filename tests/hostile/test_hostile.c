@@ -18,30 +18,11 @@
 
 #include "../unit/fault_server.h"
 #include "envd/envd.h"
+#include "../test_clock.h"
 
 static envd_runtime *g_rt;
 static envd_client *g_c;  /* Connect over HTTP/1.1, and /files */
 static envd_client *g_cg; /* gRPC over h2c */
-
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static long rss_kb(void)
-{
-    FILE *f = fopen("/proc/self/status", "r");
-    char line[256];
-    long kb = -1;
-    while (f && fgets(line, sizeof line, f))
-        if (sscanf(line, "VmRSS: %ld kB", &kb) == 1)
-            break;
-    if (f)
-        fclose(f);
-    return kb;
-}
 
 /* ---- protobuf bits of process replies ------------------------------------------ */
 
@@ -432,11 +413,11 @@ static void one_case(const hcase *k)
     else
         fs_set(k->fn);
     atomic_store(&g_completions, 0);
-    int64_t t0 = now_ms();
+    int64_t t0 = test_now_ms();
     envd_future *f = start(k->op);
     assert_int_equal(envd_future_on_complete(f, on_complete, NULL), ENVD_OK);
     assert_int_equal(envd_future_wait(f, 15000), ENVD_OK);
-    int64_t dt = now_ms() - t0;
+    int64_t dt = test_now_ms() - t0;
     envd_status st = envd_future_status(f);
     const envd_error *e = envd_future_error(f);
     const char *m = e ? envd_error_message(e) : "(no error)";
@@ -463,11 +444,11 @@ static void one_case(const hcase *k)
 static void hostile_server(void **state)
 {
     (void)state;
-    long rss0 = rss_kb(), rss[2];
+    long rss0 = test_rss_kb(), rss[2];
     for (int pass = 0; pass < 2; pass++) {
         for (size_t i = 0; i < sizeof CASES / sizeof CASES[0]; i++)
             one_case(&CASES[i]);
-        rss[pass] = rss_kb();
+        rss[pass] = test_rss_kb();
     }
     print_message("  RSS %ld kB, after one pass %ld kB, after two %ld kB\n", rss0, rss[0], rss[1]);
     /* Nothing a server sent may stay: 50 MiB bodies and 64 MiB of junk went

@@ -16,32 +16,13 @@
 
 #include "../unit/fault_server.h"
 #include "envd/envd.h"
+#include "../test_clock.h"
 
 #define BOMB_BYTES ((int64_t)1 << 30)
 
 static envd_runtime *g_rt;
 static uint8_t *g_bomb;
 static size_t g_bomb_len;
-
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static long rss_kb(void)
-{
-    FILE *f = fopen("/proc/self/status", "r");
-    char line[256];
-    long kb = -1;
-    while (f && fgets(line, sizeof line, f))
-        if (sscanf(line, "VmRSS: %ld kB", &kb) == 1)
-            break;
-    if (f)
-        fclose(f);
-    return kb;
-}
 
 static envd_client *client_on(envd_runtime *rt, const char *scheme, envd_transport_kind kind)
 {
@@ -97,11 +78,11 @@ static void stalled_tls_handshake(void **state)
         assert_int_equal(envd_runtime_new(NULL, &rt), ENVD_OK);
         envd_client *c = client_on(rt, "https", kinds[i]);
         fs_set_raw(stall_handshake);
-        int64_t t0 = now_ms();
+        int64_t t0 = test_now_ms();
         envd_entry_list *l = NULL;
         envd_error *err = NULL;
         envd_status st = envd_fs_list(c, "/tmp", 1, &l, &err);
-        int64_t dt = now_ms() - t0;
+        int64_t dt = test_now_ms() - t0;
         print_message("  stalled TLS (%s): %lld ms, %s: %s\n", i ? "gRPC" : "Connect",
                       (long long)dt, envd_strerror(st), err ? envd_error_message(err) : "");
         assert_int_equal(st, ENVD_DEADLINE_EXCEEDED);
@@ -185,12 +166,12 @@ static void gzip_bomb_on_files(void **state)
     envd_files_opts *o = envd_files_opts_new();
     counted n = {0, 0};
     assert_int_equal(envd_files_opts_set_sink(o, count_sink, &n), ENVD_OK);
-    long rss0 = rss_kb();
+    long rss0 = test_rss_kb();
     uint8_t *data = NULL;
     size_t len = 0;
     envd_error *err = NULL;
     envd_status st = envd_files_read(c, "/tmp/bomb", o, &data, &len, &err);
-    long rss1 = rss_kb();
+    long rss1 = test_rss_kb();
     print_message("  read: %s, %lld bytes, RSS %ld -> %ld kB\n", envd_strerror(st),
                   (long long)n.bytes, rss0, rss1);
     assert_int_equal(st, ENVD_OK);

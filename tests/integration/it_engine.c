@@ -3,6 +3,7 @@
  * server killed mid-stream, thousands of futures at once, and freeing the
  * runtime with calls in flight. */
 #include "harness.h"
+#include "../test_clock.h"
 
 #include <signal.h>
 #include <stdio.h>
@@ -12,13 +13,6 @@
 #include <unistd.h>
 
 static const envd_transport_kind kinds[2] = {ENVD_TRANSPORT_GRPC, ENVD_TRANSPORT_CONNECT};
-
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static envd_client *client_at(envd_runtime *rt, const char *addr, envd_transport_kind k,
                                const char *token, int64_t timeout_ms)
@@ -78,10 +72,10 @@ static void nobody_listening(void **state)
         envd_client *c = client_at(rt, "127.0.0.1:1", kinds[i], NULL, 5000);
         envd_entry_info *e = NULL;
         envd_error *err = NULL;
-        int64_t t0 = now_ms();
+        int64_t t0 = test_now_ms();
         envd_status st = envd_fs_get_info(c, "/", &e, &err);
         assert_int_equal(st, ENVD_UNAVAILABLE); /* one error model: every transport */
-        assert_true(now_ms() - t0 < 5000);
+        assert_true(test_now_ms() - t0 < 5000);
         assert_non_null(strstr(envd_error_message(err), "127.0.0.1:1"));
         envd_error_free(err);
         envd_client_free(c);
@@ -113,18 +107,18 @@ static void stopped_server_hits_the_deadline(void **state)
     for (int i = 0; i < 2; i++) {
         envd_error *err = NULL;
         envd_entry_info *e = NULL;
-        int64_t t0 = now_ms();
+        int64_t t0 = test_now_ms();
         envd_status st = envd_fs_get_info(c[i], "/", &e, &err);
-        int64_t took = now_ms() - t0;
+        int64_t took = test_now_ms() - t0;
         assert_int_equal(st, ENVD_DEADLINE_EXCEEDED);
         assert_true(took >= 350 && took < 3000);
         envd_error_free(err);
         /* a stream's start is bounded by the same request timeout */
         envd_command_result *r = NULL;
-        t0 = now_ms();
+        t0 = test_now_ms();
         st = envd_commands_run(c[i], "true", NULL, &r, &err);
         assert_int_equal(st, ENVD_DEADLINE_EXCEEDED);
-        assert_true(now_ms() - t0 < 3000);
+        assert_true(test_now_ms() - t0 < 3000);
         envd_error_free(err);
     }
     test_server_signal(&s, SIGCONT);
@@ -160,10 +154,10 @@ static void cancel_and_server_death_mid_stream(void **state)
     }
     for (int i = 0; i < 2; i++) {
         assert_int_equal(envd_future_wait(f[i], 300), ENVD_E_TIMEOUT);
-        int64_t t0 = now_ms();
+        int64_t t0 = test_now_ms();
         envd_future_cancel(f[i]);
         assert_int_equal(envd_future_wait(f[i], 5000), ENVD_OK);
-        assert_true(now_ms() - t0 < 2000);
+        assert_true(test_now_ms() - t0 < 2000);
         assert_int_equal(envd_future_status(f[i]), ENVD_CANCELED);
         envd_future_cancel(f[i]); /* after completion: a no-op */
         assert_int_equal(envd_future_status(f[i]), ENVD_CANCELED);
@@ -263,9 +257,9 @@ static void runtime_free_with_calls_in_flight(void **state)
     assert_int_equal(envd_fs_get_info_async(c[0], "/", &pending_stat), ENVD_OK);
     envd_future_wait(pending_stat, 5000);
     envd_future_free(pending_stat);
-    int64_t t0 = now_ms();
+    int64_t t0 = test_now_ms();
     envd_runtime_free(rt);
-    assert_true(now_ms() - t0 < 10000);
+    assert_true(test_now_ms() - t0 < 10000);
     /* every future completed exactly once, with CANCELED */
     assert_int_equal(__atomic_load_n(&callbacks, __ATOMIC_SEQ_CST), 2 * PER);
     for (int j = 0; j < 2 * PER; j++) {
@@ -325,13 +319,13 @@ static void try_to_block(blocker *b)
 {
     if (__atomic_load_n(&b->ran, __ATOMIC_SEQ_CST))
         return; /* output may come in several pieces; probe once */
-    int64_t t0 = now_ms();
+    int64_t t0 = test_now_ms();
     size_t idx;
     b->wait = envd_future_wait(b->pending, -1);
     b->any = envd_future_wait_any(&b->pending, 1, -1, &idx);
     b->all = envd_future_wait_all(&b->pending, 1, -1);
     b->rt_free = envd_runtime_free(b->rt);
-    b->took_ms = now_ms() - t0;
+    b->took_ms = test_now_ms() - t0;
     __atomic_store_n(&b->ran, 1, __ATOMIC_SEQ_CST);
 }
 

@@ -5,6 +5,7 @@
  * clear errors naming the sandbox, and which of them are retried (counted
  * in nginx's access log). */
 #include "harness.h"
+#include "../test_clock.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -195,13 +196,6 @@ static void auto_first_call_to_unknown_sandbox(void **state)
 
 /* ---- routing by a hash of the id ------------------------------------------ */
 
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* A file written for h-<i> through one port must be read back through the
  * others, and sit in exactly one server's root: a wrong route reads another
  * root and fails. The ids spread over more than one server. */
@@ -389,10 +383,10 @@ static void rate_limit_honours_retry_after(void **state)
         assert_int_equal(envd_client_new(w->rt, id, cfg, &c, &err), ENVD_OK);
         envd_config_free(cfg);
         long off = test_gateway_log_size(&w->gw);
-        int64_t t0 = now_ms();
+        int64_t t0 = test_now_ms();
         envd_entry_info *e = NULL;
         envd_status st = envd_fs_get_info(c, "/whoami", &e, &err);
-        int64_t took = now_ms() - t0;
+        int64_t took = test_now_ms() - t0;
         assert_int_equal(st, ENVD_UNAVAILABLE);
         assert_int_equal(envd_error_http_status(err), 429);
         assert_has(err, id);

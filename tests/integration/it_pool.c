@@ -11,9 +11,9 @@
  * process's own sockets, so two pooled channels sharing one TCP connection
  * would show. */
 #include "harness.h"
+#include "../test_clock.h"
 #include "api/internal.h"
 
-#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,19 +26,6 @@
 #define RUNS 1000
 #define KILL_BATCH 50
 
-static int cmp_ulong(const void *a, const void *b)
-{
-    unsigned long x = *(const unsigned long *)a, y = *(const unsigned long *)b;
-    return (x > y) - (x < y);
-}
-
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* ENVD_TEST_LOAD_RUNS lowers the 1,000 (the TSan stage: same paths, slower);
  * never below 3 waves' worth, or one wave would prove nothing. */
 static int load_runs(void)
@@ -46,71 +33,6 @@ static int load_runs(void)
     const char *env = getenv("ENVD_TEST_LOAD_RUNS");
     int n = env && atoi(env) > 0 ? atoi(env) : RUNS;
     return n < 3 * STREAMS ? 3 * STREAMS : n;
-}
-
-/* The inodes of this process's sockets, sorted; returns how many. */
-static size_t own_sockets(unsigned long *ino, size_t cap)
-{
-    DIR *d = opendir("/proc/self/fd");
-    assert_non_null(d);
-    size_t n = 0;
-    struct dirent *de;
-    while ((de = readdir(d)) && n < cap) {
-        char path[300], link[64];
-        snprintf(path, sizeof(path), "/proc/self/fd/%s", de->d_name);
-        ssize_t k = readlink(path, link, sizeof(link) - 1);
-        if (k <= 0)
-            continue;
-        link[k] = '\0';
-        if (sscanf(link, "socket:[%lu]", &ino[n]) == 1)
-            n++;
-    }
-    closedir(d);
-    qsort(ino, n, sizeof(*ino), cmp_ulong);
-    return n;
-}
-
-/* Established TCP connections of this process to 127.0.0.1:port, IPv4 or
- * v4-mapped IPv6 (core connects through dual-stack sockets). Only our own
- * sockets: on a busy machine another process's accepted socket may have a
- * client whose ephemeral port is the same number. */
-static int tcp_conns_in(const char *file, const char *loopback, int port, const unsigned long *own,
-                        size_t n_own)
-{
-    FILE *f = fopen(file, "r");
-    if (!f)
-        return 0;
-    char line[512];
-    int n = 0;
-    if (!fgets(line, sizeof(line), f)) { /* header */
-        fclose(f);
-        return 0;
-    }
-    while (fgets(line, sizeof(line), f)) {
-        unsigned lport, rport, st;
-        unsigned long ino;
-        char laddr[40], raddr[40];
-        if (sscanf(line,
-                   " %*d: %32[0-9A-Fa-f]:%x %32[0-9A-Fa-f]:%x %x %*x:%*x %*x:%*x %*x %*u %*u %lu",
-                   laddr, &lport, raddr, &rport, &st, &ino) == 6 &&
-            rport == (unsigned)port && st == 1 /* ESTABLISHED */ &&
-            strcmp(raddr, loopback) == 0 && bsearch(&ino, own, n_own, sizeof(*own), cmp_ulong))
-            n++;
-    }
-    fclose(f);
-    return n;
-}
-
-static int tcp_conns_to(int port)
-{
-    enum { MAX_FDS = 20000 };
-    unsigned long *own = calloc(MAX_FDS, sizeof(*own));
-    assert_non_null(own);
-    size_t n = own_sockets(own, MAX_FDS);
-    int c = tcp_conns_in("/proc/net/tcp", "0100007F", port, own, n) +
-            tcp_conns_in("/proc/net/tcp6", "0000000000000000FFFF00000100007F", port, own, n);
-    free(own);
-    return c;
 }
 
 static size_t pool_channels(envd_runtime *rt, size_t *active)
@@ -125,7 +47,7 @@ static size_t pool_channels(envd_runtime *rt, size_t *active)
 static void assert_pool_clean(envd_runtime *rt)
 {
     size_t active = 1;
-    for (int64_t end = now_ms() + 10000; now_ms() < end; usleep(10000)) {
+    for (int64_t end = test_now_ms() + 10000; test_now_ms() < end; usleep(10000)) {
         pool_channels(rt, &active);
         if (active == 0)
             break;
@@ -273,7 +195,9 @@ static void kill_all(pool_fx *fx, envd_future **fs, int from, int to)
 static int pool_tcp_conns(pool_fx *fx)
 {
     int killer = fx->has_gw ? 0 : (int)pool_channels(fx->rt2, NULL);
-    return tcp_conns_to(fx->port) - killer;
+    int n = test_tcp_conns_to(fx->port);
+    assert_true(n >= 0);
+    return n - killer;
 }
 
 static void assert_conns(pool_fx *fx, size_t want)
@@ -338,10 +262,10 @@ static void one_wave(pool_fx *fx, int gw)
 {
     fx_start(fx, gw, 0, 0);
     int n = load_runs();
-    int64_t t0 = now_ms();
+    int64_t t0 = test_now_ms();
     envd_future **fs = start_long(fx, n);
     assert_int_equal(envd_future_wait_all(fs, (size_t)n, START_WAIT_MS), ENVD_OK);
-    fprintf(stderr, "  %d starts in %lld ms\n", n, (long long)(now_ms() - t0));
+    fprintf(stderr, "  %d starts in %lld ms\n", n, (long long)(test_now_ms() - t0));
     for (int i = 0; i < n; i++)
         assert_started(fs[i], i);
     assert_conns(fx, (size_t)(n + STREAMS - 1) / STREAMS);
@@ -396,7 +320,7 @@ static void ceiling_queues_the_rest(void **state)
     fx_start(fx, 0, STREAMS, 2);
     enum { N = 250, FIRST = 200 };
     envd_future **fs = start_long(fx, N);
-    for (int64_t end = now_ms() + START_WAIT_MS; now_ms() < end && count_done(fs, N) < FIRST;)
+    for (int64_t end = test_now_ms() + START_WAIT_MS; test_now_ms() < end && count_done(fs, N) < FIRST;)
         usleep(20000);
     /* The queued ones cannot start while every stream is held; give them
      * time to show it if they could. */
@@ -404,7 +328,7 @@ static void ceiling_queues_the_rest(void **state)
     assert_int_equal(count_done(fs, N), FIRST);
     assert_conns(fx, 2);
     assert_int_equal(kill_done(fx, fs, N), FIRST);
-    for (int64_t end = now_ms() + START_WAIT_MS; now_ms() < end && count_done(fs, N) < N - FIRST;)
+    for (int64_t end = test_now_ms() + START_WAIT_MS; test_now_ms() < end && count_done(fs, N) < N - FIRST;)
         usleep(20000);
     assert_conns(fx, 2);
     assert_int_equal(kill_done(fx, fs, N), N - FIRST);
@@ -439,10 +363,10 @@ static void idle_connections_close(void **state)
     assert_pool_clean(fx->rt);
     /* Now the second connection closes; the first stays. */
     size_t ch = 2;
-    for (int64_t end = now_ms() + 10000; now_ms() < end && ch != 1; usleep(20000))
+    for (int64_t end = test_now_ms() + 10000; test_now_ms() < end && ch != 1; usleep(20000))
         ch = pool_channels(fx->rt, NULL);
     int tcp = 2;
-    for (int64_t end = now_ms() + 10000; now_ms() < end && tcp != 1; usleep(20000))
+    for (int64_t end = test_now_ms() + 10000; test_now_ms() < end && tcp != 1; usleep(20000))
         tcp = pool_tcp_conns(fx);
     assert_int_equal(ch, 1);
     assert_int_equal(tcp, 1);
