@@ -28,13 +28,13 @@ static const char usage[] =
     "                           `sandbox create` (\"id\" with its \"domain\" and \"token\")\n"
     "  --k8s-selector NS:SEL    every Sandbox object of NS matching a label selector\n"
     "  --claim NS/TEMPLATE --replicas N\n"
-    "                           claim N sandboxes of a SandboxSet before the first job,\n"
-    "                           release them (claim and sandboxes) at the end, also after\n"
-    "                           Ctrl-C or an error\n"
+    "                           claim N sandboxes of a SandboxSet; jobs start on the first\n"
+    "                           ones claimed; release them (claim and sandboxes) at the\n"
+    "                           end, also after Ctrl-C or an error\n"
     "  --create TEMPLATE --count N\n"
     "                           create N sandboxes through the E2B-compatible API\n"
-    "                           ($E2B_API_URL, $E2B_API_KEY) before the first job, kill\n"
-    "                           them at the end, also after Ctrl-C or an error\n"
+    "                           ($E2B_API_URL, $E2B_API_KEY); jobs start on the first ones\n"
+    "                           made; kill them all at the end, also after Ctrl-C or an error\n"
     "  --keep                   leave the claimed or created sandboxes in place\n"
     "  --per-sandbox K          jobs at once in one sandbox (default 1)\n"
     "  --jobs N                 jobs at once in all (default: pool size x per-sandbox)\n"
@@ -42,6 +42,8 @@ static const char usage[] =
     "Results:\n"
     "  --results FILE           default results.jsonl; '-' is standard output\n"
     "  --output-dir DIR         full output in DIR/ID.stdout and DIR/ID.stderr\n"
+    "  --report FILE            the summary as one JSON object: counts, wall_ms, phases\n"
+    "                           (p50/p95/p99 ms), acquire (p50/p95/max ms per sandbox)\n"
     "  --max-output BYTES       stdout/stderr kept per job in the results (65536)\n"
     "  --resume                 skip jobs already ok or failed in the results file\n"
     "  --resume-failed          skip only those already ok\n"
@@ -67,7 +69,7 @@ enum {
     O_RESULTS = 1, O_OUTPUT_DIR, O_RESUME, O_RESUME_FAILED, O_RETRIES, O_RETRY_BACKOFF,
     O_HALT, O_GRACE, O_MAX_OUTPUT, O_JOBS, O_PER_SANDBOX, O_SANDBOXES, O_SELECTOR, O_SHARD,
     O_PROGRESS, O_QUIET, O_CHECK, O_POOL_TIMEOUT, O_K8S_JOB, O_IMAGE, O_COMPLETIONS,
-    O_PARALLELISM, O_YAML, O_CLAIM, O_REPLICAS, O_KEEP, O_CREATE, O_COUNT
+    O_PARALLELISM, O_YAML, O_CLAIM, O_REPLICAS, O_KEEP, O_CREATE, O_COUNT, O_REPORT
 };
 
 static const cli_opt opts[] = {
@@ -85,7 +87,7 @@ static const cli_opt opts[] = {
     {"yaml", 0, 0, O_YAML},               {"claim", 0, 1, O_CLAIM},
     {"replicas", 0, 1, O_REPLICAS},       {"keep", 0, 0, O_KEEP},
     {"create", 0, 1, O_CREATE},           {"count", 0, 1, O_COUNT},
-    {NULL, 0, 0, 0},
+    {"report", 0, 1, O_REPORT},           {NULL, 0, 0, 0},
 };
 
 typedef struct batch_args {
@@ -100,10 +102,9 @@ typedef struct batch_args {
     const char *claim; /* --claim NS/TEMPLATE */
     uint64_t replicas;
     int keep;
-    envd_k8s_claimed *claimed; /* what --claim got, released at the end */
-    const char *create;        /* --create TEMPLATE */
+    const char *create; /* --create TEMPLATE */
     uint64_t count;
-    cli_created *created; /* what --create made, killed at the end */
+    batch_acq *acq; /* --claim / --create: released at the end */
     char **pass; /* options handed on to the pods of --k8s-job */
     int n_pass;
 } batch_args;
@@ -182,7 +183,7 @@ static int pass_on(batch_args *a, const cli_parser *p, int id)
 {
     if (id == O_K8S_JOB || id == O_IMAGE || id == O_COMPLETIONS || id == O_PARALLELISM ||
         id == O_RESULTS || id == O_OUTPUT_DIR || id == O_CHECK || id == O_PROGRESS ||
-        id == O_YAML || id == O_SHARD || id == O_SANDBOXES)
+        id == O_YAML || id == O_SHARD || id == O_SANDBOXES || id == O_REPORT)
         return 0;
     if (!(a->pass[a->n_pass++] = strdup(p->flag)))
         return -1;
@@ -199,6 +200,7 @@ static int take_option(cli_parser *p, int id, batch_args *a)
     switch (id) {
     case O_RESULTS: a->o.results_path = p->value; return 0;
     case O_OUTPUT_DIR: a->o.output_dir = p->value; return 0;
+    case O_REPORT: a->o.report_path = p->value; return 0;
     case O_RESUME: a->o.resume = 1; return 0;
     case O_RESUME_FAILED: a->o.resume_failed = 1; return 0;
     case O_SANDBOXES: a->sandboxes_file = p->value; return 0;
@@ -352,45 +354,6 @@ static int validate(cli_ctx *ctx, batch_reader *rd, const batch_args *a, const b
     return errors ? CLI_EXIT_USAGE : 0;
 }
 
-/* --claim: the claimed sandboxes join the pool with their clients open. */
-static int claim_pool(cli_ctx *ctx, batch_args *a, batch_pool *pool)
-{
-    int rc = cli_claim_pool(ctx, a->claim, a->replicas ? (int)a->replicas : 1, a->quiet,
-                            &a->claimed);
-    const envd_k8s_claimed *c = a->claimed;
-    for (size_t i = 0; rc == 0 && i < c->count; i++) {
-        char *ref = cli_strdupf("%s/%s", c->sandboxes[i].namespace_, c->sandboxes[i].name);
-        if (!ref || batch_pool_add(pool, NULL, ref, 0) != 0)
-            rc = cli_errorf(ctx, "out of memory");
-        else
-            pool->s[pool->n - 1]->client = c->clients[i];
-        if (rc == 0)
-            c->clients[i] = NULL; /* the pool's now */
-        free(ref);
-    }
-    if (rc == 0 && cli_interrupted) /* between the claim and the scheduler's handler */
-        rc = cli_errorf(ctx, "interrupted");
-    return rc;
-}
-
-/* --create: the sandboxes made join the pool with their clients open. */
-static int create_pool(cli_ctx *ctx, batch_args *a, batch_pool *pool)
-{
-    int rc = cli_create_pool(ctx, a->create, a->count ? (int)a->count : 1, a->quiet, &a->created);
-    cli_created *c = a->created;
-    for (size_t i = 0; rc == 0 && i < c->n; i++) {
-        if (batch_pool_add(pool, c->ids[i], NULL, 0) != 0) {
-            rc = cli_errorf(ctx, "out of memory");
-        } else {
-            pool->s[pool->n - 1]->client = c->clients[i];
-            c->clients[i] = NULL; /* the pool's now */
-        }
-    }
-    if (rc == 0 && cli_interrupted) /* between the creates and the scheduler's handler */
-        rc = cli_errorf(ctx, "interrupted");
-    return rc;
-}
-
 static int build_pool(cli_ctx *ctx, batch_args *a, batch_pool *pool)
 {
     char *err = NULL;
@@ -405,12 +368,13 @@ static int build_pool(cli_ctx *ctx, batch_args *a, batch_pool *pool)
             return rc;
     }
     int rc = cli_ctx_ready(ctx);
-    if (rc || (a->claim && (rc = claim_pool(ctx, a, pool)) != 0) ||
-        (a->create && (rc = create_pool(ctx, a, pool)) != 0))
+    if (rc)
         return rc;
     size_t n = 0;
     const envd_sandbox_entry *e = ctx->file ? envd_config_file_sandboxes(ctx->file, &n) : NULL;
-    if (pool->n == 0 && (ctx->g.k8s || ctx->g.sandbox))
+    if (a->claim || a->create)
+        ; /* the pool is what they bring (and any --sandbox/--k8s given) */
+    else if (pool->n == 0 && (ctx->g.k8s || ctx->g.sandbox))
         rc = batch_pool_add(pool, ctx->g.k8s ? NULL : ctx->g.sandbox, ctx->g.k8s, 0);
     else if (pool->n == 0 && n)
         for (size_t i = 0; i < n && rc == 0; i++)
@@ -420,7 +384,16 @@ static int build_pool(cli_ctx *ctx, batch_args *a, batch_pool *pool)
     if (rc)
         return cli_errorf(ctx, "out of memory");
     pool->per_sandbox = a->per_sandbox;
-    return batch_pool_open(pool);
+    if ((rc = batch_pool_open(pool)) != 0)
+        return rc;
+    /* the sandboxes come while the jobs run (batch_acquire.c) */
+    if (a->claim)
+        rc = batch_acq_start_claim(ctx, a->claim, a->replicas ? (int)a->replicas : 1, a->quiet,
+                                   &a->acq);
+    else if (a->create)
+        rc = batch_acq_start_create(ctx, a->create, a->count ? (int)a->count : 1, a->quiet,
+                                    &a->acq);
+    return rc;
 }
 
 static int run_batch(cli_ctx *ctx, batch_args *a, batch_pool *pool)
@@ -455,22 +428,12 @@ static int run_batch(cli_ctx *ctx, batch_args *a, batch_pool *pool)
             cli_errorf(ctx, "%s", err);
         goto out;
     }
-    rc = batch_run(ctx, &a->o, pool, rd, &skip, total);
+    rc = batch_run(ctx, &a->o, pool, rd, &skip, total, a->acq);
 out:
-    if (a->claimed && !a->keep && cli_claim_release(ctx, a->claimed) != 0)
+    if (a->acq && batch_acq_release(a->acq, a->keep, a->o.quiet) != 0)
         rc = CLI_EXIT_FAIL;
-    else if (a->claimed && !a->o.quiet)
-        fprintf(stderr, "claim %s/%s %s\n", a->claimed->namespace_, a->claimed->name,
-                a->keep ? "kept (--keep)" : "released with its sandboxes");
-    envd_k8s_claimed_free(a->claimed);
-    a->claimed = NULL;
-    if (a->created && !a->keep && cli_create_release(ctx, a->created) != 0)
-        rc = CLI_EXIT_FAIL;
-    else if (a->created && !a->o.quiet)
-        fprintf(stderr, "%zu created sandbox%s %s\n", a->created->n,
-                a->created->n == 1 ? "" : "es", a->keep ? "kept (--keep)" : "killed");
-    cli_created_free(a->created);
-    a->created = NULL;
+    batch_acq_free(a->acq);
+    a->acq = NULL;
     free(err);
     batch_idset_free(&skip);
     batch_reader_close(rd);

@@ -12,6 +12,8 @@
  *   batch_sched.c    the scheduler: futures, a completion queue drained by
  *                    the main thread, retries, Ctrl-C
  *   batch_report.c   the progress line and the summary
+ *   batch_acquire.c  --create / --claim: sandboxes joining the pool as
+ *                    they become ready, and their release
  *   batch_k8s.c      --k8s-job (an Indexed Job manifest) and --k8s-selector
  *   batch.c          cmd_batch: options, the two passes over the jobs file
  */
@@ -134,6 +136,12 @@ typedef struct batch_report {
     batch_hist phase[4]; /* duration, upload, run, download */
     batch_slow slow[5];
     int drawn;
+    /* --create / --claim: how long each sandbox took to join the pool,
+     * from the start of the acquisition */
+    int acquiring;
+    batch_hist acquire;
+    int64_t acquire_max;
+    uint64_t acquire_failed;
 } batch_report;
 
 void batch_report_init(batch_report *r, int mode, uint64_t total);
@@ -141,8 +149,13 @@ void batch_report_add(batch_report *r, const batch_result *res);
 /* Redraws the progress (at most 10 times a second on a TTY, every 5 s for
  * plain lines) unless force. */
 void batch_report_tick(batch_report *r, int force);
+/* A sandbox joined the pool ms after the acquisition began; or n failed. */
+void batch_report_acquired(batch_report *r, int64_t ms);
+void batch_report_acquire_failed(batch_report *r, uint64_t n);
 /* The summary on stderr. */
 void batch_report_summary(batch_report *r);
+/* The same as one JSON object (--report FILE). 0 or -1 (errno). */
+int batch_report_json(const batch_report *r, const char *path);
 void batch_report_free(batch_report *r);
 
 /* ------------------------------------------------------------------ pool */
@@ -191,6 +204,30 @@ void batch_pool_free(batch_pool *p);
  * adds each as NS/NAME. 0 or the exit status (printed). */
 int batch_pool_add_selector(batch_pool *p, const char *ns_selector);
 
+/* ----------------------------------------------------------- acquisition */
+
+/* --create / --claim (batch_acquire.c): the sandboxes join the pool while
+ * the jobs run, each as soon as it is ready; all of them, also those that
+ * come after Ctrl-C, are released at the end. */
+typedef struct batch_acq batch_acq;
+
+/* Starts the creates or the claim. 0 with *out, or the exit status,
+ * printed; *out may be set either way (release and free it). */
+int batch_acq_start_create(cli_ctx *ctx, const char *template_id, int count, int quiet,
+                           batch_acq **out);
+int batch_acq_start_claim(cli_ctx *ctx, const char *ref, int replicas, int quiet,
+                          batch_acq **out);
+/* On the scheduler's thread, never waiting: adds the sandboxes that became
+ * ready to p (their times to rep), says the failures. 1 while more may
+ * come, 0 once the acquisition is over. */
+int batch_acq_poll(batch_acq *a, batch_pool *p, batch_report *rep);
+/* Ctrl-C: start nothing more. */
+void batch_acq_stop(batch_acq *a);
+/* Waits for what is still coming, then gives everything back (keep: says
+ * what is left). 0 or the exit status, printed. */
+int batch_acq_release(batch_acq *a, int keep, int quiet);
+void batch_acq_free(batch_acq *a);
+
 /* ------------------------------------------------------------- scheduler */
 
 typedef struct batch_opts {
@@ -209,12 +246,14 @@ typedef struct batch_opts {
     int progress_mode;
     int quiet;
     int check;
+    const char *report_path; /* --report: the summary as JSON */
 } batch_opts;
 
 /* Runs the jobs the reader yields (already validated) that belong to the
- * shard and are not in skip. Returns the exit status. */
+ * shard and are not in skip, on the pool and what acq (NULL: none) adds to
+ * it. Returns the exit status. */
 int batch_run(cli_ctx *ctx, const batch_opts *o, batch_pool *pool, batch_reader *rd,
-              const batch_idset *skip, uint64_t total);
+              const batch_idset *skip, uint64_t total, batch_acq *acq);
 
 /* The Indexed Job manifest for --k8s-job. argv: the batch options to pass
  * on (without --k8s-job, --image, --completions, --parallelism). */

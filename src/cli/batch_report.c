@@ -91,6 +91,18 @@ void batch_report_add(batch_report *r, const batch_result *res)
     keep_if_slow(r, res->id, res->duration_ms);
 }
 
+void batch_report_acquired(batch_report *r, int64_t ms)
+{
+    batch_hist_add(&r->acquire, ms);
+    if (ms > r->acquire_max)
+        r->acquire_max = ms;
+}
+
+void batch_report_acquire_failed(batch_report *r, uint64_t n)
+{
+    r->acquire_failed += n;
+}
+
 static uint64_t done_count(const batch_report *r)
 {
     return r->counts[0] + r->counts[1] + r->counts[2] + r->counts[3];
@@ -146,6 +158,14 @@ static void fmt_ms(int64_t ms, char *buf, size_t cap)
         snprintf(buf, cap, "%.2fs", (double)ms / 1000.0);
 }
 
+/* A quantile of the acquisition times: never past the exact maximum (a
+ * bucket's middle can be). */
+static int64_t acquire_q(const batch_report *r, double q)
+{
+    int64_t v = batch_hist_quantile(&r->acquire, q);
+    return v < r->acquire_max ? v : r->acquire_max;
+}
+
 void batch_report_summary(batch_report *r)
 {
     if (r->drawn)
@@ -170,6 +190,15 @@ void batch_report_summary(batch_report *r)
         fmt_ms(batch_hist_quantile(&r->phase[i], 0.99), c, sizeof(c));
         fprintf(stderr, "  %-9s %9s %9s %9s\n", names[i], a, b, c);
     }
+    if (r->acquiring) {
+        char a[24], b[24], c[24];
+        fmt_ms(acquire_q(r, 0.50), a, sizeof(a));
+        fmt_ms(acquire_q(r, 0.95), b, sizeof(b));
+        fmt_ms(r->acquire_max, c, sizeof(c));
+        fprintf(stderr, "  acquired %llu sandboxes (%llu failed), each in: p50 %s, p95 %s, max %s\n",
+                (unsigned long long)r->acquire.count, (unsigned long long)r->acquire_failed, a,
+                b, c);
+    }
     if (r->slow[0].id)
         fprintf(stderr, "  slowest:");
     for (int i = 0; i < 5 && r->slow[i].id; i++) {
@@ -177,6 +206,44 @@ void batch_report_summary(batch_report *r)
         fmt_ms(r->slow[i].ms, a, sizeof(a));
         fprintf(stderr, " %s (%s)%s", r->slow[i].id, a, i < 4 && r->slow[i + 1].id ? "," : "\n");
     }
+}
+
+/* {"p50_ms":..,"p95_ms":..,<last>:..}. */
+static json_t *quantiles(int64_t p50, int64_t p95, const char *last, int64_t last_v)
+{
+    return json_pack("{s:I,s:I,s:I}", "p50_ms", (json_int_t)p50, "p95_ms", (json_int_t)p95, last,
+                     (json_int_t)last_v);
+}
+
+int batch_report_json(const batch_report *r, const char *path)
+{
+    uint64_t done = done_count(r);
+    static const char *const names[4] = {"total", "upload", "run", "download"};
+    json_t *phases = json_object();
+    for (int i = 0; phases && i < 4; i++)
+        json_object_set_new(phases, names[i],
+                            quantiles(batch_hist_quantile(&r->phase[i], 0.50),
+                                      batch_hist_quantile(&r->phase[i], 0.95), "p99_ms",
+                                      batch_hist_quantile(&r->phase[i], 0.99)));
+    json_t *o = json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:o*}", "jobs", (json_int_t)done, "ok",
+                          (json_int_t)r->counts[0], "failed", (json_int_t)r->counts[1], "error",
+                          (json_int_t)r->counts[2], "canceled", (json_int_t)r->counts[3],
+                          "not_run", (json_int_t)(r->total > done ? r->total - done : 0),
+                          "wall_ms", (json_int_t)(cli_now_ms() - r->t0), "phases", phases);
+    json_t *acq = r->acquiring ? quantiles(acquire_q(r, 0.50), acquire_q(r, 0.95), "max_ms",
+                                           r->acquire_max)
+                               : NULL;
+    if (acq) {
+        json_object_set_new(acq, "count", json_integer((json_int_t)r->acquire.count));
+        json_object_set_new(acq, "failed", json_integer((json_int_t)r->acquire_failed));
+    }
+    if (o && acq)
+        json_object_set_new(o, "acquire", acq);
+    else
+        json_decref(acq);
+    int rc = o ? json_dump_file(o, path, JSON_COMPACT) : -1;
+    json_decref(o);
+    return rc;
 }
 
 void batch_report_free(batch_report *r)

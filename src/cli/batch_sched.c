@@ -80,6 +80,9 @@ struct sched {
     int64_t grace_deadline;
     int n_active, max_jobs;
     uint64_t bad;
+    batch_acq *acq; /* --create / --claim: the pool grows meanwhile */
+    int acquiring;  /* more sandboxes may come */
+    int starved;    /* the acquisition is over and no sandbox is usable */
 };
 
 static volatile sig_atomic_t signals_seen;
@@ -724,7 +727,7 @@ static brun *next_candidate(sched *S, int64_t now, brun ***link)
             return *p;
         }
     *link = NULL;
-    if (S->stopping || S->halted)
+    if (S->stopping || S->halted || S->starved)
         return NULL;
     if (!S->held)
         S->held = read_next(S);
@@ -744,6 +747,10 @@ static int64_t start_jobs(sched *S, int64_t now)
             break;
         int64_t w;
         batch_sbx *sb = batch_pool_pick(S->pool, r->job.sandbox, r->failed_in, now, &w);
+        if (!sb && S->acquiring && !r->job.sandbox && (w < 0 || !batch_pool_usable(S->pool))) {
+            wait = 25; /* the pool is still being acquired */
+            break;
+        }
         if (!sb) {
             const char *why = NULL;
             if (w < 0)
@@ -812,6 +819,8 @@ static void check_signals(sched *S, int64_t now)
     int seen = signals_seen;
     if (seen >= 1 && !S->stopping) {
         S->stopping = 1;
+        if (S->acq)
+            batch_acq_stop(S->acq); /* what still comes is only released */
         S->grace_deadline = now + S->o->grace_ms;
         if (S->rep.mode)
             fputs(S->rep.drawn ? "\n" : "", stderr);
@@ -872,20 +881,38 @@ static int64_t next_retry_in(const sched *S, int64_t now, int64_t wait)
     return wait;
 }
 
+/* New sandboxes from --create / --claim join the pool (and widen the
+ * default --jobs); an acquisition over without any leaves nothing to run
+ * on. */
+static void acquire_more(sched *S)
+{
+    if (!S->acquiring)
+        return;
+    S->acquiring = batch_acq_poll(S->acq, S->pool, &S->rep);
+    size_t usable = batch_pool_usable(S->pool);
+    if (!S->o->jobs && usable * (size_t)S->pool->per_sandbox > (size_t)S->max_jobs)
+        S->max_jobs = (int)(usable * (size_t)S->pool->per_sandbox);
+    if (!S->acquiring && !usable && !S->stopping)
+        S->starved = 1;
+}
+
 static void loop(sched *S)
 {
     for (;;) {
         int64_t now = cli_now_ms();
         check_signals(S, now);
+        acquire_more(S);
         drain(S);
-        if ((S->stopping || S->halted) && S->held) {
+        if ((S->stopping || S->halted || S->starved) && S->held) {
             free_run(S->held); /* never started: --resume runs it */
             S->held = NULL;
         }
         int64_t wait = start_jobs(S, now);
-        if (S->n_active == 0 && !S->held && (S->eof || S->stopping || S->halted))
+        if (S->n_active == 0 && !S->held && (S->eof || S->stopping || S->halted || S->starved))
             break;
         batch_report_tick(&S->rep, 0);
+        if (S->acquiring && wait > 25)
+            wait = 25; /* sandboxes that become ready join soon */
         wait_for_work(S, next_retry_in(S, now, wait));
     }
 }
@@ -898,7 +925,7 @@ static FILE *open_results(const batch_opts *o)
 }
 
 int batch_run(cli_ctx *ctx, const batch_opts *o, batch_pool *pool, batch_reader *rd,
-              const batch_idset *skip, uint64_t total)
+              const batch_idset *skip, uint64_t total, batch_acq *acq)
 {
     sched S;
     memset(&S, 0, sizeof(S));
@@ -907,6 +934,8 @@ int batch_run(cli_ctx *ctx, const batch_opts *o, batch_pool *pool, batch_reader 
     S.pool = pool;
     S.rd = rd;
     S.skip = skip;
+    S.acq = acq;
+    S.acquiring = acq != NULL;
     S.max_jobs = o->jobs ? o->jobs : (int)(batch_pool_usable(pool) * (size_t)pool->per_sandbox);
     if (S.max_jobs < 1)
         S.max_jobs = 1;
@@ -922,6 +951,8 @@ int batch_run(cli_ctx *ctx, const batch_opts *o, batch_pool *pool, batch_reader 
     sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
+    if (cli_interrupted) /* while the acquisition started */
+        signals_seen = 1;
     srand((unsigned)(time(NULL) ^ getpid()));
     batch_report_init(&S.rep, o->progress_mode, total);
     loop(&S);
@@ -933,6 +964,8 @@ int batch_run(cli_ctx *ctx, const batch_opts *o, batch_pool *pool, batch_reader 
     batch_report_tick(&S.rep, 1);
     if (!o->quiet)
         batch_report_summary(&S.rep);
+    if (o->report_path && batch_report_json(&S.rep, o->report_path) != 0)
+        S.write_failed = cli_errorf(ctx, "--report %s: %s", o->report_path, strerror(errno)) != 0;
     int rc = S.rep.counts[BATCH_OK] == total && !S.write_failed ? CLI_EXIT_OK : CLI_EXIT_FAIL;
     if (S.results != stdout)
         fclose(S.results);

@@ -41,7 +41,7 @@ static int split_ref(cli_ctx *ctx, const char *ref, char **ns, const char **name
     return 0;
 }
 
-static const envd_k8s_options *k8s_options(const cli_ctx *ctx)
+const envd_k8s_options *cli_k8s_options(const cli_ctx *ctx)
 {
     return ctx->file ? envd_config_file_k8s_options(ctx->file) : NULL;
 }
@@ -129,6 +129,22 @@ static int default_name(const char *tmpl, char *out, size_t cap)
     return 0;
 }
 
+/* Creates the claim (the future waits for it); Ctrl-C is caught from here
+ * on, so that the caller can release it. 0 or the exit status, printed. */
+static int claim_begin(cli_ctx *ctx, const char *ns, const char *tmpl,
+                       const envd_k8s_claim_options *co, const char *name, int quiet,
+                       envd_future **f)
+{
+    cli_catch_interrupts();
+    envd_status st = envd_k8s_claim_async(ctx->rt, cli_k8s_options(ctx), ns, tmpl, co, ctx->cfg, f);
+    if (st != ENVD_OK)
+        return cli_fail(ctx, "claim", st, NULL);
+    if (!quiet) /* from here on Ctrl-C releases */
+        fprintf(stderr, "claiming sandboxes of %s as claim %s%s%s\n", tmpl, ns ? ns : "",
+                ns ? "/" : "", name);
+    return 0;
+}
+
 /* Claims and waits; Ctrl-C cancels the wait and releases the claim with
  * its sandboxes. 0 with *out (the result, NULL when the claim was never
  * made) and *st / *why (the claim's status and, when not OK, its message,
@@ -139,18 +155,14 @@ static int acquire(cli_ctx *ctx, const char *ns, const char *tmpl, envd_k8s_clai
 {
     *out = NULL;
     *why = NULL;
-    cli_catch_interrupts();
     envd_future *f = NULL;
-    *st = envd_k8s_claim_async(ctx->rt, k8s_options(ctx), ns, tmpl, co, ctx->cfg, &f);
-    if (*st != ENVD_OK)
-        return cli_fail(ctx, "claim", *st, NULL);
-    if (!quiet) /* from here on Ctrl-C releases */
-        fprintf(stderr, "claiming sandboxes of %s as claim %s%s%s\n", tmpl, ns ? ns : "",
-                ns ? "/" : "", name);
+    int rc = claim_begin(ctx, ns, tmpl, co, name, quiet, &f);
+    if (rc != 0)
+        return rc;
     if (wait_claim(f)) {
         envd_future_free(f);
         envd_error *err = NULL;
-        *st = envd_k8s_claim_release(ctx->rt, k8s_options(ctx), ns, name, 1, &err);
+        *st = envd_k8s_claim_release(ctx->rt, cli_k8s_options(ctx), ns, name, 1, &err);
         if (*st != ENVD_OK)
             return cli_fail(ctx, "interrupted; releasing the claim", *st, err);
         return cli_errorf(ctx, "interrupted; claim %s released with its sandboxes", name);
@@ -192,51 +204,42 @@ static int claim_run(cli_ctx *ctx, const char *ns, const char *tmpl, envd_k8s_cl
     return rc;
 }
 
-int cli_claim_pool(cli_ctx *ctx, const char *ref, int replicas, int quiet, envd_k8s_claimed **out)
+int cli_claim_start(cli_ctx *ctx, const char *ref, int replicas, int quiet, cli_claim *out)
 {
-    *out = NULL;
-    char *ns = NULL, name[300];
+    memset(out, 0, sizeof(*out));
     const char *tmpl = NULL;
     envd_k8s_claim_options *co = envd_k8s_claim_options_new();
-    int rc = co ? split_ref(ctx, ref, &ns, &tmpl) : cli_errorf(ctx, "out of memory");
-    if (rc == 0 && (default_name(tmpl, name, sizeof(name)) != 0 ||
-                    envd_k8s_claim_options_set_name(co, name) != ENVD_OK))
+    int rc = co ? split_ref(ctx, ref, &out->ns, &tmpl) : cli_errorf(ctx, "out of memory");
+    if (rc == 0 && (default_name(tmpl, out->name, sizeof(out->name)) != 0 ||
+                    envd_k8s_claim_options_set_name(co, out->name) != ENVD_OK))
         rc = cli_usage_error(ctx, "--claim: '%s' is not a template name", tmpl);
     if (rc == 0 && envd_k8s_claim_options_set_replicas(co, replicas) != ENVD_OK)
         rc = cli_usage_error(ctx, "--replicas: expected 1 to 10000, got %d", replicas);
-    envd_k8s_claimed *c = NULL;
-    envd_status st = ENVD_OK;
-    char *why = NULL;
-    int64_t t0 = cli_now_ms();
+    if (rc == 0 && !(out->template_name = strdup(tmpl)))
+        rc = cli_errorf(ctx, "out of memory");
+    out->replicas = replicas;
     if (rc == 0)
-        rc = acquire(ctx, ns, tmpl, co, name, quiet, &c, &st, &why);
-    if (rc == 0 && why)
-        rc = c ? (cli_errorf(ctx, "--claim: %s (going on with what it got)", why), 0)
-               : cli_errorf(ctx, "--claim: %s", why);
-    if (rc == 0 && c && c->count == 0) {
-        rc = cli_errorf(ctx, "--claim: no sandbox claimed");
-        cli_claim_release(ctx, c);
-        envd_k8s_claimed_free(c);
-        c = NULL;
-    } else if (rc == 0 && c && !quiet) {
-        fprintf(stderr, "claimed %zu of %d sandboxes of %s as claim %s/%s in %.1f s\n", c->count,
-                c->replicas, tmpl, c->namespace_, c->name, (double)(cli_now_ms() - t0) / 1000.0);
-    }
-    *out = c;
-    free(why);
-    free(ns);
+        rc = claim_begin(ctx, out->ns, tmpl, co, out->name, quiet, &out->f);
     envd_k8s_claim_options_free(co);
     return rc;
 }
 
-int cli_claim_release(cli_ctx *ctx, const envd_k8s_claimed *c)
+int cli_claim_release(cli_ctx *ctx, const cli_claim *c)
 {
     envd_error *err = NULL;
-    envd_status st = envd_k8s_claim_release(ctx->rt, k8s_options(ctx), c->namespace_, c->name, 1,
+    envd_status st = envd_k8s_claim_release(ctx->rt, cli_k8s_options(ctx), c->ns, c->name, 1,
                                             &err);
     if (st != ENVD_OK)
         return cli_fail(ctx, "releasing the claim", st, err);
     return 0;
+}
+
+void cli_claim_free(cli_claim *c)
+{
+    envd_future_free(c->f);
+    free(c->ns);
+    free(c->template_name);
+    memset(c, 0, sizeof(*c));
 }
 
 static int claim(cli_ctx *ctx, int argc, char **argv)
@@ -301,7 +304,7 @@ static int release(cli_ctx *ctx, int argc, char **argv)
         rc = cli_ctx_ready(ctx);
     if (rc == 0) {
         envd_error *err = NULL;
-        envd_status st = envd_k8s_claim_release(ctx->rt, k8s_options(ctx), ns, name, all, &err);
+        envd_status st = envd_k8s_claim_release(ctx->rt, cli_k8s_options(ctx), ns, name, all, &err);
         if (st != ENVD_OK)
             rc = cli_fail(ctx, "release", st, err);
     }

@@ -211,80 +211,150 @@ static int print_sandbox(const envd_sandbox *s, int listed)
 
 /* ---------------------------------------------------------------- create */
 
-/* Kills what an interrupted or failed create made; the count killed. */
-static size_t kill_made(envd_sandbox_api *api, envd_future **f, size_t n)
+/* The creates of one `sandbox create` or `batch --create`: all started at
+ * once (the handle's limits space them out), each taken as it completes.
+ * Every sandbox made is remembered until it is killed (or kept). */
+struct cli_created {
+    api_args a;            /* url and key, to open a handle for the kills */
+    envd_sandbox_api *api; /* NULL once stopped */
+    envd_future **f;       /* one per create */
+    char *taken;           /* f[i]'s outcome was handed on */
+    size_t n_f, pending;
+    char **ids; /* every sandbox made */
+    size_t n;
+};
+
+void cli_created_free(cli_created *c)
 {
-    size_t killed = 0;
-    for (size_t i = 0; i < n; i++) {
-        const envd_sandbox *s = envd_future_sandbox(f[i]);
-        int k = 0;
-        if (s && envd_sandbox_kill(api, s->id, &k, NULL) == ENVD_OK && k)
-            killed++;
-    }
-    return killed;
+    if (!c)
+        return;
+    for (size_t i = 0; i < c->n_f; i++)
+        envd_future_free(c->f[i]);
+    for (size_t i = 0; i < c->n; i++)
+        free(c->ids[i]);
+    free(c->f);
+    free(c->taken);
+    free(c->ids);
+    envd_sandbox_api_free(c->api);
+    free(c);
 }
 
-/* Interrupted: the creates still waiting for the limits are cancelled
- * (freeing the handle does that), the ones already sent may still make a
- * sandbox, so they are waited for; then everything made is killed through
- * a new handle. */
-static int create_interrupted(cli_ctx *ctx, envd_sandbox_api **api, const api_args *a,
-                              envd_future **f, size_t n)
+size_t cli_created_count(const cli_created *c)
 {
-    envd_sandbox_api_free(*api);
-    *api = NULL;
-    envd_future_wait_all(f, n, -1);
-    int rc = open_api(ctx, a, api);
-    size_t k = rc == 0 ? kill_made(*api, f, n) : 0;
-    return cli_errorf(ctx, "interrupted; %zu sandbox%s killed", k, k == 1 ? "" : "es");
+    return c ? c->n : 0;
 }
 
-/* Starts the N creates and hands each sandbox to made() as its create
- * completes (in that order); a failed one is said on stderr. Interrupted:
- * create_interrupted, and its status. Else 0 with *n_made. */
-static int create_each(cli_ctx *ctx, envd_sandbox_api **api, const api_args *a,
-                       int (*made)(void *ud, const envd_sandbox *s), void *ud, size_t *n_made)
+/* Opens the handle with a's limits and starts a->count creates. 0 with
+ * *out (also when a create could not start: *out holds what did), or the
+ * exit status, printed. */
+static int create_start(cli_ctx *ctx, const api_args *a, cli_created **out)
 {
-    size_t n = a->count, ok = 0, failed = 0, started = 0;
-    envd_future **f = calloc(n, sizeof(*f));
-    char *shown = calloc(n, 1);
-    if (!f || !shown) {
-        free(f);
-        free(shown);
+    size_t n = a->count;
+    cli_created *c = calloc(1, sizeof(*c));
+    *out = c;
+    if (!c || !(c->f = calloc(n, sizeof(*c->f))) || !(c->taken = calloc(n, 1)) ||
+        !(c->ids = calloc(n, sizeof(*c->ids))))
         return cli_errorf(ctx, "out of memory");
-    }
-    cli_catch_interrupts();
-    int rc = 0;
-    for (; started < n && rc == 0; started++) {
-        envd_status st = envd_sandbox_create_async(*api, a->template_id, a->opts, &f[started]);
+    c->a = *a;
+    int rc = open_api(ctx, a, &c->api);
+    if (rc == 0 && envd_sandbox_api_set_create_limits(c->api, a->rate, (int)a->concurrency) != ENVD_OK)
+        rc = cli_usage_error(ctx, "bad --rate or --concurrency");
+    for (; rc == 0 && c->n_f < n; c->n_f++, c->pending++) {
+        envd_status st = envd_sandbox_create_async(c->api, a->template_id, a->opts, &c->f[c->n_f]);
         if (st != ENVD_OK)
             rc = cli_fail(ctx, "create", st, NULL);
     }
-    while (rc == 0 && ok + failed < n && !cli_interrupted) {
-        size_t idx = 0; /* wait_any only wakes us: the scan reads every future */
-        if (envd_future_wait_any(f, n, 100, &idx) == ENVD_E_TIMEOUT)
+    return rc;
+}
+
+int cli_create_start(cli_ctx *ctx, const char *template_id, int count, cli_created **out)
+{
+    api_args a = {.template_id = template_id, .count = (uint64_t)count, .concurrency = 16,
+                  .opts = envd_sandbox_opts_new()};
+    int rc = a.opts ? create_start(ctx, &a, out) : cli_errorf(ctx, "out of memory");
+    envd_sandbox_opts_free(a.opts);
+    if (*out)
+        (*out)->a.opts = NULL; /* freed: only the creates above used it */
+    return rc;
+}
+
+size_t cli_create_poll(cli_ctx *ctx, cli_created *c, int (*made)(void *ud, const envd_sandbox *s),
+                       void *ud, size_t *failed)
+{
+    for (size_t i = 0; i < c->n_f; i++) {
+        if (c->taken[i] || !envd_future_done(c->f[i]))
             continue;
-        for (size_t i = 0; i < n; i++) {
-            if (shown[i] || !envd_future_done(f[i]))
-                continue;
-            shown[i] = 1;
-            const envd_sandbox *s = envd_future_sandbox(f[i]);
-            if (s && made(ud, s) == 0) {
-                ok++;
-            } else {
-                failed++;
-                const envd_error *e = envd_future_error(f[i]);
-                cli_errorf(ctx, "%s", e ? envd_error_message(e) : "out of memory");
-            }
-        }
+        c->taken[i] = 1;
+        c->pending--;
+        const envd_sandbox *s = envd_future_sandbox(c->f[i]);
+        char *id = s ? strdup(s->id) : NULL;
+        if (id)
+            c->ids[c->n++] = id;
+        if (id && (!made || made(ud, s) == 0))
+            continue;
+        if (!id && !c->api && envd_future_status(c->f[i]) == ENVD_CANCELED)
+            continue; /* stopped before it was sent: not a failure */
+        if (failed)
+            (*failed)++;
+        const envd_error *e = envd_future_error(c->f[i]);
+        if (id)
+            cli_errorf(ctx, "sandbox %s: made, but could not be used (killed at the end)", id);
+        else
+            cli_errorf(ctx, "%s", e ? envd_error_message(e) : "out of memory");
     }
-    if (rc == 0 && cli_interrupted)
-        rc = create_interrupted(ctx, api, a, f, started);
-    for (size_t i = 0; i < n; i++)
+    return c->pending;
+}
+
+/* Waits (up to ms) for the next create to complete. */
+static void create_wait(const cli_created *c, int64_t ms)
+{
+    envd_future **w = malloc((c->pending ? c->pending : 1) * sizeof(*w));
+    size_t n = 0, idx = 0;
+    for (size_t i = 0; w && i < c->n_f; i++)
+        if (!c->taken[i])
+            w[n++] = c->f[i];
+    if (n)
+        envd_future_wait_any(w, n, ms, &idx);
+    free(w);
+}
+
+void cli_create_stop(cli_created *c)
+{
+    /* Cancels the creates still waiting for the limits; those sent go on. */
+    envd_sandbox_api_free(c->api);
+    c->api = NULL;
+}
+
+int cli_create_release(cli_ctx *ctx, cli_created *c, int keep, size_t *killed)
+{
+    *killed = 0;
+    cli_create_stop(c);
+    envd_future_wait_all(c->f, c->n_f, -1); /* a sent create may still make one */
+    cli_create_poll(ctx, c, NULL, NULL, NULL);
+    if (keep || c->n == 0)
+        return 0;
+    envd_sandbox_api *api = NULL;
+    int rc = open_api(ctx, &c->a, &api);
+    envd_future **f = rc == 0 ? calloc(c->n, sizeof(*f)) : NULL;
+    if (rc == 0 && !f)
+        rc = cli_errorf(ctx, "out of memory");
+    for (size_t i = 0; f && i < c->n; i++) /* all at once */
+        if (envd_sandbox_kill_async(api, c->ids[i], &f[i]) != ENVD_OK)
+            f[i] = NULL;
+    for (size_t i = 0; f && i < c->n; i++) {
+        if (f[i])
+            envd_future_wait(f[i], -1);
+        if (envd_future_bool(f[i]) == 1) {
+            (*killed)++;
+            continue;
+        }
+        const envd_error *e = f[i] ? envd_future_error(f[i]) : NULL;
+        rc = cli_errorf(ctx, "killing %s: %s", c->ids[i], e ? envd_error_message(e) : "not found");
+    }
+    for (size_t i = 0; f && i < c->n; i++)
         envd_future_free(f[i]);
     free(f);
-    free(shown);
-    *n_made = ok;
+    envd_sandbox_api_free(api);
     return rc;
 }
 
@@ -296,103 +366,32 @@ static int print_made(void *ud, const envd_sandbox *s)
     return rc;
 }
 
-/* Prints each sandbox as it is made. 0 when all N were. */
-static int create_run(cli_ctx *ctx, envd_sandbox_api **api, const api_args *a)
+/* Prints each sandbox as it is made. 0 when all N were. Interrupted: the
+ * creates waiting for the limits are dropped, the ones sent waited for,
+ * and everything made is killed. */
+static int create_run(cli_ctx *ctx, const api_args *a)
 {
-    size_t made = 0;
-    int rc = create_each(ctx, api, a, print_made, NULL, &made);
-    if (rc == 0 && made < a->count)
+    cli_created *c = NULL;
+    cli_catch_interrupts();
+    int rc = create_start(ctx, a, &c);
+    size_t failed = 0, killed = 0;
+    while (c && c->pending && !cli_interrupted) {
+        create_wait(c, 100);
+        cli_create_poll(ctx, c, print_made, NULL, &failed);
+    }
+    if (c && (rc != 0 || cli_interrupted)) {
+        int krc = cli_create_release(ctx, c, 0, &killed);
+        rc = rc ? rc
+                : cli_errorf(ctx, "interrupted; %zu sandbox%s killed", killed,
+                             killed == 1 ? "" : "es");
+        rc = rc ? rc : krc;
+    } else if (c && c->n < a->count) {
         rc = cli_errorf(ctx, "%zu of %zu sandboxes created; kill them with: envdctl sandbox kill "
                              "ID... (the ids above)",
-                        made, (size_t)a->count);
+                        c->n, (size_t)a->count);
+    }
+    cli_created_free(c);
     return rc;
-}
-
-/* ------------------------------------------------------- batch --create */
-
-static int pool_made(void *ud, const envd_sandbox *s)
-{
-    cli_created *c = ud;
-    char *id = strdup(s->id);
-    envd_client *cl = id ? envd_sandbox_take_client(s) : NULL;
-    if (!cl) {
-        free(id);
-        return -1;
-    }
-    c->ids[c->n] = id;
-    c->clients[c->n++] = cl;
-    return 0;
-}
-
-int cli_create_pool(cli_ctx *ctx, const char *template_id, int count, int quiet,
-                    cli_created **out)
-{
-    *out = NULL;
-    api_args a = {.template_id = template_id, .count = (uint64_t)count, .concurrency = 16,
-                  .opts = envd_sandbox_opts_new()};
-    cli_created *c = calloc(1, sizeof(*c));
-    if (c) {
-        c->ids = calloc((size_t)count, sizeof(*c->ids));
-        c->clients = calloc((size_t)count, sizeof(*c->clients));
-    }
-    int rc = !a.opts || !c || !c->ids || !c->clients ? cli_errorf(ctx, "out of memory") : 0;
-    if (rc == 0)
-        rc = open_api(ctx, &a, &c->api);
-    int64_t t0 = cli_now_ms();
-    size_t made = 0;
-    if (rc == 0)
-        rc = create_each(ctx, &c->api, &a, pool_made, c, &made);
-    if (rc == 0 && made == 0)
-        rc = cli_errorf(ctx, "--create: no sandbox created");
-    else if (rc == 0 && !quiet)
-        fprintf(stderr, "created %zu of %d sandboxes of %s in %.1f s\n", made, count,
-                template_id, (double)(cli_now_ms() - t0) / 1000.0);
-    envd_sandbox_opts_free(a.opts);
-    if (rc != 0) {
-        if (c && c->api)
-            cli_create_release(ctx, c);
-        cli_created_free(c);
-        return rc;
-    }
-    *out = c;
-    return 0;
-}
-
-int cli_create_release(cli_ctx *ctx, cli_created *c)
-{
-    envd_future **f = calloc(c->n ? c->n : 1, sizeof(*f));
-    if (!f)
-        return cli_errorf(ctx, "out of memory");
-    for (size_t i = 0; i < c->n; i++) /* all at once */
-        if (envd_sandbox_kill_async(c->api, c->ids[i], &f[i]) != ENVD_OK)
-            f[i] = NULL;
-    int rc = 0;
-    for (size_t i = 0; i < c->n; i++) {
-        if (f[i])
-            envd_future_wait(f[i], -1);
-        if (envd_future_bool(f[i]) == 1)
-            continue;
-        const envd_error *e = f[i] ? envd_future_error(f[i]) : NULL;
-        rc = cli_errorf(ctx, "killing %s: %s", c->ids[i], e ? envd_error_message(e) : "not found");
-    }
-    for (size_t i = 0; i < c->n; i++)
-        envd_future_free(f[i]);
-    free(f);
-    return rc;
-}
-
-void cli_created_free(cli_created *c)
-{
-    if (!c)
-        return;
-    for (size_t i = 0; i < c->n; i++) {
-        free(c->ids[i]);
-        envd_client_free(c->clients[i]);
-    }
-    free(c->ids);
-    free(c->clients);
-    envd_sandbox_api_free(c->api);
-    free(c);
 }
 
 static int create(cli_ctx *ctx, int argc, char **argv, api_args *a)
@@ -401,14 +400,8 @@ static int create(cli_ctx *ctx, int argc, char **argv, api_args *a)
     int rc = parse(ctx, &p, argc, argv, a, "123456789");
     if (rc == 0 && (p.nargs || !a->template_id || !*a->template_id))
         rc = cli_usage_error(ctx, p.nargs ? "create takes no arguments" : "--template is required");
-    envd_sandbox_api *api = NULL;
     if (rc == 0)
-        rc = open_api(ctx, a, &api);
-    if (rc == 0 && envd_sandbox_api_set_create_limits(api, a->rate, (int)a->concurrency) != ENVD_OK)
-        rc = cli_usage_error(ctx, "bad --rate or --concurrency");
-    if (rc == 0)
-        rc = create_run(ctx, &api, a);
-    envd_sandbox_api_free(api);
+        rc = create_run(ctx, a);
     return rc;
 }
 

@@ -224,31 +224,46 @@ int cmd_sandbox(cli_ctx *ctx, int argc, char **argv);
 int cmd_sandbox_api(cli_ctx *ctx, int argc, char **argv);
 extern const char cli_sandbox_api_usage[];
 
-/* batch --create TEMPLATE --count N (cmd_sandbox_api.c): the sandboxes made
+/* batch --create TEMPLATE --count N (cmd_sandbox_api.c): sandboxes made
  * through the E2B-compatible API ($E2B_API_URL, $E2B_API_KEY or the
- * config's), 16 creates at a time; failures are said on stderr and the rest
- * used. 0 with *out (the pool takes the clients it wants, NULL-ing them),
- * or the exit status, printed, with nothing left behind (an interrupt kills
- * what was made). */
-typedef struct cli_created {
-    envd_sandbox_api *api;
-    size_t n;
-    char **ids;
-    envd_client **clients;
-} cli_created;
-int cli_create_pool(cli_ctx *ctx, const char *template_id, int count, int quiet,
-                    cli_created **out);
-/* Kills them all. 0 or the exit status, printed. */
-int cli_create_release(cli_ctx *ctx, cli_created *c);
+ * config's), 16 creates in flight, taken as each completes. */
+typedef struct cli_created cli_created;
+/* Starts the count creates. 0 with *out, or the exit status, printed (then
+ * *out, when set, may hold creates that started: release and free it). */
+int cli_create_start(cli_ctx *ctx, const char *template_id, int count, cli_created **out);
+/* Hands each create completed since the last call to made() (which may
+ * take the sandbox's client); a failed one is said on stderr and counted in
+ * *failed (made NULL: only remembered). Never waits. Returns how many are
+ * still in flight. Every sandbox made is remembered for the release. */
+size_t cli_create_poll(cli_ctx *ctx, cli_created *c, int (*made)(void *ud, const envd_sandbox *s),
+                       void *ud, size_t *failed);
+/* Drops the creates still waiting for the limits (those sent go on). */
+void cli_create_stop(cli_created *c);
+/* Stops, waits for the creates sent, then kills every sandbox made, also
+ * those never handed on (keep: kills none). *killed: how many. 0 or the
+ * exit status, printed. */
+int cli_create_release(cli_ctx *ctx, cli_created *c, int keep, size_t *killed);
+/* How many sandboxes were made. */
+size_t cli_created_count(const cli_created *c);
 void cli_created_free(cli_created *c);
 
-/* batch --claim NS/TEMPLATE (cmd_sandbox.c): claims `replicas` sandboxes
- * and waits (Ctrl-C releases them); a partial claim is said on stderr and
- * used. 0 with *out (caller takes the clients it wants and frees it with
- * envd_k8s_claimed_free), or the exit status, printed, with nothing held. */
-int cli_claim_pool(cli_ctx *ctx, const char *ref, int replicas, int quiet,
-                   envd_k8s_claimed **out);
-/* Deletes the claim and its sandboxes. 0 or the exit status, printed. */
-int cli_claim_release(cli_ctx *ctx, const envd_k8s_claimed *c);
+/* batch --claim NS/TEMPLATE (cmd_sandbox.c): a SandboxClaim being filled. */
+typedef struct cli_claim {
+    envd_future *f; /* envd_k8s_claim_async's: done once the claim completed */
+    char *ns;       /* NULL: the context's namespace */
+    char name[300]; /* the SandboxClaim, named here so that it can be released */
+    char *template_name;
+    int replicas;
+} cli_claim;
+/* Creates the claim for `replicas` sandboxes of NS/TEMPLATE (Ctrl-C is
+ * caught from here on). 0, or the exit status, printed; either way free it
+ * with cli_claim_free (release it first when f is set). */
+int cli_claim_start(cli_ctx *ctx, const char *ref, int replicas, int quiet, cli_claim *out);
+/* Deletes the claim and every Sandbox labelled with it, by name (a claim
+ * that was never made is no error). 0 or the exit status, printed. */
+int cli_claim_release(cli_ctx *ctx, const cli_claim *c);
+void cli_claim_free(cli_claim *c);
+/* The config file's Kubernetes options, or NULL. */
+const envd_k8s_options *cli_k8s_options(const cli_ctx *ctx);
 
 #endif

@@ -11,8 +11,11 @@ import { fileURLToPath } from "node:url";
 export const SOURCE_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 export const ENVDCTL = process.env.ENVDCTL || path.join(SOURCE_DIR, "build/envdctl");
 
-/** Starts a reference server; resolves to { port, root, domain, stop() }. */
-export async function startServer({ token = null, http = "both" } = {}) {
+/**
+ * Starts a reference server; resolves to { port, root, domain, stop() }.
+ * env: more environment for it (its test hooks, PEER_*).
+ */
+export async function startServer({ token = null, http = "both", env = {} } = {}) {
   if (!existsSync(ENVDCTL)) throw new Error(`envdctl not found at ${ENVDCTL} (set ENVDCTL)`);
   const root = mkdtempSync(path.join(tmpdir(), "envdctl-test-"));
   const args = [path.join(SOURCE_DIR, "tests/peer/server.mjs"), "--port", "0", "--host", "127.0.0.1",
@@ -21,7 +24,7 @@ export async function startServer({ token = null, http = "both" } = {}) {
   // The server stops when its stdin closes, so a crashed test leaves none.
   const child = spawn(process.execPath, args, {
     stdio: ["pipe", "pipe", "inherit"],
-    env: { ...process.env, PEER_EXIT_ON_STDIN_EOF: "1" },
+    env: { ...process.env, ...env, PEER_EXIT_ON_STDIN_EOF: "1" },
   });
   const port = await new Promise((resolve, reject) => {
     let out = "";

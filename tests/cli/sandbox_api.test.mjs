@@ -1,11 +1,13 @@
 // envdctl sandbox create / list / kill through the E2B API stub
 // (tests/e2bapi/stub.mjs), whose sandboxes all point at the reference
 // server with the one token it accepts: the JSON lines of `create` are a
-// `batch --sandboxes` file that needs neither --domain nor --token.
+// `batch --sandboxes` file that needs neither --domain nor --token. The
+// last tests give each sandbox its own token, which a second reference
+// server checks per sandbox (PEER_SANDBOX_TOKENS).
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { writeFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { startServer, envdctl, tempDir, ENVDCTL } from "./lib.mjs";
 import { startE2bStub } from "../e2bapi/start.mjs";
@@ -198,3 +200,156 @@ test("batch --create: the pool made before the first job, killed at the end unle
     assert.equal(refused.code, 1);
     assert.match(refused.stderr, /--create: no sandbox created/);
   }));
+
+// Polls the stub until pred(stats) holds (a bound, not a speed test).
+async function until(stub, pred, what) {
+  const end = Date.now() + 30000;
+  for (;;) {
+    const st = await stub.call("GET", "/_stub/stats");
+    if (pred(st)) return st;
+    if (Date.now() > end) throw new Error(`stub never reached: ${what} (${JSON.stringify({ ...st, requests: undefined })})`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+function jobsFile(name, n, cmd) {
+  const file = path.join(work.dir, name);
+  const jobs = [];
+  for (let i = 0; i < n; i++) jobs.push(JSON.stringify({ id: `${name[0]}${i}`, cmd: cmd(i) }));
+  writeFileSync(file, jobs.join("\n") + "\n");
+  return file;
+}
+
+test("batch --create: jobs run on the first sandbox while the others are still being created", () =>
+  withStub([], async (stub) => {
+    await stub.call("POST", "/_stub/hold", { after: 1 }); // creates 2 and 3 wait for /_stub/unhold
+    const file = jobsFile("early.jsonl", 6, (i) => `echo ${i}`);
+    const out = path.join(work.dir, "early.out");
+    let stderr = "";
+    let summary;
+    const printed = new Promise((r) => (summary = r));
+    const run = envdctl(["batch", "--create", "base", "--count", "3", "--results", out, file],
+      { env: env(stub), timeoutMs: 60000, onSpawn: (c) => c.stderr.on("data", (d) => {
+        stderr += d;
+        if (/envdctl batch: 6 jobs/.test(stderr)) summary();
+      }) });
+    await Promise.race([printed, run]);
+    // every job is over, and the last two creates have not completed
+    assert.match(stderr, /envdctl batch: 6 jobs: 6 ok/);
+    await until(stub, (st) => st.held === 2, "two creates held");
+    assert.equal((await stub.call("GET", "/_stub/stats")).created, 1);
+    await stub.call("POST", "/_stub/unhold");
+    const r = await run;
+    assert.equal(r.code, 0, r.stderr);
+    const rows = lines(readFileSync(out, "utf8"));
+    assert.equal(rows.length, 6);
+    assert.ok(rows.every((j) => j.status === "ok" && j.stdout === `${j.id.slice(1)}\n`));
+    assert.equal(new Set(rows.map((j) => j.sandbox)).size, 1);
+    assert.match(r.stderr, /--create: 1 of 3 sandboxes had joined the pool when the batch ended/);
+    // the two made after the last job are killed with the first
+    assert.match(r.stderr, /3 created sandboxes killed/);
+    assert.equal((await stub.call("GET", "/_stub/stats")).created, 3);
+    assert.equal(await stub.live(), 0);
+  }));
+
+test("batch --create: Ctrl-C while the pool is being created kills every sandbox, also those made after it", () =>
+  withStub([], async (stub) => {
+    await stub.call("POST", "/_stub/hold", { after: 1 });
+    const file = jobsFile("ctrlc.jsonl", 3, () => "sleep 30");
+    let child;
+    let stderr = "";
+    let interrupted;
+    const saidSo = new Promise((r) => (interrupted = r));
+    const run = envdctl(["batch", "--create", "base", "--count", "3", "--grace", "200ms", "--results",
+      path.join(work.dir, "ctrlc.out"), file], { env: env(stub), timeoutMs: 60000, onSpawn: (c) => {
+      child = c;
+      c.stderr.on("data", (d) => {
+        stderr += d;
+        if (/interrupted/.test(stderr)) interrupted();
+      });
+    } });
+    await until(stub, (st) => st.created === 1 && st.held === 2, "one made, two held");
+    child.kill("SIGINT");
+    await Promise.race([saidSo, run]);
+    await stub.call("POST", "/_stub/unhold"); // the two complete after the Ctrl-C
+    const r = await run;
+    assert.equal(r.code, 1, r.stderr);
+    assert.match(r.stderr, /3 created sandboxes killed/);
+    assert.equal((await stub.call("GET", "/_stub/stats")).created, 3);
+    assert.equal(await stub.live(), 0);
+  }));
+
+test("batch --create --report: acquisition p50/p95/max per sandbox; a refused create is reported, the rest used", () =>
+  withStub(["--create-delay-ms", "100", "--max-live", "2"], async (stub) => {
+    const file = jobsFile("report.jsonl", 4, (i) => `echo ${i}`);
+    const report = path.join(work.dir, "report.json");
+    const r = await envdctl(["batch", "--create", "base", "--count", "3", "--report", report, "--results",
+      path.join(work.dir, "report.out"), file], { env: env(stub), timeoutMs: 60000 });
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stderr, /quota or permission error.*HTTP 403/);
+    assert.match(r.stderr, /created 2 of 3 sandboxes of base/);
+    assert.match(r.stderr, /acquired 2 sandboxes \(1 failed\), each in: p50 \d+ms, p95 \d+ms, max \d+ms/);
+    const rep = JSON.parse(readFileSync(report, "utf8"));
+    assert.equal(rep.jobs, 4);
+    assert.equal(rep.ok, 4);
+    assert.equal(rep.not_run, 0);
+    for (const ph of ["total", "upload", "run", "download"])
+      assert.ok(rep.phases[ph].p50_ms <= rep.phases[ph].p95_ms && rep.phases[ph].p95_ms <= rep.phases[ph].p99_ms);
+    assert.equal(rep.acquire.count, 2);
+    assert.equal(rep.acquire.failed, 1);
+    // a create takes the stub's 100 ms at least: the times are real ones
+    assert.ok(rep.acquire.p50_ms >= 100, JSON.stringify(rep.acquire));
+    assert.ok(rep.acquire.p50_ms <= rep.acquire.p95_ms && rep.acquire.p95_ms <= rep.acquire.max_ms,
+      JSON.stringify(rep.acquire));
+    assert.equal(await stub.live(), 0);
+    // without --create there is no acquisition in the report
+    const plain = await envdctl(["--domain", srv.domain, "--token", TOKEN, "batch", "--report", report,
+      "--results", path.join(work.dir, "report2.out"), file]);
+    assert.equal(plain.code, 0, plain.stderr);
+    assert.equal(JSON.parse(readFileSync(report, "utf8")).acquire, undefined);
+  }));
+
+test("each created sandbox has its own token, checked per sandbox by the server", async () => {
+  const secret = "per-sandbox-secret";
+  const peer = await startServer({ http: "h1", env: { PEER_SANDBOX_TOKENS: secret } });
+  const stub = await startE2bStub(peer.domain, ["--token-secret", secret]);
+  try {
+    const file = jobsFile("tokens.jsonl", 9, (i) => `echo ${i}`);
+    const b = await envdctl(["batch", "--create", "base", "--count", "3", "--results", "-", file],
+      { env: env(stub), timeoutMs: 60000 });
+    assert.equal(b.code, 0, b.stderr);
+    const rows = lines(b.stdout);
+    assert.equal(rows.length, 9);
+    assert.ok(rows.every((j) => j.status === "ok"), b.stdout);
+    assert.equal(new Set(rows.map((j) => j.sandbox)).size, 3);
+    assert.equal(await stub.live(), 0);
+
+    const c = await envdctl(["sandbox", "create", "--template", "base", "--count", "2"], { env: env(stub) });
+    assert.equal(c.code, 0, c.stderr);
+    const [x, y] = lines(c.stdout);
+    assert.notEqual(x.token, y.token);
+    const run = async (pool) => {
+      writeFileSync(path.join(work.dir, "tokens-pool.jsonl"), pool.map((l) => JSON.stringify(l)).join("\n") + "\n");
+      return envdctl(["batch", "--sandboxes", path.join(work.dir, "tokens-pool.jsonl"), "--results", "-",
+        "--retries", "0", file], { timeoutMs: 60000 });
+    };
+    const good = await run([x, y]);
+    assert.equal(good.code, 0, good.stderr);
+    assert.ok(lines(good.stdout).every((j) => j.status === "ok"));
+    // each sandbox with the other's token: refused, whichever it reaches
+    const swapped = await run([{ ...x, token: y.token }, { ...y, token: x.token }]);
+    assert.equal(swapped.code, 1);
+    const bad = lines(swapped.stdout);
+    assert.equal(bad.length, 9);
+    for (const j of bad) {
+      assert.equal(j.status, "error");
+      assert.match(j.error, new RegExp(`the access token is not sandbox ${j.sandbox}'s`));
+    }
+    const k = await envdctl(["sandbox", "kill", x.id, y.id], { env: env(stub) });
+    assert.equal(k.code, 0, k.stderr);
+    assert.equal(await stub.live(), 0);
+  } finally {
+    await stub.stop();
+    await peer.stop();
+  }
+});

@@ -37,6 +37,12 @@ async function sandboxesLeft(claim) {
   return r.code === 0;
 }
 
+// Waits (bounded) until the claim has Sandboxes.
+async function claimedSome(claim) {
+  for (let i = 0; i < 100 && !(await sandboxesLeft(claim)); i++) await new Promise((r) => setTimeout(r, 100));
+  assert.equal(await sandboxesLeft(claim), true, `claim ${claim} got no sandbox`);
+}
+
 test("claim 6, run a batch over them, release them", async () => {
   const r = await envdctl(["--domain", srv.domain, "--token", "wrong-token", "sandbox", "claim",
     "claims/pool-a", "--replicas", "6", "--name", "cli-claim", "--label", "team=cli", "--env", "A=1"],
@@ -142,14 +148,15 @@ test("usage errors", async () => {
   assert.match(help.stdout, /--delete-sandboxes/);
 });
 
-// The claim's name from batch's stderr line "claimed N of M ... as claim NS/NAME in ...".
-function claimOf(stderr) {
-  const m = /claimed (\d+) of (\d+) sandboxes of \S+ as claim claims\/(\S+) in /.exec(stderr);
+// The claim's name from "claiming sandboxes of T as claim NS/NAME", said
+// before any sandbox comes.
+function claimingOf(stderr) {
+  const m = /claiming sandboxes of \S+ as claim claims\/(\S+)\n/.exec(stderr);
   assert.ok(m, stderr);
-  return { got: Number(m[1]), want: Number(m[2]), name: m[3] };
+  return m[1];
 }
 
-test("batch --claim: the pool is claimed before the first job and released at the end", async () => {
+test("batch --claim: the pool is claimed as the jobs start and released at the end", async () => {
   const jobs = [];
   for (let i = 0; i < 16; i++) jobs.push(JSON.stringify({ id: `c${i}`, cmd: `echo ${i}` }));
   writeFileSync(path.join(work.dir, "claim-jobs.jsonl"), jobs.join("\n") + "\n");
@@ -157,35 +164,85 @@ test("batch --claim: the pool is claimed before the first job and released at th
   const r = await envdctl(["--domain", srv.domain, "batch", "--claim", "claims/pool-a", "--replicas", "4",
     "--results", out, path.join(work.dir, "claim-jobs.jsonl")], { env: env(), timeoutMs: 60000 });
   assert.equal(r.code, 0, r.stderr);
-  const c = claimOf(r.stderr);
-  assert.deepEqual([c.got, c.want], [4, 4]);
-  assert.match(r.stderr, new RegExp(`claim claims/${c.name} released with its sandboxes`));
+  const name = claimingOf(r.stderr);
+  // the claim completes after its sandboxes were listed, before or after the last job
+  assert.match(r.stderr, /claimed 4 of 4 sandboxes of pool-a|--claim: 4 of 4 sandboxes had joined the pool/);
+  assert.match(r.stderr, new RegExp(`claim claims/${name} released with its sandboxes`));
   const rows = lines(readFileSync(out, "utf8"));
   assert.equal(rows.length, 16);
   const used = new Set(rows.map((row) => row.sandbox));
   for (const s of used) assert.match(s, /^claims\/pool-a-/);
   assert.equal(used.size, 4);
   for (const row of rows) assert.equal(row.stdout, `${row.id.slice(1)}\n`);
-  assert.equal(await sandboxesLeft(c.name), false);
-  const gone = await envdctl(["sandbox", "release", `claims/${c.name}`], { env: env() });
+  assert.equal(await sandboxesLeft(name), false);
+  const gone = await envdctl(["sandbox", "release", `claims/${name}`], { env: env() });
   assert.equal(gone.code, 1);
   assert.match(gone.stderr, /not found/);
 });
 
-test("batch --claim --keep leaves the sandboxes; a partial claim is used", async () => {
+test("batch --claim: jobs run on what the claim got while it still fills; --keep leaves it", async () => {
+  // half-fills claims 2 of 4 at once, then waits for its claimTimeout (1m):
+  // the jobs run on the two, listed by the claim's label, before it completes
   writeFileSync(path.join(work.dir, "two.jsonl"), '{"id":"a","cmd":"echo a"}\n{"id":"b","cmd":"echo b"}\n');
+  const report = path.join(work.dir, "two.json");
   const r = await envdctl(["--domain", srv.domain, "batch", "--claim", "claims/half-fills", "--replicas", "4",
-    "--keep", "--results", path.join(work.dir, "two.out"), path.join(work.dir, "two.jsonl")],
-  { env: env(), timeoutMs: 120000 });
+    "--keep", "--report", report, "--results", path.join(work.dir, "two.out"), path.join(work.dir, "two.jsonl")],
+  { env: env(), timeoutMs: 60000 });
   assert.equal(r.code, 0, r.stderr);
-  const c = claimOf(r.stderr);
-  assert.deepEqual([c.got, c.want], [2, 4]);
-  assert.match(r.stderr, /--claim: claim .* of template 'half-fills'.*2 of 4 sandboxes claimed.*going on/);
-  assert.match(r.stderr, /kept \(--keep\)/);
-  assert.equal(await sandboxesLeft(c.name), true);
-  const rel = await envdctl(["sandbox", "release", `claims/${c.name}`, "--delete-sandboxes"], { env: env() });
+  const name = claimingOf(r.stderr);
+  assert.match(r.stderr, /--claim: 2 of 4 sandboxes had joined the pool when the batch ended/);
+  assert.doesNotMatch(r.stderr, /claimed \d+ of/); // the claim had not completed
+  assert.match(r.stderr, new RegExp(`claim claims/${name} kept \\(--keep\\)`));
+  const rows = lines(readFileSync(path.join(work.dir, "two.out"), "utf8"));
+  assert.deepEqual(rows.map((row) => [row.id, row.status, row.stdout]).sort(), [["a", "ok", "a\n"], ["b", "ok", "b\n"]]);
+  for (const row of rows) assert.match(row.sandbox, /^claims\/half-fills-/);
+  const acq = JSON.parse(readFileSync(report, "utf8")).acquire;
+  assert.equal(acq.count, 2);
+  assert.ok(acq.p50_ms <= acq.p95_ms && acq.p95_ms <= acq.max_ms, JSON.stringify(acq));
+  assert.equal(await sandboxesLeft(name), true);
+  const rel = await envdctl(["sandbox", "release", `claims/${name}`, "--delete-sandboxes"], { env: env() });
   assert.equal(rel.code, 0, rel.stderr);
-  assert.equal(await sandboxesLeft(c.name), false);
+  assert.equal(await sandboxesLeft(name), false);
+});
+
+test("batch --claim: Ctrl-C while the claim still fills releases it with its sandboxes", async () => {
+  writeFileSync(path.join(work.dir, "halfsleep.jsonl"), '{"id":"s0","cmd":"sleep 30"}\n{"id":"s1","cmd":"sleep 30"}\n');
+  let child;
+  let stderr = "";
+  let named;
+  const claiming = new Promise((r) => (named = r));
+  const run = envdctl(["--domain", srv.domain, "batch", "--claim", "claims/half-fills", "--replicas", "4",
+    "--grace", "200ms", "--results", path.join(work.dir, "halfsleep.out"), path.join(work.dir, "halfsleep.jsonl")],
+  { env: env(), timeoutMs: 60000, onSpawn: (c) => {
+    child = c;
+    c.stderr.on("data", (d) => {
+      stderr += d;
+      if (/claiming sandboxes of/.test(stderr)) named();
+    });
+  } });
+  await Promise.race([claiming, run]);
+  const name = claimingOf(stderr);
+  await claimedSome(name); // half of it claimed
+  child.kill("SIGINT");
+  const r = await run;
+  assert.equal(r.code, 1, r.stderr);
+  assert.match(r.stderr, /interrupted/);
+  assert.match(r.stderr, new RegExp(`claim claims/${name} released with its sandboxes`));
+  assert.equal(await sandboxesLeft(name), false);
+  const gone = await envdctl(["sandbox", "release", `claims/${name}`], { env: env() });
+  assert.equal(gone.code, 1);
+  assert.match(gone.stderr, /not found/);
+});
+
+test("batch --claim refused: nothing runs and it says why", async () => {
+  writeFileSync(path.join(work.dir, "one.jsonl"), '{"cmd":"true"}\n');
+  const r = await envdctl(["--domain", srv.domain, "batch", "--claim", "claims/pool-a", "--replicas", "2",
+    "--results", path.join(work.dir, "refused.out"), path.join(work.dir, "one.jsonl")],
+  { env: env(path.join(work.dir, "mallory")), timeoutMs: 60000 });
+  assert.equal(r.code, 1, r.stderr);
+  assert.match(r.stderr, /--claim: .*RBAC verb "create" on resource "sandboxclaims"/);
+  assert.match(r.stderr, /--claim: no sandbox claimed/);
+  assert.equal(readFileSync(path.join(work.dir, "refused.out"), "utf8"), "");
 });
 
 test("batch --claim: Ctrl-C during the jobs still releases the pool", async () => {
@@ -194,27 +251,27 @@ test("batch --claim: Ctrl-C during the jobs still releases the pool", async () =
   writeFileSync(path.join(work.dir, "sleep.jsonl"), jobs.join("\n") + "\n");
   let stderr = "";
   let child;
-  const seen = new Promise((resolve) => {
-    const run = envdctl(["--domain", srv.domain, "batch", "--claim", "claims/pool-a", "--replicas", "2",
-      "--grace", "200ms", "--results", path.join(work.dir, "sleep.out"), path.join(work.dir, "sleep.jsonl")],
-    { env: env(), timeoutMs: 60000, onSpawn: (c) => {
-      child = c;
-      c.stderr.on("data", (d) => {
-        stderr += d;
-        if (/claimed 2 of 2/.test(stderr)) resolve({ run });
-      });
-    } });
-    run.then(() => resolve({ run }), () => resolve({ run }));
-  });
-  const { run } = await seen; // a promise in a box: awaiting it would wait for the end
-  await new Promise((r) => setTimeout(r, 1500)); // the scheduler runs the jobs
+  let named;
+  const claiming = new Promise((r) => (named = r));
+  const run = envdctl(["--domain", srv.domain, "batch", "--claim", "claims/pool-a", "--replicas", "2",
+    "--grace", "200ms", "--results", path.join(work.dir, "sleep.out"), path.join(work.dir, "sleep.jsonl")],
+  { env: env(), timeoutMs: 60000, onSpawn: (c) => {
+    child = c;
+    c.stderr.on("data", (d) => {
+      stderr += d;
+      if (/claiming sandboxes of/.test(stderr)) named();
+    });
+  } });
+  await Promise.race([claiming, run]);
+  const name = claimingOf(stderr);
+  await claimedSome(name);
+  await new Promise((r) => setTimeout(r, 500)); // the scheduler runs the jobs
   child.kill("SIGINT");
   const r = await run;
   assert.equal(r.code, 1, r.stderr);
-  const c = claimOf(r.stderr);
   assert.match(r.stderr, /interrupted/);
-  assert.match(r.stderr, new RegExp(`claim claims/${c.name} released with its sandboxes`));
-  assert.equal(await sandboxesLeft(c.name), false);
+  assert.match(r.stderr, new RegExp(`claim claims/${name} released with its sandboxes`));
+  assert.equal(await sandboxesLeft(name), false);
 });
 
 test("batch --claim usage errors", async () => {

@@ -4,8 +4,9 @@
 //
 // Every sandbox it hands out points at ONE envd (the reference server,
 // --domain HOST:PORT): distinct IDs, a token each (or --envd-token T for
-// all of them, when the envd behind checks one token: the reference server
-// takes a single --token, so per-sandbox tokens cannot be checked there).
+// all of them, when the envd behind checks one token, its --token; or, with
+// --token-secret S, each sandbox's own token derived from its ID, which a
+// reference server started with PEER_SANDBOX_TOKENS=S checks per sandbox).
 //
 //   node stub.mjs --port 0 --domain 127.0.0.1:PORT [--api-key K]
 //        [--rate R --burst B]      creates allowed per second (429 past it,
@@ -13,16 +14,19 @@
 //        [--max-live N]            403 quota once N sandboxes live
 //        [--page-size N]           GET /v2/sandboxes pages (X-Next-Token)
 //        [--create-delay-ms MS]    time a create takes
-//        [--envd-token T] [--envd-version V]
+//        [--envd-token T | --token-secret S] [--envd-version V]
 // prints "listening <port>" once it accepts.
 //
 // Test hooks (no API key): GET /_stub/live -> {"live": N}; GET /_stub/stats
 // -> {live, created, maxConcurrentCreates, requests: [{t, method, path,
 // status, retryAfter}]}; POST /_stub/throttle {"count": N, "retryAfter": S}
 // answers the next N creates 429; POST /_stub/pause/{id} marks one paused;
-// POST /_stub/domain {"domain": D} changes the domain handed out.
+// POST /_stub/domain {"domain": D} changes the domain handed out;
+// POST /_stub/hold {"after": N} holds every create past the next N (they
+// wait, counted in stats.held) until POST /_stub/unhold.
 import http from "node:http";
 import { randomBytes } from "node:crypto";
+import { sandboxToken } from "../peer/lib/sandbox-tokens.mjs";
 
 function args(argv) {
   const o = {};
@@ -57,6 +61,7 @@ let created = 0;
 let creating = 0;
 let maxConcurrentCreates = 0;
 let throttle = { count: 0, retryAfter: 1 };
+let hold = null; // { after, seen, held, release, gate }
 const requests = [];
 let tokens = burst;
 let refilled = now();
@@ -162,12 +167,19 @@ async function create(req, res, log) {
   creating++;
   maxConcurrentCreates = Math.max(maxConcurrentCreates, creating);
   if (createDelay > 0) await new Promise((r) => setTimeout(r, createDelay));
+  if (hold && ++hold.seen > hold.after) {
+    const h = hold;
+    h.held++;
+    await h.gate;
+    h.held--;
+  }
   creating--;
   const id = `sbx${++seq}${randomBytes(4).toString("hex")}`;
+  const token = opt["token-secret"] ? sandboxToken(opt["token-secret"], id) : undefined;
   const s = {
     sandboxID: id,
     templateID: body.templateID,
-    token: opt["envd-token"] ?? `tok-${randomBytes(8).toString("hex")}`,
+    token: token ?? opt["envd-token"] ?? `tok-${randomBytes(8).toString("hex")}`,
     metadata: body.metadata ?? {},
     envVars: body.envVars ?? {},
     state: "running",
@@ -215,7 +227,18 @@ async function route(req, res, log) {
   if (path.startsWith("/kruise/api/")) path = path.slice("/kruise/api".length);
   if (path === "/_stub/live") return send(res, 200, { live: sandboxes.size });
   if (path === "/_stub/stats")
-    return send(res, 200, { live: sandboxes.size, created, maxConcurrentCreates, requests });
+    return send(res, 200, { live: sandboxes.size, created, maxConcurrentCreates, held: hold?.held ?? 0, requests });
+  if (path === "/_stub/hold" && req.method === "POST") {
+    const h = { after: Number((await readJSON(req))?.after ?? 0), seen: 0, held: 0 };
+    h.gate = new Promise((r) => (h.release = r));
+    hold = h;
+    return send(res, 200, { after: h.after });
+  }
+  if (path === "/_stub/unhold" && req.method === "POST") {
+    hold?.release();
+    hold = null;
+    return send(res, 200, {});
+  }
   if (path === "/_stub/throttle" && req.method === "POST") {
     throttle = { count: 0, retryAfter: 1, ...(await readJSON(req)) };
     return send(res, 200, throttle);

@@ -15,6 +15,7 @@ import { WatcherRegistry, filesystemService } from "./filesystem-service.mjs";
 import { HttpApi, jsonError } from "./http-api.mjs";
 import { CodeInterpreter } from "./code-interpreter.mjs";
 import { kRawRequest, userInterceptor } from "./rpc-util.mjs";
+import { sandboxToken } from "./sandbox-tokens.mjs";
 
 const AUTH_EXCLUDED = new Set(["GET /health", "GET /files", "POST /files", "POST /init"]);
 const EXPOSED_HEADERS = [
@@ -137,12 +138,30 @@ export function createApp({ root, token = null, defaultUser = "root", seed = 0 }
     return !ok;
   }
 
+  // Test hook: with PEER_SANDBOX_TOKENS=<secret>, this server stands for
+  // many sandboxes: every request must name one (e2b-sandbox-id) and carry
+  // its own token (lib/sandbox-tokens.mjs), else 401.
+  const sandboxSecret = process.env.PEER_SANDBOX_TOKENS;
+  function sandboxRejected(req) {
+    const id = req.headers["e2b-sandbox-id"];
+    const tok = req.headers["x-access-token"];
+    if (typeof id !== "string" || !id) return "no e2b-sandbox-id: the request names no sandbox";
+    const health = req.method === "GET" && (req.url ?? "/").split("?")[0] === "/health";
+    if (!health && tok !== sandboxToken(sandboxSecret, id)) return `the access token is not sandbox ${id}'s`;
+    return null;
+  }
+
   function handler(req, res) {
     // For handlers that must shape the HTTP/1.1 exchange (connection close).
     req.peerResponse = res;
     if (headerLog) logHeaders(req);
     if (trafficLog && trafficRejected(req)) {
       jsonError(res, 401, "traffic access token missing, malformed or expired");
+      return;
+    }
+    const notThisSandbox = sandboxSecret ? sandboxRejected(req) : null;
+    if (notThisSandbox) {
+      jsonError(res, 401, notThisSandbox);
       return;
     }
     // Routed by port as a sandbox gateway routes it: the code interpreter.
