@@ -94,7 +94,7 @@ static void poll_create(batch_acq *a)
     if (cli_create_poll(a->ctx, a->created, pool_made, a, &a->failed) > 0)
         return;
     a->over = 1;
-    if (!a->quiet && a->got)
+    if (!a->quiet && a->got && !a->stopped)
         fprintf(stderr, "created %zu of %zu sandboxes of %s in %.1f s\n", a->got, a->want,
                 a->template_id, (double)(cli_now_ms() - a->t0) / 1000.0);
     if (!a->got && !a->stopped)
@@ -211,7 +211,7 @@ static void claim_done(batch_acq *a)
     }
     a->failed = a->want > a->got ? a->want - a->got : 0;
     batch_report_acquire_failed(a->rep, a->failed);
-    if (!a->quiet && a->got)
+    if (!a->quiet && a->got && st != ENVD_CANCELED)
         fprintf(stderr, "claimed %zu of %zu sandboxes of %s as claim %s%s%s in %.1f s\n", a->got,
                 a->want, a->claim.template_name, a->claim.ns ? a->claim.ns : "",
                 a->claim.ns ? "/" : "", a->claim.name, (double)(cli_now_ms() - a->t0) / 1000.0);
