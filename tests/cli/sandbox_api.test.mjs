@@ -311,7 +311,9 @@ test("batch --create --report: acquisition p50/p95/max per sandbox; a refused cr
 
 test("each created sandbox has its own token, checked per sandbox by the server", async () => {
   const secret = "per-sandbox-secret";
-  const peer = await startServer({ http: "h1", env: { PEER_SANDBOX_TOKENS: secret } });
+  const log = path.join(work.dir, "sandbox-requests.log");
+  writeFileSync(log, "");
+  const peer = await startServer({ http: "h1", env: { PEER_SANDBOX_TOKENS: secret, PEER_SANDBOX_LOG: log } });
   const stub = await startE2bStub(peer.domain, ["--token-secret", secret]);
   try {
     const file = jobsFile("tokens.jsonl", 9, (i) => `echo ${i}`);
@@ -323,6 +325,16 @@ test("each created sandbox has its own token, checked per sandbox by the server"
     assert.ok(rows.every((j) => j.status === "ok"), b.stdout);
     assert.equal(new Set(rows.map((j) => j.sandbox)).size, 3);
     assert.equal(await stub.live(), 0);
+    // each job's command reached the server as the sandbox its row names
+    const starts = {};
+    for (const l of readFileSync(log, "utf8").trim().split("\n")) {
+      const [id, method, p, verdict] = l.split(" ");
+      assert.equal(verdict, "ok", l);
+      if (method === "POST" && p === "/process.Process/Start") starts[id] = (starts[id] ?? 0) + 1;
+    }
+    const perRow = {};
+    for (const j of rows) perRow[j.sandbox] = (perRow[j.sandbox] ?? 0) + 1;
+    assert.deepEqual(starts, perRow);
 
     const c = await envdctl(["sandbox", "create", "--template", "base", "--count", "2"], { env: env(stub) });
     assert.equal(c.code, 0, c.stderr);

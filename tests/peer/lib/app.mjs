@@ -140,15 +140,21 @@ export function createApp({ root, token = null, defaultUser = "root", seed = 0 }
 
   // Test hook: with PEER_SANDBOX_TOKENS=<secret>, this server stands for
   // many sandboxes: every request must name one (e2b-sandbox-id) and carry
-  // its own token (lib/sandbox-tokens.mjs), else 401.
+  // its own token (lib/sandbox-tokens.mjs), else 401. With
+  // PEER_SANDBOX_LOG=<file> too, one line per request: sandbox ID (or -),
+  // method, path, ok or bad.
   const sandboxSecret = process.env.PEER_SANDBOX_TOKENS;
+  const sandboxLog = process.env.PEER_SANDBOX_LOG;
   function sandboxRejected(req) {
     const id = req.headers["e2b-sandbox-id"];
     const tok = req.headers["x-access-token"];
-    if (typeof id !== "string" || !id) return "no e2b-sandbox-id: the request names no sandbox";
-    const health = req.method === "GET" && (req.url ?? "/").split("?")[0] === "/health";
-    if (!health && tok !== sandboxToken(sandboxSecret, id)) return `the access token is not sandbox ${id}'s`;
-    return null;
+    const path = (req.url ?? "/").split("?")[0];
+    let why = null;
+    if (typeof id !== "string" || !id) why = "no e2b-sandbox-id: the request names no sandbox";
+    else if (!(req.method === "GET" && path === "/health") && tok !== sandboxToken(sandboxSecret, id))
+      why = `the access token is not sandbox ${id}'s`;
+    if (sandboxLog) appendFileSync(sandboxLog, `${id || "-"} ${req.method} ${path} ${why ? "bad" : "ok"}\n`);
+    return why;
   }
 
   function handler(req, res) {
