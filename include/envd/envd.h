@@ -330,9 +330,18 @@ ENVD_API envd_status envd_config_set_retries(envd_config *cfg, int retries);
  *                             (a Connect envelope, a gRPC message after
  *                             decompression). Over it the call fails
  *                             (ENVD_E_PROTOCOL on Connect, ENVD_RESOURCE_
- *                             EXHAUSTED from gRPC). A ListDir reply of empty
- *                             entries grows ~90x when decoded, so this bound
- *                             is what caps that memory.
+ *                             EXHAUSTED from gRPC).
+ *   entries of a list reply   envd_config_set_max_list_entries, default
+ *                             262,144: ListDir entries and List processes,
+ *                             counted on the wire before anything is
+ *                             decoded; over it the call fails with
+ *                             ENVD_RESOURCE_EXHAUSTED naming the setting.
+ *                             An entry can be 2 bytes on the wire and a few
+ *                             hundred decoded, so the message bound alone
+ *                             would let a 16 MiB reply take over 1 GiB. At
+ *                             the default, the worst reply decodes to about
+ *                             what the largest real listing that fits in
+ *                             16 MiB does (~160,000 entries of ~100 bytes).
  *   slowest /files body       envd_config_set_files_min_rate, default 1 KiB
  *                             per 30 s: a response body that moves less than
  *                             that in a window fails with ENVD_E_IDLE_TIMEOUT
@@ -349,10 +358,14 @@ ENVD_API envd_status envd_config_set_retries(envd_config *cfg, int retries);
  *                             claim, never an allocation).
  */
 #define ENVD_DEFAULT_MAX_MESSAGE_BYTES ((int64_t)16 << 20)
+#define ENVD_DEFAULT_MAX_LIST_ENTRIES ((int64_t)1 << 18)
+#define ENVD_MAX_LIST_ENTRIES_LIMIT ((int64_t)1 << 30)
 #define ENVD_DEFAULT_FILES_MIN_BYTES 1024
 #define ENVD_DEFAULT_FILES_MIN_WINDOW_MS 30000
 /* 1 KiB .. 1 GiB. */
 ENVD_API envd_status envd_config_set_max_message_bytes(envd_config *cfg, int64_t bytes);
+/* 1 .. ENVD_MAX_LIST_ENTRIES_LIMIT. */
+ENVD_API envd_status envd_config_set_max_list_entries(envd_config *cfg, int64_t entries);
 /* At least bytes (0 = no minimum) in every window_ms (100 .. 3600000) of a
  * /files response body, counted from the response headers on. */
 ENVD_API envd_status envd_config_set_files_min_rate(envd_config *cfg, int64_t bytes,

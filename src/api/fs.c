@@ -209,8 +209,11 @@ envd_status envd_fs_one_string_start(envd_client *c, const envd_fs_one_string *r
         return envd_start_error(ENVD_E_USAGE, "%s is not a one-string request", d->name);
     protobuf_c_message_init(d, &m);
     *(const char **)(void *)(m.bytes + d->fields[0].offset) = value;
-    envd_unary_spec spec = {
-        .method = row->method, .kind = row->kind, .finish = row->finish, .ctx = (void *)row->ctx};
+    envd_unary_spec spec = {.method = row->method,
+                            .kind = row->kind,
+                            .finish = row->finish,
+                            .ctx = (void *)row->ctx,
+                            .list_field = row->list_field};
     return envd_unary_start(c, &spec, &m.base, out);
 }
 
@@ -242,7 +245,7 @@ envd_status envd_fs_get_info_async(envd_client *c, const char *path, envd_future
 {
     static const envd_fs_one_string row = {
         "/filesystem.Filesystem/Stat", &filesystem__stat_request__descriptor,
-        "path", ENVD_FK_ENTRY, entry_finish, "failed to get file info"};
+        "path", ENVD_FK_ENTRY, entry_finish, "failed to get file info", 0};
     return envd_fs_one_string_start(c, &row, path, out);
 }
 
@@ -262,7 +265,7 @@ envd_status envd_fs_exists_async(envd_client *c, const char *path, envd_future *
 {
     static const envd_fs_one_string row = {
         "/filesystem.Filesystem/Stat", &filesystem__stat_request__descriptor,
-        "path", ENVD_FK_BOOL, exists_finish, NULL};
+        "path", ENVD_FK_BOOL, exists_finish, NULL, 0};
     return envd_fs_one_string_start(c, &row, path, out);
 }
 
@@ -288,7 +291,7 @@ envd_status envd_fs_make_dir_async(envd_client *c, const char *path, envd_future
 {
     static const envd_fs_one_string row = {
         "/filesystem.Filesystem/MakeDir", &filesystem__make_dir_request__descriptor,
-        "path", ENVD_FK_BOOL, make_dir_finish, NULL};
+        "path", ENVD_FK_BOOL, make_dir_finish, NULL, 0};
     return envd_fs_one_string_start(c, &row, path, out);
 }
 
@@ -324,7 +327,7 @@ envd_status envd_fs_remove_async(envd_client *c, const char *path, envd_future *
 {
     static const envd_fs_one_string row = {
         "/filesystem.Filesystem/Remove", &filesystem__remove_request__descriptor,
-        "path", ENVD_FK_NONE, envd_fs_outcome_finish, "failed to remove"};
+        "path", ENVD_FK_NONE, envd_fs_outcome_finish, "failed to remove", 0};
     return envd_fs_one_string_start(c, &row, path, out);
 }
 
@@ -396,7 +399,8 @@ envd_status envd_fs_list_async(envd_client *c, const char *path, uint32_t depth,
     req.depth = depth >= 1 ? depth : 1;
     envd_unary_spec spec = {.method = "/filesystem.Filesystem/ListDir",
                             .kind = ENVD_FK_ENTRY_LIST,
-                            .finish = list_finish};
+                            .finish = list_finish,
+                            .list_field = 1 /* entries */};
     return envd_unary_start(c, &spec, &req.base, out);
 }
 

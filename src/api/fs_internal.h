@@ -47,6 +47,7 @@ typedef struct envd_fs_one_string {
     int kind;                   /* ENVD_FK_* */
     envd_unary_finish finish;
     const char *ctx;            /* passed to finish (an error prefix), may be NULL */
+    uint32_t list_field;        /* a list reply's repeated field (unary spec), or 0 */
 } envd_fs_one_string;
 
 envd_status envd_fs_one_string_start(envd_client *c, const envd_fs_one_string *row,

@@ -111,7 +111,8 @@ envd_status envd_fs_watcher_events_async(envd_client *c, const char *id, envd_fu
 {
     static const envd_fs_one_string row = {
         "/filesystem.Filesystem/GetWatcherEvents",
-        &filesystem__get_watcher_events_request__descriptor, "id", ENVD_FK_EVENT_LIST, events_finish, NULL};
+        &filesystem__get_watcher_events_request__descriptor, "id", ENVD_FK_EVENT_LIST, events_finish, NULL,
+        1 /* events */};
     return envd_fs_one_string_start(c, &row, id, out);
 }
 
@@ -124,7 +125,7 @@ envd_status envd_fs_watcher_remove_async(envd_client *c, const char *id, envd_fu
 {
     static const envd_fs_one_string row = {
         "/filesystem.Filesystem/RemoveWatcher", &filesystem__remove_watcher_request__descriptor,
-        "id", ENVD_FK_NONE, envd_fs_outcome_finish, "failed to remove watcher"};
+        "id", ENVD_FK_NONE, envd_fs_outcome_finish, "failed to remove watcher", 0};
     return envd_fs_one_string_start(c, &row, id, out);
 }
 

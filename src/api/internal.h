@@ -135,6 +135,8 @@ typedef struct envd_unary_spec {
     envd_free_fn ctx_free;
     const char *user;          /* per-call user, or NULL */
     int urgent;                /* takes no in-flight slot (kills while stopping) */
+    uint32_t list_field;       /* a list reply: its repeated field, capped by
+                                * max_list_entries before decoding */
 } envd_unary_spec;
 
 /* Starts a unary RPC whose request is `msg` (packed here). On error nothing

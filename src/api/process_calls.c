@@ -283,8 +283,10 @@ envd_status envd_commands_list_async(envd_client *c, envd_future **out)
     if (s != ENVD_OK)
         return s;
     Process__ListRequest req = PROCESS__LIST_REQUEST__INIT;
-    envd_unary_spec spec = {
-        .method = "/process.Process/List", .kind = ENVD_FK_PROCESS_LIST, .finish = list_finish};
+    envd_unary_spec spec = {.method = "/process.Process/List",
+                            .kind = ENVD_FK_PROCESS_LIST,
+                            .finish = list_finish,
+                            .list_field = 1 /* processes */};
     return envd_unary_start(c, &spec, &req.base, out);
 }
 

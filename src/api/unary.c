@@ -2,6 +2,7 @@
  * through, on the operation base (op.h). */
 #include "api/op.h"
 #include "core/alloc.h"
+#include "core/pb_scan.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +15,8 @@ typedef struct unary_op {
     size_t resp_len;
     int got_resp;
     int oom; /* keeping the reply failed: the call was stopped for that */
+    int64_t list_cap; /* spec.list_field: the client's max_list_entries */
+    size_t listed;    /* over list_cap: the call was stopped for that */
     int counted; /* an urgent fire-and-forget call, counted in kills_pending */
 } unary_op;
 
@@ -33,6 +36,14 @@ static int on_message(void *ud, const uint8_t *msg, size_t len)
     unary_op *u = ud;
     if (u->got_resp)
         return 0; /* a unary call has one response; ignore extras */
+    /* A list reply's entries are counted before anything is decoded (a
+     * malformed one is left to the decoder to report). */
+    size_t n = 0;
+    if (u->spec.list_field && envd_pb_count_field(msg, len, u->spec.list_field, &n) == 0 &&
+        n > (uint64_t)u->list_cap) {
+        u->listed = n;
+        return -1;
+    }
     u->resp = envd_malloc(len ? len : 1);
     if (!u->resp) {
         u->oom = 1;
@@ -51,6 +62,12 @@ static void on_done(void *ud, envd_error *err)
         envd_error_free(err);
         err = envd_error_new(ENVD_E_NOMEM, ENVD_TRANSPORT_NONE, 0,
                              "%s: out of memory keeping the reply", u->spec.method);
+    } else if (u->listed) {
+        envd_error_free(err);
+        err = envd_error_new(ENVD_RESOURCE_EXHAUSTED, u->op.t->ops->kind, 0,
+                             "%s: the reply lists %zu entries, over the limit of %lld "
+                             "(envd_config_set_max_list_entries)",
+                             u->spec.method, u->listed, (long long)u->list_cap);
     } else if (!err && !u->got_resp)
         err = envd_error_new(ENVD_E_PROTOCOL, u->op.t->ops->kind, 0,
                              "%s: the call succeeded without a response message", u->spec.method);
@@ -92,6 +109,7 @@ envd_status envd_unary_start(envd_client *c, const envd_unary_spec *spec,
     envd_op_init(&u->op, &unary_class, c->rt);
     u->spec = *spec;
     u->f = f;
+    u->list_cap = c->cfg->max_list_entries;
     if (spec->urgent && !out) { /* counted before it can finish */
         u->counted = 1;
         pthread_mutex_lock(&c->rt->mu);

@@ -114,6 +114,7 @@ envd_config *envd_config_new(void)
     c->fail_fast = 0;
     c->retries = ENVD_DEFAULT_RETRIES;
     c->max_message_bytes = ENVD_DEFAULT_MAX_MESSAGE_BYTES;
+    c->max_list_entries = ENVD_DEFAULT_MAX_LIST_ENTRIES;
     c->files_min_bytes = ENVD_DEFAULT_FILES_MIN_BYTES;
     c->files_min_window_ms = ENVD_DEFAULT_FILES_MIN_WINDOW_MS;
     c->envd_version[0] = -1;
@@ -646,6 +647,18 @@ envd_status envd_config_set_max_message_bytes(envd_config *cfg, int64_t bytes)
                       (long long)ENVD_MIN_MESSAGE_LIMIT, (long long)ENVD_MAX_MESSAGE_LIMIT,
                       (long long)bytes);
     cfg->max_message_bytes = bytes;
+    return ENVD_OK;
+}
+
+envd_status envd_config_set_max_list_entries(envd_config *cfg, int64_t entries)
+{
+    if (!cfg)
+        return ENVD_E_USAGE;
+    clear_error(cfg);
+    if (entries < 1 || entries > ENVD_MAX_LIST_ENTRIES_LIMIT)
+        return refuse(cfg, ENVD_INVALID_ARGUMENT, 1, "entries", "must be between 1 and %lld, got %lld",
+                      (long long)ENVD_MAX_LIST_ENTRIES_LIMIT, (long long)entries);
+    cfg->max_list_entries = entries;
     return ENVD_OK;
 }
 

@@ -54,6 +54,7 @@ struct envd_config {
     int fail_fast;
     int retries; /* envd_config_set_retries */
     int64_t max_message_bytes; /* see the limits in envd.h */
+    int64_t max_list_entries;
     int64_t files_min_bytes;
     int64_t files_min_window_ms;
     int envd_version[3]; /* major, minor, patch; major -1: unknown */

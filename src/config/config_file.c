@@ -124,6 +124,7 @@ static const opt_def OPTS[] = {
     CFG("fail_fast", K_BOOL, cfg_int, set_fail_fast),
     CFG("retries", K_INT, cfg_int, envd_config_set_retries),
     CFG("max_message_bytes", K_INT, cfg_i64, envd_config_set_max_message_bytes),
+    CFG("max_list_entries", K_INT, cfg_i64, envd_config_set_max_list_entries),
     CFG("files_min_bytes", K_INT, cfg_i64, set_files_min_bytes),
     CFG("files_min_window_ms", K_INT, cfg_i64, set_files_min_window_ms),
     CFG("streams_per_connection", K_INT, cfg_int, set_streams_per_connection),

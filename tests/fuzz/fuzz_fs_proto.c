@@ -4,6 +4,7 @@
 #include "fuzz_util.h"
 
 #include "api/fs_internal.h"
+#include "core/pb_scan.h"
 
 static void entry(const Filesystem__EntryInfo *p)
 {
@@ -21,8 +22,13 @@ static void event(const Filesystem__FilesystemEvent *p)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
+    /* The entry count taken before decoding (unary.c) agrees with
+     * protobuf-c on whatever it decodes. */
+    size_t counted = 0;
+    int scanned = envd_pb_count_field(data, size, 1, &counted);
     Filesystem__ListDirResponse *l = filesystem__list_dir_response__unpack(NULL, size, data);
     if (l) {
+        FUZZ_CHECK(scanned == 0 && counted == l->n_entries);
         for (size_t i = 0; i < l->n_entries; i++)
             entry(l->entries[i]);
         filesystem__list_dir_response__free_unpacked(l, NULL);

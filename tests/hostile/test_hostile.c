@@ -85,6 +85,34 @@ static void sc_good_list(int fd)
     fs_write_all(fd, body, sizeof body - 1);
 }
 
+/* A list reply of 25,000 empty entries: 50 KB on the wire, over the
+ * client's 20,000-entry limit (setup), which must refuse it before
+ * decoding. */
+enum { FLOOD_ENTRIES = 25000 };
+static const uint8_t *list_flood(size_t *len)
+{
+    static uint8_t body[2 * FLOOD_ENTRIES];
+    for (size_t i = 0; i < FLOOD_ENTRIES; i++) {
+        body[2 * i] = 0x0a; /* entries = 1, length 0 */
+        body[2 * i + 1] = 0;
+    }
+    *len = sizeof body;
+    return body;
+}
+
+static void sc_list_flood(int fd)
+{
+    size_t n;
+    const uint8_t *body = list_flood(&n);
+    char h[200];
+    snprintf(h, sizeof h,
+             "HTTP/1.1 200 OK\r\nContent-Type: application/proto\r\nContent-Length: %zu\r\n"
+             "Connection: close\r\n\r\n",
+             n);
+    fs_puts(fd, h);
+    fs_write_all(fd, body, n);
+}
+
 static void sc_env_2gib(int fd)
 {
     fs_stream_head(fd);
@@ -289,6 +317,21 @@ static void g_trickle(int fd)
     }
 }
 
+static void g_list_flood(int fd)
+{
+    uint32_t sid = h2_head(fd, 200, "application/grpc");
+    size_t n;
+    const uint8_t *body = list_flood(&n);
+    uint8_t prefix[5] = {0, (uint8_t)(n >> 24), (uint8_t)(n >> 16), (uint8_t)(n >> 8), (uint8_t)n};
+    if (!sid || fs_h2_data(fd, sid, prefix, sizeof prefix, 0))
+        return;
+    for (size_t o = 0; o < n; o += 16384) /* within the initial 64 KiB window */
+        if (fs_h2_data(fd, sid, body + o, n - o < 16384 ? n - o : 16384, 0))
+            return;
+    fs_h2_grpc_trailers(fd, sid, 0);
+    fs_drain(fd, 500);
+}
+
 static void g_401(int fd)
 {
     uint32_t sid = h2_head(fd, 401, "text/html");
@@ -360,6 +403,8 @@ static const hcase CASES[] = {
      6000},
     {"reset in the middle of a frame", sc_reset_mid_frame, OP_RUN, ENVD_UNAVAILABLE, ENVD_OK, NULL,
      6000},
+    {"25,000 empty list entries", sc_list_flood, OP_LIST, ENVD_RESOURCE_EXHAUSTED, ENVD_OK,
+     "max_list_entries", 6000},
     {"two end events with errors", sc_two_end_events, OP_RUN, ENVD_E_COMMAND_EXIT, ENVD_OK,
      "second error", 6000},
     /* core waits for the bytes rather than refusing the length at once; the
@@ -377,6 +422,8 @@ static const hcase CASES[] = {
     /* the first message never completes: the first-message deadline */
     {"gRPC: one byte every 300 ms", g_trickle, OP_GRPC_RUN, ENVD_DEADLINE_EXCEEDED,
      ENVD_E_IDLE_TIMEOUT, NULL, 6000},
+    {"gRPC: 25,000 empty list entries", g_list_flood, OP_GRPC_LIST, ENVD_RESOURCE_EXHAUSTED,
+     ENVD_OK, "max_list_entries", 6000},
     {"gRPC: a 401 page", g_401, OP_GRPC_LIST, ENVD_UNAUTHENTICATED, ENVD_OK, "401", 6000},
     {"gRPC: a 401 page over the stream window", g_401_over_window, OP_GRPC_LIST,
      ENVD_UNAUTHENTICATED, ENVD_OK, "401", 6000},
@@ -469,6 +516,7 @@ static int setup(void **state)
         envd_config_set_request_timeout_ms(cfg, 5000) || envd_config_set_keepalive_s(cfg, 1) ||
         envd_config_set_idle_timeout_ms(cfg, 1500) ||
         envd_config_set_max_message_bytes(cfg, 1 << 20) ||
+        envd_config_set_max_list_entries(cfg, 20000) ||
         envd_config_set_files_min_rate(cfg, 100, 1000) ||
         envd_client_new(g_rt, "sbx-h", cfg, &g_c, NULL) ||
         envd_config_set_transport(cfg, ENVD_TRANSPORT_GRPC) ||

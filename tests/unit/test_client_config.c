@@ -305,6 +305,16 @@ static void numbers_have_ranges(void **state)
     assert_int_equal(cfg->max_message_bytes, ENVD_DEFAULT_MAX_MESSAGE_BYTES);
     assert_accepted(cfg, envd_config_set_max_message_bytes(cfg, 1024));
     assert_int_equal(cfg->max_message_bytes, 1024);
+    /* entries of a list reply: 1 .. 2^30, default 2^18 */
+    assert_int_equal(cfg->max_list_entries, 262144);
+    assert_refused(cfg, envd_config_set_max_list_entries(cfg, 0),
+                   "entries: must be between 1 and 1073741824, got 0");
+    assert_refused_with(cfg, envd_config_set_max_list_entries(cfg, ((int64_t)1 << 30) + 1),
+                        "got 1073741825");
+    assert_int_equal(cfg->max_list_entries, 262144);
+    assert_accepted(cfg, envd_config_set_max_list_entries(cfg, 1));
+    assert_int_equal(cfg->max_list_entries, 1);
+    assert_int_equal(envd_config_set_max_list_entries(NULL, 5), ENVD_E_USAGE);
     /* the /files minimum rate: bytes >= 0 (0 = none), window 100 ms .. 1 h */
     assert_int_equal(cfg->files_min_bytes, ENVD_DEFAULT_FILES_MIN_BYTES);
     assert_int_equal(cfg->files_min_window_ms, ENVD_DEFAULT_FILES_MIN_WINDOW_MS);

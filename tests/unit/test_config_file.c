@@ -87,6 +87,7 @@ static void every_option(void **state)
                            "fail_fast: yes\n"
                            "retries: 5\n"
                            "max_message_bytes: 2048\n"
+                           "max_list_entries: 4096\n"
                            "files_min_bytes: 0\n"
                            "files_min_window_ms: 500\n"
                            "streams_per_connection: 7\n"
@@ -126,6 +127,7 @@ static void every_option(void **state)
     assert_int_equal(cfg->keepalive_s, 20);
     assert_int_equal(cfg->idle_timeout_ms, 0);
     assert_int_equal(cfg->max_message_bytes, 2048);
+    assert_int_equal(cfg->max_list_entries, 4096);
     assert_int_equal(cfg->files_min_bytes, 0);
     assert_int_equal(cfg->files_min_window_ms, 500);
     assert_int_equal(cfg->streams_per_connection, 7);
