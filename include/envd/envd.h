@@ -1179,6 +1179,44 @@ ENVD_API envd_status envd_files_compose_async(envd_client *c, const char *const 
                                               size_t n, const char *destination,
                                               const envd_files_opts *o, envd_future **out);
 
+/* Parallel upload (off by default). With max_parts >= 2, a write of ONE
+ * file whose size is known up front (envd_files_write, a batch of one
+ * memory item, or a batch of one fd item of a regular file) of at least
+ * 2 * min_part_size bytes is split into min(max_parts, size /
+ * min_part_size) parts uploaded at once, each over its own request and
+ * connection, to temporary files next to the destination
+ * ("<destination>.envd-part.<random>.<i>"), which are then composed into
+ * the destination (envd_files_compose: the parts are deleted by envd).
+ * Before the parts, the destination's directory is made (MakeDir as the
+ * request's user: envd's upload fails when two requests create the same
+ * new directory at once).
+ *
+ * One future for the whole, with the result of a write: one entry, the
+ * destination; envd_future_transferred the file's size. Progress is the sum
+ * over the parts. Cancelling it (or the timeout of
+ * envd_files_opts_set_timeout_ms, which bounds the whole, compose
+ * included) stops every part. When any step fails, the others are stopped,
+ * the parts that may exist are removed (Remove RPCs, best effort: a part
+ * the sandbox cannot delete stays) and the future fails with the first
+ * error, prefixed with "parallel upload of <destination>" and the part
+ * ("part 3 of 8"). An fd is read with pread(2): its offset does not move.
+ * A parallel upload counts as one call against the in-flight cap
+ * (envd_config_set_max_inflight); its requests queue behind max_connections
+ * (envd_config_set_connection_limits) like any others.
+ *
+ * A single upload is made instead when the file is smaller, the source is
+ * a pipe or a callback, metadata is set (composing does not keep it), or
+ * the configured envd version has no /files/compose (before 0.5.5).
+ *
+ * When to use it: when one connection does not fill the path to the
+ * sandbox (a long round trip through a gateway, a per-connection rate
+ * limit); bench/README.md (upload, 1 GiB in parts) has the figures.
+ *
+ * max_parts 0..ENVD_FILES_MAX_PARTS (0 or 1: off); min_part_size >= 1. */
+#define ENVD_FILES_MAX_PARTS 64
+ENVD_API envd_status envd_files_opts_set_parallel(envd_files_opts *o, int max_parts,
+                                                  int64_t min_part_size);
+
 /* ---- signed URLs (envd's v1 signatures, spec §6.2) */
 
 typedef enum envd_files_op { ENVD_FILES_READ = 0, ENVD_FILES_WRITE = 1 } envd_files_op;

@@ -28,6 +28,13 @@ envd_status envd_files_compose_async(envd_client *c, const char *const *sources,
                                      const char *destination, const envd_files_opts *o,
                                      envd_future **out)
 {
+    return envd_files_compose_start(c, sources, n, destination, o, 0, out);
+}
+
+envd_status envd_files_compose_start(envd_client *c, const char *const *sources, size_t n,
+                                     const char *destination, const envd_files_opts *o,
+                                     int no_slot, envd_future **out)
+{
     if (out)
         *out = NULL;
     if (!c)
@@ -48,10 +55,11 @@ envd_status envd_files_compose_async(envd_client *c, const char *const *sources,
     plain.gzip = plain.octet = plain.has_range = 0;
     plain.meta = (envd_kvlist){0};
     plain.progress = NULL;
+    plain.parts = 0;
     char *body = compose_body(sources, n, destination, plain.user ? plain.user : c->cfg->user);
     if (!body)
         return ENVD_E_NOMEM;
-    files_args a = {.path = destination, .compose_json = body};
+    files_args a = {.path = destination, .compose_json = body, .no_slot = no_slot};
     s = envd_files_xfer_start(c, &a, &plain, out);
     free(body);
     return s;

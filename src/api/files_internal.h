@@ -26,6 +26,8 @@ struct envd_files_opts {
     int sink_fd;
     envd_data_cb sink_cb;
     void *sink_ud;
+    int parts;        /* writes: at most this many parallel parts (< 2: off) */
+    int64_t part_min; /* ... each at least this many bytes */
 };
 
 /* The defaults, for o == NULL. */
@@ -39,6 +41,8 @@ typedef struct envd_files_src {
     int kind;
     const uint8_t *data; /* MEM */
     int fd;              /* FD */
+    int pread;           /* FD: pread(2) from `at` on, the fd's offset untouched */
+    int64_t at;
     envd_read_cb cb;     /* CB */
     void *ud;
     int64_t size; /* -1: unknown, read to the end */
@@ -103,6 +107,9 @@ typedef struct files_args {
     /* POST /files/compose: this JSON body (path = the destination, for
      * messages) instead of /files with sources. */
     const char *compose_json;
+    /* Runs under an in-flight slot its caller holds (a parallel upload's
+     * steps, files_parallel.c): takes none of its own. */
+    int no_slot;
 } files_args;
 
 /* Starts a read or write. *out is NULL on every error path. */
@@ -135,6 +142,22 @@ envd_status envd_files_write_one(envd_client *c, const char *path, const void *d
                                  const envd_files_opts *o, envd_future **out);
 envd_status envd_files_write_text_start(envd_client *c, const char *path, const char *text,
                                         const envd_files_opts *o, envd_future **out);
+/* files_compose.c: envd_files_compose_async, with no_slot (files_args). */
+envd_status envd_files_compose_start(envd_client *c, const char *const *sources, size_t n,
+                                     const char *destination, const envd_files_opts *o,
+                                     int no_slot, envd_future **out);
+
+/* files_parallel.c: a write of one file in parts uploaded at once and
+ * composed (envd_files_opts_set_parallel). applies: the source is one the
+ * options split (memory, or a regular file's fd), big enough, and the
+ * server has /files/compose. */
+int envd_files_parallel_applies(const envd_client *c, const envd_files_src *s,
+                                const envd_files_opts *o);
+envd_status envd_files_parallel_start(envd_client *c, const envd_files_src *s,
+                                      const envd_files_opts *o, envd_future **out);
+/* Sets the byte count envd_future_transferred reports for a write result. */
+void envd_files_write_info_set_bytes(envd_write_info *w, int64_t bytes);
+
 /* A finished read's result (ENVD_FK_BYTES or ENVD_FK_TRANSFER) into the
  * blocking form's outputs; frees r. */
 void envd_files_read_out(void *r, int kind, uint8_t **data, size_t *len);

@@ -142,3 +142,14 @@ envd_status envd_files_opts_set_sink(envd_files_opts *o, envd_data_cb cb, void *
     o->sink_ud = cb ? ud : NULL;
     return ENVD_OK;
 }
+
+envd_status envd_files_opts_set_parallel(envd_files_opts *o, int max_parts, int64_t min_part_size)
+{
+    if (!o)
+        return ENVD_E_USAGE;
+    if (max_parts < 0 || max_parts > ENVD_FILES_MAX_PARTS || min_part_size < 1)
+        return ENVD_INVALID_ARGUMENT;
+    o->parts = max_parts;
+    o->part_min = min_part_size;
+    return ENVD_OK;
+}

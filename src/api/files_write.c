@@ -104,12 +104,15 @@ int64_t envd_files_fd_remaining(int fd)
     return st.st_size > pos ? (int64_t)(st.st_size - pos) : 0;
 }
 
-static size_t fd_read(files_xfer *x, const envd_files_src *s, uint8_t *buf, size_t want)
+static size_t fd_read(files_reader *rd, const envd_files_src *s, uint8_t *buf, size_t want)
 {
     for (;;) {
-        ssize_t r = read(s->fd, buf, want);
-        if (r >= 0)
+        ssize_t r = s->pread ? pread(s->fd, buf, want, (off_t)(s->at + (int64_t)rd->off))
+                             : read(s->fd, buf, want);
+        if (r >= 0) {
+            rd->off += (size_t)r;
             return (size_t)r;
+        }
         if (errno == EINTR)
             continue;
         if (errno == EAGAIN || errno == EWOULDBLOCK) {
@@ -117,7 +120,8 @@ static size_t fd_read(files_xfer *x, const envd_files_src *s, uint8_t *buf, size
             (void)poll(&p, 1, 1000);
             continue;
         }
-        envd_files_fail(x, ENVD_E_IO, "failed to write file %s: reading the file descriptor: %s",
+        envd_files_fail(rd->x, ENVD_E_IO,
+                        "failed to write file %s: reading the file descriptor: %s",
                         s->path, strerror(errno));
         return (size_t)-1;
     }
@@ -134,7 +138,7 @@ size_t envd_files_src_read(void *ud, uint8_t *buf, size_t cap)
         memcpy(buf, s->data + r->off, cap);
         r->off += cap;
         return cap;
-    case ENVD_SRC_FD: return fd_read(r->x, s, buf, cap);
+    case ENVD_SRC_FD: return fd_read(r, s, buf, cap);
     default: {
         size_t got = s->cb(s->ud, buf, cap);
         if (got == ENVD_READ_ABORT)
@@ -175,6 +179,12 @@ static void write_info_free_fn(void *p)
 const envd_write_info *envd_future_write_info(const envd_future *f)
 {
     return envd_future_result(f, ENVD_FK_WRITE_INFO);
+}
+
+void envd_files_write_info_set_bytes(envd_write_info *w, int64_t bytes)
+{
+    if (w)
+        ((write_info_full *)w)->bytes = bytes;
 }
 
 int64_t envd_files_write_info_bytes(const envd_future *f)
@@ -282,6 +292,8 @@ envd_status envd_files_write_batch_async(envd_client *c, const envd_write_batch 
         *out = NULL;
     if (!b || b->n == 0)
         return envd_start_error(ENVD_E_USAGE, "the batch is %s", b ? "empty" : "NULL");
+    if (b->n == 1 && o && envd_files_parallel_applies(c, &b->items[0], o))
+        return envd_files_parallel_start(c, &b->items[0], o, out);
     files_args a = {.path = b->n == 1 ? b->items[0].path : NULL,
                     .srcs = b->items,
                     .n_srcs = b->n};

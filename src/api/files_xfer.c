@@ -462,7 +462,7 @@ envd_status envd_files_xfer_start(envd_client *c, const files_args *a, const env
     s = x->target && x->hd ? build_headers(c, a->is_read, o, user, x->hd) : ENVD_E_NOMEM;
     if (x->hd)
         x->traffic_gen = x->hd->scratch.traffic_gen;
-    if (s == ENVD_OK && (s = envd_op_acquire(&x->op)) == ENVD_OK)
+    if (s == ENVD_OK && (a->no_slot || (s = envd_op_acquire(&x->op)) == ENVD_OK))
         s = launch(x, a->compose_json);
     if (!x->is_read) { /* only a read goes again: the rest is not needed */
         headers_free(x->hd);
