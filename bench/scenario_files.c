@@ -30,7 +30,16 @@
 typedef struct fcase {
     int upload;
     int big;
+    int parts; /* uploads: envd_files_opts_set_parallel's max_parts (0: one stream) */
 } fcase;
+
+/* ENVD_BENCH_FILES_PARTS (default 8): the parts of the parallel case. */
+static int case_parts(void)
+{
+    const char *s = getenv("ENVD_BENCH_FILES_PARTS");
+    int n = s ? atoi(s) : 0;
+    return n >= 2 && n <= ENVD_FILES_MAX_PARTS ? n : 8;
+}
 
 static int64_t case_bytes(const fcase *fc)
 {
@@ -121,14 +130,15 @@ static int make_local(const bench_env *env, int big, int64_t bytes)
 /* One file per request: an upload is a batch of one fd source, a download
  * goes to the fd sink set in `down`. */
 static envd_status start_move(envd_client *c, const char *path, int fd, int64_t size,
-                              const envd_files_opts *down, envd_future **f)
+                              const envd_files_opts *down, const envd_files_opts *up,
+                              envd_future **f)
 {
     if (down)
         return envd_files_read_async(c, path, down, f);
     envd_write_batch *b = envd_write_batch_new();
     envd_status st = b ? envd_write_batch_add_fd(b, path, fd, size) : ENVD_E_NOMEM;
     if (st == ENVD_OK)
-        st = envd_files_write_batch_async(c, b, NULL, f);
+        st = envd_files_write_batch_async(c, b, up, f);
     envd_write_batch_free(b);
     return st;
 }
@@ -145,6 +155,9 @@ static int64_t move_files(envd_client *c, const bench_env *env, const fcase *fc,
     envd_future **fs = calloc((size_t)conc, sizeof(*fs));
     int *fds = calloc((size_t)conc, sizeof(int));
     envd_files_opts *down = fc->upload ? NULL : envd_files_opts_new();
+    envd_files_opts *up = fc->parts ? envd_files_opts_new() : NULL;
+    if (up) /* every part at least 1 MiB */
+        envd_files_opts_set_parallel(up, fc->parts, (int64_t)1 << 20);
     int64_t moved = 0;
     int next = 0, active = 0;
     if (!fs || !fds || (!fc->upload && (devnull < 0 || !down ||
@@ -162,9 +175,9 @@ static int64_t move_files(envd_client *c, const bench_env *env, const fcase *fc,
             int fd = -1;
             if (fc->upload) {
                 fd = open(src, O_RDONLY | O_CLOEXEC);
-                st = fd < 0 ? ENVD_E_IO : start_move(c, path, fd, size, NULL, &f);
+                st = fd < 0 ? ENVD_E_IO : start_move(c, path, fd, size, NULL, up, &f);
             } else {
-                st = start_move(c, path, -1, size, down, &f);
+                st = start_move(c, path, -1, size, down, NULL, &f);
             }
             if (st != ENVD_OK) {
                 if (fd >= 0)
@@ -199,6 +212,7 @@ static int64_t move_files(envd_client *c, const bench_env *env, const fcase *fc,
     if (devnull >= 0)
         close(devnull);
     envd_files_opts_free(down);
+    envd_files_opts_free(up);
     free(fs);
     free(fds);
     return moved;
@@ -220,7 +234,7 @@ static int make_remote(bench_env *env, const fcase *fc, char *why, size_t why_le
     envd_client *c = rt ? bench_client_new(env, rt, BT_CONNECT_H1, 600000) : NULL;
     int rc = -1;
     if (c && make_dirs(c, "src", fc) == 0) {
-        fcase up = {1, fc->big};
+        fcase up = {1, fc->big, 0};
         uint64_t errors = 0;
         move_files(c, env, &up, "src", n, 16, &errors, why, why_len);
         rc = errors ? -1 : 0;
@@ -283,10 +297,14 @@ static void finish_result(bench_result *out, const fcase *fc, int64_t moved, dou
     else
         snprintf(size_txt, sizeof size_txt, "%lld MiB", (long long)(size >> 20));
     double gb = (double)moved / 1e9;
+    char parts_txt[32] = "";
+    if (fc->parts)
+        snprintf(parts_txt, sizeof parts_txt, " in %d parts", fc->parts);
     snprintf(out->note, sizeof out->note,
-             "%s %s x %ld: %.1f MB/s, client CPU %.3f s per GB (user %.3f, sys %.3f), peak RSS "
+             "%s %s x %ld%s: %.1f MB/s, client CPU %.3f s per GB (user %.3f, sys %.3f), peak RSS "
              "%.1f MiB%s%s",
-             fc->upload ? "upload" : "download", size_txt, out->files, out->bytes_per_s / 1e6,
+             fc->upload ? "upload" : "download", size_txt, out->files, parts_txt,
+             out->bytes_per_s / 1e6,
              gb > 0 ? out->cpu_us / 1e6 / gb : 0, gb > 0 ? out->cpu_user_us / 1e6 / gb : 0,
              gb > 0 ? out->cpu_sys_us / 1e6 / gb : 0, (double)out->peak_rss_kib / 1024.0,
              errors ? "; last error: " : "", errors ? why : "");
@@ -300,7 +318,7 @@ static int lib_run(bench_env *env, const fcase *fc, int transport, int conc, ben
         return -1;
     envd_runtime *rt = bench_runtime_new(env, conc + 16);
     envd_client *c = rt ? bench_client_new(env, rt, transport, 600000) : NULL;
-    if (!c || (fc->upload && make_dirs(c, "libenvd", fc) != 0)) {
+    if (!c || (fc->upload && make_dirs(c, fc->parts ? "parts" : "libenvd", fc) != 0)) {
         out->skipped = 1;
         snprintf(out->note, sizeof out->note, "setup failed (runtime/client/directory)");
         envd_client_free(c);
@@ -316,7 +334,8 @@ static int lib_run(bench_env *env, const fcase *fc, int transport, int conc, ben
     double srv0 = bench_server_cpu_us(env);
     getrusage(RUSAGE_SELF, &ru0);
     uint64_t t0 = bench_now_ns();
-    int64_t moved = move_files(c, env, fc, "libenvd", n, conc, &errors, why, sizeof why);
+    int64_t moved = move_files(c, env, fc, fc->parts ? "parts" : "libenvd", n, conc, &errors, why,
+                               sizeof why);
     uint64_t t1 = bench_now_ns();
     getrusage(RUSAGE_SELF, &ru1);
     double srv1 = bench_server_cpu_us(env);
@@ -334,7 +353,7 @@ int bench_files_upload_small_run(bench_env *env, const bench_scenario *sc, int t
                                  int concurrency, bench_result *out)
 {
     (void)sc;
-    fcase fc = {1, 0};
+    fcase fc = {1, 0, 0};
     return lib_run(env, &fc, transport, concurrency, out);
 }
 
@@ -342,7 +361,15 @@ int bench_files_upload_big_run(bench_env *env, const bench_scenario *sc, int tra
                                int concurrency, bench_result *out)
 {
     (void)sc;
-    fcase fc = {1, 1};
+    fcase fc = {1, 1, 0};
+    return lib_run(env, &fc, transport, concurrency, out);
+}
+
+int bench_files_upload_parts_run(bench_env *env, const bench_scenario *sc, int transport,
+                                 int concurrency, bench_result *out)
+{
+    (void)sc;
+    fcase fc = {1, 1, case_parts()};
     return lib_run(env, &fc, transport, concurrency, out);
 }
 
@@ -350,7 +377,7 @@ int bench_files_download_small_run(bench_env *env, const bench_scenario *sc, int
                                    int concurrency, bench_result *out)
 {
     (void)sc;
-    fcase fc = {0, 0};
+    fcase fc = {0, 0, 0};
     return lib_run(env, &fc, transport, concurrency, out);
 }
 
@@ -358,7 +385,7 @@ int bench_files_download_big_run(bench_env *env, const bench_scenario *sc, int t
                                  int concurrency, bench_result *out)
 {
     (void)sc;
-    fcase fc = {0, 1};
+    fcase fc = {0, 1, 0};
     return lib_run(env, &fc, transport, concurrency, out);
 }
 
@@ -380,13 +407,13 @@ void bench_files_teardown(bench_env *env)
 static int fcase_of(const bench_scenario *sc, fcase *fc)
 {
     if (sc->run == bench_files_upload_small_run)
-        *fc = (fcase){1, 0};
+        *fc = (fcase){1, 0, 0};
     else if (sc->run == bench_files_upload_big_run)
-        *fc = (fcase){1, 1};
+        *fc = (fcase){1, 1, 0};
     else if (sc->run == bench_files_download_small_run)
-        *fc = (fcase){0, 0};
+        *fc = (fcase){0, 0, 0};
     else if (sc->run == bench_files_download_big_run)
-        *fc = (fcase){0, 1};
+        *fc = (fcase){0, 1, 0};
     else
         return -1;
     return 0;

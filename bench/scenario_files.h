@@ -3,6 +3,10 @@
  *
  *   upload    1 MiB x 1000   .run = bench_files_upload_small_run   c = 1, 16
  *   upload    1 GiB x 1      .run = bench_files_upload_big_run     c = 1
+ *   upload    1 GiB x 1      .run = bench_files_upload_parts_run   c = 1
+ *             in ENVD_BENCH_FILES_PARTS parts (default 8) uploaded at once
+ *             and composed (envd_files_opts_set_parallel; libenvd only,
+ *             beside the single stream and curl's)
  *   download  1 MiB x 1000   .run = bench_files_download_small_run c = 1, 16
  *   download  1 GiB x 1      .run = bench_files_download_big_run   c = 1
  *
@@ -25,6 +29,8 @@ int bench_files_upload_small_run(bench_env *env, const bench_scenario *sc, int t
                                  int concurrency, bench_result *out);
 int bench_files_upload_big_run(bench_env *env, const bench_scenario *sc, int transport,
                                int concurrency, bench_result *out);
+int bench_files_upload_parts_run(bench_env *env, const bench_scenario *sc, int transport,
+                                 int concurrency, bench_result *out);
 int bench_files_download_small_run(bench_env *env, const bench_scenario *sc, int transport,
                                    int concurrency, bench_result *out);
 int bench_files_download_big_run(bench_env *env, const bench_scenario *sc, int transport,

@@ -177,6 +177,16 @@ const bench_scenario bench_scenarios[] = {
         .run = bench_files_upload_big_run,
     },
     {
+        .name = "upload",
+        .summary = "/files upload of 1 GiB x 1 in parts uploaded at once and composed "
+                   "(ENVD_BENCH_FILES_PARTS, default 8): MB/s, CPU per GB, peak RSS",
+        .in_default = 1,
+        .default_concurrency = {1},
+        .transports = 1u << BT_CONNECT_H1,
+        .teardown = bench_files_teardown,
+        .run = bench_files_upload_parts_run,
+    },
+    {
         .name = "download",
         .summary = "/files download of 1 MiB x 1000 to /dev/null: MB/s, CPU per GB, RSS; "
                    "vs curl",
