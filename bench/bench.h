@@ -92,6 +92,7 @@ typedef struct bench_result {
     double bytes_per_s;
     int64_t file_bytes; /* size of each file moved */
     long files;         /* files per case */
+    int parts;          /* upload in parts (envd_files_opts_set_parallel); 0: one stream */
     /* batch (bench/batch.c): envdctl batch over the same jobs; 0 elsewhere */
     long batch_jobs;
     double batch_cpu_us;      /* envdctl's user+system CPU (wait4) */

@@ -108,6 +108,8 @@ static void print_json(const bench_result *r)
         json_object_set_new(o, "bytes_per_s", json_real(rnd(r->bytes_per_s)));
         json_object_set_new(o, "files", json_integer(r->files));
         json_object_set_new(o, "file_bytes", json_integer((json_int_t)r->file_bytes));
+        if (r->parts)
+            json_object_set_new(o, "parts", json_integer(r->parts));
     }
     if (r->batch_jobs > 0) {
         json_object_set_new(o, "batch_jobs", json_integer(r->batch_jobs));

@@ -278,6 +278,7 @@ static void finish_result(bench_result *out, const fcase *fc, int64_t moved, dou
 {
     int64_t size = case_bytes(fc);
     out->files = (long)case_files(fc);
+    out->parts = fc->parts;
     out->file_bytes = size;
     out->calls = size ? (uint64_t)(moved / size) : 0;
     out->errors = errors;
@@ -544,12 +545,36 @@ const bench_client_impl bench_client_curl = {"curl", curl_supports, curl_run};
 
 /* --------------------------------------------------------------- targets */
 
+/* A parallel upload beside the single stream and curl of the same case:
+ * figures, not a target (whether it gains depends on the path). */
+static void parts_figures(FILE *fp, const bench_result *rs, size_t n, const bench_result *l)
+{
+    fprintf(fp, "  %s %lld MiB x %ld in %d parts c=%d: %.0f MB/s", l->scenario,
+            (long long)(l->file_bytes >> 20), l->files, l->parts, l->concurrency,
+            l->bytes_per_s / 1e6);
+    for (size_t j = 0; j < n; j++) {
+        const bench_result *o = &rs[j];
+        if (o->skipped || !o->calls || o->parts || strcmp(o->scenario, l->scenario) != 0 ||
+            o->transport != l->transport || o->concurrency != l->concurrency ||
+            o->file_bytes != l->file_bytes || o->bytes_per_s <= 0)
+            continue;
+        fprintf(fp, "; %.0f%% of %s's %.0f MB/s",
+                100 * l->bytes_per_s / o->bytes_per_s,
+                strcmp(o->client, "libenvd") == 0 ? "one stream" : o->client, o->bytes_per_s / 1e6);
+    }
+    fprintf(fp, " (figures, not a target)\n");
+}
+
 void bench_files_targets(FILE *fp, const bench_result *rs, size_t n, int *met, int *missed)
 {
     for (size_t i = 0; i < n; i++) {
         const bench_result *l = &rs[i];
         if (strcmp(l->client, "libenvd") != 0 || l->skipped || l->file_bytes <= 0 || !l->calls)
             continue;
+        if (l->parts) {
+            parts_figures(fp, rs, n, l);
+            continue;
+        }
         const bench_result *c = NULL;
         for (size_t j = 0; j < n && !c; j++)
             if (strcmp(rs[j].client, "curl") == 0 && !rs[j].skipped && rs[j].calls &&

@@ -1208,9 +1208,13 @@ ENVD_API envd_status envd_files_compose_async(envd_client *c, const char *const 
  * a pipe or a callback, metadata is set (composing does not keep it), or
  * the configured envd version has no /files/compose (before 0.5.5).
  *
- * When to use it: when one connection does not fill the path to the
- * sandbox (a long round trip through a gateway, a per-connection rate
- * limit); bench/README.md (upload, 1 GiB in parts) has the figures.
+ * Off by default because it was slower where it was measured: over
+ * loopback to the reference server 1 GiB in 2, 4 or 8 parts ran at about
+ * 140 MB/s against 240 MB/s for one stream (bench/README.md): the sandbox's
+ * write of the body is the bottleneck there, and the compose writes the
+ * file a second time. Use it when one connection does not fill the path
+ * to the sandbox (a long round trip through a gateway, a per-connection
+ * rate limit) and the sandbox's disk does not limit.
  *
  * max_parts 0..ENVD_FILES_MAX_PARTS (0 or 1: off); min_part_size >= 1. */
 #define ENVD_FILES_MAX_PARTS 64
