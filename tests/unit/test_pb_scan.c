@@ -43,7 +43,7 @@ static uint8_t *packed_list(size_t n, size_t *len)
     Filesystem__EntryInfo **ps = calloc(n ? n : 1, sizeof(*ps));
     assert_non_null(es);
     assert_non_null(ps);
-    char names[64][16];
+    char names[64][24];
     for (size_t i = 0; i < n; i++) {
         filesystem__entry_info__init(&es[i]);
         snprintf(names[i % 64], sizeof names[0], "f%zu", i);
