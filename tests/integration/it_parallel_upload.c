@@ -83,6 +83,18 @@ static envd_files_opts *parallel_opts(int parts, int64_t min_part)
     return o;
 }
 
+static envd_status write_async(envd_client *c, const char *path,
+                                                   const void *data, size_t len,
+                                                   const envd_files_opts *o, envd_future **f)
+{
+    envd_write_batch *wb = envd_write_batch_new();
+    envd_status st = envd_write_batch_add(wb, path, data, len);
+    if (st == ENVD_OK)
+        st = envd_files_write_batch_async(c, wb, o, f);
+    envd_write_batch_free(wb);
+    return st;
+}
+
 static uint8_t *random_bytes(size_t n, uint32_t seed, char hex[65])
 {
     uint8_t *b = malloc(n);
@@ -365,6 +377,39 @@ static void deadline_mid_upload(void **state)
     stopped_mid_upload(*state, 1, "/pdeadline/d.bin", "/pdeadline");
 }
 
+/* The runtime freed while the parts are on the wire (its own runtime and
+ * client, over gRPC so that the cleanup's Removes meet an engine still
+ * running): the future completes, nothing hangs or leaks (ASan). */
+static void runtime_freed_mid_upload(void **state)
+{
+    (void)state;
+    test_server srv; /* gRPC needs HTTP/2 */
+    assert_int_equal(test_server_start(&srv, "both", NULL), 0);
+    envd_runtime *rt = NULL;
+    assert_int_equal(envd_runtime_new(NULL, &rt), ENVD_OK);
+    envd_client *c = test_client(rt, &srv, ENVD_TRANSPORT_GRPC, NULL);
+    assert_non_null(c);
+    size_t n = (size_t)16 << 20;
+    char want[65];
+    uint8_t *b = random_bytes(n, 13, want);
+    gate g = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0};
+    envd_files_opts *o = parallel_opts(8, 1 << 20);
+    envd_files_opts_on_progress(o, gate_progress, &g);
+    envd_future *f = NULL;
+    assert_int_equal(write_async(c, "/pfree/f.bin", b, n, o, &f), ENVD_OK);
+    gate_wait_reached(&g);
+    gate_release(&g);
+    envd_client_free(c);
+    assert_int_equal(envd_runtime_free(rt), ENVD_OK);
+    assert_true(envd_future_done(f));
+    print_message("    %s\n", envd_future_error(f) ? envd_error_message(envd_future_error(f))
+                                                     : "completed before the runtime went");
+    envd_future_free(f);
+    envd_files_opts_free(o);
+    free(b);
+    test_server_stop(&srv);
+}
+
 static void setter(void **state)
 {
     (void)state;
@@ -445,6 +490,7 @@ int main(void)
         cmocka_unit_test(unknown_user),
         cmocka_unit_test(cancel_mid_upload),
         cmocka_unit_test(deadline_mid_upload),
+        cmocka_unit_test(runtime_freed_mid_upload),
     };
     const struct CMUnitTest gateway[] = {
         cmocka_unit_test(gateway_counts),
