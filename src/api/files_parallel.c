@@ -185,6 +185,15 @@ static void end(pup *p)
         advance(p);
 }
 
+/* A step failed or the caller cancelled: start nothing more. */
+static int failing(pup *p)
+{
+    pthread_mutex_lock(&p->mu);
+    int f = p->err != NULL;
+    pthread_mutex_unlock(&p->mu);
+    return f || envd_op_stopped(&p->op);
+}
+
 static void failed_start(pup *p, envd_status st, const char *what)
 {
     record(p, envd_error_new(st, ENVD_TRANSPORT_NONE, 0, "%s: could not start: %s", what,
@@ -270,7 +279,7 @@ static void start_parts(pup *p)
     begin(p, ST_PARTS);
     envd_files_opts po = p->o;
     po.parts = 0;
-    for (int i = 0; i < p->n && !envd_op_stopped(&p->op); i++) {
+    for (int i = 0; i < p->n && !failing(p); i++) {
         int64_t off = (int64_t)i * p->part_size;
         envd_files_src s = p->src;
         s.path = p->paths[i];
@@ -371,8 +380,9 @@ static void finish(pup *p)
 /* The step before ended: start the next, or end. */
 static void advance(pup *p)
 {
+    int failed = failing(p);
     pthread_mutex_lock(&p->mu);
-    int failed = p->err != NULL || envd_op_stopped(&p->op), stage = p->stage;
+    int stage = p->stage;
     pthread_mutex_unlock(&p->mu);
     if (stage == ST_MKDIR && !failed)
         start_parts(p);
