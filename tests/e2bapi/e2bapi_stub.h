@@ -6,13 +6,9 @@
 
 #include <curl/curl.h>
 #include <jansson.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include "../listening.h"
 
@@ -24,20 +20,7 @@ typedef struct e2bapi_stub {
 
 static inline void e2bapi_stub_stop(e2bapi_stub *s)
 {
-    if (s->pid <= 0)
-        return;
-    kill(s->pid, SIGTERM);
-    int st, gone = 0;
-    for (int i = 0; i < 100 && !gone; i++) {
-        gone = waitpid(s->pid, &st, WNOHANG) == s->pid;
-        if (!gone)
-            usleep(20000);
-    }
-    if (!gone) {
-        kill(s->pid, SIGKILL);
-        waitpid(s->pid, &st, 0);
-    }
-    s->pid = 0;
+    test_stop_child(&s->pid, 2000);
 }
 
 /* Starts the stub with the envd at `domain` and the extra arguments (NULL
@@ -56,25 +39,8 @@ static inline int e2bapi_stub_start(e2bapi_stub *s, const char *domain, const ch
     for (size_t i = 0; extra && extra[i] && n < 30; i++)
         argv[n++] = extra[i];
     argv[n] = NULL;
-    int out[2];
-    if (pipe(out) != 0)
-        return -1;
-    pid_t pid = fork();
-    if (pid < 0)
-        return -1;
-    if (pid == 0) {
-        prctl(PR_SET_PDEATHSIG, SIGTERM); /* a crashed test leaves no stub behind */
-        dup2(out[1], 1);
-        close(out[0]);
-        close(out[1]);
-        execvp("node", (char *const *)argv);
-        _exit(127);
-    }
-    close(out[1]);
-    s->pid = pid;
     char buf[256];
-    s->port = test_read_listening_port(out[0], 20000, buf, sizeof(buf));
-    close(out[0]);
+    s->port = test_spawn_listening(argv, &s->pid, buf, sizeof(buf));
     if (s->port <= 0) {
         fprintf(stderr, "e2bapi stub did not start (output: %s)\n", buf);
         e2bapi_stub_stop(s);

@@ -77,21 +77,7 @@ static inline char *k8s_file_b64(const char *path)
 
 static inline void k8s_stub_stop(k8s_stub *s)
 {
-    if (s->pid > 0) {
-        kill(s->pid, SIGTERM);
-        int st;
-        int gone = 0;
-        for (int i = 0; i < 50 && !gone; i++) {
-            gone = waitpid(s->pid, &st, WNOHANG) == s->pid;
-            if (!gone)
-                usleep(20000);
-        }
-        if (!gone) {
-            kill(s->pid, SIGKILL);
-            waitpid(s->pid, &st, 0);
-        }
-        s->pid = 0;
-    }
+    test_stop_child(&s->pid, 1000);
     if (s->dir[0]) {
         char cmd[400];
         snprintf(cmd, sizeof(cmd), "rm -rf '%s'", s->dir);
@@ -120,32 +106,12 @@ static inline int k8s_stub_start(k8s_stub *s)
         k8s_stub_stop(s);
         return -1;
     }
-    int out[2];
-    if (pipe(out) != 0) {
-        k8s_stub_stop(s);
-        return -1;
-    }
     char script[600];
     snprintf(script, sizeof(script), "%s/stub.mjs", s->srcdir);
-    pid_t pid = fork();
-    if (pid < 0) {
-        k8s_stub_stop(s);
-        return -1;
-    }
-    if (pid == 0) {
-        prctl(PR_SET_PDEATHSIG, SIGTERM); /* a crashed test leaves no stub behind */
-        dup2(out[1], 1);
-        close(out[0]);
-        close(out[1]);
-        execlp("node", "node", script, "--certs", s->dir, "--port", "0", "--host", "127.0.0.1",
-               "--remove-on-exit", "yes", (char *)NULL);
-        _exit(127);
-    }
-    close(out[1]);
-    s->pid = pid;
+    const char *argv[] = {"node",   script,      "--port",           "0",   "--host",
+                          "127.0.0.1", "--certs", s->dir, "--remove-on-exit", "yes", NULL};
     char buf[256];
-    s->port = test_read_listening_port(out[0], 20000, buf, sizeof(buf));
-    close(out[0]);
+    s->port = test_spawn_listening(argv, &s->pid, buf, sizeof(buf));
     if (s->port <= 0) {
         fprintf(stderr, "k8s stub did not start (output: %s)\n", buf);
         k8s_stub_stop(s);

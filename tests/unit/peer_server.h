@@ -12,9 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/types.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 typedef struct peer_proc {
@@ -56,32 +54,14 @@ static inline int peer_spawn(peer_proc *p, const char *http, const char *flag, c
     snprintf(p->root, sizeof p->root, "/tmp/envd-peer-test-XXXXXX");
     if (!mkdtemp(p->root))
         return -1;
-    int fds[2];
-    if (pipe(fds) != 0)
-        return -1;
-    pid_t pid = fork();
-    if (pid == 0) {
-        /* Dies with this test, even when an assertion ends it early. */
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        dup2(fds[1], 1);
-        close(fds[0]);
-        close(fds[1]);
-        execlp("node", "node", script, "--port", "0", "--host", "127.0.0.1", "--root", p->root,
-               "--http", http, flag, val, (char *)NULL);
-        _exit(127);
-    }
-    close(fds[1]);
+    const char *argv[] = {"node",      script, "--port", "0",  "--host", "127.0.0.1", "--root",
+                          p->root,     "--http", http,  flag, val,      NULL};
     char seen[512];
-    p->port = pid > 0 ? test_read_listening_port(fds[0], 20000, seen, sizeof seen) : -1;
-    close(fds[0]);
-    p->pid = pid;
+    p->port = test_spawn_listening(argv, &p->pid, seen, sizeof seen);
     if (p->port <= 0) {
         fprintf(stderr, "reference server (%s) did not start: '%s'\n", script,
-                pid > 0 ? seen : "fork failed");
-        if (pid > 0) {
-            kill(pid, SIGKILL);
-            waitpid(pid, NULL, 0);
-        }
+                p->pid > 0 ? seen : "fork failed");
+        test_stop_child(&p->pid, 0);
         p->pid = -1;
         rmdir(p->root);
         p->root[0] = '\0';
@@ -105,10 +85,7 @@ static inline void peer_kill(peer_proc *p)
 /* Stops a server peer_spawn started (a no-op for one it did not). */
 static inline void peer_stop(peer_proc *p)
 {
-    if (p->pid > 0) {
-        kill(p->pid, SIGTERM);
-        waitpid(p->pid, NULL, 0);
-    }
+    test_stop_child(&p->pid, 5000);
     p->pid = -1;
     if (!p->root[0])
         return;
