@@ -431,20 +431,3 @@ const envd_code_contexts *envd_future_code_contexts(const envd_future *f)
     return envd_future_status(f) == ENVD_OK ? envd_future_result(f, ENVD_FK_CODE_CONTEXT_LIST)
                                             : NULL;
 }
-
-/* ---- blocking forms (rows as in sync.c) ----------------------------------- */
-
-static envd_status run_collect_async(envd_client *c, const char *code, const envd_code_opts *o,
-                                     envd_future **out)
-{
-    return envd_code_run_async(c, code, o, NULL, NULL, out);
-}
-
-ENVD_SYNC_TAKE_VIA(envd_code_run, run_collect_async, envd_code_execution *, ENVD_FK_CODE_EXECUTION,
-                   (c, code, o, &f_), envd_client *c, const char *code, const envd_code_opts *o)
-ENVD_SYNC_TAKE(envd_code_context_create, envd_code_context *, ENVD_FK_CODE_CONTEXT,
-               (c, language, cwd, &f_), envd_client *c, const char *language, const char *cwd)
-ENVD_SYNC_TAKE(envd_code_context_list, envd_code_contexts *, ENVD_FK_CODE_CONTEXT_LIST,
-               (c, &f_), envd_client *c)
-ENVD_SYNC_NONE(envd_code_context_remove, (c, id, &f_), envd_client *c, const char *id)
-ENVD_SYNC_NONE(envd_code_context_restart, (c, id, &f_), envd_client *c, const char *id)

@@ -8,14 +8,6 @@
 #include "api/internal.h"
 #include "core/kv.h"
 
-/* Result kinds of the code interpreter's futures, past the ENVD_FK_* enum
- * of internal.h (a future's kind is a plain int tag). */
-enum {
-    ENVD_FK_CODE_EXECUTION = 64,
-    ENVD_FK_CODE_CONTEXT,
-    ENVD_FK_CODE_CONTEXT_LIST
-};
-
 struct envd_code_opts {
     char *language;
     char *context_id;

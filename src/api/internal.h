@@ -34,7 +34,10 @@ enum {
     ENVD_FK_K8S_SANDBOX_LIST, /* envd_k8s_sandbox_list_async: an envd_k8s_sandboxes */
     ENVD_FK_K8S_CLAIM,        /* envd_k8s_claim_async: an envd_k8s_claimed */
     ENVD_FK_SANDBOX,          /* envd_sandbox_create_async, _connect_async: an envd_sandbox */
-    ENVD_FK_SANDBOX_LIST      /* envd_sandbox_list_async: an envd_sandboxes */
+    ENVD_FK_SANDBOX_LIST,     /* envd_sandbox_list_async: an envd_sandboxes */
+    ENVD_FK_CODE_EXECUTION,   /* envd_code_run_async: an envd_code_execution */
+    ENVD_FK_CODE_CONTEXT,     /* envd_code_context_create_async: an envd_code_context */
+    ENVD_FK_CODE_CONTEXT_LIST /* envd_code_context_list_async: an envd_code_contexts */
 };
 
 struct envd_runtime {

@@ -4,6 +4,7 @@
  * else; its _async starter lives with its area. */
 #include "api/sync.h"
 #include "api/files_internal.h"
+#include "envd/envd_code.h"
 #include "envd/envd_k8s.h"
 #include "envd/envd_sandbox.h"
 #include "api/commands.h"
@@ -215,6 +216,25 @@ ENVD_SYNC_TAKE(envd_client_from_k8s, envd_client *, ENVD_FK_CLIENT, (rt, ns, nam
                const envd_k8s_options *k8s)
 ENVD_SYNC_TAKE(envd_config_file_client, envd_client *, ENVD_FK_CLIENT, (rt, file, name, &f_),
                envd_runtime *rt, const envd_config_file *file, const char *name)
+
+/* ---- the code interpreter (code.c) ----------------------------------------- */
+
+/* The blocking run collects every event into the execution: no callback. */
+static envd_status code_run_collect_async(envd_client *c, const char *code,
+                                          const envd_code_opts *o, envd_future **out)
+{
+    return envd_code_run_async(c, code, o, NULL, NULL, out);
+}
+
+ENVD_SYNC_TAKE_VIA(envd_code_run, code_run_collect_async, envd_code_execution *,
+                   ENVD_FK_CODE_EXECUTION, (c, code, o, &f_), envd_client *c, const char *code,
+                   const envd_code_opts *o)
+ENVD_SYNC_TAKE(envd_code_context_create, envd_code_context *, ENVD_FK_CODE_CONTEXT,
+               (c, language, cwd, &f_), envd_client *c, const char *language, const char *cwd)
+ENVD_SYNC_TAKE(envd_code_context_list, envd_code_contexts *, ENVD_FK_CODE_CONTEXT_LIST,
+               (c, &f_), envd_client *c)
+ENVD_SYNC_NONE(envd_code_context_remove, (c, id, &f_), envd_client *c, const char *id)
+ENVD_SYNC_NONE(envd_code_context_restart, (c, id, &f_), envd_client *c, const char *id)
 
 /* ---- sandboxes from the E2B-compatible API (sandbox/calls.c) -------------- */
 
