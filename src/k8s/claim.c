@@ -189,22 +189,25 @@ static claimed *claimed_new(const claim_ctx *cx)
 
 /* A client for each running Sandbox of the list; what is not becomes
  * part of *why ("ns/name: phase ..., Ready ...; ..."). Returns how many
- * of the listed ones are not usable. */
-static size_t make_clients(const claim_ctx *cx, claimed *c, char *why, size_t cap)
+ * of the listed ones are not usable; *nomem counts those of them that
+ * memory ran out for. */
+static size_t make_clients(const claim_ctx *cx, claimed *c, char *why, size_t cap, size_t *nomem)
 {
     const envd_k8s_sandboxes *l = c->list;
     size_t bad = 0, w = 0;
+    *nomem = 0;
     for (size_t i = 0; i < l->count; i++) {
         const envd_k8s_sandbox *s = &l->items[i];
         envd_client *client = NULL;
         envd_error *e = NULL;
+        envd_status st = ENVD_E_NOMEM; /* what kept its client from being made */
         envd_config *cfg = s->running ? envd_config_dup(cx->cfg) : NULL;
-        if (cfg && s->token && envd_config_set_runtime_token(cfg, s->token) != ENVD_OK) {
+        if (cfg && s->token && (st = envd_config_set_runtime_token(cfg, s->token)) != ENVD_OK) {
             envd_config_free(cfg);
             cfg = NULL;
         }
         if (cfg)
-            envd_client_new(cx->rt, s->id, cfg, &client, &e);
+            st = envd_client_new(cx->rt, s->id, cfg, &client, &e);
         envd_config_free(cfg);
         if (client) {
             c->items[c->pub.count] = *s;
@@ -212,10 +215,11 @@ static size_t make_clients(const claim_ctx *cx, claimed *c, char *why, size_t ca
             continue;
         }
         bad++;
+        *nomem += s->running && st == ENVD_E_NOMEM;
         if (w + 2 < cap) {
             int n = s->running ? snprintf(why + w, cap - w, "%s%s/%s: %s", w ? "; " : "",
                                           s->namespace_, s->name,
-                                          e ? envd_error_message(e) : "out of memory")
+                                          e ? envd_error_message(e) : envd_strerror(st))
                                : snprintf(why + w, cap - w, "%s%s/%s: phase \"%s\", Ready \"%s\"",
                                           w ? "; " : "", s->namespace_, s->name, s->phase,
                                           s->ready);
@@ -282,8 +286,13 @@ static int finish(claim_ctx *cx, const envd_k8s_answer *a, void **result, envd_e
     }
     c->pub.sandboxes = c->items;
     char why[1024] = "";
-    size_t not_ready = make_clients(cx, c, why, sizeof(why));
-    envd_error *e = shortfall(cx, c, not_ready, why);
+    size_t nomem_n;
+    size_t not_ready = make_clients(cx, c, why, sizeof(why), &nomem_n);
+    /* Running Sandboxes without a client for want of memory: out of
+     * memory, not a claim that fell short. */
+    envd_error *e = nomem_n ? envd_error_new(ENVD_E_NOMEM, ENVD_TRANSPORT_NONE, 0,
+                                             "out of memory making clients: %s", why)
+                            : shortfall(cx, c, not_ready, why);
     if (e)
         *err = wrap(cx, e);
     return 0;
