@@ -5,6 +5,7 @@
 #include "k8s/claim.h"
 #include "api/sync.h"
 #include "core/alloc.h"
+#include "core/buf.h"
 #include "k8s/k8s.h"
 
 #include <jansson.h>
@@ -152,21 +153,19 @@ static int poll_or_list(claim_ctx *cx, envd_k8s_req *next)
     int64_t now = envd_now_ms();
     if (!cx->completed && !cx->timed_out && now >= cx->deadline_ms)
         cx->gave_up = 1;
-    int n;
     if (cx->completed || cx->timed_out || cx->gave_up) {
         cx->stage = S_LIST;
-        n = asprintf(&next->path, API "%s/sandboxes?labelSelector=" ENVD_K8S_LABEL_CLAIM "%%3D%s",
-                     cx->ns, cx->name);
+        next->path = envd_strdup_printf(API "%s/sandboxes?labelSelector=" ENVD_K8S_LABEL_CLAIM
+                                                "%%3D%s",
+                                        cx->ns, cx->name);
     } else {
-        n = asprintf(&next->path, API "%s/sandboxclaims/%s", cx->ns, cx->name);
+        next->path = envd_strdup_printf(API "%s/sandboxclaims/%s", cx->ns, cx->name);
         next->delay_ms = cx->backoff_ms;
         if (next->delay_ms > cx->deadline_ms - now)
             next->delay_ms = cx->deadline_ms - now;
         cx->backoff_ms = cx->backoff_ms * 3 / 2 > POLL_MAX_MS ? POLL_MAX_MS : cx->backoff_ms * 3 / 2;
     }
-    if (n < 0)
-        next->path = NULL; /* step_next reports it */
-    next->method = "GET";
+    next->method = "GET"; /* a NULL path: step_next reports it */
     return 1;
 }
 
@@ -312,8 +311,8 @@ static int claim_step(void *ctx, const envd_k8s_answer *a, envd_k8s_req *next, v
         }
         next->method = "POST";
         next->body = envd_k8s_claim_body(cx->o, cx->ns, cx->name, cx->template_name);
-        if (next->body && asprintf(&next->path, API "%s/sandboxclaims", cx->ns) < 0)
-            next->path = NULL;
+        if (next->body)
+            next->path = envd_strdup_printf(API "%s/sandboxclaims", cx->ns);
         cx->stage = S_CREATE;
         return 1;
     case S_CREATE:
@@ -456,8 +455,7 @@ static int release_step(void *ctx, const envd_k8s_answer *a, envd_k8s_req *next,
     case R_START:
         cx->stage = R_CLAIM;
         next->method = "DELETE";
-        if (asprintf(&next->path, API "%s/sandboxclaims/%s", a->ns, cx->name) < 0)
-            next->path = NULL;
+        next->path = envd_strdup_printf(API "%s/sandboxclaims/%s", a->ns, cx->name);
         return 1;
     case R_CLAIM:
         /* gone already (ttlAfterCompleted): its Sandboxes may well not be */
@@ -469,9 +467,9 @@ static int release_step(void *ctx, const envd_k8s_answer *a, envd_k8s_req *next,
             return 0;
         cx->stage = R_SANDBOXES;
         next->method = "DELETE";
-        if (asprintf(&next->path, API "%s/sandboxes?labelSelector=" ENVD_K8S_LABEL_CLAIM "%%3D%s",
-                     a->ns, cx->name) < 0)
-            next->path = NULL;
+        next->path = envd_strdup_printf(API "%s/sandboxes?labelSelector=" ENVD_K8S_LABEL_CLAIM
+                                                "%%3D%s",
+                                        a->ns, cx->name);
         return 1;
     default:
         if (!ok)

@@ -3,6 +3,7 @@
 #include "k8s/claim.h"
 #include "api/sync.h"
 #include "core/alloc.h"
+#include "core/buf.h"
 #include "k8s/k8s.h"
 
 #include <jansson.h>
@@ -171,11 +172,8 @@ char *envd_k8s_claim_name(const char *template_name)
         n = 240;
     while (n > 0 && (template_name[n - 1] == '-' || template_name[n - 1] == '.'))
         n--;
-    char *name = NULL;
-    if (asprintf(&name, "%.*s-%02x%02x%02x%02x", (int)n, template_name, r[0], r[1], r[2], r[3]) <
-        0)
-        return NULL;
-    return name;
+    return envd_strdup_printf("%.*s-%02x%02x%02x%02x", (int)n, template_name, r[0], r[1], r[2],
+                              r[3]);
 }
 
 /* A metav1.Duration as Go's time.ParseDuration reads it. */

@@ -114,9 +114,8 @@ envd_status envd_k8s_parse_exec_credential(const char *text, size_t len, const c
     json_error_t je;
     json_t *root = json_loadb(text, len, 0, &je);
     if (!root || !json_is_object(root)) {
-        if (asprintf(problem, "its output is not a JSON object (%s)",
-                     root ? "another JSON value" : je.text) < 0)
-            *problem = NULL;
+        *problem = envd_strdup_printf("its output is not a JSON object (%s)",
+                                      root ? "another JSON value" : je.text);
         json_decref(root);
         return ENVD_E_CONFIG;
     }
@@ -478,8 +477,8 @@ static envd_status run_plugin(const envd_k8s_conn *c, int64_t timeout_ms,
     char *info_json = exec_info(c), *info = NULL;
     char **env = NULL, **argv = NULL;
     envd_status st = ENVD_E_NOMEM;
-    if (info_json && asprintf(&info, "KUBERNETES_EXEC_INFO=%s", info_json) < 0)
-        info = NULL;
+    if (info_json)
+        info = envd_strdup_printf("KUBERNETES_EXEC_INFO=%s", info_json);
     if (info) {
         env = build_env(x, info);
         argv = envd_calloc(x->n_args + 2, sizeof(char *));

@@ -2,6 +2,7 @@
  * the in-cluster configuration. */
 #include "k8s/kubeconfig.h"
 #include "core/alloc.h"
+#include "core/buf.h"
 #include "config/yaml_doc.h"
 #include "core/file.h"
 #include "core/error.h"
@@ -91,9 +92,7 @@ static char *fmt(const char *f, ...)
 {
     va_list ap;
     va_start(ap, f);
-    char *s = NULL;
-    if (vasprintf(&s, f, ap) < 0)
-        s = NULL;
+    char *s = envd_strdup_vprintf(f, ap);
     va_end(ap);
     return s;
 }

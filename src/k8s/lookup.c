@@ -334,8 +334,8 @@ static size_t build_headers(const lookup *op, envd_kv *h, char **auth)
     h[n++] = (envd_kv){"Accept", "application/json"};
     const char *token = op->use_exec && op->cred.token ? op->cred.token : c->token;
     *auth = NULL;
-    if (token && asprintf(auth, "Bearer %s", token) < 0)
-        *auth = NULL;
+    if (token)
+        *auth = envd_strdup_printf("Bearer %s", token);
     if (*auth)
         h[n++] = (envd_kv){"Authorization", *auth};
     if (c->as_user)
@@ -570,14 +570,21 @@ static envd_error *prepare(lookup *op, const envd_k8s_options *o)
         return envd_error_new(ENVD_E_CONFIG, ENVD_TRANSPORT_NONE, 0,
                               "cannot use tls-server-name '%s' with server %s",
                               c->tls_server_name, c->server);
-    char *sel = op->selector && *op->selector ? curl_easy_escape(NULL, op->selector, 0) : NULL;
+    int want_sel = op->selector && *op->selector;
+    char *sel = want_sel ? curl_easy_escape(NULL, op->selector, 0) : NULL;
     int n = -1;
-    if (op->ep.base_url || (op->ep.base_url = envd_strdup(c->server)))
-        n = op->fin.step ? 0 : op->name ? asprintf(&op->path, "/apis/agents.kruise.io/v1alpha1/namespaces/%s/"
-                                           "sandboxes/%s", op->ns, op->name)
-                     : asprintf(&op->path, "/apis/agents.kruise.io/v1alpha1/namespaces/%s/"
-                                           "sandboxes%s%s", op->ns, sel ? "?labelSelector=" : "",
-                                sel ? sel : "");
+    if ((sel || !want_sel) && (op->ep.base_url || (op->ep.base_url = envd_strdup(c->server)))) {
+        if (op->fin.step)
+            n = 0;
+        else if (op->name)
+            n = (op->path = envd_strdup_printf(
+                     "/apis/agents.kruise.io/v1alpha1/namespaces/%s/sandboxes/%s", op->ns,
+                     op->name)) ? 0 : -1;
+        else
+            n = (op->path = envd_strdup_printf(
+                     "/apis/agents.kruise.io/v1alpha1/namespaces/%s/sandboxes%s%s", op->ns,
+                     sel ? "?labelSelector=" : "", sel ? sel : "")) ? 0 : -1;
+    }
     curl_free(sel);
     if (n < 0) {
         op->path = NULL;

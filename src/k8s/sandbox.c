@@ -2,6 +2,7 @@
  * and the errors a user can act on for the answers that are not it. */
 #include "core/error.h"
 #include "core/alloc.h"
+#include "core/buf.h"
 #include "k8s/k8s.h"
 
 #include <ctype.h>
@@ -77,8 +78,8 @@ static envd_k8s_sb *from_json(const char *ns, const char *name, json_t *root)
     if (!bad) {
         if (id)
             s->id = envd_strdup(id);
-        else if (asprintf(&s->id, "%s--%s", ns, name) < 0)
-            s->id = NULL;
+        else
+            s->id = envd_strdup_printf("%s--%s", ns, name);
         bad = !s->id;
     }
     const char *rs = NULL, *rr = NULL, *rm = NULL;
@@ -120,9 +121,8 @@ static json_t *load_object(const char *text, size_t len, char **problem)
     json_error_t je;
     json_t *root = json_loadb(text, len, 0, &je);
     if (!json_is_object(root)) {
-        if (asprintf(problem, "the answer is not a JSON object (%s)",
-                     root ? "another JSON value" : je.text) < 0)
-            *problem = NULL;
+        *problem = envd_strdup_printf("the answer is not a JSON object (%s)",
+                                      root ? "another JSON value" : je.text);
         json_decref(root);
         return NULL;
     }
@@ -165,8 +165,7 @@ envd_k8s_sandboxes *envd_k8s_sandboxes_parse(const char *ns, const char *text, s
         return NULL;
     json_t *items = json_object_get(root, "items");
     if (!json_is_array(items) && !json_is_null(items) && items) {
-        if (asprintf(problem, "the answer is not a list (\"items\" is no array)") < 0)
-            *problem = NULL;
+        *problem = envd_strdup("the answer is not a list (\"items\" is no array)");
         json_decref(root);
         return NULL;
     }
