@@ -87,9 +87,10 @@ static inline void k8s_stub_stop(k8s_stub *s)
     }
 }
 
-/* Makes the temporary directory and certificates, starts the stub.
- * Returns 0, or -1 (message printed, everything cleaned up). */
-static inline int k8s_stub_start(k8s_stub *s)
+/* Makes the temporary directory and certificates, starts the stub with
+ * the fixtures file given (NULL: tests/k8s/fixtures.json). Returns 0, or
+ * -1 (message printed, everything cleaned up). */
+static inline int k8s_stub_start_fixtures(k8s_stub *s, const char *fixtures)
 {
     memset(s, 0, sizeof(*s));
     k8s_stub_srcdir(s->srcdir, sizeof(s->srcdir));
@@ -109,7 +110,8 @@ static inline int k8s_stub_start(k8s_stub *s)
     char script[600];
     snprintf(script, sizeof(script), "%s/stub.mjs", s->srcdir);
     const char *argv[] = {"node",   script,      "--port",           "0",   "--host",
-                          "127.0.0.1", "--certs", s->dir, "--remove-on-exit", "yes", NULL};
+                          "127.0.0.1", "--certs", s->dir, "--remove-on-exit", "yes",
+                          fixtures ? "--fixtures" : NULL, fixtures, NULL};
     char buf[256];
     s->port = test_spawn_listening(argv, &s->pid, buf, sizeof(buf));
     if (s->port <= 0) {
@@ -119,6 +121,11 @@ static inline int k8s_stub_start(k8s_stub *s)
     }
     snprintf(s->server, sizeof(s->server), "https://127.0.0.1:%d", s->port);
     return 0;
+}
+
+static inline int k8s_stub_start(k8s_stub *s)
+{
+    return k8s_stub_start_fixtures(s, NULL);
 }
 
 /* A kubeconfig with one cluster (the stub, CA from the test PKI), one
