@@ -628,6 +628,11 @@ static envd_failure unavailable_kind(const char *details, int responded)
         return ENVD_FAILURE_TLS;
     if (contains_ci(details, "Connection refused"))
         return ENVD_FAILURE_REFUSED;
+    /* A stream past a GOAWAY's last stream id, which the peer did not
+     * process (RFC 9113 6.8): as good as never sent, so any call may go
+     * again (core's own transparent retry is off: GRPC_ARG_ENABLE_RETRIES). */
+    if (contains_ci(details, "GOAWAY received") && !responded)
+        return ENVD_FAILURE_REFUSED;
     return responded ? ENVD_FAILURE_BROKEN : ENVD_FAILURE_CLOSED;
 }
 
@@ -636,8 +641,9 @@ static envd_failure unavailable_kind(const char *details, int responded)
  * tells it from a server that sent UNAVAILABLE itself. */
 static int connection_lost(grpc_status_code st, const char *details)
 {
-    static const char *const words[] = {"Socket closed", "Connection reset", "Broken pipe",
-                                        "End of TCP stream", "keepalive watchdog timeout"};
+    static const char *const words[] = {"Socket closed",     "Connection reset",
+                                        "Broken pipe",       "End of TCP stream",
+                                        "keepalive watchdog timeout", "GOAWAY received"};
     if (st != GRPC_STATUS_UNAVAILABLE)
         return 0;
     for (size_t i = 0; i < sizeof words / sizeof words[0]; i++) {

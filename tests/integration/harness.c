@@ -297,16 +297,27 @@ int test_gateway_start(test_gateway *g, const test_server *servers, const char *
     subst(&conf, "HASHED", hashed);
     subst(&conf, "FLAKY", servers[0].addr);
     subst(&conf, "WORKER_CONNECTIONS", "16384");
-    g->h1_port = free_port();
-    g->h2_port = free_port();
-    while (g->h2_port == g->h1_port)
-        g->h2_port = free_port();
-    g->grpc_port = free_port();
-    while (g->grpc_port == g->h1_port || g->grpc_port == g->h2_port)
-        g->grpc_port = free_port();
-    g->tls_port = free_port();
-    while (g->tls_port == g->h1_port || g->tls_port == g->h2_port || g->tls_port == g->grpc_port)
-        g->tls_port = free_port();
+    /* five distinct free ports, each put in the template */
+    struct {
+        int *port;
+        const char *name;
+    } ports[] = {{&g->h1_port, "H1_PORT"},
+                 {&g->h2_port, "H2_PORT"},
+                 {&g->grpc_port, "GRPC_PORT"},
+                 {&g->tls_port, "TLS_PORT"},
+                 {&g->goaway_port, "GOAWAY_PORT"}};
+    enum { NPORTS = sizeof ports / sizeof ports[0] };
+    for (size_t i = 0; i < NPORTS; i++) {
+        int taken;
+        do {
+            *ports[i].port = free_port();
+            taken = 0;
+            for (size_t j = 0; j < i; j++)
+                taken |= *ports[j].port == *ports[i].port;
+        } while (taken);
+        snprintf(port, sizeof(port), "%d", *ports[i].port);
+        subst(&conf, ports[i].name, port);
+    }
     if (gateway_cert(g->dir) != 0) {
         free(conf);
         return -1;
@@ -314,14 +325,6 @@ int test_gateway_start(test_gateway *g, const test_server *servers, const char *
     subst(&conf, "DIR", g->dir);
     subst(&conf, "UPSTREAMS", ups);
     subst(&conf, "MAP", map);
-    snprintf(port, sizeof(port), "%d", g->h1_port);
-    subst(&conf, "H1_PORT", port);
-    snprintf(port, sizeof(port), "%d", g->h2_port);
-    subst(&conf, "H2_PORT", port);
-    snprintf(port, sizeof(port), "%d", g->grpc_port);
-    subst(&conf, "GRPC_PORT", port);
-    snprintf(port, sizeof(port), "%d", g->tls_port);
-    subst(&conf, "TLS_PORT", port);
     char path[300];
     snprintf(path, sizeof(path), "%s/nginx.conf", g->dir);
     FILE *f = fopen(path, "w");
@@ -342,8 +345,10 @@ int test_gateway_start(test_gateway *g, const test_server *servers, const char *
     }
     g->pid = pid;
     for (int i = 0; i < 100; i++) {
-        if (port_open(g->h1_port) && port_open(g->h2_port) && port_open(g->grpc_port) &&
-            port_open(g->tls_port))
+        int open = 1;
+        for (size_t k = 0; k < NPORTS; k++)
+            open &= port_open(*ports[k].port);
+        if (open)
             return 0;
         usleep(50000);
     }

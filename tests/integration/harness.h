@@ -35,7 +35,8 @@ int test_server_signal(test_server *s, int sig);
 typedef struct test_gateway {
     pid_t pid;
     int h1_port, h2_port, grpc_port;
-    int tls_port; /* TLS (ALPN h2), CA file dir/tls.crt */
+    int tls_port;    /* TLS (ALPN h2), CA file dir/tls.crt */
+    int goaway_port; /* as grpc_port, but GOAWAY after 20 requests a connection */
     char dir[256];
 } test_gateway;
 
