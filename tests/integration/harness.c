@@ -570,3 +570,44 @@ int test_gateway_wait_requests(const test_gateway *g, long offset, int port, con
     usleep(100000);
     return test_gateway_requests(g, offset, port, id, status);
 }
+
+int test_fx_direct(void **state, const char *token)
+{
+    test_fx *fx = calloc(1, sizeof(*fx));
+    *state = fx;
+    if (!fx || test_server_start(&fx->srv, "h1", token) != 0 ||
+        envd_runtime_new(NULL, &fx->rt) != ENVD_OK)
+        return -1;
+    fx->c = test_client(fx->rt, &fx->srv, ENVD_TRANSPORT_CONNECT, token);
+    return fx->c ? 0 : -1;
+}
+
+int test_fx_gateway(void **state, const char *id)
+{
+    test_fx *fx = calloc(1, sizeof(*fx));
+    *state = fx;
+    if (!fx || test_server_start(&fx->srv, "h1", NULL) != 0)
+        return -1;
+    const char *ids[] = {id};
+    if (test_gateway_start(&fx->gw, &fx->srv, ids, 1) != 0)
+        return -1;
+    fx->has_gw = 1;
+    if (envd_runtime_new(NULL, &fx->rt) != ENVD_OK)
+        return -1;
+    fx->c = test_gateway_client(fx->rt, fx->gw.h1_port, id, ENVD_TRANSPORT_CONNECT, 0);
+    return fx->c ? 0 : -1;
+}
+
+int test_fx_teardown(void **state)
+{
+    test_fx *fx = *state;
+    if (!fx)
+        return 0;
+    envd_client_free(fx->c);
+    envd_runtime_free(fx->rt);
+    if (fx->has_gw)
+        test_gateway_stop(&fx->gw);
+    test_server_stop(&fx->srv);
+    free(fx);
+    return 0;
+}

@@ -86,4 +86,20 @@ int test_tcp_conns_to(int port);
             fail_msg("%s: %s", envd_strerror(st), (err) ? envd_error_message(err) : "(no error)"); \
     } while (0)
 
+/* A reference server over HTTP/1.1, a runtime and a Connect client of it,
+ * directly (test_fx_direct, with a token or NULL) or through the gateway's
+ * HTTP/1.1 port as sandbox `id` (test_fx_gateway): the setup of the /files
+ * tests, as cmocka group setups (*state is the test_fx). */
+typedef struct test_fx {
+    test_server srv;
+    test_gateway gw;
+    int has_gw;
+    envd_runtime *rt;
+    envd_client *c;
+} test_fx;
+
+int test_fx_direct(void **state, const char *token);
+int test_fx_gateway(void **state, const char *id);
+int test_fx_teardown(void **state);
+
 #endif

@@ -18,66 +18,26 @@
 
 #define TOKEN "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
 
-typedef struct fixture {
-    test_server srv;
-    test_gateway gw;
-    int has_gw;
-    envd_runtime *rt;
-    envd_client *c;
-} fixture;
+typedef test_fx fixture;
 
 static int setup_direct(void **state)
 {
-    fixture *fx = calloc(1, sizeof(*fx));
-    *state = fx;
-    if (test_server_start(&fx->srv, "h1", NULL) != 0)
-        return -1;
-    if (envd_runtime_new(NULL, &fx->rt) != ENVD_OK)
-        return -1;
-    fx->c = test_client(fx->rt, &fx->srv, ENVD_TRANSPORT_CONNECT, NULL);
-    return fx->c ? 0 : -1;
+    return test_fx_direct(state, NULL);
 }
 
 static int setup_token(void **state)
 {
-    fixture *fx = calloc(1, sizeof(*fx));
-    *state = fx;
-    if (test_server_start(&fx->srv, "h1", TOKEN) != 0)
-        return -1;
-    if (envd_runtime_new(NULL, &fx->rt) != ENVD_OK)
-        return -1;
-    fx->c = test_client(fx->rt, &fx->srv, ENVD_TRANSPORT_CONNECT, TOKEN);
-    return fx->c ? 0 : -1;
+    return test_fx_direct(state, TOKEN);
 }
 
 static int setup_gateway(void **state)
 {
-    fixture *fx = calloc(1, sizeof(*fx));
-    *state = fx;
-    if (test_server_start(&fx->srv, "h1", NULL) != 0)
-        return -1;
-    const char *ids[] = {"sbx-files"};
-    if (test_gateway_start(&fx->gw, &fx->srv, ids, 1) != 0)
-        return -1;
-    fx->has_gw = 1;
-    if (envd_runtime_new(NULL, &fx->rt) != ENVD_OK)
-        return -1;
-    fx->c = test_gateway_client(fx->rt, fx->gw.h1_port, "sbx-files", ENVD_TRANSPORT_CONNECT, 0);
-    return fx->c ? 0 : -1;
+    return test_fx_gateway(state, "sbx-files");
 }
 
 static int teardown(void **state)
 {
-    fixture *fx = *state;
-    if (!fx)
-        return 0;
-    envd_client_free(fx->c);
-    envd_runtime_free(fx->rt);
-    if (fx->has_gw)
-        test_gateway_stop(&fx->gw);
-    test_server_stop(&fx->srv);
-    free(fx);
-    return 0;
+    return test_fx_teardown(state);
 }
 
 /* A client of the fixture's server with changes to the test defaults. */

@@ -9,52 +9,21 @@
 #include <dirent.h>
 #include <pthread.h>
 
-typedef struct fixture {
-    test_server srv;
-    test_gateway gw;
-    int has_gw;
-    envd_runtime *rt;
-    envd_client *c;
-} fixture;
+typedef test_fx fixture;
 
 static int setup_direct(void **state)
 {
-    fixture *fx = calloc(1, sizeof(*fx));
-    *state = fx;
-    if (test_server_start(&fx->srv, "h1", NULL) != 0 || envd_runtime_new(NULL, &fx->rt) != ENVD_OK)
-        return -1;
-    fx->c = test_client(fx->rt, &fx->srv, ENVD_TRANSPORT_CONNECT, NULL);
-    return fx->c ? 0 : -1;
+    return test_fx_direct(state, NULL);
 }
 
 static int setup_gateway(void **state)
 {
-    fixture *fx = calloc(1, sizeof(*fx));
-    *state = fx;
-    if (test_server_start(&fx->srv, "h1", NULL) != 0)
-        return -1;
-    const char *ids[] = {"sbx-parts"};
-    if (test_gateway_start(&fx->gw, &fx->srv, ids, 1) != 0)
-        return -1;
-    fx->has_gw = 1;
-    if (envd_runtime_new(NULL, &fx->rt) != ENVD_OK)
-        return -1;
-    fx->c = test_gateway_client(fx->rt, fx->gw.h1_port, "sbx-parts", ENVD_TRANSPORT_CONNECT, 0);
-    return fx->c ? 0 : -1;
+    return test_fx_gateway(state, "sbx-parts");
 }
 
 static int teardown(void **state)
 {
-    fixture *fx = *state;
-    if (!fx)
-        return 0;
-    envd_client_free(fx->c);
-    envd_runtime_free(fx->rt);
-    if (fx->has_gw)
-        test_gateway_stop(&fx->gw);
-    test_server_stop(&fx->srv);
-    free(fx);
-    return 0;
+    return test_fx_teardown(state);
 }
 
 /* Names in srv->root + vdir holding ".envd-part." (parts left behind). */
