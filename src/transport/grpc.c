@@ -4,7 +4,13 @@
  *  - N worker threads, each draining its own GRPC_CQ_NEXT completion queue.
  *    A call is bound to one queue (round robin) for its whole life, so all
  *    of its completions, and therefore all of its callbacks, run on one
- *    thread, one at a time, in order.
+ *    thread, one at a time, in order. A worker with no call bound parks on
+ *    its own condition variable instead of waiting in its queue: core's
+ *    poller is process-wide (epoll1), so every thread inside
+ *    grpc_completion_queue_next polls every connection, and an idle worker
+ *    took the poller role from the busy one on every read (a stream's CPU
+ *    per message doubled with two workers; envd-bench stream, issue 11).
+ *    The worker that has calls polls for them.
  *  - Every tag is a `gtag` whose first member is the function to run.
  *  - A pool of channels per (authority, tls, ca_file, insecure,
  *    max_message), each channel one TCP connection. A running command, a
@@ -131,10 +137,16 @@ typedef struct gpool {
     int n_conns;
 } gpool;
 
+/* A worker drains its queue only while calls are bound to it (see
+ * worker_main); without any it parks on cv. */
 typedef struct gworker {
+    struct envd_grpc_engine *e;
     grpc_completion_queue *cq;
     pthread_t thread;
     int index;
+    atomic_int calls; /* bound calls between rpc_register and unlink_live */
+    pthread_mutex_t mu; /* with cv: parking only */
+    pthread_cond_t cv;
 } gworker;
 
 struct envd_grpc_engine {
@@ -144,6 +156,7 @@ struct envd_grpc_engine {
     gworker *workers;
     int n_workers;
     atomic_uint next_cq;
+    atomic_int stopping; /* workers: stop parking, drain to shutdown */
 
     pthread_mutex_t mu;
     pthread_cond_t drained; /* n_live reached 0 while closing */
@@ -162,6 +175,7 @@ typedef struct sendq {
 
 struct envd_rpc {
     envd_grpc_engine *e;
+    gworker *w; /* the worker its completions go to; set by rpc_register */
     gpool *pool; /* where it runs; set under e->mu by rpc_register */
     gconn *conn;
     envd_rpc_kind kind;
@@ -819,6 +833,7 @@ static void unlink_live(envd_grpc_engine *e, envd_rpc *r)
         r->next->prev = r->prev;
     r->prev = r->next = NULL;
     conn_release_locked(e, r);
+    atomic_fetch_sub_explicit(&r->w->calls, 1, memory_order_release);
     if (--e->n_live == 0 && e->closing)
         pthread_cond_broadcast(&e->drained);
     pthread_mutex_unlock(&e->mu);
@@ -1104,6 +1119,33 @@ static void on_sent(gtag *t, int ok)
 
 /* ------------------------------------------------------------ the worker */
 
+/* Parks w until a call is bound to it or the engine stops. A worker in
+ * grpc_completion_queue_next also polls every connection's sockets (core's
+ * epoll1 poller is global): with two workers in it and one busy stream,
+ * they hand the poller role to each other on every read, which doubled the
+ * CPU per message of a stream (envd-bench stream, issue 11). A worker with
+ * nothing bound stays out of it; the worker whose calls it is polls. */
+static void worker_park(gworker *w)
+{
+    if (atomic_load_explicit(&w->calls, memory_order_acquire) > 0)
+        return;
+    pthread_mutex_lock(&w->mu);
+    while (atomic_load_explicit(&w->calls, memory_order_acquire) == 0 &&
+           !atomic_load(&w->e->stopping))
+        pthread_cond_wait(&w->cv, &w->mu);
+    pthread_mutex_unlock(&w->mu);
+}
+
+/* Counts a new call on w, waking it when it was parked. */
+static void worker_bind(gworker *w)
+{
+    if (atomic_fetch_add_explicit(&w->calls, 1, memory_order_acq_rel) == 0) {
+        pthread_mutex_lock(&w->mu);
+        pthread_cond_signal(&w->cv);
+        pthread_mutex_unlock(&w->mu);
+    }
+}
+
 static void *worker_main(void *arg)
 {
     gworker *w = arg;
@@ -1111,6 +1153,7 @@ static void *worker_main(void *arg)
     snprintf(name, sizeof name, "envd-grpc-%d", w->index);
     pthread_setname_np(pthread_self(), name);
     for (;;) {
+        worker_park(w);
         grpc_event ev = grpc_completion_queue_next(w->cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
         if (ev.type == GRPC_QUEUE_SHUTDOWN)
             break;
@@ -1279,6 +1322,8 @@ static grpc_channel *rpc_register(envd_grpc_engine *e, envd_rpc *r, const envd_e
         r->pool = p;
         r->conn = c;
         c->active++;
+        r->w = &e->workers[atomic_fetch_add(&e->next_cq, 1u) % (unsigned)e->n_workers];
+        worker_bind(r->w);
         r->next = e->live;
         if (e->live)
             e->live->prev = r;
@@ -1289,11 +1334,10 @@ static grpc_channel *rpc_register(envd_grpc_engine *e, envd_rpc *r, const envd_e
     return ch;
 }
 
-/* The core call on the next worker's queue. Only unary calls carry a gRPC
+/* The core call on its worker's queue. Only unary calls carry a gRPC
  * deadline (see the file comment). */
-static grpc_call *rpc_create_call(envd_grpc_engine *e, envd_rpc *r, grpc_channel *ch)
+static grpc_call *rpc_create_call(envd_rpc *r, grpc_channel *ch)
 {
-    unsigned qi = atomic_fetch_add(&e->next_cq, 1u) % (unsigned)e->n_workers;
     /* A refcounted copy, not a static slice over r->method: the HPACK
      * encoder keeps :path values (by reference) to index them, long after
      * this call and its r->method are gone; a stale static slice whose
@@ -1304,7 +1348,7 @@ static grpc_call *rpc_create_call(envd_grpc_engine *e, envd_rpc *r, grpc_channel
     if (r->kind == ENVD_RPC_UNARY && r->timeout_ms > 0)
         deadline = gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC),
                                 gpr_time_from_millis(r->timeout_ms, GPR_TIMESPAN));
-    grpc_call *call = grpc_channel_create_call(ch, NULL, GRPC_PROPAGATE_DEFAULTS, e->workers[qi].cq,
+    grpc_call *call = grpc_channel_create_call(ch, NULL, GRPC_PROPAGATE_DEFAULTS, r->w->cq,
                                                method, NULL, deadline, NULL);
     grpc_slice_unref(method); /* the call holds its own reference */
     return call;
@@ -1462,7 +1506,7 @@ static envd_status grpc_start(envd_rpc_transport *t, const envd_rpc_request *req
         rpc_discard(r);
         return st;
     }
-    grpc_call *call = rpc_create_call(e, r, ch);
+    grpc_call *call = rpc_create_call(r, ch);
     if (!call) {
         md_list_free(&ml);
         unlink_live(e, r);
@@ -1596,9 +1640,13 @@ static const envd_rpc_ops grpc_ops = {
 
 static void stop_workers(envd_grpc_engine *e, int started)
 {
+    atomic_store(&e->stopping, 1);
     for (int i = 0; i < e->n_workers; i++) {
         if (e->workers[i].cq)
             grpc_completion_queue_shutdown(e->workers[i].cq);
+        pthread_mutex_lock(&e->workers[i].mu);
+        pthread_cond_broadcast(&e->workers[i].cv);
+        pthread_mutex_unlock(&e->workers[i].mu);
     }
     for (int i = 0; i < started; i++)
         pthread_join(e->workers[i].thread, NULL);
@@ -1616,6 +1664,10 @@ static void stop_workers(envd_grpc_engine *e, int started)
         }
         grpc_completion_queue_destroy(e->workers[i].cq);
         e->workers[i].cq = NULL;
+    }
+    for (int i = 0; i < e->n_workers; i++) {
+        pthread_cond_destroy(&e->workers[i].cv);
+        pthread_mutex_destroy(&e->workers[i].mu);
     }
 }
 
@@ -1644,6 +1696,13 @@ envd_status envd_grpc_engine_new(int workers, envd_timers *timers, const envd_po
     e->idle_ms = POOL_IDLE_MS;
     e->n_workers = workers;
     atomic_init(&e->next_cq, 0u);
+    atomic_init(&e->stopping, 0);
+    for (int i = 0; i < workers; i++) {
+        e->workers[i].e = e;
+        atomic_init(&e->workers[i].calls, 0);
+        pthread_mutex_init(&e->workers[i].mu, NULL);
+        pthread_cond_init(&e->workers[i].cv, NULL);
+    }
     pthread_mutex_init(&e->mu, NULL);
     pthread_cond_init(&e->drained, NULL);
 

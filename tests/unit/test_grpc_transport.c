@@ -114,6 +114,13 @@ typedef struct sink {
     size_t out_len;
     uint8_t last[4096];
     size_t last_len;
+    /* every stdout byte, when keep_all (out keeps only the first 8 KiB) */
+    int keep_all;
+    char *all;
+    size_t all_len, all_cap;
+    /* the thread of the first callback, and callbacks on any other */
+    pthread_t thr;
+    int thr_set, thr_changes;
 } sink;
 
 static void sink_init(sink *s, int is_start)
@@ -126,15 +133,42 @@ static void sink_init(sink *s, int is_start)
 
 static void sink_fini(sink *s)
 {
+    free(s->all);
     envd_error_free(s->err);
     pthread_mutex_destroy(&s->mu);
     pthread_cond_destroy(&s->cv);
+}
+
+static void note_thread(sink *s)
+{
+    if (!s->thr_set) {
+        s->thr = pthread_self();
+        s->thr_set = 1;
+    } else if (!pthread_equal(s->thr, pthread_self())) {
+        s->thr_changes++;
+    }
+}
+
+static void keep_out(sink *s, const uint8_t *d, size_t n)
+{
+    if (s->all_len + n > s->all_cap) {
+        size_t cap = s->all_cap ? s->all_cap : 65536;
+        while (cap < s->all_len + n)
+            cap *= 2;
+        char *a = realloc(s->all, cap);
+        assert_non_null(a);
+        s->all = a;
+        s->all_cap = cap;
+    }
+    memcpy(s->all + s->all_len, d, n);
+    s->all_len += n;
 }
 
 static int on_message(void *ud, const uint8_t *msg, size_t len)
 {
     sink *s = ud;
     pthread_mutex_lock(&s->mu);
+    note_thread(s);
     if (s->done)
         s->msg_after_done++;
     s->n_msgs++;
@@ -151,6 +185,8 @@ static int on_message(void *ud, const uint8_t *msg, size_t len)
             case PROCESS__PROCESS_EVENT__EVENT_DATA:
                 if (ev->data->output_case == PROCESS__PROCESS_EVENT__DATA_EVENT__OUTPUT_STDOUT) {
                     size_t n = ev->data->stdout.len;
+                    if (s->keep_all)
+                        keep_out(s, ev->data->stdout.data, n);
                     if (n > sizeof s->out - 1 - s->out_len)
                         n = sizeof s->out - 1 - s->out_len;
                     memcpy(s->out + s->out_len, ev->data->stdout.data, n);
@@ -179,6 +215,7 @@ static void on_done(void *ud, envd_error *err)
 {
     sink *s = ud;
     pthread_mutex_lock(&s->mu);
+    note_thread(s);
     s->done++;
     if (s->err)
         envd_error_free(err);
@@ -820,6 +857,72 @@ static void many_concurrent(void **state)
     free(rpcs);
 }
 
+/* Workers without a call bound park outside core (grpc.c worker_park), so
+ * a call bound to a parked worker must wake it, a stream on one worker
+ * must go on while the others park and wake for short calls, and an engine
+ * whose workers are all parked must still free. Also checks the threading
+ * contract under it: every callback of a call runs on one thread, messages
+ * in order (the whole `seq` output, byte for byte). */
+static void parked_workers_wake(void **state)
+{
+    (void)state;
+    envd_grpc_engine *e;
+    assert_int_equal(envd_grpc_engine_new(4, W.timers, NULL, &e), ENVD_OK);
+    envd_rpc_transport *t = envd_grpc_engine_transport(e);
+    enum { SEQ = 60000 };
+    char cmd[64];
+    snprintf(cmd, sizeof cmd, "seq 1 %d", SEQ);
+    sink st;
+    sink_init(&st, 1);
+    st.keep_all = 1;
+    size_t len;
+    uint8_t *b = start_request(cmd, 0, &len);
+    envd_rpc *sr = call_on(t,
+                           (call_args){&W.h2c, "/process.Process/Start", ENVD_RPC_SERVER_STREAM, b,
+                                       len, KEEPALIVE_60, 1, 10000, 10000},
+                           &st, NULL);
+    /* Short calls one at a time, round robin over the workers: all but the
+     * stream's are parked when each starts. */
+    for (int round = 0; round < 2; round++) {
+        for (int i = 0; i < 9; i++) {
+            sink u;
+            sink_init(&u, 0);
+            b = stat_request("/", &len);
+            envd_rpc *ur = call_on(t,
+                                   (call_args){&W.h2c, "/filesystem.Filesystem/Stat",
+                                               ENVD_RPC_UNARY, b, len, NULL, 0, 10000, 0},
+                                   &u, NULL);
+            assert_true(wait_done(&u, 15000));
+            t->ops->release(ur);
+            if (u.err)
+                fail_msg("Stat %d/%d: %s", round, i, envd_error_message(u.err));
+            assert_int_equal(u.n_msgs, 1);
+            assert_int_equal(u.thr_changes, 0);
+            sink_fini(&u);
+        }
+        if (round == 0)
+            assert_true(wait_done(&st, 30000));
+        usleep(100 * 1000); /* every worker parked now */
+    }
+    t->ops->release(sr);
+    if (st.err)
+        fail_msg("stream: %s", envd_error_message(st.err));
+    assert_int_equal(st.done, 1);
+    assert_int_equal(st.msg_after_done, 0);
+    assert_int_equal(st.thr_changes, 0);
+    assert_true(st.ended);
+    /* the output, whole and in order */
+    char *want = malloc((size_t)SEQ * 8);
+    size_t wl = 0;
+    for (int i = 1; i <= SEQ; i++)
+        wl += (size_t)sprintf(want + wl, "%d\n", i);
+    assert_int_equal(st.all_len, wl);
+    assert_memory_equal(st.all, want, wl);
+    free(want);
+    sink_fini(&st);
+    envd_grpc_engine_free(e); /* all parked: must join */
+}
+
 /* Freeing the engine with calls in flight: each on_done runs exactly once,
  * with CANCELED, before envd_grpc_engine_free returns. */
 static void free_with_calls_in_flight(void **state)
@@ -916,6 +1019,7 @@ int main(void)
         cmocka_unit_test(protocol_mismatch_h1),
         cmocka_unit_test(many_concurrent),
         cmocka_unit_test(free_with_calls_in_flight),
+        cmocka_unit_test(parked_workers_wake),
     };
     return cmocka_run_group_tests_name("grpc_transport", tests, group_setup, group_teardown);
 }
