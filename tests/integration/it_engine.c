@@ -5,7 +5,9 @@
 #include "harness.h"
 #include "../test_clock.h"
 
+#include <fcntl.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -385,6 +387,79 @@ static void callbacks_cannot_block(void **state)
     test_server_stop(&s);
 }
 
+/* envd_config_set_max_message_bytes against the reference server, on both
+ * transports: a reply or a stream message over the limit fails (gRPC core
+ * with RESOURCE_EXHAUSTED, Connect's frame parser with ENVD_E_PROTOCOL, as
+ * envd.h says), and the same calls under a limit they fit in succeed. On
+ * gRPC the limit is core's (GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH): this is
+ * what says it still holds with the channel arguments grpc.c sets
+ * (GRPC_ARG_MINIMAL_STACK among them). */
+static void reply_over_max_message_fails(void **state)
+{
+    (void)state;
+    test_server s;
+    assert_int_equal(test_server_start(&s, "both", NULL), 0);
+    /* 64 files with 100-byte names: a ListDir reply of ~16 KiB */
+    char dir[512], path[700], name[101];
+    snprintf(dir, sizeof dir, "%s/big", s.root);
+    assert_int_equal(mkdir(dir, 0755), 0);
+    memset(name, 'n', 100);
+    name[100] = 0;
+    for (int i = 0; i < 64; i++) {
+        snprintf(path, sizeof path, "%s/%02d%s", dir, i, name + 2);
+        int fd = open(path, O_CREAT | O_WRONLY, 0644);
+        assert_true(fd >= 0);
+        close(fd);
+    }
+    envd_runtime *rt = NULL;
+    assert_int_equal(envd_runtime_new(NULL, &rt), ENVD_OK);
+    for (int i = 0; i < 2; i++) {
+        for (int small = 1; small >= 0; small--) {
+            envd_config *cfg = envd_config_new();
+            envd_config_set_domain(cfg, s.addr);
+            envd_config_set_transport(cfg, kinds[i]);
+            envd_config_set_request_timeout_ms(cfg, 10000);
+            assert_int_equal(envd_config_set_max_message_bytes(cfg, small ? 4096 : 1 << 20),
+                             ENVD_OK);
+            envd_client *c = NULL;
+            assert_int_equal(envd_client_new(rt, "sbx", cfg, &c, NULL), ENVD_OK);
+            envd_config_free(cfg);
+            envd_status want = !small ? ENVD_OK
+                               : kinds[i] == ENVD_TRANSPORT_GRPC ? ENVD_RESOURCE_EXHAUSTED
+                                                                 : ENVD_E_PROTOCOL;
+            print_message("  %s, limit %s\n", kinds[i] == ENVD_TRANSPORT_GRPC ? "gRPC" : "Connect",
+                          small ? "4 KiB" : "1 MiB");
+
+            envd_entry_list *l = NULL;
+            envd_error *err = NULL;
+            envd_status st = envd_fs_list(c, "/big", 1, &l, &err);
+            if (st != want)
+                fail_msg("ListDir: %s (%s), want %s", envd_strerror(st),
+                         err ? envd_error_message(err) : "-", envd_strerror(want));
+            if (!small)
+                assert_int_equal(l->count, 64);
+            envd_entry_list_free(l);
+            envd_error_free(err);
+
+            /* DataEvents of 8 KiB or more (head writes 8 KiB at a time): stream
+             * messages over 4 KiB */
+            envd_command_result *res = NULL;
+            err = NULL;
+            st = envd_commands_run(c, "head -c 65536 /dev/zero", NULL, &res, &err);
+            if (st != want)
+                fail_msg("Start stream: %s (%s), want %s", envd_strerror(st),
+                         err ? envd_error_message(err) : "-", envd_strerror(want));
+            if (!small)
+                assert_int_equal(res->stdout_len, 65536);
+            envd_command_result_free(res);
+            envd_error_free(err);
+            envd_client_free(c);
+        }
+    }
+    assert_int_equal(envd_runtime_free(rt), ENVD_OK);
+    test_server_stop(&s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -396,6 +471,7 @@ int main(void)
         cmocka_unit_test(runtime_free_with_calls_in_flight),
         cmocka_unit_test(futures_outlive_their_client),
         cmocka_unit_test(callbacks_cannot_block),
+        cmocka_unit_test(reply_over_max_message_fails),
     };
     return cmocka_run_group_tests_name("engine", tests, NULL, NULL);
 }
