@@ -307,13 +307,15 @@ static void start_failed(brun *r, const char *what, envd_status st)
     attempt_failed(r, what, st, NULL);
 }
 
+static void upload_done(brun *r);
+
 static void start_upload(brun *r)
 {
     const batch_job *j = &r->job;
     r->wb = envd_write_batch_new();
     r->up_fds = calloc(j->n_up, sizeof(int));
     envd_status st = r->wb && r->up_fds ? ENVD_OK : ENVD_E_NOMEM;
-    for (size_t i = 0; i < j->n_up; i++)
+    for (size_t i = 0; r->up_fds && i < j->n_up; i++)
         r->up_fds[i] = -1;
     for (size_t i = 0; i < j->n_up && st == ENVD_OK; i++) {
         struct stat sb;
@@ -321,6 +323,7 @@ static void start_upload(brun *r)
         r->up_fds[i] = fd;
         if (fd < 0 || fstat(fd, &sb) != 0) {
             char *msg = cli_strdupf("upload %s: %s", j->up[i].src, strerror(errno));
+            upload_done(r);
             release_slot(r, 0);
             r->status = BATCH_ERROR;
             set_error(r, msg);
@@ -335,10 +338,12 @@ static void start_upload(brun *r)
     if (st == ENVD_OK)
         st = envd_files_write_batch_async(r->sb->client, r->wb, fo, &r->f);
     envd_files_opts_free(fo);
-    if (st != ENVD_OK)
+    if (st != ENVD_OK) {
+        upload_done(r); /* a retry starts anew */
         start_failed(r, "upload", st);
-    else
+    } else {
         watch(r);
+    }
 }
 
 static void upload_done(brun *r)
