@@ -322,12 +322,14 @@ static int shard_from_env(cli_ctx *ctx, batch_args *a)
 }
 
 /* Pass one: every job valid, no ID twice; counts this run's jobs. Errors
- * are printed as FILE:LINE (the first 50). */
+ * are printed as FILE:LINE (the first 50): a usage error, unless memory
+ * ran out. */
 static int validate(cli_ctx *ctx, batch_reader *rd, const batch_args *a, const batch_idset *skip,
                     uint64_t *total, uint64_t *all)
 {
     batch_idset ids = {0};
     size_t errors = 0;
+    int nomem = 0;
     batch_job j;
     char *err = NULL;
     int rc;
@@ -340,6 +342,7 @@ static int validate(cli_ctx *ctx, batch_reader *rd, const batch_args *a, const b
             continue;
         }
         int added = batch_idset_add(&ids, j.id);
+        nomem |= added < 0;
         if (added <= 0 && errors++ < 50)
             cli_errorf(ctx, "%s:%ld: %s '%s'", a->o.jobs_path, j.line,
                        added ? "out of memory at id" : "duplicate id", j.id);
@@ -351,7 +354,9 @@ static int validate(cli_ctx *ctx, batch_reader *rd, const batch_args *a, const b
     batch_idset_free(&ids);
     if (errors > 50)
         cli_errorf(ctx, "... %zu errors in all", errors);
-    return errors ? CLI_EXIT_USAGE : 0;
+    if (!errors)
+        return 0;
+    return nomem || batch_reader_nomem(rd) ? CLI_EXIT_FAIL : CLI_EXIT_USAGE;
 }
 
 static int build_pool(cli_ctx *ctx, batch_args *a, batch_pool *pool)
@@ -403,8 +408,8 @@ static int run_batch(cli_ctx *ctx, batch_args *a, batch_pool *pool)
     uint64_t total = 0, all = 0;
     int rc = 0;
     batch_reader *rd = batch_reader_open(a->o.jobs_path, a->stdin_yaml, &err);
-    if (!rd) {
-        rc = cli_usage_error(ctx, "%s", err ? err : "out of memory");
+    if (!rd) { /* no err: out of memory, not a usage error */
+        rc = err ? cli_usage_error(ctx, "%s", err) : cli_errorf(ctx, "out of memory");
         goto out;
     }
     if ((a->o.resume || a->o.resume_failed) &&

@@ -65,6 +65,8 @@ int batch_reader_rewind(batch_reader *r, char **err);
  * ("FILE:LINE: message", malloc'd). After a job's own error (bad field) the
  * reader can go on; after a syntax error in YAML it cannot (returns 0 next). */
 int batch_reader_next(batch_reader *r, batch_job *job, char **err);
+/* 1 when an error it returned was for want of memory (not the file's fault). */
+int batch_reader_nomem(const batch_reader *r);
 void batch_reader_close(batch_reader *r);
 
 /* ---------------------------------------------------------------- id set */

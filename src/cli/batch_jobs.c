@@ -21,6 +21,7 @@ struct batch_reader {
     size_t line_cap;
     long lineno;
     size_t index;
+    int nomem; /* an error was for want of memory */
 };
 
 void batch_job_free(batch_job *j)
@@ -256,6 +257,7 @@ static int make_job(batch_reader *r, json_t *o, long line, batch_job *job, char 
         rc = -1;
     }
     if (rc) {
+        r->nomem |= !why;
         *err = cli_strdupf("%s:%ld: %s", r->name, line, why ? why : "out of memory");
         batch_job_free(job);
     }
@@ -268,9 +270,11 @@ static int make_job(batch_reader *r, json_t *o, long line, batch_job *job, char 
 static int next_jsonl(batch_reader *r, batch_job *job, char **err)
 {
     for (;;) {
+        errno = 0;
         ssize_t n = getline(&r->line, &r->line_cap, r->f);
         if (n < 0) {
-            if (ferror(r->f)) {
+            if (ferror(r->f) || errno == ENOMEM) { /* not the end: getline could not grow */
+                r->nomem = errno == ENOMEM;
                 *err = cli_strdupf("%s: %s", r->name, strerror(errno));
                 return -1;
             }
@@ -425,6 +429,7 @@ static int next_yaml(batch_reader *r, batch_job *job, char **err)
         return 0;
     if (!r->parser_live) {
         if (!yaml_parser_initialize(&r->parser)) {
+            r->nomem = 1;
             *err = cli_strdupf("out of memory");
             return -1;
         }
@@ -445,8 +450,10 @@ static int next_yaml(batch_reader *r, batch_job *job, char **err)
     json_t *o = yaml_node(r, &ev, 0, err);
     if (!o) {
         r->yaml_done = 1; /* the parser's position is lost */
-        if (!*err)
+        if (!*err) {
+            r->nomem = 1;
             *err = cli_strdupf("%s:%ld: out of memory", r->name, line);
+        }
         return -1;
     }
     int rc = make_job(r, o, line, job, err);
@@ -455,6 +462,11 @@ static int next_yaml(batch_reader *r, batch_job *job, char **err)
 }
 
 /* ------------------------------------------------------------- reader */
+
+int batch_reader_nomem(const batch_reader *r)
+{
+    return r->nomem;
+}
 
 static int ends_with(const char *s, const char *suffix)
 {
@@ -488,7 +500,7 @@ batch_reader *batch_reader_open(const char *path, int stdin_yaml, char **err)
     batch_reader *r = calloc(1, sizeof(*r));
     if (!r || !(r->name = strdup(path))) {
         free(r);
-        *err = cli_strdupf("out of memory");
+        *err = NULL; /* out of memory */
         return NULL;
     }
     if (strcmp(path, "-") == 0) {

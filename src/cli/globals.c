@@ -53,34 +53,44 @@ static int parse_transport(const char *s, envd_transport_kind *kind)
     return 0;
 }
 
+/* A setter's refusal of an option: a usage error, except for want of
+ * memory. */
+static int refused(cli_ctx *ctx, envd_status st, const char *what)
+{
+    if (st == ENVD_E_NOMEM)
+        return cli_errorf(ctx, "%s: out of memory", what);
+    return cli_usage_error(ctx, "%s: %s", what, envd_config_last_error(ctx->cfg));
+}
+
 /* Applies the environment and the flags on top of ctx->cfg. */
 static int apply_options(cli_ctx *ctx)
 {
     const cli_globals *g = &ctx->g;
     const char *from = NULL, *v;
     envd_config *cfg = ctx->cfg;
+    envd_status st;
     if ((v = flag_or_env(g->domain, "--domain", "ENVD_DOMAIN", &from)) &&
-        envd_config_set_domain(cfg, v) != ENVD_OK)
-        return cli_usage_error(ctx, "%s: %s", from, envd_config_last_error(cfg));
+        (st = envd_config_set_domain(cfg, v)) != ENVD_OK)
+        return refused(ctx, st, from);
     if (!v && !ctx->file && !ctx->no_sandbox_needed)
         return cli_usage_error(ctx, "no sandbox address: give --domain HOST:PORT (or "
                                     "$ENVD_DOMAIN) or --config FILE");
-    if (g->scheme && envd_config_set_scheme(cfg, g->scheme) != ENVD_OK)
-        return cli_usage_error(ctx, "--scheme: %s", envd_config_last_error(cfg));
+    if (g->scheme && (st = envd_config_set_scheme(cfg, g->scheme)) != ENVD_OK)
+        return refused(ctx, st, "--scheme");
     if ((v = flag_or_env(g->token, "--token", "ENVD_RUNTIME_TOKEN", &from))) {
-        if (envd_config_set_runtime_token(cfg, v) != ENVD_OK)
-            return cli_usage_error(ctx, "%s: %s", from, envd_config_last_error(cfg));
+        if ((st = envd_config_set_runtime_token(cfg, v)) != ENVD_OK)
+            return refused(ctx, st, from);
         ctx->token_explicit = 1;
     }
-    if (g->user && envd_config_set_user(cfg, g->user) != ENVD_OK)
-        return cli_usage_error(ctx, "--user: %s", envd_config_last_error(cfg));
+    if (g->user && (st = envd_config_set_user(cfg, g->user)) != ENVD_OK)
+        return refused(ctx, st, "--user");
     if (g->transport) {
         envd_transport_kind kind;
         if (parse_transport(g->transport, &kind) != 0)
             return cli_usage_error(ctx, "--transport: expected grpc, connect or auto, got '%s'",
                                    g->transport);
-        if (envd_config_set_transport(cfg, kind) != ENVD_OK)
-            return cli_usage_error(ctx, "--transport: %s", envd_config_last_error(cfg));
+        if ((st = envd_config_set_transport(cfg, kind)) != ENVD_OK)
+            return refused(ctx, st, "--transport");
     }
     return 0;
 }
