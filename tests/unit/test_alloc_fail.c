@@ -7,8 +7,9 @@
  * envd_malloc this test covers them with no change here. Those of the
  * libraries underneath (libcurl, gRPC, jansson) are not failed: jansson
  * 2.14 reports its own allocation failures as syntax errors ("invalid
- * token near ...") and crashed (SIGSEGV in json_loadb) when its allocator
- * failed under a /files write reply.
+ * token near ...") and aborts on one (assert(0) in lex_scan_string,
+ * load.c:442; SIGSEGV in the ASan build) when its allocator fails under a
+ * /files write reply.
  *
  * Every k is run, none sampled: about 1,100 runs in all, ~25 s, most of it
  * the claim's 100 ms poll (the stub fills claims at once).
