@@ -205,6 +205,24 @@ test("batch --claim: jobs run on what the claim got while it still fills; --keep
   assert.equal(await sandboxesLeft(name), false);
 });
 
+test("batch --claim: a claim that fills one Sandbox at a time runs its jobs on the first", async () => {
+  // one-by-one claims a Sandbox every 2 s (tests/k8s/fixtures.json): the
+  // one job ends long before the fourth exists, so the batch ends with
+  // fewer than 4 in the pool, and the release takes what came later too
+  writeFileSync(path.join(work.dir, "one.jsonl"), '{"id":"a","cmd":"echo a"}\n');
+  const r = await envdctl(["--domain", srv.domain, "batch", "--claim", "claims/one-by-one", "--replicas", "4",
+    "--results", path.join(work.dir, "one.out"), path.join(work.dir, "one.jsonl")],
+  { env: env(), timeoutMs: 60000 });
+  assert.equal(r.code, 0, r.stderr);
+  const name = claimingOf(r.stderr);
+  const joined = r.stderr.match(/--claim: (\d) of 4 sandboxes had joined the pool when the batch ended/);
+  assert.ok(joined && Number(joined[1]) >= 1 && Number(joined[1]) < 4, r.stderr);
+  const rows = lines(readFileSync(path.join(work.dir, "one.out"), "utf8"));
+  assert.deepEqual(rows.map((row) => [row.id, row.status, row.stdout]), [["a", "ok", "a\n"]]);
+  assert.match(rows[0].sandbox, /^claims\/one-by-one-/);
+  assert.equal(await sandboxesLeft(name), false);
+});
+
 test("batch --claim: Ctrl-C while the claim still fills releases it with its sandboxes", async () => {
   writeFileSync(path.join(work.dir, "halfsleep.jsonl"), '{"id":"s0","cmd":"sleep 30"}\n{"id":"s1","cmd":"sleep 30"}\n');
   let child;

@@ -15,7 +15,8 @@
 // the stub's "controller" makes spec.replicas Running Sandboxes labelled
 // agents.kruise.io/claim-name=<claim> with a sandbox-id label and the
 // fixtures' runtime token, and sets phase Completed, claimedReplicas and
-// the Completed condition. Template "never-fills" claims none and
+// the Completed condition (templates in fixtures.claims.oneByOne: one
+// Sandbox every claims.stepMs). Template "never-fills" claims none and
 // "half-fills" half of them; both end when claimTimeout runs out as the
 // controller ends them: phase Completed, conditions Completed and TimedOut
 // True, a message. Deleting a claim leaves its Sandboxes (the types'
@@ -193,32 +194,46 @@ function fill(ns, claim) {
   const want = claim.spec.replicas;
   const tmpl = claim.spec.templateName;
   const get = fx.claims.never.includes(tmpl) ? 0 : fx.claims.half.includes(tmpl) ? Math.floor(want / 2) : want;
-  later(key, fx.claims.delayMs, () => {
-    if (claims.get(key) !== claim) return;
-    for (let i = 0; i < get; i++) {
-      const name = `${tmpl}-${(++serial).toString(36)}x${i}`;
-      claimed.set(`${ns}/${name}`, {
-        apiVersion: "agents.kruise.io/v1alpha1",
-        kind: "Sandbox",
-        metadata: {
-          name,
-          namespace: ns,
-          uid: `uid-${ns}-${name}`,
-          labels: { ...(claim.spec.labels || {}), "agents.kruise.io/claim-name": claim.metadata.name,
-            "agents.kruise.io/sandbox-id": `sbx-${name}` },
-          annotations: { ...(claim.spec.annotations || {}), "agents.kruise.io/runtime-access-token": fx.claims.token },
-        },
-        spec: { envVars: claim.spec.envVars || {} },
-        status: { phase: "Running", conditions: [{ type: "Ready", status: "True" }] },
-      });
-    }
+  // one Sandbox a step (as the controller claims in batches) or all at once
+  const step = (fx.claims.oneByOne || []).includes(tmpl) ? fx.claims.stepMs : 0;
+  const claimOne = (i) => {
+    const name = `${tmpl}-${(++serial).toString(36)}x${i}`;
+    claimed.set(`${ns}/${name}`, {
+      apiVersion: "agents.kruise.io/v1alpha1",
+      kind: "Sandbox",
+      metadata: {
+        name,
+        namespace: ns,
+        uid: `uid-${ns}-${name}`,
+        labels: { ...(claim.spec.labels || {}), "agents.kruise.io/claim-name": claim.metadata.name,
+          "agents.kruise.io/sandbox-id": `sbx-${name}` },
+        annotations: { ...(claim.spec.annotations || {}), "agents.kruise.io/runtime-access-token": fx.claims.token },
+      },
+      spec: { envVars: claim.spec.envVars || {} },
+      status: { phase: "Running", conditions: [{ type: "Ready", status: "True" }] },
+    });
+    claim.status.claimedReplicas = i + 1;
+  };
+  const done = () => {
     claim.status.claimedReplicas = get;
     if (get === want) {
       claim.status.phase = "Completed";
       claim.status.completionTime = new Date().toISOString();
       claim.status.conditions = [condition("Completed", "AllClaimed", `claimed ${get} sandboxes`)];
     }
-  });
+  };
+  for (let i = 0; step && i < get; i++)
+    later(key, fx.claims.delayMs + i * step, () => {
+      if (claims.get(key) !== claim) return;
+      claimOne(i);
+      if (i === get - 1) done();
+    });
+  if (!step)
+    later(key, fx.claims.delayMs, () => {
+      if (claims.get(key) !== claim) return;
+      for (let i = 0; i < get; i++) claimOne(i);
+      done();
+    });
   if (get < want)
     later(key, durationMs(claim.spec.claimTimeout), () => {
       if (claims.get(key) !== claim) return;
