@@ -64,7 +64,7 @@ double bench_hist_quantile(const bench_hist *h, double q);
 /* ------------------------------------------------------------- results */
 
 typedef struct bench_result {
-    const char *client; /* "libenvd", "h2load", "e2b-js", "go", "curl" */
+    const char *client; /* "libenvd", "h2load", "e2b-js", "go", "curl", "raw-curl" */
     const char *scenario;
     int transport;        /* BT_* */
     const char *encoding; /* "proto" or "json" */
@@ -92,6 +92,9 @@ typedef struct bench_result {
     double bytes_per_s;
     int64_t file_bytes; /* size of each file moved */
     long files;         /* files per case */
+    /* stream (bench/scenario_commands.c): output bytes read; 0 elsewhere
+     * (bytes_per_s is their rate) */
+    int64_t stream_bytes;
     int parts;          /* upload in parts (envd_files_opts_set_parallel); 0: one stream */
     /* batch (bench/batch.c): envdctl batch over the same jobs; 0 elsewhere */
     long batch_jobs;

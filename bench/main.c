@@ -1,6 +1,7 @@
 /* envd-bench: unary calls through libenvd against the reference server, next
  * to h2load and the e2b npm SDK making the same calls. See bench/README.md. */
 #include "bench.h"
+#include "scenario_commands.h"
 #include "scenario_files.h"
 
 #include <curl/curl.h>
@@ -29,7 +30,7 @@ static void usage(FILE *fp)
             "  --duration S         measured seconds per case (default 3)\n"
             "  --warmup S           unmeasured seconds before (libenvd, e2b-js, go; default 1)\n"
             "  --calls N            libenvd: end the window after N calls (for profiling)\n"
-            "  --clients LIST       comma list of libenvd,h2load,e2b-js,go,curl (default: all)\n"
+            "  --clients LIST       comma list of libenvd,h2load,e2b-js,go,curl,raw-curl (default: all)\n"
             "  --domain HOST:PORT   use this server instead of starting the reference server\n"
             "  --server-pid PID     its pid (server CPU column; lets inflight pause it)\n"
             "  --workers N          libenvd runtime workers (default: online CPUs)\n"
@@ -252,7 +253,7 @@ int main(int argc, char **argv)
 
     const bench_client_impl *clients[] = {&bench_client_libenvd, &bench_client_h2load,
                                           &bench_client_e2b_js, &bench_client_go,
-                                          &bench_client_curl};
+                                          &bench_client_curl, &bench_client_raw_curl};
     size_t cap = 256, n_res = 0;
     bench_result *results = calloc(cap, sizeof(*results));
     int progress = !o.json && isatty(2);

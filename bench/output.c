@@ -1,5 +1,6 @@
 /* Printing: the human table, JSON lines, and the target checks. */
 #include "bench.h"
+#include "scenario_commands.h"
 #include "scenario_files.h"
 
 #include <jansson.h>
@@ -111,6 +112,10 @@ static void print_json(const bench_result *r)
         if (r->parts)
             json_object_set_new(o, "parts", json_integer(r->parts));
     }
+    if (r->stream_bytes > 0) {
+        json_object_set_new(o, "bytes_per_s", json_real(rnd(r->bytes_per_s)));
+        json_object_set_new(o, "stream_bytes", json_integer((json_int_t)r->stream_bytes));
+    }
     if (r->batch_jobs > 0) {
         json_object_set_new(o, "batch_jobs", json_integer(r->batch_jobs));
         json_object_set_new(o, "batch_ok", json_integer((json_int_t)r->batch_ok));
@@ -151,7 +156,9 @@ void bench_print_result(const bench_opts *o, const bench_result *r)
         fflush(stdout);
         return;
     }
-    char srv_us[16] = "-", srv_pct[16] = "-", conns[16] = "-", thr[16] = "-";
+    char srv_us[16] = "-", srv_pct[16] = "-", conns[16] = "-", thr[16] = "-", rss[24] = "-";
+    if (r->peak_rss_kib >= 0)
+        snprintf(rss, sizeof(rss), "%ld", r->peak_rss_kib);
     if (r->server_cpu_us >= 0 && r->seconds > 0) {
         snprintf(srv_us, sizeof(srv_us), "%.0f", per_call(r->server_cpu_us, r->calls));
         snprintf(srv_pct, sizeof(srv_pct), "%.0f", 100.0 * r->server_cpu_us / 1e6 / r->seconds);
@@ -160,10 +167,10 @@ void bench_print_result(const bench_opts *o, const bench_result *r)
         snprintf(conns, sizeof(conns), "%d", r->connections);
     if (r->threads >= 0)
         snprintf(thr, sizeof(thr), "%d", r->threads);
-    printf("%-8s %-8s %-11s %5d %8llu %5llu %9.0f %8.0f %8.0f %9.1f %8ld %6s %6s %5s %4s\n",
+    printf("%-8s %-8s %-11s %5d %8llu %5llu %9.0f %8.0f %8.0f %9.1f %8s %6s %6s %5s %4s\n",
            r->client, r->scenario, bench_transport_name(r->transport), r->concurrency,
            (unsigned long long)r->calls, (unsigned long long)r->errors, calls_per_s(r), r->p50_us,
-           r->p99_us, cpu_per_call(r), r->peak_rss_kib, srv_us, srv_pct, conns, thr);
+           r->p99_us, cpu_per_call(r), rss, srv_us, srv_pct, conns, thr);
     if (r->inflight >= 0)
         printf("         inflight %ld: %d threads (workers %d; %d started by libenvd, %d by gRPC "
                "core, 1 main), %.2f KiB RSS per call in flight (%.2f KiB of it malloc'd; "
@@ -172,7 +179,8 @@ void bench_print_result(const bench_opts *o, const bench_result *r)
                r->inflight, r->threads, r->workers, r->runtime_threads,
                r->threads - r->runtime_threads - 1, r->rss_per_call_kib, r->heap_per_call_kib,
                r->baseline_rss_kib, r->note);
-    if (r->file_bytes > 0 || r->batch_jobs > 0 || r->idle_rss_per_client_kib >= 0)
+    if (r->file_bytes > 0 || r->batch_jobs > 0 || r->idle_rss_per_client_kib >= 0 ||
+        r->stream_bytes > 0)
         printf("         %s\n", r->note);
     fflush(stdout);
 }
@@ -319,6 +327,7 @@ void bench_print_targets(const bench_opts *o, const bench_result *rs, size_t n)
         unary_targets(fp, rs, n, l, &met, &missed);
     }
     absent_peers(fp, rs, n);
+    bench_stream_targets(fp, rs, n, &met, &missed);
     bench_files_targets(fp, rs, n, &met, &missed);
     bench_batch_targets(fp, rs, n, &met, &missed);
     fprintf(fp, "  %d met, %d missed\n", met, missed);
