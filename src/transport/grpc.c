@@ -125,6 +125,24 @@ typedef struct gconn {
     int64_t idle_since; /* envd_now_ms() when active last fell to 0 */
 } gconn;
 
+/* Prepared metadata: one header as the slices core is given (lower-case
+ * key, value), checked once and then reused by reference. The calls of a
+ * client send the same few headers every time, and building them (the
+ * skip list, two copies and two legality checks each) cost ~4 k
+ * instructions per Stat of ~72 k (issue 11). Direct-mapped by a hash of
+ * name and value; a header not found is built as before and takes its
+ * slot, so headers that change per call (a process timeout, a rotating
+ * token) only evict. Guarded by envd_grpc_engine.md_mu. */
+#define MD_SLOTS 64
+
+typedef struct md_slot {
+    uint64_t hash;
+    char *name; /* as the caller spelled it; NULL = empty slot */
+    char *value;
+    int skip;   /* a header this transport does not send */
+    grpc_slice k, v;
+} md_slot;
+
 /* The pool of one endpoint, keyed as the channel cache always was. */
 typedef struct gpool {
     struct gpool *next;
@@ -166,6 +184,9 @@ struct envd_grpc_engine {
     envd_rpc *live; /* calls between start and on_done */
     size_t n_live;
     int closing;
+
+    pthread_mutex_t md_mu;
+    md_slot md[MD_SLOTS];
 };
 
 typedef struct sendq {
@@ -1189,31 +1210,116 @@ static int header_skipped(const char *name)
     return 0;
 }
 
+/* One header as core takes it: *skip = 1 for a header not sent, else
+ * *k and *v (the caller's references). ENVD_E_CONFIG for a name or value
+ * core would refuse. */
+static envd_status header_make(const envd_kv *kv, int *skip, grpc_slice *k, grpc_slice *v)
+{
+    size_t len = strlen(kv->name);
+    char lower[256];
+    if (len == 0 || len >= sizeof lower)
+        return ENVD_E_CONFIG;
+    for (size_t j = 0; j <= len; j++)
+        lower[j] = (char)tolower((unsigned char)kv->name[j]);
+    *skip = header_skipped(lower);
+    if (*skip)
+        return ENVD_OK;
+    *k = grpc_slice_from_copied_string(lower);
+    *v = grpc_slice_from_copied_string(kv->value);
+    int bin = len > 4 && strcmp(lower + len - 4, "-bin") == 0;
+    if (!grpc_header_key_is_legal(*k) || (!bin && !grpc_header_nonbin_value_is_legal(*v))) {
+        grpc_slice_unref(*k);
+        grpc_slice_unref(*v);
+        return ENVD_E_CONFIG;
+    }
+    return ENVD_OK;
+}
+
+static uint64_t header_hash(const envd_kv *kv)
+{
+    uint64_t h = 1469598103934665603ull; /* FNV-1a */
+    for (const char *p = kv->name; *p; p++)
+        h = (h ^ (unsigned char)*p) * 1099511628211ull;
+    h = (h ^ 0xffu) * 1099511628211ull; /* between name and value */
+    for (const char *p = kv->value; *p; p++)
+        h = (h ^ (unsigned char)*p) * 1099511628211ull;
+    return h;
+}
+
+static void md_slot_clear(md_slot *m)
+{
+    if (m->name && !m->skip) {
+        grpc_slice_unref(m->k);
+        grpc_slice_unref(m->v);
+    }
+    free(m->name);
+    free(m->value);
+    memset(m, 0, sizeof *m);
+}
+
+/* 1 with *skip, *k, *v (new references) when the header is in e's table. */
+static int md_lookup(envd_grpc_engine *e, const envd_kv *kv, uint64_t h, int *skip, grpc_slice *k,
+                     grpc_slice *v)
+{
+    md_slot *m = &e->md[h % MD_SLOTS];
+    pthread_mutex_lock(&e->md_mu);
+    int hit = m->name && m->hash == h && strcmp(m->name, kv->name) == 0 &&
+              strcmp(m->value, kv->value) == 0;
+    if (hit) {
+        *skip = m->skip;
+        if (!m->skip) {
+            *k = grpc_slice_ref(m->k);
+            *v = grpc_slice_ref(m->v);
+        }
+    }
+    pthread_mutex_unlock(&e->md_mu);
+    return hit;
+}
+
+/* Keeps a header just built in its slot (its own references). */
+static void md_store(envd_grpc_engine *e, const envd_kv *kv, uint64_t h, int skip, grpc_slice k,
+                     grpc_slice v)
+{
+    md_slot n = {.hash = h, .skip = skip};
+    n.name = dup_str(kv->name);
+    n.value = dup_str(kv->value);
+    if (!n.name || !n.value) { /* not kept; the call has its own */
+        free(n.name);
+        free(n.value);
+        return;
+    }
+    if (!skip) {
+        n.k = grpc_slice_ref(k);
+        n.v = grpc_slice_ref(v);
+    }
+    pthread_mutex_lock(&e->md_mu);
+    md_slot old = e->md[h % MD_SLOTS];
+    e->md[h % MD_SLOTS] = n;
+    pthread_mutex_unlock(&e->md_mu);
+    md_slot_clear(&old);
+}
+
 /* Builds the metadata array; returns ENVD_OK or the reason to refuse. The
  * slices in md[0..*n) must be unreffed by the caller. */
-static envd_status build_metadata(const envd_rpc_request *req, grpc_metadata *md, size_t *n)
+static envd_status build_metadata(envd_grpc_engine *e, const envd_rpc_request *req,
+                                  grpc_metadata *md, size_t *n)
 {
     *n = 0;
     for (size_t i = 0; i < req->n_headers; i++) {
         const envd_kv *kv = &req->headers[i];
         if (!kv->name || !kv->value)
             continue;
-        size_t len = strlen(kv->name);
-        char lower[256];
-        if (len == 0 || len >= sizeof lower)
-            return ENVD_E_CONFIG;
-        for (size_t j = 0; j <= len; j++)
-            lower[j] = (char)tolower((unsigned char)kv->name[j]);
-        if (header_skipped(lower))
-            continue;
-        grpc_slice k = grpc_slice_from_copied_string(lower);
-        grpc_slice v = grpc_slice_from_copied_string(kv->value);
-        int bin = len > 4 && strcmp(lower + len - 4, "-bin") == 0;
-        if (!grpc_header_key_is_legal(k) || (!bin && !grpc_header_nonbin_value_is_legal(v))) {
-            grpc_slice_unref(k);
-            grpc_slice_unref(v);
-            return ENVD_E_CONFIG;
+        uint64_t h = header_hash(kv);
+        int skip = 0;
+        grpc_slice k, v;
+        if (!md_lookup(e, kv, h, &skip, &k, &v)) {
+            envd_status st = header_make(kv, &skip, &k, &v);
+            if (st != ENVD_OK)
+                return st;
+            md_store(e, kv, h, skip, k, v);
         }
+        if (skip)
+            continue;
         md[*n].key = k;
         md[*n].value = v;
         (*n)++;
@@ -1239,11 +1345,11 @@ typedef struct md_list {
     size_t n;
 } md_list;
 
-static envd_status md_list_build(const envd_rpc_request *req, md_list *ml)
+static envd_status md_list_build(envd_grpc_engine *e, const envd_rpc_request *req, md_list *ml)
 {
     ml->n = 0;
     ml->md = req->n_headers <= 16 ? ml->stack : envd_calloc(req->n_headers, sizeof *ml->md);
-    return ml->md ? build_metadata(req, ml->md, &ml->n) : ENVD_E_NOMEM;
+    return ml->md ? build_metadata(e, req, ml->md, &ml->n) : ENVD_E_NOMEM;
 }
 
 static void md_list_free(md_list *ml)
@@ -1502,7 +1608,7 @@ static envd_status grpc_start(envd_rpc_transport *t, const envd_rpc_request *req
         return ENVD_E_NOMEM;
 
     md_list ml;
-    envd_status st = md_list_build(req, &ml);
+    envd_status st = md_list_build(e, req, &ml);
     if (st == ENVD_OK && req->kind != ENVD_RPC_CLIENT_STREAM &&
         !(r->req_bb = make_bb(req->body, req->body_len)))
         st = ENVD_E_NOMEM;
@@ -1710,6 +1816,7 @@ envd_status envd_grpc_engine_new(int workers, envd_timers *timers, const envd_po
         pthread_cond_init(&e->workers[i].cv, NULL);
     }
     pthread_mutex_init(&e->mu, NULL);
+    pthread_mutex_init(&e->md_mu, NULL);
     pthread_cond_init(&e->drained, NULL);
 
     /* Workers block every signal: they belong to the application's threads. */
@@ -1737,6 +1844,7 @@ envd_status envd_grpc_engine_new(int workers, envd_timers *timers, const envd_po
     if (st != ENVD_OK) {
         stop_workers(e, started);
         pthread_cond_destroy(&e->drained);
+        pthread_mutex_destroy(&e->md_mu);
         pthread_mutex_destroy(&e->mu);
         free(e->workers);
         free(e);
@@ -1817,8 +1925,11 @@ void envd_grpc_engine_free(envd_grpc_engine *e)
     /* 3-4. shut down each queue, let its worker drain it to
      *      GRPC_QUEUE_SHUTDOWN, join, destroy. */
     stop_workers(e, e->n_workers);
+    for (int i = 0; i < MD_SLOTS; i++)
+        md_slot_clear(&e->md[i]);
 
     pthread_cond_destroy(&e->drained);
+    pthread_mutex_destroy(&e->md_mu);
     pthread_mutex_destroy(&e->mu);
     free(e->workers);
     free(e);

@@ -857,6 +857,91 @@ static void many_concurrent(void **state)
     free(rpcs);
 }
 
+/* The prepared-metadata table (grpc.c md_lookup): headers are built once
+ * and reused by content. 300 Stats, each with its user's authorization
+ * (five users in turn) and a header whose value changes every call (300
+ * values for 64 slots: evictions and slot collisions all along), from two
+ * threads at once: every reply must be for the user that call sent (the
+ * path "." resolves to that user's home), so no call ever went out with
+ * another call's header. */
+typedef struct md_worker {
+    int first, step;
+    int bad;
+    char why[200];
+} md_worker;
+
+static const char *const MD_USERS[] = {"root", "user", "daemon", "bin", "sys"};
+
+static void *md_calls(void *arg)
+{
+    md_worker *w = arg;
+    for (int i = w->first; i < 300 && !w->bad; i += w->step) {
+        const char *u = MD_USERS[i % 5];
+        char auth[64], n[16], home[64];
+        char raw[32];
+        snprintf(raw, sizeof raw, "%s:", u);
+        /* base64 of "name:" for these short names, by hand */
+        static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+        size_t rl = strlen(raw), o = 0;
+        char enc[48];
+        for (size_t j = 0; j < rl; j += 3) {
+            uint32_t v = (uint32_t)(unsigned char)raw[j] << 16;
+            if (j + 1 < rl)
+                v |= (uint32_t)(unsigned char)raw[j + 1] << 8;
+            if (j + 2 < rl)
+                v |= (unsigned char)raw[j + 2];
+            enc[o++] = b64[(v >> 18) & 63];
+            enc[o++] = b64[(v >> 12) & 63];
+            enc[o++] = j + 1 < rl ? b64[(v >> 6) & 63] : '=';
+            enc[o++] = j + 2 < rl ? b64[v & 63] : '=';
+        }
+        enc[o] = 0;
+        snprintf(auth, sizeof auth, "Basic %s", enc);
+        snprintf(n, sizeof n, "%d", i);
+        envd_kv h[] = {{"authorization", auth}, {"x-libenvd-test", n}, {"TE", "trailers"}};
+        sink s;
+        sink_init(&s, 0);
+        size_t len;
+        uint8_t *b = stat_request(".", &len);
+        envd_rpc *r = call((call_args){&W.h2c, "/filesystem.Filesystem/Stat", ENVD_RPC_UNARY, b,
+                                       len, h, 3, 10000, 0},
+                           &s);
+        int done = wait_done(&s, 15000);
+        release(r);
+        snprintf(home, sizeof home, strcmp(u, "root") == 0 ? "/root" : "/home/%s", u);
+        Filesystem__StatResponse *sr =
+            done && !s.err && s.n_msgs == 1
+                ? filesystem__stat_response__unpack(NULL, s.last_len, s.last)
+                : NULL;
+        if (!sr || !sr->entry || !sr->entry->path || strcmp(sr->entry->path, home) != 0) {
+            w->bad = 1;
+            snprintf(w->why, sizeof w->why, "call %d as %s: %s", i, u,
+                     !done     ? "no answer"
+                     : s.err   ? envd_error_message(s.err)
+                     : sr && sr->entry && sr->entry->path ? sr->entry->path
+                               : "no entry");
+        }
+        if (sr)
+            filesystem__stat_response__free_unpacked(sr, NULL);
+        sink_fini(&s);
+    }
+    return NULL;
+}
+
+static void headers_built_once_stay_per_call(void **state)
+{
+    (void)state;
+    md_worker w[2] = {{0, 2, 0, ""}, {1, 2, 0, ""}};
+    pthread_t t[2];
+    for (int i = 0; i < 2; i++)
+        assert_int_equal(pthread_create(&t[i], NULL, md_calls, &w[i]), 0);
+    for (int i = 0; i < 2; i++)
+        pthread_join(t[i], NULL);
+    for (int i = 0; i < 2; i++)
+        if (w[i].bad)
+            fail_msg("%s", w[i].why);
+}
+
 /* Workers without a call bound park outside core (grpc.c worker_park), so
  * a call bound to a parked worker must wake it, a stream on one worker
  * must go on while the others park and wake for short calls, and an engine
@@ -1020,6 +1105,7 @@ int main(void)
         cmocka_unit_test(many_concurrent),
         cmocka_unit_test(free_with_calls_in_flight),
         cmocka_unit_test(parked_workers_wake),
+        cmocka_unit_test(headers_built_once_stay_per_call),
     };
     return cmocka_run_group_tests_name("grpc_transport", tests, group_setup, group_teardown);
 }
