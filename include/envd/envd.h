@@ -27,9 +27,10 @@
  *   events, /files sinks, sources and progress, future completion) runs on
  *   one of them, in order for one stream and never concurrently for one
  *   stream:
- *     - an RPC carried by gRPC: the worker its call was bound to (round
- *       robin, fixed for the call's life). A slow callback delays every
- *       other gRPC call bound to that worker;
+ *     - an RPC carried by gRPC: the worker its call was bound to (the
+ *       one with the fewest calls at the start, fixed for the call's
+ *       life). A slow callback delays every other gRPC call bound to that
+ *       worker;
  *     - an RPC carried by Connect, and every /files transfer and Kubernetes
  *       request: the single I/O thread. A slow callback there stalls every
  *       Connect call, /files transfer and Kubernetes lookup of the runtime;

@@ -2,15 +2,19 @@
  *
  * Shape (see shared/spec/grpc-core-notes.md):
  *  - N worker threads, each draining its own GRPC_CQ_NEXT completion queue.
- *    A call is bound to one queue (round robin) for its whole life, so all
- *    of its completions, and therefore all of its callbacks, run on one
- *    thread, one at a time, in order. A worker with no call bound parks on
- *    its own condition variable instead of waiting in its queue: core's
- *    poller is process-wide (epoll1), so every thread inside
+ *    A call is bound to one queue (the worker with the fewest calls, the
+ *    lowest index on a tie) for its whole life, so all of its completions,
+ *    and therefore all of its callbacks, run on one thread, one at a time,
+ *    in order. Workers past the first park on their own condition variable
+ *    while no call is bound to them, instead of waiting in their queue:
+ *    core's poller is process-wide (epoll1), so every thread inside
  *    grpc_completion_queue_next polls every connection, and an idle worker
  *    took the poller role from the busy one on every read (a stream's CPU
  *    per message doubled with two workers; envd-bench stream, issue 11).
- *    The worker that has calls polls for them.
+ *    Worker 0 never parks, so a connection the peer closes or sends GOAWAY
+ *    on while no call is in flight (a gateway's idle timeout) is still
+ *    read at once, as before, and not found dead by the next call; and a
+ *    lone call goes to worker 0, so it does not wake another poller.
  *  - Every tag is a `gtag` whose first member is the function to run.
  *  - A pool of channels per (authority, tls, ca_file, insecure,
  *    max_message), each channel one TCP connection. A running command, a
@@ -173,7 +177,6 @@ struct envd_grpc_engine {
     envd_pool_limits lim;
     gworker *workers;
     int n_workers;
-    atomic_uint next_cq;
     atomic_int stopping; /* workers: stop parking, drain to shutdown */
 
     pthread_mutex_t mu;
@@ -1146,7 +1149,8 @@ static void on_sent(gtag *t, int ok)
 
 /* ------------------------------------------------------------ the worker */
 
-/* Parks w until a call is bound to it or the engine stops. A worker in
+/* Parks w (not worker 0) until a call is bound to it or the engine stops.
+ * A worker in
  * grpc_completion_queue_next also polls every connection's sockets (core's
  * epoll1 poller is global): with two workers in it and one busy stream,
  * they hand the poller role to each other on every read, which doubled the
@@ -1154,7 +1158,7 @@ static void on_sent(gtag *t, int ok)
  * nothing bound stays out of it; the worker whose calls it is polls. */
 static void worker_park(gworker *w)
 {
-    if (atomic_load_explicit(&w->calls, memory_order_acquire) > 0)
+    if (w->index == 0 || atomic_load_explicit(&w->calls, memory_order_acquire) > 0)
         return;
     pthread_mutex_lock(&w->mu);
     while (atomic_load_explicit(&w->calls, memory_order_acquire) == 0 &&
@@ -1415,6 +1419,23 @@ static void rpc_discard(envd_rpc *r)
     rpc_free(r);
 }
 
+/* The worker a new call goes to: the fewest calls bound, the lowest index
+ * on a tie (worker 0 polls anyway; see the file comment). Counts only
+ * change under e->mu (rpc_register, unlink_live), which the caller holds. */
+static gworker *least_busy_worker(envd_grpc_engine *e)
+{
+    gworker *best = &e->workers[0];
+    int least = atomic_load_explicit(&best->calls, memory_order_relaxed);
+    for (int i = 1; i < e->n_workers && least > 0; i++) {
+        int n = atomic_load_explicit(&e->workers[i].calls, memory_order_relaxed);
+        if (n < least) {
+            least = n;
+            best = &e->workers[i];
+        }
+    }
+    return best;
+}
+
 /* Picks the pooled channel for ep, counts r on it, and puts r on the live
  * list (so engine_free waits for it). NULL with *st set when the engine is closing or the
  * channel cannot be made. */
@@ -1434,7 +1455,7 @@ static grpc_channel *rpc_register(envd_grpc_engine *e, envd_rpc *r, const envd_e
         r->pool = p;
         r->conn = c;
         c->active++;
-        r->w = &e->workers[atomic_fetch_add(&e->next_cq, 1u) % (unsigned)e->n_workers];
+        r->w = least_busy_worker(e);
         worker_bind(r->w);
         r->next = e->live;
         if (e->live)
@@ -1807,7 +1828,6 @@ envd_status envd_grpc_engine_new(int workers, envd_timers *timers, const envd_po
     e->lim = envd_pool_limits_or_default(lim);
     e->idle_ms = POOL_IDLE_MS;
     e->n_workers = workers;
-    atomic_init(&e->next_cq, 0u);
     atomic_init(&e->stopping, 0);
     for (int i = 0; i < workers; i++) {
         e->workers[i].e = e;

@@ -942,10 +942,11 @@ static void headers_built_once_stay_per_call(void **state)
             fail_msg("%s", w[i].why);
 }
 
-/* Workers without a call bound park outside core (grpc.c worker_park), so
- * a call bound to a parked worker must wake it, a stream on one worker
- * must go on while the others park and wake for short calls, and an engine
- * whose workers are all parked must still free. Also checks the threading
+/* Workers past the first park outside core while no call is bound to them
+ * (grpc.c worker_park), and a call goes to the least busy worker: while
+ * the stream holds worker 0, each Stat goes to a parked worker and must
+ * wake it; the stream must go on meanwhile; and an engine whose other
+ * workers are all parked must still free. Also checks the threading
  * contract under it: every callback of a call runs on one thread, messages
  * in order (the whole `seq` output, byte for byte). */
 static void parked_workers_wake(void **state)
@@ -956,7 +957,7 @@ static void parked_workers_wake(void **state)
     envd_rpc_transport *t = envd_grpc_engine_transport(e);
     enum { SEQ = 60000 };
     char cmd[64];
-    snprintf(cmd, sizeof cmd, "seq 1 %d", SEQ);
+    snprintf(cmd, sizeof cmd, "seq 1 %d; sleep 2", SEQ); /* outlives round 0 */
     sink st;
     sink_init(&st, 1);
     st.keep_all = 1;
@@ -966,8 +967,8 @@ static void parked_workers_wake(void **state)
                            (call_args){&W.h2c, "/process.Process/Start", ENVD_RPC_SERVER_STREAM, b,
                                        len, KEEPALIVE_60, 1, 10000, 10000},
                            &st, NULL);
-    /* Short calls one at a time, round robin over the workers: all but the
-     * stream's are parked when each starts. */
+    /* Short calls one at a time: in round 0 the stream holds worker 0, so
+     * each goes to a parked worker; in round 1 to worker 0 alone. */
     for (int round = 0; round < 2; round++) {
         for (int i = 0; i < 9; i++) {
             sink u;
