@@ -142,6 +142,7 @@ typedef struct bench_server {
     pid_t pid; /* 0 for an external server without --server-pid */
     int owned; /* we started it */
     int port;
+    int out_fd;     /* the read end of its stdout, kept open while it runs */
     char addr[128]; /* "127.0.0.1:PORT" */
     char root[300]; /* the server's --root when owned */
 } bench_server;

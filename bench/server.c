@@ -108,6 +108,7 @@ static int spawn_server(bench_env *env, int port)
         return -1;
     }
     fcntl(ch.out_fd, F_SETFD, FD_CLOEXEC);
+    s->out_fd = ch.out_fd; /* closed when it ends (a restart made one a time) */
     snprintf(s->addr, sizeof(s->addr), "127.0.0.1:%d", s->port);
     return 0;
 }
@@ -130,6 +131,9 @@ static void end_server(bench_server *s)
         waitpid(s->pid, &st, 0);
     }
     s->pid = 0;
+    if (s->out_fd > 0)
+        close(s->out_fd);
+    s->out_fd = 0;
 }
 
 void bench_server_stop(bench_env *env)

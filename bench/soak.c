@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 enum { K_RUN, K_STREAM, K_FILES, K_WATCH, K_CANCEL, K_COUNT };
 static const char *const KIND[K_COUNT] = {"run", "stream", "files", "watch", "cancel"};
@@ -44,6 +45,33 @@ static int count_fds(void)
         n++;
     closedir(d);
     return n - 3; /* ".", ".." and the DIR's own */
+}
+
+/* The open descriptors by kind, for the report: "7 sockets, 4 pipes, ...". */
+static void fd_kinds(char *out, size_t cap)
+{
+    static const char *const kinds[] = {"socket:", "pipe:", "anon_inode:", "/"};
+    static const char *const names[] = {"sockets", "pipes", "anon inodes", "files"};
+    int n[4] = {0};
+    DIR *d = opendir("/proc/self/fd");
+    struct dirent *e;
+    while (d && (e = readdir(d))) {
+        char path[300], link[256];
+        snprintf(path, sizeof path, "/proc/self/fd/%s", e->d_name);
+        ssize_t k = readlink(path, link, sizeof link - 1);
+        if (k <= 0)
+            continue;
+        link[k] = 0;
+        for (int i = 0; i < 4; i++)
+            if (strncmp(link, kinds[i], strlen(kinds[i])) == 0) {
+                n[i]++;
+                break;
+            }
+    }
+    if (d)
+        closedir(d);
+    snprintf(out, cap, "%d %s, %d %s, %d %s, %d %s", n[0], names[0], n[1], names[1], n[2],
+             names[2], n[3], names[3]);
 }
 
 static void on_event(void *ud, const envd_fs_event *ev)
@@ -150,13 +178,14 @@ static void *work(void *arg)
 typedef struct gauges {
     long rss_kib;
     int fds, threads;
+    char fd_kinds[96];
 } gauges;
 
 /* The floor of ten readings over a second: a descriptor or a thread that
  * lives for one call comes and goes; one that leaks stays in every reading. */
 static gauges measure(void)
 {
-    gauges g = {bench_self_rss_kib(), count_fds(), bench_self_threads()};
+    gauges g = {bench_self_rss_kib(), count_fds(), bench_self_threads(), ""};
     for (int i = 0; i < 9; i++) {
         bench_sleep_ns(100000000);
         long rss = bench_self_rss_kib();
@@ -165,6 +194,7 @@ static gauges measure(void)
         g.fds = fds < g.fds ? fds : g.fds;
         g.threads = th < g.threads ? th : g.threads;
     }
+    fd_kinds(g.fd_kinds, sizeof g.fd_kinds);
     return g;
 }
 
@@ -198,18 +228,21 @@ static void soak_loop(bench_env *env, double secs, int *restarts, gauges *g0, ga
     *g1 = measure();
 }
 
-static void report(bench_result *out, const soak *s, gauges g0, gauges g1, int restarts)
+/* base: before the runtime was made; after: once it was freed again. */
+static void report(bench_result *out, const soak *s, gauges g0, gauges g1, int restarts,
+                   int fds_base, int fds_after)
 {
     size_t o = 0;
     char *n = out->note;
     o += (size_t)snprintf(n + o, sizeof out->note - o,
-                          "RSS %ld->%ld KiB, fds %d->%d, threads %d->%d (%s); %d restarts; calls",
+                          "RSS %ld->%ld KiB, fds %d->%d, threads %d->%d (%s); fds %s -> %s; "
+                          "%d before the runtime, %d after its free; %d restarts; calls",
                           g0.rss_kib, g1.rss_kib, g0.fds, g1.fds, g0.threads, g1.threads,
                           flat((double)g0.rss_kib, (double)g1.rss_kib) && flat(g0.fds, g1.fds) &&
                                   flat(g0.threads, g1.threads)
                               ? "flat"
                               : "GREW",
-                          restarts);
+                          g0.fd_kinds, g1.fd_kinds, fds_base, fds_after, restarts);
     for (int k = 0; k < K_COUNT && o < sizeof out->note; k++)
         o += (size_t)snprintf(n + o, sizeof out->note - o, " %s %llu/%llu err", KIND[k],
                               (unsigned long long)s->calls[k], (unsigned long long)s->errors[k]);
@@ -228,6 +261,7 @@ int bench_run_soak(bench_env *env, const bench_scenario *sc, int transport, int 
     int nthreads = concurrency > 0 ? concurrency : 8;
     soak s;
     memset(&s, 0, sizeof s);
+    int fds_base = count_fds();
     envd_runtime *rt = bench_runtime_new(env, 0);
     s.c = rt ? bench_client_new(env, rt, transport, 10000) : NULL;
     s.hist = bench_hist_new();
@@ -263,10 +297,10 @@ int bench_run_soak(bench_env *env, const bench_scenario *sc, int transport, int 
     out->p99_us = bench_hist_quantile(s.hist, 0.99) / 1000;
     out->threads = g1.threads;
     out->peak_rss_kib = bench_self_hwm_kib();
-    report(out, &s, g0, g1, restarts);
     free(ws);
     bench_hist_free(s.hist);
     envd_client_free(s.c);
     envd_runtime_free(rt);
+    report(out, &s, g0, g1, restarts, fds_base, count_fds());
     return 0;
 }
