@@ -261,6 +261,22 @@ void bench_print_result(const bench_opts *o, const bench_result *r);
  * stderr with --json so stdout stays JSON lines). */
 void bench_print_targets(const bench_opts *o, const bench_result *rs, size_t n);
 
+/* The object --json prints for a result: a new reference, NULL when out of
+ * memory. bench_row_dumps: one such object as one line of JSON, without the
+ * newline (free() it; NULL when out of memory). */
+struct json_t *bench_result_json(const bench_result *r);
+char *bench_row_dumps(const struct json_t *row);
+
+/* --report DIR (bench/report.c): writes DIR/rows.jsonl (one bench_result_json
+ * object per line) and SVG charts made by gnuplot (the program `gnuplot`, or
+ * the path given). bench_report_run: the rows of this run;
+ * bench_report_file: the rows of a JSON-lines file (as --json prints; "-"
+ * is stdin), so that several runs' rows make one report. 0 on success; -1
+ * with a message on stderr (rows.jsonl is still written when only the charts
+ * failed, gnuplot missing included). */
+int bench_report_run(const char *dir, const char *gnuplot, const bench_result *rs, size_t n);
+int bench_report_file(const char *dir, const char *gnuplot, const char *rows_path);
+
 /* Progress and diagnostics: stderr. */
 void bench_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 

@@ -41,6 +41,10 @@ static void usage(FILE *fp)
             "  --envdctl PATH       envdctl program (batch; default: next to envd-bench)\n"
             "  --json               one JSON object per line per case on stdout\n"
             "  --verbose            keep h2load output files\n"
+            "  --report DIR         also write DIR/rows.jsonl and SVG charts (gnuplot)\n"
+            "  --rows FILE          with --report: chart these JSON lines (--json output of\n"
+            "                       one or more runs; - for stdin) instead of running\n"
+            "  --gnuplot PATH       gnuplot program (default: gnuplot)\n"
             "  --list               list the scenarios\n",
             ENVD_SOURCE_DIR);
 }
@@ -143,6 +147,9 @@ int main(int argc, char **argv)
         O_ENVDCTL,
         O_JSON,
         O_VERBOSE,
+        O_REPORT,
+        O_ROWS,
+        O_GNUPLOT,
         O_LIST,
         O_HELP
     };
@@ -164,10 +171,14 @@ int main(int argc, char **argv)
         {"envdctl", required_argument, 0, O_ENVDCTL},
         {"json", no_argument, 0, O_JSON},
         {"verbose", no_argument, 0, O_VERBOSE},
+        {"report", required_argument, 0, O_REPORT},
+        {"rows", required_argument, 0, O_ROWS},
+        {"gnuplot", required_argument, 0, O_GNUPLOT},
         {"list", no_argument, 0, O_LIST},
         {"help", no_argument, 0, O_HELP},
         {0, 0, 0, 0},
     };
+    const char *report_dir = NULL, *rows_path = NULL, *gnuplot = NULL;
     int ch;
     while ((ch = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
         switch (ch) {
@@ -209,6 +220,9 @@ int main(int argc, char **argv)
         case O_ENVDCTL: o.envdctl = optarg; break;
         case O_JSON: o.json = 1; break;
         case O_VERBOSE: o.verbose = 1; break;
+        case O_REPORT: report_dir = optarg; break;
+        case O_ROWS: rows_path = optarg; break;
+        case O_GNUPLOT: gnuplot = optarg; break;
         case O_LIST:
             for (size_t i = 0; i < bench_n_scenarios; i++)
                 printf("%-10s %s%s\n", bench_scenarios[i].name, bench_scenarios[i].summary,
@@ -227,6 +241,12 @@ int main(int argc, char **argv)
         fprintf(stderr, "envd-bench: --duration must be > 0\n");
         return 2;
     }
+    if (rows_path && !report_dir) {
+        fprintf(stderr, "envd-bench: --rows needs --report DIR\n");
+        return 2;
+    }
+    if (rows_path) /* chart earlier runs' rows; nothing runs */
+        return bench_report_file(report_dir, gnuplot, rows_path) == 0 ? 0 : 1;
     signal(SIGPIPE, SIG_IGN);
     raise_nofile();
     curl_global_init(CURL_GLOBAL_DEFAULT);
@@ -329,6 +349,8 @@ int main(int argc, char **argv)
         }
     }
     bench_print_targets(&o, results, n_res);
+    if (report_dir && results && bench_report_run(report_dir, gnuplot, results, n_res) != 0)
+        rc = 1;
     free(results);
     bench_server_stop(&env);
     g_env = NULL;

@@ -45,9 +45,11 @@ void bench_print_header(const bench_opts *o)
     fflush(stdout);
 }
 
-static void print_json(const bench_result *r)
+json_t *bench_result_json(const bench_result *r)
 {
     json_t *o = json_object();
+    if (!o)
+        return NULL;
     json_object_set_new(o, "client", json_string(r->client));
     json_object_set_new(o, "scenario", json_string(r->scenario));
     json_object_set_new(o, "transport", json_string(bench_transport_name(r->transport)));
@@ -134,7 +136,18 @@ static void print_json(const bench_result *r)
         json_object_set_new(o, "unavailable", json_true());
     if (r->note[0])
         json_object_set_new(o, "note", json_string(r->note));
-    char *s = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(12));
+    return o;
+}
+
+char *bench_row_dumps(const json_t *row)
+{
+    return json_dumps(row, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(12));
+}
+
+static void print_json(const bench_result *r)
+{
+    json_t *o = bench_result_json(r);
+    char *s = o ? bench_row_dumps(o) : NULL;
     if (s) {
         puts(s);
         free(s);
