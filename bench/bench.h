@@ -16,6 +16,7 @@
 
 #include "envd/envd.h"
 
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -60,6 +61,36 @@ void bench_hist_free(bench_hist *h);
 void bench_hist_add(bench_hist *h, uint64_t ns);
 /* q in [0,1]; nanoseconds; 0 when empty. */
 double bench_hist_quantile(const bench_hist *h, double q);
+
+/* ------------------------------------------------- many calls awaited */
+
+/* Completions of many asynchronous calls, counted from whichever engine
+ * thread completes them: successes, the first error's text, each
+ * success's latency from its own start, and when the last one came. */
+typedef struct bench_pending {
+    _Atomic uint64_t done, ok;
+    _Atomic uint64_t last_ns; /* bench_now_ns() of the latest completion */
+    _Atomic long n;           /* the count bench_pending_wait is woken for */
+    bench_hist *hist;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    char first_error[200];
+} bench_pending;
+
+/* One call: ud of bench_pending_on_done; set t0 before starting the call. */
+typedef struct bench_pending_call {
+    bench_pending *p;
+    uint64_t t0;
+} bench_pending_call;
+
+/* 0, or -1 (no memory). */
+int bench_pending_init(bench_pending *p, long n);
+void bench_pending_destroy(bench_pending *p);
+/* An envd_future_on_complete callback; ud is a bench_pending_call. */
+void bench_pending_on_done(envd_future *f, void *ud);
+/* Waits until n calls completed (p->n is set to n) or timeout_ns passed;
+ * returns how many completed. */
+long bench_pending_wait(bench_pending *p, long n, uint64_t timeout_ns);
 
 /* ------------------------------------------------------------- results */
 
@@ -183,7 +214,12 @@ envd_client *bench_client_new(bench_env *env, envd_runtime *rt, int transport, i
 /* The same for a given sandbox ID (e2b-sandbox-id); the above sends "envd-bench". */
 envd_client *bench_client_new_id(bench_env *env, envd_runtime *rt, int transport,
                                  int64_t timeout_ms, const char *sandbox_id);
+/* The same at another address ("HOST:PORT": a gateway in front of the server). */
+envd_client *bench_client_new_at(envd_runtime *rt, const char *addr, int transport,
+                                 int64_t timeout_ms, const char *sandbox_id);
 envd_runtime *bench_runtime_new(const bench_env *env, int max_inflight);
+/* The same with max_connections per endpoint (0: the default, 200). */
+envd_runtime *bench_runtime_new_pool(const bench_env *env, int max_inflight, int max_connections);
 
 /* ------------------------------------------------------------- scenarios */
 
@@ -243,6 +279,9 @@ int bench_run_inflight(bench_env *env, const bench_scenario *sc, int transport, 
 /* bench/scenario_sandboxes.c */
 int bench_run_sandboxes(bench_env *env, const bench_scenario *sc, int transport, int concurrency,
                         bench_result *out);
+/* bench/scenario_long.c */
+int bench_run_long(bench_env *env, const bench_scenario *sc, int transport, int concurrency,
+                   bench_result *out);
 /* bench/soak.c */
 int bench_run_soak(bench_env *env, const bench_scenario *sc, int transport, int concurrency,
                    bench_result *out);

@@ -13,50 +13,12 @@
 
 #include <dirent.h>
 #include <malloc.h>
-#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
 #include <unistd.h>
-
-typedef struct pending {
-    _Atomic uint64_t done, ok;
-    bench_hist *hist;
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    long n;
-    char first_error[200];
-} pending;
-
-typedef struct call {
-    pending *p;
-    uint64_t t0;
-} call;
-
-static void on_done(envd_future *f, void *ud)
-{
-    call *c = ud;
-    pending *p = c->p;
-    envd_status st = envd_future_status(f);
-    if (st == ENVD_OK) {
-        bench_hist_add(p->hist, bench_now_ns() - c->t0);
-        atomic_fetch_add(&p->ok, 1);
-    } else {
-        const envd_error *e = envd_future_error(f);
-        pthread_mutex_lock(&p->mu);
-        if (!p->first_error[0])
-            snprintf(p->first_error, sizeof(p->first_error), "%s",
-                     e ? envd_error_message(e) : envd_strerror(st));
-        pthread_mutex_unlock(&p->mu);
-    }
-    if ((long)atomic_fetch_add(&p->done, 1) + 1 == p->n) {
-        pthread_mutex_lock(&p->mu);
-        pthread_cond_broadcast(&p->cv);
-        pthread_mutex_unlock(&p->mu);
-    }
-}
 
 /* Thread names, counted: "envd-bench x3, envd-grpc-0 x1, ...". *own gets
  * the threads libenvd made (its named workers and the unnamed ones, which
@@ -123,20 +85,16 @@ int bench_run_inflight(bench_env *env, const bench_scenario *sc, int transport, 
                  "needs the server's pid to pause it (own server, or --server-pid)");
         return -1;
     }
-    pending p;
-    memset(&p, 0, sizeof(p));
-    p.n = n;
-    p.hist = bench_hist_new();
-    pthread_mutex_init(&p.mu, NULL);
-    pthread_cond_init(&p.cv, NULL);
-    call *calls = calloc((size_t)n, sizeof(call));
+    bench_pending p;
+    int p_ok = bench_pending_init(&p, n) == 0;
+    bench_pending_call *calls = calloc((size_t)n, sizeof(*calls));
     envd_future **fs = calloc((size_t)n, sizeof(*fs));
     envd_runtime *rt = bench_runtime_new(env, (int)n + 64);
     envd_client *c = rt ? bench_client_new(env, rt, transport, 300000) : NULL;
     int rc = -1;
     int stopped = 0;
     long started = 0;
-    if (!p.hist || !calls || !fs || !c) {
+    if (!p_ok || !calls || !fs || !c) {
         out->skipped = 1;
         snprintf(out->note, sizeof(out->note), "setup failed");
         goto done;
@@ -181,11 +139,10 @@ int bench_run_inflight(bench_env *env, const bench_scenario *sc, int transport, 
             snprintf(out->note, sizeof(out->note), "start #%ld: %s", i, envd_strerror(st));
             break;
         }
-        envd_future_on_complete(fs[i], on_done, &calls[i]);
+        envd_future_on_complete(fs[i], bench_pending_on_done, &calls[i]);
         started++;
     }
     double submit_s = (double)(bench_now_ns() - t_submit) / 1e9;
-    p.n = started;
     /* let the transports push out what they can while the server sleeps */
     bench_sleep_ns(1500000000ull);
     long rss1 = bench_self_rss_kib();
@@ -200,15 +157,7 @@ int bench_run_inflight(bench_env *env, const bench_scenario *sc, int transport, 
     kill(env->server.pid, SIGCONT);
     stopped = 0;
     uint64_t t_resume = bench_now_ns();
-    uint64_t deadline = t_resume + 240000000000ull;
-    pthread_mutex_lock(&p.mu);
-    while ((long)atomic_load(&p.done) < started && bench_now_ns() < deadline) {
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_sec += 1;
-        pthread_cond_timedwait(&p.cv, &p.mu, &ts);
-    }
-    pthread_mutex_unlock(&p.mu);
+    bench_pending_wait(&p, started, 240000000000ull);
     uint64_t t_end = bench_now_ns();
     getrusage(RUSAGE_SELF, &ru1);
     double srv1 = bench_server_cpu_us(env);
@@ -256,8 +205,6 @@ done:
     envd_runtime_free(rt);
     free(fs);
     free(calls);
-    bench_hist_free(p.hist);
-    pthread_mutex_destroy(&p.mu);
-    pthread_cond_destroy(&p.cv);
+    bench_pending_destroy(&p);
     return rc;
 }

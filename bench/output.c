@@ -193,7 +193,7 @@ void bench_print_result(const bench_opts *o, const bench_result *r)
                r->threads - r->runtime_threads - 1, r->rss_per_call_kib, r->heap_per_call_kib,
                r->baseline_rss_kib, r->note);
     if (r->file_bytes > 0 || r->batch_jobs > 0 || r->idle_rss_per_client_kib >= 0 ||
-        r->stream_bytes > 0)
+        r->stream_bytes > 0 || (strcmp(r->scenario, "long") == 0 && r->note[0]))
         printf("         %s\n", r->note);
     fflush(stdout);
 }

@@ -16,44 +16,11 @@
 #include "bench.h"
 
 #include <malloc.h>
-#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
-
-typedef struct waiter {
-    _Atomic long done, ok;
-    long n;
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-} waiter;
-
-static void on_done(envd_future *f, void *ud)
-{
-    waiter *w = ud;
-    if (envd_future_status(f) == ENVD_OK)
-        atomic_fetch_add(&w->ok, 1);
-    if (atomic_fetch_add(&w->done, 1) + 1 == w->n) {
-        pthread_mutex_lock(&w->mu);
-        pthread_cond_broadcast(&w->cv);
-        pthread_mutex_unlock(&w->mu);
-    }
-}
-
-static void wait_done(waiter *w, long n, uint64_t timeout_ns)
-{
-    uint64_t deadline = bench_now_ns() + timeout_ns;
-    pthread_mutex_lock(&w->mu);
-    while (atomic_load(&w->done) < n && bench_now_ns() < deadline) {
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_sec += 1;
-        pthread_cond_timedwait(&w->cv, &w->mu, &ts);
-    }
-    pthread_mutex_unlock(&w->mu);
-}
 
 static double heap_kib(void)
 {
@@ -88,18 +55,16 @@ int bench_run_sandboxes(bench_env *env, const bench_scenario *sc, int transport,
                  "needs the server's pid to pause it (own server, or --server-pid)");
         return -1;
     }
-    waiter w;
-    memset(&w, 0, sizeof(w));
-    w.n = n;
-    pthread_mutex_init(&w.mu, NULL);
-    pthread_cond_init(&w.cv, NULL);
+    bench_pending w;
+    int w_ok = bench_pending_init(&w, n) == 0;
+    bench_pending_call *calls = calloc((size_t)n, sizeof(*calls));
     envd_client **cs = calloc((size_t)n, sizeof(*cs));
     envd_future **fs = calloc((size_t)n, sizeof(*fs));
     envd_runtime *rt = bench_runtime_new(env, (int)n + 64);
     envd_client *warm = rt ? bench_client_new(env, rt, transport, 300000) : NULL;
     int rc = -1, stopped = 0;
     long started = 0;
-    if (!cs || !fs || !warm) {
+    if (!w_ok || !calls || !cs || !fs || !warm) {
         out->skipped = 1;
         snprintf(out->note, sizeof(out->note), "setup failed");
         goto done;
@@ -136,12 +101,13 @@ int bench_run_sandboxes(bench_env *env, const bench_scenario *sc, int transport,
     }
     stopped = 1;
     for (long i = 0; i < n; i++) {
+        calls[i].p = &w;
+        calls[i].t0 = bench_now_ns();
         if (envd_fs_get_info_async(cs[i], env->stat_path, &fs[i]) != ENVD_OK)
             break;
-        envd_future_on_complete(fs[i], on_done, &w);
+        envd_future_on_complete(fs[i], bench_pending_on_done, &calls[i]);
         started++;
     }
-    w.n = started;
     bench_sleep_ns(1500000000ull); /* let the transports send what they can */
     long rss2 = bench_self_rss_kib();
     double heap2 = heap_kib();
@@ -150,7 +116,7 @@ int bench_run_sandboxes(bench_env *env, const bench_scenario *sc, int transport,
     kill(env->server.pid, SIGCONT);
     stopped = 0;
     uint64_t t_resume = bench_now_ns();
-    wait_done(&w, started, 240000000000ull);
+    bench_pending_wait(&w, started, 240000000000ull);
     out->seconds = (double)(bench_now_ns() - t_resume) / 1e9;
     for (long i = 0; i < started; i++) {
         envd_future_free(fs[i]);
@@ -191,7 +157,7 @@ done:
     envd_runtime_free(rt);
     free(fs);
     free(cs);
-    pthread_mutex_destroy(&w.mu);
-    pthread_cond_destroy(&w.cv);
+    free(calls);
+    bench_pending_destroy(&w);
     return rc;
 }

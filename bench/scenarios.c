@@ -237,6 +237,18 @@ const bench_scenario bench_scenarios[] = {
         .setup = stat_setup,
         .run = bench_run_sandboxes,
     },
+    /* Not in the default set: 1,000 processes and an nginx gateway. */
+    {
+        .name = "long",
+        .summary = "1,000 long commands at once through nginx (100 streams a connection): "
+                   "time until all started, connections, CPU and RSS per command, a Stat "
+                   "meanwhile",
+        .in_default = 0,
+        .default_concurrency = {1000},
+        .transports = 1u << BT_GRPC | 1u << BT_CONNECT_H1,
+        .setup = stat_setup,
+        .run = bench_run_long,
+    },
     /* Last: its 10,000 calls leave the heap large, which would show as the
      * peak RSS of whatever ran after it in the same process. */
     {

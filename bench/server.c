@@ -169,12 +169,20 @@ double bench_server_cpu_us(const bench_env *env)
 
 envd_runtime *bench_runtime_new(const bench_env *env, int max_inflight)
 {
+    return bench_runtime_new_pool(env, max_inflight, 0);
+}
+
+envd_runtime *bench_runtime_new_pool(const bench_env *env, int max_inflight, int max_connections)
+{
     envd_config *cfg = envd_config_new();
     if (!cfg)
         return NULL;
     if (env->opts->workers > 0)
         envd_config_set_workers(cfg, env->opts->workers);
     envd_config_set_max_inflight(cfg, max_inflight, 0);
+    if (max_connections > 0)
+        envd_config_set_connection_limits(cfg, ENVD_DEFAULT_STREAMS_PER_CONNECTION,
+                                          max_connections);
     envd_runtime *rt = NULL;
     envd_status s = envd_runtime_new(cfg, &rt);
     envd_config_free(cfg);
@@ -193,10 +201,16 @@ envd_client *bench_client_new(bench_env *env, envd_runtime *rt, int transport, i
 envd_client *bench_client_new_id(bench_env *env, envd_runtime *rt, int transport,
                                  int64_t timeout_ms, const char *sandbox_id)
 {
+    return bench_client_new_at(rt, env->server.addr, transport, timeout_ms, sandbox_id);
+}
+
+envd_client *bench_client_new_at(envd_runtime *rt, const char *addr, int transport,
+                                 int64_t timeout_ms, const char *sandbox_id)
+{
     envd_config *cfg = envd_config_new();
     if (!cfg)
         return NULL;
-    envd_config_set_domain(cfg, env->server.addr);
+    envd_config_set_domain(cfg, addr);
     envd_config_set_scheme(cfg, "http");
     envd_config_set_request_timeout_ms(cfg, timeout_ms);
     envd_config_set_transport(cfg,

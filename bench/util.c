@@ -128,6 +128,68 @@ double bench_hist_quantile(const bench_hist *h, double q)
     return (double)atomic_load(&((bench_hist *)h)->max);
 }
 
+/* ------------------------------------------------- many calls awaited */
+
+int bench_pending_init(bench_pending *p, long n)
+{
+    memset(p, 0, sizeof(*p));
+    atomic_store(&p->n, n);
+    p->hist = bench_hist_new();
+    pthread_mutex_init(&p->mu, NULL);
+    pthread_cond_init(&p->cv, NULL);
+    return p->hist ? 0 : -1;
+}
+
+void bench_pending_destroy(bench_pending *p)
+{
+    bench_hist_free(p->hist);
+    p->hist = NULL;
+    pthread_mutex_destroy(&p->mu);
+    pthread_cond_destroy(&p->cv);
+}
+
+void bench_pending_on_done(envd_future *f, void *ud)
+{
+    bench_pending_call *c = ud;
+    bench_pending *p = c->p;
+    uint64_t now = bench_now_ns();
+    envd_status st = envd_future_status(f);
+    if (st == ENVD_OK) {
+        bench_hist_add(p->hist, now - c->t0);
+        atomic_fetch_add(&p->ok, 1);
+    } else {
+        const envd_error *e = envd_future_error(f);
+        pthread_mutex_lock(&p->mu);
+        if (!p->first_error[0])
+            snprintf(p->first_error, sizeof(p->first_error), "%s",
+                     e ? envd_error_message(e) : envd_strerror(st));
+        pthread_mutex_unlock(&p->mu);
+    }
+    uint64_t last = atomic_load(&p->last_ns);
+    while (now > last && !atomic_compare_exchange_weak(&p->last_ns, &last, now))
+        ;
+    if ((long)atomic_fetch_add(&p->done, 1) + 1 >= atomic_load(&p->n)) {
+        pthread_mutex_lock(&p->mu);
+        pthread_cond_broadcast(&p->cv);
+        pthread_mutex_unlock(&p->mu);
+    }
+}
+
+long bench_pending_wait(bench_pending *p, long n, uint64_t timeout_ns)
+{
+    atomic_store(&p->n, n);
+    uint64_t deadline = bench_now_ns() + timeout_ns;
+    pthread_mutex_lock(&p->mu);
+    while ((long)atomic_load(&p->done) < n && bench_now_ns() < deadline) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_sec += 1;
+        pthread_cond_timedwait(&p->cv, &p->mu, &ts);
+    }
+    pthread_mutex_unlock(&p->mu);
+    return (long)atomic_load(&p->done);
+}
+
 /* --------------------------------------------------------------- results */
 
 void bench_result_init(bench_result *r, const char *client, const char *scenario, int transport,
