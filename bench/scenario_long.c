@@ -9,6 +9,8 @@
  *                      it with a Start alone), not N/100 waves
  *   p50/p99            each Start's latency, submission to start event
  *   cpu_us_per_call    client CPU per long command, starting them
+ *   server CPU         the reference server's over the starts (it spawns
+ *                      them one after another: what bounds `seconds`)
  *   connections        client TCP connections to the gateway while all run
  *   calls / errors     commands killed (SIGKILL, exit -1) and seen to end
  *   note               RSS per long command, idle CPU while they run, and
@@ -67,7 +69,8 @@ static uint64_t start_alone(long_case *lc, char *why, size_t why_len)
     envd_status st = envd_commands_start(lc->c, NULL, lc->opts, &h, &err);
     uint64_t ns = bench_now_ns() - t0;
     if (st != ENVD_OK) {
-        snprintf(why, why_len, "first Start: %s", err ? envd_error_message(err) : envd_strerror(st));
+        snprintf(why, why_len, "first Start: %s",
+                 err ? envd_error_message(err) : envd_strerror(st));
         envd_error_free(err);
         return 0;
     }
@@ -174,6 +177,52 @@ static void fill_latency(bench_result *out, const bench_hist *h)
     out->mean_us = cnt ? (double)atomic_load(&((bench_hist *)h)->sum) / 1e3 / (double)cnt : 0;
 }
 
+/* Ends a round: commands not seen to end are killed one by one, and the
+ * handles and futures freed, so that another round can start. */
+static void end_round(long_case *lc)
+{
+    for (long i = 0; lc->handles && i < lc->started; i++) {
+        envd_handle *h = lc->handles[i];
+        if (h && !envd_future_done(envd_handle_future(h)))
+            envd_handle_kill(h);
+        envd_handle_free(h);
+        lc->handles[i] = NULL;
+    }
+    for (long i = 0; lc->starts && i < lc->started; i++) {
+        envd_future_free(lc->starts[i]); /* kills one not yet started */
+        lc->starts[i] = NULL;
+    }
+    lc->started = 0;
+}
+
+/* The same n Starts straight to the server, without the gateway: how long
+ * the server itself takes to start them all. Seconds, or -1. */
+static double direct_round(long_case *lc)
+{
+    envd_client *via_gw = lc->c;
+    envd_client *direct =
+        bench_client_new_at(lc->rt, lc->env->server.addr, lc->transport, 180000, LONG_SANDBOX);
+    if (!direct)
+        return -1;
+    end_round(lc);
+    bench_pending_destroy(&lc->p);
+    double seconds = -1;
+    if (bench_pending_init(&lc->p, lc->n) == 0) {
+        bench_result scratch;
+        bench_result_init(&scratch, "libenvd", "long", lc->transport, (int)lc->n);
+        lc->c = direct;
+        uint64_t t0 = bench_now_ns();
+        if (start_all(lc, &scratch) == 0)
+            seconds = (double)(atomic_load(&lc->p.last_ns) - t0) / 1e9;
+        long killed;
+        kill_all(lc, &killed);
+        end_round(lc);
+        lc->c = via_gw;
+    }
+    envd_client_free(direct);
+    return seconds;
+}
+
 /* The measured part, once the gateway, runtime and client exist. */
 static int measure(long_case *lc, int gw_port, bench_result *out)
 {
@@ -206,9 +255,13 @@ static int measure(long_case *lc, int gw_port, bench_result *out)
     struct mallinfo2 mi0 = mallinfo2();
     struct rusage ru0, ru1, ru2;
     getrusage(RUSAGE_SELF, &ru0);
+    double srv0 = bench_server_cpu_us(lc->env);
     uint64_t t0 = bench_now_ns();
     int all = start_all(lc, out) == 0;
     getrusage(RUSAGE_SELF, &ru1);
+    double srv1 = bench_server_cpu_us(lc->env);
+    if (srv0 >= 0 && srv1 >= 0) /* the server spawning them: what bounds the time */
+        out->server_cpu_us = srv1 - srv0;
     out->seconds = (double)(atomic_load(&lc->p.last_ns) - t0) / 1e9;
     fill_latency(out, lc->p.hist);
     out->cpu_us = bench_rusage_us(&ru1) - bench_rusage_us(&ru0);
@@ -227,42 +280,36 @@ static int measure(long_case *lc, int gw_port, bench_result *out)
     out->peak_rss_kib = bench_self_hwm_kib();
     double stat_ms[3] = {-1, -1, -1};
     int stat_ok = stats_while_running(lc, stat_ms) == 0;
+    long s = lc->started ? lc->started : 1;
+    out->rss_per_call_kib = (double)(rss1 - rss0) / (double)s;
+    double heap_kib = ((double)mi1.uordblks - (double)mi0.uordblks) / 1024.0 / (double)s;
     long killed = 0;
     long ended = kill_all(lc, &killed);
     out->calls = (uint64_t)ended;
     out->errors = (uint64_t)(lc->n - ended);
-    long s = lc->started ? lc->started : 1;
-    out->rss_per_call_kib = (double)(rss1 - rss0) / (double)s;
-    double heap_kib = ((double)mi1.uordblks - (double)mi0.uordblks) / 1024.0 / (double)s;
+    char first_error[sizeof(lc->p.first_error)];
+    memcpy(first_error, lc->p.first_error, sizeof(first_error)); /* the next round resets it */
+    double direct_s = direct_round(lc);
     size_t used = strlen(out->note);
     snprintf(out->note + used, sizeof(out->note) - used,
-             "%s%s%s%ld `sleep 600` via nginx (%s): %s in "
-             "%.2f s = %.1fx one Start alone (%.1f ms); %d client connections to the gateway "
-             "(%d gateway->server); %.2f KiB RSS per command (%.2f KiB malloc'd); idle CPU "
-             "%.1f ms/s with all running; Stat while all run: %s%.1f ms first, %.1f median, "
+             "%s%s%s%ld `sleep 600` via nginx (%s): %s in %.2f s = %.1fx one Start alone "
+             "(%.1f ms; straight to the server all took %.2f s); %d client connections to the "
+             "gateway (%d gateway->server); %.2f KiB RSS per command (%.2f KiB malloc'd); idle "
+             "CPU %.1f ms/s with all running; Stat while all run: %s%.1f ms first, %.1f median, "
              "%.1f max of %d; %ld killed, %ld ended with exit -1",
-             used ? "; " : "", lc->p.first_error[0] ? lc->p.first_error : "",
-             lc->p.first_error[0] ? "; " : "", lc->n,
+             used ? "; " : "", first_error, first_error[0] ? "; " : "", lc->n,
              lc->transport == BT_GRPC ? "h2c, 100 streams a connection, grpc_pass"
                                       : "HTTP/1.1 in and out",
              all ? "all started" : "NOT all started", out->seconds,
-             out->seconds * 1e9 / (double)alone_ns, (double)alone_ns / 1e6, out->connections,
-             upstream, out->rss_per_call_kib, heap_kib, idle_ms_per_s,
+             out->seconds * 1e9 / (double)alone_ns, (double)alone_ns / 1e6, direct_s,
+             out->connections, upstream, out->rss_per_call_kib, heap_kib, idle_ms_per_s,
              stat_ok ? "" : "FAILED, ", stat_ms[0], stat_ms[1], stat_ms[2], STATS, killed, ended);
     return 0;
 }
 
-/* What is left: commands not seen to end are killed one by one. */
 static void long_cleanup(long_case *lc)
 {
-    for (long i = 0; lc->handles && i < lc->started; i++) {
-        envd_handle *h = lc->handles[i];
-        if (h && !envd_future_done(envd_handle_future(h)))
-            envd_handle_kill(h);
-        envd_handle_free(h);
-    }
-    for (long i = 0; lc->starts && i < lc->started; i++)
-        envd_future_free(lc->starts[i]); /* kills one not yet started */
+    end_round(lc);
     envd_client_free(lc->c);
     envd_runtime_free(lc->rt);
     envd_cmd_opts_free(lc->opts);
