@@ -146,6 +146,13 @@ static long kill_all(long_case *lc, long *killed)
     return ended;
 }
 
+/* Seconds from t0 to the last start event (0 when none came). */
+static double since(const long_case *lc, uint64_t t0)
+{
+    uint64_t last = atomic_load(&((long_case *)lc)->p.last_ns);
+    return last > t0 ? (double)(last - t0) / 1e9 : 0;
+}
+
 /* Starts the n commands and waits for every start event; 0 or -1. */
 static int start_all(long_case *lc, bench_result *out)
 {
@@ -213,7 +220,7 @@ static double direct_round(long_case *lc)
         lc->c = direct;
         uint64_t t0 = bench_now_ns();
         if (start_all(lc, &scratch) == 0)
-            seconds = (double)(atomic_load(&lc->p.last_ns) - t0) / 1e9;
+            seconds = since(lc, t0);
         long killed;
         kill_all(lc, &killed);
         end_round(lc);
@@ -262,7 +269,7 @@ static int measure(long_case *lc, int gw_port, bench_result *out)
     double srv1 = bench_server_cpu_us(lc->env);
     if (srv0 >= 0 && srv1 >= 0) /* the server spawning them: what bounds the time */
         out->server_cpu_us = srv1 - srv0;
-    out->seconds = (double)(atomic_load(&lc->p.last_ns) - t0) / 1e9;
+    out->seconds = since(lc, t0);
     fill_latency(out, lc->p.hist);
     out->cpu_us = bench_rusage_us(&ru1) - bench_rusage_us(&ru0);
     out->cpu_user_us = (double)(ru1.ru_utime.tv_sec - ru0.ru_utime.tv_sec) * 1e6 +
