@@ -435,9 +435,15 @@ static void chart_cpu(report *r, const char *scenario, const long *xs, size_t nx
                 "palette = \"");
     for (size_t k = 0; k < N_COLORS; k++)
         fprintf(fp, "%s%s", k ? " " : "", colors[k]);
-    fprintf(fp, "\"\nplot for [i=2:%zu] $cpu using i:xtic(1) title columnheader(i) "
-                "lc rgb word(palette, (i-2)%%%zu+1)\n",
-            nx + 1, N_COLORS);
+    /* each bar's value above it: bar k of n in a cluster with gap 1 sits at
+     * (k - (n-1)/2) / (n+1) from the cluster's centre */
+    fprintf(fp, "\"\nn = %zu\nplot for [i=2:n+1] $cpu using i:xtic(1) title columnheader(i) "
+                "lc rgb word(palette, (i-2)%%%zu+1), \\\n"
+                "  for [i=2:n+1] $cpu skip 1 using ($0 + (i-2-(n-1)/2.0)/(n+1)):i:"
+                "(sprintf(column(i) >= 100 ? \"%%.0f\" : \"%%.3g\", column(i))) "
+                "with labels font \",8\" offset 0,0.6 "
+                "notitle\n",
+            nx, N_COLORS);
     r->failed += gp_run(r, fp, name) != 0;
 }
 
