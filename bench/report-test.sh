@@ -28,6 +28,9 @@ for sc in stat list run; do
     grep -q '>libenvd grpc<' "$f" || fail "$f does not name the series libenvd grpc"
   done
 done
+for sc in sandboxes inflight; do  # not closed-loop: only in memory.svg
+  [ ! -e "$tmp/r/$sc-calls.svg" ] || fail "$sc got a calls chart"
+done
 grep -q '>sandboxes: idle client, grpc<' "$tmp/r/memory.svg" || fail "memory.svg lacks the sandboxes series"
 grep -q '>inflight: Stat in flight, grpc<' "$tmp/r/memory.svg" || fail "memory.svg lacks the inflight series"
 ok
