@@ -371,10 +371,13 @@ static void chart_latency(report *r, const char *scenario, const long *xs, size_
     fprintf(fp, "set logscale y\nset xlabel \"concurrency (calls in flight)\"\n");
     if (hi > 0)
         fprintf(fp, "set yrange [%g:%g]\n", lo / 1.5, hi * 1.5);
+    /* the rows are in microseconds; ticks read as ms and s */
+    fprintf(fp, "set ytics (\"10 us\" 10, \"100 us\" 100, \"1 ms\" 1e3, \"10 ms\" 1e4, "
+                "\"100 ms\" 1e5, \"1 s\" 1e6, \"10 s\" 1e7, \"100 s\" 1e8)\n");
     /* two equal panels on the left, the one key to the right of both */
     fprintf(fp, "set lmargin 10\nset rmargin 2\nset size 0.37,0.92\n");
     for (int k = 0; k < 2; k++) {
-        fprintf(fp, "set origin %s,0\nset title \"%s\"\nset ylabel \"%s latency, us (log)\"\n",
+        fprintf(fp, "set origin %s,0\nset title \"%s\"\nset ylabel \"%s latency (log)\"\n",
                 k ? "0.39" : "0.02", names[k], names[k]);
         fprintf(fp, k ? "set key at screen 0.77,0.85 left top Left reverse\n" : "unset key\n");
         panel_clients(r, fp, scenario, keys[k]);
