@@ -293,6 +293,17 @@ static int count_done(envd_future **fs, int n)
     return k;
 }
 
+/* The first few of fs[0..n) that ended with an error, on stderr: what a
+ * count that came out wrong was made of. */
+static void print_failed(envd_future **fs, int n)
+{
+    for (int i = 0, shown = 0; i < n && shown < 3; i++)
+        if (fs[i] && envd_future_done(fs[i]) && envd_future_status(fs[i]) != ENVD_OK) {
+            fprintf(stderr, "  command %d: %s\n", i, envd_error_message(envd_future_error(fs[i])));
+            shown++;
+        }
+}
+
 /* Kills the started commands among fs[0..n) (those done) and waits for
  * each end; returns how many. Moves them to the front of fs first. */
 static int kill_done(pool_fx *fx, envd_future **fs, int n)
@@ -325,6 +336,8 @@ static void ceiling_queues_the_rest(void **state)
     /* The queued ones cannot start while every stream is held; give them
      * time to show it if they could. */
     usleep(1000 * 1000);
+    if (count_done(fs, N) != FIRST)
+        print_failed(fs, N);
     assert_int_equal(count_done(fs, N), FIRST);
     assert_conns(fx, 2);
     assert_int_equal(kill_done(fx, fs, N), FIRST);
