@@ -687,7 +687,8 @@ static int connection_lost(grpc_status_code st, const char *details)
 {
     static const char *const words[] = {"Socket closed",     "Connection reset",
                                         "Broken pipe",       "End of TCP stream",
-                                        "keepalive watchdog timeout", "GOAWAY received"};
+                                        "keepalive watchdog timeout", "GOAWAY received",
+                                        "Transport closed"};
     if (st != GRPC_STATUS_UNAVAILABLE)
         return 0;
     for (size_t i = 0; i < sizeof words / sizeof words[0]; i++) {
