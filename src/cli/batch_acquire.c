@@ -64,20 +64,29 @@ static int join(batch_acq *a, const char *label, int k8s, envd_client *client)
     return 0;
 }
 
+/* The acquisition both starters share, or NULL (out of memory). */
+static batch_acq *acq_new(cli_ctx *ctx, int want, int quiet, batch_acq **out)
+{
+    batch_acq *a = calloc(1, sizeof(*a));
+    *out = a;
+    if (!a)
+        return NULL;
+    a->ctx = ctx;
+    a->quiet = quiet;
+    a->want = (size_t)want;
+    a->t0 = cli_now_ms();
+    return a;
+}
+
 /* ----------------------------------------------------------- --create */
 
 int batch_acq_start_create(cli_ctx *ctx, const char *template_id, int count, int quiet,
                            batch_acq **out)
 {
-    batch_acq *a = calloc(1, sizeof(*a));
-    *out = a;
+    batch_acq *a = acq_new(ctx, count, quiet, out);
     if (!a)
         return cli_errorf(ctx, "out of memory");
-    a->ctx = ctx;
-    a->quiet = quiet;
     a->template_id = template_id;
-    a->want = (size_t)count;
-    a->t0 = cli_now_ms();
     cli_catch_interrupts(); /* until the scheduler's handler: a Ctrl-C is kept */
     return cli_create_start(ctx, template_id, count, &a->created);
 }
@@ -106,14 +115,9 @@ static void poll_create(batch_acq *a)
 int batch_acq_start_claim(cli_ctx *ctx, const char *ref, int replicas, int quiet,
                           batch_acq **out)
 {
-    batch_acq *a = calloc(1, sizeof(*a));
-    *out = a;
+    batch_acq *a = acq_new(ctx, replicas, quiet, out);
     if (!a)
         return cli_errorf(ctx, "out of memory");
-    a->ctx = ctx;
-    a->quiet = quiet;
-    a->want = (size_t)replicas;
-    a->t0 = cli_now_ms();
     a->list_every = LIST_FIRST_MS;
     a->next_list = a->t0 + LIST_FIRST_MS;
     int rc = cli_claim_start(ctx, ref, replicas, quiet, &a->claim);
