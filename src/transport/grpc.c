@@ -79,6 +79,7 @@
 #include <grpc/support/time.h>
 
 #include <ctype.h>
+#include <dlfcn.h>
 #include <errno.h>
 #include <limits.h>
 #include <pthread.h>
@@ -122,11 +123,23 @@ static void tag_init(gtag *t, gtag_fn fn, envd_rpc *r)
 /* One pooled connection: its own grpc_channel, kept out of core's global
  * subchannel pool (GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL), so that it really
  * is one TCP connection of its own (core reconnects it as needed). */
+/* Methods registered on a channel (grpc_channel_register_call): core
+ * keeps the :path slice and its metadata ready, so a call made from the
+ * handle skips building them. envd has fewer methods than slots; a method
+ * past the last slot is created the ordinary way. */
+#define REG_SLOTS 24
+
+typedef struct greg {
+    char *path; /* NULL = free */
+    void *handle; /* owned by the channel */
+} greg;
+
 typedef struct gconn {
     struct gconn *next;
     grpc_channel *channel;
     int active;         /* calls from creation to on_done (a stream: its life) */
     int64_t idle_since; /* envd_now_ms() when active last fell to 0 */
+    greg reg[REG_SLOTS];
 } gconn;
 
 /* Prepared metadata: one header as the slices core is given (lower-case
@@ -206,6 +219,7 @@ struct envd_rpc {
     envd_rpc_callbacks cb;
     char *target; /* authority, for messages */
     char *method; /* full :path, for messages */
+    void *reg;    /* method registered on conn's channel, or NULL */
     int tls;
     int64_t timeout_ms;
     int64_t idle_ms;
@@ -463,6 +477,74 @@ static gconn *pick_conn(envd_grpc_engine *e, gpool *p, const envd_endpoint *ep, 
     return c;
 }
 
+/* Abseil's mutex deadlock detection is a debug check: an Abseil compiled
+ * with NDEBUG (as gRPC's release builds bundle it) has it off, but Debian's
+ * libabsl is built without NDEBUG, so each mutex gRPC core takes also
+ * updates a lock-order graph: ~4.6 k of ~67 k instructions per gRPC Stat
+ * (callgrind, issue 11). Switched off once, at the first engine; with
+ * ENVD_ABSL_DEADLOCK_DETECTION=1 in the environment Abseil's setting is
+ * kept. The function is looked up by its mangled name (Debian's inline
+ * namespace, or none), so against another Abseil this changes nothing. */
+static pthread_once_t absl_once = PTHREAD_ONCE_INIT;
+static int absl_state = -1;
+
+static void absl_deadlock_off(void)
+{
+    static const char *const names[] = {
+        "_ZN4absl7debian329SetMutexDeadlockDetectionModeENS0_15OnDeadlockCycleE",
+        "_ZN4absl29SetMutexDeadlockDetectionModeENS_15OnDeadlockCycleE",
+    };
+    const char *keep = getenv("ENVD_ABSL_DEADLOCK_DETECTION");
+    if (keep && strcmp(keep, "1") == 0) {
+        absl_state = 0;
+        return;
+    }
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        void *sym = dlsym(RTLD_DEFAULT, names[i]);
+        if (sym) {
+            void (*set_mode)(int);
+            memcpy(&set_mode, &sym, sizeof set_mode); /* object to function pointer */
+            set_mode(0); /* absl::OnDeadlockCycle::kIgnore */
+            absl_state = 1;
+            return;
+        }
+    }
+}
+
+int envd_grpc_absl_deadlock_state(void)
+{
+    pthread_once(&absl_once, absl_deadlock_off);
+    return absl_state;
+}
+
+/* Called with e->mu held. The registered handle of path on c, registering
+ * it on first use; NULL (an ordinary call) when the slots are full or out
+ * of memory. */
+static void *conn_registered(gconn *c, const char *path)
+{
+    for (int i = 0; i < REG_SLOTS; i++) {
+        greg *g = &c->reg[i];
+        if (!g->path) {
+            if (!(g->path = dup_str(path)))
+                return NULL;
+            g->handle = grpc_channel_register_call(c->channel, g->path, NULL, NULL);
+            return g->handle;
+        }
+        if (strcmp(g->path, path) == 0)
+            return g->handle;
+    }
+    return NULL;
+}
+
+/* Destroys c's channel (with its registrations) and frees c. */
+static void conn_free(gconn *c)
+{
+    grpc_channel_destroy(c->channel);
+    for (int i = 0; i < REG_SLOTS && c->reg[i].path; i++)
+        free(c->reg[i].path);
+    free(c);
+}
+
 /* The timer callback: closes the connections past each pool's first that
  * have been idle for idle_ms, and re-arms for the next one to come due. */
 static void sweep_idle(void *ud)
@@ -504,8 +586,7 @@ static void sweep_idle(void *ud)
     while (dead) {
         gconn *c = dead;
         dead = c->next;
-        grpc_channel_destroy(c->channel);
-        free(c);
+        conn_free(c);
     }
     envd_timer_cancel(self); /* from inside its own callback: freed after */
 }
@@ -1455,6 +1536,7 @@ static grpc_channel *rpc_register(envd_grpc_engine *e, envd_rpc *r, const envd_e
     if (ch) {
         r->pool = p;
         r->conn = c;
+        r->reg = conn_registered(c, r->method);
         c->active++;
         r->w = least_busy_worker(e);
         worker_bind(r->w);
@@ -1477,11 +1559,14 @@ static grpc_call *rpc_create_call(envd_rpc *r, grpc_channel *ch)
      * this call and its r->method are gone; a stale static slice whose
      * memory a later call reused made core send a new method under an old
      * method's index (a SendSignal arrived at the server as Stat). */
-    grpc_slice method = grpc_slice_from_copied_string(r->method);
     gpr_timespec deadline = gpr_inf_future(GPR_CLOCK_REALTIME);
     if (r->kind == ENVD_RPC_UNARY && r->timeout_ms > 0)
         deadline = gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC),
                                 gpr_time_from_millis(r->timeout_ms, GPR_TIMESPAN));
+    if (r->reg)
+        return grpc_channel_create_registered_call(ch, NULL, GRPC_PROPAGATE_DEFAULTS, r->w->cq,
+                                                   r->reg, deadline, NULL);
+    grpc_slice method = grpc_slice_from_copied_string(r->method);
     grpc_call *call = grpc_channel_create_call(ch, NULL, GRPC_PROPAGATE_DEFAULTS, r->w->cq,
                                                method, NULL, deadline, NULL);
     grpc_slice_unref(method); /* the call holds its own reference */
@@ -1823,6 +1908,7 @@ envd_status envd_grpc_engine_new(int workers, envd_timers *timers, const envd_po
         free(e);
         return ENVD_E_NOMEM;
     }
+    envd_grpc_absl_deadlock_state();
     grpc_init();
     e->base.ops = &grpc_ops;
     e->timers = timers;
@@ -1936,8 +2022,7 @@ void envd_grpc_engine_free(envd_grpc_engine *e)
         while (p->conns) {
             gconn *c = p->conns;
             p->conns = c->next;
-            grpc_channel_destroy(c->channel);
-            free(c);
+            conn_free(c);
         }
         free(p->authority);
         free(p->ca_file);

@@ -142,6 +142,10 @@ envd_status envd_grpc_engine_new(int workers, envd_timers *timers, const envd_po
  * down in the documented order and calls grpc_shutdown(). Must not be called
  * from an engine thread. */
 void envd_grpc_engine_free(envd_grpc_engine *e);
+/* Whether the first engine switched off Abseil's debug mutex deadlock
+ * detection (see grpc.c): 1 done, 0 kept (ENVD_ABSL_DEADLOCK_DETECTION=1),
+ * -1 not found in this Abseil. Runs the switch if no engine has yet. */
+int envd_grpc_absl_deadlock_state(void);
 envd_rpc_transport *envd_grpc_engine_transport(envd_grpc_engine *e);
 /* Tests: channels over every pool and the calls counted on them. */
 void envd_grpc_engine_pool_stats(envd_grpc_engine *e, size_t *channels, size_t *active);
