@@ -95,7 +95,7 @@ long bench_pending_wait(bench_pending *p, long n, uint64_t timeout_ns);
 /* ------------------------------------------------------------- results */
 
 typedef struct bench_result {
-    const char *client; /* "libenvd", "h2load", "e2b-js", "go", "curl", "raw-curl" */
+    const char *client; /* "libenvd", "h2load", "e2b-js", "go", "go-connect", "curl", "raw-curl" */
     const char *scenario;
     int transport;        /* BT_* */
     const char *encoding; /* "proto" or "json" */
@@ -243,6 +243,8 @@ struct bench_scenario {
     size_t (*request)(bench_env *env, uint8_t *buf, size_t cap);
     /* Operation name for bench/e2b-driver.mjs; NULL: no e2b-js baseline. */
     const char *e2b_op;
+    /* Operation name for bench/go-driver when e2b-js has none; NULL: e2b_op. */
+    const char *go_op;
     /* Own runner (libenvd only), instead of the closed loop. */
     int (*run)(bench_env *env, const bench_scenario *sc, int transport, int concurrency,
                bench_result *out);
@@ -266,6 +268,9 @@ extern const bench_client_impl bench_client_libenvd;
 extern const bench_client_impl bench_client_h2load;
 extern const bench_client_impl bench_client_e2b_js;
 extern const bench_client_impl bench_client_go;
+extern const bench_client_impl bench_client_go_connect;
+/* What go-connect is, for notes and target lines (bench/client_go.c). */
+const char *bench_go_connect_about(void);
 
 /* Runs a peer driver in another language (bench/driver.c: the
  * measure-start / measure-end / JSON-line protocol) and fills out; `what`

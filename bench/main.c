@@ -28,16 +28,18 @@ static void usage(FILE *fp)
             "  --transport T        grpc | connect-h1 | connect-h2c (default: all)\n"
             "  --concurrency N      calls in flight (default: 1, 16, 256; inflight: 10000)\n"
             "  --duration S         measured seconds per case (default 3)\n"
-            "  --warmup S           unmeasured seconds before (libenvd, e2b-js, go; default 1)\n"
+            "  --warmup S           unmeasured seconds before (libenvd, e2b-js, Go; default 1)\n"
             "  --calls N            libenvd: end the window after N calls (for profiling)\n"
-            "  --clients LIST       comma list of libenvd,h2load,e2b-js,go,curl,raw-curl (default: all)\n"
+            "  --clients LIST       comma list of libenvd,h2load,e2b-js,go,go-connect,curl,\n"
+            "                       raw-curl (default: all)\n"
             "  --domain HOST:PORT   use this server instead of starting the reference server\n"
             "  --server-pid PID     its pid (server CPU column; lets inflight pause it)\n"
             "  --workers N          libenvd runtime workers (default: online CPUs)\n"
             "  --source-dir DIR     repository root (default: %s)\n"
             "  --h2load PATH        h2load program (default: h2load)\n"
             "  --node PATH          node program (default: node)\n"
-            "  --go PATH            go program, builds bench/go-driver (default: go)\n"
+            "  --go PATH            go program, builds bench/go-driver (default: go; go-connect\n"
+            "                       also needs protoc in PATH)\n"
             "  --envdctl PATH       envdctl program (batch; default: next to envd-bench)\n"
             "  --json               one JSON object per line per case on stdout\n"
             "  --verbose            keep h2load output files\n"
@@ -273,7 +275,8 @@ int main(int argc, char **argv)
 
     const bench_client_impl *clients[] = {&bench_client_libenvd, &bench_client_h2load,
                                           &bench_client_e2b_js, &bench_client_go,
-                                          &bench_client_curl, &bench_client_raw_curl};
+                                          &bench_client_go_connect, &bench_client_curl,
+                                          &bench_client_raw_curl};
     size_t cap = 256, n_res = 0;
     bench_result *results = calloc(cap, sizeof(*results));
     int progress = !o.json && isatty(2);

@@ -39,7 +39,7 @@ void bench_print_header(const bench_opts *o)
 {
     if (o->json)
         return;
-    printf("%-8s %-8s %-11s %5s %8s %5s %9s %8s %8s %9s %8s %6s %6s %5s %4s\n", "client",
+    printf("%-10s %-8s %-11s %5s %8s %5s %9s %8s %8s %9s %8s %6s %6s %5s %4s\n", "client",
            "scenario", "transport", "c", "calls", "err", "calls/s", "p50 us", "p99 us", "cpu us/c",
            "rss KiB", "srv us", "srv %", "conns", "thr");
     fflush(stdout);
@@ -163,7 +163,7 @@ void bench_print_result(const bench_opts *o, const bench_result *r)
         return;
     }
     if (r->skipped) {
-        printf("%-8s %-8s %-11s %5d  %s: %s\n", r->client, r->scenario,
+        printf("%-10s %-8s %-11s %5d  %s: %s\n", r->client, r->scenario,
                bench_transport_name(r->transport), r->concurrency,
                r->unavailable ? "absent" : "skipped", r->note);
         fflush(stdout);
@@ -180,7 +180,7 @@ void bench_print_result(const bench_opts *o, const bench_result *r)
         snprintf(conns, sizeof(conns), "%d", r->connections);
     if (r->threads >= 0)
         snprintf(thr, sizeof(thr), "%d", r->threads);
-    printf("%-8s %-8s %-11s %5d %8llu %5llu %9.0f %8.0f %8.0f %9.1f %8s %6s %6s %5s %4s\n",
+    printf("%-10s %-8s %-11s %5d %8llu %5llu %9.0f %8.0f %8.0f %9.1f %8s %6s %6s %5s %4s\n",
            r->client, r->scenario, bench_transport_name(r->transport), r->concurrency,
            (unsigned long long)r->calls, (unsigned long long)r->errors, calls_per_s(r), r->p50_us,
            r->p99_us, cpu_per_call(r), rss, srv_us, srv_pct, conns, thr);
@@ -212,10 +212,11 @@ static const bench_result *find(const bench_result *rs, size_t n, const char *cl
 }
 
 /* Peer clients whose rows are absent (Go not installed, module not served):
- * their targets cannot be checked; said once, with the reason. */
+ * their targets cannot be checked; said once, with the reason. And what
+ * go-connect stands for, once, when it has rows. */
 static void absent_peers(FILE *fp, const bench_result *rs, size_t n)
 {
-    static const char *const peers[] = {"go", "e2b-js"};
+    static const char *const peers[] = {"go", "go-connect", "e2b-js"};
     for (size_t p = 0; p < sizeof(peers) / sizeof(peers[0]); p++)
         for (size_t i = 0; i < n; i++)
             if (rs[i].unavailable && strcmp(rs[i].client, peers[p]) == 0) {
@@ -223,6 +224,11 @@ static void absent_peers(FILE *fp, const bench_result *rs, size_t n)
                         rs[i].note);
                 break;
             }
+    for (size_t i = 0; i < n; i++)
+        if (!rs[i].skipped && strcmp(rs[i].client, "go-connect") == 0) {
+            fprintf(fp, "  go-connect: %s\n", bench_go_connect_about());
+            break;
+        }
 }
 
 static void count(int ok, int *met, int *missed)
@@ -233,7 +239,8 @@ static void count(int ok, int *met, int *missed)
 
 /* Issue 11's targets for a closed-loop libenvd row: CPU per call against
  * lean h2load (gRPC <= 4x, Connect/HTTP/1.1 <= 1.6x h2load --h1), below the
- * Go client on every transport, >= 25x below the e2b SDK; and throughput at
+ * Go client on every transport (the agents-api module, `go`, when it
+ * builds; its stack, `go-connect`), >= 25x below the e2b SDK; and throughput at
  * c=256 >= 90% of h2load's. */
 static void unary_targets(FILE *fp, const bench_result *rs, size_t n, const bench_result *l,
                           int *met, int *missed)
@@ -267,12 +274,16 @@ static void unary_targets(FILE *fp, const bench_result *rs, size_t n, const benc
             count(tr >= 0.9, met, missed);
         }
     }
-    const bench_result *g = find(rs, n, "go", sc, l->transport, c);
-    if (g) {
+    /* the Go client: the agents-api module, and its stack (go-connect) */
+    static const char *const gos[][2] = {{"go", "the Go client's"},
+                                         {"go-connect", "the Go client's stack (go-connect)"}};
+    for (size_t k = 0; k < 2; k++) {
+        const bench_result *g = find(rs, n, gos[k][0], sc, l->transport, c);
+        if (!g)
+            continue;
         double ratio = mine / cpu_per_call(g);
-        fprintf(fp, "  %-8s %-11s c=%-4d CPU/call %.1f us = %.2fx the Go client's %.1f us (< 1x): "
-                    "%s\n",
-                sc, tn, c, mine, ratio, cpu_per_call(g), ratio < 1 ? "met" : "MISSED");
+        fprintf(fp, "  %-8s %-11s c=%-4d CPU/call %.1f us = %.2fx %s %.1f us (< 1x): %s\n", sc,
+                tn, c, mine, ratio, gos[k][1], cpu_per_call(g), ratio < 1 ? "met" : "MISSED");
         count(ratio < 1, met, missed);
     }
     if (l->transport != BT_CONNECT_H1)

@@ -146,6 +146,7 @@ const bench_scenario bench_scenarios[] = {
         .summary = "Commands.Run of `true` (/bin/bash -l -c true): runs/s, CPU per run",
         .in_default = 1,
         .start = bench_cmd_run_start,
+        .go_op = "run",
     },
     {
         .name = "stream",

@@ -1,9 +1,15 @@
-// envd-bench's Go peer: the OpenKruise agents-api runtime client
-// (github.com/openkruise/agents-api/runtime) making the same calls as
-// libenvd, against the same server, under the protocol of bench/driver.c.
+// envd-bench's Go peers: one harness (this file) and two clients chosen at
+// build time, run under the protocol of bench/driver.c.
+//
+// `go` (agentsapi.go, the default build) is the OpenKruise agents-api
+// runtime client (github.com/openkruise/agents-api/runtime). `go-connect`
+// (goconnect.go, built with -tags goconnect) makes the same calls with that
+// client's own stack: connect-go clients generated from the repository's protos at
+// bench time, called as runtime calls them.
 //
 //	envd-bench-go --addr 127.0.0.1:PORT --transport grpc|connect-h1|connect-h2c \
-//	    --op stat|list|run|read|write --path P --concurrency C --warmup S --duration S
+//	    --op stat|list|run|read|write --path P --concurrency C --warmup S --duration S \
+//	    [--cmd CMD] [--access-token T]
 //
 // C goroutines keep one call each in flight for warm-up + duration. The
 // program prints "measure-start" and "measure-end" at the edges of the
@@ -11,13 +17,10 @@
 // line: {calls, errors, seconds, p50_us, p90_us, p99_us, mean_us, max_us,
 // self_cpu_us, first_error}.
 //
-// Transports. runtime.Client speaks Connect (binary protobuf) through the
-// http.Client it is given: the default transport gives HTTP/1.1 over
-// http://, a transport with only unencrypted HTTP/2 enabled gives h2c. It
-// has no protocol option, so for gRPC the driver builds the module's own
-// generated envd clients with connect.WithGRPC() over h2c and hands them to
-// runtime.NewFilesystem / runtime.NewCommands, the constructors
-// runtime.NewWithConfig itself uses.
+// Transports, for both clients: Connect (binary protobuf) through an
+// http.Client whose transport is Go's default (HTTP/1.1 over http://) or
+// the same with only unencrypted HTTP/2 enabled (h2c); gRPC is connect-go's
+// generated clients with connect.WithGRPC() over h2c.
 package main
 
 import (
@@ -27,73 +30,64 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"path/filepath"
 	"sort"
 	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
-
-	"connectrpc.com/connect"
-	"github.com/openkruise/agents-api/runtime"
-	"github.com/openkruise/agents-api/runtime/envd/filesystem/filesystemconnect"
-	"github.com/openkruise/agents-api/runtime/envd/process/processconnect"
 )
 
 const sandboxID = "envd-bench" // what libenvd and h2load send as e2b-sandbox-id
 
 type options struct {
-	addr, transport, op, path, cmd string
-	concurrency                    int
-	warmup, duration               float64
+	addr, transport, op, path, cmd, token string
+	concurrency                           int
+	warmup, duration                      float64
+}
+
+// envdClient is the five calls of runtime.Client the bench makes; each
+// build target provides newClient (agentsapi.go, goconnect.go).
+type envdClient interface {
+	stat(ctx context.Context, path string) error
+	list(ctx context.Context) error
+	run(ctx context.Context, cmd string) error
+	read(ctx context.Context, path string) error
+	write(ctx context.Context, path string, data []byte) error
 }
 
 // httpClient returns an http.Client for the transport: HTTP/1.1 with one
-// idle connection kept per call in flight (as libcurl keeps them), or h2c.
-func httpClient(o *options) *http.Client {
+// idle connection kept per call in flight (as libcurl keeps them), or h2c;
+// the 60 s timeout of runtime's default client.
+func httpClient(o *options) (*http.Client, error) {
 	t := http.DefaultTransport.(*http.Transport).Clone()
 	t.MaxIdleConns = o.concurrency + 16
 	t.MaxIdleConnsPerHost = o.concurrency + 16
-	if o.transport != "connect-h1" {
+	switch o.transport {
+	case "connect-h1":
+	case "connect-h2c", "grpc":
 		p := new(http.Protocols)
 		p.SetUnencryptedHTTP2(true)
 		t.Protocols = p
-	}
-	return &http.Client{Transport: t, Timeout: 60 * time.Second}
-}
-
-func newClient(o *options) (*runtime.Client, error) {
-	hc := httpClient(o)
-	cfg := runtime.NewConfig(runtime.WithDomain(o.addr), runtime.WithScheme("http"),
-		runtime.WithHTTPClient(hc))
-	c := runtime.NewWithConfig(sandboxID, cfg)
-	switch o.transport {
-	case "connect-h1", "connect-h2c":
-	case "grpc":
-		url := cfg.SandboxURL(sandboxID)
-		headers := cfg.SandboxHeaders(sandboxID)
-		fs := filesystemconnect.NewFilesystemClient(hc, url, connect.WithGRPC())
-		proc := processconnect.NewProcessClient(hc, url, connect.WithGRPC())
-		c.Files = runtime.NewFilesystem(fs, hc, cfg.StreamingHTTPClient(), url, headers)
-		c.Commands = runtime.NewCommands(proc, headers)
 	default:
 		return nil, fmt.Errorf("unknown transport %q", o.transport)
 	}
-	return c, nil
+	return &http.Client{Transport: t, Timeout: 60 * time.Second}, nil
 }
 
-func operation(o *options, c *runtime.Client) (func(context.Context) error, error) {
+func operation(o *options, c envdClient) (func(context.Context) error, error) {
 	payload := []byte("envd-bench go driver\n")
 	switch o.op {
 	case "stat":
-		return func(ctx context.Context) error { _, err := c.Files.GetInfo(ctx, o.path); return err }, nil
+		return func(ctx context.Context) error { return c.stat(ctx, o.path) }, nil
 	case "list":
-		return func(ctx context.Context) error { _, err := c.Commands.List(ctx); return err }, nil
+		return c.list, nil
 	case "run":
-		return func(ctx context.Context) error { _, err := c.Commands.Run(ctx, o.cmd); return err }, nil
+		return func(ctx context.Context) error { return c.run(ctx, o.cmd) }, nil
 	case "read":
-		return func(ctx context.Context) error { _, err := c.Files.Read(ctx, o.path); return err }, nil
+		return func(ctx context.Context) error { return c.read(ctx, o.path) }, nil
 	case "write":
-		return func(ctx context.Context) error { _, err := c.Files.Write(ctx, o.path, payload); return err }, nil
+		return func(ctx context.Context) error { return c.write(ctx, o.path, payload) }, nil
 	}
 	return nil, fmt.Errorf("unknown op %q", o.op)
 }
@@ -205,12 +199,13 @@ func main() {
 	flag.StringVar(&o.op, "op", "stat", "stat | list | run | read | write")
 	flag.StringVar(&o.path, "path", "/", "file for stat, read and write")
 	flag.StringVar(&o.cmd, "cmd", "true", "command for run")
+	flag.StringVar(&o.token, "access-token", "", "X-Access-Token, if any")
 	flag.IntVar(&o.concurrency, "concurrency", 1, "calls in flight")
 	flag.Float64Var(&o.warmup, "warmup", 1, "unmeasured seconds")
 	flag.Float64Var(&o.duration, "duration", 3, "measured seconds")
 	flag.Parse()
 	if o.addr == "" || o.concurrency < 1 {
-		fmt.Fprintln(os.Stderr, "envd-bench-go: --addr and --concurrency >= 1 are required")
+		fmt.Fprintln(os.Stderr, filepath.Base(os.Args[0])+": --addr and --concurrency >= 1 are required")
 		os.Exit(2)
 	}
 	c, err := newClient(&o)
@@ -225,6 +220,6 @@ func main() {
 			}
 		}
 	}
-	fmt.Fprintln(os.Stderr, "envd-bench-go:", err)
+	fmt.Fprintln(os.Stderr, filepath.Base(os.Args[0])+":", err)
 	os.Exit(1)
 }
