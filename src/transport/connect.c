@@ -329,7 +329,35 @@ static void rpc_destroy(envd_curl_xfer *x)
     free(r);
 }
 
-static const envd_curl_xfer_vt rpc_vt = {rpc_done, rpc_destroy};
+/* I/O thread, when the engine admits the call: its easy handle (taken only
+ * now, so a call queued behind the connection bound holds none). */
+static envd_status rpc_setup(envd_curl_xfer *x)
+{
+    envd_rpc *r = rpc_of(x);
+    CURL *easy = x->easy;
+    CURLU *u = envd_curl_url(x->eng, r->url);
+    if (u)
+        curl_easy_setopt(easy, CURLOPT_CURLU, u);
+    else
+        curl_easy_setopt(easy, CURLOPT_URL, r->url);
+    curl_easy_setopt(easy, CURLOPT_POST, 1L);
+    curl_easy_setopt(easy, CURLOPT_HTTPHEADER, r->hdrs);
+    curl_easy_setopt(easy, CURLOPT_HEADERFUNCTION, on_header);
+    curl_easy_setopt(easy, CURLOPT_HEADERDATA, r);
+    curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, on_write);
+    curl_easy_setopt(easy, CURLOPT_WRITEDATA, r);
+    if (r->kind == ENVD_RPC_CLIENT_STREAM) {
+        /* No size: a chunked body on HTTP/1.1, DATA frames on h2. */
+        curl_easy_setopt(easy, CURLOPT_READFUNCTION, on_read);
+        curl_easy_setopt(easy, CURLOPT_READDATA, r);
+    } else {
+        curl_easy_setopt(easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)r->req_len);
+        curl_easy_setopt(easy, CURLOPT_POSTFIELDS, (char *)r->req);
+    }
+    return ENVD_OK;
+}
+
+static const envd_curl_xfer_vt rpc_vt = {rpc_done, rpc_destroy, rpc_setup};
 
 static envd_status connect_start(envd_rpc_transport *t, const envd_rpc_request *req,
                                  const envd_rpc_callbacks *cb, envd_rpc **out)
@@ -342,6 +370,9 @@ static envd_status connect_start(envd_rpc_transport *t, const envd_rpc_request *
         return ENVD_E_USAGE;
     if (req->kind == ENVD_RPC_SERVER_STREAM && req->body_len > UINT32_MAX)
         return ENVD_INVALID_ARGUMENT;
+    if (req->kind != ENVD_RPC_UNARY && req->kind != ENVD_RPC_SERVER_STREAM &&
+        req->kind != ENVD_RPC_CLIENT_STREAM)
+        return ENVD_E_USAGE;
     envd_curl_engine *eng = envd_curl_engine_from_connect(t);
 
     /* Expect: 100-continue would stall uploads by a round trip (or a second
@@ -357,8 +388,10 @@ static envd_status connect_start(envd_rpc_transport *t, const envd_rpc_request *
     lines[0] = ctype[req->kind != ENVD_RPC_UNARY];
     size_t nfixed = sizeof lines / sizeof lines[0];
 
-    /* One allocation: the call, its header list, URL, method and body. */
+    /* One allocation: the call, its header list, URL, method, CA file path
+     * (the easy handle is configured later, see rpc_setup) and body. */
     size_t hb, bl = strlen(req->ep->base_url), ml = strlen(req->method);
+    size_t cl = req->ep->ca_file ? strlen(req->ep->ca_file) + 1 : 0;
     envd_status st = envd_curl_headers_size(req->headers, req->n_headers, nfixed, &hb);
     if (st != ENVD_OK)
         return st;
@@ -367,7 +400,7 @@ static envd_status connect_start(envd_rpc_transport *t, const envd_rpc_request *
                                                         : 0;
     if (req->body_len > SIZE_MAX / 2)
         return ENVD_E_NOMEM;
-    envd_rpc *r = envd_calloc(1, sizeof *r + hb + bl + ml + 1 + ml + 1 + body);
+    envd_rpc *r = envd_calloc(1, sizeof *r + hb + bl + ml + 1 + ml + 1 + cl + body);
     if (!r)
         return ENVD_E_NOMEM;
     pthread_mutex_init(&r->smu, NULL);
@@ -385,26 +418,14 @@ static envd_status connect_start(envd_rpc_transport *t, const envd_rpc_request *
     r->method = p;
     memcpy(p, req->method, ml + 1);
     p += ml + 1;
-    r->req = (uint8_t *)p;
-    CURL *easy = envd_curl_easy_get(eng);
-    if (!easy) {
-        rpc_destroy(&r->x);
-        return ENVD_E_NOMEM;
+    envd_endpoint ep = *req->ep;
+    if (cl) {
+        memcpy(p, req->ep->ca_file, cl);
+        ep.ca_file = p;
+        p += cl;
     }
-    envd_curl_xfer_init(&r->x, &rpc_vt, eng, easy, req->ep);
-    st = ENVD_E_NOMEM;
-
-    CURLU *u = envd_curl_url(eng, r->url);
-    if (u)
-        curl_easy_setopt(easy, CURLOPT_CURLU, u);
-    else
-        curl_easy_setopt(easy, CURLOPT_URL, r->url);
-    curl_easy_setopt(easy, CURLOPT_POST, 1L);
-    curl_easy_setopt(easy, CURLOPT_HTTPHEADER, r->hdrs);
-    curl_easy_setopt(easy, CURLOPT_HEADERFUNCTION, on_header);
-    curl_easy_setopt(easy, CURLOPT_HEADERDATA, r);
-    curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, on_write);
-    curl_easy_setopt(easy, CURLOPT_WRITEDATA, r);
+    r->req = (uint8_t *)p;
+    envd_curl_xfer_init(&r->x, &rpc_vt, eng, NULL, &ep, r->url);
 
     switch (req->kind) {
     case ENVD_RPC_UNARY:
@@ -423,33 +444,23 @@ static envd_status connect_start(envd_rpc_transport *t, const envd_rpc_request *
         r->x.idle_timeout_ms = req->idle_timeout_ms;
         r->x.idle_before_first = req->timeout_ms <= 0;
         break;
-    case ENVD_RPC_CLIENT_STREAM:
-        /* The response cannot start before close_send(), so both clocks start
-         * there. Before it, the call waits on the caller, not the server. */
+    default:
+        /* Client stream. The response cannot start before close_send(), so
+         * both clocks start there. Before it, the call waits on the caller,
+         * not the server. */
         r->x.timeout_ms = req->timeout_ms;
         r->x.idle_timeout_ms = req->idle_timeout_ms;
         r->x.idle_before_first = req->timeout_ms <= 0;
         r->x.timers_deferred = 1;
         break;
-    default: st = ENVD_E_USAGE; goto fail;
-    }
-    if (req->kind == ENVD_RPC_CLIENT_STREAM) {
-        /* No size: a chunked body on HTTP/1.1, DATA frames on h2. */
-        curl_easy_setopt(easy, CURLOPT_READFUNCTION, on_read);
-        curl_easy_setopt(easy, CURLOPT_READDATA, r);
-    } else {
-        curl_easy_setopt(easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)r->req_len);
-        curl_easy_setopt(easy, CURLOPT_POSTFIELDS, (char *)r->req);
     }
 
-    if ((st = envd_curl_engine_submit(eng, &r->x)) != ENVD_OK)
-        goto fail;
+    if ((st = envd_curl_engine_submit(eng, &r->x)) != ENVD_OK) {
+        rpc_destroy(&r->x);
+        return st;
+    }
     *out = r;
     return ENVD_OK;
-
-fail:
-    rpc_destroy(&r->x);
-    return st;
 }
 
 static envd_status connect_send(envd_rpc *r, const uint8_t *msg, size_t len)

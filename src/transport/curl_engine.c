@@ -38,6 +38,21 @@ enum { Q_ADD = 1u, Q_CANCEL = 2u, Q_RESUME = 4u, Q_ARM = 8u };
 
 #define ENVD_EASY_POOL 256
 
+#define ENVD_ORIGIN_BUCKETS 256
+
+/* Transfers to one origin (scheme, host and port) in curl's multi handle,
+ * and those waiting for a place there, oldest first. */
+struct envd_curl_origin {
+    envd_curl_origin *next; /* hash chain */
+    envd_curl_origin *rnext; /* ready list */
+    envd_curl_xfer *qhead, *qtail;
+    int admitted;
+    int ready; /* on the ready list */
+    int busy;  /* admit_ready is working on it: keep it */
+    size_t bucket, keylen;
+    char key[];
+};
+
 struct envd_curl_engine {
     CURLM *multi;
     envd_pool_limits lim; /* per endpoint (host and port) */
@@ -58,10 +73,17 @@ struct envd_curl_engine {
 
     envd_rpc_transport connect_tp;
 
+    /* Admission (I/O thread): origins with transfers admitted or waiting,
+     * chained by hash; those whose queue may move on (see release). */
+    envd_curl_origin *origins[ENVD_ORIGIN_BUCKETS];
+    envd_curl_origin *ready;
+    int no_admit; /* shutting down */
+
     /* Finished easy handles, reset and kept for the next transfer: creating
      * one per call was a visible share of a unary call's CPU. mu. */
     CURL *idle_easy[ENVD_EASY_POOL];
     size_t n_idle_easy;
+    size_t n_easy_held; /* mu: handed out by envd_curl_easy_get, not put back */
 
     /* The proxy environment, read once when the engine is made (see
      * proxy_env_read); NULL where unset. */
@@ -217,28 +239,10 @@ static void proxy_env_free(envd_curl_engine *e)
     free(e->no_proxy);
 }
 
-void envd_curl_xfer_init(envd_curl_xfer *x, const envd_curl_xfer_vt *vt, envd_curl_engine *e,
-                         CURL *easy, const envd_endpoint *ep)
+/* The options every transfer shares, from the endpoint's copy in x. */
+static void apply_common(envd_curl_xfer *x, CURL *easy)
 {
-    x->vt = vt;
-    x->eng = e;
-    x->easy = easy;
-    x->errbuf[0] = '\0';
-    atomic_init(&x->refs, 1);
-    atomic_init(&x->cancel_requested, 0);
-    atomic_init(&x->finished, 0);
-    x->first_deadline = 0;
-    x->deadline_at = 0;
-    x->last_activity = 0;
-    x->first_seen = 0;
-    x->timers_on = 0;
-    x->has_conn = 0;
-    x->in_multi = 0;
-    x->prev = x->next = NULL;
-    x->qnext = NULL;
-    x->qbits = 0;
-    x->queued = 0;
-
+    envd_curl_engine *e = x->eng;
     curl_easy_setopt(easy, CURLOPT_PRIVATE, (void *)x);
     curl_easy_setopt(easy, CURLOPT_PREREQFUNCTION, on_prereq);
     curl_easy_setopt(easy, CURLOPT_PREREQDATA, (void *)x);
@@ -249,14 +253,14 @@ void envd_curl_xfer_init(envd_curl_xfer *x, const envd_curl_xfer_vt *vt, envd_cu
     curl_easy_setopt(easy, CURLOPT_USERAGENT, ENVD_USER_AGENT);
     curl_easy_setopt(easy, CURLOPT_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(easy, CURLOPT_FOLLOWLOCATION, 0L);
-    const char *proxy = ep->tls ? e->proxy_https : e->proxy_http;
+    const char *proxy = x->tls ? e->proxy_https : e->proxy_http;
     curl_easy_setopt(easy, CURLOPT_PROXY, proxy ? proxy : "");
     curl_easy_setopt(easy, CURLOPT_NOPROXY, e->no_proxy ? e->no_proxy : "");
-    if (ep->tls) {
+    if (x->tls) {
         /* HTTP/2 where ALPN offers it, HTTP/1.1 otherwise. */
         curl_easy_setopt(easy, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
         curl_easy_setopt(easy, CURLOPT_PIPEWAIT, 1L);
-    } else if (ep->h2c_prior_knowledge) {
+    } else if (x->h2c) {
         curl_easy_setopt(easy, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2_PRIOR_KNOWLEDGE);
         if (g_h2c_reuse_broken) {
             /* libcurl < 8.0.0 fails every stream on a reused prior-knowledge
@@ -275,12 +279,56 @@ void envd_curl_xfer_init(envd_curl_xfer *x, const envd_curl_xfer_vt *vt, envd_cu
         /* Stock envd speaks HTTP/1.1 only; never try an h2c upgrade. */
         curl_easy_setopt(easy, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
     }
-    if (ep->ca_file && ep->ca_file[0])
-        curl_easy_setopt(easy, CURLOPT_CAINFO, ep->ca_file);
-    if (ep->insecure) {
+    if (x->ca_file && x->ca_file[0])
+        curl_easy_setopt(easy, CURLOPT_CAINFO, x->ca_file);
+    if (x->insecure) {
         curl_easy_setopt(easy, CURLOPT_SSL_VERIFYPEER, 0L);
         curl_easy_setopt(easy, CURLOPT_SSL_VERIFYHOST, 0L);
     }
+}
+
+/* "scheme://host:port" of url: what admission counts by. */
+static void origin_of(const char *url, const char **origin, size_t *len)
+{
+    const char *p = strstr(url, "://");
+    p = p ? p + 3 : url;
+    p += strcspn(p, "/?#");
+    *origin = url;
+    *len = (size_t)(p - url);
+}
+
+void envd_curl_xfer_init(envd_curl_xfer *x, const envd_curl_xfer_vt *vt, envd_curl_engine *e,
+                         CURL *easy, const envd_endpoint *ep, const char *url)
+{
+    x->vt = vt;
+    x->eng = e;
+    x->easy = easy;
+    x->errbuf[0] = '\0';
+    atomic_init(&x->refs, 1);
+    atomic_init(&x->cancel_requested, 0);
+    atomic_init(&x->finished, 0);
+    x->first_deadline = 0;
+    x->deadline_at = 0;
+    x->last_activity = 0;
+    x->first_seen = 0;
+    x->timers_on = 0;
+    x->has_conn = 0;
+    x->in_multi = 0;
+    x->listed = 0;
+    x->prev = x->next = NULL;
+    x->qnext = NULL;
+    x->qbits = 0;
+    x->queued = 0;
+    x->ca_file = ep->ca_file;
+    x->tls = ep->tls != 0;
+    x->h2c = !ep->tls && ep->h2c_prior_knowledge;
+    x->insecure = ep->insecure != 0;
+    origin_of(url, &x->origin, &x->origin_len);
+    x->slot = NULL;
+    x->waiting = x->admitted = 0;
+    x->wprev = x->wnext = NULL;
+    if (easy)
+        apply_common(x, easy);
 }
 
 /* Bytes of the "name: value" line for one caller header (with its NUL), or 0
@@ -658,6 +706,169 @@ void envd_curl_xfer_expect_response(envd_curl_xfer *x, int64_t ms)
         note_deadline(x->eng, x->first_deadline);
 }
 
+/* ---- admission (I/O thread) ----------------------------------------------
+ * curl keeps a transfer past CURLMOPT_MAX_HOST_CONNECTIONS pending inside the
+ * multi handle, easy handle, buffers and all (~5 KiB each in 7.88): with
+ * 10,000 calls to one gateway, 9,800 of them. The engine admits into the
+ * multi only what the origin's connections can carry at once and queues the
+ * rest itself; a Connect call queued here has no easy handle yet. */
+
+/* Transfers of x's kind one origin can carry at once. */
+static int admit_cap(const envd_curl_engine *e, const envd_curl_xfer *x)
+{
+    long n = e->lim.max_connections;
+    if (x->tls || (x->h2c && !g_h2c_reuse_broken))
+        n *= e->lim.streams_per_connection; /* multiplexed: curl spreads them */
+    return n > INT_MAX ? INT_MAX : (int)n;
+}
+
+static envd_curl_origin *origin_get(envd_curl_engine *e, const envd_curl_xfer *x)
+{
+    uint64_t h = 1469598103934665603ull;
+    for (size_t i = 0; i < x->origin_len; i++)
+        h = (h ^ (unsigned char)x->origin[i]) * 1099511628211ull;
+    size_t b = (size_t)h & (ENVD_ORIGIN_BUCKETS - 1);
+    for (envd_curl_origin *o = e->origins[b]; o; o = o->next)
+        if (o->keylen == x->origin_len && memcmp(o->key, x->origin, x->origin_len) == 0)
+            return o;
+    envd_curl_origin *o = envd_calloc(1, sizeof *o + x->origin_len);
+    if (!o)
+        return NULL;
+    o->bucket = b;
+    o->keylen = x->origin_len;
+    memcpy(o->key, x->origin, x->origin_len);
+    o->next = e->origins[b];
+    e->origins[b] = o;
+    return o;
+}
+
+static void origin_drop(envd_curl_engine *e, envd_curl_origin *o)
+{
+    envd_curl_origin **pp = &e->origins[o->bucket];
+    while (*pp != o)
+        pp = &(*pp)->next;
+    *pp = o->next;
+    free(o);
+}
+
+static void wait_push(envd_curl_origin *o, envd_curl_xfer *x)
+{
+    x->waiting = 1;
+    x->wnext = NULL;
+    x->wprev = o->qtail;
+    if (o->qtail)
+        o->qtail->wnext = x;
+    else
+        o->qhead = x;
+    o->qtail = x;
+}
+
+static void wait_unlink(envd_curl_origin *o, envd_curl_xfer *x)
+{
+    if (x->wprev)
+        x->wprev->wnext = x->wnext;
+    else
+        o->qhead = x->wnext;
+    if (x->wnext)
+        x->wnext->wprev = x->wprev;
+    else
+        o->qtail = x->wprev;
+    x->wprev = x->wnext = NULL;
+    x->waiting = 0;
+}
+
+static void finish(envd_curl_engine *e, envd_curl_xfer *x, CURLcode rc, envd_status abort,
+                   const char *why);
+
+/* Into curl's multi handle, with its easy handle taken and configured now
+ * when the transport deferred it. */
+static void admit(envd_curl_engine *e, envd_curl_xfer *x)
+{
+    if (x->slot) {
+        x->admitted = 1;
+        x->slot->admitted++;
+    }
+    CURLcode fail = CURLE_OK;
+    if (!x->easy) {
+        x->easy = envd_curl_easy_get(e);
+        if (!x->easy) {
+            fail = CURLE_OUT_OF_MEMORY;
+        } else {
+            apply_common(x, x->easy);
+            envd_status st = x->vt->setup(x);
+            if (st != ENVD_OK)
+                fail = st == ENVD_E_NOMEM ? CURLE_OUT_OF_MEMORY : CURLE_FAILED_INIT;
+        }
+    }
+    if (fail == CURLE_OK && curl_multi_add_handle(e->multi, x->easy) != CURLM_OK)
+        fail = CURLE_FAILED_INIT;
+    if (fail != CURLE_OK) {
+        finish(e, x, fail, ENVD_OK, NULL);
+        return;
+    }
+    x->in_multi = 1;
+}
+
+/* A submitted transfer arrives on the I/O thread: on the active list (its
+ * timers run from here, waiting or not), then admitted or queued. */
+static void enter(envd_curl_engine *e, envd_curl_xfer *x)
+{
+    x->listed = 1;
+    x->prev = NULL;
+    x->next = e->active;
+    if (e->active)
+        e->active->prev = x;
+    e->active = x;
+    if (!x->timers_deferred)
+        start_timers(x, envd_now_ms());
+    envd_curl_origin *o = x->slot = origin_get(e, x); /* NULL (no memory): not counted */
+    if (o && (o->qhead || o->admitted >= admit_cap(e, x))) {
+        wait_push(o, x);
+        return;
+    }
+    admit(e, x);
+}
+
+/* A transfer of o left: its queue may move on (admit_ready, outside any
+ * walk of the active list), or o goes when nothing is left in it. */
+static void release(envd_curl_engine *e, envd_curl_origin *o)
+{
+    if (o->busy || o->ready)
+        return;
+    if (o->qhead) {
+        o->ready = 1;
+        o->rnext = e->ready;
+        e->ready = o;
+    } else if (o->admitted == 0) {
+        origin_drop(e, o);
+    }
+}
+
+static void admit_ready(envd_curl_engine *e)
+{
+    while (e->ready && !e->no_admit) {
+        envd_curl_origin *o = e->ready;
+        e->ready = o->rnext;
+        o->ready = 0;
+        o->busy = 1;
+        while (o->qhead && o->admitted < admit_cap(e, o->qhead)) {
+            envd_curl_xfer *x = o->qhead;
+            wait_unlink(o, x);
+            admit(e, x);
+        }
+        o->busy = 0;
+        if (!o->qhead && o->admitted == 0)
+            origin_drop(e, o);
+    }
+}
+
+static void origins_free(envd_curl_engine *e)
+{
+    for (size_t b = 0; b < ENVD_ORIGIN_BUCKETS; b++)
+        while (e->origins[b])
+            origin_drop(e, e->origins[b]);
+}
+
 static void finish(envd_curl_engine *e, envd_curl_xfer *x, CURLcode rc, envd_status abort,
                    const char *why)
 {
@@ -665,6 +876,9 @@ static void finish(envd_curl_engine *e, envd_curl_xfer *x, CURLcode rc, envd_sta
     if (x->in_multi) {
         curl_multi_remove_handle(e->multi, x->easy);
         x->in_multi = 0;
+    }
+    if (x->listed) {
+        x->listed = 0;
         if (x->prev)
             x->prev->next = x->next;
         else
@@ -672,6 +886,14 @@ static void finish(envd_curl_engine *e, envd_curl_xfer *x, CURLcode rc, envd_sta
         if (x->next)
             x->next->prev = x->prev;
         x->prev = x->next = NULL;
+    }
+    envd_curl_origin *o = x->slot;
+    x->slot = NULL;
+    if (x->waiting)
+        wait_unlink(o, x);
+    if (x->admitted) {
+        x->admitted = 0;
+        o->admitted--;
     }
     if (abort == ENVD_OK && rc != CURLE_OK &&
         atomic_load_explicit(&x->cancel_requested, memory_order_acquire)) {
@@ -681,6 +903,8 @@ static void finish(envd_curl_engine *e, envd_curl_xfer *x, CURLcode rc, envd_sta
     x->vt->done(x, rc, abort, why);
     envd_curl_easy_put(e, x->easy);
     x->easy = NULL;
+    if (o)
+        release(e, o);
     envd_curl_xfer_unref(x); /* the engine's reference */
 }
 
@@ -691,7 +915,20 @@ CURL *envd_curl_easy_get(envd_curl_engine *e)
     if (e->n_idle_easy > 0)
         easy = e->idle_easy[--e->n_idle_easy];
     pthread_mutex_unlock(&e->mu);
-    return easy ? easy : curl_easy_init();
+    if (!easy && !(easy = curl_easy_init()))
+        return NULL;
+    pthread_mutex_lock(&e->mu);
+    e->n_easy_held++;
+    pthread_mutex_unlock(&e->mu);
+    return easy;
+}
+
+size_t envd_curl_engine_easy_held(envd_curl_engine *e)
+{
+    pthread_mutex_lock(&e->mu);
+    size_t n = e->n_easy_held;
+    pthread_mutex_unlock(&e->mu);
+    return n;
 }
 
 void envd_curl_easy_put(envd_curl_engine *e, CURL *easy)
@@ -700,6 +937,7 @@ void envd_curl_easy_put(envd_curl_engine *e, CURL *easy)
         return;
     curl_easy_reset(easy);
     pthread_mutex_lock(&e->mu);
+    e->n_easy_held--;
     if (e->n_idle_easy < ENVD_EASY_POOL) {
         e->idle_easy[e->n_idle_easy++] = easy;
         easy = NULL;
@@ -718,28 +956,18 @@ static void process_queue(envd_curl_engine *e, envd_curl_xfer *list)
         int done = atomic_load_explicit(&x->finished, memory_order_acquire);
 
         if ((bits & Q_ADD) && !done) {
-            if (atomic_load_explicit(&x->cancel_requested, memory_order_acquire)) {
+            if (atomic_load_explicit(&x->cancel_requested, memory_order_acquire))
                 finish(e, x, CURLE_OK, ENVD_CANCELED, "canceled");
-            } else if (curl_multi_add_handle(e->multi, x->easy) != CURLM_OK) {
-                finish(e, x, CURLE_FAILED_INIT, ENVD_OK, NULL);
-            } else {
-                x->in_multi = 1;
-                x->prev = NULL;
-                x->next = e->active;
-                if (e->active)
-                    e->active->prev = x;
-                e->active = x;
-                if (!x->timers_deferred)
-                    start_timers(x, envd_now_ms());
-            }
+            else
+                enter(e, x);
             done = atomic_load_explicit(&x->finished, memory_order_acquire);
         }
-        if ((bits & Q_CANCEL) && !done && x->in_multi)
+        if ((bits & Q_CANCEL) && !done && x->listed)
             finish(e, x, CURLE_OK, ENVD_CANCELED, "canceled");
         else if ((bits & Q_RESUME) && !done && x->in_multi)
             curl_easy_pause(x->easy, CURLPAUSE_CONT);
         done = atomic_load_explicit(&x->finished, memory_order_acquire);
-        if ((bits & Q_ARM) && !done && x->in_multi && !x->timers_on)
+        if ((bits & Q_ARM) && !done && x->listed && !x->timers_on)
             start_timers(x, envd_now_ms());
         envd_curl_xfer_unref(x); /* the queue's reference */
     }
@@ -875,6 +1103,7 @@ static void *io_main(void *arg)
             drain_done(e);
         }
         check_timers(e);
+        admit_ready(e);
 
         int64_t wait = ENVD_POLL_MAX_MS;
         now = envd_now_ms();
@@ -907,6 +1136,7 @@ static void *io_main(void *arg)
     }
 
     /* Shutdown: whatever is queued or active ends as canceled. */
+    e->no_admit = 1;
     envd_curl_xfer *list = take_queue(e, 1);
     while (list) {
         envd_curl_xfer *x = list;
@@ -1017,6 +1247,7 @@ void envd_curl_engine_free(envd_curl_engine *e)
     pthread_mutex_destroy(&e->mu);
     proxy_env_free(e);
     url_cache_free(e);
+    origins_free(e);
     free(e);
 }
 

@@ -34,7 +34,15 @@ typedef struct envd_curl_xfer_vt {
     void (*done)(envd_curl_xfer *x, CURLcode rc, envd_status abort, const char *why);
     /* Last reference dropped: free everything (the easy handle is gone). */
     void (*destroy)(envd_curl_xfer *x);
+    /* I/O thread, for a transfer submitted without an easy handle: it was
+     * admitted (see envd_curl_engine_submit) and x->easy now holds one with
+     * the shared options set; set the transport's own. Non-OK ends the
+     * transfer with that status (done gets CURLE_OUT_OF_MEMORY for
+     * ENVD_E_NOMEM). NULL for transports that always pass a handle. */
+    envd_status (*setup)(envd_curl_xfer *x);
 } envd_curl_xfer_vt;
+
+typedef struct envd_curl_origin envd_curl_origin;
 
 struct envd_curl_xfer {
     const envd_curl_xfer_vt *vt;
@@ -73,7 +81,23 @@ struct envd_curl_xfer {
     int64_t rate_from;   /* absolute ms: start of the current rate window */
     uint64_t rate_bytes; /* body bytes received in it */
     int in_multi;
+    int listed;                  /* on the active list (admitted or waiting) */
     envd_curl_xfer *prev, *next; /* active list */
+
+    /* Connection options from the endpoint (envd_curl_xfer_init), set on
+     * the easy handle when the transfer gets one. */
+    const char *ca_file;
+    unsigned char tls, h2c, insecure;
+
+    /* Admission per origin (scheme, host and port), I/O thread: a transfer
+     * past its origin's bound waits in the origin's queue, without an easy
+     * handle when it was submitted without one. */
+    const char *origin; /* points into the transport's URL */
+    size_t origin_len;
+    envd_curl_origin *slot;
+    int waiting;  /* in slot's queue */
+    int admitted; /* counted in slot's admitted */
+    envd_curl_xfer *wprev, *wnext;
 
     /* Submission queue (engine mutex). */
     envd_curl_xfer *qnext;
@@ -84,16 +108,15 @@ struct envd_curl_xfer {
     unsigned taken_bits;
 };
 
-/* Prepares x around an easy handle the transport built (refs = 1, the
- * caller's). Sets CURLOPT_PRIVATE, CURLOPT_ERRORBUFFER and the options every
- * transfer shares (no signals, TCP keepalive, TLS from the endpoint, HTTP
- * version). */
 /* An easy handle for a new transfer: a reset one from the engine's pool, or
  * a new one (NULL on OOM). Transfers handed to the engine are returned to
  * the pool when they finish; one that never got there goes back with
  * envd_curl_easy_put. */
 CURL *envd_curl_easy_get(envd_curl_engine *e);
 void envd_curl_easy_put(envd_curl_engine *e, CURL *easy);
+/* Easy handles taken with envd_curl_easy_get and not put back (tests: a
+ * call waiting for admission holds none). Any thread. */
+size_t envd_curl_engine_easy_held(envd_curl_engine *e);
 
 /* The URL parsed once per engine, for CURLOPT_CURLU (libcurl then skips its
  * per-request parse). Lives until the engine is freed; NULL when the URL
@@ -101,11 +124,22 @@ void envd_curl_easy_put(envd_curl_engine *e, CURL *easy);
  * distinct URLs: use CURLOPT_URL then. Any thread. */
 CURLU *envd_curl_url(envd_curl_engine *e, const char *url);
 
+/* Prepares x (refs = 1, the caller's) around an easy handle the transport
+ * built: sets CURLOPT_PRIVATE, CURLOPT_ERRORBUFFER and the options every
+ * transfer shares (no signals, TCP keepalive, TLS from the endpoint, HTTP
+ * version). url: the transfer's URL, valid as long as x (its origin is the admission
+ * key). With easy NULL the handle is taken and configured only when the
+ * transfer is admitted (vt->setup must be set), and ep->ca_file must stay
+ * valid until then (the transport keeps a copy). */
 void envd_curl_xfer_init(envd_curl_xfer *x, const envd_curl_xfer_vt *vt, envd_curl_engine *e,
-                         CURL *easy, const envd_endpoint *ep);
+                         CURL *easy, const envd_endpoint *ep, const char *url);
 
 /* Hands x to the I/O thread. On ENVD_OK the engine holds its reference and
- * vt->done will run exactly once. On failure (ENVD_E_SHUTDOWN) nothing was
+ * vt->done will run exactly once. The transfer's timers start now (unless
+ * deferred); it enters curl's multi handle only while its origin has fewer
+ * than its bound of transfers there (max_connections over HTTP/1.1 and
+ * unreused h2c, max_connections x streams_per_connection where connections
+ * multiplex); the rest wait in order, holding only their own record. On failure (ENVD_E_SHUTDOWN) nothing was
  * taken: the transport still owns the easy handle and cleans it up. */
 envd_status envd_curl_engine_submit(envd_curl_engine *e, envd_curl_xfer *x);
 

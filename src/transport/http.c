@@ -200,8 +200,8 @@ static void http_done(envd_curl_xfer *x, CURLcode rc, envd_status abort, const c
 static void http_destroy(envd_curl_xfer *x)
 {
     envd_http *h = http_of(x);
-    if (h->x.easy)
-        curl_easy_cleanup(h->x.easy);
+    if (h->x.easy) /* never submitted */
+        envd_curl_easy_put(h->x.eng, h->x.easy);
     curl_slist_free_all(h->hdrs);
     envd_http_body_free(h->body);
     free(h->label);
@@ -210,7 +210,7 @@ static void http_destroy(envd_curl_xfer *x)
     free(h);
 }
 
-static const envd_curl_xfer_vt http_vt = {http_done, http_destroy};
+static const envd_curl_xfer_vt http_vt = {http_done, http_destroy, NULL};
 
 static envd_status add_header(struct curl_slist **l, const char *line)
 {
@@ -288,7 +288,7 @@ static envd_http *http_new(envd_curl_engine *e, const envd_http_request *req,
     memcpy(h->label, req->method, ml);
     h->label[ml] = ' ';
     memcpy(h->label + ml + 1, req->path, pl + 1);
-    envd_curl_xfer_init(&h->x, &http_vt, e, easy, req->ep);
+    envd_curl_xfer_init(&h->x, &http_vt, e, easy, req->ep, h->url);
     return h;
 }
 

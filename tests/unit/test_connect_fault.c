@@ -754,6 +754,103 @@ static void test_bad_requests(void **state)
     rec_destroy(&r);
 }
 
+/* Calls past the connection bound wait in the engine's queue holding no
+ * easy handle (with 10,000 calls to one gateway, 9,800 waited inside curl
+ * with ~5 KiB of handle each); a cancelled one leaves the queue at once;
+ * when a connection frees, the queue moves on in order. */
+static atomic_int g_live, g_peak;
+
+static void sc_unary_ok_counted(int fd)
+{
+    int now = atomic_fetch_add(&g_live, 1) + 1;
+    int peak = atomic_load(&g_peak);
+    while (now > peak && !atomic_compare_exchange_weak(&g_peak, &peak, now))
+        ;
+    fs_sleep_ms(20);
+    atomic_fetch_sub(&g_live, 1);
+    sc_unary_ok(fd);
+}
+
+static int conns_seen(void)
+{
+    pthread_mutex_lock(&g_fs.mu);
+    int n = g_fs.n_conns;
+    pthread_mutex_unlock(&g_fs.mu);
+    return n;
+}
+
+static void test_admission_queue(void **state)
+{
+    (void)state;
+    enum { N = 40 };
+    static rec r[N];
+    envd_rpc *calls[N];
+    static const uint8_t msg[] = {0x0a, 0x02, 'h', 'i'};
+    envd_rpc_request req = {.ep = &g_ep.ep,
+                            .method = "/pkg.Svc/Unary",
+                            .kind = ENVD_RPC_UNARY,
+                            .body = msg,
+                            .body_len = sizeof msg,
+                            .timeout_ms = 30000};
+    envd_pool_limits lim = {100, 2};
+    envd_curl_engine *e = NULL;
+    assert_int_equal(envd_curl_engine_new(NULL, &lim, &e), ENVD_OK);
+    envd_rpc_transport *tp = envd_curl_engine_connect(e);
+
+    fs_set(sc_hang);
+    int c0 = conns_seen();
+    for (int i = 0; i < N; i++) {
+        rec_init(&r[i]);
+        envd_rpc_callbacks cb = rec_rpc_cb(&r[i]);
+        assert_int_equal(tp->ops->start(tp, &req, &cb, &calls[i]), ENVD_OK);
+    }
+    for (int i = 0; i < 1000 && conns_seen() - c0 < 2; i++)
+        fs_sleep_ms(10);
+    fs_sleep_ms(200); /* a third connection, were there one, would show */
+    assert_int_equal(conns_seen() - c0, 2);
+    print_message("  %d calls, %d connections, %zu easy handles held\n", N, conns_seen() - c0,
+                  envd_curl_engine_easy_held(e));
+    assert_int_equal(envd_curl_engine_easy_held(e), 2);
+
+    /* The last one queued leaves the queue as soon as it is cancelled. */
+    tp->ops->cancel(calls[N - 1]);
+    assert_true(rec_wait(&r[N - 1], 5000));
+    expect(&r[N - 1], ENVD_CANCELED, NULL);
+    assert_int_equal(envd_curl_engine_easy_held(e), 2);
+    for (int i = 0; i < N; i++)
+        tp->ops->cancel(calls[i]);
+    for (int i = 0; i < N; i++) {
+        assert_true(rec_wait(&r[i], 15000));
+        assert_int_equal(r[i].done_count, 1);
+        assert_int_equal(rec_code(&r[i]), ENVD_CANCELED);
+        tp->ops->release(calls[i]);
+        rec_destroy(&r[i]);
+    }
+    assert_int_equal(envd_curl_engine_easy_held(e), 0);
+
+    /* One connection: every call is served, one at a time. */
+    envd_curl_engine_free(e);
+    lim.max_connections = 1;
+    assert_int_equal(envd_curl_engine_new(NULL, &lim, &e), ENVD_OK);
+    tp = envd_curl_engine_connect(e);
+    atomic_store(&g_live, 0);
+    atomic_store(&g_peak, 0);
+    fs_set(sc_unary_ok_counted);
+    for (int i = 0; i < 20; i++) {
+        rec_init(&r[i]);
+        envd_rpc_callbacks cb = rec_rpc_cb(&r[i]);
+        assert_int_equal(tp->ops->start(tp, &req, &cb, &calls[i]), ENVD_OK);
+    }
+    for (int i = 0; i < 20; i++) {
+        assert_true(rec_wait(&r[i], 15000));
+        expect(&r[i], ENVD_OK, NULL);
+        tp->ops->release(calls[i]);
+        rec_destroy(&r[i]);
+    }
+    assert_int_equal(atomic_load(&g_peak), 1);
+    envd_curl_engine_free(e);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -770,6 +867,7 @@ int main(void)
         cmocka_unit_test(test_bad_requests),
         cmocka_unit_test(test_proxy_environment),
         cmocka_unit_test(test_url_cache),
+        cmocka_unit_test(test_admission_queue),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
