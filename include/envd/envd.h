@@ -111,7 +111,15 @@ typedef enum envd_status {
     ENVD_E_PROTOCOL = 101,     /* the peer broke the protocol (bad frame, ...) */
     ENVD_E_COMMAND_EXIT = 102, /* a command ran and exited non-zero */
     ENVD_E_NO_SPACE = 103,     /* the sandbox is out of disk (HTTP 507) */
-    ENVD_E_NOMEM = 104,        /* out of memory in the client */
+    /* Out of memory in the client. Where libenvd and the libraries under it
+     * can report that, a call that cannot allocate ends with this and
+     * leaves nothing behind. Limits: on the gRPC transport, gRPC core
+     * aborts the process when malloc fails (gpr_malloc, gRPC 1.51
+     * src/core/lib/gpr/alloc.cc); libenvd cannot change that. libcurl
+     * 7.88 reports some of its own failures as other errors (its resolver
+     * as "Could not resolve host", a header buffer as oversize headers),
+     * and jansson 2.14's decoder may mistake one for a syntax error. */
+    ENVD_E_NOMEM = 104,
     ENVD_E_BUSY = 105,         /* in-flight cap reached (fail-fast mode) */
     ENVD_E_SHUTDOWN = 106,     /* the runtime is shutting down */
     ENVD_E_TIMEOUT = 107,      /* a wait ran out of time; the operation goes on */

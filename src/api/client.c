@@ -17,9 +17,22 @@ envd_status envd_endpoint_parse(const char *url, envd_endpoint *ep, char **files
         return ENVD_E_NOMEM;
     char *scheme = NULL, *host = NULL, *port = NULL, *path = NULL;
     envd_status s = ENVD_OK;
-    if (curl_url_set(u, CURLUPART_URL, url, 0) != CURLUE_OK ||
-        curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
-        curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK) {
+    CURLUcode rc = curl_url_set(u, CURLUPART_URL, url, 0);
+    if (rc == CURLUE_OK)
+        rc = curl_url_get(u, CURLUPART_SCHEME, &scheme, 0);
+    if (rc == CURLUE_OK)
+        rc = curl_url_get(u, CURLUPART_HOST, &host, 0);
+    if (rc == CURLUE_OK)
+        rc = curl_url_get(u, CURLUPART_PATH, &path, 0);
+    if (rc == CURLUE_OK) {
+        rc = curl_url_get(u, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT);
+        rc = rc == CURLUE_NO_PORT ? CURLUE_OK : rc;
+    }
+    if (rc == CURLUE_OUT_OF_MEMORY) {
+        s = ENVD_E_NOMEM;
+        goto out;
+    }
+    if (rc != CURLUE_OK) {
         if (err)
             *err = envd_error_new(ENVD_E_CONFIG, ENVD_TRANSPORT_NONE, 0,
                                   "invalid runtime URL '%s'", url);
@@ -34,8 +47,6 @@ envd_status envd_endpoint_parse(const char *url, envd_endpoint *ep, char **files
         goto out;
     }
     ep->tls = strcmp(scheme, "https") == 0;
-    curl_url_get(u, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT);
-    curl_url_get(u, CURLUPART_PATH, &path, 0);
     size_t plen = path ? strlen(path) : 0;
     while (plen > 0 && path[plen - 1] == '/')
         plen--;

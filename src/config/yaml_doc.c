@@ -10,10 +10,19 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* libyaml 0.2.5's composer fails without setting an error when it cannot
+ * copy a node's default tag (yaml_strdup in yaml_parser_load_scalar,
+ * _sequence and _mapping, loader.c): no error there is out of memory. */
+static int out_of_memory(const yaml_parser_t *p)
+{
+    return p->error == YAML_MEMORY_ERROR || p->error == YAML_NO_ERROR;
+}
+
 static envd_error *parser_error(const char *path, const yaml_parser_t *p)
 {
-    const char *what = p->error == YAML_MEMORY_ERROR     ? "out of memory"
-                       : p->error == YAML_READER_ERROR   ? "cannot read"
+    if (out_of_memory(p))
+        return envd_error_new(ENVD_E_NOMEM, ENVD_TRANSPORT_NONE, 0, "%s: out of memory", path);
+    const char *what = p->error == YAML_READER_ERROR     ? "cannot read"
                        : p->error == YAML_SCANNER_ERROR  ? "syntax error"
                        : p->error == YAML_PARSER_ERROR   ? "syntax error"
                        : p->error == YAML_COMPOSER_ERROR ? "malformed document"
@@ -35,7 +44,7 @@ static envd_error *parser_error(const char *path, const yaml_parser_t *p)
 static envd_status load(envd_yaml *y, yaml_parser_t *p, envd_error **err)
 {
     if (!yaml_parser_load(p, &y->doc)) {
-        envd_status s = p->error == YAML_MEMORY_ERROR ? ENVD_E_NOMEM : ENVD_E_CONFIG;
+        envd_status s = out_of_memory(p) ? ENVD_E_NOMEM : ENVD_E_CONFIG;
         if (err)
             *err = parser_error(y->path, p);
         yaml_parser_delete(p);

@@ -187,12 +187,13 @@ static envd_status tune(void *ud, void *easy)
     lookup *op = ud;
     const envd_k8s_conn *c = op->conn;
     CURL *h = easy;
+    int bad = 0; /* an option libcurl could not copy: out of memory */
     if (!c->insecure && c->ca.data) {
         /* Only the kubeconfig's CA, as client-go: not the system store too. */
         struct curl_blob ca = {c->ca.data, c->ca.len, CURL_BLOB_COPY};
         curl_easy_setopt(h, CURLOPT_CAINFO, NULL);
         curl_easy_setopt(h, CURLOPT_CAPATH, NULL);
-        curl_easy_setopt(h, CURLOPT_CAINFO_BLOB, &ca);
+        bad |= curl_easy_setopt(h, CURLOPT_CAINFO_BLOB, &ca) != CURLE_OK;
     }
     const envd_k8s_cred *cr = op->use_exec ? &op->cred : NULL;
     const envd_k8s_blob *cert = cr && cr->cert.data ? &cr->cert : &c->cert;
@@ -200,21 +201,21 @@ static envd_status tune(void *ud, void *easy)
     if (cert->data && key->data) {
         struct curl_blob cb = {cert->data, cert->len, CURL_BLOB_COPY};
         struct curl_blob kb = {key->data, key->len, CURL_BLOB_COPY};
-        curl_easy_setopt(h, CURLOPT_SSLCERT_BLOB, &cb);
-        curl_easy_setopt(h, CURLOPT_SSLCERTTYPE, "PEM");
-        curl_easy_setopt(h, CURLOPT_SSLKEY_BLOB, &kb);
-        curl_easy_setopt(h, CURLOPT_SSLKEYTYPE, "PEM");
+        bad |= curl_easy_setopt(h, CURLOPT_SSLCERT_BLOB, &cb) != CURLE_OK;
+        bad |= curl_easy_setopt(h, CURLOPT_SSLCERTTYPE, "PEM") != CURLE_OK;
+        bad |= curl_easy_setopt(h, CURLOPT_SSLKEY_BLOB, &kb) != CURLE_OK;
+        bad |= curl_easy_setopt(h, CURLOPT_SSLKEYTYPE, "PEM") != CURLE_OK;
     }
     if (c->proxy_url)
-        curl_easy_setopt(h, CURLOPT_PROXY, c->proxy_url);
+        bad |= curl_easy_setopt(h, CURLOPT_PROXY, c->proxy_url) != CURLE_OK;
     if (op->connect_to)
         curl_easy_setopt(h, CURLOPT_CONNECT_TO, op->connect_to);
     if (!(cr && cr->token) && !c->token && c->username) {
         curl_easy_setopt(h, CURLOPT_HTTPAUTH, (long)CURLAUTH_BASIC);
-        curl_easy_setopt(h, CURLOPT_USERNAME, c->username);
-        curl_easy_setopt(h, CURLOPT_PASSWORD, c->password ? c->password : "");
+        bad |= curl_easy_setopt(h, CURLOPT_USERNAME, c->username) != CURLE_OK;
+        bad |= curl_easy_setopt(h, CURLOPT_PASSWORD, c->password ? c->password : "") != CURLE_OK;
     }
-    return ENVD_OK;
+    return bad ? ENVD_E_NOMEM : ENVD_OK;
 }
 
 static int on_status(void *ud, int status, int64_t content_length)

@@ -339,7 +339,7 @@ static envd_status rpc_setup(envd_curl_xfer *x)
     if (u)
         curl_easy_setopt(easy, CURLOPT_CURLU, u);
     else
-        curl_easy_setopt(easy, CURLOPT_URL, r->url);
+        ENVD_CURL_COPYOPT(x, CURLOPT_URL, r->url);
     curl_easy_setopt(easy, CURLOPT_POST, 1L);
     curl_easy_setopt(easy, CURLOPT_HTTPHEADER, r->hdrs);
     curl_easy_setopt(easy, CURLOPT_HEADERFUNCTION, on_header);

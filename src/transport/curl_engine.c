@@ -250,12 +250,12 @@ static void apply_common(envd_curl_xfer *x, CURL *easy)
     curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(easy, CURLOPT_TCP_KEEPALIVE, 1L);
     curl_easy_setopt(easy, CURLOPT_TCP_NODELAY, 1L);
-    curl_easy_setopt(easy, CURLOPT_USERAGENT, ENVD_USER_AGENT);
-    curl_easy_setopt(easy, CURLOPT_PROTOCOLS_STR, "http,https");
+    ENVD_CURL_COPYOPT(x, CURLOPT_USERAGENT, ENVD_USER_AGENT);
+    ENVD_CURL_COPYOPT(x, CURLOPT_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(easy, CURLOPT_FOLLOWLOCATION, 0L);
     const char *proxy = x->tls ? e->proxy_https : e->proxy_http;
-    curl_easy_setopt(easy, CURLOPT_PROXY, proxy ? proxy : "");
-    curl_easy_setopt(easy, CURLOPT_NOPROXY, e->no_proxy ? e->no_proxy : "");
+    ENVD_CURL_COPYOPT(x, CURLOPT_PROXY, proxy ? proxy : "");
+    ENVD_CURL_COPYOPT(x, CURLOPT_NOPROXY, e->no_proxy ? e->no_proxy : "");
     if (x->tls) {
         /* HTTP/2 where ALPN offers it, HTTP/1.1 otherwise. */
         curl_easy_setopt(easy, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
@@ -280,7 +280,7 @@ static void apply_common(envd_curl_xfer *x, CURL *easy)
         curl_easy_setopt(easy, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
     }
     if (x->ca_file && x->ca_file[0])
-        curl_easy_setopt(easy, CURLOPT_CAINFO, x->ca_file);
+        ENVD_CURL_COPYOPT(x, CURLOPT_CAINFO, x->ca_file);
     if (x->insecure) {
         curl_easy_setopt(easy, CURLOPT_SSL_VERIFYPEER, 0L);
         curl_easy_setopt(easy, CURLOPT_SSL_VERIFYHOST, 0L);
@@ -327,6 +327,7 @@ void envd_curl_xfer_init(envd_curl_xfer *x, const envd_curl_xfer_vt *vt, envd_cu
     x->slot = NULL;
     x->waiting = x->admitted = 0;
     x->wprev = x->wnext = NULL;
+    x->opt_nomem = 0;
     if (easy)
         apply_common(x, easy);
 }
@@ -477,6 +478,14 @@ static envd_failure curl_failure(const envd_curl_xfer *x, CURLcode rc, const cha
         *st = ENVD_E_CONFIG;
         return ENVD_FAILURE_LOCAL;
     case CURLE_URL_MALFORMAT:
+        if (strstr(x->errbuf, "No URL set")) {
+            /* Every transfer has a URL, one that parsed when a CURLU:
+             * libcurl 7.88 says this when it cannot copy the URL out of
+             * the CURLU at the start of a transfer (Curl_pretransfer). */
+            *what = "out of memory";
+            *st = ENVD_E_NOMEM;
+            return ENVD_FAILURE_LOCAL;
+        }
         *what = "bad URL";
         *st = ENVD_E_CONFIG;
         return ENVD_FAILURE_LOCAL;
@@ -800,6 +809,8 @@ static void admit(envd_curl_engine *e, envd_curl_xfer *x)
                 fail = st == ENVD_E_NOMEM ? CURLE_OUT_OF_MEMORY : CURLE_FAILED_INIT;
         }
     }
+    if (fail == CURLE_OK && x->opt_nomem)
+        fail = CURLE_OUT_OF_MEMORY;
     if (fail == CURLE_OK && curl_multi_add_handle(e->multi, x->easy) != CURLM_OK)
         fail = CURLE_FAILED_INIT;
     if (fail != CURLE_OK) {

@@ -66,6 +66,7 @@ struct envd_curl_xfer {
      * a body that trickles a byte at a time. */
     int64_t min_bytes;
     int64_t min_window_ms;
+    int opt_nomem; /* see ENVD_CURL_COPYOPT */
 
     atomic_int refs;
     atomic_int cancel_requested; /* any thread may set; transports poll it */
@@ -107,6 +108,14 @@ struct envd_curl_xfer {
     envd_curl_xfer *tnext;
     unsigned taken_bits;
 };
+
+/* curl_easy_setopt of an option libcurl copies (a string, a blob) for the
+ * handle of x. libcurl cannot copy it when memory is short: x->opt_nomem
+ * then fails the transfer with ENVD_E_NOMEM when the engine admits it,
+ * where it would otherwise run without the option (no URL, another method,
+ * no CA, the environment's proxy). */
+#define ENVD_CURL_COPYOPT(x, opt, val)                                                         \
+    ((x)->opt_nomem |= curl_easy_setopt((x)->easy, (opt), (val)) != CURLE_OK)
 
 /* An easy handle for a new transfer: a reset one from the engine's pool, or
  * a new one (NULL on OOM). Transfers handed to the engine are returned to

@@ -298,14 +298,14 @@ static envd_status setup_request(envd_http *h, const envd_http_request *req)
     envd_status st = add_header(&h->hdrs, "Expect:");
     if (st != ENVD_OK)
         return st;
-    curl_easy_setopt(easy, CURLOPT_URL, h->url);
+    ENVD_CURL_COPYOPT(&h->x, CURLOPT_URL, h->url);
     curl_easy_setopt(easy, CURLOPT_HEADERFUNCTION, on_header);
     curl_easy_setopt(easy, CURLOPT_HEADERDATA, h);
     curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, on_write);
     curl_easy_setopt(easy, CURLOPT_WRITEDATA, h);
     /* Setting it at all makes curl decode what it can: a server that
      * compresses unasked is decoded, not handed over as the file. */
-    curl_easy_setopt(easy, CURLOPT_ACCEPT_ENCODING, req->accept_gzip ? "gzip" : "identity");
+    ENVD_CURL_COPYOPT(&h->x, CURLOPT_ACCEPT_ENCODING, req->accept_gzip ? "gzip" : "identity");
     h->body_eof = 1;
     if (strcmp(req->method, "GET") == 0) {
         curl_easy_setopt(easy, CURLOPT_HTTPGET, 1L);
@@ -318,7 +318,7 @@ static envd_status setup_request(envd_http *h, const envd_http_request *req)
             curl_easy_setopt(easy, CURLOPT_POSTFIELDS, "");
         }
         if (strcmp(req->method, "POST") != 0)
-            curl_easy_setopt(easy, CURLOPT_CUSTOMREQUEST, req->method);
+            ENVD_CURL_COPYOPT(&h->x, CURLOPT_CUSTOMREQUEST, req->method);
     }
     if ((st = envd_curl_headers(req->headers, req->n_headers, &h->hdrs)) != ENVD_OK)
         return st;

@@ -45,6 +45,7 @@ static k8s_stub stub;     /* the Kubernetes API for the lookup and the claim */
 static e2bapi_stub api;   /* the E2B sandbox API, its sandboxes on peer */
 static char kubeconfig[512];
 static char fixtures[128]; /* the stub's, written by the test */
+static char config_yaml[128]; /* a configuration file, written by the test */
 
 #define WAIT_MS 30000 /* a bound on any one operation: past it, it hung */
 
@@ -64,6 +65,25 @@ static envd_status op_config(void)
     if (s == ENVD_OK)
         s = envd_config_set_runtime_token(cfg, "token");
     envd_config_free(cfg);
+    return s;
+}
+
+/* The configuration file (YAML: scalars, a header map, a Kubernetes
+ * section, sandboxes in both forms) loaded into a config. */
+static envd_status op_config_file(void)
+{
+    envd_config *cfg = NULL;
+    envd_config_file *f = NULL;
+    envd_error *err = NULL;
+    envd_status s = envd_config_load_file(config_yaml, &cfg, &f, &err);
+    if (s != ENVD_OK && s != ENVD_E_NOMEM)
+        printf("config file: %s\n", err ? envd_error_message(err) : "(no error)");
+    size_t n = 0;
+    if (s == ENVD_OK && (!envd_config_file_sandboxes(f, &n) || n != 2))
+        s = ENVD_E_USAGE;
+    envd_error_free(err);
+    envd_config_free(cfg);
+    envd_config_file_free(f);
     return s;
 }
 
@@ -144,6 +164,16 @@ static envd_status connect_peer(envd_transport_kind kind, envd_runtime **rt, env
     return s;
 }
 
+/* s, after printing err's message when s is neither ENVD_OK nor
+ * ENVD_E_NOMEM (the run is about to be reported); frees err. */
+static envd_status said(const char *what, envd_status s, envd_error *err)
+{
+    if (s != ENVD_OK && s != ENVD_E_NOMEM)
+        printf("%s: %s\n", what, err ? envd_error_message(err) : envd_strerror(s));
+    envd_error_free(err);
+    return s;
+}
+
 /* A unary call over one transport, from a new runtime and client. */
 static envd_status unary_over(envd_transport_kind kind)
 {
@@ -155,6 +185,8 @@ static envd_status unary_over(envd_transport_kind kind)
         s = envd_fs_exists_async(c, "/", &f);
     if (s == ENVD_OK) {
         s = envd_future_get(f, 20000, NULL); /* ENVD_E_TIMEOUT: it hung */
+        if (s != ENVD_OK && s != ENVD_E_NOMEM && envd_future_error(f))
+            printf("unary call: %s\n", envd_error_message(envd_future_error(f)));
         if (s == ENVD_OK && envd_future_bool(f) != 1)
             s = ENVD_E_USAGE;
     }
@@ -174,12 +206,18 @@ static envd_status op_files(void)
     envd_runtime *rt;
     envd_client *c;
     envd_status s = connect_peer(ENVD_TRANSPORT_CONNECT, &rt, &c);
-    if (s == ENVD_OK)
-        s = envd_files_write(c, "/alloc-fail.txt", "seam", 4, NULL, NULL, NULL);
+    envd_error *err = NULL;
+    if (s == ENVD_OK) {
+        s = envd_files_write(c, "/alloc-fail.txt", "seam", 4, NULL, NULL, &err);
+        s = said("write", s, err);
+    }
     uint8_t *d = NULL;
     size_t n = 0;
-    if (s == ENVD_OK)
-        s = envd_files_read(c, "/alloc-fail.txt", NULL, &d, &n, NULL);
+    err = NULL;
+    if (s == ENVD_OK) {
+        s = envd_files_read(c, "/alloc-fail.txt", NULL, &d, &n, &err);
+        s = said("read", s, err);
+    }
     if (s == ENVD_OK && (n != 4 || memcmp(d, "seam", 4) != 0))
         s = ENVD_E_USAGE;
     free(d);
@@ -197,8 +235,11 @@ static envd_status run_over(envd_transport_kind kind)
     envd_client *c;
     envd_status s = connect_peer(kind, &rt, &c);
     envd_command_result *res = NULL;
-    if (s == ENVD_OK)
-        s = envd_commands_run(c, "echo out; echo err >&2", NULL, &res, NULL);
+    envd_error *err = NULL;
+    if (s == ENVD_OK) {
+        s = envd_commands_run(c, "echo out; echo err >&2", NULL, &res, &err);
+        s = said("run", s, err);
+    }
     if (s == ENVD_OK && (res->exit_code != 0 || strcmp(res->stdout_data, "out\n") != 0 ||
                          strcmp(res->stderr_data, "err\n") != 0))
         s = ENVD_E_USAGE;
@@ -468,24 +509,46 @@ static envd_status op_traffic(void)
     return s;
 }
 
+/* The rows run in the libraries' mode (test_alloc_fail_libs, see
+ * alloc_fail_libs.c), with libcurl's, jansson's (not its decoder's) and
+ * libyaml's allocations failing too; none over gRPC (gRPC core aborts when
+ * malloc fails). `libs` is how many k that mode runs: -1 every one (to the
+ * clean run), 0 none, n the first n. Past k = 98 of a Connect call, and in
+ * the /files, run and Kubernetes rows, libcurl 7.88's own failures are not
+ * all out of memory yet (surveyed with ENVD_ALLOC_FAIL_KEEP_GOING=1): its
+ * resolver and DNS cache say "Could not resolve host" for 127.0.0.1; a
+ * failed header-buffer allocation is CURLE_OUT_OF_MEMORY in the headers,
+ * which libenvd reads as the peer's oversize headers; some failures leave
+ * a transfer that never ends (idle timeouts, deadlines) or a protocol
+ * violation; one crashed in the Kubernetes lookup (HTTP/2 over TLS,
+ * "Failed to add data to output buffer" before it). Those rows stay off
+ * here until each is understood. */
+#ifdef ENVD_ALLOC_FAIL_LIBS
+#define LIBS 1
+#else
+#define LIBS 0
+#endif
+
 static const struct {
     const char *name;
     envd_status (*run)(void);
     void (*cleanup)(void); /* after each run, nothing armed; may be NULL */
+    long libs;             /* k run in the libraries' mode (above) */
 } ops[] = {
-    {"config new + setters", op_config, NULL},
-    {"runtime new + free", op_runtime, NULL},
-    {"future lifecycle", op_future, NULL},
-    {"unary call (gRPC)", op_unary_grpc, NULL},
-    {"unary call (Connect)", op_unary_connect, NULL},
-    {"/files write + read", op_files, NULL},
-    {"run with output (gRPC)", op_run_grpc, NULL},
-    {"run with output (Connect)", op_run_connect, NULL},
-    {"Kubernetes lookup", op_k8s_lookup, NULL},
-    {"SandboxClaim + release", op_k8s_claim, NULL},
-    {"E2B create, list, kill", op_e2b_api, e2b_cleanup},
-    {"code-interpreter run", op_code_run, NULL},
-    {"traffic token (gRPC + /files)", op_traffic, NULL},
+    {"config new + setters", op_config, NULL, 0},
+    {"config file (YAML)", op_config_file, NULL, -1},
+    {"runtime new + free", op_runtime, NULL, 0},
+    {"future lifecycle", op_future, NULL, 0},
+    {"unary call (gRPC)", op_unary_grpc, NULL, 0},
+    {"unary call (Connect)", op_unary_connect, NULL, 98},
+    {"/files write + read", op_files, NULL, 0},
+    {"run with output (gRPC)", op_run_grpc, NULL, 0},
+    {"run with output (Connect)", op_run_connect, NULL, 0},
+    {"Kubernetes lookup", op_k8s_lookup, NULL, 0},
+    {"SandboxClaim + release", op_k8s_claim, NULL, 0},
+    {"E2B create, list, kill", op_e2b_api, e2b_cleanup, 0},
+    {"code-interpreter run", op_code_run, NULL, 0},
+    {"traffic token (gRPC + /files)", op_traffic, NULL, 0},
 };
 
 static void every_allocation_fails_in_turn(void **state)
@@ -495,8 +558,9 @@ static void every_allocation_fails_in_turn(void **state)
      * debug one); ENVD_ALLOC_FAIL_VERBOSE=1: each k and its status */
     const char *only = getenv("ENVD_ALLOC_FAIL_ONLY");
     int verbose = getenv("ENVD_ALLOC_FAIL_VERBOSE") != NULL;
+    int keep_going = getenv("ENVD_ALLOC_FAIL_KEEP_GOING") != NULL; /* to survey */
     for (size_t i = 0; i < sizeof ops / sizeof ops[0]; i++) {
-        if (only && !strstr(ops[i].name, only))
+        if ((only && !strstr(ops[i].name, only)) || (LIBS && ops[i].libs == 0))
             continue;
         struct timespec t0, t1;
         clock_gettime(CLOCK_MONOTONIC, &t0);
@@ -515,11 +579,19 @@ static void every_allocation_fails_in_turn(void **state)
                     fail_msg("%s: %s with no failure injected", ops[i].name, envd_strerror(s));
                 break;
             }
-            if (s != ENVD_OK && s != ENVD_E_NOMEM)
+            if (s != ENVD_OK && s != ENVD_E_NOMEM && keep_going)
+                printf("WRONG %s: allocation %ld failed: got %s\n", ops[i].name, n,
+                       envd_strerror(s));
+            else if (s != ENVD_OK && s != ENVD_E_NOMEM)
                 fail_msg("%s: allocation %ld failed: got %s, want ENVD_E_NOMEM", ops[i].name, n,
                          envd_strerror(s));
+            if (LIBS && ops[i].libs > 0 && n == ops[i].libs) {
+                n++; /* the first libs ran, each failing one */
+                break;
+            }
         }
-        /* sites seen: the last n ran clean, so n - 1 allocations failed */
+        /* sites seen: the last n ran clean (or was not run), so n - 1
+         * allocations failed */
         clock_gettime(CLOCK_MONOTONIC, &t1);
         printf("%-30s %4ld allocation sites failed in turn (%.1f s)\n", ops[i].name, n - 1,
                (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9);
@@ -548,6 +620,29 @@ static int fast_claim_fixtures(char *out, size_t n)
     return rc;
 }
 
+/* A configuration file of each kind of value, in config_yaml; 0 or -1. */
+static int write_config_yaml(void)
+{
+    snprintf(config_yaml, sizeof config_yaml, "/tmp/envd-alloc-fail-config-%d.yaml", (int)getpid());
+    FILE *f = fopen(config_yaml, "w");
+    if (!f)
+        return -1;
+    fputs("domain: gw.example:7788\n"
+          "scheme: https\n"
+          "user: node\n"
+          "headers: {X-Team: infra, X-Trace: abc}\n"
+          "request_timeout_ms: 1500\n"
+          "transport: connect\n"
+          "kubernetes:\n"
+          "  context: prod\n"
+          "  timeout_ms: 1234\n"
+          "sandboxes:\n"
+          "  - name: builder\n    id: sbx-1\n"
+          "  - {name: agent, k8s: team-a/agent-7, runtime_token: own}\n",
+          f);
+    return fclose(f) == 0 ? 0 : -1;
+}
+
 static int start_peer(void **state)
 {
     (void)state;
@@ -556,6 +651,8 @@ static int start_peer(void **state)
         k8s_write_kubeconfig(&stub, "token.yaml", "    token: tok-alice\n") != 0)
         return -1;
     k8s_path(&stub, "token.yaml", kubeconfig, sizeof kubeconfig);
+    if (write_config_yaml() != 0)
+        return -1;
     if (peer_spawn(&peer, "both", NULL, NULL) != 0)
         return -1;
     const char *const pages_of_one[] = {"--page-size", "1", NULL};
@@ -576,13 +673,24 @@ static int stop_peer(void **state)
     peer_stop(&checker);
     unlink(checker_log);
     unlink(fixtures);
+    unlink(config_yaml);
     e2bapi_stub_stop(&api);
     k8s_stub_stop(&stub);
     return 0;
 }
 
+#ifdef ENVD_ALLOC_FAIL_LIBS
+int alloc_fail_libs_install(void);
+#endif
+
 int main(void)
 {
+#ifdef ENVD_ALLOC_FAIL_LIBS
+    if (alloc_fail_libs_install() != 0) {
+        fprintf(stderr, "the allocation hooks do not reach libcurl, jansson and libyaml\n");
+        return 1;
+    }
+#endif
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(every_allocation_fails_in_turn),
     };
