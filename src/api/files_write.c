@@ -233,13 +233,18 @@ static int write_info_push(write_info_full *w, const char *path, const char *nam
 static write_info_full *parse_reply(files_xfer *x, int *bad)
 {
     json_t *root = NULL;
+    json_error_t je = {.text = "?"};
     if (!x->body.truncated && x->body.len > 0)
-        root = json_loadb(x->body.data, x->body.len, 0, NULL);
+        root = json_loadb(x->body.data, x->body.len, 0, &je);
+    /* jansson 2.14's decoder fails with no error text when it cannot
+     * allocate (lex_init, json_object... in load.c): out of memory, not a
+     * reply to fall back from */
+    int oom = !root && je.text[0] == '\0';
     /* /files/compose answers one EntryInfo object, not an array. */
     int one = x->compose && json_is_object(root);
     size_t n = one ? 1 : root && json_is_array(root) ? json_array_size(root) : 0;
     write_info_full *w = n ? write_info_new(n) : NULL;
-    *bad = n == 0;
+    *bad = n == 0 && !oom;
     for (size_t i = 0; w && i < n; i++) {
         json_t *e = one ? root : json_array_get(root, i);
         const char *p = json_string_value(json_object_get(e, "path"));

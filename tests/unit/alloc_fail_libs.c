@@ -15,7 +15,9 @@
  *   quote was dropped is read past its end; a failed string copy comes back
  *   as the syntax error "invalid token". Encoding and building documents
  *   (json_object_set_new, json_dumps...) report failures properly and are
- *   failed here.
+ *   failed here. One failure the decoder survives, its first allocation
+ *   (lex_init, before a byte is read), is made on demand by
+ *   alloc_fail_libs_decoder_fails.
  * - libyaml: no allocator hooks, but libyaml.so calls its yaml_malloc,
  *   yaml_realloc and yaml_strdup through the PLT (objdump: 57, 3 and 21
  *   calls), so definitions in this executable, exported, replace them for
@@ -28,14 +30,29 @@
 
 #include <curl/curl.h>
 #include <jansson.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <yaml.h>
 
 /* >0 on a thread inside json_loadb: jansson's allocations there use plain
  * malloc, not counted */
 static _Thread_local int decoding;
+/* 1: the next json_loadb fails its first allocation (lex_init's, before a
+ * byte is read: a failure jansson survives) */
+static atomic_int decoder_fails;
+static _Thread_local int fail_this_decode;
 
-static void *json_alloc(size_t n) { return decoding ? malloc(n) : envd_malloc(n); }
+void alloc_fail_libs_decoder_fails(void);
+void alloc_fail_libs_decoder_fails(void) { atomic_store(&decoder_fails, 1); }
+
+static void *json_alloc(size_t n)
+{
+    if (fail_this_decode) {
+        fail_this_decode = 0;
+        return NULL;
+    }
+    return decoding ? malloc(n) : envd_malloc(n);
+}
 
 json_t *__real_json_loadb(const char *buf, size_t len, size_t flags, json_error_t *err);
 json_t *__wrap_json_loadb(const char *buf, size_t len, size_t flags, json_error_t *err);
@@ -43,7 +60,9 @@ json_t *__wrap_json_loadb(const char *buf, size_t len, size_t flags, json_error_
 json_t *__wrap_json_loadb(const char *buf, size_t len, size_t flags, json_error_t *err)
 {
     decoding++;
+    fail_this_decode = atomic_exchange(&decoder_fails, 0);
     json_t *j = __real_json_loadb(buf, len, flags, err);
+    fail_this_decode = 0;
     decoding--;
     return j;
 }

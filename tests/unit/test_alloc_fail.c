@@ -681,6 +681,28 @@ static int stop_peer(void **state)
 
 #ifdef ENVD_ALLOC_FAIL_LIBS
 int alloc_fail_libs_install(void);
+void alloc_fail_libs_decoder_fails(void);
+
+/* A /files write whose reply jansson cannot decode for want of memory (its
+ * first allocation failing) is out of memory, not a reply to replace with
+ * the paths written (the Go client's fallback for a reply it cannot read),
+ * which reported success. */
+static void write_reply_out_of_memory(void **state)
+{
+    (void)state;
+    envd_runtime *rt;
+    envd_client *c;
+    assert_int_equal(connect_peer(ENVD_TRANSPORT_CONNECT, &rt, &c), ENVD_OK);
+    envd_write_info *info = NULL;
+    envd_error *err = NULL;
+    alloc_fail_libs_decoder_fails();
+    envd_status s = envd_files_write(c, "/alloc-fail.txt", "seam", 4, NULL, &info, &err);
+    envd_error_free(err);
+    envd_write_info_free(info);
+    envd_client_free(c);
+    envd_runtime_free(rt);
+    assert_int_equal(s, ENVD_E_NOMEM);
+}
 #endif
 
 int main(void)
@@ -693,6 +715,9 @@ int main(void)
 #endif
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(every_allocation_fails_in_turn),
+#ifdef ENVD_ALLOC_FAIL_LIBS
+        cmocka_unit_test(write_reply_out_of_memory),
+#endif
     };
     return cmocka_run_group_tests(tests, start_peer, stop_peer);
 }
