@@ -11,6 +11,7 @@
  * runs still in flight the same way (the op's shutdown hook). */
 #include "api/commands.h"
 #include "core/alloc.h"
+#include "core/pb_arena.h"
 #include "api/op.h"
 #include "api/sync.h"
 #include "core/thread.h"
@@ -319,9 +320,14 @@ static int on_event(void *ud, const uint8_t *msg, size_t len)
         return h->oom ? -1 : 0;
     }
     /* StartResponse and ConnectResponse share one layout: event = 1. */
-    Process__StartResponse *r = process__start_response__unpack(NULL, len, msg);
-    if (!r)
-        return -1; /* on_done reports the protocol error */
+    envd_pb_arena a;
+    envd_pb_arena_init(&a);
+    Process__StartResponse *r = process__start_response__unpack(&a.alloc, len, msg);
+    if (!r) {
+        if (a.nomem)
+            h->oom = 1;
+        return -1; /* on_done reports the protocol error (or running out of memory) */
+    }
     Process__ProcessEvent *ev = r->event;
     int rc = 0;
     if (!ev) {
@@ -342,7 +348,7 @@ static int on_event(void *ud, const uint8_t *msg, size_t len)
     }
     /* start again and keepalive: nothing to do (the transport fed the idle
      * clock on arrival). */
-    process__start_response__free_unpacked(r, NULL);
+    process__start_response__free_unpacked(r, &a.alloc);
     return rc;
 }
 

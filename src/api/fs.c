@@ -3,6 +3,7 @@
  * already_exists -> false; list: entries of unknown type dropped). */
 #include "api/fs_internal.h"
 #include "core/alloc.h"
+#include "core/pb_arena.h"
 #include "api/sync.h"
 
 #include <stdlib.h>
@@ -228,8 +229,12 @@ static void entry_finish(void *ctx, const uint8_t *resp, size_t len, envd_error 
         *out_err = envd_error_wrap(err, ctx);
         return;
     }
-    Filesystem__StatResponse *r = filesystem__stat_response__unpack(NULL, len, resp);
-    if (!r || !r->entry) {
+    envd_pb_arena a;
+    envd_pb_arena_init(&a);
+    Filesystem__StatResponse *r = filesystem__stat_response__unpack(&a.alloc, len, resp);
+    if (!r && a.nomem) {
+        *out_err = envd_fs_nomem();
+    } else if (!r || !r->entry) {
         *out_err = envd_fs_decode_error("entry");
     } else {
         *result = envd_entry_from_proto(r->entry);
@@ -238,7 +243,7 @@ static void entry_finish(void *ctx, const uint8_t *resp, size_t len, envd_error 
             *out_err = envd_fs_nomem();
     }
     if (r)
-        filesystem__stat_response__free_unpacked(r, NULL);
+        filesystem__stat_response__free_unpacked(r, &a.alloc);
 }
 
 envd_status envd_fs_get_info_async(envd_client *c, const char *path, envd_future **out)
@@ -276,12 +281,14 @@ static void make_dir_finish(void *ctx, const uint8_t *resp, size_t len, envd_err
     if (!err) {
         /* The entry is not part of the Go client's answer; only check that
          * the reply is a MakeDirResponse. */
-        Filesystem__MakeDirResponse *r = filesystem__make_dir_response__unpack(NULL, len, resp);
+        envd_pb_arena a;
+        envd_pb_arena_init(&a);
+        Filesystem__MakeDirResponse *r = filesystem__make_dir_response__unpack(&a.alloc, len, resp);
         if (!r) {
-            *out_err = envd_fs_decode_error("MakeDir");
+            *out_err = a.nomem ? envd_fs_nomem() : envd_fs_decode_error("MakeDir");
             return;
         }
-        filesystem__make_dir_response__free_unpacked(r, NULL);
+        filesystem__make_dir_response__free_unpacked(r, &a.alloc);
     }
     envd_finish_bool(err, ENVD_ALREADY_EXISTS, "failed to make directory", result, free_fn,
                      out_err);
@@ -356,9 +363,11 @@ static void list_finish(void *ctx, const uint8_t *resp, size_t len, envd_error *
         *out_err = envd_error_wrap(err, "failed to list directory");
         return;
     }
-    Filesystem__ListDirResponse *r = filesystem__list_dir_response__unpack(NULL, len, resp);
+    envd_pb_arena a;
+    envd_pb_arena_init(&a);
+    Filesystem__ListDirResponse *r = filesystem__list_dir_response__unpack(&a.alloc, len, resp);
     if (!r) {
-        *out_err = envd_fs_decode_error("ListDir");
+        *out_err = a.nomem ? envd_fs_nomem() : envd_fs_decode_error("ListDir");
         return;
     }
     envd_entry_list *l = envd_calloc(1, sizeof(*l));
@@ -380,7 +389,7 @@ static void list_finish(void *ctx, const uint8_t *resp, size_t len, envd_error *
         }
         l->count++;
     }
-    filesystem__list_dir_response__free_unpacked(r, NULL);
+    filesystem__list_dir_response__free_unpacked(r, &a.alloc);
     if (!l) {
         *out_err = envd_fs_nomem();
         return;

@@ -11,6 +11,8 @@
 #include <string.h>
 #include <cmocka.h>
 
+#include "core/alloc.h"
+#include "core/pb_arena.h"
 #include "core/pb_scan.h"
 #include "filesystem.pb-c.h"
 #include "process.pb-c.h"
@@ -139,6 +141,49 @@ static void mutations(void **state)
     free(m);
 }
 
+/* The unpack arena (core/pb_arena.c): a list decoded through it equals
+ * protobuf-c's own decoding, whether it fits the arena (4 entries) or
+ * spills to the heap (300; ASan checks the spilled parts are freed and
+ * nothing in the buffer is); out of memory while spilling is NULL with
+ * nomem set, malformed bytes NULL without. */
+static void unpack_arena(void **state)
+{
+    (void)state;
+    const size_t sizes[] = {0, 4, 300};
+    for (size_t k = 0; k < 3; k++) {
+        size_t len;
+        uint8_t *msg = packed_list(sizes[k], &len);
+        Filesystem__ListDirResponse *ref = filesystem__list_dir_response__unpack(NULL, len, msg);
+        assert_non_null(ref);
+        envd_pb_arena a;
+        envd_pb_arena_init(&a);
+        Filesystem__ListDirResponse *r = filesystem__list_dir_response__unpack(&a.alloc, len, msg);
+        assert_non_null(r);
+        assert_int_equal(r->n_entries, ref->n_entries);
+        for (size_t i = 0; i < r->n_entries; i++) {
+            assert_string_equal(r->entries[i]->name, ref->entries[i]->name);
+            assert_int_equal(r->entries[i]->size, ref->entries[i]->size);
+        }
+        assert_true(a.used <= ENVD_PB_ARENA_BYTES);
+        filesystem__list_dir_response__free_unpacked(r, &a.alloc);
+        filesystem__list_dir_response__free_unpacked(ref, NULL);
+        if (sizes[k] == 300) {
+            envd_pb_arena_init(&a);
+            envd_alloc_test_fail(1);
+            r = filesystem__list_dir_response__unpack(&a.alloc, len, msg);
+            envd_alloc_test_fail(0);
+            assert_null(r);
+            assert_true(a.nomem);
+        }
+        free(msg);
+    }
+    static const uint8_t bad[] = {0x0a, 0x7f, 0x01};
+    envd_pb_arena a;
+    envd_pb_arena_init(&a);
+    assert_null(filesystem__list_dir_response__unpack(&a.alloc, sizeof bad, bad));
+    assert_false(a.nomem);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -146,6 +191,7 @@ int main(void)
         cmocka_unit_test(other_fields),
         cmocka_unit_test(malformed),
         cmocka_unit_test(mutations),
+        cmocka_unit_test(unpack_arena),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
