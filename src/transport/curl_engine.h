@@ -98,6 +98,7 @@ struct envd_curl_xfer {
     envd_curl_origin *slot;
     int waiting;  /* in slot's queue */
     int admitted; /* counted in slot's admitted */
+    int gating;   /* counted in slot's connecting */
     envd_curl_xfer *wprev, *wnext;
 
     /* Submission queue (engine mutex). */
