@@ -403,10 +403,10 @@ ENVD_API envd_status envd_config_set_files_min_rate(envd_config *cfg, int64_t by
  * that fires there says "without a connection". A cancelled request leaves
  * the queue at once. Over HTTPS with ALPN h2 a call that finds every
  * connection's streams in use opens another connection, up to
- * max_connections, so long streams do not hold up other calls (libcurl 7.88
- * opens one per call past the first full connection while a burst's
- * connections are being set up: 250 streams at once took 151 connections,
- * shared afterwards). Over cleartext h2c, libcurl before 8.0 cannot reuse a
+ * max_connections, so long streams do not hold up other calls. The runtime
+ * sets up one new connection at a time per origin, and a burst's calls wait
+ * for it rather than each opening its own (250 streams at once take 3
+ * connections; libcurl alone took 151). Over cleartext h2c, libcurl before 8.0 cannot reuse a
  * connection (curl issue #10634): one connection per call, within
  * max_connections; use gRPC for a multiplexed h2c gateway.
  * gRPC: one channel per connection; gRPC core does not expose the peer's
