@@ -777,21 +777,24 @@ static int admit_cap(const envd_curl_engine *e, const envd_curl_xfer *x)
  * (libcurl 7.88 does not wait for a connection it knows will multiplex; it
  * only waits, with PIPEWAIT, while the first connection's protocol is
  * unknown). Measured: 251 streams at once over TLS took 151 connections
- * where 3 carry them. So while an admitted transfer that may multiplex has
- * no connection yet, the rest of its origin wait here: admission goes one
- * transfer at a time until curl has placed it, on a free stream of an
- * existing connection (at once, see admit_ready) or on the one new
- * connection. Not for origins known to speak one request per connection
- * (HTTP/1.1 over TLS), whose connections are set up side by side. */
-static int gated(const envd_curl_origin *o, const envd_curl_xfer *x)
+ * where 3 carry them. So once an origin has a connection's worth of
+ * streams admitted, a transfer past that may need a new connection, and
+ * while one such transfer has no connection yet the rest of its origin wait
+ * here: admission goes one transfer at a time until curl has placed it, on
+ * a free stream of a connection it has (at once, see admit_ready) or on the
+ * one new connection. Below a connection's worth nothing waits (a gate on
+ * every call cost 30 % more CPU per Stat at 16 in flight over TLS). Not for
+ * origins known to speak one request per connection (HTTP/1.1 over TLS),
+ * whose connections are set up side by side. */
+static int gated(const envd_curl_engine *e, const envd_curl_origin *o, const envd_curl_xfer *x)
 {
-    return multiplexed(x) && o->proto >= 0;
+    return multiplexed(x) && o->proto >= 0 && o->admitted >= e->lim.streams_per_connection;
 }
 
 /* x must wait in o's queue. */
 static int blocked(const envd_curl_engine *e, const envd_curl_origin *o, const envd_curl_xfer *x)
 {
-    return o->admitted >= admit_cap(e, x) || (o->connecting > 0 && gated(o, x));
+    return o->admitted >= admit_cap(e, x) || (o->connecting > 0 && gated(e, o, x));
 }
 
 static envd_curl_origin *origin_get(envd_curl_engine *e, const envd_curl_xfer *x)
@@ -857,12 +860,12 @@ static void finish(envd_curl_engine *e, envd_curl_xfer *x, CURLcode rc, envd_sta
 static void admit(envd_curl_engine *e, envd_curl_xfer *x)
 {
     if (x->slot) {
-        x->admitted = 1;
-        x->slot->admitted++;
-        if (gated(x->slot, x)) {
+        if (gated(e, x->slot, x)) {
             x->gating = 1;
             x->slot->connecting++;
         }
+        x->admitted = 1;
+        x->slot->admitted++;
     }
     CURLcode fail = CURLE_OK;
     if (!x->easy) {
