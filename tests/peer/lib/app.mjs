@@ -80,6 +80,11 @@ function plainErrorBodies(res) {
       }
       plain["content-length"] = body.length;
       writeHead(status, plain);
+      // Http2ServerResponse.end writes its chunk through this.write: put
+      // the real one back, or the body would land in chunks again and the
+      // stream end short of its content-length (a PROTOCOL_ERROR to the
+      // client, and Go's client reads the error as "unimplemented").
+      delete res.write;
       return end(body, ...more.filter((m) => typeof m === "function"));
     };
     return res;

@@ -82,6 +82,41 @@ test("the h1 server does not speak h2c (as stock envd); the both server does", a
   assert.equal(await probe(h1only.url), false);
 });
 
+test("connect over h2c (envd-compatible server or gateway, not stock envd): a unary error body offered gzip arrives whole and plain", async () => {
+  // Go's HTTP client offers Accept-Encoding: gzip on every request. The
+  // error body is sent uncompressed (as connect-go does); over HTTP/2 it
+  // once ended short of its content-length (a stream PROTOCOL_ERROR), which
+  // Go's Connect client read as "unimplemented: 404 Not Found".
+  const session = http2.connect(both.url);
+  try {
+    const r = await new Promise((resolve, reject) => {
+      const req = session.request({
+        ":method": "POST",
+        ":path": "/filesystem.Filesystem/Stat",
+        "content-type": "application/json",
+        "accept-encoding": "gzip",
+        "connect-accept-encoding": "gzip",
+      });
+      const chunks = [];
+      let headers;
+      req.on("response", (h) => (headers = h));
+      req.on("data", (d) => chunks.push(d));
+      req.on("end", () => resolve({ headers, body: Buffer.concat(chunks), rst: req.rstCode }));
+      req.on("error", reject);
+      req.end(JSON.stringify({ path: "/nope" }));
+    });
+    assert.equal(r.headers[":status"], 404);
+    assert.equal(r.headers["content-encoding"], undefined);
+    assert.equal(Number(r.headers["content-length"]), r.body.length);
+    assert.deepEqual(JSON.parse(r.body.toString()), {
+      code: "not_found",
+      message: "file not found: lstat /nope: no such file or directory",
+    });
+  } finally {
+    session.close();
+  }
+});
+
 test("connect wire: unary error JSON with HTTP status, stream error in the end frame", async () => {
   const res = await fetch(`${h1only.url}/filesystem.Filesystem/Stat`, {
     method: "POST",
