@@ -315,11 +315,20 @@ ENVD_API envd_status envd_k8s_claim_release(envd_runtime *rt, const envd_k8s_opt
  *   headers: {X-Team: infra}
  *   request_timeout_ms: 60000
  *   transport: auto                   # grpc | connect | auto
+ *   h2c: false                        # Connect over cleartext HTTP/2
  *   keepalive_s: 50
  *   idle_timeout_ms: 110000
  *   workers: 0
  *   max_inflight: 4096
  *   fail_fast: false
+ *   retries: 3
+ *   max_message_bytes: 16777216
+ *   max_list_entries: 262144
+ *   files_min_bytes: 1024             # in every files_min_window_ms
+ *   files_min_window_ms: 30000
+ *   streams_per_connection: 100
+ *   max_connections: 200
+ *   envd_version: 0.6.13              # what the sandbox runs, if known
  *   kubernetes:
  *     source: auto                    # auto | kubeconfig | in-cluster
  *     kubeconfig: ~/.kube/config      # colon-separated list allowed

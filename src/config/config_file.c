@@ -117,6 +117,7 @@ static const opt_def OPTS[] = {
      .words = TRANSPORTS,
      .expect = "grpc, connect or auto",
      .cfg_int = set_transport},
+    CFG("h2c", K_BOOL, cfg_int, envd_config_set_h2c),
     CFG("keepalive_s", K_INT, cfg_int, envd_config_set_keepalive_s),
     CFG("idle_timeout_ms", K_INT, cfg_i64, envd_config_set_idle_timeout_ms),
     CFG("workers", K_INT, cfg_int, envd_config_set_workers),

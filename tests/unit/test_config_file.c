@@ -80,6 +80,7 @@ static void every_option(void **state)
                            "headers:\n  X-Team: infra\n  X-Empty: ''\n"
                            "request_timeout_ms: 1500\n"
                            "transport: connect\n"
+                           "h2c: true\n"
                            "keepalive_s: 20\n"
                            "idle_timeout_ms: 0\n"
                            "workers: 3\n"
@@ -124,6 +125,7 @@ static void every_option(void **state)
     assert_string_equal(cfg->headers.values[1], "");
     assert_int_equal(cfg->request_timeout_ms, 1500);
     assert_int_equal(cfg->transport, ENVD_TRANSPORT_CONNECT);
+    assert_int_equal(cfg->h2c, 1);
     assert_int_equal(cfg->keepalive_s, 20);
     assert_int_equal(cfg->idle_timeout_ms, 0);
     assert_int_equal(cfg->max_message_bytes, 2048);
