@@ -26,9 +26,20 @@
 
 /* ------------------------------------------------------------ transports */
 
-enum bench_transport { BT_GRPC = 0, BT_CONNECT_H1 = 1, BT_CONNECT_H2C = 2, BT_COUNT = 3 };
+/* BT_CONNECT_TLS: Connect over HTTPS with ALPN h2, the multiplexed
+ * Connect path (E2B's edge); only where a scenario runs a TLS gateway of
+ * its own (long). */
+enum bench_transport {
+    BT_GRPC = 0,
+    BT_CONNECT_H1 = 1,
+    BT_CONNECT_H2C = 2,
+    BT_CONNECT_TLS = 3,
+    BT_COUNT = 4
+};
+/* What a scenario without a transports mask runs. */
+#define BT_CLEARTEXT (1u << BT_GRPC | 1u << BT_CONNECT_H1 | 1u << BT_CONNECT_H2C)
 
-/* "grpc", "connect-h1", "connect-h2c". */
+/* "grpc", "connect-h1", "connect-h2c", "connect-tls". */
 const char *bench_transport_name(int t);
 /* -1 when unknown. */
 int bench_transport_parse(const char *s);
@@ -214,9 +225,10 @@ envd_client *bench_client_new(bench_env *env, envd_runtime *rt, int transport, i
 /* The same for a given sandbox ID (e2b-sandbox-id); the above sends "envd-bench". */
 envd_client *bench_client_new_id(bench_env *env, envd_runtime *rt, int transport,
                                  int64_t timeout_ms, const char *sandbox_id);
-/* The same at another address ("HOST:PORT": a gateway in front of the server). */
+/* The same at another address ("HOST:PORT": a gateway in front of the
+ * server); BT_CONNECT_TLS: https, trusting ca_file. */
 envd_client *bench_client_new_at(envd_runtime *rt, const char *addr, int transport,
-                                 int64_t timeout_ms, const char *sandbox_id);
+                                 int64_t timeout_ms, const char *sandbox_id, const char *ca_file);
 envd_runtime *bench_runtime_new(const bench_env *env, int max_inflight);
 /* The same with max_connections per endpoint (0: the default, 200). */
 envd_runtime *bench_runtime_new_pool(const bench_env *env, int max_inflight, int max_connections);

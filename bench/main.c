@@ -25,7 +25,8 @@ static void usage(FILE *fp)
     fprintf(fp,
             "usage: envd-bench [options]\n"
             "  --scenario NAME      run one scenario (default: all default ones)\n"
-            "  --transport T        grpc | connect-h1 | connect-h2c (default: all)\n"
+            "  --transport T        grpc | connect-h1 | connect-h2c | connect-tls (long only)\n"
+            "                       (default: all a scenario runs)\n"
             "  --concurrency N      calls in flight (default: 1, 16, 256; inflight: 10000)\n"
             "  --duration S         measured seconds per case (default 3)\n"
             "  --warmup S           unmeasured seconds before (libenvd, e2b-js, Go; default 1)\n"
@@ -310,7 +311,7 @@ int main(int argc, char **argv)
         for (int t = 0; t < BT_COUNT; t++) {
             if (o.transport >= 0 && t != o.transport)
                 continue;
-            if (sc->transports && !(sc->transports & (1u << t)))
+            if (!((sc->transports ? sc->transports : BT_CLEARTEXT) & (1u << t)))
                 continue;
             for (size_t ci = 0; ci < n_conc; ci++) {
                 for (size_t k = 0; k < sizeof(clients) / sizeof(clients[0]); k++) {

@@ -2,7 +2,8 @@
  * stop (`sleep 600`, no shell), all at once through the test gateway
  * (tests/gateway/nginx.conf.in, http2_max_concurrent_streams 100) in front
  * of the reference server: gRPC through its grpc_pass port, Connect over
- * HTTP/1.1 through its HTTP/1.1 port. The row:
+ * HTTP/1.1 through its HTTP/1.1 port, Connect over TLS (connect-tls, ALPN
+ * h2, the multiplexed Connect path) through its TLS port. The row:
  *
  *   seconds            from the first Start to the last start event: one
  *                      wave is about one start latency (the note compares
@@ -19,7 +20,8 @@
  *
  * Over HTTP/1.1 a running command holds its connection, so the runtime's
  * max_connections is raised to N + 64 (the default 200 would queue the rest,
- * and the Stat behind them). */
+ * and the Stat behind them); for connect-tls too, whose round straight to
+ * the server is HTTP/1.1. */
 #include "bench.h"
 #include "harness.h"
 
@@ -207,8 +209,10 @@ static void end_round(long_case *lc)
 static double direct_round(long_case *lc)
 {
     envd_client *via_gw = lc->c;
+    /* The server speaks cleartext: TLS is the gateway's. */
+    int t = lc->transport == BT_CONNECT_TLS ? BT_CONNECT_H1 : lc->transport;
     envd_client *direct =
-        bench_client_new_at(lc->rt, lc->env->server.addr, lc->transport, 180000, LONG_SANDBOX);
+        bench_client_new_at(lc->rt, lc->env->server.addr, t, 180000, LONG_SANDBOX, NULL);
     if (!direct)
         return -1;
     end_round(lc);
@@ -306,7 +310,9 @@ static int measure(long_case *lc, int gw_port, bench_result *out)
              "%.1f max of %d; %ld killed, %ld ended with exit -1",
              used ? "; " : "", first_error, first_error[0] ? "; " : "", lc->n,
              lc->transport == BT_GRPC ? "h2c, 100 streams a connection, grpc_pass"
-                                      : "HTTP/1.1 in and out",
+             : lc->transport == BT_CONNECT_TLS
+                 ? "TLS with ALPN h2, 100 streams a connection, HTTP/1.1 upstream"
+                 : "HTTP/1.1 in and out",
              all ? "all started" : "NOT all started", out->seconds,
              out->seconds * 1e9 / (double)alone_ns, (double)alone_ns / 1e6, direct_s,
              out->connections, upstream, out->rss_per_call_kib, heap_kib, idle_ms_per_s,
@@ -350,7 +356,11 @@ int bench_run_long(bench_env *env, const bench_scenario *sc, int transport, int 
         snprintf(out->note, sizeof(out->note), "the nginx gateway did not start");
         return -1;
     }
-    int port = transport == BT_GRPC ? gw.grpc_port : gw.h1_port;
+    int port = transport == BT_GRPC          ? gw.grpc_port
+               : transport == BT_CONNECT_TLS ? gw.tls_port
+                                             : gw.h1_port;
+    char ca[sizeof(gw.dir) + 16];
+    snprintf(ca, sizeof(ca), "%s/tls.crt", gw.dir);
     char addr[64];
     snprintf(addr, sizeof(addr), "127.0.0.1:%d", port);
     int ok = bench_pending_init(&lc.p, lc.n) == 0;
@@ -360,8 +370,8 @@ int bench_run_long(bench_env *env, const bench_scenario *sc, int transport, int 
     lc.opts = long_opts();
     /* Starts and then as many Signals in flight, plus the Stats */
     lc.rt = bench_runtime_new_pool(env, 2 * (int)lc.n + 64,
-                                   transport == BT_CONNECT_H1 ? (int)lc.n + 64 : 0);
-    lc.c = lc.rt ? bench_client_new_at(lc.rt, addr, transport, 180000, LONG_SANDBOX) : NULL;
+                                   transport != BT_GRPC ? (int)lc.n + 64 : 0);
+    lc.c = lc.rt ? bench_client_new_at(lc.rt, addr, transport, 180000, LONG_SANDBOX, ca) : NULL;
     int rc = -1;
     if (!ok || !lc.starts || !lc.handles || !lc.calls || !lc.opts || !lc.c) {
         out->skipped = 1;

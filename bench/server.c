@@ -201,17 +201,19 @@ envd_client *bench_client_new(bench_env *env, envd_runtime *rt, int transport, i
 envd_client *bench_client_new_id(bench_env *env, envd_runtime *rt, int transport,
                                  int64_t timeout_ms, const char *sandbox_id)
 {
-    return bench_client_new_at(rt, env->server.addr, transport, timeout_ms, sandbox_id);
+    return bench_client_new_at(rt, env->server.addr, transport, timeout_ms, sandbox_id, NULL);
 }
 
 envd_client *bench_client_new_at(envd_runtime *rt, const char *addr, int transport,
-                                 int64_t timeout_ms, const char *sandbox_id)
+                                 int64_t timeout_ms, const char *sandbox_id, const char *ca_file)
 {
     envd_config *cfg = envd_config_new();
     if (!cfg)
         return NULL;
     envd_config_set_domain(cfg, addr);
-    envd_config_set_scheme(cfg, "http");
+    envd_config_set_scheme(cfg, transport == BT_CONNECT_TLS ? "https" : "http");
+    if (transport == BT_CONNECT_TLS && ca_file)
+        envd_config_set_ca_file(cfg, ca_file);
     envd_config_set_request_timeout_ms(cfg, timeout_ms);
     envd_config_set_transport(cfg,
                               transport == BT_GRPC ? ENVD_TRANSPORT_GRPC : ENVD_TRANSPORT_CONNECT);

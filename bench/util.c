@@ -20,7 +20,8 @@
 
 /* ------------------------------------------------------------ transports */
 
-static const char *const transport_names[BT_COUNT] = {"grpc", "connect-h1", "connect-h2c"};
+static const char *const transport_names[BT_COUNT] = {"grpc", "connect-h1", "connect-h2c",
+                                                      "connect-tls"};
 
 const char *bench_transport_name(int t)
 {
@@ -42,7 +43,7 @@ int bench_transport_parse(const char *s)
 
 const char *bench_transport_http(int t)
 {
-    return t == BT_CONNECT_H1 ? "http/1.1" : "h2c";
+    return t == BT_CONNECT_H1 ? "http/1.1" : t == BT_CONNECT_TLS ? "h2" : "h2c";
 }
 
 /* ----------------------------------------------------------------- timing */
