@@ -935,9 +935,11 @@ static void admit_ready(envd_curl_engine *e)
         o->busy = 1;
         while (o->qhead && !blocked(e, o, o->qhead)) {
             envd_curl_xfer *x = o->qhead;
+            /* Decided before admit, which may finish (and free) x. */
+            int kick = gated(e, o, x);
             wait_unlink(o, x);
             admit(e, x);
-            if (x->gating && o->qhead) {
+            if (kick && o->qhead) {
                 /* Let curl place it now: on a free stream of a connection
                  * it has, prereq runs within this call and the next can
                  * go; a new connection keeps the queue waiting. */
