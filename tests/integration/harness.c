@@ -336,6 +336,7 @@ int test_gateway_start(test_gateway *g, const test_server *servers, const char *
     fputs(conf, f);
     fclose(f);
     free(conf);
+    pid_t parent = getpid();
     pid_t pid = fork();
     if (pid < 0)
         return -1;
@@ -344,7 +345,7 @@ int test_gateway_start(test_gateway *g, const test_server *servers, const char *
          * nginx goes with it rather than keep ctest's output pipe open
          * until the test's timeout. */
         prctl(PR_SET_PDEATHSIG, SIGTERM);
-        if (getppid() == 1)
+        if (getppid() != parent) /* it died before the prctl */
             _exit(127);
         execlp("nginx", "nginx", "-p", g->dir, "-c", path, (char *)NULL);
         execl("/usr/sbin/nginx", "nginx", "-p", g->dir, "-c", path, (char *)NULL);
