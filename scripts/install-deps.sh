@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 pkgs=(build-essential cmake pkg-config libgrpc-dev libprotobuf-c-dev protobuf-c-compiler
-      protobuf-compiler libprotobuf-dev libcurl4-openssl-dev libjansson-dev libyaml-dev libssl-dev zlib1g-dev
+      protobuf-compiler libprotobuf-dev libcurl4-openssl-dev libnghttp2-dev libjansson-dev libyaml-dev libssl-dev zlib1g-dev
       libcmocka-dev nginx-light openssl curl python3 e2fsprogs util-linux nghttp2-client gnuplot-nox  # gnuplot: envd-bench --report
       clang libclang-rt-14-dev)  # clang 14 and its runtimes (libFuzzer, ASan; a Recommends, so not pulled by --no-install-recommends) for scripts/fuzz.sh
 # node 20 and npm come with the machine (nodesource); Debian 12's nodejs is too old.

@@ -351,11 +351,11 @@ envd_rpc_transport *envd_client_rpc_transport(envd_client *c)
                                   nh, c->cfg->request_timeout_ms);
         envd_headers_done(&hs);
         if (k == ENVD_TRANSPORT_AUTO) /* unreachable for now: Connect gives the clearer error */
-            return envd_curl_engine_connect(rt->curl);
+            return envd_curl_engine_connect_for(rt->curl, &c->ep);
         atomic_store(&c->transport, k);
     }
     return k == ENVD_TRANSPORT_GRPC ? envd_grpc_engine_transport(rt->grpc)
-                                    : envd_curl_engine_connect(rt->curl);
+                                    : envd_curl_engine_connect_for(rt->curl, &c->ep);
 }
 
 /* ---- starting an RPC ------------------------------------------------------ */

@@ -79,6 +79,11 @@ struct envd_curl_engine {
 
     envd_rpc_transport connect_tp;
 
+    /* Connect over h2c (h2c.c), made on first use. */
+    _Atomic(envd_h2c_engine *) h2c;
+    pthread_mutex_t h2c_mu;
+    int h2c_failed; /* h2c_mu: could not start; libcurl carries h2c then */
+
     /* Admission (I/O thread): origins with transfers admitted or waiting,
      * chained by hash; those whose queue may move on (see release). */
     envd_curl_origin *origins[ENVD_ORIGIN_BUCKETS];
@@ -1316,9 +1321,11 @@ envd_status envd_curl_engine_new(envd_timers *timers, const envd_pool_limits *li
     curl_multi_setopt(e->multi, CURLMOPT_TIMERFUNCTION, on_timer);
     curl_multi_setopt(e->multi, CURLMOPT_TIMERDATA, e);
     pthread_mutex_init(&e->mu, NULL);
+    pthread_mutex_init(&e->h2c_mu, NULL);
     e->connect_tp.ops = &envd_connect_ops;
     if (envd_thread_start(&e->thread, io_main, e) != 0) {
         pthread_mutex_destroy(&e->mu);
+        pthread_mutex_destroy(&e->h2c_mu);
         curl_multi_cleanup(e->multi);
         close(e->wake_fd);
         close(e->epoll_fd);
@@ -1334,6 +1341,8 @@ void envd_curl_engine_free(envd_curl_engine *e)
 {
     if (!e)
         return;
+    envd_h2c_engine_free(atomic_load(&e->h2c));
+    pthread_mutex_destroy(&e->h2c_mu);
     pthread_mutex_lock(&e->mu);
     e->stopping = 1;
     wake(e);
@@ -1354,6 +1363,31 @@ void envd_curl_engine_free(envd_curl_engine *e)
 envd_rpc_transport *envd_curl_engine_connect(envd_curl_engine *e)
 {
     return &e->connect_tp;
+}
+
+envd_rpc_transport *envd_curl_engine_connect_for(envd_curl_engine *e, const envd_endpoint *ep)
+{
+    /* Through a proxy, libcurl's way (the proxy may not speak h2c at all). */
+    if (!ep || !ep->h2c_prior_knowledge || ep->tls || e->proxy_http)
+        return &e->connect_tp;
+    envd_h2c_engine *h = atomic_load_explicit(&e->h2c, memory_order_acquire);
+    if (!h) {
+        pthread_mutex_lock(&e->h2c_mu);
+        h = atomic_load_explicit(&e->h2c, memory_order_relaxed);
+        if (!h && !e->h2c_failed) {
+            if (envd_h2c_engine_new(&e->lim, &h) == ENVD_OK)
+                atomic_store_explicit(&e->h2c, h, memory_order_release);
+            else
+                e->h2c_failed = 1;
+        }
+        pthread_mutex_unlock(&e->h2c_mu);
+    }
+    return h ? envd_h2c_engine_connect(h) : &e->connect_tp;
+}
+
+envd_h2c_engine *envd_curl_engine_h2c(envd_curl_engine *e)
+{
+    return atomic_load_explicit(&e->h2c, memory_order_acquire);
 }
 
 envd_curl_engine *envd_curl_engine_from_connect(envd_rpc_transport *t)

@@ -170,6 +170,29 @@ void envd_curl_engine_free(envd_curl_engine *e);
 /* The Connect protocol (binary proto codec). */
 envd_rpc_transport *envd_curl_engine_connect(envd_curl_engine *e);
 
+/* The Connect transport for ep: Connect over cleartext HTTP/2 (h2c.c) for
+ * an endpoint with h2c_prior_knowledge and no proxy in the way, made on
+ * first use and owned by e; the libcurl one otherwise (and when the h2c
+ * engine cannot start). */
+envd_rpc_transport *envd_curl_engine_connect_for(envd_curl_engine *e, const envd_endpoint *ep);
+/* The h2c engine behind envd_curl_engine_connect_for, NULL while none was
+ * needed (tests). */
+typedef struct envd_h2c_engine envd_h2c_engine;
+envd_h2c_engine *envd_curl_engine_h2c(envd_curl_engine *e);
+
+/* ---- Connect over h2c on libnghttp2 (src/transport/h2c.c) ---------------- */
+
+/* Starts its I/O thread. Per origin (host and port) a pool of HTTP/2
+ * connections, each carrying up to min(the server's
+ * SETTINGS_MAX_CONCURRENT_STREAMS, lim->streams_per_connection) calls, at
+ * most lim->max_connections of them; calls past that wait in order. */
+envd_status envd_h2c_engine_new(const envd_pool_limits *lim, envd_h2c_engine **out);
+/* Cancels every call (on_done with ENVD_CANCELED), joins the thread. */
+void envd_h2c_engine_free(envd_h2c_engine *e);
+envd_rpc_transport *envd_h2c_engine_connect(envd_h2c_engine *e);
+/* Tests and the bench: connections open now, and opened in all. */
+void envd_h2c_engine_stats(envd_h2c_engine *e, size_t *open_conns, size_t *connects);
+
 /* Plain HTTP for /files (http.c; request bodies in http_body.c). */
 typedef struct envd_http_part {
     const char *name;            /* form field name; NULL = "file" */

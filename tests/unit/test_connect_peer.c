@@ -60,10 +60,11 @@ static envd_rpc *start_call(rec *r, const envd_endpoint *ep, const char *method,
     req.idle_timeout_ms = idle_ms;
     envd_rpc_callbacks cb = rec_rpc_cb(r);
     envd_rpc *call = NULL;
-    envd_status st = g_tp->ops->start(g_tp, &req, &cb, &call);
+    envd_rpc_transport *tp = envd_curl_engine_connect_for(g_eng, ep);
+    envd_status st = tp->ops->start(tp, &req, &cb, &call);
     assert_int_equal(st, ENVD_OK);
     r->call = call;
-    r->ops = g_tp->ops;
+    r->ops = tp->ops;
     return call;
 }
 
@@ -476,6 +477,12 @@ static void test_h2c(void **state)
     test_ep ep;
     test_ep_init(&ep, g_extra.addr);
     ep.ep.h2c_prior_knowledge = 1;
+    /* Connect over h2c goes to the nghttp2 engine, not libcurl. */
+    envd_rpc_transport *tp = envd_curl_engine_connect_for(g_eng, &ep.ep);
+    assert_ptr_not_equal(tp, g_tp);
+    assert_ptr_equal(tp, envd_curl_engine_connect_for(g_eng, &ep.ep));
+    size_t conns0 = 0, connects0 = 0;
+    envd_h2c_engine_stats(envd_curl_engine_h2c(g_eng), &conns0, &connects0);
 
     /* Streams and unary calls multiplexed on HTTP/2. */
     enum { N = 40 };
@@ -500,11 +507,15 @@ static void test_h2c(void **state)
             fail_msg("call %d: %s", i, rec_msg(&rs[i]));
         if (i % 2 == 0)
             assert_string_equal(rs[i].out, "1\n2\n3\n");
-        g_tp->ops->release(calls[i]);
+        tp->ops->release(calls[i]);
         rec_destroy(&rs[i]);
     }
     free(stream_body);
     free(stat_body);
+    /* All 40 on one connection (libcurl 7.88 took one per call). */
+    size_t conns = 0, connects = 0;
+    envd_h2c_engine_stats(envd_curl_engine_h2c(g_eng), &conns, &connects);
+    assert_int_equal(connects - connects0, 1);
 
     /* A client stream over h2: DATA frames paced by send(). */
     rec out;
@@ -521,19 +532,19 @@ static void test_h2c(void **state)
     envd_rpc *si = start_call(&in, &ep.ep, "/process.Process/StreamInput", ENVD_RPC_CLIENT_STREAM,
                               test_headers, 1, NULL, 0, 10000, 0);
     n = pack_stream_input_start(out.pid, &body);
-    assert_int_equal(g_tp->ops->send(si, body, n), ENVD_OK);
+    assert_int_equal(tp->ops->send(si, body, n), ENVD_OK);
     free(body);
     n = pack_stream_input_data("over h2\n", &body);
-    assert_int_equal(g_tp->ops->send(si, body, n), ENVD_OK);
+    assert_int_equal(tp->ops->send(si, body, n), ENVD_OK);
     free(body);
     assert_true(rec_wait(&out, 10000));
     assert_int_equal(rec_code(&out), ENVD_OK);
     assert_string_equal(out.out, "over h2\n");
-    assert_int_equal(g_tp->ops->close_send(si), ENVD_OK);
+    assert_int_equal(tp->ops->close_send(si), ENVD_OK);
     assert_true(rec_wait(&in, 10000));
     assert_true(rec_code(&in) == ENVD_OK || rec_code(&in) == ENVD_NOT_FOUND);
-    g_tp->ops->release(si);
-    g_tp->ops->release(start);
+    tp->ops->release(si);
+    tp->ops->release(start);
     rec_destroy(&in);
     rec_destroy(&out);
 

@@ -81,7 +81,7 @@ static void vcall_start(vcall *c, variant v, const call_spec *s)
         c->t = envd_grpc_engine_transport(c->grpc);
     } else {
         assert_int_equal(envd_curl_engine_new(g_timers, NULL, &c->curl), ENVD_OK);
-        c->t = envd_curl_engine_connect(c->curl);
+        c->t = envd_curl_engine_connect_for(c->curl, &c->ep.ep);
     }
     uint8_t *body = NULL;
     size_t len;

@@ -1,0 +1,1459 @@
+/* Connect over cleartext HTTP/2 with prior knowledge (h2c), on libnghttp2.
+ *
+ * libcurl before 8.0 cannot reuse a prior-knowledge h2c connection (curl
+ * issue #10634): every Connect call over h2c paid a TCP connection of its
+ * own, and at 256 calls in flight the server's accept rate capped
+ * throughput at a fifth of h2load's. This engine multiplexes instead: per
+ * origin (host and port) a pool of HTTP/2 connections, each carrying up to
+ * min(the peer's SETTINGS_MAX_CONCURRENT_STREAMS, streams_per_connection)
+ * calls; a new connection opens when all are full, up to max_connections;
+ * past that, calls wait in the origin's queue, in order, holding only their
+ * own record.
+ *
+ * One I/O thread runs epoll over the connections and an eventfd; other
+ * threads hand it requests (add, cancel, resume, arm timers) through a
+ * mutex-protected queue, as in curl_engine.c. The Connect protocol itself
+ * (request bodies, reply reading, errors) is connect_call.c's, shared with
+ * the libcurl carrier.
+ *
+ * A connection takes calls before the server's SETTINGS arrive (up to
+ * streams_per_connection) but submits them only after: so a server that
+ * allows fewer streams than we assumed gets the excess back into the
+ * origin's queue instead of nghttp2's, where they would wait behind long
+ * streams. A stream the server refused (REFUSED_STREAM, or past a GOAWAY's
+ * last stream) never ran and goes back to the queue too.
+ */
+#include "transport/connect_call.h"
+#include "core/alloc.h"
+#include "core/thread.h"
+#include "transport/curl_engine.h"
+
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <nghttp2/nghttp2.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+enum { Q_ADD = 1u, Q_CANCEL = 2u, Q_RESUME = 4u, Q_ARM = 8u };
+
+#define POLL_MAX_MS 1000
+/* A connection with no call for this long is closed. */
+#define CONN_IDLE_MS 60000
+/* Flow control: what the server may send ahead of us, per stream and per
+ * connection. Replies are consumed as they arrive (the reply reader holds
+ * at most one envelope), so these bound nothing but the server's pace. */
+#define STREAM_WINDOW (1 << 20)
+#define CONN_WINDOW (16 << 20)
+/* Bytes gathered before one write (frames of many streams together). */
+#define WBUF_FLUSH (64 << 10)
+#define RBUF_SIZE (64 << 10)
+
+#define NOT_H2 "the server did not answer in HTTP/2 (not an h2c port? see envd_config_set_h2c)"
+
+typedef struct h2_call h2_call;
+typedef struct h2_conn h2_conn;
+typedef struct h2_origin h2_origin;
+
+enum call_state { C_NEW, C_QUEUED, C_PENDING, C_OPEN, C_DONE };
+
+struct h2_call {
+    envd_h2c_engine *eng;
+    atomic_int refs;
+    atomic_int cancel_requested;
+    atomic_int finished;
+    envd_connect_reply rep;
+    envd_connect_sendq sq;
+
+    /* The request, in the call's own allocation. */
+    nghttp2_nv *nva;
+    size_t nvlen;
+    const uint8_t *req;
+    size_t req_len, req_off;
+    const char *url;       /* for messages */
+    const char *authority; /* the origin's key */
+
+    int64_t timeout_ms, idle_timeout_ms;
+    int timeout_whole, idle_before_first, timers_deferred;
+
+    /* I/O thread. */
+    int state;
+    h2_origin *origin;
+    h2_conn *conn;
+    int32_t stream_id;
+    int64_t first_deadline, last_activity;
+    int first_seen, timers_on;
+    long status;
+    int64_t content_length;
+    char ctype[96];
+    int64_t retry_after_ms;
+    int responded; /* any response byte (headers included) */
+    h2_call *prev, *next;   /* the engine's live list */
+    h2_call *wprev, *wnext; /* origin queue, or the connection's pending / open list */
+
+    /* Submission queue (engine mutex). */
+    h2_call *qnext;
+    unsigned qbits;
+    int queued;
+    h2_call *tnext;
+    unsigned taken_bits;
+};
+
+typedef struct call_list {
+    h2_call *head, *tail;
+    int n;
+} call_list;
+
+struct h2_conn {
+    h2_origin *o;
+    h2_conn *next;
+    int fd;
+    nghttp2_session *s;
+    int connected; /* TCP up */
+    int ready;     /* the server's first SETTINGS came */
+    int goaway;    /* no new streams */
+    int dirty;     /* has frames to send */
+    int wblocked;  /* the socket is full: wait for EPOLLOUT */
+    uint32_t events;
+    call_list pending; /* taken before ready */
+    call_list open;    /* streams submitted, not closed */
+    int n_streams;     /* nghttp2 streams not closed (open list plus detached ones) */
+    int64_t idle_since;
+    uint8_t *wbuf;
+    size_t wlen, wcap;
+    h2_conn *dnext; /* engine's dirty list */
+    int on_dirty;
+    char why[128]; /* nghttp2's word on why it ended the session */
+};
+
+struct h2_origin {
+    h2_origin *next;
+    char *key; /* authority, "host:port" */
+    char *host, *port;
+    struct sockaddr_storage addr;
+    socklen_t alen;
+    int resolved;
+    h2_conn *conns;
+    int n_conns;
+    call_list queue;
+    int want_place;
+};
+
+struct envd_h2c_engine {
+    envd_rpc_transport tp;
+    envd_pool_limits lim;
+    pthread_t thread;
+    pthread_mutex_t mu;
+    h2_call *qhead, *qtail; /* mu */
+    int stopping, stopped;  /* mu */
+    int wake_fd, epoll_fd;
+
+    /* I/O thread. */
+    h2_call *live;
+    h2_origin *origins;
+    h2_conn *dirty;
+    int64_t next_check;
+    nghttp2_session_callbacks *cbs;
+    nghttp2_option *opt;
+    uint8_t rbuf[RBUF_SIZE];
+
+    atomic_size_t n_conns, n_connects;
+};
+
+static h2_call *call_of(envd_rpc *r)
+{
+    return (h2_call *)(void *)r;
+}
+
+/* ---- lists ------------------------------------------------------------------ */
+
+static void list_push(call_list *l, h2_call *c, int front)
+{
+    c->wprev = c->wnext = NULL;
+    if (!l->head) {
+        l->head = l->tail = c;
+    } else if (front) {
+        c->wnext = l->head;
+        l->head->wprev = c;
+        l->head = c;
+    } else {
+        c->wprev = l->tail;
+        l->tail->wnext = c;
+        l->tail = c;
+    }
+    l->n++;
+}
+
+static void list_del(call_list *l, h2_call *c)
+{
+    if (c->wprev)
+        c->wprev->wnext = c->wnext;
+    else
+        l->head = c->wnext;
+    if (c->wnext)
+        c->wnext->wprev = c->wprev;
+    else
+        l->tail = c->wprev;
+    c->wprev = c->wnext = NULL;
+    l->n--;
+}
+
+static h2_call *list_pop(call_list *l)
+{
+    h2_call *c = l->head;
+    if (c)
+        list_del(l, c);
+    return c;
+}
+
+/* ---- references ------------------------------------------------------------- */
+
+static void call_free(h2_call *c)
+{
+    envd_connect_reply_free(&c->rep);
+    envd_connect_sendq_free(&c->sq);
+    free(c);
+}
+
+static void call_ref(h2_call *c)
+{
+    atomic_fetch_add_explicit(&c->refs, 1, memory_order_relaxed);
+}
+
+static void call_unref(h2_call *c)
+{
+    if (c && atomic_fetch_sub_explicit(&c->refs, 1, memory_order_acq_rel) == 1)
+        call_free(c);
+}
+
+/* ---- submission queue ------------------------------------------------------- */
+
+static void wake(envd_h2c_engine *e)
+{
+    uint64_t one = 1;
+    ssize_t n = write(e->wake_fd, &one, sizeof one);
+    (void)n;
+}
+
+static int enqueue(envd_h2c_engine *e, h2_call *c, unsigned bits)
+{
+    pthread_mutex_lock(&e->mu);
+    if (e->stopped || (e->stopping && (bits & Q_ADD))) {
+        pthread_mutex_unlock(&e->mu);
+        return -1;
+    }
+    c->qbits |= bits;
+    int was_empty = !e->qhead;
+    if (!c->queued) {
+        call_ref(c);
+        c->queued = 1;
+        c->qnext = NULL;
+        if (e->qtail)
+            e->qtail->qnext = c;
+        else
+            e->qhead = c;
+        e->qtail = c;
+    }
+    pthread_mutex_unlock(&e->mu);
+    if (was_empty)
+        wake(e);
+    return 0;
+}
+
+static h2_call *take_queue(envd_h2c_engine *e, int stop)
+{
+    pthread_mutex_lock(&e->mu);
+    h2_call *list = e->qhead;
+    e->qhead = e->qtail = NULL;
+    for (h2_call *c = list; c; c = c->qnext) {
+        c->tnext = c->qnext;
+        c->taken_bits = c->qbits;
+        c->qbits = 0;
+        c->queued = 0;
+    }
+    if (stop)
+        e->stopped = 1;
+    pthread_mutex_unlock(&e->mu);
+    return list;
+}
+
+/* ---- finishing a call (I/O thread) ------------------------------------------ */
+
+static void note_deadline(envd_h2c_engine *e, int64_t when)
+{
+    if (when < e->next_check)
+        e->next_check = when;
+}
+
+static void conn_dirty(envd_h2c_engine *e, h2_conn *k)
+{
+    k->dirty = 1;
+    if (!k->on_dirty) {
+        k->on_dirty = 1;
+        k->dnext = e->dirty;
+        e->dirty = k;
+    }
+}
+
+/* Takes c off whatever holds it: the origin's queue, a connection's pending
+ * list, or its stream (reset when the stream is still open). */
+static void detach(envd_h2c_engine *e, h2_call *c, int reset)
+{
+    switch (c->state) {
+    case C_QUEUED: list_del(&c->origin->queue, c); break;
+    case C_PENDING: list_del(&c->conn->pending, c); break;
+    case C_OPEN:
+        list_del(&c->conn->open, c);
+        nghttp2_session_set_stream_user_data(c->conn->s, c->stream_id, NULL);
+        if (reset) {
+            nghttp2_submit_rst_stream(c->conn->s, NGHTTP2_FLAG_NONE, c->stream_id,
+                                      NGHTTP2_CANCEL);
+            conn_dirty(e, c->conn);
+        }
+        c->origin->want_place = 1;
+        break;
+    default: break;
+    }
+    c->conn = NULL;
+    c->state = C_NEW;
+}
+
+/* Ends c: failed is the carrier's error (NULL: the reply arrived whole),
+ * kind its failure kind for the retry rule (0: none), aborted whether this
+ * side stopped the call. */
+static void finish(envd_h2c_engine *e, h2_call *c, envd_error *failed, int kind, int aborted)
+{
+    if (atomic_exchange_explicit(&c->finished, 1, memory_order_acq_rel))
+        return;
+    detach(e, c, 1);
+    c->state = C_DONE;
+    if (c->prev)
+        c->prev->next = c->next;
+    else if (e->live == c)
+        e->live = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    c->prev = c->next = NULL;
+    envd_error *err = envd_connect_reply_finish(&c->rep, failed, aborted);
+    if (err) {
+        if (kind && err == failed)
+            envd_error_set_failure(err, kind);
+        envd_error_set_retry_after(err, c->retry_after_ms);
+    }
+    c->rep.cb.on_done(c->rep.cb.ud, err);
+    call_unref(c); /* the engine's reference */
+}
+
+static void fail(envd_h2c_engine *e, h2_call *c, envd_failure kind, const char *what,
+                 const char *detail)
+{
+    char buf[512];
+    snprintf(buf, sizeof buf, "%s (%s): %s", what, c->url, detail);
+    envd_error *err = envd_connect_reply_broken(&c->rep, envd_failure_status(kind, 0), buf);
+    finish(e, c, err, (int)kind, 0);
+}
+
+static void abort_call(envd_h2c_engine *e, h2_call *c, envd_status st, const char *why)
+{
+    envd_error *err =
+        envd_error_new(st, ENVD_TRANSPORT_CONNECT, 0, "%s: %s", c->rep.method, why);
+    finish(e, c, err, 0, 1);
+}
+
+/* ---- timers ----------------------------------------------------------------- */
+
+static int idle_applies(const h2_call *c)
+{
+    return c->idle_timeout_ms > 0 && (c->first_seen || c->idle_before_first);
+}
+
+static void start_timers(envd_h2c_engine *e, h2_call *c, int64_t now)
+{
+    c->timers_on = 1;
+    c->last_activity = now;
+    c->first_deadline = 0;
+    if (c->timeout_ms > 0 && (!c->first_seen || c->timeout_whole)) {
+        c->first_deadline = now + c->timeout_ms;
+        note_deadline(e, c->first_deadline);
+    }
+    if (idle_applies(c))
+        note_deadline(e, now + c->idle_timeout_ms);
+}
+
+static void on_activity(void *ud, int whole)
+{
+    h2_call *c = ud;
+    int64_t now = envd_now_ms();
+    c->last_activity = now;
+    if (whole && !c->first_seen) {
+        c->first_seen = 1;
+        if (!c->timeout_whole)
+            c->first_deadline = 0;
+        if (c->timers_on && c->idle_timeout_ms > 0)
+            note_deadline(c->eng, now + c->idle_timeout_ms);
+    }
+}
+
+static void check_timers(envd_h2c_engine *e)
+{
+    int64_t now = envd_now_ms();
+    if (now < e->next_check)
+        return;
+    int64_t next = INT64_MAX;
+    char why[256];
+    h2_call *c = e->live;
+    while (c) {
+        h2_call *nx = c->next;
+        if (c->timers_on) {
+            const char *wait =
+                c->state == C_QUEUED || c->state == C_PENDING
+                    ? " without a stream (still connecting, or every connection to the endpoint "
+                      "full: envd_config_set_connection_limits)"
+                    : "";
+            if (c->first_deadline && now >= c->first_deadline) {
+                if (c->timeout_whole)
+                    snprintf(why, sizeof why, "deadline of %lld ms exceeded%s",
+                             (long long)c->timeout_ms, wait);
+                else
+                    snprintf(why, sizeof why, "no response within %lld ms%s",
+                             (long long)c->timeout_ms, wait);
+                abort_call(e, c, envd_failure_status(ENVD_FAILURE_DEADLINE, 0), why);
+            } else if (idle_applies(c) && now - c->last_activity >= c->idle_timeout_ms) {
+                snprintf(why, sizeof why, "no data received for %lld ms (idle timeout)%s",
+                         (long long)(now - c->last_activity), wait);
+                abort_call(e, c, envd_failure_status(ENVD_FAILURE_IDLE, 0), why);
+            } else {
+                if (c->first_deadline && c->first_deadline < next)
+                    next = c->first_deadline;
+                if (idle_applies(c) && c->last_activity + c->idle_timeout_ms < next)
+                    next = c->last_activity + c->idle_timeout_ms;
+            }
+        }
+        c = nx;
+    }
+    e->next_check = next;
+}
+
+/* ---- connections ------------------------------------------------------------ */
+
+static void conn_free(envd_h2c_engine *e, h2_conn *k)
+{
+    if (k->fd >= 0) {
+        epoll_ctl(e->epoll_fd, EPOLL_CTL_DEL, k->fd, NULL);
+        close(k->fd);
+        atomic_fetch_sub_explicit(&e->n_conns, 1, memory_order_relaxed);
+    }
+    if (k->s)
+        nghttp2_session_del(k->s);
+    free(k->wbuf);
+    free(k);
+}
+
+/* Unlinks k from its origin and the dirty list and frees it. Its calls must
+ * be gone. */
+static void conn_close(envd_h2c_engine *e, h2_conn *k)
+{
+    h2_origin *o = k->o;
+    for (h2_conn **pp = &o->conns; *pp; pp = &(*pp)->next)
+        if (*pp == k) {
+            *pp = k->next;
+            break;
+        }
+    o->n_conns--;
+    for (h2_conn **pp = &e->dirty; *pp; pp = &(*pp)->dnext)
+        if (*pp == k) {
+            *pp = k->dnext;
+            break;
+        }
+    o->want_place = 1;
+    conn_free(e, k);
+}
+
+/* The connection is gone: every call on it ends or goes back to the queue.
+ * kind/what/detail describe the loss for calls that cannot be sent again;
+ * before_response: the kind for calls that had no response byte yet
+ * (0: the same kind). */
+static void conn_lost(envd_h2c_engine *e, h2_conn *k, envd_failure kind, const char *what,
+                      const char *detail, envd_failure before_response)
+{
+    h2_call *c;
+    /* Pending calls were never sent: after a connection that was up, they
+     * try the next one; after a failed connect, they fail with it (another
+     * attempt would meet the same refusal, call after call). */
+    while ((c = list_pop(&k->pending))) {
+        c->state = C_NEW;
+        c->conn = NULL;
+        if (k->ready) {
+            c->state = C_QUEUED;
+            list_push(&c->origin->queue, c, 1);
+        } else {
+            fail(e, c, before_response ? before_response : kind, what, detail);
+        }
+    }
+    while ((c = k->open.head)) {
+        list_del(&k->open, c);
+        c->state = C_NEW;
+        c->conn = NULL;
+        envd_failure f = c->responded || !before_response ? kind : before_response;
+        fail(e, c, f, what, detail);
+    }
+    conn_close(e, k);
+}
+
+static int conn_cap(const envd_h2c_engine *e, const h2_conn *k)
+{
+    int cap = e->lim.streams_per_connection;
+    if (k->ready) {
+        uint32_t peer =
+            nghttp2_session_get_remote_settings(k->s, NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS);
+        if (peer < (uint32_t)cap)
+            cap = (int)peer;
+    }
+    return cap;
+}
+
+static ssize_t body_read(nghttp2_session *s, int32_t id, uint8_t *buf, size_t len,
+                         uint32_t *flags, nghttp2_data_source *src, void *ud)
+{
+    (void)s, (void)id, (void)ud;
+    h2_call *c = src->ptr;
+    if (c->rep.kind == ENVD_RPC_CLIENT_STREAM) {
+        size_t got = envd_connect_sendq_pull(&c->sq, buf, len);
+        if (got == ENVD_SENDQ_PAUSE)
+            return NGHTTP2_ERR_DEFERRED;
+        if (got == 0)
+            *flags |= NGHTTP2_DATA_FLAG_EOF;
+        return (ssize_t)got;
+    }
+    size_t n = c->req_len - c->req_off;
+    if (n > len)
+        n = len;
+    memcpy(buf, c->req + c->req_off, n);
+    c->req_off += n;
+    if (c->req_off == c->req_len)
+        *flags |= NGHTTP2_DATA_FLAG_EOF;
+    return (ssize_t)n;
+}
+
+/* Opens c's stream on k. */
+static void submit(envd_h2c_engine *e, h2_conn *k, h2_call *c)
+{
+    nghttp2_data_provider prd = {.source = {.ptr = c}, .read_callback = body_read};
+    int has_body = c->rep.kind == ENVD_RPC_CLIENT_STREAM || c->req_len > 0;
+    int32_t id = nghttp2_submit_request(k->s, NULL, c->nva, c->nvlen, has_body ? &prd : NULL, c);
+    if (id < 0) {
+        c->state = C_NEW;
+        c->conn = NULL;
+        envd_status st = id == NGHTTP2_ERR_NOMEM ? ENVD_E_NOMEM : ENVD_E_TRANSPORT;
+        if (id == NGHTTP2_ERR_STREAM_ID_NOT_AVAILABLE) {
+            /* This connection has used up its stream ids: a fresh one. */
+            k->goaway = 1;
+            c->state = C_QUEUED;
+            list_push(&c->origin->queue, c, 1);
+            c->origin->want_place = 1;
+            return;
+        }
+        abort_call(e, c, st, nghttp2_strerror(id));
+        return;
+    }
+    c->stream_id = id;
+    c->conn = k;
+    c->state = C_OPEN;
+    list_push(&k->open, c, 0);
+    k->n_streams++;
+    conn_dirty(e, k);
+}
+
+static void assign(envd_h2c_engine *e, h2_conn *k, h2_call *c)
+{
+    c->conn = k;
+    if (k->ready) {
+        submit(e, k, c);
+    } else {
+        c->state = C_PENDING;
+        list_push(&k->pending, c, 0);
+    }
+}
+
+static int resolve(h2_origin *o, char *why, size_t cap)
+{
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
+    struct addrinfo *res = NULL;
+    int rc = getaddrinfo(o->host, o->port, &hints, &res);
+    if (rc != 0 || !res) {
+        snprintf(why, cap, "%s", rc == EAI_MEMORY ? "out of memory" : gai_strerror(rc));
+        return rc == EAI_MEMORY ? -2 : -1;
+    }
+    memcpy(&o->addr, res->ai_addr, res->ai_addrlen);
+    o->alen = res->ai_addrlen;
+    o->resolved = 1;
+    freeaddrinfo(res);
+    return 0;
+}
+
+/* A new connection for o, connecting; NULL with *kind and why set. */
+static h2_conn *conn_open(envd_h2c_engine *e, h2_origin *o, envd_failure *kind, char *why,
+                          size_t cap)
+{
+    if (!o->resolved) {
+        int r = resolve(o, why, cap);
+        if (r != 0) {
+            *kind = r == -2 ? ENVD_FAILURE_LOCAL : ENVD_FAILURE_DNS;
+            return NULL;
+        }
+    }
+    h2_conn *k = envd_calloc(1, sizeof *k);
+    if (!k) {
+        *kind = ENVD_FAILURE_LOCAL;
+        snprintf(why, cap, "out of memory");
+        return NULL;
+    }
+    k->o = o;
+    k->fd = socket(o->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (k->fd < 0) {
+        *kind = ENVD_FAILURE_LOCAL;
+        snprintf(why, cap, "socket: %s", strerror(errno));
+        free(k);
+        return NULL;
+    }
+    atomic_fetch_add_explicit(&e->n_conns, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&e->n_connects, 1, memory_order_relaxed);
+    int one = 1;
+    setsockopt(k->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    setsockopt(k->fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof one);
+    int rc = connect(k->fd, (struct sockaddr *)&o->addr, o->alen);
+    if (rc != 0 && errno != EINPROGRESS) {
+        int err = errno;
+        *kind = err == ECONNREFUSED ? ENVD_FAILURE_REFUSED : ENVD_FAILURE_UNREACHABLE;
+        snprintf(why, cap, "%s", strerror(err));
+        o->resolved = 0; /* look the name up again next time */
+        conn_free(e, k);
+        return NULL;
+    }
+    k->connected = rc == 0;
+    nghttp2_settings_entry iv[] = {
+        {NGHTTP2_SETTINGS_ENABLE_PUSH, 0},
+        {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, STREAM_WINDOW},
+    };
+    if (nghttp2_session_client_new2(&k->s, e->cbs, k, e->opt) != 0 ||
+        nghttp2_submit_settings(k->s, NGHTTP2_FLAG_NONE, iv, sizeof iv / sizeof iv[0]) != 0 ||
+        nghttp2_session_set_local_window_size(k->s, NGHTTP2_FLAG_NONE, 0, CONN_WINDOW) != 0) {
+        *kind = ENVD_FAILURE_LOCAL;
+        snprintf(why, cap, "out of memory");
+        conn_free(e, k);
+        return NULL;
+    }
+    struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT, .data.ptr = k};
+    k->events = ev.events;
+    if (epoll_ctl(e->epoll_fd, EPOLL_CTL_ADD, k->fd, &ev) != 0) {
+        *kind = ENVD_FAILURE_LOCAL;
+        snprintf(why, cap, "epoll: %s", strerror(errno));
+        conn_free(e, k);
+        return NULL;
+    }
+    k->next = o->conns;
+    o->conns = k;
+    o->n_conns++;
+    if (k->connected)
+        conn_dirty(e, k);
+    return k;
+}
+
+/* Gives o's waiting calls streams: on a connection with room (ready ones
+ * first), or on a new connection while the origin has fewer than
+ * max_connections. */
+static void place(envd_h2c_engine *e, h2_origin *o)
+{
+    o->want_place = 0;
+    while (o->queue.head) {
+        h2_conn *best = NULL;
+        for (h2_conn *k = o->conns; k; k = k->next) {
+            if (k->goaway)
+                continue;
+            if (k->ready) {
+                if (k->open.n + k->pending.n < conn_cap(e, k)) {
+                    best = k;
+                    break;
+                }
+            } else if (!best && k->pending.n < e->lim.streams_per_connection) {
+                best = k;
+            }
+        }
+        if (!best && o->n_conns < e->lim.max_connections) {
+            envd_failure kind;
+            char why[256];
+            best = conn_open(e, o, &kind, why, sizeof why);
+            if (!best) {
+                h2_call *c = list_pop(&o->queue);
+                c->state = C_NEW;
+                const char *what = kind == ENVD_FAILURE_DNS       ? "cannot resolve host"
+                                   : kind == ENVD_FAILURE_LOCAL   ? "cannot open a connection"
+                                                                  : "cannot connect";
+                if (kind == ENVD_FAILURE_LOCAL && strcmp(why, "out of memory") == 0)
+                    abort_call(e, c, ENVD_E_NOMEM, "out of memory");
+                else
+                    fail(e, c, kind, what, why);
+                continue;
+            }
+        }
+        if (!best)
+            break;
+        assign(e, best, list_pop(&o->queue));
+    }
+}
+
+/* The server's SETTINGS came: submit what the connection may carry, the
+ * rest goes back to the front of the queue, in order. */
+static void conn_ready(envd_h2c_engine *e, h2_conn *k)
+{
+    k->ready = 1;
+    int cap = conn_cap(e, k);
+    call_list back = {0};
+    h2_call *c;
+    while ((c = list_pop(&k->pending))) {
+        if (k->open.n < cap && !k->goaway)
+            submit(e, k, c);
+        else
+            list_push(&back, c, 0);
+    }
+    while ((c = back.tail)) {
+        list_del(&back, c);
+        c->state = C_QUEUED;
+        c->conn = NULL;
+        list_push(&k->o->queue, c, 1);
+    }
+    k->o->want_place = 1;
+}
+
+/* ---- nghttp2 callbacks ------------------------------------------------------- */
+
+static h2_call *stream_call(nghttp2_session *s, int32_t id)
+{
+    return id > 0 ? nghttp2_session_get_stream_user_data(s, id) : NULL;
+}
+
+static int cb_header(nghttp2_session *s, const nghttp2_frame *f, const uint8_t *name,
+                     size_t namelen, const uint8_t *value, size_t valuelen, uint8_t flags,
+                     void *ud)
+{
+    (void)flags, (void)ud;
+    if (f->hd.type != NGHTTP2_HEADERS)
+        return 0;
+    h2_call *c = stream_call(s, f->hd.stream_id);
+    if (!c || c->rep.headers_done)
+        return 0; /* trailers: Connect puts nothing there */
+    c->responded = 1;
+    on_activity(c, 0);
+    const char *n = (const char *)name, *v = (const char *)value;
+    if (namelen == 7 && memcmp(n, ":status", 7) == 0) {
+        c->status = strtol(v, NULL, 10);
+    } else if (namelen == 12 && memcmp(n, "content-type", 12) == 0) {
+        size_t k = valuelen < sizeof c->ctype - 1 ? valuelen : sizeof c->ctype - 1;
+        memcpy(c->ctype, v, k);
+        c->ctype[k] = '\0';
+    } else if (namelen == 14 && memcmp(n, "content-length", 14) == 0) {
+        char *end;
+        long long cl = strtoll(v, &end, 10);
+        c->content_length = *end == '\0' && cl >= 0 ? cl : -1;
+    } else if (namelen == 11 && memcmp(n, "retry-after", 11) == 0) {
+        c->retry_after_ms = envd_retry_after_parse(v, time(NULL));
+    }
+    return 0;
+}
+
+static int cb_frame_recv(nghttp2_session *s, const nghttp2_frame *f, void *ud)
+{
+    h2_conn *k = ud;
+    switch (f->hd.type) {
+    case NGHTTP2_SETTINGS:
+        if (!(f->hd.flags & NGHTTP2_FLAG_ACK)) {
+            if (!k->ready)
+                k->ready = -1; /* conn_ready runs after nghttp2 returns */
+            k->o->want_place = 1;
+        }
+        break;
+    case NGHTTP2_HEADERS: {
+        h2_call *c = stream_call(s, f->hd.stream_id);
+        if (c && !c->rep.headers_done && c->status >= 200) {
+            envd_connect_reply_headers(&c->rep, c->status, c->ctype[0] ? c->ctype : NULL,
+                                       c->content_length);
+            if (c->rep.kind != ENVD_RPC_UNARY && !c->rep.body_ok)
+                on_activity(c, 1); /* an error reply is the response too */
+        }
+        break;
+    }
+    case NGHTTP2_GOAWAY:
+        k->goaway = 1;
+        k->o->want_place = 1;
+        break;
+    default: break;
+    }
+    return 0;
+}
+
+static int cb_data(nghttp2_session *s, uint8_t flags, int32_t id, const uint8_t *data,
+                   size_t len, void *ud)
+{
+    (void)flags;
+    h2_conn *k = ud;
+    h2_call *c = stream_call(s, id);
+    if (!c)
+        return 0;
+    c->responded = 1;
+    if (!c->rep.headers_done)
+        envd_connect_reply_headers(&c->rep, c->status, c->ctype[0] ? c->ctype : NULL,
+                                   c->content_length);
+    if (envd_connect_reply_body(&c->rep, data, len) != 0) {
+        /* The reply reader stopped: an error in the body, too large, or the
+         * caller's on_message veto (canceled). */
+        list_del(&k->open, c);
+        c->state = C_NEW;
+        c->conn = NULL;
+        nghttp2_session_set_stream_user_data(s, id, NULL);
+        nghttp2_submit_rst_stream(s, NGHTTP2_FLAG_NONE, id, NGHTTP2_CANCEL);
+        k->o->want_place = 1;
+        envd_h2c_engine *e = c->eng;
+        conn_dirty(e, k);
+        if (c->rep.err)
+            finish(e, c, NULL, 0, 0);
+        else
+            abort_call(e, c, ENVD_CANCELED, "canceled");
+    }
+    return 0;
+}
+
+static int cb_stream_close(nghttp2_session *s, int32_t id, uint32_t code, void *ud)
+{
+    h2_conn *k = ud;
+    k->n_streams--;
+    k->o->want_place = 1;
+    if (k->n_streams == 0 && !k->open.n)
+        k->idle_since = envd_now_ms();
+    h2_call *c = stream_call(s, id);
+    if (!c)
+        return 0;
+    nghttp2_session_set_stream_user_data(s, id, NULL);
+    list_del(&k->open, c);
+    c->state = C_NEW;
+    c->conn = NULL;
+    envd_h2c_engine *e = c->eng;
+    if (code == NGHTTP2_NO_ERROR) {
+        finish(e, c, NULL, 0, 0);
+    } else if (code == NGHTTP2_REFUSED_STREAM && !c->responded &&
+               c->rep.kind != ENVD_RPC_CLIENT_STREAM) {
+        /* Not processed (RFC 9113 8.7): safe to send again. A client
+         * stream's envelopes may already be gone from its queue. */
+        c->state = C_QUEUED;
+        list_push(&c->origin->queue, c, 1);
+    } else {
+        char detail[128];
+        snprintf(detail, sizeof detail, "stream reset by the server: %s (HTTP/2 error %u)",
+                 nghttp2_http2_strerror(code), (unsigned)code);
+        fail(e, c, c->responded ? ENVD_FAILURE_BROKEN : ENVD_FAILURE_CLOSED, "HTTP/2 failure",
+             detail);
+    }
+    return 0;
+}
+
+static int cb_error(nghttp2_session *s, int code, const char *msg, size_t len, void *ud)
+{
+    (void)s, (void)code;
+    h2_conn *k = ud;
+    if (!k->why[0])
+        snprintf(k->why, sizeof k->why, "%.*s", (int)len, msg);
+    return 0;
+}
+
+/* ---- socket I/O -------------------------------------------------------------- */
+
+static void set_events(envd_h2c_engine *e, h2_conn *k, uint32_t ev)
+{
+    if (k->events == ev)
+        return;
+    struct epoll_event x = {.events = ev, .data.ptr = k};
+    if (epoll_ctl(e->epoll_fd, EPOLL_CTL_MOD, k->fd, &x) == 0)
+        k->events = ev;
+}
+
+/* Writes what nghttp2 has for k, gathering frames into one write. Returns
+ * 0, or -1 when the connection failed (errno set). */
+static int on_send_ready(envd_h2c_engine *e, h2_conn *k)
+{
+    k->dirty = 0;
+    k->wblocked = 0;
+    for (;;) {
+        while (k->wlen < WBUF_FLUSH) {
+            const uint8_t *p;
+            ssize_t n = nghttp2_session_mem_send(k->s, &p);
+            if (n < 0) {
+                errno = EPROTO;
+                return -1;
+            }
+            if (n == 0)
+                break;
+            if (k->wlen + (size_t)n > k->wcap) {
+                size_t cap = k->wcap ? k->wcap : 16384;
+                while (cap < k->wlen + (size_t)n)
+                    cap *= 2;
+                uint8_t *b = envd_realloc(k->wbuf, cap);
+                if (!b) {
+                    errno = ENOMEM;
+                    return -1;
+                }
+                k->wbuf = b;
+                k->wcap = cap;
+            }
+            memcpy(k->wbuf + k->wlen, p, (size_t)n);
+            k->wlen += (size_t)n;
+        }
+        if (k->wlen == 0)
+            break;
+        ssize_t w = send(k->fd, k->wbuf, k->wlen, MSG_NOSIGNAL);
+        if (w < 0) {
+            if (errno == EAGAIN || errno == EWOULDBLOCK) {
+                k->wblocked = 1;
+                break;
+            }
+            if (errno == EINTR)
+                continue;
+            return -1;
+        }
+        memmove(k->wbuf, k->wbuf + w, k->wlen - (size_t)w);
+        k->wlen -= (size_t)w;
+        if (k->wlen > 0) {
+            k->wblocked = 1;
+            break;
+        }
+    }
+    set_events(e, k, EPOLLIN | (k->wblocked ? EPOLLOUT : 0u));
+    return 0;
+}
+
+static void conn_io_error(envd_h2c_engine *e, h2_conn *k, int err)
+{
+    char detail[160];
+    snprintf(detail, sizeof detail, "%s", strerror(err));
+    if (!k->connected)
+        conn_lost(e, k, err == ECONNREFUSED ? ENVD_FAILURE_REFUSED : ENVD_FAILURE_UNREACHABLE,
+                  "cannot connect", detail, 0);
+    else
+        conn_lost(e, k, ENVD_FAILURE_BROKEN, "the connection failed", detail,
+                  ENVD_FAILURE_CLOSED);
+}
+
+/* Handles one epoll event for k; returns 0 when k lives on. */
+static int conn_event(envd_h2c_engine *e, h2_conn *k, uint32_t ev)
+{
+    if (!k->connected) {
+        int err = 0;
+        socklen_t len = sizeof err;
+        if (getsockopt(k->fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0)
+            err = errno;
+        if (err) {
+            k->o->resolved = 0;
+            conn_io_error(e, k, err);
+            return -1;
+        }
+        if (!(ev & (EPOLLOUT | EPOLLIN)))
+            return 0;
+        k->connected = 1;
+        conn_dirty(e, k);
+    }
+    if (ev & (EPOLLIN | EPOLLHUP | EPOLLERR)) {
+        for (;;) {
+            ssize_t n = recv(k->fd, e->rbuf, sizeof e->rbuf, 0);
+            if (n < 0) {
+                if (errno == EAGAIN || errno == EWOULDBLOCK)
+                    break;
+                if (errno == EINTR)
+                    continue;
+                conn_io_error(e, k, errno);
+                return -1;
+            }
+            if (n == 0) {
+                if (!k->ready)
+                    conn_lost(e, k, ENVD_FAILURE_CLOSED,
+                              "the server closed the connection without a response",
+                              "no HTTP/2 settings", 0);
+                else
+                    conn_lost(e, k, ENVD_FAILURE_BROKEN,
+                              "the connection closed before the response was complete",
+                              "end of file", ENVD_FAILURE_CLOSED);
+                return -1;
+            }
+            int was_ready = k->ready;
+            ssize_t r = nghttp2_session_mem_recv(k->s, e->rbuf, (size_t)n);
+            if (r < 0) {
+                if (!was_ready && k->ready == 0)
+                    conn_lost(e, k, ENVD_FAILURE_NOT_HTTP, NOT_H2, nghttp2_strerror((int)r), 0);
+                else
+                    conn_lost(e, k, ENVD_FAILURE_BROKEN, "HTTP/2 failure",
+                              nghttp2_strerror((int)r), ENVD_FAILURE_CLOSED);
+                return -1;
+            }
+            if (k->ready < 0)
+                conn_ready(e, k);
+            if ((size_t)n < sizeof e->rbuf)
+                break;
+        }
+        conn_dirty(e, k); /* acknowledgements, window updates */
+    }
+    if ((ev & EPOLLOUT) && k->connected)
+        conn_dirty(e, k);
+    return 0;
+}
+
+static void flush_dirty(envd_h2c_engine *e)
+{
+    while (e->dirty) {
+        h2_conn *k = e->dirty;
+        e->dirty = k->dnext;
+        k->on_dirty = 0;
+        if (!k->connected || k->wblocked)
+            continue;
+        if (on_send_ready(e, k) != 0) {
+            conn_io_error(e, k, errno);
+            continue;
+        }
+        if (!nghttp2_session_want_read(k->s) && !nghttp2_session_want_write(k->s) &&
+            k->wlen == 0) {
+            /* Both sides said goodbye: a GOAWAY from the server after its
+             * last stream, or nghttp2's own on a broken frame. */
+            const char *why = k->why[0] ? k->why : "the HTTP/2 session ended";
+            if (!k->ready)
+                conn_lost(e, k, ENVD_FAILURE_NOT_HTTP, NOT_H2, why, 0);
+            else
+                conn_lost(e, k, ENVD_FAILURE_BROKEN, "HTTP/2 failure", why, ENVD_FAILURE_CLOSED);
+        }
+    }
+}
+
+/* ---- origins ----------------------------------------------------------------- */
+
+static h2_origin *origin_get(envd_h2c_engine *e, const char *key)
+{
+    for (h2_origin *o = e->origins; o; o = o->next)
+        if (strcmp(o->key, key) == 0)
+            return o;
+    size_t kl = strlen(key);
+    h2_origin *o = envd_calloc(1, sizeof *o + 3 * (kl + 1) + 3);
+    if (!o)
+        return NULL;
+    char *p = (char *)(o + 1);
+    o->key = p;
+    memcpy(p, key, kl + 1);
+    p += kl + 1;
+    /* host and port: "[v6]:port", "host:port" or "host" (port 80) */
+    const char *h = key, *colon;
+    size_t hl;
+    if (key[0] == '[') {
+        const char *rb = strchr(key, ']');
+        h = key + 1;
+        hl = rb ? (size_t)(rb - h) : kl - 1;
+        colon = rb && rb[1] == ':' ? rb + 1 : NULL;
+    } else {
+        colon = strrchr(key, ':');
+        hl = colon ? (size_t)(colon - key) : kl;
+    }
+    o->host = p;
+    memcpy(p, h, hl);
+    p[hl] = '\0';
+    p += hl + 1;
+    o->port = p;
+    strcpy(p, colon ? colon + 1 : "80");
+    o->next = e->origins;
+    e->origins = o;
+    return o;
+}
+
+static void enter(envd_h2c_engine *e, h2_call *c)
+{
+    h2_origin *o = origin_get(e, c->authority);
+    if (!o) {
+        abort_call(e, c, ENVD_E_NOMEM, "out of memory");
+        return;
+    }
+    c->origin = o;
+    c->next = e->live;
+    c->prev = NULL;
+    if (e->live)
+        e->live->prev = c;
+    e->live = c;
+    if (!c->timers_deferred)
+        start_timers(e, c, envd_now_ms());
+    c->state = C_QUEUED;
+    list_push(&o->queue, c, 0);
+    o->want_place = 1;
+}
+
+static void process_queue(envd_h2c_engine *e, h2_call *list)
+{
+    for (h2_call *c = list, *nx; c; c = nx) {
+        nx = c->tnext;
+        unsigned bits = c->taken_bits;
+        int done = atomic_load_explicit(&c->finished, memory_order_acquire);
+        if ((bits & Q_ADD) && !done) {
+            if (atomic_load_explicit(&c->cancel_requested, memory_order_acquire))
+                abort_call(e, c, ENVD_CANCELED, "canceled");
+            else
+                enter(e, c);
+            done = atomic_load_explicit(&c->finished, memory_order_acquire);
+        }
+        if ((bits & Q_CANCEL) && !done)
+            abort_call(e, c, ENVD_CANCELED, "canceled");
+        done = atomic_load_explicit(&c->finished, memory_order_acquire);
+        if ((bits & Q_RESUME) && !done && c->state == C_OPEN) {
+            nghttp2_session_resume_data(c->conn->s, c->stream_id);
+            conn_dirty(e, c->conn);
+        }
+        if ((bits & Q_ARM) && !done && !c->timers_on)
+            start_timers(e, c, envd_now_ms());
+        call_unref(c); /* the queue's reference */
+    }
+}
+
+static void place_all(envd_h2c_engine *e)
+{
+    for (h2_origin *o = e->origins; o; o = o->next)
+        if (o->want_place)
+            place(e, o);
+}
+
+/* Closes connections that carried nothing for CONN_IDLE_MS. */
+static void sweep_idle(envd_h2c_engine *e, int64_t now)
+{
+    for (h2_origin *o = e->origins; o; o = o->next) {
+        h2_conn *k = o->conns;
+        while (k) {
+            h2_conn *nx = k->next;
+            if (k->n_streams == 0 && k->open.n == 0 && k->pending.n == 0 && k->idle_since &&
+                now - k->idle_since >= CONN_IDLE_MS)
+                conn_close(e, k);
+            k = nx;
+        }
+    }
+}
+
+static int should_stop(envd_h2c_engine *e)
+{
+    pthread_mutex_lock(&e->mu);
+    int s = e->stopping;
+    pthread_mutex_unlock(&e->mu);
+    return s;
+}
+
+static void *io_main(void *arg)
+{
+    envd_h2c_engine *e = arg;
+    struct epoll_event evs[64];
+    int64_t next_sweep = envd_now_ms() + CONN_IDLE_MS;
+    for (;;) {
+        process_queue(e, take_queue(e, 0));
+        if (should_stop(e))
+            break;
+        check_timers(e);
+        place_all(e);
+        flush_dirty(e);
+        int64_t now = envd_now_ms();
+        if (now >= next_sweep) {
+            sweep_idle(e, now);
+            next_sweep = now + CONN_IDLE_MS / 4;
+        }
+        int64_t wait = POLL_MAX_MS;
+        if (e->next_check != INT64_MAX && e->next_check - now < wait)
+            wait = e->next_check - now;
+        if (wait < 0)
+            wait = 0;
+        int n = epoll_wait(e->epoll_fd, evs, (int)(sizeof evs / sizeof evs[0]), (int)wait);
+        for (int i = 0; i < n; i++) {
+            if (!evs[i].data.ptr) {
+                uint64_t v;
+                ssize_t r = read(e->wake_fd, &v, sizeof v);
+                (void)r;
+                continue;
+            }
+            h2_conn *k = evs[i].data.ptr;
+            /* A connection freed by an earlier event of this batch cannot
+             * be here: conn_lost only frees the connection whose event it
+             * handles. */
+            (void)conn_event(e, k, evs[i].events);
+        }
+        place_all(e);
+        flush_dirty(e);
+    }
+
+    /* Shutdown: whatever is queued or in flight ends as canceled. */
+    h2_call *list = take_queue(e, 1);
+    for (h2_call *c = list, *nx; c; c = nx) {
+        nx = c->tnext;
+        if ((c->taken_bits & Q_ADD) && !atomic_load_explicit(&c->finished, memory_order_acquire))
+            abort_call(e, c, ENVD_CANCELED, "canceled: the engine is shutting down");
+        call_unref(c);
+    }
+    while (e->live)
+        abort_call(e, e->live, ENVD_CANCELED, "canceled: the engine is shutting down");
+    while (e->origins) {
+        h2_origin *o = e->origins;
+        e->origins = o->next;
+        while (o->conns) {
+            h2_conn *k = o->conns;
+            o->conns = k->next;
+            conn_free(e, k);
+        }
+        free(o);
+    }
+    return NULL;
+}
+
+/* ---- the transport ------------------------------------------------------------- */
+
+static int header_ok(const char *s, int name)
+{
+    for (; *s; s++)
+        if (*s == '\r' || *s == '\n' || (name && (*s == ':' || *s == ' ')))
+            return 0;
+    return 1;
+}
+
+static void nv_set(nghttp2_nv *nv, const char *name, const char *value)
+{
+    nv->name = (uint8_t *)(uintptr_t)name;
+    nv->namelen = strlen(name);
+    nv->value = (uint8_t *)(uintptr_t)value;
+    nv->valuelen = strlen(value);
+    nv->flags = NGHTTP2_NV_FLAG_NO_COPY_NAME | NGHTTP2_NV_FLAG_NO_COPY_VALUE;
+}
+
+static envd_status h2c_start(envd_rpc_transport *t, const envd_rpc_request *req,
+                             const envd_rpc_callbacks *cb, envd_rpc **out)
+{
+    *out = NULL;
+    envd_status st = envd_connect_check(req, cb);
+    if (st != ENVD_OK)
+        return st;
+    envd_h2c_engine *e = (envd_h2c_engine *)t;
+    const envd_endpoint *ep = req->ep;
+    const char *auth = ep->authority;
+    const char *base = ep->base_url;
+    const char *rest = strstr(base, "://");
+    rest = rest ? rest + 3 : base;
+    rest += strcspn(rest, "/?#"); /* the base URL's path prefix */
+    if (!auth || !auth[0])
+        return ENVD_E_USAGE;
+
+    size_t strings = 0, nh = req->n_headers;
+    for (size_t i = 0; i < nh; i++) {
+        const envd_kv *h = &req->headers[i];
+        if (!h->name || !h->value || !h->name[0] || !header_ok(h->name, 1) ||
+            !header_ok(h->value, 0))
+            return ENVD_INVALID_ARGUMENT;
+        strings += strlen(h->name) + 1 + strlen(h->value) + 1;
+    }
+    size_t al = strlen(auth) + 1, ul = strlen(base) + strlen(req->method) + 1;
+    size_t pl = strlen(rest) + strlen(req->method) + 1, ml = strlen(req->method) + 1;
+    size_t body = envd_connect_body_size(req->kind, req->body_len);
+    size_t nnv = 8 + nh;
+    size_t size = sizeof(h2_call) + nnv * sizeof(nghttp2_nv) + strings + al + ul + pl + ml + 24 +
+                  body;
+    h2_call *c = envd_calloc(1, size);
+    if (!c)
+        return ENVD_E_NOMEM;
+    c->eng = e;
+    atomic_init(&c->refs, 1);
+    envd_connect_sendq_init(&c->sq);
+    c->nva = (nghttp2_nv *)(c + 1);
+    char *p = (char *)(c->nva + nnv);
+    char *a = p;
+    memcpy(a, auth, al);
+    p += al;
+    c->authority = a;
+    char *url = p;
+    p += (size_t)sprintf(url, "%s%s", base, req->method) + 1;
+    c->url = url;
+    char *path = p;
+    p += (size_t)sprintf(path, "%s%s", rest, req->method) + 1;
+    char *method = p;
+    memcpy(method, req->method, ml);
+    p += ml;
+    char *clen = p;
+    p += 24;
+    size_t n = 0;
+    nv_set(&c->nva[n++], ":method", "POST");
+    nv_set(&c->nva[n++], ":scheme", "http");
+    nv_set(&c->nva[n++], ":authority", a);
+    nv_set(&c->nva[n++], ":path", path);
+    nv_set(&c->nva[n++], "content-type", envd_connect_content_type(req->kind));
+    nv_set(&c->nva[n++], "connect-protocol-version", "1");
+    nv_set(&c->nva[n++], "user-agent", ENVD_USER_AGENT);
+    if (req->kind != ENVD_RPC_CLIENT_STREAM) {
+        snprintf(clen, 24, "%zu", body);
+        nv_set(&c->nva[n++], "content-length", clen);
+    }
+    for (size_t i = 0; i < nh; i++) {
+        const envd_kv *h = &req->headers[i];
+        size_t kl = strlen(h->name) + 1, vl = strlen(h->value) + 1;
+        char *kn = p, *kv = p + kl;
+        for (size_t j = 0; j < kl; j++) /* HTTP/2 field names are lower case */
+            kn[j] = (char)(h->name[j] >= 'A' && h->name[j] <= 'Z' ? h->name[j] + 32 : h->name[j]);
+        memcpy(kv, h->value, vl);
+        p += kl + vl;
+        nv_set(&c->nva[n++], kn, kv);
+    }
+    c->nvlen = n;
+    uint8_t *b = (uint8_t *)p;
+    envd_connect_body_fill(b, req->kind, req->body, req->body_len);
+    c->req = b;
+    c->req_len = body;
+    c->content_length = -1;
+    c->retry_after_ms = -1;
+    envd_connect_reply_init(&c->rep, req->kind, method, ep->max_message, cb,
+                            &c->cancel_requested, on_activity, c);
+    c->timeout_ms = req->timeout_ms;
+    switch (req->kind) {
+    case ENVD_RPC_UNARY: c->timeout_whole = 1; break;
+    case ENVD_RPC_SERVER_STREAM:
+        c->idle_timeout_ms = req->idle_timeout_ms;
+        c->idle_before_first = req->timeout_ms <= 0;
+        break;
+    default:
+        /* The response cannot start before close_send(): both clocks
+         * start there. */
+        c->idle_timeout_ms = req->idle_timeout_ms;
+        c->idle_before_first = req->timeout_ms <= 0;
+        c->timers_deferred = 1;
+        break;
+    }
+    call_ref(c); /* the engine's */
+    if (enqueue(e, c, Q_ADD) != 0) {
+        call_free(c);
+        return ENVD_E_SHUTDOWN;
+    }
+    *out = (envd_rpc *)(void *)c;
+    return ENVD_OK;
+}
+
+static envd_status h2c_send(envd_rpc *r, const uint8_t *msg, size_t len)
+{
+    h2_call *c = call_of(r);
+    if (!c || c->rep.kind != ENVD_RPC_CLIENT_STREAM || (len > 0 && !msg))
+        return ENVD_E_USAGE;
+    if (atomic_load_explicit(&c->finished, memory_order_acquire))
+        return ENVD_CANCELED;
+    int w;
+    envd_status st = envd_connect_sendq_push(&c->sq, msg, len, &w);
+    if (w && !atomic_load_explicit(&c->finished, memory_order_acquire))
+        (void)enqueue(c->eng, c, Q_RESUME);
+    return st;
+}
+
+static envd_status h2c_close_send(envd_rpc *r)
+{
+    h2_call *c = call_of(r);
+    if (!c || c->rep.kind != ENVD_RPC_CLIENT_STREAM)
+        return ENVD_E_USAGE;
+    int w;
+    envd_status st = envd_connect_sendq_close(&c->sq, &w);
+    if (st != ENVD_OK)
+        return st;
+    if (!atomic_load_explicit(&c->finished, memory_order_acquire))
+        (void)enqueue(c->eng, c, (w ? Q_RESUME : 0u) | Q_ARM);
+    return ENVD_OK;
+}
+
+static void h2c_cancel(envd_rpc *r)
+{
+    h2_call *c = call_of(r);
+    if (!c || atomic_load_explicit(&c->finished, memory_order_acquire))
+        return;
+    atomic_store_explicit(&c->cancel_requested, 1, memory_order_release);
+    (void)enqueue(c->eng, c, Q_CANCEL);
+}
+
+static void h2c_release(envd_rpc *r)
+{
+    call_unref(call_of(r));
+}
+
+static const envd_rpc_ops h2c_ops = {
+    ENVD_TRANSPORT_CONNECT, h2c_start, h2c_send, h2c_close_send, h2c_cancel, h2c_release,
+};
+
+envd_status envd_h2c_engine_new(const envd_pool_limits *lim, envd_h2c_engine **out)
+{
+    *out = NULL;
+    envd_h2c_engine *e = envd_calloc(1, sizeof *e);
+    if (!e)
+        return ENVD_E_NOMEM;
+    e->tp.ops = &h2c_ops;
+    e->lim = envd_pool_limits_or_default(lim);
+    e->next_check = INT64_MAX;
+    e->wake_fd = e->epoll_fd = -1;
+    pthread_mutex_init(&e->mu, NULL);
+    envd_status st = ENVD_E_NOMEM;
+    if (nghttp2_session_callbacks_new(&e->cbs) != 0 || nghttp2_option_new(&e->opt) != 0)
+        goto fail;
+    nghttp2_session_callbacks_set_on_header_callback(e->cbs, cb_header);
+    nghttp2_session_callbacks_set_on_frame_recv_callback(e->cbs, cb_frame_recv);
+    nghttp2_session_callbacks_set_on_data_chunk_recv_callback(e->cbs, cb_data);
+    nghttp2_session_callbacks_set_on_stream_close_callback(e->cbs, cb_stream_close);
+    nghttp2_session_callbacks_set_error_callback2(e->cbs, cb_error);
+    st = ENVD_E_TRANSPORT;
+    e->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    e->epoll_fd = epoll_create1(EPOLL_CLOEXEC);
+    if (e->wake_fd < 0 || e->epoll_fd < 0)
+        goto fail;
+    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = NULL};
+    if (epoll_ctl(e->epoll_fd, EPOLL_CTL_ADD, e->wake_fd, &ev) != 0)
+        goto fail;
+    if (envd_thread_start(&e->thread, io_main, e) != 0)
+        goto fail;
+    *out = e;
+    return ENVD_OK;
+fail:
+    if (e->wake_fd >= 0)
+        close(e->wake_fd);
+    if (e->epoll_fd >= 0)
+        close(e->epoll_fd);
+    nghttp2_session_callbacks_del(e->cbs);
+    nghttp2_option_del(e->opt);
+    pthread_mutex_destroy(&e->mu);
+    free(e);
+    return st;
+}
+
+void envd_h2c_engine_free(envd_h2c_engine *e)
+{
+    if (!e)
+        return;
+    pthread_mutex_lock(&e->mu);
+    e->stopping = 1;
+    pthread_mutex_unlock(&e->mu);
+    wake(e);
+    pthread_join(e->thread, NULL);
+    close(e->wake_fd);
+    close(e->epoll_fd);
+    nghttp2_session_callbacks_del(e->cbs);
+    nghttp2_option_del(e->opt);
+    pthread_mutex_destroy(&e->mu);
+    free(e);
+}
+
+envd_rpc_transport *envd_h2c_engine_connect(envd_h2c_engine *e)
+{
+    return &e->tp;
+}
+
+void envd_h2c_engine_stats(envd_h2c_engine *e, size_t *open_conns, size_t *connects)
+{
+    if (open_conns)
+        *open_conns = atomic_load_explicit(&e->n_conns, memory_order_relaxed);
+    if (connects)
+        *connects = atomic_load_explicit(&e->n_connects, memory_order_relaxed);
+}
