@@ -47,6 +47,10 @@ enum { Q_ADD = 1u, Q_CANCEL = 2u, Q_RESUME = 4u, Q_ARM = 8u };
 #define POLL_MAX_MS 1000
 /* A connection with no call for this long is closed. */
 #define CONN_IDLE_MS 60000
+/* From connect() to the server's SETTINGS, at most: past it the connection
+ * is given up (its waiting calls fail as unreachable), so a peer that
+ * swallows SYNs cannot hold an origin's calls forever. */
+#define CONN_SETUP_MS 20000
 /* Flow control: what the server may send ahead of us, per stream and per
  * connection. Replies are consumed as they arrive (the reply reader holds
  * at most one envelope), so these bound nothing but the server's pace. */
@@ -126,6 +130,7 @@ struct h2_conn {
     call_list open;    /* streams submitted, not closed */
     int n_streams;     /* nghttp2 streams not closed (open list plus detached ones) */
     int64_t idle_since;
+    int64_t opened_at;
     uint8_t *wbuf;
     size_t wlen, wcap;
     h2_conn *dnext; /* engine's dirty list */
@@ -164,7 +169,7 @@ struct envd_h2c_engine {
     nghttp2_option *opt;
     uint8_t rbuf[RBUF_SIZE];
 
-    atomic_size_t n_conns, n_connects;
+    atomic_size_t n_conns, n_connects, n_calls;
 };
 
 static h2_call *call_of(envd_rpc *r)
@@ -333,6 +338,8 @@ static void finish(envd_h2c_engine *e, h2_call *c, envd_error *failed, int kind,
     if (atomic_exchange_explicit(&c->finished, 1, memory_order_acq_rel))
         return;
     detach(e, c, 1);
+    if (c->origin)
+        atomic_fetch_sub_explicit(&e->n_calls, 1, memory_order_relaxed);
     c->state = C_DONE;
     if (c->prev)
         c->prev->next = c->next;
@@ -401,11 +408,9 @@ static void on_activity(void *ud, int whole)
     }
 }
 
-static void check_timers(envd_h2c_engine *e)
+/* Ends the calls whose clocks ran out; returns when the next may. */
+static int64_t check_timers(envd_h2c_engine *e, int64_t now)
 {
-    int64_t now = envd_now_ms();
-    if (now < e->next_check)
-        return;
     int64_t next = INT64_MAX;
     char why[256];
     h2_call *c = e->live;
@@ -438,7 +443,7 @@ static void check_timers(envd_h2c_engine *e)
         }
         c = nx;
     }
-    e->next_check = next;
+    return next;
 }
 
 /* ---- connections ------------------------------------------------------------ */
@@ -505,6 +510,31 @@ static void conn_lost(envd_h2c_engine *e, h2_conn *k, envd_failure kind, const c
         fail(e, c, f, what, detail);
     }
     conn_close(e, k);
+}
+
+/* Gives up connections still without the server's SETTINGS CONN_SETUP_MS
+ * after connect(); returns when the next one may run out. */
+static int64_t check_setups(envd_h2c_engine *e, int64_t now)
+{
+    int64_t next = INT64_MAX;
+    for (h2_origin *o = e->origins; o; o = o->next) {
+        h2_conn *k = o->conns;
+        while (k) {
+            h2_conn *nx = k->next;
+            if (!k->ready && now - k->opened_at >= CONN_SETUP_MS) {
+                char detail[96];
+                snprintf(detail, sizeof detail, "no HTTP/2 settings from the server within %d ms",
+                         CONN_SETUP_MS);
+                conn_lost(e, k, ENVD_FAILURE_UNREACHABLE,
+                          k->connected ? "the server did not start HTTP/2" : "connection timed out",
+                          detail, 0);
+            } else if (!k->ready && k->opened_at + CONN_SETUP_MS < next) {
+                next = k->opened_at + CONN_SETUP_MS;
+            }
+            k = nx;
+        }
+    }
+    return next;
 }
 
 static int conn_cap(const envd_h2c_engine *e, const h2_conn *k)
@@ -638,6 +668,8 @@ static h2_conn *conn_open(envd_h2c_engine *e, h2_origin *o, envd_failure *kind, 
         return NULL;
     }
     k->connected = rc == 0;
+    k->opened_at = k->idle_since = envd_now_ms();
+    note_deadline(e, k->opened_at + CONN_SETUP_MS);
     nghttp2_settings_entry iv[] = {
         {NGHTTP2_SETTINGS_ENABLE_PUSH, 0},
         {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, STREAM_WINDOW},
@@ -678,7 +710,7 @@ static void place(envd_h2c_engine *e, h2_origin *o)
             if (k->goaway)
                 continue;
             if (k->ready) {
-                if (k->open.n + k->pending.n < conn_cap(e, k)) {
+                if (k->n_streams + k->pending.n < conn_cap(e, k)) {
                     best = k;
                     break;
                 }
@@ -718,7 +750,7 @@ static void conn_ready(envd_h2c_engine *e, h2_conn *k)
     call_list back = {0};
     h2_call *c;
     while ((c = list_pop(&k->pending))) {
-        if (k->open.n < cap && !k->goaway)
+        if (k->n_streams < cap && !k->goaway)
             submit(e, k, c);
         else
             list_push(&back, c, 0);
@@ -850,6 +882,7 @@ static int cb_stream_close(nghttp2_session *s, int32_t id, uint32_t code, void *
                c->rep.kind != ENVD_RPC_CLIENT_STREAM) {
         /* Not processed (RFC 9113 8.7): safe to send again. A client
          * stream's envelopes may already be gone from its queue. */
+        c->req_off = 0;
         c->state = C_QUEUED;
         list_push(&c->origin->queue, c, 1);
     } else {
@@ -1081,6 +1114,7 @@ static void enter(envd_h2c_engine *e, h2_call *c)
         return;
     }
     c->origin = o;
+    atomic_fetch_add_explicit(&e->n_calls, 1, memory_order_relaxed);
     c->next = e->live;
     c->prev = NULL;
     if (e->live)
@@ -1158,10 +1192,14 @@ static void *io_main(void *arg)
         process_queue(e, take_queue(e, 0));
         if (should_stop(e))
             break;
-        check_timers(e);
+        int64_t now = envd_now_ms();
+        if (now >= e->next_check) {
+            int64_t a = check_timers(e, now), b = check_setups(e, now);
+            e->next_check = a < b ? a : b;
+        }
         place_all(e);
         flush_dirty(e);
-        int64_t now = envd_now_ms();
+        now = envd_now_ms();
         if (now >= next_sweep) {
             sweep_idle(e, now);
             next_sweep = now + CONN_IDLE_MS / 4;
@@ -1450,8 +1488,11 @@ envd_rpc_transport *envd_h2c_engine_connect(envd_h2c_engine *e)
     return &e->tp;
 }
 
-void envd_h2c_engine_stats(envd_h2c_engine *e, size_t *open_conns, size_t *connects)
+void envd_h2c_engine_stats(envd_h2c_engine *e, size_t *open_conns, size_t *connects,
+                           size_t *calls)
 {
+    if (calls)
+        *calls = atomic_load_explicit(&e->n_calls, memory_order_relaxed);
     if (open_conns)
         *open_conns = atomic_load_explicit(&e->n_conns, memory_order_relaxed);
     if (connects)

@@ -190,8 +190,10 @@ envd_status envd_h2c_engine_new(const envd_pool_limits *lim, envd_h2c_engine **o
 /* Cancels every call (on_done with ENVD_CANCELED), joins the thread. */
 void envd_h2c_engine_free(envd_h2c_engine *e);
 envd_rpc_transport *envd_h2c_engine_connect(envd_h2c_engine *e);
-/* Tests and the bench: connections open now, and opened in all. */
-void envd_h2c_engine_stats(envd_h2c_engine *e, size_t *open_conns, size_t *connects);
+/* Tests and the bench: connections open now, opened in all, and calls the
+ * engine holds (queued or on a stream). NULL for what is not wanted. */
+void envd_h2c_engine_stats(envd_h2c_engine *e, size_t *open_conns, size_t *connects,
+                           size_t *calls);
 
 /* Plain HTTP for /files (http.c; request bodies in http_body.c). */
 typedef struct envd_http_part {

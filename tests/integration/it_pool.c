@@ -1,4 +1,4 @@
-/* The gRPC connection pool (issue 11): a peer that allows 100 streams per
+/* The connection pools of gRPC and of Connect over h2c (issue 11): a peer that allows 100 streams per
  * connection (server.mjs --max-streams 100, nginx's
  * http2_max_concurrent_streams 100) and long commands that each hold a
  * stream for their whole life.
@@ -35,10 +35,16 @@ static int load_runs(void)
     return n < 3 * STREAMS ? 3 * STREAMS : n;
 }
 
+/* The pool under test is gRPC's unless the runtime's Connect runs over
+ * h2c (the nghttp2 engine): connections and the calls on them. */
 static size_t pool_channels(envd_runtime *rt, size_t *active)
 {
     size_t ch = 0;
-    envd_grpc_engine_pool_stats(rt->grpc, &ch, active);
+    envd_h2c_engine *h = envd_curl_engine_h2c(rt->curl);
+    if (h)
+        envd_h2c_engine_stats(h, &ch, NULL, active);
+    else
+        envd_grpc_engine_pool_stats(rt->grpc, &ch, active);
     return ch;
 }
 
@@ -68,9 +74,12 @@ typedef struct pool_fx {
     int port; /* where the client connects */
 } pool_fx;
 
+/* Whether fx_start makes a Connect-over-h2c client instead of gRPC. */
+static int g_h2c;
+
 /* A reference server advertising 100 streams (and nginx in front when
  * gw), a runtime with the given connection limits (0: defaults) and a
- * gRPC client with a 3 s request timeout. */
+ * gRPC client (Connect over h2c with g_h2c) with a 3 s request timeout. */
 static void fx_start(pool_fx *fx, int gw, int streams, int max_conns)
 {
     memset(fx, 0, sizeof(*fx));
@@ -81,7 +90,7 @@ static void fx_start(pool_fx *fx, int gw, int streams, int max_conns)
         static const char *const ids[1] = {"sbx-pool"};
         assert_int_equal(test_gateway_start(&fx->gw, &fx->srv, ids, 1), 0);
         fx->has_gw = 1;
-        fx->port = fx->gw.grpc_port;
+        fx->port = g_h2c ? fx->gw.h2_port : fx->gw.grpc_port;
     }
     envd_config *cfg = envd_config_new();
     if (streams)
@@ -90,11 +99,14 @@ static void fx_start(pool_fx *fx, int gw, int streams, int max_conns)
     char addr[64];
     snprintf(addr, sizeof(addr), "127.0.0.1:%d", fx->port);
     envd_config_set_domain(cfg, addr);
-    envd_config_set_transport(cfg, ENVD_TRANSPORT_GRPC);
+    envd_config_set_transport(cfg, g_h2c ? ENVD_TRANSPORT_CONNECT : ENVD_TRANSPORT_GRPC);
+    envd_config_set_h2c(cfg, g_h2c);
     envd_config_set_request_timeout_ms(cfg, 3000);
     envd_error *err = NULL;
     envd_status st = envd_client_new(fx->rt, "sbx-pool", cfg, &fx->c, &err);
     assert_envd_ok(st, err);
+    envd_config_set_transport(cfg, ENVD_TRANSPORT_GRPC);
+    envd_config_set_h2c(cfg, 0);
     /* The killer goes straight to the server (never through nginx, whose
      * connections the running streams nearly use up) with time to spare. */
     assert_int_equal(envd_runtime_new(NULL, &fx->rt2), ENVD_OK);
@@ -194,7 +206,9 @@ static void kill_all(pool_fx *fx, envd_future **fs, int from, int to)
  * all of them less the killer's (its own runtime's channels). */
 static int pool_tcp_conns(pool_fx *fx)
 {
-    int killer = fx->has_gw ? 0 : (int)pool_channels(fx->rt2, NULL);
+    size_t kch = 0;
+    envd_grpc_engine_pool_stats(fx->rt2->grpc, &kch, NULL);
+    int killer = fx->has_gw ? 0 : (int)kch;
     int n = test_tcp_conns_to(fx->port);
     assert_true(n >= 0);
     return n - killer;
@@ -392,10 +406,53 @@ static void idle_connections_close(void **state)
     assert_conns(fx, 1);
 }
 
+/* The same over Connect/h2c: the nghttp2 engine's pool. */
+static void h2c_calls_pass_long_streams(void **state)
+{
+    g_h2c = 1;
+    calls_pass_long_streams(state);
+}
+
+static void h2c_thousand_long_in_one_wave(void **state)
+{
+    g_h2c = 1;
+    one_wave(*state, 0);
+}
+
+static void h2c_thousand_long_through_nginx(void **state)
+{
+    g_h2c = 1;
+    one_wave(*state, 1);
+}
+
+/* At the ceiling the h2c engine queues in order: the first 200 start. */
+static void h2c_ceiling_queues_the_rest(void **state)
+{
+    g_h2c = 1;
+    pool_fx *fx = *state;
+    fx_start(fx, 0, STREAMS, 2);
+    enum { N = 250, FIRST = 200 };
+    envd_future **fs = start_long(fx, N);
+    assert_int_equal(envd_future_wait_all(fs, FIRST, START_WAIT_MS), ENVD_OK);
+    usleep(1000 * 1000);
+    if (count_done(fs, N) != FIRST)
+        print_failed(fs, N);
+    assert_int_equal(count_done(fs, N), FIRST);
+    assert_conns(fx, 2);
+    assert_int_equal(kill_done(fx, fs, N), FIRST);
+    for (int64_t end = test_now_ms() + START_WAIT_MS; test_now_ms() < end && count_done(fs, N) < N - FIRST;)
+        usleep(20000);
+    assert_conns(fx, 2);
+    assert_int_equal(kill_done(fx, fs, N), N - FIRST);
+    free(fs);
+    assert_pool_clean(fx->rt);
+}
+
 /* The fixture is stopped here, so that a failed test leaves no server,
  * gateway or process behind. */
 static int setup(void **state)
 {
+    g_h2c = 0;
     *state = calloc(1, sizeof(pool_fx));
     return *state ? 0 : -1;
 }
@@ -418,6 +475,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(thousand_long_through_nginx, setup, teardown),
         cmocka_unit_test_setup_teardown(ceiling_queues_the_rest, setup, teardown),
         cmocka_unit_test_setup_teardown(idle_connections_close, setup, teardown),
+        cmocka_unit_test_setup_teardown(h2c_calls_pass_long_streams, setup, teardown),
+        cmocka_unit_test_setup_teardown(h2c_thousand_long_in_one_wave, setup, teardown),
+        cmocka_unit_test_setup_teardown(h2c_thousand_long_through_nginx, setup, teardown),
+        cmocka_unit_test_setup_teardown(h2c_ceiling_queues_the_rest, setup, teardown),
     };
     return cmocka_run_group_tests_name("grpc connection pool (peer allows 100 streams)", tests,
                                        NULL, NULL);

@@ -482,7 +482,7 @@ static void test_h2c(void **state)
     assert_ptr_not_equal(tp, g_tp);
     assert_ptr_equal(tp, envd_curl_engine_connect_for(g_eng, &ep.ep));
     size_t conns0 = 0, connects0 = 0;
-    envd_h2c_engine_stats(envd_curl_engine_h2c(g_eng), &conns0, &connects0);
+    envd_h2c_engine_stats(envd_curl_engine_h2c(g_eng), &conns0, &connects0, NULL);
 
     /* Streams and unary calls multiplexed on HTTP/2. */
     enum { N = 40 };
@@ -514,7 +514,7 @@ static void test_h2c(void **state)
     free(stat_body);
     /* All 40 on one connection (libcurl 7.88 took one per call). */
     size_t conns = 0, connects = 0;
-    envd_h2c_engine_stats(envd_curl_engine_h2c(g_eng), &conns, &connects);
+    envd_h2c_engine_stats(envd_curl_engine_h2c(g_eng), &conns, &connects, NULL);
     assert_int_equal(connects - connects0, 1);
 
     /* A client stream over h2: DATA frames paced by send(). */
