@@ -6,7 +6,8 @@
  * per second, largest message 1 MiB), and the runtime then still serves a good
  * call. The whole run must keep the process's RSS growth bounded.
  * The gRPC cases speak just enough HTTP/2 (fault_server.h's fs_h2_*) to
- * misbehave inside a gRPC response.
+ * misbehave inside a gRPC response; the same misbehaviours, where they
+ * apply, go to Connect over h2c.
  * A TLS peer that stalls the handshake and a gzip bomb on /files are in
  * test_hostile_tls_gzip.c. */
 #include <setjmp.h>
@@ -23,6 +24,11 @@
 static envd_runtime *g_rt;
 static envd_client *g_c;  /* Connect over HTTP/1.1, and /files */
 static envd_client *g_cg; /* gRPC over h2c */
+static envd_client *g_ch; /* Connect over h2c (the nghttp2 engine) */
+
+/* The content type the HTTP/2 cases answer with: gRPC's, or Connect's for
+ * a stream or a unary reply (one_case sets it from the case's op). */
+static const char *g_h2_ctype = "application/grpc";
 
 /* ---- protobuf bits of process replies ------------------------------------------ */
 
@@ -263,6 +269,8 @@ static void sc_two_end_events(int fd)
 
 static uint32_t h2_head(int fd, int status, const char *ctype)
 {
+    if (strcmp(ctype, "application/grpc") == 0)
+        ctype = g_h2_ctype;
     int sid = fs_h2_accept(fd);
     if (sid < 0)
         return 0;
@@ -332,6 +340,18 @@ static void g_list_flood(int fd)
     fs_drain(fd, 500);
 }
 
+/* Connect's unary reply: the list flood as a raw body. */
+static void c_list_flood(int fd)
+{
+    uint32_t sid = h2_head(fd, 200, "application/proto");
+    size_t n;
+    const uint8_t *body = list_flood(&n);
+    for (size_t o = 0; sid && o < n; o += 16384) /* within the initial 64 KiB window */
+        if (fs_h2_data(fd, sid, body + o, n - o < 16384 ? n - o : 16384, o + 16384 >= n))
+            return;
+    fs_drain(fd, 500);
+}
+
 static void g_401(int fd)
 {
     uint32_t sid = h2_head(fd, 401, "text/html");
@@ -364,7 +384,7 @@ static void g_401_over_window(int fd)
 
 /* ---- the cases ----------------------------------------------------------------- */
 
-enum { OP_RUN, OP_LIST, OP_READ, OP_GRPC_RUN = 8, OP_GRPC_LIST };
+enum { OP_RUN, OP_LIST, OP_READ, OP_GRPC_RUN = 8, OP_GRPC_LIST, OP_H2C_RUN = 16, OP_H2C_LIST };
 
 typedef struct hcase {
     const char *name;
@@ -427,6 +447,25 @@ static const hcase CASES[] = {
     {"gRPC: a 401 page", g_401, OP_GRPC_LIST, ENVD_UNAUTHENTICATED, ENVD_OK, "401", 6000},
     {"gRPC: a 401 page over the stream window", g_401_over_window, OP_GRPC_LIST,
      ENVD_UNAUTHENTICATED, ENVD_OK, "401", 6000},
+    /* Connect over h2c: the reply reader is the one HTTP/1.1 uses, behind
+     * nghttp2's framing; the envelope limit applies at the header */
+    {"h2c: envelope declaring 2 GiB", g_msg_2gib, OP_H2C_RUN, ENVD_E_PROTOCOL, ENVD_OK, "limit",
+     6000},
+    {"h2c: 48 KiB of junk", g_junk, OP_H2C_RUN, ENVD_E_PROTOCOL, ENVD_OK, "flags", 6000},
+    {"h2c: flags 0xff", g_flags_ff, OP_H2C_RUN, ENVD_E_PROTOCOL, ENVD_OK, "flags", 6000},
+    {"h2c: reset in the middle of a frame", g_reset_mid_message, OP_H2C_RUN, ENVD_UNAVAILABLE,
+     ENVD_OK, NULL, 6000},
+    /* no whole envelope ever comes: the request timeout (idle counts
+     * envelopes, and applies from the first) */
+    {"h2c: one byte every 300 ms", g_trickle, OP_H2C_RUN, ENVD_DEADLINE_EXCEEDED,
+     ENVD_E_IDLE_TIMEOUT, NULL, 6000},
+    {"h2c: 25,000 empty list entries", c_list_flood, OP_H2C_LIST, ENVD_RESOURCE_EXHAUSTED,
+     ENVD_OK, "max_list_entries", 6000},
+    {"h2c: a 401 page", g_401, OP_H2C_LIST, ENVD_UNAUTHENTICATED, ENVD_OK, "401", 6000},
+    /* Connect keeps 64 KiB of an error page; the close after the server's
+     * wait ends the reply */
+    {"h2c: a 401 page over the stream window", g_401_over_window, OP_H2C_LIST,
+     ENVD_UNAUTHENTICATED, ENVD_OK, "401", 6000},
 };
 
 static atomic_int g_completions;
@@ -442,10 +481,10 @@ static envd_future *start(int op)
 {
     envd_future *f = NULL;
     envd_status st;
-    envd_client *c = op >= OP_GRPC_RUN ? g_cg : g_c;
-    if (op == OP_RUN || op == OP_GRPC_RUN)
+    envd_client *c = op >= OP_H2C_RUN ? g_ch : op >= OP_GRPC_RUN ? g_cg : g_c;
+    if (op == OP_RUN || op == OP_GRPC_RUN || op == OP_H2C_RUN)
         st = envd_commands_run_async(c, "true", NULL, &f);
-    else if (op == OP_LIST || op == OP_GRPC_LIST)
+    else if (op == OP_LIST || op == OP_GRPC_LIST || op == OP_H2C_LIST)
         st = envd_fs_list_async(c, "/tmp", 1, &f);
     else
         st = envd_files_read_async(g_c, "/tmp/x", NULL, &f);
@@ -455,6 +494,9 @@ static envd_future *start(int op)
 
 static void one_case(const hcase *k)
 {
+    g_h2_ctype = k->op == OP_H2C_RUN    ? "application/connect+proto"
+                 : k->op == OP_H2C_LIST ? "application/proto"
+                                        : "application/grpc";
     if (k->op >= OP_GRPC_RUN)
         fs_set_raw(k->fn);
     else
@@ -520,7 +562,9 @@ static int setup(void **state)
         envd_config_set_files_min_rate(cfg, 100, 1000) ||
         envd_client_new(g_rt, "sbx-h", cfg, &g_c, NULL) ||
         envd_config_set_transport(cfg, ENVD_TRANSPORT_GRPC) ||
-        envd_client_new(g_rt, "sbx-h", cfg, &g_cg, NULL)) {
+        envd_client_new(g_rt, "sbx-h", cfg, &g_cg, NULL) ||
+        envd_config_set_transport(cfg, ENVD_TRANSPORT_CONNECT) || envd_config_set_h2c(cfg, 1) ||
+        envd_client_new(g_rt, "sbx-h", cfg, &g_ch, NULL)) {
         envd_config_free(cfg);
         return -1;
     }
@@ -533,6 +577,7 @@ static int teardown(void **state)
     (void)state;
     envd_client_free(g_c);
     envd_client_free(g_cg);
+    envd_client_free(g_ch);
     envd_runtime_free(g_rt);
     fs_stop();
     return 0;
