@@ -241,7 +241,11 @@ ENVD_API envd_status envd_config_set_keepalive_s(envd_config *cfg, int seconds);
 ENVD_API envd_status envd_config_set_idle_timeout_ms(envd_config *cfg, int64_t ms);
 /* Speak cleartext HTTP/2 with prior knowledge (h2c) for Connect and /files
  * on http:// URLs, for gateways that accept only HTTP/2. Default off: stock
- * envd speaks HTTP/1.1 only. (gRPC is always HTTP/2.) */
+ * envd speaks HTTP/1.1 only. (gRPC is always HTTP/2.) Connect calls then
+ * share multiplexed connections (libnghttp2; see
+ * envd_config_set_connection_limits), unless an http_proxy is set, which
+ * libcurl then speaks to; /files transfers go through libcurl with a
+ * connection each. */
 ENVD_API envd_status envd_config_set_h2c(envd_config *cfg, int enabled);
 /* PEM bundle to trust for https instead of the system store. NULL or ""
  * unsets. */
@@ -406,14 +410,23 @@ ENVD_API envd_status envd_config_set_files_min_rate(envd_config *cfg, int64_t by
  * max_connections, so long streams do not hold up other calls. The runtime
  * sets up one new connection at a time per origin, and a burst's calls wait
  * for it rather than each opening its own (250 streams at once take 3
- * connections; libcurl alone took 151). Over cleartext h2c, libcurl before 8.0 cannot reuse a
- * connection (curl issue #10634): one connection per call, within
- * max_connections; use gRPC for a multiplexed h2c gateway.
+ * connections; libcurl alone took 151). /files over cleartext h2c: libcurl
+ * before 8.0 cannot reuse such a connection (curl issue #10634), so one
+ * connection per transfer, within max_connections.
+ * Connect over h2c (libnghttp2): a connection carries up to the smaller of
+ * streams_per_connection and the server's SETTINGS_MAX_CONCURRENT_STREAMS,
+ * read from its SETTINGS before any call is sent; a call that finds every
+ * connection full opens another, up to max_connections; past that calls
+ * wait in order, the request timeout running ("without a stream"). A
+ * stream the server refused unprocessed (REFUSED_STREAM, past a GOAWAY) is
+ * sent again on another connection. The host name is resolved once, on the
+ * runtime's I/O thread, and again after a failed connect.
  * gRPC: one channel per connection; gRPC core does not expose the peer's
  * SETTINGS_MAX_CONCURRENT_STREAMS, so streams_per_connection is what is
  * counted (a peer allowing fewer makes core queue the excess on that
  * connection), and unary calls share the same connections.
- * Idle connections past the first are closed after a while (gRPC: 60 s). */
+ * Idle connections past the first are closed after a while (gRPC: 60 s);
+ * Connect over h2c closes every connection idle for 60 s. */
 #define ENVD_DEFAULT_STREAMS_PER_CONNECTION 100
 #define ENVD_DEFAULT_MAX_CONNECTIONS 200
 /* streams_per_connection 1..10000, max_connections 1..100000. */

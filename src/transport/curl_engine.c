@@ -79,10 +79,12 @@ struct envd_curl_engine {
 
     envd_rpc_transport connect_tp;
 
-    /* Connect over h2c (h2c.c), made on first use. */
+    /* Connect over h2c (h2c.c), made on first use; this engine's I/O
+     * thread runs it on the same epoll set. */
     _Atomic(envd_h2c_engine *) h2c;
     pthread_mutex_t h2c_mu;
-    int h2c_failed; /* h2c_mu: could not start; libcurl carries h2c then */
+    int h2c_failed; /* h2c_mu: could not be made; libcurl carries h2c then */
+    int h2c_closed; /* h2c_mu: the I/O thread is shutting down: none made now */
 
     /* Admission (I/O thread): origins with transfers admitted or waiting,
      * chained by hash; those whose queue may move on (see release). */
@@ -283,11 +285,11 @@ static void apply_common(envd_curl_xfer *x, CURL *easy)
         if (g_h2c_reuse_broken) {
             /* libcurl < 8.0.0 fails every stream on a reused prior-knowledge
              * connection ("Error in the HTTP2 framing layer", curl issue
-             * #10634): one connection per call there, no multiplexing,
-             * within max_connections. Measured (envd-bench stat, 256 in
-             * flight): 248 connections and ~8x the client CPU per call of
-             * gRPC or Connect/HTTP/1.1; gRPC is the multiplexed transport
-             * for an h2c gateway. */
+             * #10634): one connection per transfer there, within
+             * max_connections. Measured (envd-bench stat, 256 in flight):
+             * 248 connections and ~8x the client CPU per call of gRPC.
+             * Connect calls over h2c therefore go to h2c.c (nghttp2); what
+             * still comes here is /files, and Connect through a proxy. */
             curl_easy_setopt(easy, CURLOPT_FRESH_CONNECT, 1L);
             curl_easy_setopt(easy, CURLOPT_FORBID_REUSE, 1L);
         } else {
@@ -578,7 +580,7 @@ static int on_socket(CURL *easy, curl_socket_t s, int what, void *userp, void *s
         return 0;
     }
     struct epoll_event ev = {0};
-    ev.data.fd = s;
+    ev.data.u64 = (uint64_t)(unsigned)s; /* the whole word: see wev */
     ev.events = ((what & CURL_POLL_IN) ? EPOLLIN : 0u) | ((what & CURL_POLL_OUT) ? EPOLLOUT : 0u);
     int op = socketp ? EPOLL_CTL_MOD : EPOLL_CTL_ADD;
     if (epoll_ctl(e->epoll_fd, op, s, &ev) != 0) {
@@ -1201,6 +1203,8 @@ static void *io_main(void *arg)
         process_queue(e, take_queue(e, 0));
         if (should_stop(e))
             break;
+        envd_h2c_engine *h2 = atomic_load_explicit(&e->h2c, memory_order_acquire);
+        int64_t h2_next = h2 ? envd_h2c_engine_poll(h2) : INT64_MAX;
         int64_t now = envd_now_ms();
         if (e->curl_deadline >= 0 && now >= e->curl_deadline) {
             e->curl_deadline = -1;
@@ -1216,10 +1220,14 @@ static void *io_main(void *arg)
             wait = e->next_check - now;
         if (e->curl_deadline >= 0 && e->curl_deadline - now < wait)
             wait = e->curl_deadline - now;
+        if (h2_next != INT64_MAX && h2_next - now < wait)
+            wait = h2_next - now;
         if (wait < 0)
             wait = 0;
         int n = epoll_wait(e->epoll_fd, evs, (int)(sizeof evs / sizeof evs[0]), (int)wait);
         for (int i = 0; i < n; i++) {
+            if (h2 && envd_h2c_engine_event(h2, evs[i].data.u64, evs[i].events))
+                continue;
             int fd = evs[i].data.fd;
             if (fd == e->wake_fd) {
                 uint64_t v;
@@ -1253,6 +1261,12 @@ static void *io_main(void *arg)
     }
     while (e->active)
         finish(e, e->active, CURLE_OK, ENVD_CANCELED, "canceled: the engine is shutting down");
+    pthread_mutex_lock(&e->h2c_mu);
+    e->h2c_closed = 1;
+    pthread_mutex_unlock(&e->h2c_mu);
+    envd_h2c_engine *h2 = atomic_load_explicit(&e->h2c, memory_order_acquire);
+    if (h2)
+        envd_h2c_engine_shutdown(h2);
     return NULL;
 }
 
@@ -1304,7 +1318,8 @@ envd_status envd_curl_engine_new(envd_timers *timers, const envd_pool_limits *li
     e->curl_deadline = -1;
     e->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     e->epoll_fd = epoll_create1(EPOLL_CLOEXEC);
-    struct epoll_event wev = {.events = EPOLLIN, .data.fd = e->wake_fd};
+    /* The whole data word: h2c.c's sockets are told apart by its top bit. */
+    struct epoll_event wev = {.events = EPOLLIN, .data.u64 = (uint64_t)e->wake_fd};
     if (e->wake_fd < 0 || e->epoll_fd < 0 ||
         epoll_ctl(e->epoll_fd, EPOLL_CTL_ADD, e->wake_fd, &wev) != 0) {
         if (e->wake_fd >= 0)
@@ -1341,13 +1356,13 @@ void envd_curl_engine_free(envd_curl_engine *e)
 {
     if (!e)
         return;
-    envd_h2c_engine_free(atomic_load(&e->h2c));
-    pthread_mutex_destroy(&e->h2c_mu);
     pthread_mutex_lock(&e->mu);
     e->stopping = 1;
     wake(e);
     pthread_mutex_unlock(&e->mu);
     pthread_join(e->thread, NULL);
+    envd_h2c_engine_free(atomic_load(&e->h2c));
+    pthread_mutex_destroy(&e->h2c_mu);
     for (size_t i = 0; i < e->n_idle_easy; i++)
         curl_easy_cleanup(e->idle_easy[i]);
     curl_multi_cleanup(e->multi);
@@ -1374,8 +1389,8 @@ envd_rpc_transport *envd_curl_engine_connect_for(envd_curl_engine *e, const envd
     if (!h) {
         pthread_mutex_lock(&e->h2c_mu);
         h = atomic_load_explicit(&e->h2c, memory_order_relaxed);
-        if (!h && !e->h2c_failed) {
-            if (envd_h2c_engine_new(&e->lim, &h) == ENVD_OK)
+        if (!h && !e->h2c_failed && !e->h2c_closed) {
+            if (envd_h2c_engine_new(&e->lim, e->epoll_fd, e->wake_fd, &h) == ENVD_OK)
                 atomic_store_explicit(&e->h2c, h, memory_order_release);
             else
                 e->h2c_failed = 1;

@@ -10,9 +10,11 @@
  * past that, calls wait in the origin's queue, in order, holding only their
  * own record.
  *
- * One I/O thread runs epoll over the connections and an eventfd; other
- * threads hand it requests (add, cancel, resume, arm timers) through a
- * mutex-protected queue, as in curl_engine.c. The Connect protocol itself
+ * It has no thread of its own: the libcurl engine's I/O thread runs it, on
+ * the same epoll set (its sockets are tagged, see H2_TAG) and the same
+ * wake-up eventfd. Other threads hand it requests (add, cancel, resume, arm
+ * timers) through a mutex-protected queue of its own, as curl_engine.c
+ * does. The Connect protocol itself
  * (request bodies, reply reading, errors) is connect_call.c's, shared with
  * the libcurl carrier.
  *
@@ -25,7 +27,6 @@
  */
 #include "transport/connect_call.h"
 #include "core/alloc.h"
-#include "core/thread.h"
 #include "transport/curl_engine.h"
 
 #include <errno.h>
@@ -38,19 +39,18 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
-#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 enum { Q_ADD = 1u, Q_CANCEL = 2u, Q_RESUME = 4u, Q_ARM = 8u };
 
-#define POLL_MAX_MS 1000
 /* A connection with no call for this long is closed. */
 #define CONN_IDLE_MS 60000
 /* From connect() to the server's SETTINGS, at most: past it the connection
  * is given up (its waiting calls fail as unreachable), so a peer that
  * swallows SYNs cannot hold an origin's calls forever. */
 #define CONN_SETUP_MS 20000
+#define DNS_RETRY_MS 1000
 /* Flow control: what the server may send ahead of us, per stream and per
  * connection. Replies are consumed as they arrive (the reply reader holds
  * at most one envelope), so these bound nothing but the server's pace. */
@@ -59,6 +59,10 @@ enum { Q_ADD = 1u, Q_CANCEL = 2u, Q_RESUME = 4u, Q_ARM = 8u };
 /* Bytes gathered before one write (frames of many streams together). */
 #define WBUF_FLUSH (64 << 10)
 #define RBUF_SIZE (64 << 10)
+
+/* epoll data of this engine's sockets: the connection's address with the
+ * top bit set (the libcurl engine's are plain descriptors). */
+#define H2_TAG ((uint64_t)1 << 63)
 
 #define NOT_H2 "the server did not answer in HTTP/2 (not an h2c port? see envd_config_set_h2c)"
 
@@ -145,6 +149,12 @@ struct h2_origin {
     struct sockaddr_storage addr;
     socklen_t alen;
     int resolved;
+    /* A failed lookup is remembered for DNS_RETRY_MS: the calls queued
+     * behind it fail with it instead of each blocking the I/O thread in
+     * getaddrinfo again. */
+    int64_t dns_failed_at;
+    int dns_rc;
+    char dns_why[96];
     h2_conn *conns;
     int n_conns;
     call_list queue;
@@ -154,17 +164,17 @@ struct h2_origin {
 struct envd_h2c_engine {
     envd_rpc_transport tp;
     envd_pool_limits lim;
-    pthread_t thread;
     pthread_mutex_t mu;
     h2_call *qhead, *qtail; /* mu */
-    int stopping, stopped;  /* mu */
-    int wake_fd, epoll_fd;
+    int stopped;            /* mu: the I/O thread took its last queue */
+    int wake_fd, epoll_fd;  /* the host loop's */
 
     /* I/O thread. */
     h2_call *live;
     h2_origin *origins;
     h2_conn *dirty;
     int64_t next_check;
+    int64_t next_sweep;
     nghttp2_session_callbacks *cbs;
     nghttp2_option *opt;
     uint8_t rbuf[RBUF_SIZE];
@@ -250,7 +260,7 @@ static void wake(envd_h2c_engine *e)
 static int enqueue(envd_h2c_engine *e, h2_call *c, unsigned bits)
 {
     pthread_mutex_lock(&e->mu);
-    if (e->stopped || (e->stopping && (bits & Q_ADD))) {
+    if (e->stopped) {
         pthread_mutex_unlock(&e->mu);
         return -1;
     }
@@ -612,15 +622,28 @@ static void assign(envd_h2c_engine *e, h2_conn *k, h2_call *c)
     }
 }
 
+/* The origin's address (blocking: once per origin, and again after a
+ * failed connect). 0, -1 (why says) or -2 out of memory. */
 static int resolve(h2_origin *o, char *why, size_t cap)
 {
+    int64_t now = envd_now_ms();
+    if (o->dns_failed_at && now - o->dns_failed_at < DNS_RETRY_MS) {
+        snprintf(why, cap, "%s", o->dns_why);
+        return o->dns_rc;
+    }
     struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
     struct addrinfo *res = NULL;
     int rc = getaddrinfo(o->host, o->port, &hints, &res);
     if (rc != 0 || !res) {
         snprintf(why, cap, "%s", rc == EAI_MEMORY ? "out of memory" : gai_strerror(rc));
+        if (rc != EAI_MEMORY) {
+            o->dns_failed_at = envd_now_ms();
+            o->dns_rc = -1;
+            snprintf(o->dns_why, sizeof o->dns_why, "%.*s", (int)sizeof o->dns_why - 1, why);
+        }
         return rc == EAI_MEMORY ? -2 : -1;
     }
+    o->dns_failed_at = 0;
     memcpy(&o->addr, res->ai_addr, res->ai_addrlen);
     o->alen = res->ai_addrlen;
     o->resolved = 1;
@@ -682,7 +705,7 @@ static h2_conn *conn_open(envd_h2c_engine *e, h2_origin *o, envd_failure *kind, 
         conn_free(e, k);
         return NULL;
     }
-    struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT, .data.ptr = k};
+    struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT, .data.u64 = H2_TAG | (uintptr_t)k};
     k->events = ev.events;
     if (epoll_ctl(e->epoll_fd, EPOLL_CTL_ADD, k->fd, &ev) != 0) {
         *kind = ENVD_FAILURE_LOCAL;
@@ -910,7 +933,7 @@ static void set_events(envd_h2c_engine *e, h2_conn *k, uint32_t ev)
 {
     if (k->events == ev)
         return;
-    struct epoll_event x = {.events = ev, .data.ptr = k};
+    struct epoll_event x = {.events = ev, .data.u64 = H2_TAG | (uintptr_t)k};
     if (epoll_ctl(e->epoll_fd, EPOLL_CTL_MOD, k->fd, &x) == 0)
         k->events = ev;
 }
@@ -1175,59 +1198,36 @@ static void sweep_idle(envd_h2c_engine *e, int64_t now)
     }
 }
 
-static int should_stop(envd_h2c_engine *e)
+int64_t envd_h2c_engine_poll(envd_h2c_engine *e)
 {
-    pthread_mutex_lock(&e->mu);
-    int s = e->stopping;
-    pthread_mutex_unlock(&e->mu);
-    return s;
+    process_queue(e, take_queue(e, 0));
+    int64_t now = envd_now_ms();
+    if (now >= e->next_check) {
+        int64_t a = check_timers(e, now), b = check_setups(e, now);
+        e->next_check = a < b ? a : b;
+    }
+    place_all(e);
+    flush_dirty(e);
+    if (now >= e->next_sweep) {
+        sweep_idle(e, now);
+        e->next_sweep = now + CONN_IDLE_MS / 4;
+    }
+    return e->next_check < e->next_sweep ? e->next_check : e->next_sweep;
 }
 
-static void *io_main(void *arg)
+int envd_h2c_engine_event(envd_h2c_engine *e, uint64_t data, uint32_t events)
 {
-    envd_h2c_engine *e = arg;
-    struct epoll_event evs[64];
-    int64_t next_sweep = envd_now_ms() + CONN_IDLE_MS;
-    for (;;) {
-        process_queue(e, take_queue(e, 0));
-        if (should_stop(e))
-            break;
-        int64_t now = envd_now_ms();
-        if (now >= e->next_check) {
-            int64_t a = check_timers(e, now), b = check_setups(e, now);
-            e->next_check = a < b ? a : b;
-        }
-        place_all(e);
-        flush_dirty(e);
-        now = envd_now_ms();
-        if (now >= next_sweep) {
-            sweep_idle(e, now);
-            next_sweep = now + CONN_IDLE_MS / 4;
-        }
-        int64_t wait = POLL_MAX_MS;
-        if (e->next_check != INT64_MAX && e->next_check - now < wait)
-            wait = e->next_check - now;
-        if (wait < 0)
-            wait = 0;
-        int n = epoll_wait(e->epoll_fd, evs, (int)(sizeof evs / sizeof evs[0]), (int)wait);
-        for (int i = 0; i < n; i++) {
-            if (!evs[i].data.ptr) {
-                uint64_t v;
-                ssize_t r = read(e->wake_fd, &v, sizeof v);
-                (void)r;
-                continue;
-            }
-            h2_conn *k = evs[i].data.ptr;
-            /* A connection freed by an earlier event of this batch cannot
-             * be here: conn_lost only frees the connection whose event it
-             * handles. */
-            (void)conn_event(e, k, evs[i].events);
-        }
-        place_all(e);
-        flush_dirty(e);
-    }
+    if (!(data & H2_TAG))
+        return 0;
+    /* A connection freed by an earlier event of the same batch cannot be
+     * here: conn_lost only frees the connection whose event it handles. */
+    (void)conn_event(e, (h2_conn *)(uintptr_t)(data & ~H2_TAG), events);
+    return 1;
+}
 
-    /* Shutdown: whatever is queued or in flight ends as canceled. */
+void envd_h2c_engine_shutdown(envd_h2c_engine *e)
+{
+    /* Whatever is queued or in flight ends as canceled. */
     h2_call *list = take_queue(e, 1);
     for (h2_call *c = list, *nx; c; c = nx) {
         nx = c->tnext;
@@ -1247,7 +1247,6 @@ static void *io_main(void *arg)
         }
         free(o);
     }
-    return NULL;
 }
 
 /* ---- the transport ------------------------------------------------------------- */
@@ -1423,7 +1422,8 @@ static const envd_rpc_ops h2c_ops = {
     ENVD_TRANSPORT_CONNECT, h2c_start, h2c_send, h2c_close_send, h2c_cancel, h2c_release,
 };
 
-envd_status envd_h2c_engine_new(const envd_pool_limits *lim, envd_h2c_engine **out)
+envd_status envd_h2c_engine_new(const envd_pool_limits *lim, int epoll_fd, int wake_fd,
+                               envd_h2c_engine **out)
 {
     *out = NULL;
     envd_h2c_engine *e = envd_calloc(1, sizeof *e);
@@ -1432,51 +1432,28 @@ envd_status envd_h2c_engine_new(const envd_pool_limits *lim, envd_h2c_engine **o
     e->tp.ops = &h2c_ops;
     e->lim = envd_pool_limits_or_default(lim);
     e->next_check = INT64_MAX;
-    e->wake_fd = e->epoll_fd = -1;
-    pthread_mutex_init(&e->mu, NULL);
-    envd_status st = ENVD_E_NOMEM;
-    if (nghttp2_session_callbacks_new(&e->cbs) != 0 || nghttp2_option_new(&e->opt) != 0)
-        goto fail;
+    e->next_sweep = envd_now_ms() + CONN_IDLE_MS;
+    e->epoll_fd = epoll_fd;
+    e->wake_fd = wake_fd;
+    if (nghttp2_session_callbacks_new(&e->cbs) != 0 || nghttp2_option_new(&e->opt) != 0) {
+        nghttp2_session_callbacks_del(e->cbs);
+        free(e);
+        return ENVD_E_NOMEM;
+    }
     nghttp2_session_callbacks_set_on_header_callback(e->cbs, cb_header);
     nghttp2_session_callbacks_set_on_frame_recv_callback(e->cbs, cb_frame_recv);
     nghttp2_session_callbacks_set_on_data_chunk_recv_callback(e->cbs, cb_data);
     nghttp2_session_callbacks_set_on_stream_close_callback(e->cbs, cb_stream_close);
     nghttp2_session_callbacks_set_error_callback2(e->cbs, cb_error);
-    st = ENVD_E_TRANSPORT;
-    e->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    e->epoll_fd = epoll_create1(EPOLL_CLOEXEC);
-    if (e->wake_fd < 0 || e->epoll_fd < 0)
-        goto fail;
-    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = NULL};
-    if (epoll_ctl(e->epoll_fd, EPOLL_CTL_ADD, e->wake_fd, &ev) != 0)
-        goto fail;
-    if (envd_thread_start(&e->thread, io_main, e) != 0)
-        goto fail;
+    pthread_mutex_init(&e->mu, NULL);
     *out = e;
     return ENVD_OK;
-fail:
-    if (e->wake_fd >= 0)
-        close(e->wake_fd);
-    if (e->epoll_fd >= 0)
-        close(e->epoll_fd);
-    nghttp2_session_callbacks_del(e->cbs);
-    nghttp2_option_del(e->opt);
-    pthread_mutex_destroy(&e->mu);
-    free(e);
-    return st;
 }
 
 void envd_h2c_engine_free(envd_h2c_engine *e)
 {
     if (!e)
         return;
-    pthread_mutex_lock(&e->mu);
-    e->stopping = 1;
-    pthread_mutex_unlock(&e->mu);
-    wake(e);
-    pthread_join(e->thread, NULL);
-    close(e->wake_fd);
-    close(e->epoll_fd);
     nghttp2_session_callbacks_del(e->cbs);
     nghttp2_option_del(e->opt);
     pthread_mutex_destroy(&e->mu);

@@ -182,12 +182,24 @@ envd_h2c_engine *envd_curl_engine_h2c(envd_curl_engine *e);
 
 /* ---- Connect over h2c on libnghttp2 (src/transport/h2c.c) ---------------- */
 
-/* Starts its I/O thread. Per origin (host and port) a pool of HTTP/2
- * connections, each carrying up to min(the server's
- * SETTINGS_MAX_CONCURRENT_STREAMS, lim->streams_per_connection) calls, at
- * most lim->max_connections of them; calls past that wait in order. */
-envd_status envd_h2c_engine_new(const envd_pool_limits *lim, envd_h2c_engine **out);
-/* Cancels every call (on_done with ENVD_CANCELED), joins the thread. */
+/* Per origin (host and port) a pool of HTTP/2 connections, each carrying
+ * up to min(the server's SETTINGS_MAX_CONCURRENT_STREAMS,
+ * lim->streams_per_connection) calls, at most lim->max_connections of
+ * them; calls past that wait in order. No thread of its own: a host loop
+ * (the libcurl engine's I/O thread) owns epoll_fd and wake_fd, calls
+ * envd_h2c_engine_poll on every pass and hands it its sockets' events;
+ * other threads' requests write to wake_fd. */
+envd_status envd_h2c_engine_new(const envd_pool_limits *lim, int epoll_fd, int wake_fd,
+                               envd_h2c_engine **out);
+/* Host loop: runs queued requests, timers and pending writes; returns the
+ * time (ms, envd_now_ms clock) by which it wants the next pass. */
+int64_t envd_h2c_engine_poll(envd_h2c_engine *e);
+/* Host loop: an epoll event; returns 0 when data is not one of e's. */
+int envd_h2c_engine_event(envd_h2c_engine *e, uint64_t data, uint32_t events);
+/* Host loop, last: every call ends (on_done with ENVD_CANCELED), later
+ * starts fail with ENVD_E_SHUTDOWN, connections close. */
+void envd_h2c_engine_shutdown(envd_h2c_engine *e);
+/* After the host loop is gone. */
 void envd_h2c_engine_free(envd_h2c_engine *e);
 envd_rpc_transport *envd_h2c_engine_connect(envd_h2c_engine *e);
 /* Tests and the bench: connections open now, opened in all, and calls the
