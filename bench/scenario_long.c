@@ -312,6 +312,8 @@ static int measure(long_case *lc, int gw_port, bench_result *out)
              lc->transport == BT_GRPC ? "h2c, 100 streams a connection, grpc_pass"
              : lc->transport == BT_CONNECT_TLS
                  ? "TLS with ALPN h2, 100 streams a connection, HTTP/1.1 upstream"
+             : lc->transport == BT_CONNECT_H2C
+                 ? "h2c, 100 streams a connection, HTTP/1.1 upstream"
                  : "HTTP/1.1 in and out",
              all ? "all started" : "NOT all started", out->seconds,
              out->seconds * 1e9 / (double)alone_ns, (double)alone_ns / 1e6, direct_s,
@@ -358,6 +360,7 @@ int bench_run_long(bench_env *env, const bench_scenario *sc, int transport, int 
     }
     int port = transport == BT_GRPC          ? gw.grpc_port
                : transport == BT_CONNECT_TLS ? gw.tls_port
+               : transport == BT_CONNECT_H2C ? gw.h2_port
                                              : gw.h1_port;
     char ca[sizeof(gw.dir) + 16];
     snprintf(ca, sizeof(ca), "%s/tls.crt", gw.dir);

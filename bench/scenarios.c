@@ -246,7 +246,8 @@ const bench_scenario bench_scenarios[] = {
                    "meanwhile",
         .in_default = 0,
         .default_concurrency = {1000},
-        .transports = 1u << BT_GRPC | 1u << BT_CONNECT_H1 | 1u << BT_CONNECT_TLS,
+        .transports =
+            1u << BT_GRPC | 1u << BT_CONNECT_H1 | 1u << BT_CONNECT_H2C | 1u << BT_CONNECT_TLS,
         .setup = stat_setup,
         .run = bench_run_long,
     },
