@@ -64,7 +64,7 @@ struct envd_curl_engine {
     envd_pool_limits lim; /* per endpoint (host and port) */
     pthread_t thread;
     pthread_mutex_t mu;
-    envd_curl_xfer *qhead, *qtail; /* mu */
+    envd_reqq q; /* mu */
     int stopping;                  /* mu: free requested; no new transfers */
     int stopped;                   /* mu: the thread took its last queue */
     envd_timers *timers;           /* kept for the interface; timeouts run in the loop */
@@ -336,9 +336,7 @@ void envd_curl_xfer_init(envd_curl_xfer *x, const envd_curl_xfer_vt *vt, envd_cu
     x->in_multi = 0;
     x->listed = 0;
     x->prev = x->next = NULL;
-    x->qnext = NULL;
-    x->qbits = 0;
-    x->queued = 0;
+    x->req = (envd_req){0};
     x->ca_file = ep->ca_file;
     x->tls = ep->tls != 0;
     x->h2c = !ep->tls && ep->h2c_prior_knowledge;
@@ -611,17 +609,8 @@ static envd_status enqueue(envd_curl_engine *e, envd_curl_xfer *x, unsigned bits
         pthread_mutex_unlock(&e->mu);
         return ENVD_E_SHUTDOWN;
     }
-    x->qbits |= bits;
-    if (!x->queued) {
-        x->queued = 1;
+    if (envd_reqq_put(&e->q, &x->req, bits))
         envd_curl_xfer_ref(x);
-        x->qnext = NULL;
-        if (e->qtail)
-            e->qtail->qnext = x;
-        else
-            e->qhead = x;
-        e->qtail = x;
-    }
     /* Under the lock, so the engine cannot be gone yet. */
     wake(e);
     pthread_mutex_unlock(&e->mu);
@@ -1054,12 +1043,14 @@ void envd_curl_easy_put(envd_curl_engine *e, CURL *easy)
         curl_easy_cleanup(easy);
 }
 
-static void process_queue(envd_curl_engine *e, envd_curl_xfer *list)
+#define XFER_OF(r) ENVD_REQ_OWNER(r, envd_curl_xfer, req)
+
+static void process_queue(envd_curl_engine *e, envd_req *list)
 {
     while (list) {
-        envd_curl_xfer *x = list;
-        list = x->tnext;
-        unsigned bits = x->taken_bits;
+        envd_curl_xfer *x = XFER_OF(list);
+        list = list->tnext;
+        unsigned bits = x->req.taken_bits;
         int done = atomic_load_explicit(&x->finished, memory_order_acquire);
 
         if ((bits & Q_ADD) && !done) {
@@ -1080,20 +1071,11 @@ static void process_queue(envd_curl_engine *e, envd_curl_xfer *list)
     }
 }
 
-/* Takes the whole queue. Each entry's bits move to taken_bits and its link
- * to tnext under the lock, so another thread may queue the same transfer
- * again (a new entry, with its own reference) while this list is processed. */
-static envd_curl_xfer *take_queue(envd_curl_engine *e, int final)
+/* Takes the whole queue (reqq.h). */
+static envd_req *take_queue(envd_curl_engine *e, int final)
 {
     pthread_mutex_lock(&e->mu);
-    envd_curl_xfer *list = e->qhead;
-    for (envd_curl_xfer *x = list; x; x = x->qnext) {
-        x->taken_bits = x->qbits;
-        x->qbits = 0;
-        x->queued = 0;
-        x->tnext = x->qnext;
-    }
-    e->qhead = e->qtail = NULL;
+    envd_req *list = envd_reqq_take(&e->q);
     if (final)
         e->stopped = 1;
     pthread_mutex_unlock(&e->mu);
@@ -1250,11 +1232,11 @@ static void *io_main(void *arg)
 
     /* Shutdown: whatever is queued or active ends as canceled. */
     e->no_admit = 1;
-    envd_curl_xfer *list = take_queue(e, 1);
+    envd_req *list = take_queue(e, 1);
     while (list) {
-        envd_curl_xfer *x = list;
-        list = x->tnext;
-        unsigned bits = x->taken_bits;
+        envd_curl_xfer *x = XFER_OF(list);
+        list = list->tnext;
+        unsigned bits = x->req.taken_bits;
         if ((bits & Q_ADD) && !atomic_load_explicit(&x->finished, memory_order_acquire))
             finish(e, x, CURLE_OK, ENVD_CANCELED, "canceled: the engine is shutting down");
         envd_curl_xfer_unref(x);

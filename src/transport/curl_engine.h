@@ -16,6 +16,7 @@
 #ifndef ENVD_TRANSPORT_CURL_ENGINE_H
 #define ENVD_TRANSPORT_CURL_ENGINE_H
 
+#include "transport/reqq.h"
 #include "transport/transport.h"
 
 #include <curl/curl.h>
@@ -101,13 +102,7 @@ struct envd_curl_xfer {
     int gating;   /* counted in slot's connecting */
     envd_curl_xfer *wprev, *wnext;
 
-    /* Submission queue (engine mutex). */
-    envd_curl_xfer *qnext;
-    unsigned qbits;
-    int queued;
-    /* The I/O thread's copy of a taken entry. */
-    envd_curl_xfer *tnext;
-    unsigned taken_bits;
+    envd_req req; /* the engine's request queue (reqq.h) */
 };
 
 /* curl_easy_setopt of an option libcurl copies (a string, a blob) for the

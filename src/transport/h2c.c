@@ -106,12 +106,7 @@ struct h2_call {
     h2_call *prev, *next;   /* the engine's live list */
     h2_call *wprev, *wnext; /* origin queue, or the connection's pending / open list */
 
-    /* Submission queue (engine mutex). */
-    h2_call *qnext;
-    unsigned qbits;
-    int queued;
-    h2_call *tnext;
-    unsigned taken_bits;
+    envd_req rq; /* the engine's request queue (reqq.h) */
 };
 
 typedef struct call_list {
@@ -165,7 +160,7 @@ struct envd_h2c_engine {
     envd_rpc_transport tp;
     envd_pool_limits lim;
     pthread_mutex_t mu;
-    h2_call *qhead, *qtail; /* mu */
+    envd_reqq q;            /* mu */
     int stopped;            /* mu: the I/O thread took its last queue */
     int wake_fd, epoll_fd;  /* the host loop's */
 
@@ -264,35 +259,20 @@ static int enqueue(envd_h2c_engine *e, h2_call *c, unsigned bits)
         pthread_mutex_unlock(&e->mu);
         return -1;
     }
-    c->qbits |= bits;
-    int was_empty = !e->qhead;
-    if (!c->queued) {
+    if (envd_reqq_put(&e->q, &c->rq, bits))
         call_ref(c);
-        c->queued = 1;
-        c->qnext = NULL;
-        if (e->qtail)
-            e->qtail->qnext = c;
-        else
-            e->qhead = c;
-        e->qtail = c;
-    }
+    /* Under the lock, so the host loop's descriptor is still open. */
+    wake(e);
     pthread_mutex_unlock(&e->mu);
-    if (was_empty)
-        wake(e);
     return 0;
 }
 
-static h2_call *take_queue(envd_h2c_engine *e, int stop)
+#define CALL_OF(r) ENVD_REQ_OWNER(r, h2_call, rq)
+
+static envd_req *take_queue(envd_h2c_engine *e, int stop)
 {
     pthread_mutex_lock(&e->mu);
-    h2_call *list = e->qhead;
-    e->qhead = e->qtail = NULL;
-    for (h2_call *c = list; c; c = c->qnext) {
-        c->tnext = c->qnext;
-        c->taken_bits = c->qbits;
-        c->qbits = 0;
-        c->queued = 0;
-    }
+    envd_req *list = envd_reqq_take(&e->q);
     if (stop)
         e->stopped = 1;
     pthread_mutex_unlock(&e->mu);
@@ -1150,11 +1130,12 @@ static void enter(envd_h2c_engine *e, h2_call *c)
     o->want_place = 1;
 }
 
-static void process_queue(envd_h2c_engine *e, h2_call *list)
+static void process_queue(envd_h2c_engine *e, envd_req *list)
 {
-    for (h2_call *c = list, *nx; c; c = nx) {
-        nx = c->tnext;
-        unsigned bits = c->taken_bits;
+    for (envd_req *r = list, *nx; r; r = nx) {
+        nx = r->tnext;
+        h2_call *c = CALL_OF(r);
+        unsigned bits = r->taken_bits;
         int done = atomic_load_explicit(&c->finished, memory_order_acquire);
         if ((bits & Q_ADD) && !done) {
             if (atomic_load_explicit(&c->cancel_requested, memory_order_acquire))
@@ -1228,10 +1209,11 @@ int envd_h2c_engine_event(envd_h2c_engine *e, uint64_t data, uint32_t events)
 void envd_h2c_engine_shutdown(envd_h2c_engine *e)
 {
     /* Whatever is queued or in flight ends as canceled. */
-    h2_call *list = take_queue(e, 1);
-    for (h2_call *c = list, *nx; c; c = nx) {
-        nx = c->tnext;
-        if ((c->taken_bits & Q_ADD) && !atomic_load_explicit(&c->finished, memory_order_acquire))
+    envd_req *list = take_queue(e, 1);
+    for (envd_req *r = list, *nx; r; r = nx) {
+        nx = r->tnext;
+        h2_call *c = CALL_OF(r);
+        if ((r->taken_bits & Q_ADD) && !atomic_load_explicit(&c->finished, memory_order_acquire))
             abort_call(e, c, ENVD_CANCELED, "canceled: the engine is shutting down");
         call_unref(c);
     }
