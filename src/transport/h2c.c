@@ -924,6 +924,13 @@ static int on_send_ready(envd_h2c_engine *e, h2_conn *k)
 {
     k->dirty = 0;
     k->wblocked = 0;
+    if (k->fd < 0) { /* the fuzzing seam's connection: what is sent goes nowhere */
+        const uint8_t *p;
+        ssize_t n;
+        while ((n = nghttp2_session_mem_send(k->s, &p)) > 0)
+            ;
+        return n < 0 ? (errno = EPROTO, -1) : 0;
+    }
     for (;;) {
         while (k->wlen < WBUF_FLUSH) {
             const uint8_t *p;
@@ -1440,6 +1447,80 @@ void envd_h2c_engine_free(envd_h2c_engine *e)
     nghttp2_option_del(e->opt);
     pthread_mutex_destroy(&e->mu);
     free(e);
+}
+
+/* ---- fuzzing seam (tests/fuzz/fuzz_h2c.c) ----------------------------------- */
+
+/* One call through a connection with no socket: the server's bytes are fed
+ * to nghttp2 in cuts of `cut` bytes, what the engine writes is dropped, and
+ * the end of the bytes is the server closing the connection. */
+static void fuzz_feed(envd_h2c_engine *e, h2_conn *k, const uint8_t *data, size_t len,
+                      size_t cut)
+{
+    for (size_t off = 0; off < len; off += cut) {
+        size_t n = len - off < cut ? len - off : cut;
+        int was_ready = k->ready;
+        ssize_t r = nghttp2_session_mem_recv(k->s, data + off, n);
+        if (r < 0) {
+            conn_lost(e, k, was_ready ? ENVD_FAILURE_BROKEN : ENVD_FAILURE_NOT_HTTP,
+                      "HTTP/2 failure", nghttp2_strerror((int)r), ENVD_FAILURE_CLOSED);
+            return;
+        }
+        if (k->ready < 0)
+            conn_ready(e, k);
+        place_all(e);
+        if (on_send_ready(e, k) != 0) {
+            conn_io_error(e, k, errno);
+            return;
+        }
+    }
+    conn_lost(e, k, ENVD_FAILURE_BROKEN, "the connection closed before the response was complete",
+              "end of file", ENVD_FAILURE_CLOSED);
+}
+
+envd_status envd_h2c_fuzz_call(const envd_rpc_request *req, const envd_rpc_callbacks *cb,
+                               const uint8_t *server, size_t len, size_t cut, int close_send)
+{
+    envd_h2c_engine *e = NULL;
+    envd_pool_limits lim = {100, 1}; /* one connection: never a real one */
+    envd_status st = envd_h2c_engine_new(&lim, -1, -1, &e);
+    if (st != ENVD_OK)
+        return st;
+    envd_rpc *r = NULL;
+    st = e->tp.ops->start(&e->tp, req, cb, &r);
+    if (st == ENVD_OK) {
+        if (close_send && req->kind == ENVD_RPC_CLIENT_STREAM) {
+            static const uint8_t msg[3] = {0x0a, 0x01, 'x'};
+            e->tp.ops->send(r, msg, sizeof msg);
+            e->tp.ops->close_send(r);
+        }
+        process_queue(e, take_queue(e, 0));
+        h2_origin *o = e->origins;
+        h2_conn *k = o ? envd_calloc(1, sizeof *k) : NULL;
+        nghttp2_settings_entry iv[] = {{NGHTTP2_SETTINGS_ENABLE_PUSH, 0}};
+        if (k) {
+            k->o = o;
+            k->fd = -1;
+            k->connected = 1;
+            if (nghttp2_session_client_new2(&k->s, e->cbs, k, e->opt) != 0 ||
+                nghttp2_submit_settings(k->s, NGHTTP2_FLAG_NONE, iv, 1) != 0) {
+                conn_free(e, k);
+                k = NULL;
+            }
+        }
+        if (k) {
+            k->next = o->conns;
+            o->conns = k;
+            o->n_conns++;
+            place(e, o);
+            process_queue(e, take_queue(e, 0)); /* close_send's resume */
+            fuzz_feed(e, k, server, len, cut ? cut : 1);
+        }
+        e->tp.ops->release(r);
+    }
+    envd_h2c_engine_shutdown(e); /* anything still open ends here */
+    envd_h2c_engine_free(e);
+    return st;
 }
 
 envd_rpc_transport *envd_h2c_engine_connect(envd_h2c_engine *e)

@@ -202,6 +202,13 @@ void envd_h2c_engine_shutdown(envd_h2c_engine *e);
 /* After the host loop is gone. */
 void envd_h2c_engine_free(envd_h2c_engine *e);
 envd_rpc_transport *envd_h2c_engine_connect(envd_h2c_engine *e);
+/* Fuzzing seam: starts one call (req, cb) on an engine of its own whose
+ * one connection has no socket: `server` is what the server sent, fed in
+ * cuts of `cut` bytes, then the connection closes; a client stream sends
+ * one message and closes when close_send. Every call ends (cb->on_done)
+ * before it returns; non-OK: start() refused the request. */
+envd_status envd_h2c_fuzz_call(const envd_rpc_request *req, const envd_rpc_callbacks *cb,
+                               const uint8_t *server, size_t len, size_t cut, int close_send);
 /* Tests and the bench: connections open now, opened in all, and calls the
  * engine holds (queued or on a stream). NULL for what is not wanted. */
 void envd_h2c_engine_stats(envd_h2c_engine *e, size_t *open_conns, size_t *connects,

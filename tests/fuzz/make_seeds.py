@@ -236,3 +236,40 @@ put("code_ndjson", "after_end", b"\x00" + b'{"type": "end_of_execution"}\n{"type
 put("code_ndjson", "context", b"\x00" + b'{"id":"c1","language":"python","cwd":"/home/user"}')
 put("code_ndjson", "contexts", b"\x00" + b'[{"id":"c1","language":"python","cwd":"/home/user"},{"id":"c2"}]')
 put("code_ndjson", "nested", b"\x00" + b'{"type": "result", "json": ' + b"[" * 3000 + b"\n")
+
+# ---- h2c: byte 0 = kind << 1 | a SETTINGS frame first (| 8: close_send),
+# byte 1 = cut - 1, then the server's HTTP/2 bytes (the client's stream is 1)
+def h2(ftype, flags, sid, payload):
+    return struct.pack(">I", len(payload))[1:] + bytes([ftype, flags]) + struct.pack(">I", sid) + payload
+
+def hp(name, value):  # HPACK literal without indexing, new name
+    name, value = name.encode(), value.encode()
+    return b"\x00" + bytes([len(name)]) + name + bytes([len(value)]) + value
+
+def h2_headers(sid, status, ctype, end=False, extra=()):
+    block = hp(":status", str(status)) + (hp("content-type", ctype) if ctype else b"")
+    for k, v in extra:
+        block += hp(k, v)
+    return h2(1, 0x4 | (0x1 if end else 0), sid, block)
+
+SET, SET_ACK = h2(4, 0, 0, b""), h2(4, 1, 0, b"")
+stat_reply = ld(1, ld(1, b"x") + vi(2, 1))
+put("h2c", "unary_ok", b"\x00\xff" + SET + SET_ACK + h2_headers(1, 200, "application/proto") +
+    h2(0, 1, 1, stat_reply))
+put("h2c", "unary_ok_cut3", b"\x01\x02" + SET_ACK + h2_headers(1, 200, "application/proto") +
+    h2(0, 1, 1, stat_reply))
+put("h2c", "stream_ok", b"\x03\xff" + SET_ACK + h2_headers(1, 200, "application/connect+proto") +
+    h2(0, 0, 1, frame(0, start) + frame(0, out)) + h2(0, 1, 1, frame(0, end) + frame(2, b"{}")))
+put("h2c", "stream_error_end", b"\x03\x10" + SET_ACK + h2_headers(1, 200, "application/connect+proto") +
+    h2(0, 1, 1, frame(2, b'{"error":{"code":"not_found","message":"no such process"}}')))
+put("h2c", "client_stream", b"\x0d\xff" + SET_ACK + h2(8, 0, 1, struct.pack(">I", 65535)) +
+    h2_headers(1, 200, "application/connect+proto") + h2(0, 1, 1, frame(0, b"") + frame(2, b"{}")))
+put("h2c", "status_503", b"\x01\xff" + SET_ACK + h2_headers(1, 503, "text/plain", extra=[("retry-after", "2")]) +
+    h2(0, 1, 1, b"gateway_not_ready"))
+put("h2c", "rst_refused", b"\x01\xff" + SET_ACK + h2(3, 0, 1, struct.pack(">I", 7)))
+put("h2c", "rst_internal", b"\x03\xff" + SET_ACK + h2_headers(1, 200, "application/connect+proto") +
+    h2(3, 0, 1, struct.pack(">I", 2)))
+put("h2c", "goaway", b"\x01\xff" + SET_ACK + h2(7, 0, 0, struct.pack(">II", 0, 0)))
+put("h2c", "low_limit", b"\x00\xff" + h2(4, 0, 0, struct.pack(">HI", 3, 0)) +
+    h2(4, 0, 0, struct.pack(">HI", 3, 1)))
+put("h2c", "http1", b"\x00\xff" + b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\n\r\n")
