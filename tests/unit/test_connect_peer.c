@@ -516,6 +516,19 @@ static void test_h2c(void **state)
     size_t conns = 0, connects = 0;
     envd_h2c_engine_stats(envd_curl_engine_h2c(g_eng), &conns, &connects, NULL);
     assert_int_equal(connects - connects0, 1);
+    /* With an http_proxy in the environment (read when the engine is made)
+     * h2c stays with libcurl, which speaks to the proxy; plain http:// and
+     * https:// endpoints never go to the h2c engine. */
+    setenv("http_proxy", "http://127.0.0.1:1", 1);
+    envd_curl_engine *pe = NULL;
+    assert_int_equal(envd_curl_engine_new(NULL, NULL, &pe), ENVD_OK);
+    unsetenv("http_proxy");
+    assert_ptr_equal(envd_curl_engine_connect_for(pe, &ep.ep), envd_curl_engine_connect(pe));
+    assert_null(envd_curl_engine_h2c(pe));
+    envd_curl_engine_free(pe);
+    ep.ep.h2c_prior_knowledge = 0;
+    assert_ptr_equal(envd_curl_engine_connect_for(g_eng, &ep.ep), g_tp);
+    ep.ep.h2c_prior_knowledge = 1;
 
     /* A client stream over h2: DATA frames paced by send(). */
     rec out;
