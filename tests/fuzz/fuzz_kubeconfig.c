@@ -1,11 +1,23 @@
 /* Kubeconfig files and their merge (k8s/kubeconfig.c): the input is split
  * at "\n---8<---\n" into two files loaded as one KUBECONFIG list, with the
- * current context and with a named one. Either a connection or an error. */
+ * current context and with a named one. Either a connection or an error.
+ * The two files are real ones in a private directory: loaded from
+ * /proc/self/fd/N, a relative certificate path ("3") resolved to one of the
+ * fuzzer's own pipes and blocked in read (the 2026-12-03 timeout). */
 #include "fuzz_util.h"
 
 #include "config/k8s_options.h"
 #include "envd/envd_k8s.h"
 #include "k8s/kubeconfig.h"
+
+static int fuzz_write_file(const char *path, const uint8_t *p, size_t n)
+{
+    FILE *f = fopen(path, "wb");
+    if (!f)
+        return -1;
+    int ok = fwrite(p, 1, n, f) == n;
+    return fclose(f) == 0 && ok ? 0 : -1;
+}
 
 static void load(const char *list, const char *context)
 {
@@ -37,19 +49,21 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         unsetenv("KUBERNETES_SERVICE_HOST");
         setenv("PATH", "/nonexistent", 1);
     }
+    static char dir[64] = "/tmp/envd-fuzz-kc-XXXXXX";
+    static int have_dir;
+    if (!have_dir) {
+        FUZZ_CHECK(mkdtemp(dir) != NULL);
+        have_dir = 1;
+    }
     size_t a = fuzz_split(data, size, "\n---8<---\n");
     size_t b_off = a < size ? a + 10 : size;
-    char pa[64], pb[64], list[160];
-    int fa = fuzz_memfile(data, a, pa, sizeof pa);
-    int fb = fuzz_memfile(data + b_off, size - b_off, pb, sizeof pb);
-    if (fa >= 0 && fb >= 0) {
+    char pa[96], pb[96], list[200];
+    snprintf(pa, sizeof pa, "%s/a", dir);
+    snprintf(pb, sizeof pb, "%s/b", dir);
+    if (fuzz_write_file(pa, data, a) == 0 && fuzz_write_file(pb, data + b_off, size - b_off) == 0) {
         snprintf(list, sizeof list, "%s:%s", pa, pb);
         load(list, NULL);
         load(list, "ctx");
     }
-    if (fa >= 0)
-        close(fa);
-    if (fb >= 0)
-        close(fb);
     return 0;
 }
