@@ -122,7 +122,6 @@ struct h2_conn {
     int connected; /* TCP up */
     int ready;     /* the server's first SETTINGS came */
     int goaway;    /* no new streams */
-    int dirty;     /* has frames to send */
     int wblocked;  /* the socket is full: wait for EPOLLOUT */
     uint32_t events;
     call_list pending; /* taken before ready */
@@ -133,7 +132,7 @@ struct h2_conn {
     uint8_t *wbuf;
     size_t wlen, wcap;
     h2_conn *dnext; /* engine's dirty list */
-    int on_dirty;
+    int on_dirty; /* on the dirty list: has frames to send */
     char why[128]; /* nghttp2's word on why it ended the session */
 };
 
@@ -289,7 +288,6 @@ static void note_deadline(envd_h2c_engine *e, int64_t when)
 
 static void conn_dirty(envd_h2c_engine *e, h2_conn *k)
 {
-    k->dirty = 1;
     if (!k->on_dirty) {
         k->on_dirty = 1;
         k->dnext = e->dirty;
@@ -922,7 +920,6 @@ static void set_events(envd_h2c_engine *e, h2_conn *k, uint32_t ev)
  * 0, or -1 when the connection failed (errno set). */
 static int on_send_ready(envd_h2c_engine *e, h2_conn *k)
 {
-    k->dirty = 0;
     k->wblocked = 0;
     if (k->fd < 0) { /* the fuzzing seam's connection: what is sent goes nowhere */
         const uint8_t *p;
