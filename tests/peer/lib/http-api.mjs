@@ -13,6 +13,7 @@ import { ensureDirs, chownToUser } from "./filesystem-service.mjs";
 import { MultipartReader, MultipartError, parseMediaType } from "./multipart.mjs";
 import { validateSigning } from "./signature.mjs";
 import { goBase } from "./entry.mjs";
+import { MAX_POST_HANDLER_READ, closeAfterAnswerLikeNetHttp } from "./rpc-util.mjs";
 
 export const ENVD_VERSION = "0.6.13";
 
@@ -280,7 +281,6 @@ export function formatMediaType(type, attr, value) {
   return `${type}; ${attr}="${value.replace(/["\\]/g, "\\$&")}"`;
 }
 
-const MAX_POST_HANDLER_READ = 256 << 10; // net/http's maxPostHandlerReadBytes
 
 /**
  * What Go's net/http does with a request body the handler left unread
@@ -305,7 +305,7 @@ async function discardLikeNetHttp(req, res) {
   } catch {
     // a broken body: the connection cannot be reused either
   }
-  res.setHeader("Connection", "close");
+  closeAfterAnswerLikeNetHttp(res, req.socket);
 }
 
 /**

@@ -9,7 +9,14 @@ import { Code, ConnectError, errnoText } from "./errors.mjs";
 import { Subscriber, keepaliveMs } from "./subscriber.mjs";
 import { PYTHON, helperPath } from "./pyhelpers.mjs";
 import { osPipes } from "./os-pipes.mjs";
-import { authUser, dropConnection, abortError, kRawRequest } from "./rpc-util.mjs";
+import {
+  authUser,
+  dropConnection,
+  abortError,
+  kRawRequest,
+  MAX_POST_HANDLER_READ,
+  closeAfterAnswerLikeNetHttp,
+} from "./rpc-util.mjs";
 
 const STD_CHUNK = 32 * 1024;
 const PTY_CHUNK = 16 * 1024;
@@ -692,7 +699,6 @@ export function processService(sb, registry) {
   };
 }
 
-const MAX_POST_HANDLER_READ = 256 << 10; // net/http's maxPostHandlerReadBytes
 
 /**
  * A client-streaming error over HTTP/1.1 reaches the client late in envd:
@@ -715,7 +721,7 @@ async function holdErrorLikeNetHttp(ctx, it) {
     while (read < MAX_POST_HANDLER_READ) {
       if ((await it.next()).done) return;
     }
-    raw.peerResponse?.setHeader("Connection", "close");
+    closeAfterAnswerLikeNetHttp(raw.peerResponse, raw.socket);
   } catch {
     // a broken stream ends the wait as well
   } finally {

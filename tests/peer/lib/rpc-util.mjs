@@ -60,3 +60,26 @@ export function abortError(ctx) {
   if (reason instanceof ConnectError) return reason;
   return new ConnectError(String(reason?.message ?? reason ?? "canceled"), Code.Canceled);
 }
+
+/** net/http's maxPostHandlerReadBytes: how much of an unread request body
+ * Go reads after the handler before it gives up on the connection. */
+export const MAX_POST_HANDLER_READ = 256 << 10;
+
+/**
+ * Ends an HTTP/1.1 connection after this answer the way Go's net/http does
+ * when the request body was left unread (server.go: closeWriteAndWait):
+ * `Connection: close`, then once the answer is written a FIN, then 500 ms
+ * (rstAvoidanceDelay) before the socket closes, which resets it if the
+ * client is still sending. Node would close right after the FIN, so a proxy
+ * still forwarding the body could meet the reset before it read the answer.
+ */
+export function closeAfterAnswerLikeNetHttp(res, socket) {
+  if (!res || res.headersSent) return;
+  res.setHeader("Connection", "close");
+  if (!socket || socket.peerLingerClose) return;
+  socket.peerLingerClose = true;
+  socket.destroySoon = function lingerThenClose() {
+    this.end();
+    setTimeout(() => this.destroy(), 500).unref();
+  };
+}

@@ -6,6 +6,7 @@ import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import fs from "node:fs/promises";
 import http from "node:http";
+import net from "node:net";
 import { startServer } from "./helpers.mjs";
 
 let server;
@@ -106,6 +107,29 @@ test("an early error with more than 256 KiB unread closes the connection after t
     assert.match(r.body, /unsupported content type: text\/plain/);
     assert.equal(r.headers.connection, "close", `chunked=${chunked}`);
   }
+});
+
+test("that close is Go's closeWriteAndWait: a FIN after the answer, the socket closed 500 ms later", async () => {
+  // A client (or a proxy) still sending the body must be able to read the
+  // answer before the reset that closing with unread data causes.
+  const u = new URL(server.url);
+  const sock = net.connect({ host: u.hostname, port: Number(u.port), allowHalfOpen: true });
+  await new Promise((resolve, reject) => sock.once("connect", resolve).once("error", reject));
+  sock.on("error", () => {});
+  sock.write(`POST /files?path=/x.txt HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\nContent-Length: ${1 << 20}\r\n\r\n`);
+  sock.write(Buffer.alloc(320 << 10, 0x61));
+  let answer = "";
+  sock.on("data", (d) => (answer += d));
+  const closed = new Promise((resolve) => sock.once("close", () => resolve(Date.now())));
+  await new Promise((resolve) => sock.once("end", resolve));
+  const fin = Date.now();
+  assert.match(answer, /^HTTP\/1\.1 400 /);
+  assert.match(answer, /\r\nConnection: close\r\n/i);
+  // Go on sending the body: the server's side ends only after the delay.
+  const pump = setInterval(() => sock.writable && sock.write(Buffer.alloc(1024, 0x61)), 20);
+  const end = await closed;
+  clearInterval(pump);
+  assert.ok(end - fin >= 400, `closed ${end - fin} ms after the FIN`);
 });
 
 test("Connect unary: gzip on every message when offered (threshold 0), never on an error body (connect-go)", async () => {
