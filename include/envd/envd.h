@@ -243,9 +243,9 @@ ENVD_API envd_status envd_config_set_idle_timeout_ms(envd_config *cfg, int64_t m
  * on http:// URLs, for gateways that accept only HTTP/2. Default off: stock
  * envd speaks HTTP/1.1 only. (gRPC is always HTTP/2.) Connect calls then
  * share multiplexed connections (libnghttp2; see
- * envd_config_set_connection_limits), unless an http_proxy is set, which
- * libcurl then speaks to; /files transfers go through libcurl with a
- * connection each. */
+ * envd_config_set_connection_limits), unless an http_proxy covers the host
+ * (no_proxy is honoured as libcurl reads it), which libcurl then speaks to;
+ * /files transfers go through libcurl with a connection each. */
 ENVD_API envd_status envd_config_set_h2c(envd_config *cfg, int enabled);
 /* PEM bundle to trust for https instead of the system store. NULL or ""
  * unsets. */

@@ -17,6 +17,7 @@
 #include "core/alloc.h"
 #include "core/thread.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <limits.h>
 #include <pthread.h>
@@ -26,6 +27,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 enum { Q_ADD = 1u, Q_CANCEL = 2u, Q_RESUME = 4u, Q_ARM = 8u };
 
@@ -1362,10 +1364,115 @@ envd_rpc_transport *envd_curl_engine_connect(envd_curl_engine *e)
     return &e->connect_tp;
 }
 
+/* Host part of an authority into buf (brackets of an IPv6 literal and a
+ * trailing dot dropped); 0 when it does not fit. */
+static size_t authority_host(const char *authority, char *buf, size_t cap)
+{
+    const char *h = authority, *end;
+    if (*h == '[') {
+        h++;
+        end = strchr(h, ']');
+        if (!end)
+            return 0;
+    } else {
+        end = strchr(h, ':');
+        if (!end || strchr(end + 1, ':')) /* no port, or a bare IPv6 address */
+            end = h + strlen(h);
+    }
+    size_t n = (size_t)(end - h);
+    if (n > 0 && h[n - 1] == '.')
+        n--;
+    if (n == 0 || n >= cap)
+        return 0;
+    memcpy(buf, h, n);
+    buf[n] = '\0';
+    return n;
+}
+
+/* entry "addr/bits" against the address host (both literal, same family). */
+static int cidr_match(const char *entry, size_t len, const char *host)
+{
+    char a[INET6_ADDRSTRLEN + 8];
+    if (len >= sizeof(a))
+        return 0;
+    memcpy(a, entry, len);
+    a[len] = '\0';
+    long bits = -1;
+    char *slash = strchr(a, '/');
+    if (slash) {
+        char *endp;
+        *slash = '\0';
+        bits = strtol(slash + 1, &endp, 10);
+        if (*endp || endp == slash + 1 || bits < 0)
+            return 0;
+    }
+    unsigned char net[16], ip[16];
+    size_t alen;
+    if (inet_pton(AF_INET, a, net) == 1 && inet_pton(AF_INET, host, ip) == 1)
+        alen = 4;
+    else if (inet_pton(AF_INET6, a, net) == 1 && inet_pton(AF_INET6, host, ip) == 1)
+        alen = 16;
+    else
+        return 0;
+    if (bits < 0 || (size_t)bits > alen * 8)
+        bits = (long)alen * 8;
+    size_t whole = (size_t)bits / 8;
+    if (memcmp(net, ip, whole) != 0)
+        return 0;
+    unsigned rest = (unsigned)bits % 8;
+    if (!rest)
+        return 1;
+    unsigned char mask = (unsigned char)(0xffu << (8 - rest));
+    return (net[whole] & mask) == (ip[whole] & mask);
+}
+
+int envd_no_proxy_match(const char *no_proxy, const char *authority)
+{
+    char host[256];
+    if (!no_proxy || !authority)
+        return 0;
+    if (strcmp(no_proxy, "*") == 0) /* libcurl: only the whole list */
+        return 1;
+    size_t hl = authority_host(authority, host, sizeof(host));
+    if (!hl)
+        return 0;
+    unsigned char scratch[16];
+    int is_ip = inet_pton(AF_INET, host, scratch) == 1 || inet_pton(AF_INET6, host, scratch) == 1;
+    for (const char *p = no_proxy; *p;) {
+        p += strspn(p, ", \t");
+        size_t len = strcspn(p, ", \t");
+        if (!len)
+            break;
+        const char *ent = p;
+        p += len;
+        if (*ent == '.') {
+            ent++;
+            len--;
+        }
+        if (len && ent[len - 1] == '.')
+            len--;
+        if (!len)
+            continue;
+        if (is_ip) {
+            if (cidr_match(ent, len, host))
+                return 1;
+            continue;
+        }
+        if (len == hl && strncasecmp(ent, host, len) == 0)
+            return 1;
+        if (len < hl && host[hl - len - 1] == '.' && strncasecmp(ent, host + hl - len, len) == 0)
+            return 1;
+    }
+    return 0;
+}
+
 envd_rpc_transport *envd_curl_engine_connect_for(envd_curl_engine *e, const envd_endpoint *ep)
 {
-    /* Through a proxy, libcurl's way (the proxy may not speak h2c at all). */
-    if (!ep || !ep->h2c_prior_knowledge || ep->tls || e->proxy_http)
+    /* Through a proxy, libcurl's way (the proxy may not speak h2c at all);
+     * which hosts it covers is known once the endpoint is: decided per call
+     * only while a proxy is set. */
+    if (!ep || !ep->h2c_prior_knowledge || ep->tls ||
+        (e->proxy_http && *e->proxy_http && !envd_no_proxy_match(e->no_proxy, ep->authority)))
         return &e->connect_tp;
     envd_h2c_engine *h = atomic_load_explicit(&e->h2c, memory_order_acquire);
     if (!h) {

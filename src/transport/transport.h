@@ -171,10 +171,17 @@ void envd_curl_engine_free(envd_curl_engine *e);
 envd_rpc_transport *envd_curl_engine_connect(envd_curl_engine *e);
 
 /* The Connect transport for ep: Connect over cleartext HTTP/2 (h2c.c) for
- * an endpoint with h2c_prior_knowledge and no proxy in the way, made on
+ * an endpoint with h2c_prior_knowledge and no proxy in the way (none set,
+ * or no_proxy names its host), made on
  * first use and owned by e; the libcurl one otherwise (and when the h2c
  * engine cannot start). */
 envd_rpc_transport *envd_curl_engine_connect_for(envd_curl_engine *e, const envd_endpoint *ep);
+/* 1 when no_proxy (libcurl's CURLOPT_NOPROXY syntax: names and addresses
+ * separated by commas or spaces, "*" alone for every host, a name matching itself
+ * and its subdomains with or without a leading '.', IPv6 without brackets,
+ * addresses with a /bits CIDR suffix) exempts the host of authority
+ * ("host", "host:port", "[v6]:port") from the proxy. */
+int envd_no_proxy_match(const char *no_proxy, const char *authority);
 /* The h2c engine behind envd_curl_engine_connect_for, NULL while none was
  * needed (tests). */
 typedef struct envd_h2c_engine envd_h2c_engine;

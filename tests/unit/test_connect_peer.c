@@ -44,9 +44,10 @@ static int teardown(void **state)
     return 0;
 }
 
-static envd_rpc *start_call(rec *r, const envd_endpoint *ep, const char *method, envd_rpc_kind kind,
-                            const envd_kv *h, size_t nh, const uint8_t *body, size_t len,
-                            int64_t timeout_ms, int64_t idle_ms)
+static envd_rpc *start_call_on(envd_curl_engine *eng, rec *r, const envd_endpoint *ep,
+                               const char *method, envd_rpc_kind kind, const envd_kv *h,
+                               size_t nh, const uint8_t *body, size_t len, int64_t timeout_ms,
+                               int64_t idle_ms)
 {
     envd_rpc_request req = {0};
     req.ep = ep;
@@ -60,13 +61,14 @@ static envd_rpc *start_call(rec *r, const envd_endpoint *ep, const char *method,
     req.idle_timeout_ms = idle_ms;
     envd_rpc_callbacks cb = rec_rpc_cb(r);
     envd_rpc *call = NULL;
-    envd_rpc_transport *tp = envd_curl_engine_connect_for(g_eng, ep);
+    envd_rpc_transport *tp = envd_curl_engine_connect_for(eng, ep);
     envd_status st = tp->ops->start(tp, &req, &cb, &call);
     assert_int_equal(st, ENVD_OK);
     r->call = call;
     r->ops = tp->ops;
     return call;
 }
+#define start_call(...) start_call_on(g_eng, __VA_ARGS__)
 
 static size_t pack_stat(const char *path, uint8_t **out)
 {
@@ -468,6 +470,47 @@ static void test_unauthenticated(void **state)
 
 /* ---- h2c prior knowledge ------------------------------------------------------------ */
 
+/* no_proxy as libcurl 7.88 reads it (CURLOPT_NOPROXY), which decides
+ * whether an h2c endpoint behind an http_proxy can skip libcurl. */
+static void test_no_proxy_rules(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *list, *authority;
+        int want;
+    } rows[] = {
+        {"*", "sandbox.example:49983", 1},
+        {"a.example,*", "b.example:80", 0}, /* "*" counts only alone */
+        {"", "127.0.0.1:80", 0},
+        {"example.com", "example.com:80", 1},
+        {"example.com", "www.example.com:80", 1},
+        {"example.com", "www.notanexample.com:80", 0},
+        {"example.com", "example.com.other:80", 0},
+        {".example.com", "example.com", 1},
+        {".example.com", "foo.EXAMPLE.com:1", 1},
+        {"example.com.", "a.example.com.:1", 1},
+        {"x, y ,\tgw.local", "gw.local:7788", 1},
+        {"127.0.0.1", "127.0.0.1:49983", 1},
+        {"127.0.0.1", "127.0.0.10:49983", 0},
+        {"127.0.0.0/8", "127.1.2.3:1", 1},
+        {"10.0.0.0/8", "127.0.0.1:1", 0},
+        {"127.0.0.1/33", "127.0.0.1:1", 1}, /* too many bits: the whole address */
+        {"127.0.0.0/x", "127.0.0.1:1", 0},
+        {"::1", "[::1]:49983", 1},
+        {"fd00::/8", "[fd12::5]:1", 1},
+        {"fd00::/8", "[fe80::1]:1", 0},
+        {"127.0.0.1", "[::1]:1", 0},
+        {"1", "127.0.0.1:1", 0}, /* an address is not a domain */
+        {"localhost", "[localhost", 0},
+    };
+    for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++)
+        if (envd_no_proxy_match(rows[i].list, rows[i].authority) != rows[i].want)
+            fail_msg("no_proxy \"%s\" for %s: want %d", rows[i].list, rows[i].authority,
+                     rows[i].want);
+    assert_int_equal(envd_no_proxy_match(NULL, "a:1"), 0);
+    assert_int_equal(envd_no_proxy_match("a", NULL), 0);
+}
+
 static void test_h2c(void **state)
 {
     (void)state;
@@ -525,6 +568,29 @@ static void test_h2c(void **state)
     unsetenv("http_proxy");
     assert_ptr_equal(envd_curl_engine_connect_for(pe, &ep.ep), envd_curl_engine_connect(pe));
     assert_null(envd_curl_engine_h2c(pe));
+    envd_curl_engine_free(pe);
+    /* ... unless no_proxy exempts the host, as libcurl would: then h2c. */
+    setenv("http_proxy", "http://127.0.0.1:1", 1);
+    setenv("no_proxy", "example.com, 127.0.0.0/8", 1);
+    assert_int_equal(envd_curl_engine_new(NULL, NULL, &pe), ENVD_OK);
+    unsetenv("http_proxy");
+    unsetenv("no_proxy");
+    assert_ptr_not_equal(envd_curl_engine_connect_for(pe, &ep.ep), envd_curl_engine_connect(pe));
+    assert_non_null(envd_curl_engine_h2c(pe));
+    {
+        rec r1;
+        rec_init(&r1);
+        uint8_t *b1;
+        size_t n1 = pack_stat("/", &b1);
+        envd_rpc *c1 = start_call_on(pe, &r1, &ep.ep, "/filesystem.Filesystem/Stat",
+                                     ENVD_RPC_UNARY, test_headers, 1, b1, n1, 10000, 0);
+        free(b1);
+        assert_true(rec_wait(&r1, 10000));
+        if (rec_code(&r1) != ENVD_OK) /* the proxy at :1 would refuse */
+            fail_msg("Stat past the proxy: %s", rec_msg(&r1));
+        r1.ops->release(c1);
+        rec_destroy(&r1);
+    }
     envd_curl_engine_free(pe);
     ep.ep.h2c_prior_knowledge = 0;
     assert_ptr_equal(envd_curl_engine_connect_for(g_eng, &ep.ep), g_tp);
@@ -678,6 +744,7 @@ int main(void)
         cmocka_unit_test(test_idle_timeout),
         cmocka_unit_test(test_connection_refused),
         cmocka_unit_test_teardown(test_unauthenticated, stop_extra),
+        cmocka_unit_test(test_no_proxy_rules),
         cmocka_unit_test_teardown(test_h2c, stop_extra),
         cmocka_unit_test(test_concurrent_unary),
         cmocka_unit_test(test_engine_free_in_flight),
