@@ -27,8 +27,9 @@
 /* ------------------------------------------------------------ transports */
 
 /* BT_CONNECT_TLS: Connect over HTTPS with ALPN h2, the multiplexed
- * Connect path (E2B's edge); only where a scenario runs a TLS gateway of
- * its own (long). */
+ * Connect path (E2B's edge). The reference server speaks cleartext, so
+ * these cases go through nginx's TLS port (tests/gateway: TLS and HTTP/2 in,
+ * HTTP/1.1 to the server), started on first use (bench_tls_gateway). */
 enum bench_transport {
     BT_GRPC = 0,
     BT_CONNECT_H1 = 1,
@@ -38,6 +39,8 @@ enum bench_transport {
 };
 /* What a scenario without a transports mask runs. */
 #define BT_CLEARTEXT (1u << BT_GRPC | 1u << BT_CONNECT_H1 | 1u << BT_CONNECT_H2C)
+/* The unary scenarios: those and Connect over TLS through the gateway. */
+#define BT_ALL (BT_CLEARTEXT | 1u << BT_CONNECT_TLS)
 
 /* "grpc", "connect-h1", "connect-h2c", "connect-tls". */
 const char *bench_transport_name(int t);
@@ -198,6 +201,10 @@ typedef struct bench_env {
     const char *stat_path; /* wire path Stat targets */
     uint32_t bg_pids[8];   /* background processes List reports */
     size_t n_bg;
+    /* connect-tls: nginx in front of the server (bench_tls_gateway) */
+    struct test_gateway *tls_gw;
+    char tls_addr[64]; /* "127.0.0.1:PORT" of its TLS port */
+    char tls_ca[300];  /* the certificate to trust */
 } bench_env;
 
 /* Starts the reference server (or adopts --domain). 0 on success. */
@@ -219,6 +226,18 @@ void bench_self_reset_hwm(void);
 int bench_self_threads(void);
 /* Threads of a process (0: this one); -1 unknown. */
 int bench_proc_threads(pid_t pid);
+
+/* Starts the TLS gateway in front of the server unless it runs; 0, or -1
+ * (nginx missing or failed: message logged). */
+int bench_tls_gateway(bench_env *env);
+/* Stops it (if it runs): after each scenario, so that nginx's connections to
+ * the server do not count as a later case's clients'. */
+void bench_tls_gateway_stop(bench_env *env);
+/* Where a client of the transport connects: the TLS gateway for
+ * BT_CONNECT_TLS, the server otherwise ("HOST:PORT", and its port, which
+ * connections are counted at). */
+const char *bench_target_addr(const bench_env *env, int transport);
+int bench_target_port(const bench_env *env, int transport);
 
 /* A libenvd client for the server over a transport. NULL + message on error. */
 envd_client *bench_client_new(bench_env *env, envd_runtime *rt, int transport, int64_t timeout_ms);

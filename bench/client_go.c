@@ -237,7 +237,7 @@ static int peer_run(go_peer *p, bench_env *env, const bench_scenario *sc, int tr
     snprintf(dbuf, sizeof(dbuf), "%g", o->duration_s);
     const char *argv[] = {p->binary,
                           "--addr",
-                          env->server.addr,
+                          bench_target_addr(env, transport),
                           "--transport",
                           bench_transport_name(transport),
                           "--op",
@@ -250,6 +250,8 @@ static int peer_run(go_peer *p, bench_env *env, const bench_scenario *sc, int tr
                           wbuf,
                           "--duration",
                           dbuf,
+                          "--ca",
+                          env->tls_ca,
                           NULL};
     double self_cpu = 0;
     if (bench_driver_run(env, p->name, argv, NULL, out, &self_cpu) != 0)

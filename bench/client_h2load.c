@@ -5,6 +5,8 @@
  *                                       content-type: application/grpc, te: trailers
  *   connect-h2c  h2load -c 1 -m C       body = message, application/proto
  *   connect-h1   h2load --h1 -c C -m 1  body = message, application/proto
+ *   connect-tls  h2load -c 1 -m C       as connect-h2c, over https (ALPN h2) to
+ *                                       the nginx gateway in front of the server
  *
  * One connection for HTTP/2 (as libenvd's one gRPC channel); one connection
  * per call in flight for HTTP/1.1 (as libcurl without pipelining).
@@ -101,7 +103,8 @@ static int verify(bench_env *env, const bench_scenario *sc, int transport, const
     if (!e)
         return -1;
     char url[512];
-    snprintf(url, sizeof(url), "http://%s%s", env->server.addr, sc->method);
+    snprintf(url, sizeof(url), "%s://%s%s", transport == BT_CONNECT_TLS ? "https" : "http",
+             bench_target_addr(env, transport), sc->method);
     struct curl_slist *h = NULL;
     for (size_t i = 0; i < nh; i++)
         h = curl_slist_append(h, headers[i]);
@@ -117,11 +120,15 @@ static int verify(bench_env *env, const bench_scenario *sc, int transport, const
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, verify_body);
     curl_easy_setopt(e, CURLOPT_TIMEOUT, 20L);
     curl_easy_setopt(e, CURLOPT_HTTP_VERSION,
-                     transport == BT_CONNECT_H1 ? (long)CURL_HTTP_VERSION_1_1
-                                                : (long)CURL_HTTP_VERSION_2_PRIOR_KNOWLEDGE);
+                     transport == BT_CONNECT_H1    ? (long)CURL_HTTP_VERSION_1_1
+                     : transport == BT_CONNECT_TLS ? (long)CURL_HTTP_VERSION_2TLS
+                                                   : (long)CURL_HTTP_VERSION_2_PRIOR_KNOWLEDGE);
+    if (transport == BT_CONNECT_TLS)
+        curl_easy_setopt(e, CURLOPT_CAINFO, env->tls_ca);
     CURLcode rc = curl_easy_perform(e);
-    long status = 0;
+    long status = 0, version = 0;
     curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &status);
+    curl_easy_getinfo(e, CURLINFO_HTTP_VERSION, &version);
     curl_slist_free_all(h);
     curl_easy_cleanup(e);
     if (rc != CURLE_OK) {
@@ -134,6 +141,10 @@ static int verify(bench_env *env, const bench_scenario *sc, int transport, const
     }
     if (transport == BT_GRPC && v.grpc_status != 0) {
         snprintf(why, why_len, "request check: grpc-status %d", v.grpc_status);
+        return -1;
+    }
+    if (transport == BT_CONNECT_TLS && version != CURL_HTTP_VERSION_2_0) {
+        snprintf(why, why_len, "request check: TLS without ALPN h2");
         return -1;
     }
     if (transport != BT_GRPC && strcmp(v.content_type, "application/proto") != 0) {
@@ -216,6 +227,7 @@ typedef struct h2load_case {
     size_t nh;
     int h1;
     int concurrency;
+    int port; /* where connections are counted */
 } h2load_case;
 
 static int h2load_once(bench_env *env, const h2load_case *hc, const char *log_path,
@@ -276,7 +288,7 @@ static int h2load_once(bench_env *env, const h2load_case *hc, const char *log_pa
             break;
         }
         if (!log_path && out->connections < 0 && bench_now_ns() >= mid)
-            out->connections = bench_count_conns(env->server.port);
+            out->connections = bench_count_conns(hc->port);
         bench_sleep_ns(20000000);
     }
     double srv1 = log_path ? -1 : bench_server_cpu_us(env);
@@ -325,8 +337,10 @@ static int h2load_run(bench_env *env, const bench_scenario *sc, int transport, i
     }
     snprintf(out_path, sizeof(out_path), "%s/h2load.out", env->tmpdir);
     snprintf(log_path, sizeof(log_path), "%s/h2load.log", env->tmpdir);
-    snprintf(url, sizeof(url), "http://%s%s", env->server.addr, sc->method);
-    h2load_case hc = {url, body_path, len, hdrs, nh, transport == BT_CONNECT_H1, concurrency};
+    snprintf(url, sizeof(url), "%s://%s%s", transport == BT_CONNECT_TLS ? "https" : "http",
+             bench_target_addr(env, transport), sc->method);
+    h2load_case hc = {url,         body_path, len, hdrs, nh, transport == BT_CONNECT_H1,
+                      concurrency, bench_target_port(env, transport)};
 
     /* lean run: calls, CPU, RSS; then a run with the request log: latency */
     struct rusage ru;

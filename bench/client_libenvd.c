@@ -224,7 +224,7 @@ static int libenvd_run(bench_env *env, const bench_scenario *sc, int transport, 
     struct rusage pr0, pr1;
     getrusage(RUSAGE_THREAD, &pr0);
     if (!lp.limit) { /* --calls (profiling): no /proc reads in the profile */
-        out->connections = bench_count_conns(env->server.port);
+        out->connections = bench_count_conns(bench_target_port(env, out->transport));
         out->threads = bench_self_threads();
     }
     getrusage(RUSAGE_THREAD, &pr1);

@@ -40,7 +40,7 @@ static json_t *read_result(bench_env *env, bench_child *ch, bench_result *out, d
         int pr = poll(&p, 1, 100);
         if (t_start && out->connections < 0 &&
             bench_now_ns() >= t_start + (uint64_t)(o->duration_s * 0.5e9)) {
-            out->connections = bench_count_conns(env->server.port);
+            out->connections = bench_count_conns(bench_target_port(env, out->transport));
             out->threads = bench_proc_threads(ch->pid);
         }
         if (pr <= 0)

@@ -5,7 +5,8 @@
 # (PEER_HEADER_LOG). Checks, per transport: a stat case and a run case with
 # calls and no errors (libenvd's too, for the target lines), the requests the server saw (method path and media
 # type: application/proto or application/connect+proto for Connect,
-# application/grpc for gRPC), at least as many as the calls counted; the
+# application/grpc for gRPC; connect-tls through nginx's TLS port), at least
+# as many as the calls counted; the
 # target lines against go-connect; go-connect's series in the --report
 # charts; and that an address nobody listens on gives a clear error. Needs
 # Go (>= 1.24) and protoc in PATH, gnuplot; without them this fails.
@@ -30,8 +31,8 @@ import json, sys
 rows = [json.loads(l) for l in open(sys.argv[1]) if l.startswith("{")]
 for client in ("go-connect", "libenvd"):
     seen = {r["transport"] for r in rows if r["client"] == client}
-    if seen != {"grpc", "connect-h1", "connect-h2c"}:
-        sys.exit(f"{client} rows for {sorted(seen)}, not the three transports: {rows}")
+    if seen != {"grpc", "connect-h1", "connect-h2c", "connect-tls"}:
+        sys.exit(f"{client} rows for {sorted(seen)}, not the four transports: {rows}")
 for r in rows:
     if r.get("skipped") or r["calls"] <= 0 or r["errors"] != 0:
         sys.exit(f"{r['client']} {r['scenario']} {r['transport']}: calls {r['calls']}, "
@@ -67,7 +68,7 @@ for sc in stat run; do
   # nothing else from the driver (the setup's own requests are /files)
   others=$(grep -v -e "^POST $path " -e "^POST /files " -e "^GET /files " "$tmp/requests.log" || true)
   [ -z "$others" ] || fail "$sc: unexpected requests: $(sort <<<"$others" | uniq -c)"
-  for t in grpc connect-h1 connect-h2c; do
+  for t in grpc connect-h1 connect-h2c connect-tls; do
     grep -q "^  $sc *$t *c=4 .*the Go client's stack (go-connect) .*(< 1x): \(met\|MISSED\)" "$tmp/$sc.err" ||
       fail "$sc $t: no target line against go-connect: $(cat "$tmp/$sc.err")"
   done

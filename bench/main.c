@@ -25,7 +25,8 @@ static void usage(FILE *fp)
     fprintf(fp,
             "usage: envd-bench [options]\n"
             "  --scenario NAME      run one scenario (default: all default ones)\n"
-            "  --transport T        grpc | connect-h1 | connect-h2c | connect-tls (long only)\n"
+            "  --transport T        grpc | connect-h1 | connect-h2c | connect-tls (list, stat, run, long;\n"
+            "                       through an nginx TLS gateway)\n"
             "                       (default: all a scenario runs)\n"
             "  --concurrency N      calls in flight (default: 1, 16, 256; inflight: 10000)\n"
             "  --duration S         measured seconds per case (default 3)\n"
@@ -330,9 +331,15 @@ int main(int argc, char **argv)
                     if (progress)
                         fprintf(stderr, "  running %s %s %s c=%d ...\r", cl->name, sc->name,
                                 bench_transport_name(t), concs[ci]);
+                    int gw_failed = t == BT_CONNECT_TLS && !sc->run && bench_tls_gateway(&env) != 0;
                     /* connections already there (none, normally) */
-                    int base_conns = bench_count_conns(env.server.port);
-                    cl->run(&env, sc, t, concs[ci], r);
+                    int base_conns = bench_count_conns(bench_target_port(&env, t));
+                    if (gw_failed) {
+                        r->skipped = 1;
+                        snprintf(r->note, sizeof(r->note), "the nginx TLS gateway did not start");
+                    } else {
+                        cl->run(&env, sc, t, concs[ci], r);
+                    }
                     if (r->connections >= base_conns)
                         r->connections -= base_conns;
                     if (progress)
@@ -346,6 +353,8 @@ int main(int argc, char **argv)
                 }
             }
         }
+        /* nginx's connections to the server would count as clients' later */
+        bench_tls_gateway_stop(&env);
         if (sc->teardown) {
             if (env_setup_client(&env) == 0)
                 sc->teardown(&env);

@@ -1,6 +1,7 @@
 /* The reference server (tests/peer/server.mjs) as a child process, and the
  * libenvd runtime/client every case builds. */
 #include "bench.h"
+#include "harness.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -136,9 +137,54 @@ static void end_server(bench_server *s)
     s->out_fd = 0;
 }
 
+int bench_tls_gateway(bench_env *env)
+{
+    if (env->tls_gw)
+        return 0;
+    test_gateway *gw = calloc(1, sizeof(*gw));
+    test_server srv;
+    memset(&srv, 0, sizeof(srv));
+    if (!gw || strlen(env->server.addr) >= sizeof(srv.addr)) {
+        free(gw);
+        return -1;
+    }
+    memcpy(srv.addr, env->server.addr, strlen(env->server.addr) + 1);
+    static const char *const ids[] = {"envd-bench"}; /* what every client sends */
+    if (test_gateway_start(gw, &srv, ids, 1) != 0) {
+        bench_log("envd-bench: the nginx TLS gateway did not start");
+        free(gw);
+        return -1;
+    }
+    snprintf(env->tls_addr, sizeof(env->tls_addr), "127.0.0.1:%d", gw->tls_port);
+    snprintf(env->tls_ca, sizeof(env->tls_ca), "%s/tls.crt", gw->dir);
+    env->tls_gw = gw;
+    return 0;
+}
+
+const char *bench_target_addr(const bench_env *env, int transport)
+{
+    return transport == BT_CONNECT_TLS && env->tls_gw ? env->tls_addr : env->server.addr;
+}
+
+int bench_target_port(const bench_env *env, int transport)
+{
+    return transport == BT_CONNECT_TLS && env->tls_gw ? env->tls_gw->tls_port : env->server.port;
+}
+
+void bench_tls_gateway_stop(bench_env *env)
+{
+    if (env->tls_gw) {
+        test_gateway_stop(env->tls_gw);
+        free(env->tls_gw);
+        env->tls_gw = NULL;
+        env->tls_ca[0] = '\0';
+    }
+}
+
 void bench_server_stop(bench_env *env)
 {
     bench_server *s = &env->server;
+    bench_tls_gateway_stop(env);
     if (!s->owned || s->pid <= 0)
         return;
     end_server(s);
@@ -201,7 +247,8 @@ envd_client *bench_client_new(bench_env *env, envd_runtime *rt, int transport, i
 envd_client *bench_client_new_id(bench_env *env, envd_runtime *rt, int transport,
                                  int64_t timeout_ms, const char *sandbox_id)
 {
-    return bench_client_new_at(rt, env->server.addr, transport, timeout_ms, sandbox_id, NULL);
+    return bench_client_new_at(rt, bench_target_addr(env, transport), transport, timeout_ms,
+                               sandbox_id, env->tls_ca[0] ? env->tls_ca : NULL);
 }
 
 envd_client *bench_client_new_at(envd_runtime *rt, const char *addr, int transport,

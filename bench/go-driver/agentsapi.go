@@ -24,7 +24,7 @@ func newClient(o *options) (envdClient, error) {
 	if err != nil {
 		return nil, err
 	}
-	cfg := runtime.NewConfig(runtime.WithDomain(o.addr), runtime.WithScheme("http"),
+	cfg := runtime.NewConfig(runtime.WithDomain(o.addr), runtime.WithScheme(scheme(o)),
 		runtime.WithHTTPClient(hc), runtime.WithRuntimeToken(o.token))
 	c := runtime.NewWithConfig(sandboxID, cfg)
 	if o.transport == "grpc" {

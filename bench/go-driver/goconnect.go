@@ -55,7 +55,7 @@ func newClient(o *options) (envdClient, error) {
 	if err != nil {
 		return nil, err
 	}
-	base := "http://" + o.addr
+	base := scheme(o) + "://" + o.addr
 	files, err := url.Parse(base + "/files")
 	if err != nil {
 		return nil, err

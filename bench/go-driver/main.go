@@ -7,9 +7,9 @@
 // client's own stack: connect-go clients generated from the repository's protos at
 // bench time, called as runtime calls them.
 //
-//	envd-bench-go --addr 127.0.0.1:PORT --transport grpc|connect-h1|connect-h2c \
+//	envd-bench-go --addr 127.0.0.1:PORT --transport grpc|connect-h1|connect-h2c|connect-tls \
 //	    --op stat|list|run|read|write --path P --concurrency C --warmup S --duration S \
-//	    [--cmd CMD] [--access-token T]
+//	    [--cmd CMD] [--access-token T] [--ca CERT.pem]
 //
 // C goroutines keep one call each in flight for warm-up + duration. The
 // program prints "measure-start" and "measure-end" at the edges of the
@@ -19,12 +19,15 @@
 //
 // Transports, for both clients: Connect (binary protobuf) through an
 // http.Client whose transport is Go's default (HTTP/1.1 over http://) or
-// the same with only unencrypted HTTP/2 enabled (h2c); gRPC is connect-go's
-// generated clients with connect.WithGRPC() over h2c.
+// the same with only unencrypted HTTP/2 enabled (h2c), or over https
+// trusting --ca (Go's default: HTTP/2 where ALPN offers it); gRPC is
+// connect-go's generated clients with connect.WithGRPC() over h2c.
 package main
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -41,9 +44,9 @@ import (
 const sandboxID = "envd-bench" // what libenvd and h2load send as e2b-sandbox-id
 
 type options struct {
-	addr, transport, op, path, cmd, token string
-	concurrency                           int
-	warmup, duration                      float64
+	addr, transport, op, path, cmd, token, ca string
+	concurrency                               int
+	warmup, duration                          float64
 }
 
 // envdClient is the five calls of runtime.Client the bench makes; each
@@ -57,7 +60,8 @@ type envdClient interface {
 }
 
 // httpClient returns an http.Client for the transport: HTTP/1.1 with one
-// idle connection kept per call in flight (as libcurl keeps them), or h2c;
+// idle connection kept per call in flight (as libcurl keeps them), h2c, or
+// https;
 // the 60 s timeout of runtime's default client.
 func httpClient(o *options) (*http.Client, error) {
 	t := http.DefaultTransport.(*http.Transport).Clone()
@@ -65,6 +69,16 @@ func httpClient(o *options) (*http.Client, error) {
 	t.MaxIdleConnsPerHost = o.concurrency + 16
 	switch o.transport {
 	case "connect-h1":
+	case "connect-tls":
+		pem, err := os.ReadFile(o.ca)
+		if err != nil {
+			return nil, err
+		}
+		roots := x509.NewCertPool()
+		if !roots.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("%s: no certificate", o.ca)
+		}
+		t.TLSClientConfig = &tls.Config{RootCAs: roots}
 	case "connect-h2c", "grpc":
 		p := new(http.Protocols)
 		p.SetUnencryptedHTTP2(true)
@@ -73,6 +87,14 @@ func httpClient(o *options) (*http.Client, error) {
 		return nil, fmt.Errorf("unknown transport %q", o.transport)
 	}
 	return &http.Client{Transport: t, Timeout: 60 * time.Second}, nil
+}
+
+// scheme of the sandbox URL for the transport.
+func scheme(o *options) string {
+	if o.transport == "connect-tls" {
+		return "https"
+	}
+	return "http"
 }
 
 func operation(o *options, c envdClient) (func(context.Context) error, error) {
@@ -195,7 +217,8 @@ func measure(o *options, call func(context.Context) error) result {
 func main() {
 	var o options
 	flag.StringVar(&o.addr, "addr", "", "server HOST:PORT")
-	flag.StringVar(&o.transport, "transport", "connect-h1", "grpc | connect-h1 | connect-h2c")
+	flag.StringVar(&o.transport, "transport", "connect-h1", "grpc | connect-h1 | connect-h2c | connect-tls")
+	flag.StringVar(&o.ca, "ca", "", "certificate to trust for connect-tls")
 	flag.StringVar(&o.op, "op", "stat", "stat | list | run | read | write")
 	flag.StringVar(&o.path, "path", "/", "file for stat, read and write")
 	flag.StringVar(&o.cmd, "cmd", "true", "command for run")
