@@ -307,6 +307,32 @@ static void sc_client_stream(int fd)
     fs_puts(fd, "0\r\n\r\n");
 }
 
+/* Answers a client stream at once, with envd's error, while the client is
+ * still sending; reads nothing of the body, and 300 ms later resets the
+ * connection (a server closing with unread data). Raw mode: the request
+ * head only. */
+static void sc_answer_then_reset(int fd)
+{
+    char head[8192];
+    size_t n = 0;
+    while (n < sizeof head - 1) {
+        ssize_t r = recv(fd, head + n, 1, 0);
+        if (r <= 0)
+            return;
+        n += (size_t)r;
+        head[n] = '\0';
+        if (n >= 4 && memcmp(head + n - 4, "\r\n\r\n", 4) == 0)
+            break;
+    }
+    fs_stream_head(fd);
+    static const char end[] =
+        "{\"error\":{\"code\":\"not_found\",\"message\":\"process with pid 42 not found\"}}";
+    fs_frame(fd, 2, end, sizeof end - 1);
+    fs_puts(fd, "0\r\n\r\n");
+    fs_sleep_ms(300);
+    fs_reset(fd);
+}
+
 /* ---- tests ------------------------------------------------------------------------ */
 
 static void test_request_on_the_wire(void **state)
@@ -676,6 +702,37 @@ static void test_timeouts(void **state)
     rec_destroy(&r);
 }
 
+/* The server's whole answer came before the connection broke under the
+ * client's sending: the answer is the outcome, not the send failure
+ * (envd over HTTP/1.1 answers StreamInput to an unknown pid after 256 KiB of
+ * its body and then closes). */
+static void test_answer_before_send_failure(void **state)
+{
+    (void)state;
+    fs_set_raw(sc_answer_then_reset);
+    rec r;
+    rec_init(&r);
+    envd_rpc_request req = {.ep = &g_ep.ep,
+                            .method = "/process.Process/StreamInput",
+                            .kind = ENVD_RPC_CLIENT_STREAM,
+                            .timeout_ms = 10000};
+    envd_rpc_callbacks cb = rec_rpc_cb(&r);
+    envd_rpc *call;
+    assert_int_equal(g_tp->ops->start(g_tp, &req, &cb, &call), ENVD_OK);
+    /* more than the socket buffers hold, so the sending outlasts the answer */
+    static uint8_t big[1 << 20];
+    memset(big, 'q', sizeof big);
+    for (int i = 0; i < 48 && !rec_wait(&r, 0); i++)
+        if (g_tp->ops->send(call, big, sizeof big) != ENVD_OK)
+            break;
+    g_tp->ops->close_send(call);
+    assert_true(rec_wait(&r, 10000));
+    expect(&r, ENVD_NOT_FOUND, "process with pid 42 not found");
+    g_tp->ops->release(call);
+    rec_destroy(&r);
+    fs_set_mode(NULL, 0);
+}
+
 static void test_client_stream_wire(void **state)
 {
     (void)state;
@@ -864,6 +921,7 @@ int main(void)
         cmocka_unit_test(test_mislabelled),
         cmocka_unit_test(test_max_message),
         cmocka_unit_test(test_client_stream_wire),
+        cmocka_unit_test(test_answer_before_send_failure),
         cmocka_unit_test(test_bad_requests),
         cmocka_unit_test(test_proxy_environment),
         cmocka_unit_test(test_url_cache),
