@@ -19,6 +19,19 @@ static int fuzz_write_file(const char *path, const uint8_t *p, size_t n)
     return fclose(f) == 0 && ok ? 0 : -1;
 }
 
+/* The private directory of the two files, removed when the fuzzer exits. */
+static char g_dir[64];
+
+static void remove_dir(void)
+{
+    char p[96];
+    snprintf(p, sizeof p, "%s/a", g_dir);
+    unlink(p);
+    snprintf(p, sizeof p, "%s/b", g_dir);
+    unlink(p);
+    rmdir(g_dir);
+}
+
 static void load(const char *list, const char *context)
 {
     envd_k8s_options *o = envd_k8s_options_new();
@@ -49,17 +62,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         unsetenv("KUBERNETES_SERVICE_HOST");
         setenv("PATH", "/nonexistent", 1);
     }
-    static char dir[64] = "/tmp/envd-fuzz-kc-XXXXXX";
-    static int have_dir;
-    if (!have_dir) {
-        FUZZ_CHECK(mkdtemp(dir) != NULL);
-        have_dir = 1;
+    if (!g_dir[0]) {
+        /* mkdtemp's template: the six X are where it puts the unique part */
+        snprintf(g_dir, sizeof g_dir, "/tmp/envd-fuzz-kc-XXXXXX");
+        FUZZ_CHECK(mkdtemp(g_dir) != NULL);
+        atexit(remove_dir);
     }
     size_t a = fuzz_split(data, size, "\n---8<---\n");
     size_t b_off = a < size ? a + 10 : size;
     char pa[96], pb[96], list[200];
-    snprintf(pa, sizeof pa, "%s/a", dir);
-    snprintf(pb, sizeof pb, "%s/b", dir);
+    snprintf(pa, sizeof pa, "%s/a", g_dir);
+    snprintf(pb, sizeof pb, "%s/b", g_dir);
     if (fuzz_write_file(pa, data, a) == 0 && fuzz_write_file(pb, data + b_off, size - b_off) == 0) {
         snprintf(list, sizeof list, "%s:%s", pa, pb);
         load(list, NULL);
