@@ -25,7 +25,9 @@ static void read_all(const char *path)
             int rc = batch_reader_next(r, &job, &err);
             if (rc == 1) {
                 FUZZ_CHECK(err == NULL);
-                FUZZ_CHECK((job.cmd != NULL) != (job.argv != NULL));
+                /* exactly one kind: a command line, an argv, or code */
+                FUZZ_CHECK((job.cmd != NULL) + (job.argv != NULL) + (job.code != NULL) == 1);
+                FUZZ_CHECK(!job.language || job.code);
                 batch_job_free(&job);
                 continue;
             }
