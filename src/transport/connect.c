@@ -52,6 +52,7 @@ static void headers_complete(envd_rpc *r, long code)
     curl_off_t cl = -1;
     curl_easy_getinfo(r->x.easy, CURLINFO_CONTENT_TYPE, &ct);
     curl_easy_getinfo(r->x.easy, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &cl);
+    envd_curl_xfer_learn_proto(&r->x);
     envd_connect_reply_headers(&r->rep, code, ct, (int64_t)cl);
 }
 

@@ -42,6 +42,18 @@ enum { Q_ADD = 1u, Q_CANCEL = 2u, Q_RESUME = 4u, Q_ARM = 8u };
 
 #define ENVD_ORIGIN_BUCKETS 256
 
+/* The set of https authorities known to speak h2: buckets, and how many
+ * it keeps before it starts over (re-learning costs one libcurl call per
+ * authority; it bounds a process that meets millions of sandbox hosts). */
+#define ENVD_H2TLS_BUCKETS 1024
+#define ENVD_H2TLS_MAX 65536
+
+typedef struct envd_h2tls_known envd_h2tls_known;
+struct envd_h2tls_known {
+    envd_h2tls_known *next;
+    char auth[];
+};
+
 /* Transfers to one origin (scheme, host and port) in curl's multi handle,
  * and those waiting for a place there, oldest first. */
 struct envd_curl_origin {
@@ -87,6 +99,12 @@ struct envd_curl_engine {
     pthread_mutex_t h2c_mu;
     int h2c_failed; /* h2c_mu: could not be made; libcurl carries h2c then */
     int h2c_closed; /* h2c_mu: the I/O thread is shutting down: none made now */
+
+    /* https authorities libcurl saw choose h2 by ALPN: their Connect calls
+     * go to the nghttp2 engine (see envd_curl_engine_connect_for). */
+    pthread_mutex_t h2tls_mu;
+    envd_h2tls_known *h2tls[ENVD_H2TLS_BUCKETS];
+    size_t n_h2tls;
 
     /* Admission (I/O thread): origins with transfers admitted or waiting,
      * chained by hash; those whose queue may move on (see release). */
@@ -710,22 +728,109 @@ static void connected(envd_curl_xfer *x)
         release(x->eng, o);
 }
 
+static size_t h2tls_bucket(const char *auth, size_t len)
+{
+    uint64_t h = 1469598103934665603ull;
+    for (size_t i = 0; i < len; i++)
+        h = (h ^ (unsigned char)auth[i]) * 1099511628211ull;
+    return (size_t)h & (ENVD_H2TLS_BUCKETS - 1);
+}
+
+/* Under h2tls_mu: the link that holds auth, or the end of its chain. */
+static envd_h2tls_known **h2tls_find(envd_curl_engine *e, const char *auth, size_t len)
+{
+    envd_h2tls_known **pp = &e->h2tls[h2tls_bucket(auth, len)];
+    while (*pp && !(strncmp((*pp)->auth, auth, len) == 0 && (*pp)->auth[len] == '\0'))
+        pp = &(*pp)->next;
+    return pp;
+}
+
+static void h2tls_clear(envd_curl_engine *e)
+{
+    for (size_t b = 0; b < ENVD_H2TLS_BUCKETS; b++)
+        while (e->h2tls[b]) {
+            envd_h2tls_known *k = e->h2tls[b];
+            e->h2tls[b] = k->next;
+            free(k);
+        }
+    e->n_h2tls = 0;
+}
+
+static void h2tls_learn(envd_curl_engine *e, const char *auth, size_t len)
+{
+    pthread_mutex_lock(&e->h2tls_mu);
+    envd_h2tls_known **pp = h2tls_find(e, auth, len);
+    if (!*pp) {
+        if (e->n_h2tls >= ENVD_H2TLS_MAX) {
+            h2tls_clear(e);
+            pp = h2tls_find(e, auth, len);
+        }
+        envd_h2tls_known *k = envd_malloc(sizeof *k + len + 1);
+        if (k) { /* out of memory: libcurl keeps carrying it */
+            memcpy(k->auth, auth, len);
+            k->auth[len] = '\0';
+            k->next = NULL;
+            *pp = k;
+            e->n_h2tls++;
+        }
+    }
+    pthread_mutex_unlock(&e->h2tls_mu);
+}
+
+static int h2tls_known(envd_curl_engine *e, const char *auth)
+{
+    pthread_mutex_lock(&e->h2tls_mu);
+    int yes = *h2tls_find(e, auth, strlen(auth)) != NULL;
+    pthread_mutex_unlock(&e->h2tls_mu);
+    return yes;
+}
+
+void envd_curl_engine_h2tls_learn(envd_curl_engine *e, const char *authority)
+{
+    h2tls_learn(e, authority, strlen(authority));
+}
+
+/* The nghttp2 engine met an https origin whose ALPN no longer says h2. */
+static void h2tls_forget(void *ud, const char *auth)
+{
+    envd_curl_engine *e = ud;
+    pthread_mutex_lock(&e->h2tls_mu);
+    envd_h2tls_known **pp = h2tls_find(e, auth, strlen(auth));
+    if (*pp) {
+        envd_h2tls_known *k = *pp;
+        *pp = k->next;
+        free(k);
+        e->n_h2tls--;
+    }
+    pthread_mutex_unlock(&e->h2tls_mu);
+}
+
+void envd_curl_xfer_learn_proto(envd_curl_xfer *x)
+{
+    envd_curl_origin *o = x->slot;
+    if (o && o->proto == 0 && x->easy && multiplexed(x)) {
+        long v = 0;
+        curl_easy_getinfo(x->easy, CURLINFO_HTTP_VERSION, &v);
+        if (v == CURL_HTTP_VERSION_2_0) {
+            o->proto = 1;
+            /* Connect calls to it go to the nghttp2 engine from now on
+             * (not through a proxy: those stay here, see connect_for). */
+            if (x->tls && strncmp(x->origin, "https://", 8) == 0)
+                h2tls_learn(x->eng, x->origin + 8, x->origin_len - 8);
+        } else if (v == CURL_HTTP_VERSION_1_0 || v == CURL_HTTP_VERSION_1_1) {
+            o->proto = -1; /* ALPN chose HTTP/1.1: no more gating */
+        }
+        if (o->proto < 0 && o->qhead)
+            release(x->eng, o);
+    }
+}
+
 void envd_curl_xfer_first_seen(envd_curl_xfer *x)
 {
     if (x->first_seen)
         return;
     x->first_seen = 1;
-    envd_curl_origin *o = x->slot;
-    if (o && o->proto == 0 && x->easy && multiplexed(x)) {
-        long v = 0;
-        curl_easy_getinfo(x->easy, CURLINFO_HTTP_VERSION, &v);
-        if (v == CURL_HTTP_VERSION_2_0)
-            o->proto = 1;
-        else if (v == CURL_HTTP_VERSION_1_0 || v == CURL_HTTP_VERSION_1_1)
-            o->proto = -1; /* ALPN chose HTTP/1.1: no more gating */
-        if (o->proto < 0 && o->qhead)
-            release(x->eng, o);
-    }
+    envd_curl_xfer_learn_proto(x);
     int64_t now = envd_now_ms();
     x->last_activity = now;
     x->rate_from = now;
@@ -1321,10 +1426,12 @@ envd_status envd_curl_engine_new(envd_timers *timers, const envd_pool_limits *li
     curl_multi_setopt(e->multi, CURLMOPT_TIMERDATA, e);
     pthread_mutex_init(&e->mu, NULL);
     pthread_mutex_init(&e->h2c_mu, NULL);
+    pthread_mutex_init(&e->h2tls_mu, NULL);
     e->connect_tp.ops = &envd_connect_ops;
     if (envd_thread_start(&e->thread, io_main, e) != 0) {
         pthread_mutex_destroy(&e->mu);
         pthread_mutex_destroy(&e->h2c_mu);
+        pthread_mutex_destroy(&e->h2tls_mu);
         curl_multi_cleanup(e->multi);
         close(e->wake_fd);
         close(e->epoll_fd);
@@ -1347,6 +1454,8 @@ void envd_curl_engine_free(envd_curl_engine *e)
     pthread_join(e->thread, NULL);
     envd_h2c_engine_free(atomic_load(&e->h2c));
     pthread_mutex_destroy(&e->h2c_mu);
+    h2tls_clear(e);
+    pthread_mutex_destroy(&e->h2tls_mu);
     for (size_t i = 0; i < e->n_idle_easy; i++)
         curl_easy_cleanup(e->idle_easy[i]);
     curl_multi_cleanup(e->multi);
@@ -1470,17 +1579,24 @@ envd_rpc_transport *envd_curl_engine_connect_for(envd_curl_engine *e, const envd
 {
     /* Through a proxy, libcurl's way (the proxy may not speak h2c at all);
      * which hosts it covers is known once the endpoint is: decided per call
-     * only while a proxy is set. */
-    if (!ep || !ep->h2c_prior_knowledge || ep->tls ||
-        (e->proxy_http && *e->proxy_http && !envd_no_proxy_match(e->no_proxy, ep->authority)))
+     * only while a proxy is set. https goes to nghttp2 once libcurl has
+     * seen the authority choose h2 (ALPN): until then, and for servers
+     * that speak HTTP/1.1 over TLS, libcurl carries it. */
+    if (!ep)
+        return &e->connect_tp;
+    const char *proxy = ep->tls ? e->proxy_https : e->proxy_http;
+    if ((ep->tls ? !ep->authority || !h2tls_known(e, ep->authority) : !ep->h2c_prior_knowledge) ||
+        (proxy && *proxy && !envd_no_proxy_match(e->no_proxy, ep->authority)))
         return &e->connect_tp;
     envd_h2c_engine *h = atomic_load_explicit(&e->h2c, memory_order_acquire);
     if (!h) {
         pthread_mutex_lock(&e->h2c_mu);
         h = atomic_load_explicit(&e->h2c, memory_order_relaxed);
         if (!h && !e->h2c_failed && !e->h2c_closed) {
-            if (envd_h2c_engine_new(&e->lim, e->epoll_fd, e->wake_fd, &h) == ENVD_OK)
+            if (envd_h2c_engine_new(&e->lim, e->epoll_fd, e->wake_fd, &h) == ENVD_OK) {
+                envd_h2c_engine_on_not_h2(h, h2tls_forget, e);
                 atomic_store_explicit(&e->h2c, h, memory_order_release);
+            }
             else
                 e->h2c_failed = 1;
         }

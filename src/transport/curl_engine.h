@@ -166,6 +166,9 @@ void envd_curl_xfer_received(envd_curl_xfer *x, size_t n);
 /* I/O thread: the first response event arrived (headers or first message);
  * the timeout_ms deadline no longer applies unless timeout_whole. */
 void envd_curl_xfer_first_seen(envd_curl_xfer *x);
+/* I/O thread, once the response headers are in: what the origin's
+ * connection speaks (HTTP/2 or not) is known from here. */
+void envd_curl_xfer_learn_proto(envd_curl_xfer *x);
 
 /* I/O thread: the response headers are due within ms from now (0 = no
  * limit); replaces the first deadline. For an upload, whose response cannot

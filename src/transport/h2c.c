@@ -1,4 +1,5 @@
-/* Connect over cleartext HTTP/2 with prior knowledge (h2c), on libnghttp2.
+/* Connect over HTTP/2 on libnghttp2: cleartext with prior knowledge (h2c),
+ * and over TLS (OpenSSL, ALPN h2) once an origin is known to speak HTTP/2.
  *
  * libcurl before 8.0 cannot reuse a prior-knowledge h2c connection (curl
  * issue #10634): every Connect call over h2c paid a TCP connection of its
@@ -24,16 +25,34 @@
  * origin's queue instead of nghttp2's, where they would wait behind long
  * streams. A stream the server refused (REFUSED_STREAM, or past a GOAWAY's
  * last stream) never ran and goes back to the queue too.
+ *
+ * Over TLS: libcurl multiplexes HTTP/2 over TLS itself, but every socket
+ * event makes it run each transfer on that connection (curl's multi_socket
+ * expires them all), and each of those polls the socket: at 256 calls in
+ * flight on 3 connections the client CPU per List call rose from 208 to
+ * 340-420 us. Here an event costs the streams that have frames in it. The
+ * engine only takes an https origin once libcurl has seen it choose h2 by
+ * ALPN (curl_engine.c routes by that), so a server that speaks HTTP/1.1
+ * over TLS keeps libcurl; should ALPN later say otherwise, the calls that
+ * waited for that connection fail (not sent) and the origin goes back to
+ * libcurl. Peer verification and host name checks are OpenSSL's, with the
+ * endpoint's CA file or the system's roots; contexts are shared by every
+ * origin with the same CA file and verification.
  */
 #include "transport/connect_call.h"
 #include "core/alloc.h"
 #include "transport/curl_engine.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <arpa/inet.h>
 #include <nghttp2/nghttp2.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -51,6 +70,10 @@ enum { Q_ADD = 1u, Q_CANCEL = 2u, Q_RESUME = 4u, Q_ARM = 8u };
  * swallows SYNs cannot hold an origin's calls forever. */
 #define CONN_SETUP_MS 20000
 #define DNS_RETRY_MS 1000
+/* After ALPN turned HTTP/2 down, calls that were already on their way
+ * here fail for this long without a new handshake each (later ones go to
+ * libcurl). */
+#define NOT_H2_HOLD_MS 5000
 /* Flow control: what the server may send ahead of us, per stream and per
  * connection. Replies are consumed as they arrive (the reply reader holds
  * at most one envelope), so these bound nothing but the server's pace. */
@@ -64,7 +87,10 @@ enum { Q_ADD = 1u, Q_CANCEL = 2u, Q_RESUME = 4u, Q_ARM = 8u };
  * top bit set (the libcurl engine's are plain descriptors). */
 #define H2_TAG ((uint64_t)1 << 63)
 
+#define H2_ORIGIN_BUCKETS 1024
+
 #define NOT_H2 "the server did not answer in HTTP/2 (not an h2c port? see envd_config_set_h2c)"
+#define NOT_H2_TLS "the server did not choose HTTP/2 over TLS (ALPN); later calls use libcurl"
 
 typedef struct h2_call h2_call;
 typedef struct h2_conn h2_conn;
@@ -86,7 +112,10 @@ struct h2_call {
     const uint8_t *req;
     size_t req_len, req_off;
     const char *url;       /* for messages */
-    const char *authority; /* the origin's key */
+    const char *authority; /* host[:port] */
+    const char *okey;      /* the origin's key: scheme, authority, CA file, verification */
+    const char *ca_file;   /* TLS: in okey's allocation; NULL = the system's roots */
+    int tls, insecure;
 
     int64_t timeout_ms, idle_timeout_ms;
     int timeout_whole, idle_before_first, timers_deferred;
@@ -119,6 +148,8 @@ struct h2_conn {
     h2_conn *next;
     int fd;
     nghttp2_session *s;
+    SSL *ssl;      /* TLS origins */
+    int tls_up;    /* the handshake is done (TLS) */
     int connected; /* TCP up */
     int ready;     /* the server's first SETTINGS came */
     int goaway;    /* no new streams */
@@ -136,10 +167,21 @@ struct h2_conn {
     char why[128]; /* nghttp2's word on why it ended the session */
 };
 
+typedef struct tls_ctx tls_ctx;
+struct tls_ctx {
+    tls_ctx *next;
+    SSL_CTX *ctx;
+    int insecure;
+    char ca_file[]; /* "" = the system's roots */
+};
+
 struct h2_origin {
     h2_origin *next;
-    char *key; /* authority, "host:port" */
+    char *key; /* "h|host:port", "s|host:port|insecure|ca-file" */
     char *host, *port;
+    int tls, host_is_ip;
+    tls_ctx *tc;         /* TLS: shared with origins of the same CA and verification */
+    char tls_why[160];   /* TLS: why no context could be made ("" = none made yet) */
     struct sockaddr_storage addr;
     socklen_t alen;
     int resolved;
@@ -152,7 +194,17 @@ struct h2_origin {
     h2_conn *conns;
     int n_conns;
     call_list queue;
-    int want_place;
+    envd_h2c_engine *eng;
+    h2_origin *hnext;  /* hash chain */
+    h2_origin *pnext;  /* the engine's list of origins whose queue may move */
+    int on_place;
+    size_t bucket;
+    int n_calls;       /* entered and not finished */
+    int64_t not_h2_at; /* TLS: when ALPN last chose something else; for
+                        * NOT_H2_HOLD_MS its calls fail at once */
+    char *auth;        /* host[:port] as the endpoint gave it */
+    const char *ca_file; /* TLS: in key; NULL = the system's roots */
+    int insecure;
 };
 
 struct envd_h2c_engine {
@@ -165,12 +217,17 @@ struct envd_h2c_engine {
 
     /* I/O thread. */
     h2_call *live;
-    h2_origin *origins;
+    h2_origin *origins; /* all of them, by next */
+    h2_origin *obucket[H2_ORIGIN_BUCKETS];
+    h2_origin *to_place; /* by pnext */
     h2_conn *dirty;
     int64_t next_check;
     int64_t next_sweep;
     nghttp2_session_callbacks *cbs;
     nghttp2_option *opt;
+    tls_ctx *tls_ctxs;
+    void (*not_h2)(void *ud, const char *authority);
+    void *not_h2_ud;
     uint8_t rbuf[RBUF_SIZE];
 
     atomic_size_t n_conns, n_connects, n_calls;
@@ -295,6 +352,17 @@ static void conn_dirty(envd_h2c_engine *e, h2_conn *k)
     }
 }
 
+/* o's queue may move on: place() it before the loop sleeps. */
+static void want_place(h2_origin *o)
+{
+    envd_h2c_engine *e = o->eng;
+    if (!o->on_place) {
+        o->on_place = 1;
+        o->pnext = e->to_place;
+        e->to_place = o;
+    }
+}
+
 /* Takes c off whatever holds it: the origin's queue, a connection's pending
  * list, or its stream (reset when the stream is still open). */
 static void detach(envd_h2c_engine *e, h2_call *c, int reset)
@@ -310,7 +378,7 @@ static void detach(envd_h2c_engine *e, h2_call *c, int reset)
                                       NGHTTP2_CANCEL);
             conn_dirty(e, c->conn);
         }
-        c->origin->want_place = 1;
+        want_place(c->origin);
         break;
     default: break;
     }
@@ -326,8 +394,10 @@ static void finish(envd_h2c_engine *e, h2_call *c, envd_error *failed, int kind,
     if (atomic_exchange_explicit(&c->finished, 1, memory_order_acq_rel))
         return;
     detach(e, c, 1);
-    if (c->origin)
+    if (c->origin) {
         atomic_fetch_sub_explicit(&e->n_calls, 1, memory_order_relaxed);
+        c->origin->n_calls--;
+    }
     c->state = C_DONE;
     if (c->prev)
         c->prev->next = c->next;
@@ -438,6 +508,8 @@ static int64_t check_timers(envd_h2c_engine *e, int64_t now)
 
 static void conn_free(envd_h2c_engine *e, h2_conn *k)
 {
+    if (k->ssl)
+        SSL_free(k->ssl);
     if (k->fd >= 0) {
         epoll_ctl(e->epoll_fd, EPOLL_CTL_DEL, k->fd, NULL);
         close(k->fd);
@@ -465,7 +537,7 @@ static void conn_close(envd_h2c_engine *e, h2_conn *k)
             *pp = k->dnext;
             break;
         }
-    o->want_place = 1;
+    want_place(o);
     conn_free(e, k);
 }
 
@@ -513,8 +585,13 @@ static int64_t check_setups(envd_h2c_engine *e, int64_t now)
                 char detail[96];
                 snprintf(detail, sizeof detail, "no HTTP/2 settings from the server within %d ms",
                          CONN_SETUP_MS);
+                if (k->ssl && !k->tls_up && k->connected)
+                    snprintf(detail, sizeof detail, "no TLS handshake within %d ms",
+                             CONN_SETUP_MS);
                 conn_lost(e, k, ENVD_FAILURE_UNREACHABLE,
-                          k->connected ? "the server did not start HTTP/2" : "connection timed out",
+                          !k->connected                ? "connection timed out"
+                          : k->ssl && !k->tls_up       ? "TLS handshake timed out"
+                                                       : "the server did not start HTTP/2",
                           detail, 0);
             } else if (!k->ready && k->opened_at + CONN_SETUP_MS < next) {
                 next = k->opened_at + CONN_SETUP_MS;
@@ -575,7 +652,7 @@ static void submit(envd_h2c_engine *e, h2_conn *k, h2_call *c)
             k->goaway = 1;
             c->state = C_QUEUED;
             list_push(&c->origin->queue, c, 1);
-            c->origin->want_place = 1;
+            want_place(c->origin);
             return;
         }
         abort_call(e, c, st, nghttp2_strerror(id));
@@ -629,6 +706,180 @@ static int resolve(h2_origin *o, char *why, size_t cap)
     return 0;
 }
 
+/* ---- TLS ---------------------------------------------------------------------- */
+
+static void set_events(envd_h2c_engine *e, h2_conn *k, uint32_t ev);
+
+/* The context for a CA file (NULL: the system's roots) and verification,
+ * made once and shared; NULL with why set (*nomem when for want of
+ * memory). A failure is not kept: the file may be there next time. */
+static tls_ctx *tls_ctx_get(envd_h2c_engine *e, const char *ca_file, int insecure, char *why,
+                            size_t cap, int *nomem)
+{
+    const char *name = ca_file ? ca_file : "";
+    for (tls_ctx *t = e->tls_ctxs; t; t = t->next)
+        if (t->insecure == insecure && strcmp(t->ca_file, name) == 0)
+            return t;
+    *nomem = 0;
+    ERR_clear_error();
+    size_t nl = strlen(name) + 1;
+    tls_ctx *t = envd_calloc(1, sizeof *t + nl);
+    SSL_CTX *ctx = t ? SSL_CTX_new(TLS_client_method()) : NULL;
+    if (!ctx) {
+        free(t);
+        *nomem = 1;
+        snprintf(why, cap, "out of memory");
+        return NULL;
+    }
+    SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+    /* Partial and moved writes: the write buffer is compacted and grown
+     * between attempts. Idle connections give their buffers back. */
+    SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
+                              SSL_MODE_RELEASE_BUFFERS);
+    int ok = 1;
+    if (insecure) {
+        SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
+    } else {
+        SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+        ok = name[0] ? SSL_CTX_load_verify_locations(ctx, name, NULL)
+                     : SSL_CTX_set_default_verify_paths(ctx);
+    }
+    if (!ok) {
+        unsigned long ec = ERR_peek_last_error();
+        char detail[120];
+        ERR_error_string_n(ec, detail, sizeof detail);
+        snprintf(why, cap, "cannot load the CA certificates%s%s: %s", name[0] ? " from " : "",
+                 name, ec ? detail : "unknown error");
+        SSL_CTX_free(ctx);
+        free(t);
+        return NULL;
+    }
+    t->ctx = ctx;
+    t->insecure = insecure;
+    memcpy(t->ca_file, name, nl);
+    t->next = e->tls_ctxs;
+    e->tls_ctxs = t;
+    return t;
+}
+
+/* k's TLS session: ALPN h2, the server's name (SNI, not for addresses)
+ * and, unless verification is off, the name or address the certificate
+ * must carry. 0, or -1 out of memory. */
+static int tls_setup(h2_conn *k)
+{
+    h2_origin *o = k->o;
+    static const unsigned char alpn[] = {2, 'h', '2'};
+    if (!(k->ssl = SSL_new(o->tc->ctx)) || SSL_set_fd(k->ssl, k->fd) != 1 ||
+        SSL_set_alpn_protos(k->ssl, alpn, sizeof alpn) != 0)
+        return -1;
+    SSL_set_connect_state(k->ssl);
+    if (!o->host_is_ip && SSL_set_tlsext_host_name(k->ssl, o->host) != 1)
+        return -1;
+    if (!o->insecure) {
+        int ok = o->host_is_ip ? X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(k->ssl), o->host)
+                               : SSL_set1_host(k->ssl, o->host);
+        if (ok != 1)
+            return -1;
+    }
+    return 0;
+}
+
+/* Moves k's handshake on: 1 done, 0 waiting for the socket, -1 failed (k
+ * is gone, its calls failed). */
+static int tls_step(envd_h2c_engine *e, h2_conn *k)
+{
+    ERR_clear_error();
+    int r = SSL_do_handshake(k->ssl);
+    if (r == 1) {
+        const unsigned char *p = NULL;
+        unsigned n = 0;
+        SSL_get0_alpn_selected(k->ssl, &p, &n);
+        if (n != 2 || memcmp(p, "h2", 2) != 0) {
+            h2_origin *o = k->o;
+            o->not_h2_at = envd_now_ms();
+            if (e->not_h2)
+                e->not_h2(e->not_h2_ud, o->auth);
+            char detail[64];
+            snprintf(detail, sizeof detail, "ALPN: %.*s", n ? (int)(n < 32 ? n : 32) : 4,
+                     n ? (const char *)p : "none");
+            conn_lost(e, k, ENVD_FAILURE_NOT_HTTP, NOT_H2_TLS, detail, 0);
+            return -1;
+        }
+        k->tls_up = 1;
+        conn_dirty(e, k);
+        return 1;
+    }
+    int err = SSL_get_error(k->ssl, r);
+    if (err == SSL_ERROR_WANT_READ) {
+        set_events(e, k, EPOLLIN);
+        return 0;
+    }
+    if (err == SSL_ERROR_WANT_WRITE) {
+        set_events(e, k, EPOLLIN | EPOLLOUT);
+        return 0;
+    }
+    char detail[200];
+    long vr = SSL_get_verify_result(k->ssl);
+    unsigned long ec = ERR_peek_last_error();
+    if (vr != X509_V_OK && !k->o->insecure) {
+        snprintf(detail, sizeof detail, "certificate verification failed: %s",
+                 X509_verify_cert_error_string(vr));
+    } else if (ec) {
+        ERR_error_string_n(ec, detail, sizeof detail);
+    } else {
+        snprintf(detail, sizeof detail, "%s",
+                 err == SSL_ERROR_SYSCALL && errno ? strerror(errno)
+                                                   : "the server closed the connection");
+    }
+    ERR_clear_error();
+    conn_lost(e, k, ENVD_FAILURE_TLS, "TLS handshake failed", detail, 0);
+    return -1;
+}
+
+/* Reads from k's socket or its TLS session: > 0 bytes, 0 the end, -1 with
+ * errno (EAGAIN: nothing now). */
+static ssize_t conn_recv(h2_conn *k, uint8_t *buf, size_t cap)
+{
+    if (!k->ssl)
+        return recv(k->fd, buf, cap, 0);
+    ERR_clear_error();
+    int n = SSL_read(k->ssl, buf, cap > INT_MAX ? INT_MAX : (int)cap);
+    if (n > 0)
+        return n;
+    switch (SSL_get_error(k->ssl, n)) {
+    case SSL_ERROR_WANT_READ:
+    case SSL_ERROR_WANT_WRITE: errno = EAGAIN; return -1;
+    case SSL_ERROR_ZERO_RETURN: return 0;
+    case SSL_ERROR_SYSCALL:
+        if (errno == 0 || ERR_peek_last_error() != 0) {
+            errno = ECONNRESET; /* closed without close_notify */
+            ERR_clear_error();
+        }
+        return -1;
+    default: ERR_clear_error(); errno = EPROTO; return -1;
+    }
+}
+
+static ssize_t conn_send(h2_conn *k, const uint8_t *buf, size_t len)
+{
+    if (!k->ssl)
+        return send(k->fd, buf, len, MSG_NOSIGNAL);
+    ERR_clear_error();
+    int n = SSL_write(k->ssl, buf, len > INT_MAX ? INT_MAX : (int)len);
+    if (n > 0)
+        return n;
+    switch (SSL_get_error(k->ssl, n)) {
+    case SSL_ERROR_WANT_READ:
+    case SSL_ERROR_WANT_WRITE: errno = EAGAIN; return -1;
+    case SSL_ERROR_SYSCALL:
+        if (errno == 0)
+            errno = EPIPE;
+        ERR_clear_error();
+        return -1;
+    default: ERR_clear_error(); errno = EPROTO; return -1;
+    }
+}
+
 /* A new connection for o, connecting; NULL with *kind and why set. */
 static h2_conn *conn_open(envd_h2c_engine *e, h2_origin *o, envd_failure *kind, char *why,
                           size_t cap)
@@ -646,6 +897,15 @@ static h2_conn *conn_open(envd_h2c_engine *e, h2_origin *o, envd_failure *kind, 
         snprintf(why, cap, "out of memory");
         return NULL;
     }
+    if (o->tls && !o->tc) {
+        int nomem = 0;
+        o->tc = tls_ctx_get(e, o->ca_file, o->insecure, why, cap, &nomem);
+        if (!o->tc) {
+            *kind = nomem ? ENVD_FAILURE_LOCAL : ENVD_FAILURE_TLS;
+            free(k);
+            return NULL;
+        }
+    }
     k->o = o;
     k->fd = socket(o->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (k->fd < 0) {
@@ -659,6 +919,12 @@ static h2_conn *conn_open(envd_h2c_engine *e, h2_origin *o, envd_failure *kind, 
     int one = 1;
     setsockopt(k->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     setsockopt(k->fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof one);
+    if (o->tls && tls_setup(k) != 0) {
+        *kind = ENVD_FAILURE_LOCAL;
+        snprintf(why, cap, "out of memory");
+        conn_free(e, k);
+        return NULL;
+    }
     int rc = connect(k->fd, (struct sockaddr *)&o->addr, o->alen);
     if (rc != 0 && errno != EINPROGRESS) {
         int err = errno;
@@ -704,7 +970,12 @@ static h2_conn *conn_open(envd_h2c_engine *e, h2_origin *o, envd_failure *kind, 
  * max_connections. */
 static void place(envd_h2c_engine *e, h2_origin *o)
 {
-    o->want_place = 0;
+    o->on_place = 0;
+    while (o->not_h2_at && envd_now_ms() - o->not_h2_at < NOT_H2_HOLD_MS && o->queue.head) {
+        h2_call *c = list_pop(&o->queue);
+        c->state = C_NEW;
+        fail(e, c, ENVD_FAILURE_NOT_HTTP, NOT_H2_TLS, "ALPN");
+    }
     while (o->queue.head) {
         h2_conn *best = NULL;
         for (h2_conn *k = o->conns; k; k = k->next) {
@@ -762,7 +1033,7 @@ static void conn_ready(envd_h2c_engine *e, h2_conn *k)
         c->conn = NULL;
         list_push(&k->o->queue, c, 1);
     }
-    k->o->want_place = 1;
+    want_place(k->o);
 }
 
 /* ---- nghttp2 callbacks ------------------------------------------------------- */
@@ -809,7 +1080,7 @@ static int cb_frame_recv(nghttp2_session *s, const nghttp2_frame *f, void *ud)
         if (!(f->hd.flags & NGHTTP2_FLAG_ACK)) {
             if (!k->ready)
                 k->ready = -1; /* conn_ready runs after nghttp2 returns */
-            k->o->want_place = 1;
+            want_place(k->o);
         }
         break;
     case NGHTTP2_HEADERS: {
@@ -824,7 +1095,7 @@ static int cb_frame_recv(nghttp2_session *s, const nghttp2_frame *f, void *ud)
     }
     case NGHTTP2_GOAWAY:
         k->goaway = 1;
-        k->o->want_place = 1;
+        want_place(k->o);
         break;
     default: break;
     }
@@ -851,7 +1122,7 @@ static int cb_data(nghttp2_session *s, uint8_t flags, int32_t id, const uint8_t 
         c->conn = NULL;
         nghttp2_session_set_stream_user_data(s, id, NULL);
         nghttp2_submit_rst_stream(s, NGHTTP2_FLAG_NONE, id, NGHTTP2_CANCEL);
-        k->o->want_place = 1;
+        want_place(k->o);
         envd_h2c_engine *e = c->eng;
         conn_dirty(e, k);
         if (c->rep.err)
@@ -866,7 +1137,7 @@ static int cb_stream_close(nghttp2_session *s, int32_t id, uint32_t code, void *
 {
     h2_conn *k = ud;
     k->n_streams--;
-    k->o->want_place = 1;
+    want_place(k->o);
     if (k->n_streams == 0 && !k->open.n)
         k->idle_since = envd_now_ms();
     h2_call *c = stream_call(s, id);
@@ -955,7 +1226,7 @@ static int on_send_ready(envd_h2c_engine *e, h2_conn *k)
         }
         if (k->wlen == 0)
             break;
-        ssize_t w = send(k->fd, k->wbuf, k->wlen, MSG_NOSIGNAL);
+        ssize_t w = conn_send(k, k->wbuf, k->wlen);
         if (w < 0) {
             if (errno == EAGAIN || errno == EWOULDBLOCK) {
                 k->wblocked = 1;
@@ -1006,9 +1277,15 @@ static int conn_event(envd_h2c_engine *e, h2_conn *k, uint32_t ev)
         k->connected = 1;
         conn_dirty(e, k);
     }
+    if (k->ssl && !k->tls_up) {
+        int r = tls_step(e, k);
+        if (r <= 0)
+            return r;
+        ev |= EPOLLIN; /* records may have come with the handshake's last */
+    }
     if (ev & (EPOLLIN | EPOLLHUP | EPOLLERR)) {
         for (;;) {
-            ssize_t n = recv(k->fd, e->rbuf, sizeof e->rbuf, 0);
+            ssize_t n = conn_recv(k, e->rbuf, sizeof e->rbuf);
             if (n < 0) {
                 if (errno == EAGAIN || errno == EWOULDBLOCK)
                     break;
@@ -1040,13 +1317,17 @@ static int conn_event(envd_h2c_engine *e, h2_conn *k, uint32_t ev)
             }
             if (k->ready < 0)
                 conn_ready(e, k);
-            if ((size_t)n < sizeof e->rbuf)
+            /* A short read emptied the socket; TLS reads a record at a
+             * time and what it buffered wakes no epoll: read on. */
+            if (!k->ssl && (size_t)n < sizeof e->rbuf)
                 break;
         }
         conn_dirty(e, k); /* acknowledgements, window updates */
     }
-    if ((ev & EPOLLOUT) && k->connected)
+    if ((ev & EPOLLOUT) && k->connected) {
+        k->wblocked = 0; /* room again: flush_dirty skips blocked ones */
         conn_dirty(e, k);
+    }
     return 0;
 }
 
@@ -1056,7 +1337,7 @@ static void flush_dirty(envd_h2c_engine *e)
         h2_conn *k = e->dirty;
         e->dirty = k->dnext;
         k->on_dirty = 0;
-        if (!k->connected || k->wblocked)
+        if (!k->connected || k->wblocked || (k->ssl && !k->tls_up))
             continue;
         if (on_send_ready(e, k) != 0) {
             conn_io_error(e, k, errno);
@@ -1077,50 +1358,91 @@ static void flush_dirty(envd_h2c_engine *e)
 
 /* ---- origins ----------------------------------------------------------------- */
 
-static h2_origin *origin_get(envd_h2c_engine *e, const char *key)
+static h2_origin *origin_get(envd_h2c_engine *e, const h2_call *c)
 {
-    for (h2_origin *o = e->origins; o; o = o->next)
+    const char *key = c->okey, *auth = c->authority;
+    uint64_t hv = 1469598103934665603ull;
+    for (const char *q = key; *q; q++)
+        hv = (hv ^ (unsigned char)*q) * 1099511628211ull;
+    size_t b = (size_t)(hv & (H2_ORIGIN_BUCKETS - 1));
+    h2_origin **bucket = &e->obucket[b];
+    for (h2_origin *o = *bucket; o; o = o->hnext)
         if (strcmp(o->key, key) == 0)
             return o;
-    size_t kl = strlen(key);
-    h2_origin *o = envd_calloc(1, sizeof *o + 3 * (kl + 1) + 3);
+    size_t kl = strlen(key), al = strlen(auth);
+    h2_origin *o = envd_calloc(1, sizeof *o + kl + 1 + 3 * (al + 1) + 4);
     if (!o)
         return NULL;
     char *p = (char *)(o + 1);
     o->key = p;
     memcpy(p, key, kl + 1);
+    if (c->ca_file)
+        o->ca_file = p + (c->ca_file - c->okey);
+    o->insecure = c->insecure;
     p += kl + 1;
-    /* host and port: "[v6]:port", "host:port" or "host" (port 80) */
-    const char *h = key, *colon;
+    o->auth = p;
+    memcpy(p, auth, al + 1);
+    p += al + 1;
+    /* host and port: "[v6]:port", "host:port" or "host" (the scheme's) */
+    const char *h = auth, *colon;
     size_t hl;
-    if (key[0] == '[') {
-        const char *rb = strchr(key, ']');
-        h = key + 1;
-        hl = rb ? (size_t)(rb - h) : kl - 1;
+    if (auth[0] == '[') {
+        const char *rb = strchr(auth, ']');
+        h = auth + 1;
+        hl = rb ? (size_t)(rb - h) : al - 1;
         colon = rb && rb[1] == ':' ? rb + 1 : NULL;
     } else {
-        colon = strrchr(key, ':');
-        hl = colon ? (size_t)(colon - key) : kl;
+        colon = strrchr(auth, ':');
+        hl = colon ? (size_t)(colon - auth) : al;
     }
     o->host = p;
     memcpy(p, h, hl);
     p[hl] = '\0';
     p += hl + 1;
     o->port = p;
-    strcpy(p, colon ? colon + 1 : "80");
+    strcpy(p, colon ? colon + 1 : c->tls ? "443" : "80");
+    o->tls = c->tls;
+    o->eng = e;
+    unsigned char bin[16];
+    o->host_is_ip = inet_pton(AF_INET, o->host, bin) == 1 || inet_pton(AF_INET6, o->host, bin) == 1;
     o->next = e->origins;
     e->origins = o;
+    o->bucket = b;
+    o->hnext = *bucket;
+    *bucket = o;
     return o;
+}
+
+/* Unlinks o (no connection, call or queue left) and frees it. */
+static void origin_free(envd_h2c_engine *e, h2_origin *o)
+{
+    for (h2_origin **pp = &e->origins; *pp; pp = &(*pp)->next)
+        if (*pp == o) {
+            *pp = o->next;
+            break;
+        }
+    for (h2_origin **pp = &e->obucket[o->bucket]; *pp; pp = &(*pp)->hnext)
+        if (*pp == o) {
+            *pp = o->hnext;
+            break;
+        }
+    for (h2_origin **pp = &e->to_place; *pp; pp = &(*pp)->pnext)
+        if (*pp == o) {
+            *pp = o->pnext;
+            break;
+        }
+    free(o);
 }
 
 static void enter(envd_h2c_engine *e, h2_call *c)
 {
-    h2_origin *o = origin_get(e, c->authority);
+    h2_origin *o = origin_get(e, c);
     if (!o) {
         abort_call(e, c, ENVD_E_NOMEM, "out of memory");
         return;
     }
     c->origin = o;
+    o->n_calls++;
     atomic_fetch_add_explicit(&e->n_calls, 1, memory_order_relaxed);
     c->next = e->live;
     c->prev = NULL;
@@ -1131,7 +1453,7 @@ static void enter(envd_h2c_engine *e, h2_call *c)
         start_timers(e, c, envd_now_ms());
     c->state = C_QUEUED;
     list_push(&o->queue, c, 0);
-    o->want_place = 1;
+    want_place(o);
 }
 
 static void process_queue(envd_h2c_engine *e, envd_req *list)
@@ -1163,15 +1485,21 @@ static void process_queue(envd_h2c_engine *e, envd_req *list)
 
 static void place_all(envd_h2c_engine *e)
 {
-    for (h2_origin *o = e->origins; o; o = o->next)
-        if (o->want_place)
-            place(e, o);
+    while (e->to_place) {
+        h2_origin *o = e->to_place;
+        e->to_place = o->pnext;
+        place(e, o); /* may mark it again: then it is back on the list */
+    }
 }
 
-/* Closes connections that carried nothing for CONN_IDLE_MS. */
+/* Closes connections that carried nothing for CONN_IDLE_MS, and forgets
+ * origins left with no connection and no call (a batch over thousands of
+ * sandboxes with a host name each leaves that many behind). */
 static void sweep_idle(envd_h2c_engine *e, int64_t now)
 {
-    for (h2_origin *o = e->origins; o; o = o->next) {
+    h2_origin *o = e->origins;
+    while (o) {
+        h2_origin *onx = o->next;
         h2_conn *k = o->conns;
         while (k) {
             h2_conn *nx = k->next;
@@ -1180,6 +1508,9 @@ static void sweep_idle(envd_h2c_engine *e, int64_t now)
                 conn_close(e, k);
             k = nx;
         }
+        if (!o->conns && o->n_calls == 0 && !o->queue.head)
+            origin_free(e, o);
+        o = onx;
     }
 }
 
@@ -1279,12 +1610,15 @@ static envd_status h2c_start(envd_rpc_transport *t, const envd_rpc_request *req,
             return ENVD_INVALID_ARGUMENT;
         strings += strlen(h->name) + 1 + strlen(h->value) + 1;
     }
+    int tls = ep->tls ? 1 : 0;
+    const char *ca = tls && ep->ca_file && ep->ca_file[0] ? ep->ca_file : "";
+    size_t okl = 2 + strlen(auth) + (tls ? 3 + strlen(ca) : 0) + 1;
     size_t al = strlen(auth) + 1, ul = strlen(base) + strlen(req->method) + 1;
     size_t pl = strlen(rest) + strlen(req->method) + 1, ml = strlen(req->method) + 1;
     size_t body = envd_connect_body_size(req->kind, req->body_len);
     size_t nnv = 8 + nh;
-    size_t size = sizeof(h2_call) + nnv * sizeof(nghttp2_nv) + strings + al + ul + pl + ml + 24 +
-                  body;
+    size_t size = sizeof(h2_call) + nnv * sizeof(nghttp2_nv) + strings + al + okl + ul + pl + ml +
+                  24 + body;
     h2_call *c = envd_calloc(1, size);
     if (!c)
         return ENVD_E_NOMEM;
@@ -1297,6 +1631,17 @@ static envd_status h2c_start(envd_rpc_transport *t, const envd_rpc_request *req,
     memcpy(a, auth, al);
     p += al;
     c->authority = a;
+    c->okey = p;
+    c->tls = tls;
+    c->insecure = tls && ep->insecure;
+    if (tls) {
+        int n0 = sprintf(p, "s|%s|%d|", auth, c->insecure);
+        if (ca[0])
+            c->ca_file = p + n0;
+        p += n0 + (size_t)sprintf(p + n0, "%s", ca) + 1;
+    } else {
+        p += (size_t)sprintf(p, "h|%s", auth) + 1;
+    }
     char *url = p;
     p += (size_t)sprintf(url, "%s%s", base, req->method) + 1;
     c->url = url;
@@ -1309,7 +1654,7 @@ static envd_status h2c_start(envd_rpc_transport *t, const envd_rpc_request *req,
     p += 24;
     size_t n = 0;
     nv_set(&c->nva[n++], ":method", "POST");
-    nv_set(&c->nva[n++], ":scheme", "http");
+    nv_set(&c->nva[n++], ":scheme", tls ? "https" : "http");
     nv_set(&c->nva[n++], ":authority", a);
     nv_set(&c->nva[n++], ":path", path);
     nv_set(&c->nva[n++], "content-type", envd_connect_content_type(req->kind));
@@ -1442,8 +1787,21 @@ void envd_h2c_engine_free(envd_h2c_engine *e)
         return;
     nghttp2_session_callbacks_del(e->cbs);
     nghttp2_option_del(e->opt);
+    while (e->tls_ctxs) {
+        tls_ctx *t = e->tls_ctxs;
+        e->tls_ctxs = t->next;
+        SSL_CTX_free(t->ctx);
+        free(t);
+    }
     pthread_mutex_destroy(&e->mu);
     free(e);
+}
+
+void envd_h2c_engine_on_not_h2(envd_h2c_engine *e, void (*fn)(void *ud, const char *authority),
+                               void *ud)
+{
+    e->not_h2 = fn;
+    e->not_h2_ud = ud;
 }
 
 /* ---- fuzzing seam (tests/fuzz/fuzz_h2c.c) ----------------------------------- */

@@ -186,10 +186,16 @@ int envd_no_proxy_match(const char *no_proxy, const char *authority);
  * needed (tests). */
 typedef struct envd_h2c_engine envd_h2c_engine;
 envd_h2c_engine *envd_curl_engine_h2c(envd_curl_engine *e);
+/* Tests: take the https authority ("host:port") as one that chose h2, as
+ * if libcurl had seen it (its next Connect calls go to the h2c engine). */
+void envd_curl_engine_h2tls_learn(envd_curl_engine *e, const char *authority);
 
-/* ---- Connect over h2c on libnghttp2 (src/transport/h2c.c) ---------------- */
+/* ---- Connect over HTTP/2 on libnghttp2 (src/transport/h2c.c) ------------- */
 
-/* Per origin (host and port) a pool of HTTP/2 connections, each carrying
+/* h2c with prior knowledge, and https origins that chose h2 by ALPN (TLS
+ * by OpenSSL, verified against the endpoint's CA file or the system's
+ * roots unless insecure). Per origin (scheme, host, port, CA file and
+ * verification) a pool of HTTP/2 connections, each carrying
  * up to min(the server's SETTINGS_MAX_CONCURRENT_STREAMS,
  * lim->streams_per_connection) calls, at most lim->max_connections of
  * them; calls past that wait in order. No thread of its own: a host loop
@@ -209,6 +215,10 @@ void envd_h2c_engine_shutdown(envd_h2c_engine *e);
 /* After the host loop is gone. */
 void envd_h2c_engine_free(envd_h2c_engine *e);
 envd_rpc_transport *envd_h2c_engine_connect(envd_h2c_engine *e);
+/* fn(ud, authority) runs on the host loop when an https origin's ALPN
+ * chose something other than h2: its next calls should go elsewhere. */
+void envd_h2c_engine_on_not_h2(envd_h2c_engine *e, void (*fn)(void *ud, const char *authority),
+                               void *ud);
 /* Fuzzing seam: starts one call (req, cb) on an engine of its own whose
  * one connection has no socket: `server` is what the server sent, fed in
  * cuts of `cut` bytes, then the connection closes; a client stream sends

@@ -17,8 +17,11 @@
 typedef enum fx_route {
     FX_GRPC,    /* gRPC over h2c, straight to the server */
     FX_CONNECT, /* Connect over HTTP/1.1, straight to the server */
+    FX_H2C,     /* Connect over h2c (the nghttp2 engine), straight to the server */
     FX_GW_H1,   /* Connect over HTTP/1.1 through the gateway (HTTP/1.1 upstream) */
-    FX_GW_GRPC  /* gRPC through the gateway's grpc_pass port */
+    FX_GW_GRPC, /* gRPC through the gateway's grpc_pass port */
+    FX_GW_TLS   /* Connect over TLS with ALPN h2 through the gateway: libcurl
+                 * for the first call, the nghttp2 engine after it */
 } fx_route;
 
 typedef struct fixture {
@@ -47,9 +50,19 @@ static inline envd_client *fx_client(fixture *fx, const fx_tuning *t)
         port = fx->gw.h1_port;
     else if (fx->route == FX_GW_GRPC)
         port = fx->gw.grpc_port;
+    else if (fx->route == FX_GW_TLS)
+        port = fx->gw.tls_port;
     snprintf(addr, sizeof(addr), "127.0.0.1:%d", port);
     envd_config_set_domain(cfg, addr);
+    if (fx->route == FX_GW_TLS) {
+        char ca[300];
+        snprintf(ca, sizeof(ca), "%s/tls.crt", fx->gw.dir);
+        envd_config_set_scheme(cfg, "https");
+        envd_config_set_ca_file(cfg, ca);
+    }
     envd_config_set_transport(cfg, fx->kind);
+    if (fx->route == FX_H2C)
+        envd_config_set_h2c(cfg, 1);
     envd_config_set_request_timeout_ms(cfg, t && t->request_ms ? t->request_ms : 20000);
     if (t && t->keepalive_s)
         envd_config_set_keepalive_s(cfg, t->keepalive_s);
@@ -77,7 +90,7 @@ static inline int fx_setup(void **state, fx_route route, const fx_tuning *t)
     char tmp[300];
     snprintf(tmp, sizeof(tmp), "%s/tmp", fx->srv.root);
     mkdir(tmp, 0777); /* the sandbox's /tmp, for cwd tests */
-    if (route == FX_GW_H1 || route == FX_GW_GRPC) {
+    if (route == FX_GW_H1 || route == FX_GW_GRPC || route == FX_GW_TLS) {
         static const char *const ids[1] = {"sbx-cmd"};
         if (test_gateway_start(&fx->gw, &fx->srv, ids, 1) != 0)
             return -1;
@@ -86,6 +99,18 @@ static inline int fx_setup(void **state, fx_route route, const fx_tuning *t)
     if (envd_runtime_new(NULL, &fx->rt) != ENVD_OK)
         return -1;
     fx->c = fx_client(fx, t);
+    if (fx->c && route == FX_GW_TLS) {
+        /* libcurl learns that the gateway speaks h2 (ALPN): the tests'
+         * calls then run on the nghttp2 engine */
+        envd_entry_info *info = NULL;
+        envd_error *err = NULL;
+        if (envd_fs_get_info(fx->c, "/", &info, &err) != ENVD_OK) {
+            fprintf(stderr, "first call over TLS: %s\n", err ? envd_error_message(err) : "?");
+            envd_error_free(err);
+            return -1;
+        }
+        envd_entry_info_free(info);
+    }
     return fx->c ? 0 : -1;
 }
 

@@ -298,7 +298,7 @@ int test_gateway_start(test_gateway *g, const test_server *servers, const char *
     subst(&conf, "HASHED", hashed);
     subst(&conf, "FLAKY", servers[0].addr);
     subst(&conf, "WORKER_CONNECTIONS", "16384");
-    /* five distinct free ports, each put in the template */
+    /* distinct free ports, each put in the template */
     struct {
         int *port;
         const char *name;
@@ -306,6 +306,7 @@ int test_gateway_start(test_gateway *g, const test_server *servers, const char *
                  {&g->h2_port, "H2_PORT"},
                  {&g->grpc_port, "GRPC_PORT"},
                  {&g->tls_port, "TLS_PORT"},
+                 {&g->tls1_port, "TLS1_PORT"},
                  {&g->goaway_port, "GOAWAY_PORT"}};
     enum { NPORTS = sizeof ports / sizeof ports[0] };
     for (size_t i = 0; i < NPORTS; i++) {

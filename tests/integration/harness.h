@@ -39,6 +39,7 @@ typedef struct test_gateway {
     pid_t pid;
     int h1_port, h2_port, grpc_port;
     int tls_port;    /* TLS (ALPN h2), CA file dir/tls.crt */
+    int tls1_port;   /* as tls_port, but HTTP/1.1 only (no h2 in ALPN) */
     int goaway_port; /* as grpc_port, but GOAWAY after 20 requests a connection */
     char dir[256];
 } test_gateway;

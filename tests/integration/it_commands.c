@@ -18,6 +18,10 @@ static int setup_gw_h1(void **state)
 {
     return fx_setup(state, FX_GW_H1, NULL);
 }
+static int setup_gw_tls(void **state)
+{
+    return fx_setup(state, FX_GW_TLS, NULL);
+}
 static int setup_gw_grpc(void **state)
 {
     return fx_setup(state, FX_GW_GRPC, NULL);
@@ -914,5 +918,7 @@ int main(void)
         cmocka_run_group_tests_name("gateway http/1.1 (connect)", tests, setup_gw_h1, teardown);
     failed += cmocka_run_group_tests_name("gateway grpc (h2c to an envd-compatible server)",
                                           tests, setup_gw_grpc, teardown);
+    failed += cmocka_run_group_tests_name("gateway tls h2 (connect, nghttp2 after the first call)",
+                                          tests, setup_gw_tls, teardown);
     return failed;
 }
