@@ -405,28 +405,39 @@ ENVD_API envd_status envd_config_set_files_min_rate(envd_config *cfg, int64_t by
  * timeout, or for an upload (whose reply clock starts once its body is
  * sent) its envd_files_opts_set_timeout_ms deadline and idle timeout; one
  * that fires there says "without a connection". A cancelled request leaves
- * the queue at once. Over HTTPS with ALPN h2 a call that finds every
- * connection's streams in use opens another connection, up to
- * max_connections, so long streams do not hold up other calls. The runtime
- * sets up one new connection at a time per origin, and a burst's calls wait
- * for it rather than each opening its own (250 streams at once take 3
- * connections; libcurl alone took 151). /files over cleartext h2c: libcurl
+ * the queue at once. Over HTTPS, libcurl carries Connect calls to a
+ * host:port until it has seen that server choose h2 by ALPN; from then on
+ * they run on the nghttp2 engine below, as h2c does, over TLS (OpenSSL:
+ * the certificate verified against envd_config_set_ca_file's file or the
+ * system's roots, and the host name or address checked; SNI). A server
+ * that speaks HTTP/1.1 over TLS stays with libcurl; should one known as h2
+ * later turn h2 down, the calls already waiting for it fail unsent
+ * (UNAVAILABLE, "did not choose HTTP/2 over TLS") and the next go to
+ * libcurl again. Through a proxy (https_proxy, not exempt by no_proxy)
+ * everything stays with libcurl. While libcurl carries HTTPS with ALPN h2,
+ * a call that finds every connection's streams in use opens another
+ * connection, up to max_connections; the runtime sets up one new
+ * connection at a time per origin, and a burst's calls wait for it rather
+ * than each opening its own (250 streams at once take 3 connections;
+ * libcurl alone took 151). /files (any scheme) is libcurl's. /files over cleartext h2c: libcurl
  * before 8.0 cannot reuse such a connection (curl issue #10634), so one
  * connection per transfer, within max_connections.
- * Connect over h2c (libnghttp2): a connection carries up to the smaller of
+ * Connect over h2c, and over HTTPS once known as h2 (libnghttp2): a
+ * connection carries up to the smaller of
  * streams_per_connection and the server's SETTINGS_MAX_CONCURRENT_STREAMS,
  * read from its SETTINGS before any call is sent; a call that finds every
  * connection full opens another, up to max_connections; past that calls
  * wait in order, the request timeout running ("without a stream"). A
  * stream the server refused unprocessed (REFUSED_STREAM, past a GOAWAY) is
  * sent again on another connection. The host name is resolved once, on the
- * runtime's I/O thread, and again after a failed connect.
+ * runtime's I/O thread, and again after a failed connect; a connect that
+ * fails moves on to the name's next address (up to 4).
  * gRPC: one channel per connection; gRPC core does not expose the peer's
  * SETTINGS_MAX_CONCURRENT_STREAMS, so streams_per_connection is what is
  * counted (a peer allowing fewer makes core queue the excess on that
  * connection), and unary calls share the same connections.
  * Idle connections past the first are closed after a while (gRPC: 60 s);
- * Connect over h2c closes every connection idle for 60 s. */
+ * the nghttp2 engine closes every connection idle for 60 s. */
 #define ENVD_DEFAULT_STREAMS_PER_CONNECTION 100
 #define ENVD_DEFAULT_MAX_CONNECTIONS 200
 /* streams_per_connection 1..10000, max_connections 1..100000. */

@@ -88,6 +88,7 @@ enum { Q_ADD = 1u, Q_CANCEL = 2u, Q_RESUME = 4u, Q_ARM = 8u };
 #define H2_TAG ((uint64_t)1 << 63)
 
 #define H2_ORIGIN_BUCKETS 1024
+#define H2_MAX_ADDRS 4
 
 #define NOT_H2 "the server did not answer in HTTP/2 (not an h2c port? see envd_config_set_h2c)"
 #define NOT_H2_TLS "the server did not choose HTTP/2 over TLS (ALPN); later calls use libcurl"
@@ -147,6 +148,7 @@ struct h2_conn {
     h2_origin *o;
     h2_conn *next;
     int fd;
+    int addr_i;    /* which of the origin's addresses */
     nghttp2_session *s;
     SSL *ssl;      /* TLS origins */
     int tls_up;    /* the handshake is done (TLS) */
@@ -182,8 +184,13 @@ struct h2_origin {
     int tls, host_is_ip;
     tls_ctx *tc;         /* TLS: shared with origins of the same CA and verification */
     char tls_why[160];   /* TLS: why no context could be made ("" = none made yet) */
-    struct sockaddr_storage addr;
-    socklen_t alen;
+    /* The name's addresses, in getaddrinfo's order; cur is the one
+     * connections go to: a refused or failed connect moves it on to the
+     * next (localhost is ::1 first, a server may listen on 127.0.0.1
+     * only). */
+    struct sockaddr_storage addr[H2_MAX_ADDRS];
+    socklen_t alen[H2_MAX_ADDRS];
+    int naddr, cur;
     int resolved;
     /* A failed lookup is remembered for DNS_RETRY_MS: the calls queued
      * behind it fail with it instead of each blocking the I/O thread in
@@ -699,9 +706,15 @@ static int resolve(h2_origin *o, char *why, size_t cap)
         return rc == EAI_MEMORY ? -2 : -1;
     }
     o->dns_failed_at = 0;
-    memcpy(&o->addr, res->ai_addr, res->ai_addrlen);
-    o->alen = res->ai_addrlen;
-    o->resolved = 1;
+    o->naddr = 0;
+    o->cur = 0;
+    for (struct addrinfo *ai = res; ai && o->naddr < H2_MAX_ADDRS; ai = ai->ai_next) {
+        if (ai->ai_addrlen > sizeof o->addr[0])
+            continue;
+        memcpy(&o->addr[o->naddr], ai->ai_addr, ai->ai_addrlen);
+        o->alen[o->naddr++] = ai->ai_addrlen;
+    }
+    o->resolved = o->naddr > 0;
     freeaddrinfo(res);
     return 0;
 }
@@ -790,18 +803,26 @@ static int tls_step(envd_h2c_engine *e, h2_conn *k)
 {
     ERR_clear_error();
     int r = SSL_do_handshake(k->ssl);
-    if (r == 1) {
+    int err = r == 1 ? SSL_ERROR_NONE : SSL_get_error(k->ssl, r);
+    unsigned long ec = ERR_peek_last_error();
+    /* A server that knows ALPN but not h2 ends the handshake with an alert
+     * (nginx does); one that does not know ALPN chooses nothing. */
+    int refused = err == SSL_ERROR_SSL && ERR_GET_LIB(ec) == ERR_LIB_SSL &&
+                  ERR_GET_REASON(ec) == SSL_R_TLSV1_ALERT_NO_APPLICATION_PROTOCOL;
+    if (r == 1 || refused) {
         const unsigned char *p = NULL;
         unsigned n = 0;
-        SSL_get0_alpn_selected(k->ssl, &p, &n);
+        if (r == 1)
+            SSL_get0_alpn_selected(k->ssl, &p, &n);
+        ERR_clear_error();
         if (n != 2 || memcmp(p, "h2", 2) != 0) {
             h2_origin *o = k->o;
             o->not_h2_at = envd_now_ms();
             if (e->not_h2)
                 e->not_h2(e->not_h2_ud, o->auth);
             char detail[64];
-            snprintf(detail, sizeof detail, "ALPN: %.*s", n ? (int)(n < 32 ? n : 32) : 4,
-                     n ? (const char *)p : "none");
+            snprintf(detail, sizeof detail, "ALPN: %.*s", n ? (int)(n < 32 ? n : 32) : 16,
+                     n ? (const char *)p : refused ? "no common protocol" : "none");
             conn_lost(e, k, ENVD_FAILURE_NOT_HTTP, NOT_H2_TLS, detail, 0);
             return -1;
         }
@@ -809,7 +830,6 @@ static int tls_step(envd_h2c_engine *e, h2_conn *k)
         conn_dirty(e, k);
         return 1;
     }
-    int err = SSL_get_error(k->ssl, r);
     if (err == SSL_ERROR_WANT_READ) {
         set_events(e, k, EPOLLIN);
         return 0;
@@ -820,7 +840,6 @@ static int tls_step(envd_h2c_engine *e, h2_conn *k)
     }
     char detail[200];
     long vr = SSL_get_verify_result(k->ssl);
-    unsigned long ec = ERR_peek_last_error();
     if (vr != X509_V_OK && !k->o->insecure) {
         snprintf(detail, sizeof detail, "certificate verification failed: %s",
                  X509_verify_cert_error_string(vr));
@@ -906,8 +925,10 @@ static h2_conn *conn_open(envd_h2c_engine *e, h2_origin *o, envd_failure *kind, 
             return NULL;
         }
     }
+again:
     k->o = o;
-    k->fd = socket(o->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    k->addr_i = o->cur;
+    k->fd = socket(o->addr[o->cur].ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (k->fd < 0) {
         *kind = ENVD_FAILURE_LOCAL;
         snprintf(why, cap, "socket: %s", strerror(errno));
@@ -925,9 +946,20 @@ static h2_conn *conn_open(envd_h2c_engine *e, h2_origin *o, envd_failure *kind, 
         conn_free(e, k);
         return NULL;
     }
-    int rc = connect(k->fd, (struct sockaddr *)&o->addr, o->alen);
+    int rc = connect(k->fd, (struct sockaddr *)&o->addr[o->cur], o->alen[o->cur]);
     if (rc != 0 && errno != EINPROGRESS) {
         int err = errno;
+        if (o->cur + 1 < o->naddr) { /* the name's next address */
+            o->cur++;
+            if (k->ssl)
+                SSL_free(k->ssl);
+            k->ssl = NULL;
+            epoll_ctl(e->epoll_fd, EPOLL_CTL_DEL, k->fd, NULL);
+            close(k->fd);
+            atomic_fetch_sub_explicit(&e->n_conns, 1, memory_order_relaxed);
+            memset(k, 0, sizeof *k);
+            goto again;
+        }
         *kind = err == ECONNREFUSED ? ENVD_FAILURE_REFUSED : ENVD_FAILURE_UNREACHABLE;
         snprintf(why, cap, "%s", strerror(err));
         o->resolved = 0; /* look the name up again next time */
@@ -1268,7 +1300,25 @@ static int conn_event(envd_h2c_engine *e, h2_conn *k, uint32_t ev)
         if (getsockopt(k->fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0)
             err = errno;
         if (err) {
-            k->o->resolved = 0;
+            h2_origin *o = k->o;
+            if (k->addr_i + 1 < o->naddr && !k->pending.n && !k->open.n) {
+                o->cur = k->addr_i + 1; /* no call waits on it: try the next address */
+            } else if (k->addr_i + 1 < o->naddr) {
+                /* Its calls were never sent: they go back to the queue, in
+                 * order, for a connection to the name's next address. */
+                o->cur = k->addr_i + 1;
+                h2_call *c;
+                while ((c = k->pending.tail)) {
+                    list_del(&k->pending, c);
+                    c->state = C_QUEUED;
+                    c->conn = NULL;
+                    list_push(&o->queue, c, 1);
+                }
+                conn_close(e, k);
+                return -1;
+            } else {
+                o->resolved = 0;
+            }
             conn_io_error(e, k, err);
             return -1;
         }
