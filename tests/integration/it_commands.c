@@ -26,6 +26,10 @@ static int setup_gw_grpc(void **state)
 {
     return fx_setup(state, FX_GW_GRPC, NULL);
 }
+static int setup_h2c(void **state)
+{
+    return fx_setup(state, FX_H2C, NULL);
+}
 static int teardown(void **state)
 {
     return fx_teardown(state);
@@ -920,5 +924,6 @@ int main(void)
                                           tests, setup_gw_grpc, teardown);
     failed += cmocka_run_group_tests_name("gateway tls h2 (connect, nghttp2 after the first call)",
                                           tests, setup_gw_tls, teardown);
+    failed += cmocka_run_group_tests_name("connect (h2c, nghttp2)", tests, setup_h2c, teardown);
     return failed;
 }

@@ -97,6 +97,24 @@ if (opts.http === "both") {
   // SETTINGS_MAX_CONCURRENT_STREAMS: envd's Go server and E2B's edge say
   // 100; 1000 by default here so that tests not about the limit never meet it.
   h2 = http2.createServer({ settings: { maxConcurrentStreams: opts.maxStreams } }, app.handler);
+  // An answer complete while the request is still coming: envd's Go server
+  // resets the stream with NO_ERROR behind its END_STREAM (RFC 9113 8.1;
+  // x/net/http2 wroteFrame), so the client stops sending. Node does that
+  // only when the handler never read the body; one that read some and
+  // answered early (StreamInput for an unknown pid) left the stream open
+  // and unread, and a client out of flow-control window could neither end
+  // its request nor see the stream close. The compatibility API ends each
+  // answer with trailers, sent from its own 'wantTrailers' listener; the
+  // reset waits a turn so that it leaves after them (sooner, nghttp2 sends
+  // it first and the END_STREAM never goes).
+  h2.on("stream", (stream) => {
+    stream.on("wantTrailers", () =>
+      setImmediate(() => {
+        if (!stream.closed && !stream.destroyed && !stream.state.remoteClose)
+          stream.close(http2.constants.NGHTTP2_NO_ERROR);
+      }),
+    );
+  });
   const PREFACE = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
   listener = net.createServer((socket) => {
     // As Go (and so envd) does by default; the h2c hand-off below would
