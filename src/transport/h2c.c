@@ -1131,6 +1131,17 @@ static int cb_frame_recv(nghttp2_session *s, const nghttp2_frame *f, void *ud)
         break;
     default: break;
     }
+    /* The answer is whole while our request is still going (a server that
+     * answered early, an error to a client stream): the call is over. Stop
+     * sending and close the stream, as RFC 9113 8.1 lets a server ask with
+     * NO_ERROR; waiting for the server to read the rest, or to reset, hangs
+     * on one that does neither (no clock runs once the answer is in). */
+    if ((f->hd.type == NGHTTP2_HEADERS || f->hd.type == NGHTTP2_DATA) &&
+        (f->hd.flags & NGHTTP2_FLAG_END_STREAM) && stream_call(s, f->hd.stream_id) &&
+        !nghttp2_session_get_stream_local_close(s, f->hd.stream_id)) {
+        nghttp2_submit_rst_stream(s, NGHTTP2_FLAG_NONE, f->hd.stream_id, NGHTTP2_NO_ERROR);
+        conn_dirty(k->o->eng, k);
+    }
     return 0;
 }
 

@@ -477,6 +477,55 @@ static void on_complete(envd_future *f, void *ud)
     atomic_fetch_add(&g_completions, 1);
 }
 
+/* Connect over h2c, a client stream: the server answers not_found at once,
+ * whole (END_STREAM), and then neither reads the rest of the request nor
+ * resets the stream, for 4 s. */
+static void h2_answer_then_ignore(int fd)
+{
+    uint32_t sid = h2_head(fd, 200, "application/connect+proto");
+    static const char end[] = "{\"error\":{\"code\":\"not_found\","
+                              "\"message\":\"process with pid 1 not found\"}}";
+    unsigned char env[5 + sizeof end];
+    env[0] = 0x02;
+    env[1] = env[2] = env[3] = 0;
+    env[4] = (unsigned char)(sizeof end - 1);
+    memcpy(env + 5, end, sizeof end - 1);
+    if (sid)
+        fs_h2_data(fd, sid, env, 5 + sizeof end - 1, 1);
+    fs_sleep_ms(4000);
+}
+
+/* The client stops sending and ends the call with the server's answer
+ * instead of waiting, its send window spent, for a server that will never
+ * read: 512 KiB queued, 64 KiB of window. */
+static void h2c_answer_before_request_ends(void **state)
+{
+    (void)state;
+    fs_set_raw(h2_answer_then_ignore);
+    envd_input_stream *in = NULL;
+    assert_int_equal(envd_commands_open_input(g_ch, ENVD_PID(1), ENVD_INPUT_STDIN, &in), ENVD_OK);
+    static char chunk[64 << 10];
+    memset(chunk, 'i', sizeof chunk);
+    int64_t t0 = test_now_ms();
+    for (int i = 0; i < 8; i++) {
+        envd_error *err = NULL;
+        if (envd_input_stream_write(in, chunk, sizeof chunk, &err) != ENVD_OK) {
+            envd_error_free(err); /* the answer may already be in */
+            break;
+        }
+    }
+    assert_int_equal(envd_input_stream_end(in), ENVD_OK);
+    envd_future *f = envd_input_stream_future(in);
+    assert_int_equal(envd_future_wait(f, 10000), ENVD_OK);
+    int64_t dt = test_now_ms() - t0;
+    const envd_error *e = envd_future_error(f);
+    print_message("  h2c: answer before the request ended %5lld ms  %s: %s\n", (long long)dt,
+                  envd_strerror(envd_future_status(f)), e ? envd_error_message(e) : "");
+    assert_int_equal(envd_future_status(f), ENVD_NOT_FOUND);
+    assert_true(dt < 2000); /* not the server's 4 s */
+    envd_input_stream_free(in);
+}
+
 static envd_future *start(int op)
 {
     envd_future *f = NULL;
@@ -585,6 +634,7 @@ static int teardown(void **state)
 
 int main(void)
 {
-    const struct CMUnitTest tests[] = {cmocka_unit_test(hostile_server)};
+    const struct CMUnitTest tests[] = {cmocka_unit_test(hostile_server),
+                                       cmocka_unit_test(h2c_answer_before_request_ends)};
     return cmocka_run_group_tests(tests, setup, teardown);
 }
