@@ -1002,7 +1002,6 @@ again:
  * max_connections. */
 static void place(envd_h2c_engine *e, h2_origin *o)
 {
-    o->on_place = 0;
     while (o->not_h2_at && envd_now_ms() - o->not_h2_at < NOT_H2_HOLD_MS && o->queue.head) {
         h2_call *c = list_pop(&o->queue);
         c->state = C_NEW;
@@ -1544,12 +1543,20 @@ static void process_queue(envd_h2c_engine *e, envd_req *list)
     }
 }
 
+/* The origins marked so far, once each: one marked again while this runs
+ * waits for the next pass (as a flag per origin did). on_place is cleared
+ * here, not in place(), which the fuzzing seam also calls directly: an
+ * origin left on the list with its flag cleared could be pushed again and
+ * point at itself. */
 static void place_all(envd_h2c_engine *e)
 {
-    while (e->to_place) {
-        h2_origin *o = e->to_place;
-        e->to_place = o->pnext;
-        place(e, o); /* may mark it again: then it is back on the list */
+    h2_origin *list = e->to_place;
+    e->to_place = NULL;
+    while (list) {
+        h2_origin *o = list;
+        list = o->pnext;
+        o->on_place = 0;
+        place(e, o);
     }
 }
 
