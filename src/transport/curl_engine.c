@@ -1596,9 +1596,9 @@ envd_rpc_transport *envd_curl_engine_connect_for(envd_curl_engine *e, const envd
             if (envd_h2c_engine_new(&e->lim, e->epoll_fd, e->wake_fd, &h) == ENVD_OK) {
                 envd_h2c_engine_on_not_h2(h, h2tls_forget, e);
                 atomic_store_explicit(&e->h2c, h, memory_order_release);
-            }
-            else
+            } else {
                 e->h2c_failed = 1;
+            }
         }
         pthread_mutex_unlock(&e->h2c_mu);
     }
