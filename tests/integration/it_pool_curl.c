@@ -287,13 +287,18 @@ static void long_h1(void **state)
 
 /* Over TLS with ALPN h2 (the gateway's TLS port), 100 streams fill a
  * connection: 250 long streams all start (one waiting for a free stream
- * would reach its 120 s request timeout), the Stat finds a free stream, and
- * 251 calls take 3 connections, or 4 when a stream of the burst came to
- * the full first connection just before a free one was known. Without the
- * engine's one-connection-at-a-time admission, libcurl 7.88 opened one
- * connection per call past the first full one while the second was being
- * set up: 151 here. (250 keeps nginx, 3 sockets per stream here, under its
- * 1,024 worker connections.) */
+ * would reach its 120 s request timeout) and the Stat finds a free stream.
+ * The 251 calls are split between two carriers: libcurl takes the calls
+ * made before the first answer showed the server chose h2 (the burst is
+ * issued faster than that answer comes back, so anywhere from 1 to all of
+ * it), the nghttp2 engine the rest. Each carrier fills its connections to
+ * 100 streams, so the split costs at most one connection more than the
+ * 3 that 251 streams need, and a stream of the burst that came to a full
+ * connection just before a free one was known costs at most one more: 3 to
+ * 5. Without the one-connection-at-a-time admission, libcurl 7.88 opened
+ * one connection per call past the first full one while the second was
+ * being set up: 151 here. (250 keeps nginx, 3 sockets per stream here,
+ * under its 1,024 worker connections.) */
 static void long_tls_h2(void **state)
 {
     (void)state;
@@ -309,7 +314,7 @@ static void long_tls_h2(void **state)
     envd_runtime_free(rt);
     int conns = gateway_conns(&gw, gw.tls_port);
     fprintf(stderr, "TLS h2: 251 calls over %d connections\n", conns);
-    assert_in_range(conns, 3, 4);
+    assert_in_range(conns, 3, 5);
     test_gateway_stop(&gw);
     test_server_stop(&srv);
 }
@@ -353,6 +358,8 @@ static void burst_h1(void **state)
 
 int main(void)
 {
+    if (getenv("ENVD_TEST_FILTER"))
+        cmocka_set_test_filter(getenv("ENVD_TEST_FILTER"));
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(h1_capped),
         cmocka_unit_test(queued_timeout_and_cancel),
