@@ -243,9 +243,10 @@ ENVD_API envd_status envd_config_set_idle_timeout_ms(envd_config *cfg, int64_t m
  * on http:// URLs, for gateways that accept only HTTP/2. Default off: stock
  * envd speaks HTTP/1.1 only. (gRPC is always HTTP/2.) Connect calls then
  * share multiplexed connections (libnghttp2; see
- * envd_config_set_connection_limits), unless an http_proxy covers the host
- * (no_proxy is honoured as libcurl reads it), which libcurl then speaks to;
- * /files transfers go through libcurl with a connection each. */
+ * envd_config_set_connection_limits), and so do /files transfers, as
+ * streams beside them; unless an http_proxy covers the host (no_proxy is
+ * honoured as libcurl reads it), which libcurl then speaks to, with a
+ * connection for each /files transfer. */
 ENVD_API envd_status envd_config_set_h2c(envd_config *cfg, int enabled);
 /* PEM bundle to trust for https instead of the system store. NULL or ""
  * unsets. */
@@ -419,10 +420,13 @@ ENVD_API envd_status envd_config_set_files_min_rate(envd_config *cfg, int64_t by
  * connection, up to max_connections; the runtime sets up one new
  * connection at a time per origin, and a burst's calls wait for it rather
  * than each opening its own (250 streams at once take 3 connections;
- * libcurl alone took 151). /files (any scheme) is libcurl's. /files over cleartext h2c: libcurl
- * before 8.0 cannot reuse such a connection (curl issue #10634), so one
- * connection per transfer, within max_connections.
- * Connect over h2c, and over HTTPS once known as h2 (libnghttp2): a
+ * libcurl alone took 151). /files transfers follow the endpoint's Connect
+ * calls: on the nghttp2 engine where those are (streams on the same
+ * connections, the response decoded from gzip or deflate there), on
+ * libcurl elsewhere. Through a proxy, /files over cleartext h2c costs a
+ * connection per transfer (libcurl before 8.0 cannot reuse one, curl
+ * issue #10634), within max_connections.
+ * Connect and /files over h2c, and over HTTPS once known as h2 (libnghttp2): a
  * connection carries up to the smaller of
  * streams_per_connection and the server's SETTINGS_MAX_CONCURRENT_STREAMS,
  * read from its SETTINGS before any call is sent; a call that finds every

@@ -83,6 +83,7 @@ struct files_xfer {
     int64_t moved, reported; /* file bytes, for progress and results */
     int status;
     int body_ok;
+    int error_kept; /* an error reply's body was read as far as it is kept */
     int stopped_by_cb;
     envd_error *local_err; /* a local failure (source, sink, limit) that stopped it */
     struct envd_traffic *traffic; /* a reference, to report a 401 (api/traffic.h) */

@@ -102,7 +102,18 @@ static int on_status(void *ud, int status, int64_t content_length)
 static int on_data(void *ud, const uint8_t *d, size_t n)
 {
     files_xfer *x = ud;
-    return x->body_ok && x->is_read ? envd_files_sink(x, d, n) : envd_files_keep(x, d, n);
+    if (x->body_ok && x->is_read)
+        return envd_files_sink(x, d, n);
+    if (envd_files_keep(x, d, n) != 0)
+        return -1;
+    /* An error reply is read as far as its message is kept, and no
+     * further: the rest of a proxy's page, or of a server that stalls in
+     * it, would only hold the call up (the stop ends it with the reply). */
+    if (!x->body_ok && x->body.len >= ERROR_BODY_MAX) {
+        x->error_kept = 1;
+        return -1;
+    }
+    return 0;
 }
 
 static void on_progress(void *ud, int64_t sent, int64_t total)
@@ -121,6 +132,10 @@ static envd_error *outcome_error(files_xfer *x, envd_error *err)
         err = x->local_err;
         x->local_err = NULL;
         return err;
+    }
+    if (err && x->error_kept) { /* the stop after the error reply's message */
+        envd_error_free(err);
+        err = NULL;
     }
     if (err)
         return envd_error_wrap(err, x->is_read ? "failed to read file" : "failed to write file");
@@ -189,6 +204,7 @@ static int retried(files_xfer *x, envd_error **err)
         envd_http_release(h);
     x->status = 0;
     x->body_ok = 0;
+    x->error_kept = 0;
     x->content_length = -1;
     x->retry_after_ms = -1;
     envd_buf_free(&x->body);

@@ -1575,7 +1575,7 @@ int envd_no_proxy_match(const char *no_proxy, const char *authority)
     return 0;
 }
 
-envd_rpc_transport *envd_curl_engine_connect_for(envd_curl_engine *e, const envd_endpoint *ep)
+envd_h2c_engine *envd_curl_engine_h2_for(envd_curl_engine *e, const envd_endpoint *ep)
 {
     /* Through a proxy, libcurl's way (the proxy may not speak h2c at all);
      * which hosts it covers is known once the endpoint is: decided per call
@@ -1583,11 +1583,11 @@ envd_rpc_transport *envd_curl_engine_connect_for(envd_curl_engine *e, const envd
      * seen the authority choose h2 (ALPN): until then, and for servers
      * that speak HTTP/1.1 over TLS, libcurl carries it. */
     if (!ep)
-        return &e->connect_tp;
+        return NULL;
     const char *proxy = ep->tls ? e->proxy_https : e->proxy_http;
     if ((ep->tls ? !ep->authority || !h2tls_known(e, ep->authority) : !ep->h2c_prior_knowledge) ||
         (proxy && *proxy && !envd_no_proxy_match(e->no_proxy, ep->authority)))
-        return &e->connect_tp;
+        return NULL;
     envd_h2c_engine *h = atomic_load_explicit(&e->h2c, memory_order_acquire);
     if (!h) {
         pthread_mutex_lock(&e->h2c_mu);
@@ -1602,6 +1602,12 @@ envd_rpc_transport *envd_curl_engine_connect_for(envd_curl_engine *e, const envd
         }
         pthread_mutex_unlock(&e->h2c_mu);
     }
+    return h;
+}
+
+envd_rpc_transport *envd_curl_engine_connect_for(envd_curl_engine *e, const envd_endpoint *ep)
+{
+    envd_h2c_engine *h = envd_curl_engine_h2_for(e, ep);
     return h ? envd_h2c_engine_connect(h) : &e->connect_tp;
 }
 

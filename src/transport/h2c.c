@@ -1,5 +1,10 @@
 /* Connect over HTTP/2 on libnghttp2: cleartext with prior knowledge (h2c),
  * and over TLS (OpenSSL, ALPN h2) once an origin is known to speak HTTP/2.
+ * /files transfers to the same origins run here too (envd_h2c_http_start,
+ * from http.c), as streams beside the Connect calls: the request body is
+ * http_body.c's, the clocks are the ones http.c's transfers have on
+ * libcurl (reply timeout from the end of an upload, idle, whole-transfer
+ * deadline, minimum rate), and a gzip or deflate response is decoded here.
  *
  * libcurl before 8.0 cannot reuse a prior-knowledge h2c connection (curl
  * issue #10634): every Connect call over h2c paid a TCP connection of its
@@ -42,6 +47,7 @@
 #include "transport/connect_call.h"
 #include "core/alloc.h"
 #include "transport/curl_engine.h"
+#include "transport/http_body.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -57,9 +63,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <unistd.h>
+#include <zlib.h>
 
 enum { Q_ADD = 1u, Q_CANCEL = 2u, Q_RESUME = 4u, Q_ARM = 8u };
 
@@ -99,6 +107,24 @@ typedef struct h2_origin h2_origin;
 
 enum call_state { C_NEW, C_QUEUED, C_PENDING, C_OPEN, C_DONE };
 
+/* A /files transfer (envd_http_start) on this engine: what it has beyond a
+ * Connect call's connection, stream and clocks. */
+typedef struct h2_http {
+    envd_http_callbacks cb;
+    envd_http_body *body; /* NULL: no request body */
+    const char *label;    /* "POST /files?path=..." for messages */
+    int64_t reply_timeout_ms; /* the response is due this long after the body */
+    int64_t *retry_after_out;
+    int64_t last_progress;
+    int body_eof;  /* the whole body was produced (or there is none) */
+    int body_read; /* some of it was: the request can no longer be sent again */
+    int headers_done;
+    int encoding;  /* of the response: 0 none, -1 one not decoded here, else zlib's window bits */
+    int inflating; /* zs is initialised */
+    z_stream zs;
+    envd_error *err; /* decided on the way; wins at the end */
+} h2_http;
+
 struct h2_call {
     envd_h2c_engine *eng;
     atomic_int refs;
@@ -106,6 +132,7 @@ struct h2_call {
     atomic_int finished;
     envd_connect_reply rep;
     envd_connect_sendq sq;
+    h2_http *http; /* a /files transfer (then rep and sq are unused) */
 
     /* The request, in the call's own allocation. */
     nghttp2_nv *nva;
@@ -120,6 +147,9 @@ struct h2_call {
 
     int64_t timeout_ms, idle_timeout_ms;
     int timeout_whole, idle_before_first, timers_deferred;
+    /* /files: a deadline on the whole transfer, and the response body's
+     * minimum rate (min_bytes in every min_window_ms from its headers). */
+    int64_t deadline_ms, min_bytes, min_window_ms;
 
     /* I/O thread. */
     int state;
@@ -127,6 +157,8 @@ struct h2_call {
     h2_conn *conn;
     int32_t stream_id;
     int64_t first_deadline, last_activity;
+    int64_t deadline_at, rate_from;
+    uint64_t rate_bytes;
     int first_seen, timers_on;
     long status;
     int64_t content_length;
@@ -290,6 +322,13 @@ static h2_call *list_pop(call_list *l)
 
 static void call_free(h2_call *c)
 {
+    if (c->http) {
+        envd_http_body_free(c->http->body);
+        if (c->http->inflating)
+            inflateEnd(&c->http->zs);
+        envd_error_free(c->http->err);
+        free(c->http);
+    }
     envd_connect_reply_free(&c->rep);
     envd_connect_sendq_free(&c->sq);
     free(c);
@@ -393,6 +432,25 @@ static void detach(envd_h2c_engine *e, h2_call *c, int reset)
     c->state = C_NEW;
 }
 
+/* A /files transfer's outcome, as http.c's over libcurl: this side's stop
+ * (cancel, a clock) wins, then an error decided on the way (a body source
+ * that failed, an undecodable body), then the carrier's; a stream that
+ * ended before the response headers is a cut-off response. */
+static envd_error *http_outcome(h2_call *c, envd_error *failed, int aborted)
+{
+    h2_http *h = c->http;
+    envd_error *err = failed;
+    if (!aborted && h->err) {
+        envd_error_free(failed);
+        err = h->err;
+        h->err = NULL;
+    } else if (!err && !h->headers_done) {
+        err = envd_error_new(envd_failure_status(ENVD_FAILURE_BROKEN, 0), ENVD_TRANSPORT_HTTP, 0,
+                             "%s: the stream ended inside the response headers", h->label);
+    }
+    return err;
+}
+
 /* Ends c: failed is the carrier's error (NULL: the reply arrived whole),
  * kind its failure kind for the retry rule (0: none), aborted whether this
  * side stopped the call. */
@@ -413,13 +471,24 @@ static void finish(envd_h2c_engine *e, h2_call *c, envd_error *failed, int kind,
     if (c->next)
         c->next->prev = c->prev;
     c->prev = c->next = NULL;
-    envd_error *err = envd_connect_reply_finish(&c->rep, failed, aborted);
+    envd_error *err;
+    if (c->http) {
+        err = http_outcome(c, failed, aborted);
+    } else {
+        err = envd_connect_reply_finish(&c->rep, failed, aborted);
+    }
     if (err) {
         if (kind && err == failed)
             envd_error_set_failure(err, kind);
         envd_error_set_retry_after(err, c->retry_after_ms);
     }
-    c->rep.cb.on_done(c->rep.cb.ud, err);
+    if (c->http) {
+        if (c->http->retry_after_out)
+            *c->http->retry_after_out = c->retry_after_ms;
+        c->http->cb.on_done(c->http->cb.ud, err);
+    } else {
+        c->rep.cb.on_done(c->rep.cb.ud, err);
+    }
     call_unref(c); /* the engine's reference */
 }
 
@@ -428,14 +497,27 @@ static void fail(envd_h2c_engine *e, h2_call *c, envd_failure kind, const char *
 {
     char buf[512];
     snprintf(buf, sizeof buf, "%s (%s): %s", what, c->url, detail);
-    envd_error *err = envd_connect_reply_broken(&c->rep, envd_failure_status(kind, 0), buf);
+    envd_status st = envd_failure_status(kind, 0);
+    envd_error *err = c->http ? envd_error_new(st, ENVD_TRANSPORT_HTTP, (int)c->status, "%s: %s",
+                                               c->http->label, buf)
+                              : envd_connect_reply_broken(&c->rep, st, buf);
     finish(e, c, err, (int)kind, 0);
 }
 
 static void abort_call(envd_h2c_engine *e, h2_call *c, envd_status st, const char *why)
 {
-    envd_error *err =
-        envd_error_new(st, ENVD_TRANSPORT_CONNECT, 0, "%s: %s", c->rep.method, why);
+    envd_error *err;
+    if (c->http) {
+        /* The reply clock of an upload runs from the end of its body. */
+        const char *after = st == ENVD_DEADLINE_EXCEEDED && c->http->body &&
+                                    strncmp(why, "no response", 11) == 0
+                                ? " after the upload"
+                                : "";
+        err = envd_error_new(st, ENVD_TRANSPORT_HTTP, (int)c->status, "%s: %s%s",
+                             c->http->label, why, after);
+    } else {
+        err = envd_error_new(st, ENVD_TRANSPORT_CONNECT, 0, "%s: %s", c->rep.method, why);
+    }
     finish(e, c, err, 0, 1);
 }
 
@@ -457,6 +539,15 @@ static void start_timers(envd_h2c_engine *e, h2_call *c, int64_t now)
     }
     if (idle_applies(c))
         note_deadline(e, now + c->idle_timeout_ms);
+    if (c->deadline_ms > 0 && !c->deadline_at) {
+        c->deadline_at = now + c->deadline_ms;
+        note_deadline(e, c->deadline_at);
+    }
+}
+
+static int rate_applies(const h2_call *c)
+{
+    return c->min_bytes > 0 && c->min_window_ms > 0 && c->rate_from > 0;
 }
 
 static void on_activity(void *ud, int whole)
@@ -470,6 +561,10 @@ static void on_activity(void *ud, int whole)
             c->first_deadline = 0;
         if (c->timers_on && c->idle_timeout_ms > 0)
             note_deadline(c->eng, now + c->idle_timeout_ms);
+        c->rate_from = now;
+        c->rate_bytes = 0;
+        if (c->timers_on && rate_applies(c))
+            note_deadline(c->eng, now + c->min_window_ms);
     }
 }
 
@@ -487,7 +582,11 @@ static int64_t check_timers(envd_h2c_engine *e, int64_t now)
                     ? " without a stream (still connecting, or every connection to the endpoint "
                       "full: envd_config_set_connection_limits)"
                     : "";
-            if (c->first_deadline && now >= c->first_deadline) {
+            if (c->deadline_at && now >= c->deadline_at) {
+                snprintf(why, sizeof why, "deadline of %lld ms exceeded%s",
+                         (long long)c->deadline_ms, wait);
+                abort_call(e, c, envd_failure_status(ENVD_FAILURE_DEADLINE, 0), why);
+            } else if (c->first_deadline && now >= c->first_deadline) {
                 if (c->timeout_whole)
                     snprintf(why, sizeof why, "deadline of %lld ms exceeded%s",
                              (long long)c->timeout_ms, wait);
@@ -499,7 +598,22 @@ static int64_t check_timers(envd_h2c_engine *e, int64_t now)
                 snprintf(why, sizeof why, "no data received for %lld ms (idle timeout)%s",
                          (long long)(now - c->last_activity), wait);
                 abort_call(e, c, envd_failure_status(ENVD_FAILURE_IDLE, 0), why);
+            } else if (rate_applies(c) && now - c->rate_from >= c->min_window_ms &&
+                       c->rate_bytes < (uint64_t)c->min_bytes) {
+                snprintf(why, sizeof why,
+                         "%llu bytes in %lld ms, under the minimum of %lld (too slow)",
+                         (unsigned long long)c->rate_bytes, (long long)(now - c->rate_from),
+                         (long long)c->min_bytes);
+                abort_call(e, c, envd_failure_status(ENVD_FAILURE_IDLE, 0), why);
             } else {
+                if (rate_applies(c) && now - c->rate_from >= c->min_window_ms) {
+                    c->rate_from = now; /* the window was met: a new one */
+                    c->rate_bytes = 0;
+                }
+                if (rate_applies(c) && c->rate_from + c->min_window_ms < next)
+                    next = c->rate_from + c->min_window_ms;
+                if (c->deadline_at && c->deadline_at < next)
+                    next = c->deadline_at;
                 if (c->first_deadline && c->first_deadline < next)
                     next = c->first_deadline;
                 if (idle_applies(c) && c->last_activity + c->idle_timeout_ms < next)
@@ -621,11 +735,127 @@ static int conn_cap(const envd_h2c_engine *e, const h2_conn *k)
     return cap;
 }
 
+/* ---- /files (envd_http) on this engine ---------------------------------------- */
+
+/* The request body as the stream takes it (http_body.c: the form, the
+ * caller's sources, gzip); its end starts the wait for the response. */
+static ssize_t http_body_read(h2_call *c, uint8_t *buf, size_t len, uint32_t *flags)
+{
+    h2_http *h = c->http;
+    size_t got = envd_http_body_read(h->body, buf, len);
+    if (got == (size_t)-1) {
+        if (!h->err)
+            h->err = envd_error_new(ENVD_E_IO, ENVD_TRANSPORT_HTTP, 0, "%s: %s", h->label,
+                                    envd_http_body_error(h->body));
+        return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE; /* resets the stream */
+    }
+    h->body_read = 1;
+    on_activity(c, 0);
+    int64_t taken = envd_http_body_taken(h->body);
+    if (h->cb.on_progress && taken != h->last_progress) {
+        h->last_progress = taken;
+        h->cb.on_progress(h->cb.ud, taken, envd_http_body_total(h->body));
+    }
+    if (got == 0 || envd_http_body_done(h->body)) {
+        *flags |= NGHTTP2_DATA_FLAG_EOF;
+        if (!h->body_eof) {
+            h->body_eof = 1;
+            if (!c->first_seen && h->reply_timeout_ms > 0) {
+                c->timeout_ms = h->reply_timeout_ms;
+                c->first_deadline = envd_now_ms() + h->reply_timeout_ms;
+                if (c->timers_on)
+                    note_deadline(c->eng, c->first_deadline);
+            }
+        }
+    }
+    return (ssize_t)got;
+}
+
+/* The final response headers of a /files transfer. 0, or -1 when the
+ * caller's on_status stopped it (or the encoding cannot be decoded: h->err). */
+static int http_headers(h2_call *c)
+{
+    h2_http *h = c->http;
+    h->headers_done = 1;
+    on_activity(c, 1);
+    if (h->encoding < 0) {
+        h->err = envd_error_new(ENVD_E_PROTOCOL, ENVD_TRANSPORT_HTTP, (int)c->status,
+                                "%s: the response came in a content encoding that cannot be "
+                                "decoded (gzip and deflate can)",
+                                h->label);
+        return -1;
+    }
+    int64_t cl = h->encoding ? -1 : c->content_length; /* decoded size unknown */
+    if (h->cb.on_status && h->cb.on_status(h->cb.ud, (int)c->status, cl) != 0)
+        return -1;
+    return 0;
+}
+
+/* Response body bytes, decoded when the server encoded them (asked or not,
+ * as libcurl does with CURLOPT_ACCEPT_ENCODING), to the caller's on_data in
+ * pieces of at most 16 KiB: a small compressed body that inflates to
+ * gigabytes never sits in memory. 0, or -1 to stop (h->err says why, else
+ * the caller did). */
+static int http_data(h2_call *c, const uint8_t *data, size_t len)
+{
+    h2_http *h = c->http;
+    c->rate_bytes += len;
+    if (!h->encoding)
+        return h->cb.on_data && len && h->cb.on_data(h->cb.ud, data, len) != 0 ? -1 : 0;
+    if (!h->inflating) {
+        if (inflateInit2(&h->zs, h->encoding) != Z_OK) {
+            h->err = envd_error_new(ENVD_E_NOMEM, ENVD_TRANSPORT_HTTP, (int)c->status,
+                                    "%s: out of memory", h->label);
+            return -1;
+        }
+        h->inflating = 1;
+    }
+    uint8_t out[16 << 10];
+    h->zs.next_in = (Bytef *)(uintptr_t)data;
+    h->zs.avail_in = (uInt)len;
+    while (h->zs.avail_in > 0) {
+        h->zs.next_out = out;
+        h->zs.avail_out = sizeof out;
+        int zr = inflate(&h->zs, Z_NO_FLUSH);
+        size_t n = sizeof out - h->zs.avail_out;
+        if (n && h->cb.on_data && h->cb.on_data(h->cb.ud, out, n) != 0)
+            return -1;
+        if (zr == Z_STREAM_END)
+            break; /* what follows the compressed stream is ignored */
+        if (zr != Z_OK && !(zr == Z_BUF_ERROR && n)) {
+            h->err = envd_error_new(ENVD_E_PROTOCOL, ENVD_TRANSPORT_HTTP, (int)c->status,
+                                    "%s: the response body does not decode: %s", h->label,
+                                    h->zs.msg ? h->zs.msg : "corrupt data");
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* Content-Encoding to zlib's window bits: gzip, deflate (zlib's format, or
+ * gzip), 0 for identity, -1 for what cannot be decoded. */
+static int http_encoding(const char *v, size_t n)
+{
+    while (n && (*v == ' ' || *v == '\t'))
+        v++, n--;
+    while (n && (v[n - 1] == ' ' || v[n - 1] == '\t'))
+        n--;
+    if (n == 0 || (n == 8 && strncasecmp(v, "identity", 8) == 0))
+        return 0;
+    if ((n == 4 && strncasecmp(v, "gzip", 4) == 0) || (n == 6 && strncasecmp(v, "x-gzip", 6) == 0))
+        return 15 + 16;
+    if (n == 7 && strncasecmp(v, "deflate", 7) == 0)
+        return 15 + 32; /* zlib header (or gzip) detected */
+    return -1;
+}
+
 static ssize_t body_read(nghttp2_session *s, int32_t id, uint8_t *buf, size_t len,
                          uint32_t *flags, nghttp2_data_source *src, void *ud)
 {
     (void)s, (void)id, (void)ud;
     h2_call *c = src->ptr;
+    if (c->http)
+        return http_body_read(c, buf, len, flags);
     if (c->rep.kind == ENVD_RPC_CLIENT_STREAM) {
         size_t got = envd_connect_sendq_pull(&c->sq, buf, len);
         if (got == ENVD_SENDQ_PAUSE)
@@ -648,7 +878,8 @@ static ssize_t body_read(nghttp2_session *s, int32_t id, uint8_t *buf, size_t le
 static void submit(envd_h2c_engine *e, h2_conn *k, h2_call *c)
 {
     nghttp2_data_provider prd = {.source = {.ptr = c}, .read_callback = body_read};
-    int has_body = c->rep.kind == ENVD_RPC_CLIENT_STREAM || c->req_len > 0;
+    int has_body = c->http ? !c->http->body_eof
+                           : c->rep.kind == ENVD_RPC_CLIENT_STREAM || c->req_len > 0;
     int32_t id = nghttp2_submit_request(k->s, NULL, c->nva, c->nvlen, has_body ? &prd : NULL, c);
     if (id < 0) {
         c->state = C_NEW;
@@ -1069,6 +1300,18 @@ static void conn_ready(envd_h2c_engine *e, h2_conn *k)
 
 /* ---- nghttp2 callbacks ------------------------------------------------------- */
 
+/* A /files transfer stopped by this side while its stream is open: by the
+ * caller (on_status, on_data) or by a body that cannot be decoded. */
+static void http_stop(h2_call *c)
+{
+    envd_h2c_engine *e = c->eng;
+    detach(e, c, 1);
+    if (c->http->err)
+        finish(e, c, NULL, 0, 0);
+    else
+        abort_call(e, c, ENVD_CANCELED, "canceled");
+}
+
 static h2_call *stream_call(nghttp2_session *s, int32_t id)
 {
     return id > 0 ? nghttp2_session_get_stream_user_data(s, id) : NULL;
@@ -1082,13 +1325,17 @@ static int cb_header(nghttp2_session *s, const nghttp2_frame *f, const uint8_t *
     if (f->hd.type != NGHTTP2_HEADERS)
         return 0;
     h2_call *c = stream_call(s, f->hd.stream_id);
-    if (!c || c->rep.headers_done)
-        return 0; /* trailers: Connect puts nothing there */
+    if (!c || (c->http ? c->http->headers_done : c->rep.headers_done))
+        return 0; /* trailers: neither Connect nor /files puts anything there */
     c->responded = 1;
     on_activity(c, 0);
     const char *n = (const char *)name, *v = (const char *)value;
     if (namelen == 7 && memcmp(n, ":status", 7) == 0) {
         c->status = strtol(v, NULL, 10);
+        if (c->http)
+            c->http->encoding = 0; /* a new block (after a 1xx) */
+    } else if (namelen == 16 && c->http && memcmp(n, "content-encoding", 16) == 0) {
+        c->http->encoding = http_encoding(v, valuelen);
     } else if (namelen == 12 && memcmp(n, "content-type", 12) == 0) {
         size_t k = valuelen < sizeof c->ctype - 1 ? valuelen : sizeof c->ctype - 1;
         memcpy(c->ctype, v, k);
@@ -1116,7 +1363,10 @@ static int cb_frame_recv(nghttp2_session *s, const nghttp2_frame *f, void *ud)
         break;
     case NGHTTP2_HEADERS: {
         h2_call *c = stream_call(s, f->hd.stream_id);
-        if (c && !c->rep.headers_done && c->status >= 200) {
+        if (c && c->http && !c->http->headers_done && c->status >= 200) {
+            if (http_headers(c) != 0)
+                http_stop(c);
+        } else if (c && !c->http && !c->rep.headers_done && c->status >= 200) {
             envd_connect_reply_headers(&c->rep, c->status, c->ctype[0] ? c->ctype : NULL,
                                        c->content_length);
             if (c->rep.kind != ENVD_RPC_UNARY && !c->rep.body_ok)
@@ -1153,6 +1403,12 @@ static int cb_data(nghttp2_session *s, uint8_t flags, int32_t id, const uint8_t 
     if (!c)
         return 0;
     c->responded = 1;
+    if (c->http) {
+        on_activity(c, 0);
+        if (http_data(c, data, len) != 0)
+            http_stop(c);
+        return 0;
+    }
     if (!c->rep.headers_done)
         envd_connect_reply_headers(&c->rep, c->status, c->ctype[0] ? c->ctype : NULL,
                                    c->content_length);
@@ -1193,9 +1449,10 @@ static int cb_stream_close(nghttp2_session *s, int32_t id, uint32_t code, void *
     if (code == NGHTTP2_NO_ERROR) {
         finish(e, c, NULL, 0, 0);
     } else if (code == NGHTTP2_REFUSED_STREAM && !c->responded &&
-               c->rep.kind != ENVD_RPC_CLIENT_STREAM) {
+               (c->http ? !c->http->body_read : c->rep.kind != ENVD_RPC_CLIENT_STREAM)) {
         /* Not processed (RFC 9113 8.7): safe to send again. A client
-         * stream's envelopes may already be gone from its queue. */
+         * stream's envelopes may already be gone from its queue, an
+         * upload's source read on. */
         c->req_off = 0;
         c->state = C_QUEUED;
         list_push(&c->origin->queue, c, 1);
@@ -1653,15 +1910,19 @@ static void nv_set(nghttp2_nv *nv, const char *name, const char *value)
     nv->flags = NGHTTP2_NV_FLAG_NO_COPY_NAME | NGHTTP2_NV_FLAG_NO_COPY_VALUE;
 }
 
-static envd_status h2c_start(envd_rpc_transport *t, const envd_rpc_request *req,
-                             const envd_rpc_callbacks *cb, envd_rpc **out)
+/* A call with what every request on this engine carries, in one
+ * allocation: the origin key (scheme, authority, CA file, verification),
+ * the authority, the URL for messages (base URL and tail), the four pseudo
+ * headers (:path is the base URL's path prefix and tail) and the caller's
+ * headers (names lower-cased, as HTTP/2 wants). Room is left for more_nv
+ * more headers, and more bytes at *extra. ENVD_INVALID_ARGUMENT for a
+ * header holding CR or LF (or a colon or space in a name), ENVD_E_USAGE
+ * without an authority, ENVD_E_NOMEM. */
+static envd_status call_new(envd_h2c_engine *e, const envd_endpoint *ep, const char *method,
+                            const char *tail, const envd_kv *hd, size_t nh, size_t more_nv,
+                            size_t more, h2_call **out, char **extra)
 {
     *out = NULL;
-    envd_status st = envd_connect_check(req, cb);
-    if (st != ENVD_OK)
-        return st;
-    envd_h2c_engine *e = (envd_h2c_engine *)t;
-    const envd_endpoint *ep = req->ep;
     const char *auth = ep->authority;
     const char *base = ep->base_url;
     const char *rest = strstr(base, "://");
@@ -1669,10 +1930,9 @@ static envd_status h2c_start(envd_rpc_transport *t, const envd_rpc_request *req,
     rest += strcspn(rest, "/?#"); /* the base URL's path prefix */
     if (!auth || !auth[0])
         return ENVD_E_USAGE;
-
-    size_t strings = 0, nh = req->n_headers;
+    size_t strings = 0;
     for (size_t i = 0; i < nh; i++) {
-        const envd_kv *h = &req->headers[i];
+        const envd_kv *h = &hd[i];
         if (!h->name || !h->value || !h->name[0] || !header_ok(h->name, 1) ||
             !header_ok(h->value, 0))
             return ENVD_INVALID_ARGUMENT;
@@ -1681,18 +1941,18 @@ static envd_status h2c_start(envd_rpc_transport *t, const envd_rpc_request *req,
     int tls = ep->tls ? 1 : 0;
     const char *ca = tls && ep->ca_file && ep->ca_file[0] ? ep->ca_file : "";
     size_t okl = 2 + strlen(auth) + (tls ? 3 + strlen(ca) : 0) + 1;
-    size_t al = strlen(auth) + 1, ul = strlen(base) + strlen(req->method) + 1;
-    size_t pl = strlen(rest) + strlen(req->method) + 1, ml = strlen(req->method) + 1;
-    size_t body = envd_connect_body_size(req->kind, req->body_len);
-    size_t nnv = 8 + nh;
-    size_t size = sizeof(h2_call) + nnv * sizeof(nghttp2_nv) + strings + al + okl + ul + pl + ml +
-                  24 + body;
-    h2_call *c = envd_calloc(1, size);
+    size_t al = strlen(auth) + 1, tl = strlen(tail);
+    size_t ul = strlen(base) + tl + 1, pl = strlen(rest) + tl + 1, ml = strlen(method) + 1;
+    size_t nnv = 4 + nh + more_nv;
+    h2_call *c = envd_calloc(
+        1, sizeof(h2_call) + nnv * sizeof(nghttp2_nv) + strings + al + okl + ul + pl + ml + more);
     if (!c)
         return ENVD_E_NOMEM;
     c->eng = e;
     atomic_init(&c->refs, 1);
     envd_connect_sendq_init(&c->sq);
+    c->content_length = -1;
+    c->retry_after_ms = -1;
     c->nva = (nghttp2_nv *)(c + 1);
     char *p = (char *)(c->nva + nnv);
     char *a = p;
@@ -1711,45 +1971,76 @@ static envd_status h2c_start(envd_rpc_transport *t, const envd_rpc_request *req,
         p += (size_t)sprintf(p, "h|%s", auth) + 1;
     }
     char *url = p;
-    p += (size_t)sprintf(url, "%s%s", base, req->method) + 1;
+    p += (size_t)sprintf(url, "%s%s", base, tail) + 1;
     c->url = url;
     char *path = p;
-    p += (size_t)sprintf(path, "%s%s", rest, req->method) + 1;
-    char *method = p;
-    memcpy(method, req->method, ml);
+    p += (size_t)sprintf(path, "%s%s", rest, tail) + 1;
+    char *m = p;
+    memcpy(m, method, ml);
     p += ml;
-    char *clen = p;
-    p += 24;
     size_t n = 0;
-    nv_set(&c->nva[n++], ":method", "POST");
+    nv_set(&c->nva[n++], ":method", m);
     nv_set(&c->nva[n++], ":scheme", tls ? "https" : "http");
     nv_set(&c->nva[n++], ":authority", a);
     nv_set(&c->nva[n++], ":path", path);
-    nv_set(&c->nva[n++], "content-type", envd_connect_content_type(req->kind));
-    nv_set(&c->nva[n++], "connect-protocol-version", "1");
-    nv_set(&c->nva[n++], "user-agent", ENVD_USER_AGENT);
-    if (req->kind != ENVD_RPC_CLIENT_STREAM) {
-        snprintf(clen, 24, "%zu", body);
-        nv_set(&c->nva[n++], "content-length", clen);
-    }
     for (size_t i = 0; i < nh; i++) {
-        const envd_kv *h = &req->headers[i];
-        size_t kl = strlen(h->name) + 1, vl = strlen(h->value) + 1;
+        size_t kl = strlen(hd[i].name) + 1, vl = strlen(hd[i].value) + 1;
         char *kn = p, *kv = p + kl;
-        for (size_t j = 0; j < kl; j++) /* HTTP/2 field names are lower case */
-            kn[j] = (char)(h->name[j] >= 'A' && h->name[j] <= 'Z' ? h->name[j] + 32 : h->name[j]);
-        memcpy(kv, h->value, vl);
+        for (size_t j = 0; j < kl; j++)
+            kn[j] = (char)(hd[i].name[j] >= 'A' && hd[i].name[j] <= 'Z' ? hd[i].name[j] + 32
+                                                                          : hd[i].name[j]);
+        memcpy(kv, hd[i].value, vl);
         p += kl + vl;
         nv_set(&c->nva[n++], kn, kv);
     }
     c->nvlen = n;
+    *extra = p;
+    *out = c;
+    return ENVD_OK;
+}
+
+/* Hands a new call to the I/O thread. */
+static envd_status call_submit(envd_h2c_engine *e, h2_call *c)
+{
+    call_ref(c); /* the engine's */
+    if (enqueue(e, c, Q_ADD) != 0) {
+        call_free(c);
+        return ENVD_E_SHUTDOWN;
+    }
+    return ENVD_OK;
+}
+
+static envd_status h2c_start(envd_rpc_transport *t, const envd_rpc_request *req,
+                             const envd_rpc_callbacks *cb, envd_rpc **out)
+{
+    *out = NULL;
+    envd_status st = envd_connect_check(req, cb);
+    if (st != ENVD_OK)
+        return st;
+    envd_h2c_engine *e = (envd_h2c_engine *)t;
+    size_t body = envd_connect_body_size(req->kind, req->body_len);
+    h2_call *c = NULL;
+    char *p = NULL;
+    st = call_new(e, req->ep, "POST", req->method, req->headers, req->n_headers, 4,
+                  24 + strlen(req->method) + 1 + body, &c, &p);
+    if (st != ENVD_OK)
+        return st;
+    char *clen = p;
+    p += 24;
+    char *method = p;
+    p += (size_t)sprintf(method, "%s", req->method) + 1;
+    nv_set(&c->nva[c->nvlen++], "content-type", envd_connect_content_type(req->kind));
+    nv_set(&c->nva[c->nvlen++], "connect-protocol-version", "1");
+    nv_set(&c->nva[c->nvlen++], "user-agent", ENVD_USER_AGENT);
+    if (req->kind != ENVD_RPC_CLIENT_STREAM) {
+        snprintf(clen, 24, "%zu", body);
+        nv_set(&c->nva[c->nvlen++], "content-length", clen);
+    }
     uint8_t *b = (uint8_t *)p;
     envd_connect_body_fill(b, req->kind, req->body, req->body_len);
     c->req = b;
     c->req_len = body;
-    c->content_length = -1;
-    c->retry_after_ms = -1;
-    envd_connect_reply_init(&c->rep, req->kind, method, ep->max_message, cb,
+    envd_connect_reply_init(&c->rep, req->kind, method, req->ep->max_message, cb,
                             &c->cancel_requested, on_activity, c);
     c->timeout_ms = req->timeout_ms;
     switch (req->kind) {
@@ -1766,13 +2057,64 @@ static envd_status h2c_start(envd_rpc_transport *t, const envd_rpc_request *req,
         c->timers_deferred = 1;
         break;
     }
-    call_ref(c); /* the engine's */
-    if (enqueue(e, c, Q_ADD) != 0) {
-        call_free(c);
-        return ENVD_E_SHUTDOWN;
+    if ((st = call_submit(e, c)) == ENVD_OK)
+        *out = (envd_rpc *)(void *)c;
+    return st;
+}
+
+envd_status envd_h2c_http_start(envd_h2c_engine *e, const envd_http_request *req,
+                                const envd_http_callbacks *cb, envd_rpc **out)
+{
+    *out = NULL;
+    h2_http *h = envd_calloc(1, sizeof *h);
+    if (!h)
+        return ENVD_E_NOMEM;
+    h->cb = *cb;
+    envd_status st = ENVD_OK;
+    int form = req->n_parts > 0;
+    if ((form || req->raw) &&
+        (st = envd_http_body_new(form ? req->parts : req->raw, form ? req->n_parts : 1, form,
+                                 req->gzip_request, &h->body)) != ENVD_OK) {
+        free(h);
+        return st;
     }
-    *out = (envd_rpc *)(void *)c;
-    return ENVD_OK;
+    int64_t wire = h->body ? envd_http_body_wire_size(h->body) : 0;
+    h->body_eof = wire == 0; /* an empty body is never read */
+    size_t ll = strlen(req->method) + 1 + strlen(req->path) + 1;
+    h2_call *c = NULL;
+    char *p = NULL;
+    st = call_new(e, req->ep, req->method, req->path, req->headers, req->n_headers, 5, ll + 24,
+                  &c, &p);
+    if (st != ENVD_OK) {
+        envd_http_body_free(h->body);
+        free(h);
+        return st;
+    }
+    c->http = h;
+    h->label = p;
+    p += (size_t)sprintf(p, "%s %s", req->method, req->path) + 1;
+    nv_set(&c->nva[c->nvlen++], "user-agent", ENVD_USER_AGENT);
+    nv_set(&c->nva[c->nvlen++], "accept-encoding", req->accept_gzip ? "gzip" : "identity");
+    if (h->body) {
+        nv_set(&c->nva[c->nvlen++], "content-type", envd_http_body_content_type(h->body));
+        if (req->gzip_request)
+            nv_set(&c->nva[c->nvlen++], "content-encoding", "gzip");
+    }
+    if (wire >= 0 && strcmp(req->method, "GET") != 0) {
+        snprintf(p, 24, "%lld", (long long)wire);
+        nv_set(&c->nva[c->nvlen++], "content-length", p);
+    }
+    h->retry_after_out = req->retry_after_ms;
+    h->reply_timeout_ms = req->timeout_ms;
+    c->timeout_ms = h->body_eof ? req->timeout_ms : 0; /* else from the end of the body */
+    c->idle_timeout_ms = req->idle_timeout_ms;
+    c->idle_before_first = 1; /* an upload stalls before any response too */
+    c->deadline_ms = req->deadline_ms;
+    c->min_bytes = req->min_bytes;
+    c->min_window_ms = req->min_window_ms;
+    if ((st = call_submit(e, c)) == ENVD_OK)
+        *out = (envd_rpc *)(void *)c;
+    return st;
 }
 
 static envd_status h2c_send(envd_rpc *r, const uint8_t *msg, size_t len)
@@ -1901,48 +2243,72 @@ static void fuzz_feed(envd_h2c_engine *e, h2_conn *k, const uint8_t *data, size_
               "end of file", ENVD_FAILURE_CLOSED);
 }
 
+/* The engine of a fuzzing run: one connection at most, never a real one. */
+static envd_h2c_engine *fuzz_engine(void)
+{
+    envd_h2c_engine *e = NULL;
+    envd_pool_limits lim = {100, 1};
+    return envd_h2c_engine_new(&lim, -1, -1, &e) == ENVD_OK ? e : NULL;
+}
+
+/* Runs r, started on e, against the server's bytes; then ends everything. */
+static void fuzz_drive(envd_h2c_engine *e, envd_rpc *r, const uint8_t *server, size_t len,
+                       size_t cut)
+{
+    process_queue(e, take_queue(e, 0));
+    h2_origin *o = e->origins;
+    h2_conn *k = o ? envd_calloc(1, sizeof *k) : NULL;
+    nghttp2_settings_entry iv[] = {{NGHTTP2_SETTINGS_ENABLE_PUSH, 0}};
+    if (k) {
+        k->o = o;
+        k->fd = -1;
+        k->connected = 1;
+        if (nghttp2_session_client_new2(&k->s, e->cbs, k, e->opt) != 0 ||
+            nghttp2_submit_settings(k->s, NGHTTP2_FLAG_NONE, iv, 1) != 0) {
+            conn_free(e, k);
+            k = NULL;
+        }
+    }
+    if (k) {
+        k->next = o->conns;
+        o->conns = k;
+        o->n_conns++;
+        place(e, o);
+        process_queue(e, take_queue(e, 0)); /* close_send's resume */
+        fuzz_feed(e, k, server, len, cut ? cut : 1);
+    }
+    if (r)
+        e->tp.ops->release(r);
+    envd_h2c_engine_shutdown(e); /* anything still open ends here */
+    envd_h2c_engine_free(e);
+}
+
 envd_status envd_h2c_fuzz_call(const envd_rpc_request *req, const envd_rpc_callbacks *cb,
                                const uint8_t *server, size_t len, size_t cut, int close_send)
 {
-    envd_h2c_engine *e = NULL;
-    envd_pool_limits lim = {100, 1}; /* one connection: never a real one */
-    envd_status st = envd_h2c_engine_new(&lim, -1, -1, &e);
-    if (st != ENVD_OK)
-        return st;
+    envd_h2c_engine *e = fuzz_engine();
+    if (!e)
+        return ENVD_E_NOMEM;
     envd_rpc *r = NULL;
-    st = e->tp.ops->start(&e->tp, req, cb, &r);
-    if (st == ENVD_OK) {
-        if (close_send && req->kind == ENVD_RPC_CLIENT_STREAM) {
-            static const uint8_t msg[3] = {0x0a, 0x01, 'x'};
-            e->tp.ops->send(r, msg, sizeof msg);
-            e->tp.ops->close_send(r);
-        }
-        process_queue(e, take_queue(e, 0));
-        h2_origin *o = e->origins;
-        h2_conn *k = o ? envd_calloc(1, sizeof *k) : NULL;
-        nghttp2_settings_entry iv[] = {{NGHTTP2_SETTINGS_ENABLE_PUSH, 0}};
-        if (k) {
-            k->o = o;
-            k->fd = -1;
-            k->connected = 1;
-            if (nghttp2_session_client_new2(&k->s, e->cbs, k, e->opt) != 0 ||
-                nghttp2_submit_settings(k->s, NGHTTP2_FLAG_NONE, iv, 1) != 0) {
-                conn_free(e, k);
-                k = NULL;
-            }
-        }
-        if (k) {
-            k->next = o->conns;
-            o->conns = k;
-            o->n_conns++;
-            place(e, o);
-            process_queue(e, take_queue(e, 0)); /* close_send's resume */
-            fuzz_feed(e, k, server, len, cut ? cut : 1);
-        }
-        e->tp.ops->release(r);
+    envd_status st = e->tp.ops->start(&e->tp, req, cb, &r);
+    if (st == ENVD_OK && close_send && req->kind == ENVD_RPC_CLIENT_STREAM) {
+        static const uint8_t msg[3] = {0x0a, 0x01, 'x'};
+        e->tp.ops->send(r, msg, sizeof msg);
+        e->tp.ops->close_send(r);
     }
-    envd_h2c_engine_shutdown(e); /* anything still open ends here */
-    envd_h2c_engine_free(e);
+    fuzz_drive(e, r, server, len, cut);
+    return st;
+}
+
+envd_status envd_h2c_fuzz_http(const envd_http_request *req, const envd_http_callbacks *cb,
+                               const uint8_t *server, size_t len, size_t cut)
+{
+    envd_h2c_engine *e = fuzz_engine();
+    if (!e)
+        return ENVD_E_NOMEM;
+    envd_rpc *r = NULL;
+    envd_status st = envd_h2c_http_start(e, req, cb, &r);
+    fuzz_drive(e, r, server, len, cut);
     return st;
 }
 

@@ -22,6 +22,10 @@
 
 struct envd_http {
     envd_curl_xfer x; /* first */
+    /* Set: the transfer runs on the nghttp2 engine (h2c.c) and nothing
+     * else here is used. */
+    envd_rpc *h2;
+    const envd_rpc_ops *h2ops;
     envd_http_callbacks cb;
     char *label; /* "POST /files?path=..." for messages */
     char *url;
@@ -336,6 +340,23 @@ static envd_status setup_request(envd_http *h, const envd_http_request *req)
     return ENVD_OK;
 }
 
+/* The transfer as a stream of the nghttp2 engine. */
+static envd_status h2_start(envd_h2c_engine *h2e, const envd_http_request *req,
+                            const envd_http_callbacks *cb, envd_http **out)
+{
+    envd_http *h = envd_calloc(1, sizeof *h);
+    if (!h)
+        return ENVD_E_NOMEM;
+    h->h2ops = envd_h2c_engine_connect(h2e)->ops;
+    envd_status st = envd_h2c_http_start(h2e, req, cb, &h->h2);
+    if (st != ENVD_OK) {
+        free(h);
+        return st;
+    }
+    *out = h;
+    return ENVD_OK;
+}
+
 envd_status envd_http_start(envd_curl_engine *e, const envd_http_request *req,
                             const envd_http_callbacks *cb, envd_http **out)
 {
@@ -345,6 +366,9 @@ envd_status envd_http_start(envd_curl_engine *e, const envd_http_request *req,
     envd_status st = e ? check_request(req, cb) : ENVD_E_USAGE;
     if (st != ENVD_OK)
         return st;
+    envd_h2c_engine *h2e = req->tune ? NULL : envd_curl_engine_h2_for(e, req->ep);
+    if (h2e)
+        return h2_start(h2e, req, cb, out);
     envd_http *h = http_new(e, req, cb);
     if (!h)
         return ENVD_E_NOMEM;
@@ -359,12 +383,18 @@ envd_status envd_http_start(envd_curl_engine *e, const envd_http_request *req,
 
 void envd_http_cancel(envd_http *h)
 {
-    if (h)
+    if (h && h->h2)
+        h->h2ops->cancel(h->h2);
+    else if (h)
         envd_curl_xfer_cancel(&h->x);
 }
 
 void envd_http_release(envd_http *h)
 {
-    if (h)
+    if (h && h->h2) {
+        h->h2ops->release(h->h2);
+        free(h);
+    } else if (h) {
         envd_curl_xfer_unref(&h->x);
+    }
 }

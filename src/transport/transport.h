@@ -306,10 +306,26 @@ typedef struct envd_http_callbacks {
 
 typedef struct envd_http envd_http;
 
+/* Starts a transfer. An endpoint whose Connect calls the nghttp2 engine
+ * carries (h2c, or https known to speak h2; no proxy in the way) has its
+ * transfers there too, as streams on the same connections; libcurl carries
+ * the rest, and every request with a tune() of its own. */
 envd_status envd_http_start(envd_curl_engine *e, const envd_http_request *req,
                             const envd_http_callbacks *cb, envd_http **out);
 void envd_http_cancel(envd_http *h);
 void envd_http_release(envd_http *h);
+
+/* The same transfer on the nghttp2 engine (h2c.c): req is checked already
+ * and has no tune(). *out ends like a Connect call of the engine
+ * (envd_h2c_engine_connect(e)->ops: cancel, release). */
+envd_status envd_h2c_http_start(envd_h2c_engine *e, const envd_http_request *req,
+                                const envd_http_callbacks *cb, envd_rpc **out);
+/* Fuzzing seam: as envd_h2c_fuzz_call, for a /files transfer. */
+envd_status envd_h2c_fuzz_http(const envd_http_request *req, const envd_http_callbacks *cb,
+                               const uint8_t *server, size_t len, size_t cut);
+/* The nghttp2 engine that carries ep's Connect calls, made on first use;
+ * NULL when libcurl does (see envd_curl_engine_connect_for). */
+envd_h2c_engine *envd_curl_engine_h2_for(envd_curl_engine *e, const envd_endpoint *ep);
 
 /* ---- transport choice (src/transport/select.c) -------------------------- */
 

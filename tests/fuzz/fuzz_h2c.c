@@ -4,10 +4,13 @@
  * leak. The connection has no socket (envd_h2c_fuzz_call): the input is the
  * server's bytes, cut at the sizes byte 1 asks for, and their end closes
  * the connection.
+ * /files transfers on the same engine go through its HTTP side (status,
+ * content encodings and gzip decoding, the upload body) the same way.
  * Input: byte 0: bit 0 puts an empty SETTINGS frame first, bits 1-2 pick
  * the kind (unary, server stream, client stream), bit 3 sends a message
- * and closes a client stream; byte 1 the cut size; the rest is what the
- * server sent. */
+ * and closes a client stream, bit 4 makes it a /files transfer instead
+ * (bit 5: an upload, else a download asking for gzip); byte 1 the cut
+ * size; the rest is what the server sent. */
 #include "fuzz_util.h"
 
 #include "transport/transport.h"
@@ -23,6 +26,23 @@ static int on_message(void *ud, const uint8_t *m, size_t n)
     (void)n;
     outcome *o = ud;
     FUZZ_CHECK(!o->done);
+    o->messages++;
+    return 0;
+}
+
+static int on_status(void *ud, int status, int64_t content_length)
+{
+    (void)content_length;
+    outcome *o = ud;
+    FUZZ_CHECK(!o->done && status >= 200 && status <= 999);
+    return 0;
+}
+
+static int on_data(void *ud, const uint8_t *d, size_t n)
+{
+    (void)d;
+    outcome *o = ud;
+    FUZZ_CHECK(!o->done && n > 0 && n <= (16 << 10)); /* decoded in bounded pieces */
     o->messages++;
     return 0;
 }
@@ -75,8 +95,28 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         .timeout_ms = 5000,
     };
     outcome o = {0};
-    envd_rpc_callbacks cb = {on_message, on_done, &o};
-    envd_status st = envd_h2c_fuzz_call(&req, &cb, server, n, cut, (data[0] >> 3) & 1);
+    envd_status st;
+    if (data[0] & 16) {
+        static const envd_http_part part = {.data = (const uint8_t *)"hello", .len = 5};
+        int up = (data[0] >> 5) & 1;
+        envd_http_request hr = {
+            .ep = &ep,
+            .method = up ? "POST" : "GET",
+            .path = "/files?path=%2Ftmp%2Fx&username=root",
+            .headers = hdrs,
+            .n_headers = 1,
+            .parts = up ? &part : NULL,
+            .n_parts = up ? 1 : 0,
+            .accept_gzip = !up,
+            .timeout_ms = 5000,
+        };
+        envd_http_callbacks hcb = {on_status, on_data, NULL, on_done, &o};
+        st = envd_h2c_fuzz_http(&hr, &hcb, server, n, cut);
+        kind = ENVD_RPC_SERVER_STREAM; /* any number of pieces */
+    } else {
+        envd_rpc_callbacks cb = {on_message, on_done, &o};
+        st = envd_h2c_fuzz_call(&req, &cb, server, n, cut, (data[0] >> 3) & 1);
+    }
     FUZZ_CHECK(st != ENVD_OK || o.done == 1);
     FUZZ_CHECK(kind != ENVD_RPC_UNARY || o.messages <= 1);
     free(server);

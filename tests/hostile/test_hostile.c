@@ -382,9 +382,32 @@ static void g_401_over_window(int fd)
     fs_drain(fd, 4000);
 }
 
+/* /files over h2c: a body in an encoding nothing here decodes. */
+static void f_unknown_encoding(int fd)
+{
+    int sid = fs_h2_accept(fd);
+    if (sid < 0)
+        return;
+    unsigned char block[128];
+    size_t n = fs_hpack_literal(block, ":status", "200");
+    n += fs_hpack_literal(block + n, "content-encoding", "br");
+    if (fs_h2_frame(fd, 0x1, 0x4, (uint32_t)sid, block, n) == 0)
+        fs_h2_data(fd, (uint32_t)sid, "\x0b\x02\x80hello\x03", 9, 1);
+    fs_drain(fd, 500);
+}
+
 /* ---- the cases ----------------------------------------------------------------- */
 
-enum { OP_RUN, OP_LIST, OP_READ, OP_GRPC_RUN = 8, OP_GRPC_LIST, OP_H2C_RUN = 16, OP_H2C_LIST };
+enum {
+    OP_RUN,
+    OP_LIST,
+    OP_READ,
+    OP_GRPC_RUN = 8,
+    OP_GRPC_LIST,
+    OP_H2C_RUN = 16,
+    OP_H2C_LIST,
+    OP_H2C_READ
+};
 
 typedef struct hcase {
     const char *name;
@@ -466,6 +489,17 @@ static const hcase CASES[] = {
      * wait ends the reply */
     {"h2c: a 401 page over the stream window", g_401_over_window, OP_H2C_LIST,
      ENVD_UNAUTHENTICATED, ENVD_OK, "401", 6000},
+    /* /files over h2c: the nghttp2 engine's HTTP side, with the clocks and
+     * the minimum rate of the HTTP/1.1 cases */
+    {"h2c /files: one byte every 300 ms", g_trickle, OP_H2C_READ, ENVD_E_IDLE_TIMEOUT, ENVD_OK,
+     "too slow", 6000},
+    {"h2c /files: a 401 page", g_401, OP_H2C_READ, ENVD_UNAUTHENTICATED, ENVD_OK, "401", 6000},
+    {"h2c /files: a 401 page over the stream window", g_401_over_window, OP_H2C_READ,
+     ENVD_UNAUTHENTICATED, ENVD_OK, "401", 6000},
+    {"h2c /files: reset in the middle of the body", g_reset_mid_message, OP_H2C_READ,
+     ENVD_UNAVAILABLE, ENVD_OK, NULL, 6000},
+    {"h2c /files: an encoding it cannot decode", f_unknown_encoding, OP_H2C_READ,
+     ENVD_E_PROTOCOL, ENVD_OK, "encoding", 6000},
 };
 
 static atomic_int g_completions;
@@ -536,7 +570,7 @@ static envd_future *start(int op)
     else if (op == OP_LIST || op == OP_GRPC_LIST || op == OP_H2C_LIST)
         st = envd_fs_list_async(c, "/tmp", 1, &f);
     else
-        st = envd_files_read_async(g_c, "/tmp/x", NULL, &f);
+        st = envd_files_read_async(op == OP_H2C_READ ? g_ch : g_c, "/tmp/x", NULL, &f);
     assert_int_equal(st, ENVD_OK);
     return f;
 }
@@ -545,6 +579,7 @@ static void one_case(const hcase *k)
 {
     g_h2_ctype = k->op == OP_H2C_RUN    ? "application/connect+proto"
                  : k->op == OP_H2C_LIST ? "application/proto"
+                 : k->op == OP_H2C_READ ? "application/octet-stream"
                                         : "application/grpc";
     if (k->op >= OP_GRPC_RUN)
         fs_set_raw(k->fn);

@@ -5,7 +5,8 @@
  *   - a gzip bomb on /files: 1 GiB of zeros in about 1 MiB on the wire,
  *     gzip-encoded although the client did not ask for it. libcurl decodes
  *     it; into a callback sink the client's memory stays flat, and the
- *     whole 1 GiB is counted as the file (it is the file the server sent). */
+ *     whole 1 GiB is counted as the file (it is the file the server sent).
+ *     The same over h2c, where the nghttp2 engine decodes it itself. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -128,6 +129,31 @@ static void make_bomb(void)
     deflateEnd(&z);
 }
 
+/* The bomb as an HTTP/2 response, in 16 KiB DATA frames. The client's
+ * windows (1 MiB a stream, 16 MiB the connection) take the ~1 MiB whole;
+ * the server writes without reading their updates. */
+static void bomb_reply_h2(int fd)
+{
+    int sid = fs_h2_accept(fd);
+    if (sid < 0)
+        return;
+    unsigned char block[256];
+    char cl[32];
+    snprintf(cl, sizeof cl, "%zu", g_bomb_len);
+    size_t n = fs_hpack_literal(block, ":status", "200");
+    n += fs_hpack_literal(block + n, "content-type", "application/octet-stream");
+    n += fs_hpack_literal(block + n, "content-encoding", "gzip");
+    n += fs_hpack_literal(block + n, "content-length", cl);
+    if (fs_h2_frame(fd, 0x1, 0x4, (uint32_t)sid, block, n))
+        return;
+    for (size_t o = 0; o < g_bomb_len; o += 16384) {
+        size_t k = g_bomb_len - o < 16384 ? g_bomb_len - o : 16384;
+        if (fs_h2_data(fd, (uint32_t)sid, g_bomb + o, k, o + k == g_bomb_len))
+            return;
+    }
+    fs_drain(fd, 1000);
+}
+
 static void bomb_reply(int fd)
 {
     char h[256];
@@ -156,13 +182,27 @@ static int count_sink(void *ud, const uint8_t *data, size_t len)
     return 0;
 }
 
-static void gzip_bomb_on_files(void **state)
+static void bomb_read(int h2c)
 {
-    (void)state;
     make_bomb();
     print_message("  bomb: %lld bytes in %zu on the wire\n", (long long)BOMB_BYTES, g_bomb_len);
     envd_client *c = client("http", ENVD_TRANSPORT_CONNECT);
-    fs_set(bomb_reply);
+    if (h2c) {
+        envd_client_free(c);
+        envd_config *cfg = envd_config_new();
+        char dom[64];
+        snprintf(dom, sizeof dom, "127.0.0.1:%d", g_fs.port);
+        c = NULL;
+        if (envd_config_set_domain(cfg, dom) || envd_config_set_h2c(cfg, 1) ||
+            envd_config_set_transport(cfg, ENVD_TRANSPORT_CONNECT) ||
+            envd_config_set_idle_timeout_ms(cfg, 1500) ||
+            envd_client_new(g_rt, "sbx-h", cfg, &c, NULL))
+            fail_msg("cannot make an h2c client");
+        envd_config_free(cfg);
+        fs_set_raw(bomb_reply_h2);
+    } else {
+        fs_set(bomb_reply);
+    }
     envd_files_opts *o = envd_files_opts_new();
     counted n = {0, 0};
     assert_int_equal(envd_files_opts_set_sink(o, count_sink, &n), ENVD_OK);
@@ -172,8 +212,9 @@ static void gzip_bomb_on_files(void **state)
     envd_error *err = NULL;
     envd_status st = envd_files_read(c, "/tmp/bomb", o, &data, &len, &err);
     long rss1 = test_rss_kb();
-    print_message("  read: %s, %lld bytes, RSS %ld -> %ld kB\n", envd_strerror(st),
-                  (long long)n.bytes, rss0, rss1);
+    print_message("  read%s: %s, %lld bytes, RSS %ld -> %ld kB%s%s\n", h2c ? " (h2c)" : "",
+                  envd_strerror(st), (long long)n.bytes, rss0, rss1, err ? ": " : "",
+                  err ? envd_error_message(err) : "");
     assert_int_equal(st, ENVD_OK);
     assert_null(data);
     assert_int_equal((int64_t)len, BOMB_BYTES);
@@ -186,6 +227,18 @@ static void gzip_bomb_on_files(void **state)
     fs_join_conns(); /* the server's thread is done with the bomb */
     free(g_bomb);
     g_bomb = NULL;
+}
+
+static void gzip_bomb_on_files(void **state)
+{
+    (void)state;
+    bomb_read(0);
+}
+
+static void gzip_bomb_on_files_h2c(void **state)
+{
+    (void)state;
+    bomb_read(1);
 }
 
 static int setup(void **state)
@@ -205,6 +258,7 @@ static int teardown(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {cmocka_unit_test(stalled_tls_handshake),
-                                       cmocka_unit_test(gzip_bomb_on_files)};
+                                       cmocka_unit_test(gzip_bomb_on_files),
+                                       cmocka_unit_test(gzip_bomb_on_files_h2c)};
     return cmocka_run_group_tests(tests, setup, teardown);
 }

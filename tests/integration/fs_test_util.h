@@ -127,20 +127,26 @@ static inline void sha_of(const void *d, size_t n, char out[65])
 
 /* ---- a deterministic byte stream (xorshift64*) ---- */
 
+/* A byte stream that does not depend on how it is read: the bytes of a
+ * word not taken by one fill are the next fill's first (an upload source
+ * is read in whatever pieces the transport asks for). */
 typedef struct prng {
     uint64_t s;
+    uint64_t v;  /* the current word */
+    int used;    /* its bytes taken; 0 = none drawn yet */
 } prng;
 
 static inline void prng_fill(prng *r, uint8_t *buf, size_t n)
 {
-    size_t i = 0;
-    while (i < n) {
-        r->s ^= r->s >> 12;
-        r->s ^= r->s << 25;
-        r->s ^= r->s >> 27;
-        uint64_t v = r->s * 0x2545F4914F6CDD1DULL;
-        for (int k = 0; k < 8 && i < n; k++, i++)
-            buf[i] = (uint8_t)(v >> (8 * k));
+    for (size_t i = 0; i < n; i++) {
+        if (r->used == 0 || r->used == 8) {
+            r->s ^= r->s >> 12;
+            r->s ^= r->s << 25;
+            r->s ^= r->s >> 27;
+            r->v = r->s * 0x2545F4914F6CDD1DULL;
+            r->used = 0;
+        }
+        buf[i] = (uint8_t)(r->v >> (8 * r->used++));
     }
 }
 

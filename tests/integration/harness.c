@@ -591,6 +591,28 @@ int test_fx_direct(void **state, const char *token)
     return fx->c ? 0 : -1;
 }
 
+int test_fx_direct_h2c(void **state)
+{
+    test_fx *fx = calloc(1, sizeof(*fx));
+    *state = fx;
+    if (!fx || test_server_start(&fx->srv, "both", NULL) != 0 ||
+        envd_runtime_new(NULL, &fx->rt) != ENVD_OK)
+        return -1;
+    fx->h2c = 1;
+    envd_config *cfg = envd_config_new();
+    envd_config_set_domain(cfg, fx->srv.addr);
+    envd_config_set_transport(cfg, ENVD_TRANSPORT_CONNECT);
+    envd_config_set_request_timeout_ms(cfg, 20000);
+    envd_config_set_h2c(cfg, 1);
+    envd_error *err = NULL;
+    if (envd_client_new(fx->rt, "sbx-test", cfg, &fx->c, &err) != ENVD_OK) {
+        fprintf(stderr, "client: %s\n", err ? envd_error_message(err) : "?");
+        envd_error_free(err);
+    }
+    envd_config_free(cfg);
+    return fx->c ? 0 : -1;
+}
+
 int test_fx_gateway(void **state, const char *id)
 {
     test_fx *fx = calloc(1, sizeof(*fx));

@@ -93,16 +93,20 @@ int test_tcp_conns_to(int port);
 /* A reference server over HTTP/1.1, a runtime and a Connect client of it,
  * directly (test_fx_direct, with a token or NULL) or through the gateway's
  * HTTP/1.1 port as sandbox `id` (test_fx_gateway): the setup of the /files
- * tests, as cmocka group setups (*state is the test_fx). */
+ * tests, as cmocka group setups (*state is the test_fx). test_fx_direct_h2c:
+ * directly, the server speaking h2c too and the client h2c (prior
+ * knowledge), h2c set so that the tests make every client of theirs h2c. */
 typedef struct test_fx {
     test_server srv;
     test_gateway gw;
     int has_gw;
+    int h2c;
     envd_runtime *rt;
     envd_client *c;
 } test_fx;
 
 int test_fx_direct(void **state, const char *token);
+int test_fx_direct_h2c(void **state);
 int test_fx_gateway(void **state, const char *id);
 int test_fx_teardown(void **state);
 

@@ -72,7 +72,7 @@ static void upload_parts(fixture *fx, const char *dir, char paths[NPARTS][128], 
                          size_t *total)
 {
     static const size_t sizes[NPARTS] = {1, 4096, 0, 65537, 300000, 17, 1 << 20, 123457};
-    prng r = {0x1234567u};
+    prng r = {.s = 0x1234567u};
     sha s;
     sha_init(&s);
     *total = 0;

@@ -86,7 +86,7 @@ static void big_round_trip(void **state)
     envd_files_opts_set_idle_timeout_ms(o, 30000);
     envd_error *err = NULL;
 
-    gen g = {.r = {0x243F6A8885A308D3ULL}, .left = len};
+    gen g = {.r = {.s = 0x243F6A8885A308D3ULL}, .left = len};
     sha_init(&g.h);
     int64_t t0 = now_ms();
     envd_write_info *wi = NULL;

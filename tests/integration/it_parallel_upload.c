@@ -68,7 +68,7 @@ static uint8_t *random_bytes(size_t n, uint32_t seed, char hex[65])
 {
     uint8_t *b = malloc(n);
     assert_non_null(b);
-    prng r = {seed};
+    prng r = {.s = seed};
     prng_fill(&r, b, n);
     sha_of(b, n, hex);
     return b;
