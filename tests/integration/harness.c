@@ -642,3 +642,29 @@ int test_fx_teardown(void **state)
     free(fx);
     return 0;
 }
+
+static void *conn_sampler_main(void *arg)
+{
+    test_conn_sampler *s = arg;
+    while (!s->stop) {
+        int n = test_tcp_conns_to(s->port);
+        if (n > s->peak)
+            s->peak = n;
+        usleep(2000);
+    }
+    return NULL;
+}
+
+int test_conn_sampler_start(test_conn_sampler *s, int port)
+{
+    memset(s, 0, sizeof(*s));
+    s->port = port;
+    return pthread_create(&s->th, NULL, conn_sampler_main, s) == 0 ? 0 : -1;
+}
+
+int test_conn_sampler_stop(test_conn_sampler *s)
+{
+    s->stop = 1;
+    pthread_join(s->th, NULL);
+    return s->peak;
+}

@@ -11,6 +11,7 @@
 #ifndef ENVD_HARNESS_NO_CMOCKA
 #include <cmocka.h>
 #endif
+#include <pthread.h>
 #include <sys/types.h>
 
 #include "envd/envd.h"
@@ -82,6 +83,21 @@ envd_client *test_gateway_client(envd_runtime *rt, int port, const char *id,
  * from /proc/self/fd), since another process's socket may carry the same
  * port number. -1 when /proc cannot be read. */
 int test_tcp_conns_to(int port);
+
+/* The most of those seen at once, sampled every 2 ms by a thread of its
+ * own from start to stop: sampling can miss a peak, never invent one (0:
+ * none seen, or /proc unreadable). */
+typedef struct test_conn_sampler {
+    pthread_t th;
+    int port;
+    _Atomic int stop;
+    int peak;
+} test_conn_sampler;
+
+/* 0, or -1 when the thread could not start. */
+int test_conn_sampler_start(test_conn_sampler *s, int port);
+/* Stops it; returns the peak. */
+int test_conn_sampler_stop(test_conn_sampler *s);
 
 /* Fails the test with the error's text when st != ENVD_OK. */
 #define assert_envd_ok(st, err)                                                                   \

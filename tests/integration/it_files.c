@@ -1043,43 +1043,6 @@ static void three_timeouts(void **state)
 
 /* ---- h2c: many transfers, few connections ---- */
 
-/* The most connections of this process to a port seen at once, sampled
- * from /proc until stopped: sampling can miss a peak, never invent one (0:
- * none seen, or /proc unreadable). */
-typedef struct conn_sampler {
-    pthread_t th;
-    int port;
-    atomic_int stop;
-    int peak;
-} conn_sampler;
-
-static void *sample_conns(void *arg)
-{
-    conn_sampler *s = arg;
-    while (!atomic_load(&s->stop)) {
-        int n = test_tcp_conns_to(s->port);
-        if (n > s->peak)
-            s->peak = n;
-        usleep(2000);
-    }
-    return NULL;
-}
-
-static void sampler_start(conn_sampler *s, int port)
-{
-    memset(s, 0, sizeof(*s));
-    s->port = port;
-    atomic_init(&s->stop, 0);
-    assert_int_equal(pthread_create(&s->th, NULL, sample_conns, s), 0);
-}
-
-static int sampler_stop(conn_sampler *s)
-{
-    atomic_store(&s->stop, 1);
-    pthread_join(s->th, NULL);
-    return s->peak;
-}
-
 /* 200 reads at once, then 50 writes at once, each of its own file and
  * checked by content, on a server of this test's own (so that every
  * connection to its port is one these transfers opened). The nghttp2
@@ -1112,8 +1075,8 @@ static void h2c_multiplexed(void **state)
     envd_config_free(cfg);
     assert_envd_ok(st, err);
 
-    conn_sampler smp;
-    sampler_start(&smp, srv.port);
+    test_conn_sampler smp;
+    assert_int_equal(test_conn_sampler_start(&smp, srv.port), 0);
     envd_future *fs[READS + WRITES];
     for (int i = 0; i < READS; i++) {
         char p[64];
@@ -1128,7 +1091,7 @@ static void h2c_multiplexed(void **state)
                          ENVD_OK);
     }
     assert_int_equal(envd_future_wait_all(fs + READS, WRITES, 60000), ENVD_OK);
-    int peak = sampler_stop(&smp);
+    int peak = test_conn_sampler_stop(&smp);
 
     for (int i = 0; i < READS + WRITES; i++) {
         if (envd_future_status(fs[i]) != ENVD_OK)

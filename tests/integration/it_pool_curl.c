@@ -68,42 +68,6 @@ static int gateway_conns(const test_gateway *g, int port)
     return n;
 }
 
-/* ---- our connections to the server's port, sampled ---------------------- */
-
-typedef struct sampler {
-    pthread_t th;
-    int port;
-    atomic_int stop;
-    int peak;
-} sampler;
-
-static void *sample_main(void *arg)
-{
-    sampler *s = arg;
-    while (!atomic_load(&s->stop)) {
-        int n = test_tcp_conns_to(s->port);
-        if (n > s->peak)
-            s->peak = n;
-        usleep(2000);
-    }
-    return NULL;
-}
-
-static void sampler_start(sampler *s, int port)
-{
-    memset(s, 0, sizeof(*s));
-    s->port = port;
-    atomic_init(&s->stop, 0);
-    assert_int_equal(pthread_create(&s->th, NULL, sample_main, s), 0);
-}
-
-static int sampler_stop(sampler *s)
-{
-    atomic_store(&s->stop, 1);
-    pthread_join(s->th, NULL);
-    return s->peak;
-}
-
 /* ---- long commands ------------------------------------------------------- */
 
 static void start_long(envd_client *c, envd_handle **hs, int n)
@@ -332,14 +296,14 @@ static void burst_h1(void **state)
     envd_runtime *rt = pool_runtime(0, 0);
     envd_client *c = pool_client(rt, srv.port, NULL, 240000);
     envd_future **fs = calloc((size_t)n, sizeof(*fs));
-    sampler s;
-    sampler_start(&s, srv.port);
+    test_conn_sampler s;
+    assert_int_equal(test_conn_sampler_start(&s, srv.port), 0);
     int64_t t0 = now_ms();
     for (int i = 0; i < n; i++)
         assert_int_equal(envd_commands_run_async(c, "true", NULL, &fs[i]), ENVD_OK);
     assert_int_equal(envd_future_wait_all(fs, (size_t)n, 280000), ENVD_OK);
     int64_t took = now_ms() - t0;
-    int peak = sampler_stop(&s);
+    int peak = test_conn_sampler_stop(&s);
     int failed = 0;
     for (int i = 0; i < n; i++) {
         if (envd_future_status(fs[i]) != ENVD_OK && failed++ < 5)
